@@ -1,0 +1,214 @@
+//! CREATE TABLE → table definition, with ClickHouse's engine rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::sql::sqlparser::ast::Expr;
+use qh_storage::meta::TABLE_META_VERSION;
+use qh_storage::{ColumnDef, EngineKind, TableMeta};
+
+use crate::error::{QueryError, Result};
+use crate::keys::referenced_columns;
+use crate::statement::{ColumnSpec, CreateTable};
+
+fn ident_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        _ => None,
+    }
+}
+
+/// Builds the stored definition of a new table in `database`.
+pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> Result<TableMeta> {
+    let mut seen = BTreeSet::new();
+    for c in columns {
+        if !seen.insert(c.name.clone()) {
+            return Err(QueryError::DuplicateColumn(format!(
+                "Column {} already exists",
+                c.name
+            )));
+        }
+    }
+    if columns.is_empty() {
+        return Err(QueryError::BadArguments(
+            "Empty list of columns passed".into(),
+        ));
+    }
+    let mut order_by = ct.order_by.clone();
+    let mut partition_by = ct.partition_by.clone();
+    let mut settings: BTreeMap<String, String> = ct
+        .settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let args = &ct.engine_args;
+    let engine = match ct.engine.as_str() {
+        "MergeTree" | "ReplacingMergeTree" => {
+            // Old syntax: MergeTree(date, (keys), granularity[, ver]).
+            let old = args.len() >= 3 && order_by.is_none();
+            let mut version = None;
+            let mut is_deleted = None;
+            if old {
+                let date = ident_name(&args[0]).ok_or_else(|| {
+                    QueryError::BadArguments("first engine argument must be a date column".into())
+                })?;
+                partition_by = Some(crate::keys::parse_expr(&format!("toYYYYMM({date})"))?);
+                order_by = Some(match &args[1] {
+                    Expr::Tuple(items) => items.clone(),
+                    Expr::Nested(inner) => vec![(**inner).clone()],
+                    e => vec![e.clone()],
+                });
+                settings.insert("index_granularity".into(), args[2].to_string());
+                if ct.engine == "ReplacingMergeTree" {
+                    version = args.get(3).and_then(ident_name);
+                }
+            } else if ct.engine == "ReplacingMergeTree" {
+                version = args.first().and_then(ident_name);
+                is_deleted = args.get(1).and_then(ident_name);
+            } else if !args.is_empty() {
+                return Err(QueryError::BadArguments(
+                    "Engine MergeTree doesn't take arguments with the new syntax".into(),
+                ));
+            }
+            if order_by.is_none() && ct.primary_key.is_none() {
+                return Err(QueryError::BadArguments(
+                    "ORDER BY or PRIMARY KEY clause is missing. Consider using extended storage definition syntax with ORDER BY or PRIMARY KEY clause. With empty ORDER BY use ORDER BY tuple()".into(),
+                ));
+            }
+            if ct.engine == "ReplacingMergeTree" {
+                EngineKind::ReplacingMergeTree {
+                    version,
+                    is_deleted,
+                }
+            } else {
+                EngineKind::MergeTree
+            }
+        }
+        // Log-family and Memory tables keep insertion order, no key.
+        "Memory" | "Log" | "TinyLog" | "StripeLog" => EngineKind::Memory,
+        e if e.starts_with("Replicated") => {
+            return Err(QueryError::other(
+                qh_types::ErrorCode::NOT_IMPLEMENTED,
+                format!("Engine {e} needs a cluster with the built-in coordinator, which is not available in this build yet"),
+            ))
+        }
+        other => {
+            return Err(QueryError::other(
+                qh_types::ErrorCode::UNKNOWN_STORAGE,
+                format!("Unknown table engine {other}"),
+            ))
+        }
+    };
+    let order_by: Vec<String> = order_by
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let primary_key: Vec<String> = match &ct.primary_key {
+        Some(pk) => pk.iter().map(|e| e.to_string()).collect(),
+        None => order_by.clone(),
+    };
+    let order_by = if order_by.is_empty() {
+        primary_key.clone()
+    } else {
+        order_by
+    };
+    if !order_by.starts_with(&primary_key) {
+        return Err(QueryError::BadArguments(
+            "Primary key must be a prefix of the sorting key".into(),
+        ));
+    }
+    let names: BTreeSet<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let mut index_columns = Vec::new();
+    let mut key_exprs: Vec<String> = primary_key.clone();
+    key_exprs.extend(order_by.iter().cloned());
+    if let Some(p) = &partition_by {
+        key_exprs.push(p.to_string());
+    }
+    for k in &key_exprs {
+        let e = crate::keys::parse_expr(k)?;
+        for c in referenced_columns(&e) {
+            if !names.contains(&c) {
+                return Err(QueryError::UnknownIdentifier(format!(
+                    "Missing columns: '{c}' while processing the table key"
+                )));
+            }
+            if !index_columns.contains(&c) {
+                index_columns.push(c);
+            }
+        }
+    }
+    Ok(TableMeta {
+        format_version: TABLE_META_VERSION,
+        database: database.to_string(),
+        name: ct.table.name.clone(),
+        columns: columns
+            .iter()
+            .map(|c| ColumnDef {
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                default: c.default.as_ref().map(|d| d.to_string()),
+            })
+            .collect(),
+        engine,
+        order_by,
+        primary_key,
+        partition_by: partition_by.map(|p| p.to_string()),
+        index_columns,
+        settings,
+        schema_version: 1,
+    })
+}
+
+/// `SHOW CREATE TABLE` text.
+pub fn show_create(meta: &TableMeta) -> String {
+    let cols: Vec<String> = meta
+        .columns
+        .iter()
+        .map(|c| match &c.default {
+            Some(d) => format!("    `{}` {} DEFAULT {}", c.name, c.ty, d),
+            None => format!("    `{}` {}", c.name, c.ty),
+        })
+        .collect();
+    let engine = match &meta.engine {
+        EngineKind::MergeTree => "MergeTree".to_string(),
+        EngineKind::Memory => "Memory".to_string(),
+        EngineKind::ReplacingMergeTree {
+            version,
+            is_deleted,
+        } => {
+            let args: Vec<String> = version.iter().chain(is_deleted.iter()).cloned().collect();
+            format!("ReplacingMergeTree({})", args.join(", "))
+        }
+    };
+    let mut s = format!(
+        "CREATE TABLE {}.{}\n(\n{}\n)\nENGINE = {}",
+        meta.database,
+        meta.name,
+        cols.join(",\n"),
+        engine
+    );
+    if let Some(p) = &meta.partition_by {
+        s.push_str(&format!("\nPARTITION BY {p}"));
+    }
+    if meta.engine != EngineKind::Memory {
+        if meta.primary_key != meta.order_by {
+            s.push_str(&format!("\nPRIMARY KEY {}", key_text(&meta.primary_key)));
+        }
+        s.push_str(&format!("\nORDER BY {}", key_text(&meta.order_by)));
+        let mut settings = meta.settings.clone();
+        settings
+            .entry("index_granularity".into())
+            .or_insert_with(|| "8192".into());
+        let list: Vec<String> = settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        s.push_str(&format!("\nSETTINGS {}", list.join(", ")));
+    }
+    s
+}
+
+fn key_text(k: &[String]) -> String {
+    match k.len() {
+        0 => "tuple()".into(),
+        1 => k[0].clone(),
+        _ => format!("({})", k.join(", ")),
+    }
+}

@@ -1,0 +1,882 @@
+//! The single-node engine and its sessions: executes one statement at a
+//! time against the catalog, DataFusion and the input formats.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt8Array,
+};
+use datafusion::arrow::compute::{cast_with_options, concat_batches, CastOptions};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::memory::MemoryCatalogProviderList;
+use datafusion::catalog::CatalogProviderList;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
+use parking_lot::Mutex;
+use qh_storage::{
+    BackgroundMerges, Catalog, KeyEvaluator, MergeTreeTable, StorageError, TableMeta,
+};
+use qh_types::{ChType, ErrorCode, Settings};
+use tracing::{debug, info_span, Instrument};
+
+use crate::ddl;
+use crate::error::{QueryError, Result};
+use crate::functions;
+use crate::input::{read_input, InputFormat};
+use crate::keys::{compile, CompiledKeys};
+use crate::provider::{NumbersFunction, QhCatalog, QueryContext, QueryStats};
+use crate::statement::{parse_statement, AlterOp, ColumnSpec, InsertSource, Statement, TableRef};
+
+/// Where INSERT ... FORMAT data comes from when it is not inline.
+pub type Input = Option<Box<dyn Read + Send>>;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Run the background merge thread (off in some tests).
+    pub background_merges: bool,
+    /// DataFusion partitions per query; defaults to the number of cores.
+    pub threads: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            background_merges: true,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}
+
+/// One node's query engine over its data directory.
+pub struct Engine {
+    catalog: Arc<Catalog>,
+    base: SessionState,
+    merges: Mutex<Option<BackgroundMerges>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("catalog", &self.catalog)
+            .finish()
+    }
+}
+
+/// Counters and timing of one statement.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub read_rows: u64,
+    pub read_bytes: u64,
+    pub granules_read: u64,
+    pub granules_total: u64,
+    pub written_rows: u64,
+    pub elapsed: Duration,
+}
+
+/// The outcome of one statement: a result set (possibly empty) and counters.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// `FORMAT x` given in the statement, if any.
+    pub format: Option<String>,
+    pub summary: Summary,
+}
+
+impl QueryResult {
+    fn empty() -> QueryResult {
+        QueryResult {
+            schema: Arc::new(Schema::empty()),
+            batches: vec![],
+            format: None,
+            summary: Summary::default(),
+        }
+    }
+
+    /// Whether the statement produces a result set to print.
+    pub fn has_result_set(&self) -> bool {
+        !self.schema.fields().is_empty()
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+fn base_state(threads: usize) -> Result<SessionState> {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(threads.max(1))
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(false);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    functions::register_all(&mut state)?;
+    state.register_udtf("numbers", Arc::new(NumbersFunction));
+    state.register_udtf("numbers_mt", Arc::new(NumbersFunction));
+    Ok(state)
+}
+
+impl Engine {
+    /// Opens the engine over `<data_dir>/data`, loading every table.
+    pub fn open(data_dir: &Path, opts: EngineOptions) -> Result<Arc<Engine>> {
+        let base = base_state(opts.threads)?;
+        let keys_state = base.clone();
+        let factory: qh_storage::KeysFactory = Arc::new(move |meta: &TableMeta| {
+            CompiledKeys::new(&keys_state, meta)
+                .map(|k| Arc::new(k) as Arc<dyn KeyEvaluator>)
+                .map_err(crate::keys::to_storage)
+        });
+        let catalog = Arc::new(Catalog::open(&data_dir.join("data"), factory)?);
+        let merges = opts.background_merges.then(|| catalog.start_merges());
+        Ok(Arc::new(Engine {
+            catalog,
+            base,
+            merges: Mutex::new(merges),
+        }))
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn session(self: &Arc<Self>) -> Session {
+        Session {
+            engine: Arc::clone(self),
+            settings: Settings::new(),
+            database: "default".into(),
+        }
+    }
+
+    /// Stops background work (merges); called on shutdown.
+    pub fn shutdown(&self) {
+        self.merges.lock().take();
+    }
+}
+
+/// Per-connection state: the current database and `SET` settings.
+pub struct Session {
+    engine: Arc<Engine>,
+    settings: Settings,
+    database: String,
+}
+
+fn result_of(
+    schema: Vec<(&str, DataType)>,
+    cols: Vec<ArrayRef>,
+    format: Option<String>,
+) -> Result<QueryResult> {
+    let schema = Arc::new(Schema::new(
+        schema
+            .into_iter()
+            .map(|(n, t)| Field::new(n, t, false))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), cols)?;
+    Ok(QueryResult {
+        schema,
+        batches: vec![batch],
+        format,
+        summary: Summary::default(),
+    })
+}
+
+impl Session {
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Executes one statement (no trailing `;`). `input` feeds
+    /// `INSERT ... FORMAT X` without inline data.
+    pub async fn execute(&mut self, sql: &str, input: &mut Input) -> Result<QueryResult> {
+        let started = Instant::now();
+        let stmt = parse_statement(sql)?;
+        let span = info_span!("query", kind = stmt_kind(&stmt));
+        let mut res = self.dispatch(stmt, input).instrument(span).await?;
+        res.summary.elapsed = started.elapsed();
+        debug!(
+            elapsed_ms = res.summary.elapsed.as_millis() as u64,
+            rows = res.num_rows(),
+            "statement done"
+        );
+        Ok(res)
+    }
+
+    fn table_ref(&self, t: &TableRef) -> (String, String) {
+        (
+            t.database.clone().unwrap_or_else(|| self.database.clone()),
+            t.name.clone(),
+        )
+    }
+
+    fn table(&self, t: &TableRef) -> Result<Arc<MergeTreeTable>> {
+        let (db, name) = self.table_ref(t);
+        if db == "system" {
+            return Err(QueryError::other(
+                ErrorCode::NOT_IMPLEMENTED,
+                format!("Table system.{name} is read-only"),
+            ));
+        }
+        Ok(self.engine.catalog.table(&db, &name)?)
+    }
+
+    async fn dispatch(&mut self, stmt: Statement, input: &mut Input) -> Result<QueryResult> {
+        let cat = Arc::clone(&self.engine.catalog);
+        match stmt {
+            Statement::Select {
+                query,
+                final_tables,
+                format,
+                settings,
+            } => {
+                let settings = self.settings.merged_with(&settings);
+                let (schema, batches, summary) =
+                    self.run_query(*query, final_tables, &settings).await?;
+                Ok(QueryResult {
+                    schema,
+                    batches,
+                    format,
+                    summary,
+                })
+            }
+            Statement::Insert(ins) => {
+                let settings = self.settings.merged_with(&ins.settings);
+                let written = self.insert(ins, input, &settings).await?;
+                let mut r = QueryResult::empty();
+                r.summary.written_rows = written;
+                Ok(r)
+            }
+            Statement::CreateDatabase {
+                name,
+                if_not_exists,
+            } => {
+                cat.create_database(&name, if_not_exists)?;
+                Ok(QueryResult::empty())
+            }
+            Statement::DropDatabase { name, if_exists } => {
+                cat.drop_database(&name, if_exists)?;
+                if self.database == name {
+                    self.database = "default".into();
+                }
+                Ok(QueryResult::empty())
+            }
+            Statement::CreateTable(ct) => {
+                let (db, _) = self.table_ref(&ct.table);
+                if !cat.has_database(&db) {
+                    return Err(StorageError::UnknownDatabase(db).into());
+                }
+                if ct.if_not_exists && cat.table(&db, &ct.table.name).is_ok() {
+                    return Ok(QueryResult::empty());
+                }
+                let mut columns = ct.columns.clone();
+                let mut select_result = None;
+                if let Some(q) = &ct.as_select {
+                    let (schema, batches, _) = self
+                        .run_query((**q).clone(), Default::default(), &self.settings.clone())
+                        .await?;
+                    if columns.is_empty() {
+                        for f in schema.fields() {
+                            let base = ChType::from_arrow(f.data_type()).ok_or_else(|| {
+                                QueryError::UnknownType(format!("cannot store {}", f.data_type()))
+                            })?;
+                            let ty = base;
+                            columns.push(ColumnSpec {
+                                name: f.name().clone(),
+                                ty,
+                                default: None,
+                            });
+                        }
+                    }
+                    select_result = Some(batches);
+                }
+                let meta = ddl::table_meta(&ct, &db, &columns)?;
+                let table = cat.create_table(meta, ct.if_not_exists)?;
+                if let Some(batches) = select_result {
+                    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                    self.write_batches(&table, &names, batches).await?;
+                }
+                Ok(QueryResult::empty())
+            }
+            Statement::DropTable { table, if_exists } => {
+                let (db, name) = self.table_ref(&table);
+                cat.drop_table(&db, &name, if_exists)?;
+                Ok(QueryResult::empty())
+            }
+            Statement::Truncate { table, if_exists } => {
+                match self.table(&table) {
+                    Ok(t) => t.truncate()?,
+                    Err(_) if if_exists => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(QueryResult::empty())
+            }
+            Statement::Alter { table, ops } => {
+                let t = self.table(&table)?;
+                let mut meta = t.meta();
+                for op in ops {
+                    match op {
+                        AlterOp::AddColumn {
+                            column,
+                            if_not_exists,
+                            after,
+                            first,
+                        } => {
+                            if meta.column(&column.name).is_some() {
+                                if if_not_exists {
+                                    continue;
+                                }
+                                return Err(QueryError::DuplicateColumn(format!(
+                                    "Cannot add column {}: column with this name already exists",
+                                    column.name
+                                )));
+                            }
+                            let def = qh_storage::ColumnDef {
+                                name: column.name.clone(),
+                                ty: column.ty.clone(),
+                                default: column.default.as_ref().map(|d| d.to_string()),
+                            };
+                            let pos = if first {
+                                0
+                            } else if let Some(a) = after {
+                                meta.columns.iter().position(|c| c.name == a).map(|p| p + 1).ok_or_else(|| {
+                                    QueryError::NoSuchColumn(format!("Wrong column name. Cannot find column {a} to insert after"))
+                                })?
+                            } else {
+                                meta.columns.len()
+                            };
+                            meta.columns.insert(pos, def);
+                        }
+                        AlterOp::DropColumn { name, if_exists } => {
+                            let Some(pos) = meta.columns.iter().position(|c| c.name == name) else {
+                                if if_exists {
+                                    continue;
+                                }
+                                return Err(QueryError::NoSuchColumn(format!(
+                                    "Wrong column name. Cannot find column {name} to drop"
+                                )));
+                            };
+                            if meta.index_columns.contains(&name) {
+                                return Err(QueryError::BadArguments(format!(
+                                    "Trying to ALTER DROP key {name} column which is a part of key expression"
+                                )));
+                            }
+                            meta.columns.remove(pos);
+                        }
+                    }
+                }
+                meta.schema_version += 1;
+                let keys = cat.keys_for(&meta)?;
+                t.alter(meta, keys)?;
+                Ok(QueryResult::empty())
+            }
+            Statement::Optimize {
+                table,
+                partition,
+                final_,
+            } => {
+                let t = self.table(&table)?;
+                let partition_id = match partition {
+                    None => None,
+                    Some(e) => Some(self.partition_id(&t, &e)?),
+                };
+                tokio::task::spawn_blocking(move || t.optimize(partition_id.as_deref(), final_))
+                    .await
+                    .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+                Ok(QueryResult::empty())
+            }
+            Statement::Set(s) => {
+                self.settings = self.settings.merged_with(&s);
+                Ok(QueryResult::empty())
+            }
+            Statement::Use(db) => {
+                if !cat.has_database(&db) {
+                    return Err(StorageError::UnknownDatabase(db).into());
+                }
+                self.database = db;
+                Ok(QueryResult::empty())
+            }
+            Statement::ShowDatabases { format } => {
+                let mut dbs = cat.databases();
+                dbs.push("system".into());
+                dbs.sort();
+                result_of(
+                    vec![("name", DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(dbs))],
+                    format,
+                )
+            }
+            Statement::ShowTables {
+                database,
+                like,
+                format,
+            } => {
+                let db = database.unwrap_or_else(|| self.database.clone());
+                let mut names: Vec<String> = if db == "system" {
+                    crate::system::TABLES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                } else {
+                    cat.tables(&db)?.iter().map(|t| t.meta().name).collect()
+                };
+                if let Some(p) = like {
+                    names.retain(|n| like_match(&p, n));
+                }
+                names.sort();
+                result_of(
+                    vec![("name", DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(names))],
+                    format,
+                )
+            }
+            Statement::Describe { table, format } => {
+                let meta = self.table(&table)?.meta();
+                let n = meta.columns.len();
+                let col = |f: &dyn Fn(&qh_storage::ColumnDef) -> String| -> ArrayRef {
+                    Arc::new(StringArray::from(
+                        meta.columns.iter().map(f).collect::<Vec<_>>(),
+                    ))
+                };
+                let empty = || -> ArrayRef { Arc::new(StringArray::from(vec![String::new(); n])) };
+                result_of(
+                    vec![
+                        ("name", DataType::Utf8),
+                        ("type", DataType::Utf8),
+                        ("default_type", DataType::Utf8),
+                        ("default_expression", DataType::Utf8),
+                        ("comment", DataType::Utf8),
+                        ("codec_expression", DataType::Utf8),
+                        ("ttl_expression", DataType::Utf8),
+                    ],
+                    vec![
+                        col(&|c| c.name.clone()),
+                        col(&|c| c.ty.to_string()),
+                        col(&|c| {
+                            if c.default.is_some() {
+                                "DEFAULT".into()
+                            } else {
+                                String::new()
+                            }
+                        }),
+                        col(&|c| c.default.clone().unwrap_or_default()),
+                        empty(),
+                        empty(),
+                        empty(),
+                    ],
+                    format,
+                )
+            }
+            Statement::ShowCreateTable { table, format } => {
+                let meta = self.table(&table)?.meta();
+                result_of(
+                    vec![("statement", DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(vec![ddl::show_create(&meta)]))],
+                    format,
+                )
+            }
+            Statement::Exists { table, format } => {
+                let exists = self.table(&table).is_ok() as u8;
+                result_of(
+                    vec![("result", DataType::UInt8)],
+                    vec![Arc::new(UInt8Array::from(vec![exists]))],
+                    format,
+                )
+            }
+            Statement::System(words) => {
+                let cmd = words.join(" ").to_ascii_uppercase();
+                if cmd.starts_with("FLUSH LOGS") || cmd.starts_with("DROP") {
+                    Ok(QueryResult::empty())
+                } else {
+                    Err(QueryError::NotImplemented(format!(
+                        "SYSTEM {} is not supported yet",
+                        words.join(" ")
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The partition id an OPTIMIZE ... PARTITION expression names.
+    fn partition_id(
+        &self,
+        t: &MergeTreeTable,
+        e: &datafusion::sql::sqlparser::ast::Expr,
+    ) -> Result<String> {
+        use datafusion::sql::sqlparser::ast::Expr as E;
+        if let E::Function(f) = e {
+            if f.name.to_string() == "__partition_id" {
+                let arg = f.args.to_string();
+                return Ok(arg
+                    .trim_matches(|c| c == '(' || c == ')' || c == '\'')
+                    .to_string());
+            }
+        }
+        let meta = t.meta();
+        let Some(pexpr) = &meta.partition_by else {
+            return Ok("all".into());
+        };
+        // Evaluate the literal as the partition key's type.
+        let schema = meta.arrow_schema();
+        let key = compile(&self.engine.base, pexpr, &schema)?;
+        let dt = key.data_type(&schema)?;
+        let v = crate::keys::constant_value(&self.engine.base, &e.to_string(), &dt)?;
+        Ok(qh_storage::keys::partition_info(&v).id)
+    }
+
+    /// Plans and runs a SELECT through DataFusion.
+    async fn run_query(
+        &self,
+        mut query: Query,
+        final_tables: std::collections::HashSet<String>,
+        settings: &Settings,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
+        crate::rewrite::rewrite_query(&mut query);
+        let stats = Arc::new(QueryStats::default());
+        let ctx = Arc::new(QueryContext {
+            catalog: Arc::clone(&self.engine.catalog),
+            final_tables,
+            settings: settings.clone(),
+            stats: Arc::clone(&stats),
+            current_database: self.database.clone(),
+        });
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));
+        let mut config = self
+            .engine
+            .base
+            .config()
+            .clone()
+            .with_default_catalog_and_schema("qh", &self.database);
+        if let Ok(n) = settings.get_u64("max_threads", 0) {
+            if n > 0 {
+                config = config.with_target_partitions(n as usize);
+            }
+        }
+        let state = SessionStateBuilder::new_from_existing(self.engine.base.clone())
+            .with_config(config)
+            .with_catalog_list(catalogs)
+            .build();
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(SqlStatement::Query(
+                Box::new(query),
+            ))))
+            .await
+            .map_err(table_error)?;
+        let df = DataFrame::new(state, plan);
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(table_error)?;
+        let summary = Summary {
+            read_rows: stats.rows_read.load(Ordering::Relaxed),
+            read_bytes: stats.bytes_read.load(Ordering::Relaxed),
+            granules_read: stats.granules_read.load(Ordering::Relaxed),
+            granules_total: stats.granules_total.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        Ok((schema, batches, summary))
+    }
+
+    async fn insert(
+        &mut self,
+        ins: crate::statement::Insert,
+        input: &mut Input,
+        settings: &Settings,
+    ) -> Result<u64> {
+        let table = self.table(&ins.table)?;
+        let meta = table.meta();
+        let names: Vec<String> = match &ins.columns {
+            Some(cols) => {
+                for c in cols {
+                    if meta.column(c).is_none() {
+                        return Err(QueryError::NoSuchColumn(format!(
+                            "No such column {c} in table {}.{}",
+                            meta.database, meta.name
+                        )));
+                    }
+                }
+                cols.clone()
+            }
+            None => meta.columns.iter().map(|c| c.name.clone()).collect(),
+        };
+        match ins.source {
+            InsertSource::Format { name, inline } => {
+                let format = InputFormat::parse(&name)?;
+                let reader: Box<dyn Read + Send> = match inline {
+                    Some(data) => Box::new(std::io::Cursor::new(data.into_bytes())),
+                    None => input.take().ok_or_else(|| {
+                        QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert")
+                    })?,
+                };
+                let target = insert_schema(&meta, &names);
+                let block_rows = settings
+                    .max_insert_block_size()
+                    .map_err(QueryError::BadArguments)? as usize;
+                let base = self.engine.base.clone();
+                let catalog = Arc::clone(&self.engine.catalog);
+                let written = tokio::task::spawn_blocking(move || -> Result<u64> {
+                    let mut txn = table.begin_insert();
+                    let mut pending: Vec<RecordBatch> = Vec::new();
+                    let mut pending_rows = 0usize;
+                    let full_schema = meta.arrow_schema();
+                    let flush = |pending: &mut Vec<RecordBatch>,
+                                 txn: &mut qh_storage::InsertTxn|
+                     -> Result<()> {
+                        if pending.is_empty() {
+                            return Ok(());
+                        }
+                        let b = concat_batches(&pending[0].schema(), pending.iter())?;
+                        pending.clear();
+                        let full = conform(&base, &meta, &full_schema, &b)?;
+                        txn.write(&full)?;
+                        Ok(())
+                    };
+                    read_input(format, reader, target, &mut |b| {
+                        pending_rows += b.num_rows();
+                        pending.push(b);
+                        if pending_rows >= block_rows {
+                            flush(&mut pending, &mut txn)?;
+                            pending_rows = 0;
+                        }
+                        Ok(())
+                    })?;
+                    flush(&mut pending, &mut txn)?;
+                    let rows = txn.rows();
+                    txn.commit()?;
+                    catalog.notify_merges();
+                    Ok(rows)
+                })
+                .await
+                .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+                Ok(written)
+            }
+            InsertSource::Values(rows) => {
+                if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
+                    return Err(QueryError::other(
+                        ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                        format!(
+                            "Expected {} columns in VALUES row, got {}",
+                            names.len(),
+                            bad.len()
+                        ),
+                    ));
+                }
+                let text: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "({})",
+                            r.iter()
+                                .map(|e| e.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+                    .collect();
+                let sql = format!("SELECT * FROM (VALUES {})", text.join(", "));
+                let Statement::Select { query, .. } = parse_statement(&sql)? else {
+                    return Err(QueryError::other(
+                        ErrorCode::LOGICAL_ERROR,
+                        "VALUES did not parse as a query",
+                    ));
+                };
+                let (_, batches, _) = self.run_query(*query, Default::default(), settings).await?;
+                self.write_batches(&table, &names, batches).await
+            }
+            InsertSource::Select(q) => {
+                let (_, batches, _) = self.run_query(*q, Default::default(), settings).await?;
+                self.write_batches(&table, &names, batches).await
+            }
+        }
+    }
+
+    /// Inserts query results (columns by position) into `names` of `table`.
+    async fn write_batches(
+        &self,
+        table: &Arc<MergeTreeTable>,
+        names: &[String],
+        batches: Vec<RecordBatch>,
+    ) -> Result<u64> {
+        let meta = table.meta();
+        let target = insert_schema(&meta, names);
+        let opts = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let mut typed = Vec::with_capacity(batches.len());
+        for b in batches {
+            if b.num_columns() != names.len() {
+                return Err(QueryError::other(
+                    ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                    format!(
+                        "Number of columns doesn't match: expected {}, got {}",
+                        names.len(),
+                        b.num_columns()
+                    ),
+                ));
+            }
+            let mut cols = Vec::with_capacity(names.len());
+            for (i, f) in target.fields().iter().enumerate() {
+                let c = b.column(i);
+                let c = if c.data_type() == f.data_type() {
+                    Arc::clone(c)
+                } else {
+                    cast_with_options(c, f.data_type(), &opts).map_err(|e| {
+                        QueryError::other(
+                            ErrorCode::TYPE_MISMATCH,
+                            format!(
+                                "Cannot convert column {} to {}: {e}",
+                                f.name(),
+                                type_of(&meta, f.name())
+                            ),
+                        )
+                    })?
+                };
+                cols.push(c);
+            }
+            typed.push(RecordBatch::try_new_with_options(
+                Arc::clone(&target),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )?);
+        }
+        let base = self.engine.base.clone();
+        let table = Arc::clone(table);
+        let catalog = Arc::clone(&self.engine.catalog);
+        tokio::task::spawn_blocking(move || -> Result<u64> {
+            let full_schema = meta.arrow_schema();
+            let mut txn = table.begin_insert();
+            if !typed.is_empty() {
+                let b = concat_batches(&target, typed.iter())?;
+                let full = conform(&base, &meta, &full_schema, &b)?;
+                txn.write(&full)?;
+            }
+            let rows = txn.rows();
+            txn.commit()?;
+            catalog.notify_merges();
+            Ok(rows)
+        })
+        .await
+        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))?
+    }
+}
+
+fn type_of(meta: &TableMeta, col: &str) -> String {
+    meta.column(col)
+        .map(|c| c.ty.to_string())
+        .unwrap_or_default()
+}
+
+fn insert_schema(meta: &TableMeta, names: &[String]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .filter_map(|n| meta.column(n))
+            .map(|c| c.ty.field(&c.name))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Completes a batch of some of the table's columns into all of them:
+/// missing columns get their DEFAULT (which may refer to other columns) or
+/// the type's default; NULLs in non-Nullable columns become the default.
+fn conform(
+    state: &SessionState,
+    meta: &TableMeta,
+    full: &SchemaRef,
+    b: &RecordBatch,
+) -> Result<RecordBatch> {
+    let n = b.num_rows();
+    let mut cols = Vec::with_capacity(full.fields().len());
+    for (f, def) in full.fields().iter().zip(&meta.columns) {
+        let col = match b.column_by_name(f.name()) {
+            Some(c) => Arc::clone(c),
+            None => match &def.default {
+                Some(expr) => {
+                    let e = compile(state, expr, &b.schema())?;
+                    let v = e.evaluate(b)?.into_array(n)?;
+                    datafusion::arrow::compute::cast(&v, f.data_type())?
+                }
+                None => qh_storage::part::type_default(f.data_type(), f.is_nullable())?
+                    .to_array_of_size(n)?,
+            },
+        };
+        let col = if !f.is_nullable() && col.null_count() > 0 {
+            let d = qh_storage::part::type_default(f.data_type(), false)?.to_array_of_size(n)?;
+            let mask = datafusion::arrow::compute::is_not_null(&col)?;
+            datafusion::arrow::compute::kernels::zip::zip(&mask, &col, &d)?
+        } else {
+            col
+        };
+        cols.push(col);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(full),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}
+
+/// DataFusion says "table 'qh.default.x' not found"; ClickHouse says
+/// "Table default.x does not exist".
+fn table_error(e: datafusion::error::DataFusionError) -> QueryError {
+    let q = QueryError::from(e);
+    if let QueryError::UnknownTable(msg) = &q {
+        if let Some(start) = msg.find('\'') {
+            if let Some(end) = msg[start + 1..].find('\'') {
+                let name = &msg[start + 1..start + 1 + end];
+                let name = name.strip_prefix("qh.").unwrap_or(name);
+                return QueryError::UnknownTable(format!("Table {name} does not exist"));
+            }
+        }
+    }
+    q
+}
+
+fn like_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('%'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some('_'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+fn stmt_kind(s: &Statement) -> &'static str {
+    match s {
+        Statement::Select { .. } => "select",
+        Statement::Insert(_) => "insert",
+        Statement::CreateTable(_) | Statement::CreateDatabase { .. } => "create",
+        Statement::DropTable { .. } | Statement::DropDatabase { .. } => "drop",
+        Statement::Alter { .. } => "alter",
+        Statement::Optimize { .. } => "optimize",
+        _ => "other",
+    }
+}

@@ -1,0 +1,504 @@
+//! ClickHouse scalar functions as DataFusion UDFs.
+//!
+//! Names are registered lower-case: the rewrite pass lower-cases every
+//! function name, so `toYYYYMM` and `toyyyymm` both reach the UDF.
+//! Time functions work in UTC (the server time zone is UTC).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Timelike};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, StringArray, TimestampSecondArray, UInt16Array,
+    UInt32Array, UInt8Array,
+};
+use datafusion::arrow::compute::{cast, cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use qh_types::ChType;
+
+type RetFn = fn(&[DataType]) -> Result<DataType>;
+type EvalFn = fn(&[ArrayRef], usize) -> Result<ArrayRef>;
+
+/// A scalar function given by a return-type rule and an array kernel.
+#[derive(Debug)]
+struct ChFunction {
+    name: &'static str,
+    signature: Signature,
+    ret: RetFn,
+    eval: EvalFn,
+}
+
+// Functions are identified by name: one UDF per name.
+impl PartialEq for ChFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for ChFunction {}
+
+impl std::hash::Hash for ChFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for ChFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        (self.ret)(arg_types)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let n = if all_scalar { 1 } else { args.number_rows };
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(n))
+            .collect::<Result<Vec<_>>>()?;
+        let out = (self.eval)(&arrays, n)?;
+        if all_scalar {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+        } else {
+            Ok(ColumnarValue::Array(out))
+        }
+    }
+}
+
+fn udf(name: &'static str, sig: Signature, ret: RetFn, eval: EvalFn) -> ScalarUDF {
+    ScalarUDF::new_from_impl(ChFunction {
+        name,
+        signature: sig,
+        ret,
+        eval,
+    })
+}
+
+fn one() -> Signature {
+    Signature::any(1, Volatility::Immutable)
+}
+
+/// Seconds since the epoch for Date, DateTime, DateTime64 or a string.
+fn to_seconds(a: &ArrayRef) -> Result<TimestampSecondArray> {
+    let secs = cast(a, &DataType::Timestamp(TimeUnit::Second, None))?;
+    Ok(secs
+        .as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>()
+        .clone())
+}
+
+fn dt(secs: i64) -> DateTime<chrono::Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+fn map_u32(a: &ArrayRef, f: fn(DateTime<chrono::Utc>) -> u32) -> Result<ArrayRef> {
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        s.iter()
+            .map(|v| v.map(|v| f(dt(v))))
+            .collect::<UInt32Array>(),
+    ))
+}
+
+fn map_u16(a: &ArrayRef, f: fn(DateTime<chrono::Utc>) -> u16) -> Result<ArrayRef> {
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        s.iter()
+            .map(|v| v.map(|v| f(dt(v))))
+            .collect::<UInt16Array>(),
+    ))
+}
+
+fn map_u8(a: &ArrayRef, f: fn(DateTime<chrono::Utc>) -> u8) -> Result<ArrayRef> {
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        s.iter()
+            .map(|v| v.map(|v| f(dt(v))))
+            .collect::<UInt8Array>(),
+    ))
+}
+
+fn trunc_secs(a: &ArrayRef, f: fn(i64) -> i64) -> Result<ArrayRef> {
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        s.iter().map(|v| v.map(f)).collect::<TimestampSecondArray>(),
+    ))
+}
+
+const DAY: i64 = 86_400;
+
+fn days_from_secs(s: i64) -> i32 {
+    s.div_euclid(DAY) as i32
+}
+
+fn month_start_days(d: DateTime<chrono::Utc>) -> i32 {
+    let first = d.date_naive().with_day(1).unwrap_or(d.date_naive());
+    (first
+        .and_hms_opt(0, 0, 0)
+        .map(|x| x.and_utc().timestamp())
+        .unwrap_or(0))
+    .div_euclid(DAY) as i32
+}
+
+fn ret_u32(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::UInt32)
+}
+fn ret_u16(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::UInt16)
+}
+fn ret_u8(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::UInt8)
+}
+fn ret_date(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Date32)
+}
+fn ret_datetime(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Timestamp(TimeUnit::Second, None))
+}
+fn ret_string(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Utf8)
+}
+fn ret_bool_u8(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::UInt8)
+}
+
+fn to_date(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    if a.data_type().is_integer() {
+        // ClickHouse: a number is days since the epoch when small, else seconds.
+        let v = cast(a, &DataType::Int64)?;
+        let v = v.as_primitive::<Int64Type>();
+        return Ok(Arc::new(
+            v.iter()
+                .map(|x| {
+                    x.map(|x| {
+                        if x < 65536 {
+                            x as i32
+                        } else {
+                            days_from_secs(x)
+                        }
+                    })
+                })
+                .collect::<Date32Array>(),
+        ));
+    }
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        s.iter()
+            .map(|v| v.map(days_from_secs))
+            .collect::<Date32Array>(),
+    ))
+}
+
+fn to_datetime(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    if a.data_type().is_integer() {
+        let v = cast(a, &DataType::Int64)?;
+        return Ok(cast(&v, &DataType::Timestamp(TimeUnit::Second, None))?);
+    }
+    Ok(Arc::new(to_seconds(a)?))
+}
+
+/// `toString`: ClickHouse's text form of a value (what TSV output shows).
+fn to_string(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    let out: StringArray = (0..a.len())
+        .map(|i| {
+            if a.is_null(i) {
+                None
+            } else {
+                Some(qh_types::text::value_text(a.as_ref(), i))
+            }
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn to_type_name(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
+    let t = ChType::from_arrow(args[0].data_type())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| args[0].data_type().to_string());
+    Ok(Arc::new(StringArray::from(vec![t; n])))
+}
+
+fn empty(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    let out: UInt8Array = match a.data_type() {
+        DataType::Utf8 => a
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(|s| s.is_empty() as u8))
+            .collect(),
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            (0..l.len())
+                .map(|i| (!l.is_null(i)).then(|| (l.value_length(i) == 0) as u8))
+                .collect()
+        }
+        other => return exec_err!("empty() does not take {other}"),
+    };
+    Ok(Arc::new(out))
+}
+
+fn not_empty(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
+    let e = empty(args, n)?;
+    let e = e.as_primitive::<datafusion::arrow::datatypes::UInt8Type>();
+    Ok(Arc::new(
+        e.iter().map(|v| v.map(|x| 1 - x)).collect::<UInt8Array>(),
+    ))
+}
+
+fn int_div(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = cast(&args[0], &DataType::Int64)?;
+    let b = cast(&args[1], &DataType::Int64)?;
+    let (a, b) = (a.as_primitive::<Int64Type>(), b.as_primitive::<Int64Type>());
+    let mut out = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        if a.is_null(i) || b.is_null(i) {
+            out.push(None);
+        } else if b.value(i) == 0 {
+            return exec_err!("Division by zero");
+        } else {
+            out.push(Some(a.value(i).div_euclid(b.value(i))));
+        }
+    }
+    Ok(Arc::new(datafusion::arrow::array::Int64Array::from(out)))
+}
+
+fn ret_i64(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Int64)
+}
+
+/// `toUInt64(x)` and friends: ClickHouse conversions (strings are parsed,
+/// floats truncated).
+macro_rules! conversions {
+    ($($fname:ident => $name:literal : $dt:expr,)*) => {
+        $(
+            fn $fname(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+                let opts = CastOptions { safe: false, ..Default::default() };
+                let a = &args[0];
+                let target: DataType = $dt;
+                // Floats to integers go through truncation like ClickHouse.
+                if a.data_type().is_floating() && target.is_integer() {
+                    let f = cast(a, &DataType::Float64)?;
+                    let t = datafusion::arrow::compute::kernels::numeric::sub(&f, &datafusion::arrow::array::Float64Array::new_scalar(0.0))?;
+                    let t: datafusion::arrow::array::Float64Array = t.as_primitive::<datafusion::arrow::datatypes::Float64Type>().unary(|v: f64| v.trunc());
+                    return Ok(cast_with_options(&t, &target, &opts)?);
+                }
+                if matches!(a.data_type(), DataType::Timestamp(..) | DataType::Date32) && target.is_integer() {
+                    let s = to_seconds(a)?;
+                    let v = cast(&s, &DataType::Int64)?;
+                    return Ok(cast_with_options(&v, &target, &opts)?);
+                }
+                Ok(cast_with_options(a, &target, &opts)?)
+            }
+        )*
+        fn conversion_udfs() -> Vec<ScalarUDF> {
+            vec![$(udf($name, one(), |_| Ok($dt), $fname),)*]
+        }
+    };
+}
+
+conversions! {
+    to_uint8 => "touint8": DataType::UInt8,
+    to_uint16 => "touint16": DataType::UInt16,
+    to_uint32 => "touint32": DataType::UInt32,
+    to_uint64 => "touint64": DataType::UInt64,
+    to_int8 => "toint8": DataType::Int8,
+    to_int16 => "toint16": DataType::Int16,
+    to_int32 => "toint32": DataType::Int32,
+    to_int64 => "toint64": DataType::Int64,
+    to_float32 => "tofloat32": DataType::Float32,
+    to_float64 => "tofloat64": DataType::Float64,
+}
+
+fn now(_: &[ArrayRef], n: usize) -> Result<ArrayRef> {
+    let secs = chrono::Utc::now().timestamp();
+    Ok(Arc::new(TimestampSecondArray::from(vec![secs; n])))
+}
+
+fn today(_: &[ArrayRef], n: usize) -> Result<ArrayRef> {
+    let secs = chrono::Utc::now().timestamp();
+    Ok(Arc::new(Date32Array::from(vec![days_from_secs(secs); n])))
+}
+
+fn to_unix_timestamp(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let s = to_seconds(&args[0])?;
+    Ok(Arc::new(
+        s.iter()
+            .map(|v| v.map(|v| v as u32))
+            .collect::<UInt32Array>(),
+    ))
+}
+
+fn is_null_fn(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    Ok(Arc::new(
+        (0..a.len())
+            .map(|i| Some(a.is_null(i) as u8))
+            .collect::<UInt8Array>(),
+    ))
+}
+
+fn is_not_null_fn(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    Ok(Arc::new(
+        (0..a.len())
+            .map(|i| Some(a.is_valid(i) as u8))
+            .collect::<UInt8Array>(),
+    ))
+}
+
+/// Any number as a condition: non-zero is true (ClickHouse's rule).
+fn to_bool(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    if a.data_type() == &DataType::Boolean {
+        return Ok(Arc::clone(a));
+    }
+    if a.data_type() == &DataType::Null {
+        return Ok(Arc::new(datafusion::arrow::array::BooleanArray::new_null(
+            a.len(),
+        )));
+    }
+    Ok(cast(a, &DataType::Boolean)?)
+}
+
+/// `sleep(s)`: pauses the query (at most 3 s, like ClickHouse); returns 0.
+fn sleep_fn(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
+    let s = cast(&args[0], &DataType::Float64)?;
+    let s = s.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let secs = if s.is_empty() || s.is_null(0) {
+        0.0
+    } else {
+        s.value(0)
+    };
+    if !(0.0..=3.0).contains(&secs) {
+        return exec_err!("The maximum sleep time is 3 seconds");
+    }
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    Ok(Arc::new(UInt8Array::from(vec![0u8; n])))
+}
+
+/// Registers every ClickHouse function we provide.
+pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
+    let mut fns = vec![
+        udf("toyyyymm", one(), ret_u32, |a, _| {
+            map_u32(&a[0], |d| d.year() as u32 * 100 + d.month())
+        }),
+        udf("toyyyymmdd", one(), ret_u32, |a, _| {
+            map_u32(&a[0], |d| {
+                d.year() as u32 * 10000 + d.month() * 100 + d.day()
+            })
+        }),
+        udf("toyear", one(), ret_u16, |a, _| {
+            map_u16(&a[0], |d| d.year() as u16)
+        }),
+        udf("tomonth", one(), ret_u8, |a, _| {
+            map_u8(&a[0], |d| d.month() as u8)
+        }),
+        udf("todayofmonth", one(), ret_u8, |a, _| {
+            map_u8(&a[0], |d| d.day() as u8)
+        }),
+        udf("todayofweek", one(), ret_u8, |a, _| {
+            map_u8(&a[0], |d| d.weekday().number_from_monday() as u8)
+        }),
+        udf("tohour", one(), ret_u8, |a, _| {
+            map_u8(&a[0], |d| d.hour() as u8)
+        }),
+        udf("tominute", one(), ret_u8, |a, _| {
+            map_u8(&a[0], |d| d.minute() as u8)
+        }),
+        udf("tosecond", one(), ret_u8, |a, _| {
+            map_u8(&a[0], |d| d.second() as u8)
+        }),
+        udf("todate", one(), ret_date, to_date),
+        udf(
+            "todatetime",
+            Signature::variadic_any(Volatility::Immutable),
+            ret_datetime,
+            to_datetime,
+        ),
+        udf("tostartofhour", one(), ret_datetime, |a, _| {
+            trunc_secs(&a[0], |s| s - s.rem_euclid(3600))
+        }),
+        udf("tostartofminute", one(), ret_datetime, |a, _| {
+            trunc_secs(&a[0], |s| s - s.rem_euclid(60))
+        }),
+        udf("tostartoffiveminutes", one(), ret_datetime, |a, _| {
+            trunc_secs(&a[0], |s| s - s.rem_euclid(300))
+        }),
+        udf("tostartofday", one(), ret_datetime, |a, _| {
+            trunc_secs(&a[0], |s| s - s.rem_euclid(DAY))
+        }),
+        udf("tostartofmonth", one(), ret_date, |a, _| {
+            let s = to_seconds(&a[0])?;
+            Ok(Arc::new(
+                s.iter()
+                    .map(|v| v.map(|v| month_start_days(dt(v))))
+                    .collect::<Date32Array>(),
+            ))
+        }),
+        udf("tomonday", one(), ret_date, |a, _| {
+            let s = to_seconds(&a[0])?;
+            Ok(Arc::new(
+                s.iter()
+                    .map(|v| {
+                        v.map(|v| {
+                            let d = days_from_secs(v);
+                            // 1970-01-01 was a Thursday.
+                            d - (d + 3).rem_euclid(7)
+                        })
+                    })
+                    .collect::<Date32Array>(),
+            ))
+        }),
+        udf("tounixtimestamp", one(), ret_u32, to_unix_timestamp),
+        udf(
+            "now",
+            Signature::nullary(Volatility::Stable),
+            ret_datetime,
+            now,
+        ),
+        udf(
+            "today",
+            Signature::nullary(Volatility::Stable),
+            ret_date,
+            today,
+        ),
+        udf("tostring", one(), ret_string, to_string),
+        udf("totypename", one(), ret_string, to_type_name),
+        udf("empty", one(), ret_bool_u8, empty),
+        udf("notempty", one(), ret_bool_u8, not_empty),
+        udf(
+            "intdiv",
+            Signature::any(2, Volatility::Immutable),
+            ret_i64,
+            int_div,
+        ),
+        udf("isnull", one(), ret_bool_u8, is_null_fn),
+        udf("__qh_bool", one(), |_| Ok(DataType::Boolean), to_bool),
+        udf(
+            "sleep",
+            Signature::any(1, Volatility::Volatile),
+            ret_u8,
+            sleep_fn,
+        ),
+        udf("isnotnull", one(), ret_bool_u8, is_not_null_fn),
+    ];
+    fns.extend(conversion_udfs());
+    for f in fns {
+        reg.register_udf(Arc::new(f))?;
+    }
+    Ok(())
+}

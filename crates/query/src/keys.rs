@@ -1,0 +1,146 @@
+//! Compiles a table's key and DEFAULT expressions (SQL text) into DataFusion
+//! physical expressions that storage can evaluate.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::execution::SessionState;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use qh_storage::{KeyEvaluator, StorageError, TableMeta};
+
+use crate::error::{QueryError, Result};
+use crate::rewrite::rewrite_standalone_expr;
+
+/// Parses one ClickHouse expression.
+pub fn parse_expr(sql: &str) -> Result<Expr> {
+    Parser::new(&ClickHouseDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| crate::error::syntax_error(sql, &e))
+}
+
+/// Compiles `sql` against `schema` into a physical expression.
+pub fn compile(
+    state: &SessionState,
+    sql: &str,
+    schema: &SchemaRef,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let mut ast = parse_expr(sql)?;
+    rewrite_standalone_expr(&mut ast);
+    let df_schema = DFSchema::try_from(Arc::clone(schema))?;
+    let logical = state.create_logical_expr_from_sql_expr(
+        datafusion::sql::sqlparser::ast::ExprWithAlias {
+            expr: ast,
+            alias: None,
+        },
+        &df_schema,
+    )?;
+    Ok(state.create_physical_expr(logical, &df_schema)?)
+}
+
+/// Plain column names an expression refers to.
+pub fn referenced_columns(e: &Expr) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let _ = visit_expressions(e, |x| {
+        match x {
+            Expr::Identifier(i) => {
+                out.insert(i.value.clone());
+            }
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last() {
+                    out.insert(last.value.clone());
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// The key evaluator of one table definition.
+#[derive(Debug)]
+pub struct CompiledKeys {
+    sort: Vec<Arc<dyn PhysicalExpr>>,
+    partition: Option<Arc<dyn PhysicalExpr>>,
+    defaults: HashMap<String, ScalarValue>,
+}
+
+impl CompiledKeys {
+    pub fn new(state: &SessionState, meta: &TableMeta) -> Result<CompiledKeys> {
+        let schema = meta.arrow_schema();
+        let sort = meta
+            .order_by
+            .iter()
+            .map(|k| compile(state, k, &schema))
+            .collect::<Result<Vec<_>>>()?;
+        let partition = match &meta.partition_by {
+            Some(p) => Some(compile(state, p, &schema)?),
+            None => None,
+        };
+        let mut defaults = HashMap::new();
+        for c in &meta.columns {
+            let Some(d) = &c.default else { continue };
+            // Only constant defaults can fill parts written before the column
+            // existed; the rest fall back to the type's default.
+            if let Ok(v) = constant_value(state, d, &c.ty.to_arrow()) {
+                defaults.insert(c.name.clone(), v);
+            }
+        }
+        Ok(CompiledKeys {
+            sort,
+            partition,
+            defaults,
+        })
+    }
+}
+
+/// Evaluates a constant expression to a value of type `dt`.
+pub fn constant_value(
+    state: &SessionState,
+    sql: &str,
+    dt: &datafusion::arrow::datatypes::DataType,
+) -> Result<ScalarValue> {
+    let empty: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+    let e = compile(state, sql, &empty)?;
+    let batch = RecordBatch::try_new_with_options(
+        empty,
+        vec![],
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let v = e.evaluate(&batch)?.into_array(1)?;
+    let v = datafusion::arrow::compute::cast(&v, dt)?;
+    Ok(ScalarValue::try_from_array(&v, 0)?)
+}
+
+fn eval(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> qh_storage::Result<ArrayRef> {
+    e.evaluate(batch)
+        .and_then(|v| v.into_array(batch.num_rows()))
+        .map_err(|err| StorageError::Key(err.to_string()))
+}
+
+impl KeyEvaluator for CompiledKeys {
+    fn sort_key(&self, batch: &RecordBatch) -> qh_storage::Result<Vec<ArrayRef>> {
+        self.sort.iter().map(|e| eval(e, batch)).collect()
+    }
+
+    fn partition_key(&self, batch: &RecordBatch) -> qh_storage::Result<Option<ArrayRef>> {
+        self.partition.as_ref().map(|e| eval(e, batch)).transpose()
+    }
+
+    fn column_defaults(&self) -> HashMap<String, ScalarValue> {
+        self.defaults.clone()
+    }
+}
+
+/// Maps a storage error out of key compilation.
+pub fn to_storage(e: QueryError) -> StorageError {
+    StorageError::Key(e.to_string())
+}

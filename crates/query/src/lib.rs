@@ -1,0 +1,25 @@
+//! The SQL front end of a node.
+//!
+//! Owns: parsing ClickHouse statements ([`statement`]), turning them into
+//! catalog changes ([`ddl`]), inserts through the input formats ([`input`])
+//! and SELECTs planned and run by DataFusion over MergeTree parts
+//! ([`provider`], with ClickHouse's functions in [`functions`] and the AST
+//! rewrite in [`rewrite`]). [`Engine`] and [`Session`] are the entry points.
+//!
+//! **Architecture Invariant:** this crate does no network I/O; the server and
+//! the `local` command both drive a [`Session`].
+
+pub mod ddl;
+pub mod engine;
+pub mod error;
+pub mod functions;
+pub mod input;
+pub mod keys;
+pub mod provider;
+pub mod rewrite;
+pub mod statement;
+pub mod system;
+
+pub use engine::{Engine, EngineOptions, Input, QueryResult, Session, Summary};
+pub use error::{QueryError, Result};
+pub use statement::split_statements;

@@ -1,0 +1,440 @@
+//! DataFusion's view of our tables: a catalog whose schemas are databases,
+//! a TableProvider over MergeTree parts with projection pushdown and pruning
+//! of parts and granules by the sparse index, and the `numbers()` function.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableFunctionImpl};
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::{Column, DFSchema, Result as DFResult, ScalarValue};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Accumulator, Expr, TableProviderFilterPushDown};
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use qh_storage::{Catalog, MergeTreeTable, Part};
+use qh_types::Settings;
+
+use crate::system;
+
+/// Counters of one query, reported to the user (rows and granules read).
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    pub rows_read: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub granules_read: AtomicU64,
+    pub granules_total: AtomicU64,
+    pub parts_read: AtomicU64,
+}
+
+/// What every table provider of one query shares.
+#[derive(Debug)]
+pub struct QueryContext {
+    pub catalog: Arc<Catalog>,
+    pub final_tables: HashSet<String>,
+    pub settings: Settings,
+    pub stats: Arc<QueryStats>,
+    pub current_database: String,
+}
+
+/// Catalog provider: one schema per database, plus `system`.
+#[derive(Debug)]
+pub struct QhCatalog {
+    pub ctx: Arc<QueryContext>,
+}
+
+impl CatalogProvider for QhCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut v = self.ctx.catalog.databases();
+        v.push("system".into());
+        v
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == "system" || self.ctx.catalog.has_database(name) {
+            Some(Arc::new(QhSchema {
+                ctx: Arc::clone(&self.ctx),
+                database: name.to_string(),
+            }))
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct QhSchema {
+    ctx: Arc<QueryContext>,
+    database: String,
+}
+
+#[async_trait]
+impl SchemaProvider for QhSchema {
+    fn table_names(&self) -> Vec<String> {
+        if self.database == "system" {
+            return system::TABLES.iter().map(|s| s.to_string()).collect();
+        }
+        self.ctx
+            .catalog
+            .tables(&self.database)
+            .map(|ts| ts.iter().map(|t| t.meta().name).collect())
+            .unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if self.database == "system" {
+            return system::table(&self.ctx, name);
+        }
+        match self.ctx.catalog.table(&self.database, name) {
+            Ok(t) => {
+                let final_ = self.ctx.final_tables.contains(name)
+                    || self.ctx.settings.get_bool("final", false).unwrap_or(false);
+                Ok(Some(Arc::new(MergeTreeProvider::new(
+                    t,
+                    final_,
+                    Arc::clone(&self.ctx.stats),
+                ))))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        if self.database == "system" {
+            return system::TABLES.contains(&name);
+        }
+        self.ctx.catalog.table(&self.database, name).is_ok()
+    }
+}
+
+/// A MergeTree table as DataFusion sees it for one query.
+pub struct MergeTreeProvider {
+    table: Arc<MergeTreeTable>,
+    schema: SchemaRef,
+    final_: bool,
+    stats: Arc<QueryStats>,
+}
+
+impl fmt::Debug for MergeTreeProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MergeTreeProvider({})", self.table.meta().name)
+    }
+}
+
+impl MergeTreeProvider {
+    pub fn new(table: Arc<MergeTreeTable>, final_: bool, stats: Arc<QueryStats>) -> Self {
+        let schema = table.meta().arrow_schema();
+        MergeTreeProvider {
+            table,
+            schema,
+            final_,
+            stats,
+        }
+    }
+}
+
+fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+#[async_trait]
+impl TableProvider for MergeTreeProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Filters prune parts and granules; DataFusion still applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let out_schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => Arc::clone(&self.schema),
+        };
+        let parts = self.table.active_parts();
+        let pruning = match conjunction(filters.iter().cloned()) {
+            Some(pred) => {
+                let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
+                state
+                    .create_physical_expr(pred, &df_schema)
+                    .ok()
+                    .and_then(|phys| {
+                        PruningPredicateBuilder::new()
+                            .with_file_schema(Arc::clone(&self.schema))
+                            .build(phys)
+                    })
+            }
+            None => None,
+        };
+        // Part-level pruning by each part's min/max.
+        let parts: Vec<Arc<Part>> = match &pruning {
+            Some(p) => {
+                let keep = p.prune(&PartStats { parts: &parts })?;
+                parts
+                    .into_iter()
+                    .zip(keep)
+                    .filter_map(|(part, k)| k.then_some(part))
+                    .collect()
+            }
+            None => parts,
+        };
+        let defaults = self.table.keys().column_defaults();
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        if self.final_ {
+            let all = self.table.read_final(&parts).map_err(ext)?;
+            for b in all {
+                let b = match projection {
+                    Some(p) => b.project(p)?,
+                    None => b,
+                };
+                batches.push(b);
+            }
+            for p in &parts {
+                self.stats
+                    .granules_read
+                    .fetch_add(p.granules() as u64, Ordering::Relaxed);
+                self.stats
+                    .granules_total
+                    .fetch_add(p.granules() as u64, Ordering::Relaxed);
+            }
+        } else {
+            let mut rows_so_far = 0usize;
+            for part in &parts {
+                if filters.is_empty() && limit.is_some_and(|l| rows_so_far >= l) {
+                    break;
+                }
+                let ranges = match (&pruning, &part.index) {
+                    (Some(p), Some(index)) => {
+                        let keep = p.prune(&GranuleStats { index })?;
+                        to_ranges(&keep)
+                    }
+                    _ => std::iter::once(0..part.granules()).collect(),
+                };
+                let n_granules: usize = ranges.iter().map(|r| r.len()).sum();
+                self.stats
+                    .granules_total
+                    .fetch_add(part.granules() as u64, Ordering::Relaxed);
+                if n_granules == 0 {
+                    continue;
+                }
+                self.stats
+                    .granules_read
+                    .fetch_add(n_granules as u64, Ordering::Relaxed);
+                self.stats.parts_read.fetch_add(1, Ordering::Relaxed);
+                let table = Arc::clone(&self.table);
+                let part2 = Arc::clone(part);
+                let schema2 = Arc::clone(&out_schema);
+                let defaults2 = defaults.clone();
+                let batch = tokio::task::spawn_blocking(move || {
+                    let _keep_alive = table;
+                    part2.read(&schema2, &ranges, &defaults2)
+                })
+                .await
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?
+                .map_err(ext)?;
+                rows_so_far += batch.num_rows();
+                batches.push(batch);
+            }
+        }
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        for b in &batches {
+            rows += b.num_rows() as u64;
+            bytes += b.get_array_memory_size() as u64;
+        }
+        self.stats.rows_read.fetch_add(rows, Ordering::Relaxed);
+        self.stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        // Spread batches over the session's partitions for parallelism.
+        let n = state.config().target_partitions().max(1);
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.min(batches.len()).max(1)];
+        let np = partitions.len();
+        for (i, b) in batches.into_iter().enumerate() {
+            partitions[i % np].push(b);
+        }
+        let exec = MemorySourceConfig::try_new_exec(&partitions, out_schema, None)?;
+        Ok(exec)
+    }
+}
+
+fn to_ranges(keep: &[bool]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, k) in keep.iter().enumerate() {
+        match (k, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(s..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(s..keep.len());
+    }
+    out
+}
+
+/// Per-granule statistics of one part.
+struct GranuleStats<'a> {
+    index: &'a RecordBatch,
+}
+
+impl PruningStatistics for GranuleStats<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.index
+            .column_by_name(&format!("min.{}", column.name))
+            .cloned()
+    }
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.index
+            .column_by_name(&format!("max.{}", column.name))
+            .cloned()
+    }
+    fn num_containers(&self) -> usize {
+        self.index.num_rows()
+    }
+    fn null_counts(&self, _column: &Column) -> Option<ArrayRef> {
+        None
+    }
+    fn row_counts(&self) -> Option<ArrayRef> {
+        None
+    }
+    fn contained(&self, _column: &Column, _values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
+    }
+}
+
+/// Per-part statistics: min of granule mins and max of granule maxes.
+struct PartStats<'a> {
+    parts: &'a [Arc<Part>],
+}
+
+impl PartStats<'_> {
+    fn agg(&self, column: &Column, max: bool) -> Option<ArrayRef> {
+        let key = format!("{}.{}", if max { "max" } else { "min" }, column.name);
+        let mut vals = Vec::with_capacity(self.parts.len());
+        let mut dt: Option<DataType> = None;
+        for p in self.parts {
+            let arr = p.index.as_ref().and_then(|i| i.column_by_name(&key))?;
+            if dt.as_ref().is_some_and(|d| d != arr.data_type()) {
+                return None;
+            }
+            dt = Some(arr.data_type().clone());
+            let v = if max {
+                let mut acc = MaxAccumulator::try_new(arr.data_type()).ok()?;
+                acc.update_batch(&[Arc::clone(arr)]).ok()?;
+                acc.evaluate().ok()?
+            } else {
+                let mut acc = MinAccumulator::try_new(arr.data_type()).ok()?;
+                acc.update_batch(&[Arc::clone(arr)]).ok()?;
+                acc.evaluate().ok()?
+            };
+            vals.push(v);
+        }
+        if vals.is_empty() {
+            return None;
+        }
+        ScalarValue::iter_to_array(vals).ok()
+    }
+}
+
+impl PruningStatistics for PartStats<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.agg(column, false)
+    }
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.agg(column, true)
+    }
+    fn num_containers(&self) -> usize {
+        self.parts.len()
+    }
+    fn null_counts(&self, _column: &Column) -> Option<ArrayRef> {
+        None
+    }
+    fn row_counts(&self) -> Option<ArrayRef> {
+        None
+    }
+    fn contained(&self, _column: &Column, _values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
+    }
+}
+
+/// `numbers(N)` / `numbers(offset, N)`: a table of one UInt64 column `number`.
+#[derive(Debug)]
+pub struct NumbersFunction;
+
+impl TableFunctionImpl for NumbersFunction {
+    fn call_with_args(
+        &self,
+        args: datafusion::catalog::TableFunctionArgs,
+    ) -> DFResult<Arc<dyn TableProvider>> {
+        let mut nums = Vec::new();
+        for e in args.exprs() {
+            let v = match e {
+                Expr::Literal(v, _) => v.clone(),
+                other => {
+                    return Err(DataFusionError::Plan(format!(
+                        "numbers() takes constant arguments, got {other}"
+                    )))
+                }
+            };
+            let n = match v.cast_to(&DataType::UInt64)? {
+                ScalarValue::UInt64(Some(n)) => n,
+                _ => return Err(DataFusionError::Plan("numbers() takes numbers".into())),
+            };
+            nums.push(n);
+        }
+        let (start, count) = match nums.as_slice() {
+            [n] => (0, *n),
+            [o, n] => (*o, *n),
+            _ => {
+                return Err(DataFusionError::Plan(
+                    "numbers() takes one or two arguments".into(),
+                ))
+            }
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "number",
+            DataType::UInt64,
+            false,
+        )]));
+        const CHUNK: u64 = 65_536;
+        let mut batches = Vec::new();
+        let mut at = start;
+        let end = start.saturating_add(count);
+        while at < end {
+            let to = (at + CHUNK).min(end);
+            let col: ArrayRef = Arc::new(UInt64Array::from_iter_values(at..to));
+            batches.push(RecordBatch::try_new(Arc::clone(&schema), vec![col])?);
+            at = to;
+        }
+        let table = MemTable::try_new(schema, vec![batches])?;
+        Ok(Arc::new(table))
+    }
+}

@@ -1,0 +1,457 @@
+//! Rewrites a ClickHouse SQL AST into SQL DataFusion plans the same way:
+//! function names lower-cased and mapped (`uniq` → `count(DISTINCT)`,
+//! `if` → `CASE`, `quantile(p)(x)` → `approx_percentile_cont`), `count()` →
+//! `count(*)`, `/` always in floating point, PREWHERE folded into WHERE, and
+//! unaliased SELECT items named as the user wrote them (`count()`).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CaseWhen, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    OrderByExpr, OrderByOptions, Query, SelectItem, SetExpr, VisitMut, VisitorMut,
+};
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        name_select_items(&mut q.body);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        fold_prewhere(&mut q.body);
+        boolean_conditions(&mut q.body);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        rewrite_expr(e);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Rewrites a whole query in place.
+pub fn rewrite_query(q: &mut Query) {
+    let _ = q.visit(&mut Rewriter);
+}
+
+/// Rewrites one standalone expression (keys, defaults) in place.
+pub fn rewrite_standalone_expr(e: &mut Expr) {
+    let _ = e.visit(&mut Rewriter);
+}
+
+/// ClickHouse takes any number as a condition (`WHERE active`); DataFusion
+/// wants booleans. Conditions that are not boolean by their syntax get
+/// `__qh_bool(x)` (x != 0); comparisons stay as they are so pruning sees them.
+fn as_condition(e: &mut Expr) {
+    let boolean = match e {
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::And
+                | BinaryOperator::Or
+                | BinaryOperator::Xor
+        ),
+        Expr::UnaryOp {
+            op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
+            ..
+        } => true,
+        Expr::Nested(inner) => {
+            as_condition(inner);
+            true
+        }
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::InUnnest { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::Exists { .. }
+        | Expr::SimilarTo { .. } => true,
+        Expr::Value(v) => matches!(v.value, datafusion::sql::sqlparser::ast::Value::Boolean(_)),
+        _ => false,
+    };
+    if !boolean {
+        let inner = std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+        *e = Expr::Function(func("__qh_bool", vec![inner]));
+    }
+}
+
+fn boolean_conditions(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            if let Some(w) = s.selection.as_mut() {
+                as_condition(w);
+            }
+            if let Some(h) = s.having.as_mut() {
+                as_condition(h);
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            boolean_conditions(left);
+            boolean_conditions(right);
+        }
+        _ => {}
+    }
+}
+
+fn fold_prewhere(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            if let Some(pw) = s.prewhere.take() {
+                s.selection = Some(match s.selection.take() {
+                    Some(w) => Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(Box::new(pw))),
+                        op: BinaryOperator::And,
+                        right: Box::new(Expr::Nested(Box::new(w))),
+                    },
+                    None => pw,
+                });
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            fold_prewhere(left);
+            fold_prewhere(right);
+        }
+        _ => {}
+    }
+}
+
+/// ClickHouse names a result column by the expression's text; give every
+/// unaliased non-column item that name before the rewrite changes its text.
+fn name_select_items(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            for item in s.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(e) = item {
+                    if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                        continue;
+                    }
+                    let name = e.to_string();
+                    let expr = std::mem::replace(
+                        e,
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
+                    *item = SelectItem::ExprWithAlias {
+                        expr,
+                        alias: Ident::with_quote('"', name),
+                    };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            name_select_items(left);
+            // Only the first SELECT names the columns of a UNION.
+            let _ = right;
+        }
+        _ => {}
+    }
+}
+
+fn func(name: &str, args: Vec<Expr>) -> Function {
+    Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }
+}
+
+fn args_of(f: &FunctionArguments) -> Vec<Expr> {
+    match f {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn rewrite_expr(e: &mut Expr) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And | BinaryOperator::Or | BinaryOperator::Xor,
+            right,
+        } => {
+            as_condition(left);
+            as_condition(right);
+        }
+        Expr::UnaryOp {
+            op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
+            expr,
+        } => as_condition(expr),
+        Expr::Case { conditions, .. } => {
+            for c in conditions {
+                as_condition(&mut c.condition);
+            }
+        }
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Divide,
+            ..
+        } => {
+            // ClickHouse's `/` is always floating-point division.
+            let l = std::mem::replace(
+                left.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            **left = Expr::Function(func("tofloat64", vec![l]));
+        }
+        Expr::Function(f) => {
+            if let Some(new) = rewrite_function(f) {
+                *e = new;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn rewrite_function(f: &mut Function) -> Option<Expr> {
+    if f.name.0.len() != 1 {
+        return None;
+    }
+    let lname = f
+        .name
+        .to_string()
+        .trim_matches('"')
+        .trim_matches('`')
+        .to_ascii_lowercase();
+    let set_name = |f: &mut Function, n: &str| f.name = ObjectName::from(vec![Ident::new(n)]);
+    let args = args_of(&f.args);
+    match lname.as_str() {
+        "count" => {
+            set_name(f, "count");
+            if let FunctionArguments::List(l) = &mut f.args {
+                if l.args.is_empty() {
+                    l.args.push(FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
+                }
+            } else if matches!(f.args, FunctionArguments::None) {
+                f.args = FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Wildcard)],
+                    clauses: vec![],
+                });
+            }
+        }
+        "uniq" | "uniqexact" | "uniqcombined" | "uniqcombined64" | "uniqhll12" | "uniqtheta" => {
+            set_name(f, "count");
+            if let FunctionArguments::List(l) = &mut f.args {
+                l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
+                if l.args.len() > 1 {
+                    let items = args.clone();
+                    l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(
+                        func("struct", items),
+                    )))];
+                }
+            }
+        }
+        "any" | "anyheavy" => set_name(f, "first_value"),
+        "anylast" => set_name(f, "last_value"),
+        "grouparray" => set_name(f, "array_agg"),
+        "groupuniqarray" => {
+            set_name(f, "array_agg");
+            if let FunctionArguments::List(l) = &mut f.args {
+                l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
+            }
+        }
+        "argmax" | "argmin" if args.len() == 2 => {
+            let mut nf = func("first_value", vec![args[0].clone()]);
+            if let FunctionArguments::List(l) = &mut nf.args {
+                l.clauses
+                    .push(FunctionArgumentClause::OrderBy(vec![OrderByExpr {
+                        expr: args[1].clone(),
+                        options: OrderByOptions {
+                            asc: Some(lname == "argmin"),
+                            nulls_first: None,
+                        },
+                        with_fill: None,
+                    }]));
+            }
+            return Some(Expr::Function(nf));
+        }
+        "quantile" | "quantileexact" | "quantiletiming" | "quantiletdigest" => {
+            let p = match &f.parameters {
+                FunctionArguments::List(_) => args_of(&f.parameters).into_iter().next(),
+                _ => None,
+            }
+            .unwrap_or_else(|| {
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+                    "0.5".into(),
+                    false,
+                ))
+            });
+            let x = args.first()?.clone();
+            let mut nf = func("approx_percentile_cont", vec![p]);
+            nf.within_group = vec![OrderByExpr {
+                expr: x,
+                options: OrderByOptions {
+                    asc: None,
+                    nulls_first: None,
+                },
+                with_fill: None,
+            }];
+            return Some(Expr::Function(nf));
+        }
+        "countif" | "sumif" | "avgif" | "minif" | "maxif" | "uniqif" | "uniqexactif" => {
+            let base = match lname.as_str() {
+                "countif" => "count",
+                "sumif" => "sum",
+                "avgif" => "avg",
+                "minif" => "min",
+                "maxif" => "max",
+                _ => "count",
+            };
+            let cond = args.last()?.clone();
+            let mut nf = if base == "count" && args.len() == 1 {
+                let mut c = func("count", vec![]);
+                if let FunctionArguments::List(l) = &mut c.args {
+                    l.args.push(FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
+                }
+                c
+            } else {
+                func(base, vec![args[0].clone()])
+            };
+            if lname.starts_with("uniq") {
+                if let FunctionArguments::List(l) = &mut nf.args {
+                    l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
+                }
+            }
+            nf.filter = Some(Box::new(cond));
+            return Some(Expr::Function(nf));
+        }
+        "if" if args.len() == 3 => {
+            return Some(Expr::Case {
+                case_token:
+                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token:
+                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen {
+                    condition: args[0].clone(),
+                    result: args[1].clone(),
+                }],
+                else_result: Some(Box::new(args[2].clone())),
+            })
+        }
+        "multiif" if args.len() >= 3 && args.len() % 2 == 1 => {
+            let conditions = args[..args.len() - 1]
+                .chunks(2)
+                .map(|c| CaseWhen {
+                    condition: c[0].clone(),
+                    result: c[1].clone(),
+                })
+                .collect();
+            return Some(Expr::Case {
+                case_token:
+                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token:
+                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions,
+                else_result: Some(Box::new(args[args.len() - 1].clone())),
+            });
+        }
+        "plus" | "minus" | "multiply" | "modulo" | "equals" | "notequals" | "less" | "greater"
+        | "lessorequals" | "greaterorequals" | "and" | "or"
+            if args.len() == 2 =>
+        {
+            let op = match lname.as_str() {
+                "plus" => BinaryOperator::Plus,
+                "minus" => BinaryOperator::Minus,
+                "multiply" => BinaryOperator::Multiply,
+                "modulo" => BinaryOperator::Modulo,
+                "equals" => BinaryOperator::Eq,
+                "notequals" => BinaryOperator::NotEq,
+                "less" => BinaryOperator::Lt,
+                "greater" => BinaryOperator::Gt,
+                "lessorequals" => BinaryOperator::LtEq,
+                "greaterorequals" => BinaryOperator::GtEq,
+                "and" => BinaryOperator::And,
+                _ => BinaryOperator::Or,
+            };
+            return Some(Expr::BinaryOp {
+                left: Box::new(args[0].clone()),
+                op,
+                right: Box::new(args[1].clone()),
+            });
+        }
+        "divide" if args.len() == 2 => {
+            return Some(Expr::BinaryOp {
+                left: Box::new(Expr::Function(func("tofloat64", vec![args[0].clone()]))),
+                op: BinaryOperator::Divide,
+                right: Box::new(args[1].clone()),
+            });
+        }
+        "lowerutf8" => set_name(f, "lower"),
+        "upperutf8" => set_name(f, "upper"),
+        "lengthutf8" | "char_length" => set_name(f, "character_length"),
+        "has" => set_name(f, "array_has"),
+        "ifnull" => set_name(f, "coalesce"),
+        "empty" | "notempty" => set_name(f, &lname),
+        _ => set_name(f, &lname),
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rw(sql: &str) -> String {
+        let mut q = Parser::new(&ClickHouseDialect {})
+            .try_with_sql(sql)
+            .unwrap()
+            .parse_query()
+            .unwrap();
+        rewrite_query(&mut q);
+        q.to_string()
+    }
+
+    #[test]
+    fn maps_clickhouse_functions() {
+        assert_eq!(
+            rw("SELECT count() FROM t"),
+            "SELECT count(*) AS \"count()\" FROM t"
+        );
+        assert!(rw("SELECT uniq(x) FROM t").contains("count(DISTINCT x)"));
+        assert!(rw("SELECT if(a, 1, 2) FROM t").contains("CASE WHEN a THEN 1 ELSE 2 END"));
+        assert!(rw("SELECT toYYYYMM(ts) AS m FROM t").contains("toyyyymm(ts) AS m"));
+        assert!(rw("SELECT a / b AS r FROM t").contains("tofloat64(a) / b"));
+        assert!(
+            rw("SELECT x FROM t PREWHERE a = 1 WHERE b = 2").contains("WHERE (a = 1) AND (b = 2)")
+        );
+    }
+}

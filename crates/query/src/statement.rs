@@ -1,0 +1,1220 @@
+//! ClickHouse statements: splitting a script, routing each statement, and
+//! parsing what sqlparser's ClickHouse dialect does not (CREATE TABLE with
+//! ENGINE clauses, INSERT ... FORMAT with inline data, OPTIMIZE, SYSTEM,
+//! SELECT ... FINAL). Expressions, types and SELECT bodies are parsed by
+//! sqlparser.
+
+use std::collections::HashSet;
+
+use datafusion::sql::sqlparser::ast::{Expr, FormatClause, Query, SetExpr, Value};
+use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use qh_types::{ChType, Settings};
+
+use crate::error::{syntax_error, QueryError, Result};
+
+/// `[db.]name`
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRef {
+    pub database: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: ChType,
+    pub default: Option<Expr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub table: TableRef,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnSpec>,
+    pub engine: String,
+    pub engine_args: Vec<Expr>,
+    pub order_by: Option<Vec<Expr>>,
+    pub primary_key: Option<Vec<Expr>>,
+    pub partition_by: Option<Expr>,
+    pub settings: Settings,
+    pub as_select: Option<Box<Query>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InsertSource {
+    Values(Vec<Vec<Expr>>),
+    /// `FORMAT name` with the data after it in the query, or on stdin/stream.
+    Format {
+        name: String,
+        inline: Option<String>,
+    },
+    Select(Box<Query>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Insert {
+    pub table: TableRef,
+    pub columns: Option<Vec<String>>,
+    pub source: InsertSource,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone)]
+pub enum AlterOp {
+    AddColumn {
+        column: Box<ColumnSpec>,
+        if_not_exists: bool,
+        after: Option<String>,
+        first: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Statement {
+    Select {
+        query: Box<Query>,
+        /// Tables named with FINAL.
+        final_tables: HashSet<String>,
+        format: Option<String>,
+        settings: Settings,
+    },
+    Insert(Insert),
+    CreateTable(CreateTable),
+    CreateDatabase {
+        name: String,
+        if_not_exists: bool,
+    },
+    DropTable {
+        table: TableRef,
+        if_exists: bool,
+    },
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+    },
+    Truncate {
+        table: TableRef,
+        if_exists: bool,
+    },
+    Alter {
+        table: TableRef,
+        ops: Vec<AlterOp>,
+    },
+    Optimize {
+        table: TableRef,
+        partition: Option<Expr>,
+        final_: bool,
+    },
+    Set(Settings),
+    Use(String),
+    ShowTables {
+        database: Option<String>,
+        like: Option<String>,
+        format: Option<String>,
+    },
+    ShowDatabases {
+        format: Option<String>,
+    },
+    Describe {
+        table: TableRef,
+        format: Option<String>,
+    },
+    ShowCreateTable {
+        table: TableRef,
+        format: Option<String>,
+    },
+    Exists {
+        table: TableRef,
+        format: Option<String>,
+    },
+    /// `SYSTEM ...`: the words after SYSTEM, upper-cased.
+    System(Vec<String>),
+}
+
+/// Splits a script on top-level `;` (outside quotes and comments).
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            cur.push('\n');
+            i += 1;
+            continue;
+        }
+        if c == '/' && chars.get(i + 1) == Some(&'*') {
+            let mut depth = 1;
+            i += 2;
+            while i < chars.len() && depth > 0 {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            cur.push(' ');
+            continue;
+        }
+        if c == '\'' || c == '"' || c == '`' {
+            cur.push(c);
+            i += 1;
+            while i < chars.len() {
+                let d = chars[i];
+                cur.push(d);
+                i += 1;
+                if d == '\\' && i < chars.len() {
+                    cur.push(chars[i]);
+                    i += 1;
+                    continue;
+                }
+                if d == c {
+                    if chars.get(i) == Some(&c) {
+                        cur.push(c);
+                        i += 1;
+                        continue;
+                    }
+                    break;
+                }
+            }
+            continue;
+        }
+        if c == ';' {
+            let s = cur.trim();
+            if !s.is_empty() {
+                out.push(s.to_string());
+            }
+            cur.clear();
+            i += 1;
+            continue;
+        }
+        cur.push(c);
+        i += 1;
+    }
+    let s = cur.trim();
+    if !s.is_empty() {
+        out.push(s.to_string());
+    }
+    out
+}
+
+/// Finds a top-level `FORMAT <name>` in an INSERT (outside quotes and before
+/// VALUES/SELECT): returns (byte offset of FORMAT, name, offset after name).
+fn find_insert_format(sql: &str) -> Option<(usize, String, usize)> {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    let mut depth = 0i32;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' | b'"' | b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 && c.is_ascii_alphabetic() && (i == 0 || !is_ident_byte(b[i - 1])) {
+            let start = i;
+            while i < b.len() && is_ident_byte(b[i]) {
+                i += 1;
+            }
+            let word = sql[start..i].to_ascii_uppercase();
+            match word.as_str() {
+                "VALUES" | "SELECT" | "WITH" => return None,
+                "FORMAT" => {
+                    let mut j = i;
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    let ns = j;
+                    while j < b.len() && is_ident_byte(b[j]) {
+                        j += 1;
+                    }
+                    if ns == j {
+                        return None;
+                    }
+                    return Some((start, sql[ns..j].to_string(), j));
+                }
+                _ => continue,
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Parses one statement (no trailing `;`).
+pub fn parse_statement(sql: &str) -> Result<Statement> {
+    let first = sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    if first == "INSERT" {
+        if let Some((fpos, name, after)) = find_insert_format(sql) {
+            let head = &sql[..fpos];
+            let data = &sql[after..];
+            let data = data
+                .strip_prefix("\r\n")
+                .or_else(|| data.strip_prefix('\n'))
+                .or_else(|| data.strip_prefix(' '))
+                .unwrap_or(data);
+            let inline = if data.trim().is_empty() {
+                None
+            } else {
+                Some(data.to_string())
+            };
+            let mut p = StmtParser::new(head)?;
+            return p.insert_head(Some(InsertSource::Format { name, inline }));
+        }
+    }
+    let mut p = StmtParser::new(sql)?;
+    let stmt = p.statement(&first)?;
+    p.expect_end()?;
+    Ok(stmt)
+}
+
+struct StmtParser<'a> {
+    sql: &'a str,
+    parser: Parser<'a>,
+    final_tables: HashSet<String>,
+    /// A SELECT's trailing `FORMAT x` / `SETTINGS ...`, cut off before
+    /// parsing (sqlparser would take `FORMAT` for a column alias).
+    trailer_format: Option<String>,
+    trailer_settings: Settings,
+}
+
+const DIALECT: ClickHouseDialect = ClickHouseDialect {};
+
+fn word_of(t: &TokenWithSpan) -> Option<String> {
+    match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+impl<'a> StmtParser<'a> {
+    fn new(sql: &'a str) -> Result<Self> {
+        let tokens = Tokenizer::new(&DIALECT, sql)
+            .tokenize_with_location()
+            .map_err(|e| syntax_error(sql, &ParserError::TokenizerError(e.to_string())))?;
+        let (tokens, final_tables) = strip_final(tokens);
+        let (tokens, trailer_format, trailer_settings) =
+            split_trailer(tokens).map_err(|m| syntax_error(sql, &ParserError::ParserError(m)))?;
+        let parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
+        Ok(StmtParser {
+            sql,
+            parser,
+            final_tables,
+            trailer_format,
+            trailer_settings,
+        })
+    }
+
+    fn err(&self, e: ParserError) -> QueryError {
+        syntax_error(self.sql, &e)
+    }
+
+    fn fail<T>(&self, msg: &str) -> Result<T> {
+        let t = self.parser.peek_token();
+        Err(self.err(ParserError::ParserError(format!(
+            "{msg}, found: {}{}",
+            t.token, t.span.start
+        ))))
+    }
+
+    /// Source text between two token locations (end exclusive; an empty
+    /// end location means the end of the statement).
+    fn slice(&self, start: Location, end: Location) -> &'a str {
+        let a = char_offset(self.sql, start);
+        let b = if end.line == 0 {
+            self.sql.len()
+        } else {
+            char_offset(self.sql, end)
+        };
+        self.sql.get(a..b.max(a)).unwrap_or("")
+    }
+
+    fn peek_word(&self) -> Option<String> {
+        word_of(&self.parser.peek_token())
+    }
+
+    fn peek_nth_word(&self, n: usize) -> Option<String> {
+        word_of(&self.parser.peek_nth_token(n))
+    }
+
+    fn eat(&mut self, word: &str) -> bool {
+        if self.peek_word().as_deref() == Some(word) {
+            self.parser.next_token();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_seq(&mut self, words: &[&str]) -> bool {
+        for (i, w) in words.iter().enumerate() {
+            if self.peek_nth_word(i).as_deref() != Some(*w) {
+                return false;
+            }
+        }
+        for _ in words {
+            self.parser.next_token();
+        }
+        true
+    }
+
+    fn expect(&mut self, word: &str) -> Result<()> {
+        if self.eat(word) {
+            Ok(())
+        } else {
+            self.fail(&format!("Expected {word}"))
+        }
+    }
+
+    fn expect_end(&mut self) -> Result<()> {
+        while self.parser.consume_token(&Token::SemiColon) {}
+        match self.parser.peek_token().token {
+            Token::EOF => Ok(()),
+            _ => self.fail("Expected end of query"),
+        }
+    }
+
+    fn ident(&mut self) -> Result<String> {
+        self.parser
+            .parse_identifier()
+            .map(|i| i.value)
+            .map_err(|e| self.err(e))
+    }
+
+    fn table_ref(&mut self) -> Result<TableRef> {
+        let name = self
+            .parser
+            .parse_object_name(false)
+            .map_err(|e| self.err(e))?;
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| {
+                p.as_ident()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+        match parts.as_slice() {
+            [t] => Ok(TableRef {
+                database: None,
+                name: t.clone(),
+            }),
+            [d, t] => Ok(TableRef {
+                database: Some(d.clone()),
+                name: t.clone(),
+            }),
+            _ => self.fail("Expected [db.]table"),
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr> {
+        self.parser.parse_expr().map_err(|e| self.err(e))
+    }
+
+    /// `expr` or `(e1, e2, ...)` or `tuple()`: a key list.
+    fn key_list(&mut self) -> Result<Vec<Expr>> {
+        let e = self.expr()?;
+        Ok(match e {
+            Expr::Tuple(items) => items,
+            Expr::Nested(inner) => vec![*inner],
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("tuple") => match f.args {
+                datafusion::sql::sqlparser::ast::FunctionArguments::List(l) => l
+                    .args
+                    .into_iter()
+                    .filter_map(|a| match a {
+                        datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(e),
+                        ) => Some(e),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => vec![],
+            },
+            e => vec![e],
+        })
+    }
+
+    fn settings_list(&mut self) -> Result<Settings> {
+        let mut s = Settings::new();
+        loop {
+            let k = self.ident()?;
+            if !self.parser.consume_token(&Token::Eq) {
+                return self.fail("Expected =");
+            }
+            let v = self.expr()?;
+            s.set(&k, expr_to_setting_value(&v));
+            if !self.parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        Ok(s)
+    }
+
+    fn format_suffix(&mut self) -> Result<Option<String>> {
+        if self.eat("FORMAT") {
+            Ok(Some(self.ident()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn statement(&mut self, first: &str) -> Result<Statement> {
+        match first {
+            "SELECT" | "WITH" | "" => self.select(),
+            "INSERT" => self.insert_head(None),
+            "CREATE" | "ATTACH" => self.create(),
+            "DROP" | "DETACH" => self.drop_stmt(),
+            "TRUNCATE" => {
+                self.parser.next_token();
+                self.eat("TABLE");
+                let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+                let table = self.table_ref()?;
+                Ok(Statement::Truncate { table, if_exists })
+            }
+            "ALTER" => self.alter(),
+            "OPTIMIZE" => {
+                self.parser.next_token();
+                self.expect("TABLE")?;
+                let table = self.table_ref()?;
+                self.on_cluster()?;
+                let partition = if self.eat("PARTITION") {
+                    if self.eat("ID") {
+                        let id = self.expr()?;
+                        Some(Expr::Function(datafusion::sql::sqlparser::ast::Function {
+                            name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                                datafusion::sql::sqlparser::ast::Ident::new("__partition_id"),
+                            ]),
+                            uses_odbc_syntax: false,
+                            parameters: datafusion::sql::sqlparser::ast::FunctionArguments::None,
+                            args: datafusion::sql::sqlparser::ast::FunctionArguments::List(
+                                datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                                    duplicate_treatment: None,
+                                    args: vec![
+                                        datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                                            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(
+                                                id,
+                                            ),
+                                        ),
+                                    ],
+                                    clauses: vec![],
+                                },
+                            ),
+                            filter: None,
+                            null_treatment: None,
+                            over: None,
+                            within_group: vec![],
+                        }))
+                    } else {
+                        Some(self.expr()?)
+                    }
+                } else {
+                    None
+                };
+                let final_ = self.eat("FINAL");
+                if self.eat("DEDUPLICATE") {
+                    return Err(QueryError::NotImplemented(
+                        "OPTIMIZE ... DEDUPLICATE is not supported yet".into(),
+                    ));
+                }
+                Ok(Statement::Optimize {
+                    table,
+                    partition,
+                    final_,
+                })
+            }
+            "SET" => {
+                self.parser.next_token();
+                Ok(Statement::Set(self.settings_list()?))
+            }
+            "USE" => {
+                self.parser.next_token();
+                Ok(Statement::Use(self.ident()?))
+            }
+            "SHOW" => self.show(),
+            "DESCRIBE" | "DESC" => {
+                self.parser.next_token();
+                self.eat("TABLE");
+                let table = self.table_ref()?;
+                let format = self.format_suffix()?;
+                Ok(Statement::Describe { table, format })
+            }
+            "EXISTS" => {
+                self.parser.next_token();
+                self.eat("TABLE");
+                let table = self.table_ref()?;
+                let format = self.format_suffix()?;
+                Ok(Statement::Exists { table, format })
+            }
+            "SYSTEM" => {
+                self.parser.next_token();
+                let mut words = Vec::new();
+                loop {
+                    let t = self.parser.next_token();
+                    match t.token {
+                        Token::EOF | Token::SemiColon => break,
+                        Token::Word(w) => words.push(w.value),
+                        Token::Period => {
+                            if let Some(last) = words.pop() {
+                                let next = self.ident()?;
+                                words.push(format!("{last}.{next}"));
+                            }
+                        }
+                        other => words.push(other.to_string()),
+                    }
+                }
+                Ok(Statement::System(words))
+            }
+            _ => {
+                if self.parser.peek_token().token == Token::LParen {
+                    return self.select();
+                }
+                self.fail("Unrecognized statement")
+            }
+        }
+    }
+
+    fn select(&mut self) -> Result<Statement> {
+        let mut query = self.parser.parse_query().map_err(|e| self.err(e))?;
+        let mut settings = Settings::new();
+        if let Some(list) = query.settings.take() {
+            for s in list {
+                settings.set(&s.key.value, expr_to_setting_value(&s.value));
+            }
+        }
+        let mut format = match query.format_clause.take() {
+            Some(FormatClause::Identifier(i)) => Some(i.value),
+            Some(FormatClause::Null) => Some("Null".to_string()),
+            None => self.trailer_format.take(),
+        };
+        settings = settings.merged_with(&self.trailer_settings);
+        // ClickHouse also allows SETTINGS after FORMAT.
+        if self.eat("SETTINGS") {
+            settings = settings.merged_with(&self.settings_list()?);
+        }
+        if format.is_none() {
+            format = self.format_suffix()?;
+        }
+        Ok(Statement::Select {
+            query,
+            final_tables: std::mem::take(&mut self.final_tables),
+            format,
+            settings,
+        })
+    }
+
+    fn on_cluster(&mut self) -> Result<Option<String>> {
+        if self.eat_seq(&["ON", "CLUSTER"]) {
+            Ok(Some(self.ident()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn insert_head(&mut self, format: Option<InsertSource>) -> Result<Statement> {
+        self.expect("INSERT")?;
+        self.expect("INTO")?;
+        self.eat("TABLE");
+        if self.eat("FUNCTION") {
+            return Err(QueryError::NotImplemented(
+                "INSERT INTO FUNCTION is not supported".into(),
+            ));
+        }
+        let table = self.table_ref()?;
+        let mut columns = None;
+        if self.parser.peek_token().token == Token::LParen
+            && !matches!(self.peek_nth_word(1).as_deref(), Some("SELECT" | "WITH"))
+        {
+            self.parser.next_token();
+            let mut cols = Vec::new();
+            loop {
+                cols.push(self.ident()?);
+                if !self.parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.parser
+                .expect_token(&Token::RParen)
+                .map_err(|e| self.err(e))?;
+            columns = Some(cols);
+        }
+        let mut settings = Settings::new();
+        if self.eat("SETTINGS") {
+            settings = self.settings_list()?;
+        }
+        let source = match format {
+            Some(f) => {
+                self.expect_end()?;
+                f
+            }
+            None if self.peek_word().as_deref() == Some("VALUES") => {
+                self.parser.next_token();
+                let mut rows = Vec::new();
+                loop {
+                    self.parser
+                        .expect_token(&Token::LParen)
+                        .map_err(|e| self.err(e))?;
+                    let mut row = Vec::new();
+                    if self.parser.peek_token().token != Token::RParen {
+                        loop {
+                            row.push(self.expr()?);
+                            if !self.parser.consume_token(&Token::Comma) {
+                                break;
+                            }
+                        }
+                    }
+                    self.parser
+                        .expect_token(&Token::RParen)
+                        .map_err(|e| self.err(e))?;
+                    rows.push(row);
+                    // ClickHouse allows rows separated by commas or nothing.
+                    let _ = self.parser.consume_token(&Token::Comma);
+                    if self.parser.peek_token().token != Token::LParen {
+                        break;
+                    }
+                }
+                self.expect_end()?;
+                InsertSource::Values(rows)
+            }
+            None => {
+                let q = self.parser.parse_query().map_err(|e| self.err(e))?;
+                self.expect_end()?;
+                InsertSource::Select(q)
+            }
+        };
+        Ok(Statement::Insert(Insert {
+            table,
+            columns,
+            source,
+            settings,
+        }))
+    }
+
+    fn create(&mut self) -> Result<Statement> {
+        self.parser.next_token();
+        self.eat_seq(&["OR", "REPLACE"]);
+        self.eat("TEMPORARY");
+        if self.eat("DATABASE") {
+            let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
+            let name = self.ident()?;
+            self.on_cluster()?;
+            if self.eat("ENGINE") {
+                let _ = self.parser.consume_token(&Token::Eq);
+                self.expr()?;
+            }
+            return Ok(Statement::CreateDatabase {
+                name,
+                if_not_exists,
+            });
+        }
+        self.expect("TABLE")?;
+        let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
+        let table = self.table_ref()?;
+        self.on_cluster()?;
+        let mut columns = Vec::new();
+        if self.parser.consume_token(&Token::LParen) {
+            loop {
+                if matches!(
+                    self.peek_word().as_deref(),
+                    Some("INDEX" | "CONSTRAINT" | "PROJECTION")
+                ) {
+                    // Skip secondary indexes and constraints: accepted, unused.
+                    let mut depth = 0;
+                    loop {
+                        match self.parser.peek_token().token {
+                            Token::LParen => depth += 1,
+                            Token::RParen if depth == 0 => break,
+                            Token::RParen => depth -= 1,
+                            Token::Comma if depth == 0 => break,
+                            Token::EOF => break,
+                            _ => {}
+                        }
+                        self.parser.next_token();
+                    }
+                } else if matches!(self.peek_word().as_deref(), Some("PRIMARY"))
+                    && self.peek_nth_word(1).as_deref() == Some("KEY")
+                {
+                    self.parser.next_token();
+                    self.parser.next_token();
+                    self.key_list()?;
+                } else {
+                    columns.push(self.column_spec()?);
+                }
+                if !self.parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            self.parser
+                .expect_token(&Token::RParen)
+                .map_err(|e| self.err(e))?;
+        }
+        let mut ct = CreateTable {
+            table,
+            if_not_exists,
+            columns,
+            engine: "MergeTree".into(),
+            engine_args: vec![],
+            order_by: None,
+            primary_key: None,
+            partition_by: None,
+            settings: Settings::new(),
+            as_select: None,
+        };
+        loop {
+            if self.eat("ENGINE") {
+                let _ = self.parser.consume_token(&Token::Eq);
+                ct.engine = self.ident()?;
+                if self.parser.consume_token(&Token::LParen)
+                    && !self.parser.consume_token(&Token::RParen)
+                {
+                    {
+                        loop {
+                            ct.engine_args.push(self.expr()?);
+                            if !self.parser.consume_token(&Token::Comma) {
+                                break;
+                            }
+                        }
+                        self.parser
+                            .expect_token(&Token::RParen)
+                            .map_err(|e| self.err(e))?;
+                    }
+                }
+            } else if self.eat_seq(&["ORDER", "BY"]) {
+                ct.order_by = Some(self.key_list()?);
+            } else if self.eat_seq(&["PRIMARY", "KEY"]) {
+                ct.primary_key = Some(self.key_list()?);
+            } else if self.eat_seq(&["PARTITION", "BY"]) {
+                ct.partition_by = Some(self.expr()?);
+            } else if self.eat("SETTINGS") {
+                ct.settings = self.settings_list()?;
+            } else if self.eat("COMMENT") {
+                self.expr()?;
+            } else if self.eat("AS") {
+                ct.as_select = Some(self.parser.parse_query().map_err(|e| self.err(e))?);
+            } else if self.eat_seq(&["SAMPLE", "BY"]) || self.eat("TTL") {
+                self.expr()?;
+            } else {
+                break;
+            }
+        }
+        Ok(Statement::CreateTable(ct))
+    }
+
+    fn column_spec(&mut self) -> Result<ColumnSpec> {
+        let name = self.ident()?;
+        // Type names are taken from the source text: sqlparser prints them
+        // back in its own spelling (`DATETIME`), not ClickHouse's.
+        let start = self.parser.peek_token().span.start;
+        self.parser.parse_data_type().map_err(|e| self.err(e))?;
+        let end = self.parser.peek_token().span.start;
+        let ty = parse_ch_type(self.slice(start, end).trim())?;
+        let mut default = None;
+        loop {
+            if self.eat("DEFAULT") || self.eat("MATERIALIZED") || self.eat("ALIAS") {
+                default = Some(self.expr()?);
+            } else if self.eat("CODEC") || self.eat("TTL") || self.eat("COMMENT") {
+                self.expr()?;
+            } else if self.eat("NULL") {
+                // `x String NULL` means Nullable in ClickHouse.
+            } else if self.eat_seq(&["NOT", "NULL"]) {
+            } else {
+                break;
+            }
+        }
+        Ok(ColumnSpec { name, ty, default })
+    }
+
+    fn drop_stmt(&mut self) -> Result<Statement> {
+        self.parser.next_token();
+        if self.eat("DATABASE") {
+            let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+            let name = self.ident()?;
+            self.on_cluster()?;
+            return Ok(Statement::DropDatabase { name, if_exists });
+        }
+        self.eat("TEMPORARY");
+        if !self.eat("TABLE") && !self.eat("VIEW") && !self.eat("DICTIONARY") {
+            return self.fail("Expected TABLE or DATABASE");
+        }
+        let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+        let table = self.table_ref()?;
+        self.on_cluster()?;
+        self.eat("SYNC");
+        Ok(Statement::DropTable { table, if_exists })
+    }
+
+    fn alter(&mut self) -> Result<Statement> {
+        self.parser.next_token();
+        self.expect("TABLE")?;
+        let table = self.table_ref()?;
+        self.on_cluster()?;
+        let mut ops = Vec::new();
+        loop {
+            if self.eat_seq(&["ADD", "COLUMN"]) {
+                let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
+                let column = self.column_spec()?;
+                let mut after = None;
+                let mut first = false;
+                if self.eat("AFTER") {
+                    after = Some(self.ident()?);
+                } else if self.eat("FIRST") {
+                    first = true;
+                }
+                ops.push(AlterOp::AddColumn {
+                    column: Box::new(column),
+                    if_not_exists,
+                    after,
+                    first,
+                });
+            } else if self.eat_seq(&["DROP", "COLUMN"]) {
+                let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+                let name = self.ident()?;
+                ops.push(AlterOp::DropColumn { name, if_exists });
+            } else {
+                return Err(QueryError::NotImplemented(format!(
+                    "ALTER {} is not supported yet (ADD COLUMN and DROP COLUMN are)",
+                    self.parser.peek_token().token
+                )));
+            }
+            if !self.parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        Ok(Statement::Alter { table, ops })
+    }
+
+    fn show(&mut self) -> Result<Statement> {
+        self.parser.next_token();
+        if self.eat("DATABASES") {
+            let format = self.format_suffix()?;
+            return Ok(Statement::ShowDatabases { format });
+        }
+        if self.eat_seq(&["CREATE", "TABLE"]) || self.eat("CREATE") {
+            let table = self.table_ref()?;
+            let format = self.format_suffix()?;
+            return Ok(Statement::ShowCreateTable { table, format });
+        }
+        self.eat("FULL");
+        self.eat("TEMPORARY");
+        if self.eat("TABLES") {
+            let mut database = None;
+            if self.eat("FROM") || self.eat("IN") {
+                database = Some(self.ident()?);
+            }
+            let mut like = None;
+            if self.eat("LIKE") {
+                like = Some(
+                    self.parser
+                        .parse_literal_string()
+                        .map_err(|e| self.err(e))?,
+                );
+            }
+            let format = self.format_suffix()?;
+            return Ok(Statement::ShowTables {
+                database,
+                like,
+                format,
+            });
+        }
+        self.fail("Expected TABLES, DATABASES or CREATE TABLE after SHOW")
+    }
+}
+
+/// Cuts a SELECT's trailing `FORMAT name` and `SETTINGS k = v, ...` (in any
+/// order, outside parentheses) off the token list.
+#[allow(clippy::type_complexity)]
+fn split_trailer(
+    tokens: Vec<TokenWithSpan>,
+) -> std::result::Result<(Vec<TokenWithSpan>, Option<String>, Settings), String> {
+    let first = tokens.iter().find_map(word_of);
+    let mut settings = Settings::new();
+    if !matches!(first.as_deref(), Some("SELECT" | "WITH")) {
+        return Ok((tokens, None, settings));
+    }
+    let mut depth = 0i32;
+    let mut cut = None;
+    for (i, t) in tokens.iter().enumerate() {
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 && matches!(word_of(t).as_deref(), Some("FORMAT" | "SETTINGS")) => {
+                cut = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(cut) = cut else {
+        return Ok((tokens, None, settings));
+    };
+    let mut rest: Vec<Token> = tokens[cut..]
+        .iter()
+        .map(|t| t.token.clone())
+        .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon | Token::EOF))
+        .collect();
+    rest.reverse();
+    let mut head = tokens;
+    head.truncate(cut);
+    let mut format = None;
+    let text = |t: &Token| match t {
+        Token::Word(w) => w.value.clone(),
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s.clone(),
+        other => other.to_string(),
+    };
+    while let Some(t) = rest.pop() {
+        match word_of(&TokenWithSpan::wrap(t.clone())).as_deref() {
+            Some("FORMAT") => {
+                let name = rest.pop().ok_or("Expected a format name after FORMAT")?;
+                format = Some(text(&name));
+            }
+            Some("SETTINGS") => loop {
+                let k = rest.pop().ok_or("Expected a setting name")?;
+                if rest.pop() != Some(Token::Eq) {
+                    return Err(format!("Expected = after setting {}", text(&k)));
+                }
+                let mut v = rest.pop().ok_or("Expected a setting value")?;
+                let mut value = text(&v);
+                if v == Token::Minus {
+                    v = rest.pop().ok_or("Expected a setting value")?;
+                    value = format!("-{}", text(&v));
+                }
+                settings.set(&text(&k), value);
+                if rest.last() == Some(&Token::Comma) {
+                    rest.pop();
+                    continue;
+                }
+                break;
+            },
+            _ => return Err(format!("Unexpected {t} after FORMAT/SETTINGS")),
+        }
+    }
+    Ok((head, format, settings))
+}
+
+/// Byte offset of a 1-based line/column location.
+fn char_offset(sql: &str, loc: Location) -> usize {
+    let mut off = 0;
+    for (i, line) in sql.split('\n').enumerate() {
+        if i + 1 == loc.line as usize {
+            let col = (loc.column as usize).saturating_sub(1);
+            return off
+                + line
+                    .char_indices()
+                    .nth(col)
+                    .map(|(b, _)| b)
+                    .unwrap_or(line.len());
+        }
+        off += line.len() + 1;
+    }
+    sql.len()
+}
+
+/// Removes `FINAL` after a table name in a SELECT and records the table.
+fn strip_final(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, HashSet<String>) {
+    let first_word = tokens.iter().find_map(word_of);
+    let mut finals = HashSet::new();
+    if matches!(first_word.as_deref(), Some("OPTIMIZE")) {
+        return (tokens, finals);
+    }
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        if word_of(&t).as_deref() == Some("FINAL") {
+            // Previous significant token: the table name or its alias.
+            let prev = out
+                .iter()
+                .rev()
+                .find(|p| !matches!(p.token, Token::Whitespace(_)));
+            if let Some(Token::Word(w)) = prev.map(|p| &p.token) {
+                if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() {
+                    // The table is the word before the alias when there is one.
+                    let mut sig = out
+                        .iter()
+                        .rev()
+                        .filter(|p| !matches!(p.token, Token::Whitespace(_)));
+                    let last = sig.next();
+                    let before = sig.next();
+                    let name = match (before.map(|b| &b.token), last.map(|l| &l.token)) {
+                        (Some(Token::Word(b)), _) if b.keyword == Keyword::AS => {
+                            sig.next().and_then(|t| match &t.token {
+                                Token::Word(w) => Some(w.value.clone()),
+                                _ => None,
+                            })
+                        }
+                        (_, Some(Token::Word(l))) => Some(l.value.clone()),
+                        _ => None,
+                    };
+                    if let Some(n) = name {
+                        finals.insert(n);
+                    }
+                    continue;
+                }
+            }
+        }
+        out.push(t);
+    }
+    (out, finals)
+}
+
+/// A setting's value as text: strings unquoted, numbers and booleans as typed.
+pub fn expr_to_setting_value(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            Value::Boolean(b) => (if *b { "1" } else { "0" }).to_string(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses a type name as sqlparser prints it back.
+pub fn parse_ch_type(s: &str) -> Result<ChType> {
+    s.parse::<ChType>()
+        .map_err(|_| QueryError::UnknownType(format!("Unknown data type family: {s}")))
+}
+
+/// Whether a query body is a plain `SELECT` (used to reject oddities early).
+pub fn is_select(q: &Query) -> bool {
+    matches!(
+        *q.body,
+        SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_) | SetExpr::Values(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_scripts() {
+        let s = split_statements("SELECT 1; SELECT ';' -- x;\n; /* ; */ SELECT 2");
+        assert_eq!(s, vec!["SELECT 1", "SELECT ';'", "SELECT 2"]);
+    }
+
+    #[test]
+    fn parses_create_table() {
+        let st = parse_statement(
+            "CREATE TABLE IF NOT EXISTS db.hits (ts DateTime, user_id UInt64, event LowCardinality(String), v Nullable(Float64) DEFAULT 1, d Decimal(10, 2), t DateTime64(3))
+             ENGINE = ReplacingMergeTree(ts) PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts) SETTINGS index_granularity = 1024",
+        )
+        .unwrap();
+        let Statement::CreateTable(ct) = st else {
+            panic!()
+        };
+        assert!(ct.if_not_exists);
+        assert_eq!(ct.table.database.as_deref(), Some("db"));
+        assert_eq!(ct.columns.len(), 6);
+        assert_eq!(ct.columns[2].ty.to_string(), "LowCardinality(String)");
+        assert_eq!(ct.columns[3].ty.to_string(), "Nullable(Float64)");
+        assert_eq!(ct.columns[4].ty.to_string(), "Decimal(10, 2)");
+        assert_eq!(ct.columns[5].ty.to_string(), "DateTime64(3)");
+        assert_eq!(ct.engine, "ReplacingMergeTree");
+        assert_eq!(ct.engine_args.len(), 1);
+        assert_eq!(ct.order_by.as_ref().unwrap().len(), 2);
+        assert!(ct.partition_by.is_some());
+        assert_eq!(ct.settings.get("index_granularity"), Some("1024"));
+    }
+
+    #[test]
+    fn parses_insert_forms() {
+        let Statement::Insert(i) = parse_statement("INSERT INTO t FORMAT CSV").unwrap() else {
+            panic!()
+        };
+        assert!(
+            matches!(i.source, InsertSource::Format { ref name, inline: None } if name == "CSV")
+        );
+        let Statement::Insert(i) =
+            parse_statement("insert into t (a, b) format TSV\n1\t2\n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(i.columns, Some(vec!["a".into(), "b".into()]));
+        assert!(
+            matches!(i.source, InsertSource::Format { inline: Some(ref d), .. } if d == "1\t2\n")
+        );
+        let Statement::Insert(i) =
+            parse_statement("INSERT INTO t VALUES (1, 'a'), (2, 'b')").unwrap()
+        else {
+            panic!()
+        };
+        assert!(matches!(i.source, InsertSource::Values(ref r) if r.len() == 2));
+        let Statement::Insert(i) =
+            parse_statement("INSERT INTO t SELECT number FROM numbers(10)").unwrap()
+        else {
+            panic!()
+        };
+        assert!(matches!(i.source, InsertSource::Select(_)));
+    }
+
+    #[test]
+    fn final_is_recorded() {
+        let Statement::Select { final_tables, .. } =
+            parse_statement("SELECT * FROM t FINAL WHERE x = 1").unwrap()
+        else {
+            panic!()
+        };
+        assert!(final_tables.contains("t"));
+        let Statement::Optimize { final_, .. } = parse_statement("OPTIMIZE TABLE t FINAL").unwrap()
+        else {
+            panic!()
+        };
+        assert!(final_);
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        match parse_statement("SELECT * FRM t") {
+            Err(QueryError::Syntax { position, .. }) => assert!(position > 0),
+            other => panic!("{other:?}"),
+        }
+        let e = parse_statement("CREATE TABLE t (a Strin) ENGINE = MergeTree ORDER BY a");
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn select_settings_and_format() {
+        let Statement::Select {
+            settings, format, ..
+        } = parse_statement("SELECT 1 SETTINGS max_threads = 1 FORMAT JSONEachRow").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(settings.get("max_threads"), Some("1"));
+        assert_eq!(format.as_deref(), Some("JSONEachRow"));
+    }
+}

@@ -1,0 +1,187 @@
+//! `system.*` tables, built from the catalog when a query names them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array, UInt8Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::Result as DFResult;
+use datafusion::datasource::{MemTable, TableProvider};
+
+use crate::provider::QueryContext;
+
+pub const TABLES: &[&str] = &["tables", "parts", "columns", "databases", "one", "settings"];
+
+fn s(v: Vec<String>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+fn u64s(v: Vec<u64>) -> ArrayRef {
+    Arc::new(UInt64Array::from(v))
+}
+fn u8s(v: Vec<u8>) -> ArrayRef {
+    Arc::new(UInt8Array::from(v))
+}
+
+fn mem(
+    fields: Vec<(&str, DataType)>,
+    cols: Vec<ArrayRef>,
+) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let schema = Arc::new(Schema::new(
+        fields
+            .into_iter()
+            .map(|(n, t)| Field::new(n, t, false))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), cols)?;
+    Ok(Some(Arc::new(MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?)))
+}
+
+/// The provider of `system.<name>`, or None for an unknown name.
+pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let cat = &ctx.catalog;
+    let all_tables = || {
+        cat.databases()
+            .into_iter()
+            .flat_map(|db| cat.tables(&db).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    match name {
+        "one" => mem(vec![("dummy", DataType::UInt8)], vec![u8s(vec![0])]),
+        "databases" => {
+            let dbs = cat.databases();
+            let n = dbs.len();
+            mem(
+                vec![("name", DataType::Utf8), ("engine", DataType::Utf8)],
+                vec![s(dbs), s(vec!["Atomic".into(); n])],
+            )
+        }
+        "tables" => {
+            let (mut db, mut nm, mut eng, mut rows, mut bytes, mut parts) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            for t in all_tables() {
+                let m = t.meta();
+                let ps = t.active_parts();
+                db.push(m.database.clone());
+                nm.push(m.name.clone());
+                eng.push(m.engine.name().to_string());
+                rows.push(ps.iter().map(|p| p.rows).sum());
+                bytes.push(ps.iter().map(|p| p.bytes_on_disk).sum());
+                parts.push(ps.len() as u64);
+            }
+            mem(
+                vec![
+                    ("database", DataType::Utf8),
+                    ("name", DataType::Utf8),
+                    ("engine", DataType::Utf8),
+                    ("total_rows", DataType::UInt64),
+                    ("total_bytes", DataType::UInt64),
+                    ("parts", DataType::UInt64),
+                ],
+                vec![s(db), s(nm), s(eng), u64s(rows), u64s(bytes), u64s(parts)],
+            )
+        }
+        "parts" => {
+            let mut c: [Vec<String>; 4] = Default::default();
+            let (mut rows, mut bytes, mut level, mut active, mut minb, mut maxb, mut marks) =
+                (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for t in all_tables() {
+                let m = t.meta();
+                let active_parts = t.active_parts();
+                let outdated = t.outdated_parts();
+                for (p, is_active) in active_parts
+                    .iter()
+                    .map(|p| (p, 1u8))
+                    .chain(outdated.iter().map(|p| (p, 0u8)))
+                {
+                    c[0].push(m.database.clone());
+                    c[1].push(m.name.clone());
+                    c[2].push(p.partition.clone());
+                    c[3].push(p.name.to_string());
+                    rows.push(p.rows);
+                    bytes.push(p.bytes_on_disk);
+                    level.push(p.name.level as u64);
+                    active.push(is_active);
+                    minb.push(p.name.min_block);
+                    maxb.push(p.name.max_block);
+                    marks.push(p.granules() as u64);
+                }
+            }
+            let [db, table, partition, name] = c;
+            mem(
+                vec![
+                    ("database", DataType::Utf8),
+                    ("table", DataType::Utf8),
+                    ("partition", DataType::Utf8),
+                    ("name", DataType::Utf8),
+                    ("rows", DataType::UInt64),
+                    ("bytes_on_disk", DataType::UInt64),
+                    ("level", DataType::UInt64),
+                    ("active", DataType::UInt8),
+                    ("min_block_number", DataType::UInt64),
+                    ("max_block_number", DataType::UInt64),
+                    ("marks", DataType::UInt64),
+                ],
+                vec![
+                    s(db),
+                    s(table),
+                    s(partition),
+                    s(name),
+                    u64s(rows),
+                    u64s(bytes),
+                    u64s(level),
+                    u8s(active),
+                    u64s(minb),
+                    u64s(maxb),
+                    u64s(marks),
+                ],
+            )
+        }
+        "columns" => {
+            let mut c: [Vec<String>; 6] = Default::default();
+            let mut pos = vec![];
+            for t in all_tables() {
+                let m = t.meta();
+                for (i, col) in m.columns.iter().enumerate() {
+                    c[0].push(m.database.clone());
+                    c[1].push(m.name.clone());
+                    c[2].push(col.name.clone());
+                    c[3].push(col.ty.to_string());
+                    c[4].push(if col.default.is_some() {
+                        "DEFAULT".into()
+                    } else {
+                        String::new()
+                    });
+                    c[5].push(col.default.clone().unwrap_or_default());
+                    pos.push(i as u64 + 1);
+                }
+            }
+            let [db, table, name, ty, kind, expr] = c;
+            mem(
+                vec![
+                    ("database", DataType::Utf8),
+                    ("table", DataType::Utf8),
+                    ("name", DataType::Utf8),
+                    ("type", DataType::Utf8),
+                    ("default_kind", DataType::Utf8),
+                    ("default_expression", DataType::Utf8),
+                    ("position", DataType::UInt64),
+                ],
+                vec![s(db), s(table), s(name), s(ty), s(kind), s(expr), u64s(pos)],
+            )
+        }
+        "settings" => {
+            let (names, values): (Vec<String>, Vec<String>) = ctx
+                .settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unzip();
+            mem(
+                vec![("name", DataType::Utf8), ("value", DataType::Utf8)],
+                vec![s(names), s(values)],
+            )
+        }
+        _ => Ok(None),
+    }
+}

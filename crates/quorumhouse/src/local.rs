@@ -1,0 +1,165 @@
+//! `quorumhouse local`: the engine embedded in the process, no network.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use qh_query::{Engine, EngineOptions, Input};
+use qh_types::ErrorCode;
+
+use crate::output::{choose_format, exit_status, print_error, print_result};
+
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    /// Data directory; a temporary one (removed at exit) when omitted.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// SQL to run; several statements separated by `;`. Read from stdin when
+    /// omitted.
+    #[arg(long, short = 'q')]
+    pub query: Option<String>,
+    /// Output format (TSV, TSVWithNames, CSV, CSVWithNames, JSONEachRow, Pretty).
+    #[arg(long, short = 'f')]
+    pub format: Option<String>,
+    /// Print the elapsed time of each statement to stderr.
+    #[arg(long, short = 't')]
+    pub time: bool,
+    /// Print rows, bytes and granules read by each statement to stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Accepted for clickhouse-local compatibility: several statements always work.
+    #[arg(long, short = 'n')]
+    pub multiquery: bool,
+    /// Settings for every statement, as name=value.
+    #[arg(long = "setting", value_name = "NAME=VALUE")]
+    pub settings: Vec<String>,
+}
+
+pub fn run(args: LocalArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            print_error(
+                ErrorCode::LOGICAL_ERROR,
+                &format!("cannot start runtime: {e}"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: LocalArgs) -> ExitCode {
+    let _tmp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => match tempfile::tempdir() {
+            Ok(t) => {
+                let p = t.path().to_path_buf();
+                _tmp = t;
+                p
+            }
+            Err(e) => {
+                print_error(
+                    ErrorCode::CANNOT_OPEN_FILE,
+                    &format!("cannot create a temporary directory: {e}"),
+                );
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let engine = match Engine::open(&data_dir, EngineOptions::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            print_error(e.code(), &e.to_string());
+            return ExitCode::from(exit_status(e.code()));
+        }
+    };
+    let mut session = engine.session();
+    for s in &args.settings {
+        match s.split_once('=') {
+            Some((k, v)) => session.settings_mut().set(k.trim(), v.trim()),
+            None => {
+                print_error(
+                    ErrorCode::BAD_ARGUMENTS,
+                    &format!("setting '{s}' is not name=value"),
+                );
+                return ExitCode::from(exit_status(ErrorCode::BAD_ARGUMENTS));
+            }
+        }
+    }
+    let (sql, mut input): (String, Input) = match args.query {
+        Some(q) => {
+            let stdin = std::io::stdin();
+            let input: Input = if stdin.is_terminal() {
+                None
+            } else {
+                Some(Box::new(stdin))
+            };
+            (q, input)
+        }
+        None => {
+            let mut s = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                print_error(
+                    ErrorCode::CANNOT_READ_ALL_DATA,
+                    &format!("cannot read the query from stdin: {e}"),
+                );
+                return ExitCode::from(1);
+            }
+            (s, None)
+        }
+    };
+    let mut status = ExitCode::SUCCESS;
+    for stmt in qh_query::split_statements(&sql) {
+        match session.execute(&stmt, &mut input).await {
+            Ok(res) => {
+                if args.time {
+                    eprintln!("{:.3}", res.summary.elapsed.as_secs_f64());
+                }
+                if args.stats {
+                    let s = &res.summary;
+                    eprintln!(
+                        "Read {} rows, {} bytes; granules {}/{}; written {} rows; {:.3} s",
+                        s.read_rows,
+                        s.read_bytes,
+                        s.granules_read,
+                        s.granules_total,
+                        s.written_rows,
+                        s.elapsed.as_secs_f64()
+                    );
+                }
+                if !res.has_result_set() {
+                    continue;
+                }
+                let fmt = match choose_format(res.format.as_deref(), args.format.as_deref()) {
+                    Ok(f) => f,
+                    Err(m) => {
+                        print_error(ErrorCode::UNKNOWN_FORMAT, &m);
+                        status = ExitCode::from(exit_status(ErrorCode::UNKNOWN_FORMAT));
+                        break;
+                    }
+                };
+                if let Err(e) = print_result(fmt, res.schema.clone(), &res.batches) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        break;
+                    }
+                    print_error(ErrorCode::CANNOT_WRITE_TO_FILE_DESCRIPTOR, &e.to_string());
+                    status = ExitCode::from(1);
+                    break;
+                }
+            }
+            Err(e) => {
+                print_error(e.code(), &e.to_string());
+                status = ExitCode::from(exit_status(e.code()));
+                break;
+            }
+        }
+    }
+    engine.shutdown();
+    status
+}

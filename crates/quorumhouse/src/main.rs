@@ -1,0 +1,53 @@
+//! `quorumhouse`: one binary for the embedded engine (`local`), a node
+//! (`server`), the gRPC client (`client`), a local cluster (`cluster`) and
+//! built-in benchmarks (`bench`).
+
+mod local;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quorumhouse",
+    version,
+    about = "A replicated columnar database with ClickHouse's SQL and a built-in Raft coordinator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run SQL on an embedded engine, no server (like clickhouse-local).
+    Local(local::LocalArgs),
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Local(args) => {
+            init_tracing("warn");
+            local::run(args)
+        }
+    }
+}
+
+/// Default data directory for commands that need one.
+#[allow(dead_code)]
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./qh-data")
+}

@@ -1,0 +1,51 @@
+//! Printing result sets and errors the way clickhouse-client does.
+
+use std::io::{IsTerminal, Write};
+
+use qh_types::arrow::array::RecordBatch;
+use qh_types::arrow::datatypes::SchemaRef;
+use qh_types::formats::{OutputFormat, Writer};
+use qh_types::ErrorCode;
+
+/// The format to print with: the statement's FORMAT, else `--format`, else
+/// Pretty on a terminal and TSV when piped.
+pub fn choose_format(
+    stmt_format: Option<&str>,
+    flag: Option<&str>,
+) -> Result<OutputFormat, String> {
+    let name = stmt_format.or(flag);
+    match name {
+        Some(n) => OutputFormat::parse(n).ok_or_else(|| format!("Unknown output format {n}")),
+        None if std::io::stdout().is_terminal() => Ok(OutputFormat::Pretty),
+        None => Ok(OutputFormat::TabSeparated),
+    }
+}
+
+/// Writes a whole result set to stdout.
+pub fn print_result(
+    format: OutputFormat,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut w = Writer::new(format, schema);
+    for b in batches {
+        out.write_all(w.write_batch(b).as_bytes())?;
+    }
+    out.write_all(w.finish().as_bytes())?;
+    out.flush()
+}
+
+/// `Code: 60. Table default.x does not exist. (UNKNOWN_TABLE)` on stderr.
+pub fn print_error(code: ErrorCode, message: &str) {
+    eprintln!("{}", qh_types::error_codes::render(code, message));
+}
+
+/// The process exit status for an error code (never 0).
+pub fn exit_status(code: ErrorCode) -> u8 {
+    match (code as i32) % 256 {
+        0 => 1,
+        n => n as u8,
+    }
+}

@@ -1,0 +1,423 @@
+//! End-to-end tests of `quorumhouse local`: real processes, real part files.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_quorumhouse")
+}
+
+fn local(dir: &Path, sql: &str, stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(bin())
+        .args(["local", "--data-dir"])
+        .arg(dir)
+        .args(["--query", sql])
+        .env("TZ", "UTC")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quorumhouse");
+    {
+        let mut si = child.stdin.take().expect("stdin");
+        if let Some(data) = stdin {
+            si.write_all(data).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn ok(dir: &Path, sql: &str) -> String {
+    let o = local(dir, sql, None);
+    assert!(
+        o.status.success(),
+        "query failed: {sql}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf8")
+}
+
+fn err(dir: &Path, sql: &str, stdin: Option<&[u8]>) -> String {
+    let o = local(dir, sql, stdin);
+    assert!(!o.status.success(), "expected failure: {sql}");
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+const HITS: &str = "CREATE TABLE hits (ts DateTime, user_id UInt64, event String, value Float64) \
+    ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts)";
+
+#[test]
+fn create_insert_select_over_part_files() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), HITS);
+    let csv = "2024-01-01 10:00:00,1,click,1.5\n2024-01-02 11:00:00,2,view,2.5\n2024-02-01 00:00:00,1,click,3\n";
+    let o = local(
+        d.path(),
+        "INSERT INTO hits FORMAT CSV",
+        Some(csv.as_bytes()),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = ok(
+        d.path(),
+        "SELECT event, count(), avg(value) FROM hits GROUP BY event ORDER BY 2 DESC",
+    );
+    assert_eq!(out, "click\t2\t2.25\nview\t1\t2.5\n");
+    // One part per partition, each a directory of column files.
+    let table_dir = d.path().join("data/default/hits");
+    assert!(table_dir.join("202401_1_1_0/user_id.bin").exists());
+    assert!(table_dir.join("202402_2_2_0/checksums.json").exists());
+    let parts = ok(
+        d.path(),
+        "SELECT partition, name, rows FROM system.parts WHERE active ORDER BY name",
+    );
+    assert_eq!(parts, "202401\t202401_1_1_0\t2\n202402\t202402_2_2_0\t1\n");
+}
+
+#[test]
+fn every_input_format_and_values() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE t (id UInt32, s String, n Nullable(Int64)) ENGINE = MergeTree ORDER BY id",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO t VALUES (1, 'a', NULL), (2, 'b', -2)",
+    );
+    ok(d.path(), "INSERT INTO t FORMAT TSV\n3\tc\\td\t3\n");
+    ok(
+        d.path(),
+        "INSERT INTO t FORMAT CSVWithNames\nid,s,n\n4,\"e,f\",\\N\n",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO t FORMAT JSONEachRow {\"id\": 5, \"s\": \"g\", \"n\": 5}",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO t (id) SELECT number + 10 FROM numbers(2)",
+    );
+    let out = ok(d.path(), "SELECT * FROM t ORDER BY id FORMAT TSV");
+    assert_eq!(
+        out,
+        "1\ta\t\\N\n2\tb\t-2\n3\tc\\td\t3\n4\te,f\t\\N\n5\tg\t5\n10\t\t\\N\n11\t\t\\N\n"
+    );
+    let out = ok(
+        d.path(),
+        "SELECT id, s FROM t WHERE id = 4 FORMAT JSONEachRow",
+    );
+    assert_eq!(out, "{\"id\":4,\"s\":\"e,f\"}\n");
+}
+
+#[test]
+fn errors_carry_clickhouse_codes() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), HITS);
+    let e = err(d.path(), "SELECT * FRM hits", None);
+    assert!(
+        e.starts_with("Code: 62.") && e.contains("position 10"),
+        "{e}"
+    );
+    assert!(e.contains("(SYNTAX_ERROR)"), "{e}");
+    let e = err(d.path(), "SELECT * FROM nope", None);
+    assert!(e.contains("Code: 60.") && e.contains("default.nope"), "{e}");
+    let e = err(d.path(), "SELECT missing_col FROM hits", None);
+    assert!(
+        e.contains("Code: 47.") && e.contains("UNKNOWN_IDENTIFIER"),
+        "{e}"
+    );
+    let e = err(
+        d.path(),
+        "CREATE TABLE x (a Strin) ENGINE = MergeTree ORDER BY a",
+        None,
+    );
+    assert!(e.contains("Code: 50."), "{e}");
+}
+
+#[test]
+fn a_bad_row_rejects_the_whole_insert() {
+    let d = tempfile::tempdir().unwrap();
+    ok(d.path(), HITS);
+    let mut csv = String::new();
+    for i in 0..1000 {
+        csv.push_str(&format!("2024-01-01 00:00:{:02},{i},e,1\n", i % 60));
+    }
+    csv.push_str("2024-01-01 00:00:00,oops,e,1\n");
+    // Small blocks: earlier blocks are written as hidden parts before the bad
+    // row is reached; none of them may become visible.
+    let o = local(
+        d.path(),
+        "INSERT INTO hits SETTINGS max_insert_block_size = 100 FORMAT CSV",
+        Some(csv.as_bytes()),
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("Code: 27.") && e.contains("'user_id'") && e.contains("row 1001"),
+        "{e}"
+    );
+    assert_eq!(ok(d.path(), "SELECT count() FROM hits"), "0\n");
+    let leftovers: Vec<_> = std::fs::read_dir(d.path().join("data/default/hits"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_"))
+        .collect();
+    assert!(leftovers.is_empty(), "tmp parts left behind");
+    // Wrong column count.
+    let e = err(
+        d.path(),
+        "INSERT INTO hits FORMAT CSV",
+        Some(b"2024-01-01 00:00:00,1\n"),
+    );
+    assert!(e.contains("Code: 27."), "{e}");
+}
+
+#[test]
+fn corrupted_column_file_is_a_checksum_error() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE t (k UInt64, v String) ENGINE = MergeTree ORDER BY k",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO t SELECT number, toString(number) FROM numbers(10000)",
+    );
+    let bin = d.path().join("data/default/t/all_1_1_0/v.bin");
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&bin, bytes).unwrap();
+    let e = err(d.path(), "SELECT sum(length(v)) FROM t", None);
+    assert!(
+        e.contains("Code: 40.") && e.contains("CHECKSUM_DOESNT_MATCH"),
+        "{e}"
+    );
+    // Columns that are intact still read.
+    assert_eq!(ok(d.path(), "SELECT sum(k) FROM t"), "49995000\n");
+}
+
+#[test]
+fn replacing_merge_tree_final_and_optimize() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE r (k UInt32, v String, ver UInt32) ENGINE = ReplacingMergeTree(ver) ORDER BY k",
+    );
+    ok(d.path(), "INSERT INTO r VALUES (1, 'a', 1), (2, 'b', 1)");
+    ok(d.path(), "INSERT INTO r VALUES (1, 'a2', 2), (2, 'old', 0)");
+    assert_eq!(ok(d.path(), "SELECT count() FROM r"), "4\n");
+    assert_eq!(
+        ok(d.path(), "SELECT k, v FROM r FINAL ORDER BY k"),
+        "1\ta2\n2\tb\n"
+    );
+    ok(d.path(), "OPTIMIZE TABLE r FINAL");
+    assert_eq!(
+        ok(d.path(), "SELECT k, v FROM r ORDER BY k"),
+        "1\ta2\n2\tb\n"
+    );
+    assert_eq!(
+        ok(
+            d.path(),
+            "SELECT count() FROM system.parts WHERE table = 'r' AND active"
+        ),
+        "1\n"
+    );
+}
+
+#[test]
+fn alter_add_column_reads_default_from_old_parts() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE a (k UInt32) ENGINE = MergeTree ORDER BY k",
+    );
+    ok(d.path(), "INSERT INTO a VALUES (1)");
+    ok(
+        d.path(),
+        "ALTER TABLE a ADD COLUMN s String DEFAULT 'x', ADD COLUMN n UInt8",
+    );
+    ok(d.path(), "INSERT INTO a VALUES (2, 'y', 7)");
+    assert_eq!(
+        ok(d.path(), "SELECT k, s, n FROM a ORDER BY k"),
+        "1\tx\t0\n2\ty\t7\n"
+    );
+    ok(d.path(), "ALTER TABLE a DROP COLUMN s");
+    assert_eq!(ok(d.path(), "SELECT * FROM a ORDER BY k"), "1\t0\n2\t7\n");
+}
+
+#[test]
+fn background_merges_reduce_part_count() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE m (k UInt64) ENGINE = MergeTree ORDER BY k",
+    );
+    let mut script = String::new();
+    for i in 0..6 {
+        script.push_str(&format!(
+            "INSERT INTO m SELECT number + {} FROM numbers(100);",
+            i * 100
+        ));
+    }
+    ok(d.path(), &script);
+    // The merge thread runs while a process is up: keep one alive and poll.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ok(
+            d.path(),
+            "SELECT count(), sum(rows) FROM system.parts WHERE table = 'm' AND active",
+        );
+        let mut it = out.trim().split('\t');
+        let parts: u64 = it.next().unwrap().parse().unwrap();
+        let rows: u64 = it.next().unwrap().parse().unwrap();
+        assert_eq!(rows, 600);
+        if parts < 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no merge happened");
+        // A process that lives a little: the merge thread gets time to work.
+        ok(d.path(), "SELECT sleep(1)");
+    }
+    assert_eq!(
+        ok(d.path(), "SELECT count(), sum(k) FROM m"),
+        "600\t179700\n"
+    );
+}
+
+#[test]
+fn primary_key_range_reads_fewer_granules() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE p (k UInt64, v UInt64) ENGINE = MergeTree ORDER BY k SETTINGS index_granularity = 1000",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO p SELECT number, number * 2 FROM numbers(100000)",
+    );
+    assert_eq!(
+        ok(
+            d.path(),
+            "SELECT count(), sum(v) FROM p WHERE k BETWEEN 5000 AND 5999"
+        ),
+        "1000\t10999000\n"
+    );
+    let e = Command::new(bin())
+        .args(["local", "--data-dir"])
+        .arg(d.path())
+        .args(["--query", "SELECT count() FROM p WHERE k < 1500", "--stats"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(stderr.contains("granules 2/100"), "{stderr}");
+}
+
+fn tmp_dirs(table_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(table_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with("tmp_"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_for_tmp_dir(table_dir: &Path, child: &mut std::process::Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if !tmp_dirs(table_dir).is_empty() {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn sigkill_during_insert_and_merge_loses_no_acknowledged_row() {
+    let d = tempfile::tempdir().unwrap();
+    let table_dir = d.path().join("data/default/k");
+    ok(
+        d.path(),
+        "CREATE TABLE k (id UInt64, s String) ENGINE = MergeTree ORDER BY id",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO k SELECT number, toString(number) FROM numbers(50000)",
+    );
+
+    // An insert killed while its blocks are being written.
+    let mut child = Command::new(bin())
+        .args(["local", "--data-dir"])
+        .arg(d.path())
+        .args([
+            "--query",
+            "INSERT INTO k SETTINGS max_insert_block_size = 20000 FORMAT CSV",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut chunk = String::new();
+        for i in 0..10_000u64 {
+            chunk.push_str(&format!("{i},row{i}\n"));
+        }
+        // Keep feeding until the process is killed (write fails) or a bound.
+        for _ in 0..2000 {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    assert!(
+        wait_for_tmp_dir(&table_dir, &mut child),
+        "insert never wrote a block"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    writer.join().unwrap();
+    assert!(!tmp_dirs(&table_dir).is_empty(), "kill came after cleanup");
+
+    // Restart: the acknowledged rows are all there, the killed insert is not.
+    assert_eq!(
+        ok(d.path(), "SELECT count(), sum(id) FROM k"),
+        "50000\t1249975000\n"
+    );
+    assert!(
+        tmp_dirs(&table_dir).is_empty(),
+        "tmp_ parts survived a restart"
+    );
+
+    // A merge killed half way.
+    ok(
+        d.path(),
+        "INSERT INTO k SELECT number + 50000, toString(number) FROM numbers(300000)",
+    );
+    let mut child = Command::new(bin())
+        .args(["local", "--data-dir"])
+        .arg(d.path())
+        .args(["--query", "OPTIMIZE TABLE k FINAL"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let saw_merge = wait_for_tmp_dir(&table_dir, &mut child);
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(
+        ok(d.path(), "SELECT count(), max(id) FROM k"),
+        "350000\t349999\n"
+    );
+    assert!(tmp_dirs(&table_dir).is_empty());
+    let _ = saw_merge;
+}

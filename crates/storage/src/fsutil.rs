@@ -1,0 +1,52 @@
+//! Small durable-file helpers.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Result, StorageError};
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| StorageError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so a rename or create inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))
+}
+
+/// Column names become file names: keep `[A-Za-z0-9_]`, escape the rest as
+/// `%XX` like ClickHouse does.
+pub fn escape_file_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes() {
+        assert_eq!(super::escape_file_name("a.b c"), "a%2Eb%20c");
+        assert_eq!(super::escape_file_name("user_id"), "user_id");
+    }
+}

@@ -1,0 +1,121 @@
+//! A table's definition as stored in `<table dir>/table.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use qh_types::ChType;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StorageError};
+use crate::fsutil;
+
+/// On-disk format version of `table.json`; bump with an upgrade path.
+pub const TABLE_META_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ChType,
+    /// `DEFAULT expr` as SQL text, evaluated by the query layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// The table engine and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum EngineKind {
+    MergeTree,
+    /// Keeps, per sorting key, the row with the highest `version` (the last
+    /// inserted when there is none); rows with `is_deleted = 1` vanish in FINAL.
+    ReplacingMergeTree {
+        version: Option<String>,
+        is_deleted: Option<String>,
+    },
+    /// Kept in memory only (ClickHouse's Memory engine); lost on restart.
+    Memory,
+}
+
+impl EngineKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EngineKind::MergeTree => "MergeTree",
+            EngineKind::ReplacingMergeTree { .. } => "ReplacingMergeTree",
+            EngineKind::Memory => "Memory",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableMeta {
+    pub format_version: u32,
+    pub database: String,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub engine: EngineKind,
+    /// ORDER BY expressions as SQL text (empty = `tuple()`).
+    pub order_by: Vec<String>,
+    /// PRIMARY KEY expressions (a prefix of ORDER BY); defaults to ORDER BY.
+    pub primary_key: Vec<String>,
+    /// PARTITION BY expression as SQL text.
+    pub partition_by: Option<String>,
+    /// Plain column names the sparse index keeps min/max of per granule: the
+    /// columns used by the primary key and the partition key.
+    pub index_columns: Vec<String>,
+    pub settings: BTreeMap<String, String>,
+    /// Bumped by every ALTER.
+    pub schema_version: u64,
+}
+
+impl TableMeta {
+    pub fn index_granularity(&self) -> usize {
+        self.settings
+            .get("index_granularity")
+            .and_then(|v| v.parse().ok())
+            .filter(|v: &usize| *v > 0)
+            .unwrap_or(8192)
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The Arrow schema of the table's current columns.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        std::sync::Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| c.ty.field(&c.name))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub fn load(path: &Path) -> Result<TableMeta> {
+        let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
+        let meta: TableMeta =
+            serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                file: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        if meta.format_version > TABLE_META_VERSION {
+            return Err(StorageError::Unsupported(format!(
+                "{} has format version {}, this build reads up to {}",
+                path.display(),
+                meta.format_version,
+                TABLE_META_VERSION
+            )));
+        }
+        Ok(meta)
+    }
+
+    /// Writes atomically: a crash leaves the old or the new file, never half.
+    pub fn store(&self, path: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StorageError::Corrupt {
+            file: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        fsutil::write_atomic(path, &bytes)
+    }
+}

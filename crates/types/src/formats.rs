@@ -1,0 +1,392 @@
+//! Output formats for result sets: TSV, TSVWithNames, CSV, CSVWithNames,
+//! JSONEachRow, Pretty (ClickHouse's PrettyCompact look) and Null.
+
+use std::fmt::Write;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
+
+use crate::text::write_value;
+
+/// A result-set output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    TabSeparated,
+    TabSeparatedWithNames,
+    TabSeparatedWithNamesAndTypes,
+    Csv,
+    CsvWithNames,
+    JsonEachRow,
+    Pretty,
+    Null,
+}
+
+impl OutputFormat {
+    /// Parses ClickHouse's format names (and their aliases), case-sensitive
+    /// like ClickHouse except for the common short forms.
+    pub fn parse(name: &str) -> Option<OutputFormat> {
+        Some(match name {
+            "TSV" | "TabSeparated" | "tsv" => OutputFormat::TabSeparated,
+            "TSVWithNames" | "TabSeparatedWithNames" => OutputFormat::TabSeparatedWithNames,
+            "TSVWithNamesAndTypes" | "TabSeparatedWithNamesAndTypes" => {
+                OutputFormat::TabSeparatedWithNamesAndTypes
+            }
+            "CSV" | "csv" => OutputFormat::Csv,
+            "CSVWithNames" => OutputFormat::CsvWithNames,
+            "JSONEachRow" | "NDJSON" | "JSONLines" => OutputFormat::JsonEachRow,
+            "Pretty" | "PrettyCompact" | "PrettyCompactMonoBlock" | "PrettySpace" => {
+                OutputFormat::Pretty
+            }
+            "Null" => OutputFormat::Null,
+            _ => return None,
+        })
+    }
+}
+
+/// Renders batches incrementally; `header` is emitted before the first rows.
+pub struct Writer {
+    format: OutputFormat,
+    schema: SchemaRef,
+    started: bool,
+    pretty_rows: Vec<Vec<String>>,
+    pretty_right: Vec<bool>,
+}
+
+impl Writer {
+    pub fn new(format: OutputFormat, schema: SchemaRef) -> Writer {
+        Writer {
+            format,
+            pretty_right: schema
+                .fields()
+                .iter()
+                .map(|f| is_numeric(f.data_type()))
+                .collect(),
+            schema,
+            started: false,
+            pretty_rows: Vec::new(),
+        }
+    }
+
+    /// Text for `batch` (and the header the first time).
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> String {
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            self.header(&mut out);
+        }
+        let cols = batch.columns();
+        for row in 0..batch.num_rows() {
+            match self.format {
+                OutputFormat::TabSeparated
+                | OutputFormat::TabSeparatedWithNames
+                | OutputFormat::TabSeparatedWithNamesAndTypes => {
+                    for (j, c) in cols.iter().enumerate() {
+                        if j > 0 {
+                            out.push('\t');
+                        }
+                        tsv_value(&mut out, c.as_ref(), row);
+                    }
+                    out.push('\n');
+                }
+                OutputFormat::Csv | OutputFormat::CsvWithNames => {
+                    for (j, c) in cols.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        csv_value(&mut out, c.as_ref(), row);
+                    }
+                    out.push('\n');
+                }
+                OutputFormat::JsonEachRow => {
+                    out.push('{');
+                    for (j, (c, f)) in cols.iter().zip(self.schema.fields()).enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        json_string(&mut out, f.name());
+                        out.push(':');
+                        json_value(&mut out, c.as_ref(), row);
+                    }
+                    out.push_str("}\n");
+                }
+                OutputFormat::Pretty => {
+                    let r = cols
+                        .iter()
+                        .map(|c| {
+                            let mut s = String::new();
+                            if c.is_null(row) {
+                                s.push_str("ᴺᵁᴸᴸ");
+                            } else {
+                                write_value(&mut s, c.as_ref(), row, false);
+                            }
+                            s
+                        })
+                        .collect();
+                    self.pretty_rows.push(r);
+                }
+                OutputFormat::Null => {}
+            }
+        }
+        if self.format == OutputFormat::Pretty && batch.num_rows() > 0 {
+            out.push_str(&self.flush_pretty());
+        }
+        out
+    }
+
+    /// Text to print at the end (header of an empty result for *WithNames).
+    pub fn finish(&mut self) -> String {
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            if self.format != OutputFormat::Pretty {
+                self.header(&mut out);
+            }
+        }
+        out
+    }
+
+    fn header(&self, out: &mut String) {
+        let names: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        match self.format {
+            OutputFormat::TabSeparatedWithNames | OutputFormat::TabSeparatedWithNamesAndTypes => {
+                let esc: Vec<String> = names.iter().map(|n| tsv_escape(n)).collect();
+                out.push_str(&esc.join("\t"));
+                out.push('\n');
+                if self.format == OutputFormat::TabSeparatedWithNamesAndTypes {
+                    let types: Vec<String> =
+                        self.schema.fields().iter().map(|f| type_name(f)).collect();
+                    out.push_str(&types.join("\t"));
+                    out.push('\n');
+                }
+            }
+            OutputFormat::CsvWithNames => {
+                let q: Vec<String> = names.iter().map(|n| csv_quote(n)).collect();
+                out.push_str(&q.join(","));
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+
+    fn flush_pretty(&mut self) -> String {
+        let names: Vec<&String> = self.schema.fields().iter().map(|f| f.name()).collect();
+        let ncol = names.len();
+        let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+        for r in &self.pretty_rows {
+            for (j, v) in r.iter().enumerate() {
+                widths[j] = widths[j].max(v.chars().count());
+            }
+        }
+        let mut out = String::new();
+        out.push('┌');
+        for (j, n) in names.iter().enumerate() {
+            let pad = widths[j] - n.chars().count();
+            let _ = write!(out, "─{n}─{}", "─".repeat(pad));
+            out.push(if j + 1 == ncol { '┐' } else { '┬' });
+        }
+        out.push('\n');
+        for r in self.pretty_rows.drain(..) {
+            out.push('│');
+            for (j, v) in r.iter().enumerate() {
+                let pad = widths[j] - v.chars().count();
+                if self.pretty_right[j] {
+                    let _ = write!(out, " {}{v} │", " ".repeat(pad));
+                } else {
+                    let _ = write!(out, " {v}{} │", " ".repeat(pad));
+                }
+            }
+            out.push('\n');
+        }
+        out.push('└');
+        for (j, w) in widths.iter().enumerate() {
+            out.push_str(&"─".repeat(w + 2));
+            out.push(if j + 1 == ncol { '┘' } else { '┴' });
+        }
+        out.push('\n');
+        out
+    }
+}
+
+fn type_name(f: &arrow::datatypes::Field) -> String {
+    if let Some(t) = f.metadata().get(crate::types::CH_TYPE_KEY) {
+        return t.clone();
+    }
+    match crate::ChType::from_arrow(f.data_type()) {
+        Some(t) => t.to_string(),
+        None => f.data_type().to_string(),
+    }
+}
+
+fn is_numeric(dt: &DataType) -> bool {
+    dt.is_numeric()
+}
+
+fn tsv_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_string(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+fn tsv_value(out: &mut String, a: &dyn Array, i: usize) {
+    if a.is_null(i) {
+        out.push_str("\\N");
+    } else {
+        let mut s = String::new();
+        write_value(&mut s, a, i, false);
+        out.push_str(&tsv_escape(&s));
+    }
+}
+
+fn csv_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn csv_value(out: &mut String, a: &dyn Array, i: usize) {
+    if a.is_null(i) {
+        out.push_str("\\N");
+        return;
+    }
+    let mut s = String::new();
+    write_value(&mut s, a, i, false);
+    match a.data_type() {
+        dt if is_string(dt) => out.push_str(&csv_quote(&s)),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::List(_) => {
+            out.push_str(&csv_quote(&s))
+        }
+        _ => out.push_str(&s),
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_value(out: &mut String, a: &dyn Array, i: usize) {
+    if a.is_null(i) {
+        out.push_str("null");
+        return;
+    }
+    match a.data_type() {
+        // ClickHouse quotes 64-bit integers in JSON by default.
+        DataType::Int64 | DataType::UInt64 | DataType::Decimal128(..) => {
+            let mut s = String::new();
+            write_value(&mut s, a, i, false);
+            json_string(out, &s);
+        }
+        DataType::Boolean => out.push_str(if a.as_boolean().value(i) {
+            "true"
+        } else {
+            "false"
+        }),
+        DataType::Float32 | DataType::Float64 => {
+            let mut s = String::new();
+            write_value(&mut s, a, i, false);
+            if s.contains("inf") || s.contains("nan") {
+                out.push_str("null");
+            } else {
+                out.push_str(&s);
+            }
+        }
+        dt if dt.is_integer() => write_value(out, a, i, false),
+        DataType::List(_) => {
+            let l = a.as_list::<i32>().value(i);
+            out.push('[');
+            for j in 0..l.len() {
+                if j > 0 {
+                    out.push(',');
+                }
+                json_value(out, l.as_ref(), j);
+            }
+            out.push(']');
+        }
+        _ => {
+            let mut s = String::new();
+            write_value(&mut s, a, i, false);
+            json_string(out, &s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), None])),
+                Arc::new(StringArray::from(vec![Some("a\tb"), Some("x\"y")])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tsv_csv_json() {
+        let b = batch();
+        let mut w = Writer::new(OutputFormat::TabSeparatedWithNames, b.schema());
+        assert_eq!(w.write_batch(&b), "n\ts\n1\ta\\tb\n\\N\tx\"y\n");
+        let mut w = Writer::new(OutputFormat::Csv, b.schema());
+        assert_eq!(w.write_batch(&b), "1,\"a\tb\"\n\\N,\"x\"\"y\"\n");
+        let mut w = Writer::new(OutputFormat::JsonEachRow, b.schema());
+        assert_eq!(
+            w.write_batch(&b),
+            "{\"n\":\"1\",\"s\":\"a\\tb\"}\n{\"n\":null,\"s\":\"x\\\"y\"}\n"
+        );
+    }
+
+    #[test]
+    fn pretty_draws_a_box() {
+        let b = batch();
+        let mut w = Writer::new(OutputFormat::Pretty, b.schema());
+        let s = w.write_batch(&b);
+        assert!(s.starts_with("┌─n────┬─s───┐\n"), "{s}");
+        assert!(s.contains("│ ᴺᵁᴸᴸ │ x\"y │"), "{s}");
+        assert!(s.contains("│    1 │ a\tb │"), "{s}");
+    }
+}

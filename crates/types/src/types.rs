@@ -1,0 +1,300 @@
+//! ClickHouse data types and their Arrow representation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// Field metadata key under which a column's ClickHouse type name travels with
+/// its Arrow field, so output formats and `toTypeName` can tell `DateTime`
+/// from a plain timestamp and `LowCardinality(String)` from `String`.
+pub const CH_TYPE_KEY: &str = "clickhouse.type";
+
+/// A type name we cannot parse or do not support.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown data type: {0}")]
+pub struct TypeError(pub String);
+
+/// A ClickHouse column type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ChType {
+    UInt8,
+    UInt16,
+    UInt32,
+    UInt64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Bool,
+    String,
+    Date,
+    DateTime,
+    /// DateTime64 with precision 0..=9 (0, 3, 6 and 9 map exactly onto Arrow).
+    DateTime64(u8),
+    Decimal(u8, u8),
+    Nullable(Box<ChType>),
+    LowCardinality(Box<ChType>),
+    Array(Box<ChType>),
+}
+
+impl ChType {
+    /// The Arrow type that holds values of this type in memory and in parts.
+    pub fn to_arrow(&self) -> DataType {
+        match self {
+            ChType::UInt8 => DataType::UInt8,
+            ChType::UInt16 => DataType::UInt16,
+            ChType::UInt32 => DataType::UInt32,
+            ChType::UInt64 => DataType::UInt64,
+            ChType::Int8 => DataType::Int8,
+            ChType::Int16 => DataType::Int16,
+            ChType::Int32 => DataType::Int32,
+            ChType::Int64 => DataType::Int64,
+            ChType::Float32 => DataType::Float32,
+            ChType::Float64 => DataType::Float64,
+            ChType::Bool => DataType::Boolean,
+            ChType::String => DataType::Utf8,
+            ChType::Date => DataType::Date32,
+            ChType::DateTime => DataType::Timestamp(TimeUnit::Second, None),
+            ChType::DateTime64(p) => DataType::Timestamp(time_unit_for_precision(*p), None),
+            ChType::Decimal(p, s) => DataType::Decimal128(*p, *s as i8),
+            ChType::Nullable(t) | ChType::LowCardinality(t) => t.to_arrow(),
+            ChType::Array(t) => DataType::List(std::sync::Arc::new(Field::new(
+                "item",
+                t.to_arrow(),
+                t.is_nullable(),
+            ))),
+        }
+    }
+
+    /// The best ClickHouse name for an Arrow type (for computed columns).
+    pub fn from_arrow(dt: &DataType) -> Option<ChType> {
+        Some(match dt {
+            DataType::UInt8 => ChType::UInt8,
+            DataType::UInt16 => ChType::UInt16,
+            DataType::UInt32 => ChType::UInt32,
+            DataType::UInt64 => ChType::UInt64,
+            DataType::Int8 => ChType::Int8,
+            DataType::Int16 => ChType::Int16,
+            DataType::Int32 => ChType::Int32,
+            DataType::Int64 => ChType::Int64,
+            DataType::Float16 | DataType::Float32 => ChType::Float32,
+            DataType::Float64 => ChType::Float64,
+            DataType::Boolean => ChType::Bool,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ChType::String,
+            DataType::Date32 | DataType::Date64 => ChType::Date,
+            DataType::Timestamp(TimeUnit::Second, _) => ChType::DateTime,
+            DataType::Timestamp(TimeUnit::Millisecond, _) => ChType::DateTime64(3),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => ChType::DateTime64(6),
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => ChType::DateTime64(9),
+            DataType::Decimal128(p, s) => ChType::Decimal(*p, (*s).max(0) as u8),
+            DataType::Null => ChType::Nullable(Box::new(ChType::String)),
+            DataType::Dictionary(_, v) => ChType::LowCardinality(Box::new(Self::from_arrow(v)?)),
+            DataType::List(f) | DataType::LargeList(f) => {
+                let inner = Self::from_arrow(f.data_type())?;
+                ChType::Array(Box::new(if f.is_nullable() && !inner.is_nullable() {
+                    ChType::Nullable(Box::new(inner))
+                } else {
+                    inner
+                }))
+            }
+            _ => return None,
+        })
+    }
+
+    pub fn is_nullable(&self) -> bool {
+        match self {
+            ChType::Nullable(_) => true,
+            ChType::LowCardinality(t) => t.is_nullable(),
+            _ => false,
+        }
+    }
+
+    /// The type without `Nullable`/`LowCardinality` wrappers.
+    pub fn base(&self) -> &ChType {
+        match self {
+            ChType::Nullable(t) | ChType::LowCardinality(t) => t.base(),
+            t => t,
+        }
+    }
+
+    /// An Arrow field for a column of this type, carrying the ClickHouse name.
+    pub fn field(&self, name: &str) -> Field {
+        let mut md = std::collections::HashMap::new();
+        md.insert(CH_TYPE_KEY.to_string(), self.to_string());
+        Field::new(name, self.to_arrow(), self.is_nullable()).with_metadata(md)
+    }
+}
+
+fn time_unit_for_precision(p: u8) -> TimeUnit {
+    match p {
+        0 => TimeUnit::Second,
+        1..=3 => TimeUnit::Millisecond,
+        4..=6 => TimeUnit::Microsecond,
+        _ => TimeUnit::Nanosecond,
+    }
+}
+
+impl fmt::Display for ChType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChType::UInt8 => f.write_str("UInt8"),
+            ChType::UInt16 => f.write_str("UInt16"),
+            ChType::UInt32 => f.write_str("UInt32"),
+            ChType::UInt64 => f.write_str("UInt64"),
+            ChType::Int8 => f.write_str("Int8"),
+            ChType::Int16 => f.write_str("Int16"),
+            ChType::Int32 => f.write_str("Int32"),
+            ChType::Int64 => f.write_str("Int64"),
+            ChType::Float32 => f.write_str("Float32"),
+            ChType::Float64 => f.write_str("Float64"),
+            ChType::Bool => f.write_str("Bool"),
+            ChType::String => f.write_str("String"),
+            ChType::Date => f.write_str("Date"),
+            ChType::DateTime => f.write_str("DateTime"),
+            ChType::DateTime64(p) => write!(f, "DateTime64({p})"),
+            ChType::Decimal(p, s) => write!(f, "Decimal({p}, {s})"),
+            ChType::Nullable(t) => write!(f, "Nullable({t})"),
+            ChType::LowCardinality(t) => write!(f, "LowCardinality({t})"),
+            ChType::Array(t) => write!(f, "Array({t})"),
+        }
+    }
+}
+
+impl From<ChType> for String {
+    fn from(t: ChType) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for ChType {
+    type Error = TypeError;
+    fn try_from(s: String) -> Result<Self, TypeError> {
+        s.parse()
+    }
+}
+
+impl FromStr for ChType {
+    type Err = TypeError;
+
+    /// Parses ClickHouse type names; simple names are case-insensitive like
+    /// ClickHouse's aliases (`INT`, `BIGINT`, `TEXT`, ...).
+    fn from_str(s: &str) -> Result<Self, TypeError> {
+        let s = s.trim();
+        let err = || TypeError(s.to_string());
+        if let Some(open) = s.find('(') {
+            if !s.ends_with(')') {
+                return Err(err());
+            }
+            let head = s[..open].trim();
+            let inner = &s[open + 1..s.len() - 1];
+            return match head {
+                "Nullable" => Ok(ChType::Nullable(Box::new(inner.parse()?))),
+                "LowCardinality" => Ok(ChType::LowCardinality(Box::new(inner.parse()?))),
+                "Array" => Ok(ChType::Array(Box::new(inner.parse()?))),
+                "DateTime64" => {
+                    let p = inner.split(',').next().unwrap_or("").trim();
+                    let p: u8 = p.parse().map_err(|_| err())?;
+                    if p > 9 {
+                        return Err(err());
+                    }
+                    Ok(ChType::DateTime64(p))
+                }
+                // DateTime('UTC'): the timezone is accepted and ignored.
+                "DateTime" => Ok(ChType::DateTime),
+                "Decimal" => {
+                    let mut it = inner.split(',').map(str::trim);
+                    let p: u8 = it.next().and_then(|v| v.parse().ok()).ok_or_else(err)?;
+                    let sc: u8 = match it.next() {
+                        Some(v) => v.parse().map_err(|_| err())?,
+                        None => 0,
+                    };
+                    if p == 0 || p > 38 || sc > p {
+                        return Err(err());
+                    }
+                    Ok(ChType::Decimal(p, sc))
+                }
+                "Decimal32" | "Decimal64" | "Decimal128" => {
+                    let sc: u8 = inner.trim().parse().map_err(|_| err())?;
+                    let p = match head {
+                        "Decimal32" => 9,
+                        "Decimal64" => 18,
+                        _ => 38,
+                    };
+                    Ok(ChType::Decimal(p, sc))
+                }
+                "FixedString" => Ok(ChType::String),
+                _ => Err(err()),
+            };
+        }
+        Ok(match s {
+            "UInt8" => ChType::UInt8,
+            "UInt16" => ChType::UInt16,
+            "UInt32" => ChType::UInt32,
+            "UInt64" => ChType::UInt64,
+            "Int8" => ChType::Int8,
+            "Int16" => ChType::Int16,
+            "Int32" => ChType::Int32,
+            "Int64" => ChType::Int64,
+            "Float32" => ChType::Float32,
+            "Float64" => ChType::Float64,
+            "Bool" => ChType::Bool,
+            "String" => ChType::String,
+            "Date" | "Date32" => ChType::Date,
+            "DateTime" => ChType::DateTime,
+            _ => match s.to_ascii_uppercase().as_str() {
+                "TINYINT" | "INT1" | "BYTE" => ChType::Int8,
+                "SMALLINT" | "INT2" => ChType::Int16,
+                "INT" | "INTEGER" | "INT4" => ChType::Int32,
+                "BIGINT" | "INT8" => ChType::Int64,
+                "FLOAT" | "REAL" => ChType::Float32,
+                "DOUBLE" => ChType::Float64,
+                "BOOLEAN" | "BOOL" => ChType::Bool,
+                "TEXT" | "VARCHAR" | "CHAR" | "BLOB" => ChType::String,
+                "TIMESTAMP" => ChType::DateTime,
+                _ => return Err(err()),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_print_roundtrip() {
+        for s in [
+            "UInt8",
+            "Int64",
+            "Float64",
+            "Bool",
+            "String",
+            "Date",
+            "DateTime",
+            "DateTime64(3)",
+            "Decimal(10, 2)",
+            "Nullable(String)",
+            "LowCardinality(String)",
+            "LowCardinality(Nullable(String))",
+            "Array(UInt32)",
+        ] {
+            let t: ChType = s.parse().unwrap();
+            assert_eq!(t.to_string(), s);
+        }
+        assert!("Strin".parse::<ChType>().is_err());
+        assert!("DateTime64(12)".parse::<ChType>().is_err());
+    }
+
+    #[test]
+    fn arrow_mapping() {
+        let t: ChType = "Nullable(DateTime)".parse().unwrap();
+        assert_eq!(t.to_arrow(), DataType::Timestamp(TimeUnit::Second, None));
+        assert!(t.field("ts").is_nullable());
+        assert_eq!(ChType::from_arrow(&DataType::Utf8), Some(ChType::String));
+    }
+}
