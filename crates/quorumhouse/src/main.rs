@@ -2,10 +2,12 @@
 //! (`server`), the gRPC client (`client`), a local cluster (`cluster`) and
 //! built-in benchmarks (`bench`).
 
+mod client;
+mod cluster;
 mod local;
 mod output;
+mod server;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,12 @@ struct Cli {
 enum Command {
     /// Run SQL on an embedded engine, no server (like clickhouse-local).
     Local(local::LocalArgs),
+    /// Run one node: the gRPC client API over a data directory.
+    Server(server::ServerArgs),
+    /// Connect to a node and run SQL (like clickhouse-client).
+    Client(client::ClientArgs),
+    /// Start, inspect and stop local node processes.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -43,11 +51,17 @@ fn main() -> ExitCode {
             init_tracing("warn");
             local::run(args)
         }
+        Command::Server(args) => {
+            init_tracing("info");
+            server::run(args)
+        }
+        Command::Client(args) => {
+            init_tracing("warn");
+            client::run(args)
+        }
+        Command::Cluster(args) => {
+            init_tracing("warn");
+            cluster::run(args)
+        }
     }
-}
-
-/// Default data directory for commands that need one.
-#[allow(dead_code)]
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("./qh-data")
 }

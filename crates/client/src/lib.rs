@@ -1,0 +1,252 @@
+//! Rust client for a quorumhouse node's gRPC API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), qh_client::ClientError> {
+//! let mut client = qh_client::Client::connect(&["http://127.0.0.1:9001"]).await?;
+//! let out = client.query("SELECT number FROM numbers(3)").await?;
+//! assert_eq!(out.num_rows(), 3);
+//! // INSERT with data: the bytes are sent in the format the query names.
+//! client
+//!     .insert_bytes("INSERT INTO t FORMAT CSV", b"1,a\n2,b\n".to_vec())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors from the server keep ClickHouse's code and name
+//! ([`ClientError::Server`]). Settings apply per query ([`Client::with_setting`])
+//! and `SET`/`USE` persist for the client's session.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use futures::StreamExt;
+use qh_proto::query_request::Kind as ReqKind;
+use qh_proto::query_response::Kind as RespKind;
+use qh_proto::query_service_client::QueryServiceClient;
+use qh_proto::{QueryRequest, QueryStart};
+use tonic::transport::{Channel, Endpoint};
+
+pub use qh_proto::Summary;
+
+/// Largest message the client accepts.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Input is sent in chunks of this size.
+pub const INPUT_CHUNK: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No endpoint answered.
+    #[error("cannot connect to any of {endpoints:?}: {last}")]
+    Connect {
+        endpoints: Vec<String>,
+        last: String,
+    },
+    /// The server ran the statement and it failed.
+    #[error("Code: {code}. {message}. ({name})")]
+    Server {
+        code: i32,
+        name: String,
+        message: String,
+    },
+    /// The connection broke or the server refused the call.
+    #[error("network error: {0}")]
+    Transport(#[from] tonic::Status),
+    /// The server sent something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The ClickHouse code: the server's, or NETWORK_ERROR (210) /
+    /// ALL_CONNECTION_TRIES_FAILED (279) for failures on the way.
+    pub fn code(&self) -> i32 {
+        match self {
+            ClientError::Server { code, .. } => *code,
+            ClientError::Connect { .. } => 279,
+            ClientError::Transport(_) => 210,
+            ClientError::Protocol(_) => 1002,
+        }
+    }
+
+    /// The ClickHouse error name.
+    pub fn name(&self) -> &str {
+        match self {
+            ClientError::Server { name, .. } => name,
+            ClientError::Connect { .. } => "ALL_CONNECTION_TRIES_FAILED",
+            ClientError::Transport(_) => "NETWORK_ERROR",
+            ClientError::Protocol(_) => "UNKNOWN_EXCEPTION",
+        }
+    }
+}
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Present when the statement returns a result set.
+    pub schema: Option<SchemaRef>,
+    pub batches: Vec<RecordBatch>,
+    pub summary: Summary,
+}
+
+impl QueryOutput {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+static SESSION_COUNTER: AtomicU64 = AtomicU64::new(1);
+
+/// A connection to one node (the first of the given endpoints that answers).
+#[derive(Clone)]
+pub struct Client {
+    inner: QueryServiceClient<Channel>,
+    endpoint: String,
+    session_id: String,
+    settings: HashMap<String, String>,
+}
+
+impl Client {
+    /// Connects to the first endpoint that answers, in order. Endpoints are
+    /// URLs (`http://host:port`) or `host:port`.
+    pub async fn connect<S: AsRef<str>>(endpoints: &[S]) -> Result<Client, ClientError> {
+        let mut last = String::from("no endpoints given");
+        for e in endpoints {
+            let url = if e.as_ref().contains("://") {
+                e.as_ref().to_string()
+            } else {
+                format!("http://{}", e.as_ref())
+            };
+            let ep = match Endpoint::from_shared(url.clone()) {
+                Ok(ep) => ep.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true),
+                Err(err) => {
+                    last = err.to_string();
+                    continue;
+                }
+            };
+            match ep.connect().await {
+                Ok(ch) => {
+                    let inner = QueryServiceClient::new(ch)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    return Ok(Client {
+                        inner,
+                        endpoint: url,
+                        session_id: format!(
+                            "client-{}-{}",
+                            std::process::id(),
+                            SESSION_COUNTER.fetch_add(1, Ordering::Relaxed)
+                        ),
+                        settings: HashMap::new(),
+                    });
+                }
+                Err(err) => last = format!("{url}: {err}"),
+            }
+        }
+        Err(ClientError::Connect {
+            endpoints: endpoints.iter().map(|e| e.as_ref().to_string()).collect(),
+            last,
+        })
+    }
+
+    /// The endpoint this client is connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A setting sent with every query (like `--setting k=v`).
+    pub fn with_setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    pub fn set_setting(&mut self, name: &str, value: &str) {
+        self.settings.insert(name.to_string(), value.to_string());
+    }
+
+    /// Checks that the server answers; returns its version.
+    pub async fn ping(&mut self) -> Result<String, ClientError> {
+        let r = self.inner.ping(qh_proto::PingRequest {}).await?;
+        Ok(r.into_inner().version)
+    }
+
+    /// Runs one statement and collects its result.
+    pub async fn query(&mut self, sql: &str) -> Result<QueryOutput, ClientError> {
+        self.run(sql, None::<futures::stream::Empty<Vec<u8>>>).await
+    }
+
+    /// Runs `INSERT ... FORMAT X` with `data` as its input.
+    pub async fn insert_bytes(
+        &mut self,
+        sql: &str,
+        data: Vec<u8>,
+    ) -> Result<QueryOutput, ClientError> {
+        let chunks: Vec<Vec<u8>> = data.chunks(INPUT_CHUNK).map(|c| c.to_vec()).collect();
+        self.run(sql, Some(futures::stream::iter(chunks))).await
+    }
+
+    /// Runs a statement whose input arrives as a stream of byte chunks (for
+    /// example stdin read in pieces); the server parses them as they come.
+    pub async fn run<I>(&mut self, sql: &str, input: Option<I>) -> Result<QueryOutput, ClientError>
+    where
+        I: futures::Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        let start = QueryRequest {
+            kind: Some(ReqKind::Start(QueryStart {
+                sql: sql.to_string(),
+                settings: self.settings.clone(),
+                query_id: String::new(),
+                session_id: self.session_id.clone(),
+                database: String::new(),
+                has_input: input.is_some(),
+            })),
+        };
+        let head = futures::stream::once(async move { start });
+        let reqs: std::pin::Pin<Box<dyn futures::Stream<Item = QueryRequest> + Send>> = match input
+        {
+            Some(i) => Box::pin(head.chain(i.map(|b| QueryRequest {
+                kind: Some(ReqKind::Input(b)),
+            }))),
+            None => Box::pin(head),
+        };
+        let mut stream = self.inner.query(reqs).await?.into_inner();
+        let mut schema: Option<SchemaRef> = None;
+        let mut batches = Vec::new();
+        while let Some(msg) = stream.next().await {
+            match msg?.kind {
+                Some(RespKind::ArrowIpc(bytes)) => {
+                    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    if schema.is_none() {
+                        schema = Some(reader.schema());
+                    }
+                    for b in reader {
+                        batches.push(b.map_err(|e| ClientError::Protocol(e.to_string()))?);
+                    }
+                }
+                Some(RespKind::Progress(_)) => {}
+                Some(RespKind::Summary(summary)) => {
+                    return Ok(QueryOutput {
+                        schema,
+                        batches,
+                        summary,
+                    })
+                }
+                Some(RespKind::Exception(e)) => {
+                    return Err(ClientError::Server {
+                        code: e.code,
+                        name: e.name,
+                        message: e.message,
+                    })
+                }
+                None => return Err(ClientError::Protocol("empty response message".into())),
+            }
+        }
+        Err(ClientError::Protocol(
+            "the server closed the stream without a summary".into(),
+        ))
+    }
+}

@@ -1,0 +1,218 @@
+//! `quorumhouse client`: clickhouse-client over gRPC.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use qh_client::{Client, ClientError, QueryOutput};
+use qh_query::statement::{parse_statement, InsertSource, Statement};
+use qh_types::ErrorCode;
+
+use crate::output::{choose_format, exit_status, print_error, print_result};
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 9001)]
+    pub port: u16,
+    /// SQL to run (several statements separated by `;`); interactive when
+    /// omitted on a terminal, read from stdin otherwise.
+    #[arg(long, short = 'q')]
+    pub query: Option<String>,
+    /// A file of statements to run.
+    #[arg(long)]
+    pub queries_file: Option<std::path::PathBuf>,
+    #[arg(long, short = 'f')]
+    pub format: Option<String>,
+    /// Settings for every statement, as name=value.
+    #[arg(long = "setting", value_name = "NAME=VALUE")]
+    pub settings: Vec<String>,
+    /// Print the elapsed time of each statement to stderr.
+    #[arg(long, short = 't')]
+    pub time: bool,
+    /// Accepted for clickhouse-client compatibility: several statements always work.
+    #[arg(long, short = 'n')]
+    pub multiquery: bool,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+}
+
+fn fail(e: &ClientError) -> ExitCode {
+    let code = ErrorCode::from_i32(e.code()).unwrap_or(ErrorCode::UNKNOWN_EXCEPTION);
+    match e {
+        ClientError::Server { message, .. } => print_error(code, message),
+        other => print_error(code, &other.to_string()),
+    }
+    ExitCode::from(exit_status(code))
+}
+
+pub fn run(args: ClientArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run_async(args))
+}
+
+/// Whether a statement reads its INSERT data from stdin.
+fn wants_stdin(sql: &str) -> bool {
+    matches!(
+        parse_statement(sql),
+        Ok(Statement::Insert(i)) if matches!(i.source, InsertSource::Format { inline: None, .. })
+    )
+}
+
+async fn run_one(
+    client: &mut Client,
+    sql: &str,
+    args: &ClientArgs,
+    stdin_free: &mut bool,
+) -> Result<(), ClientError> {
+    let started = Instant::now();
+    let out: QueryOutput = if *stdin_free && wants_stdin(sql) {
+        *stdin_free = false;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        // stdin is read on its own thread; the gRPC stream pulls chunks.
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                let mut buf = vec![0u8; qh_client::INPUT_CHUNK];
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.blocking_send(buf).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        client
+            .run(sql, Some(tokio_stream::wrappers::ReceiverStream::new(rx)))
+            .await?
+    } else {
+        client.query(sql).await?
+    };
+    if args.time {
+        eprintln!("{:.3}", started.elapsed().as_secs_f64());
+    }
+    if let Some(schema) = &out.schema {
+        let stmt_format = (!out.summary.format.is_empty()).then_some(out.summary.format.as_str());
+        let fmt = choose_format(stmt_format, args.format.as_deref()).map_err(|m| {
+            ClientError::Server {
+                code: ErrorCode::UNKNOWN_FORMAT as i32,
+                name: ErrorCode::UNKNOWN_FORMAT.name().into(),
+                message: m,
+            }
+        })?;
+        if let Err(e) = print_result(fmt, schema.clone(), &out.batches) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("cannot write the result: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_async(args: ClientArgs) -> ExitCode {
+    let endpoint = format!("http://{}:{}", args.host, args.port);
+    let mut client = match Client::connect(&[&endpoint]).await {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    for s in &args.settings {
+        match s.split_once('=') {
+            Some((k, v)) => client.set_setting(k.trim(), v.trim()),
+            None => {
+                print_error(
+                    ErrorCode::BAD_ARGUMENTS,
+                    &format!("setting '{s}' is not name=value"),
+                );
+                return ExitCode::from(exit_status(ErrorCode::BAD_ARGUMENTS));
+            }
+        }
+    }
+    let script = if let Some(q) = &args.query {
+        Some(q.clone())
+    } else if let Some(f) = &args.queries_file {
+        match std::fs::read_to_string(f) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                print_error(
+                    ErrorCode::FILE_DOESNT_EXIST,
+                    &format!("cannot read {}: {e}", f.display()),
+                );
+                return ExitCode::from(exit_status(ErrorCode::FILE_DOESNT_EXIST));
+            }
+        }
+    } else if !std::io::stdin().is_terminal() {
+        let mut s = String::new();
+        if std::io::stdin().read_to_string(&mut s).is_err() {
+            return ExitCode::from(1);
+        }
+        Some(s)
+    } else {
+        None
+    };
+    match script {
+        Some(sql) => {
+            let mut stdin_free = args.query.is_some() && !std::io::stdin().is_terminal();
+            for stmt in qh_query::split_statements(&sql) {
+                if let Err(e) = run_one(&mut client, &stmt, &args, &mut stdin_free).await {
+                    return fail(&e);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        None => interactive(&mut client, &args).await,
+    }
+}
+
+/// A line-oriented prompt: statements end with `;`, `\q` or `exit` quits.
+async fn interactive(client: &mut Client, args: &ClientArgs) -> ExitCode {
+    println!("quorumhouse client connected to {}", client.endpoint());
+    let stdin = std::io::stdin();
+    let mut buf = String::new();
+    loop {
+        print!("{}", if buf.is_empty() { ":) " } else { ":-] " });
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return ExitCode::SUCCESS,
+            Ok(_) => {}
+        }
+        let t = line.trim();
+        if buf.is_empty() && matches!(t, "\\q" | "exit" | "quit" | "q") {
+            return ExitCode::SUCCESS;
+        }
+        buf.push_str(&line);
+        if !t.ends_with(';') {
+            continue;
+        }
+        let mut never = false;
+        for stmt in qh_query::split_statements(&buf) {
+            let started = Instant::now();
+            match run_one(client, &stmt, args, &mut never).await {
+                Ok(()) => println!(
+                    "\nOk. Elapsed: {:.3} sec.\n",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => {
+                    let _ = fail(&e);
+                }
+            }
+        }
+        buf.clear();
+    }
+}

@@ -1,0 +1,358 @@
+//! `quorumhouse cluster up|status|down|kill|start`: local node processes.
+//!
+//! Node N lives in `<data-dir>/nodeN` (data, `log`, `pid`) and serves the
+//! client API on `base-port + N`. `<data-dir>/cluster.json` records the
+//! ports so the other commands need only `--data-dir`.
+//!
+//! Until the coordinator and replication land, nodes are independent
+//! single-node servers; `up` starts one by default.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    cmd: ClusterCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCmd {
+    /// Start the nodes in the background and wait until they answer.
+    Up {
+        #[arg(long, default_value_t = 1)]
+        nodes: u32,
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 9000)]
+        base_port: u16,
+        /// Seconds to wait for every node to answer.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Show each node: pid, whether it answers, tables and parts.
+    Status {
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+    },
+    /// Stop every node gracefully (SIGTERM, then SIGKILL after 30 s).
+    Down {
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+    },
+    /// SIGKILL one node.
+    Kill {
+        #[arg(long)]
+        node: u32,
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+    },
+    /// Start one node again.
+    Start {
+        #[arg(long)]
+        node: u32,
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ClusterFile {
+    base_port: u16,
+    nodes: Vec<u32>,
+}
+
+fn cluster_file(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+fn node_dir(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("node{n}"))
+}
+
+fn port_of(cf: &ClusterFile, n: u32) -> u16 {
+    cf.base_port + n as u16
+}
+
+fn load(dir: &Path) -> anyhow::Result<ClusterFile> {
+    let p = cluster_file(dir);
+    let bytes = fs::read(&p).map_err(|e| {
+        anyhow::anyhow!(
+            "no cluster in {} ({e}); run `quorumhouse cluster up` first",
+            dir.display()
+        )
+    })?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn read_pid(dir: &Path, n: u32) -> Option<i32> {
+    fs::read_to_string(node_dir(dir, n).join("pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 checks existence; a zombie of ours still counts as gone.
+    // SAFETY: kill(2) with signal 0 only checks the pid.
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    exists
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(false)
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: sending a signal to a node process we started.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
+    let nd = node_dir(dir, n);
+    fs::create_dir_all(&nd)?;
+    if let Some(pid) = read_pid(dir, n) {
+        if alive(pid) {
+            return Ok(pid);
+        }
+    }
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(nd.join("log"))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(&nd)
+        .arg("--port")
+        .arg(port_of(cf, n).to_string())
+        .arg("--node-id")
+        .arg(n.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own process group: Ctrl-C in this terminal does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    fs::write(nd.join("pid"), pid.to_string())?;
+    Ok(pid)
+}
+
+async fn wait_ready(
+    cf: &ClusterFile,
+    nodes: &[u32],
+    dir: &Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for &n in nodes {
+        let ep = format!("http://127.0.0.1:{}", port_of(cf, n));
+        loop {
+            if let Ok(mut c) = qh_client::Client::connect(&[&ep]).await {
+                if c.ping().await.is_ok() {
+                    break;
+                }
+            }
+            let pid = read_pid(dir, n);
+            if pid.is_some_and(|p| !alive(p)) {
+                anyhow::bail!(
+                    "node {n} exited during start-up; see {}",
+                    node_dir(dir, n).join("log").display()
+                );
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "node {n} did not answer on {ep} within {}s; see {}",
+                    timeout.as_secs(),
+                    node_dir(dir, n).join("log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: ClusterArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run_async(args.cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
+    match cmd {
+        ClusterCmd::Up {
+            nodes,
+            data_dir,
+            base_port,
+            timeout,
+        } => {
+            if nodes != 1 {
+                anyhow::bail!(
+                    "multi-node clusters need the built-in coordinator, which is not in this build yet; use --nodes 1"
+                );
+            }
+            fs::create_dir_all(&data_dir)?;
+            let cf = match load(&data_dir) {
+                Ok(existing) => existing,
+                Err(_) => {
+                    let cf = ClusterFile {
+                        base_port,
+                        nodes: (1..=nodes).collect(),
+                    };
+                    fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
+                    cf
+                }
+            };
+            for &n in &cf.nodes {
+                spawn_node(&data_dir, &cf, n)?;
+            }
+            wait_ready(&cf, &cf.nodes, &data_dir, Duration::from_secs(timeout)).await?;
+            println!(
+                "quorumhouse is up ({} node{}):",
+                cf.nodes.len(),
+                if cf.nodes.len() == 1 { "" } else { "s" }
+            );
+            for &n in &cf.nodes {
+                println!(
+                    "  node{n}: grpc 127.0.0.1:{}  data {}  log {}",
+                    port_of(&cf, n),
+                    node_dir(&data_dir, n).display(),
+                    node_dir(&data_dir, n).join("log").display()
+                );
+            }
+            let first = port_of(&cf, cf.nodes[0]);
+            let mut c = qh_client::Client::connect(&[format!("http://127.0.0.1:{first}")]).await?;
+            let out = c
+                .query("SELECT 'hello from quorumhouse' AS greeting, count() AS tables FROM system.tables")
+                .await?;
+            if let Some(schema) = out.schema {
+                crate::output::print_result(
+                    qh_types::formats::OutputFormat::Pretty,
+                    schema,
+                    &out.batches,
+                )?;
+            }
+            println!("try: quorumhouse client --port {first}");
+            Ok(())
+        }
+        ClusterCmd::Status { data_dir } => {
+            let cf = load(&data_dir)?;
+            println!(
+                "{:<6} {:<8} {:<8} {:<8} {:<8}",
+                "node", "pid", "state", "tables", "parts"
+            );
+            for &n in &cf.nodes {
+                let pid = read_pid(&data_dir, n);
+                let running = pid.is_some_and(alive);
+                let mut tables = "-".to_string();
+                let mut parts = "-".to_string();
+                let mut state = if running { "starting" } else { "down" };
+                if running {
+                    if let Ok(mut c) = qh_client::Client::connect(&[format!(
+                        "http://127.0.0.1:{}",
+                        port_of(&cf, n)
+                    )])
+                    .await
+                    {
+                        if let Ok(out) = c
+                            .query(
+                                "SELECT toString(count()), toString(sum(parts)) FROM system.tables",
+                            )
+                            .await
+                        {
+                            state = "up";
+                            if let Some(b) = out.batches.first() {
+                                tables = qh_types::text::value_text(b.column(0).as_ref(), 0);
+                                parts = qh_types::text::value_text(b.column(1).as_ref(), 0);
+                            }
+                        }
+                    }
+                }
+                let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<6} {:<8} {:<8} {:<8} {:<8}",
+                    format!("node{n}"),
+                    pid,
+                    state,
+                    tables,
+                    parts
+                );
+            }
+            Ok(())
+        }
+        ClusterCmd::Down { data_dir } => {
+            let cf = load(&data_dir)?;
+            let pids: Vec<(u32, i32)> = cf
+                .nodes
+                .iter()
+                .filter_map(|&n| read_pid(&data_dir, n).map(|p| (n, p)))
+                .filter(|(_, p)| alive(*p))
+                .collect();
+            for (_, p) in &pids {
+                signal(*p, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            for (n, p) in pids {
+                while alive(p) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if alive(p) {
+                    eprintln!("node{n} did not stop in 30 s: SIGKILL");
+                    signal(p, libc::SIGKILL);
+                }
+                let _ = fs::remove_file(node_dir(&data_dir, n).join("pid"));
+                println!("node{n} stopped");
+            }
+            Ok(())
+        }
+        ClusterCmd::Kill { node, data_dir } => {
+            let _ = load(&data_dir)?;
+            match read_pid(&data_dir, node) {
+                Some(p) if alive(p) => {
+                    signal(p, libc::SIGKILL);
+                    println!("node{node} (pid {p}) killed");
+                    Ok(())
+                }
+                _ => anyhow::bail!("node{node} is not running"),
+            }
+        }
+        ClusterCmd::Start {
+            node,
+            data_dir,
+            timeout,
+        } => {
+            let cf = load(&data_dir)?;
+            if !cf.nodes.contains(&node) {
+                anyhow::bail!("the cluster in {} has no node{node}", data_dir.display());
+            }
+            spawn_node(&data_dir, &cf, node)?;
+            wait_ready(&cf, &[node], &data_dir, Duration::from_secs(timeout)).await?;
+            println!("node{node} is up on 127.0.0.1:{}", port_of(&cf, node));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! A real `quorumhouse server` process and the gRPC client: queries, inserts
+//! streamed from the client, errors with ClickHouse codes, disconnects and
+//! graceful shutdown.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use qh_client::{Client, ClientError};
+
+struct Node {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = jepsen_like_tests::free_port().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
+            .args(["server", "--data-dir"])
+            .arg(dir.path())
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut c) = Client::connect(&[&endpoint]).await {
+                if c.ping().await.is_ok() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Node {
+            child,
+            endpoint,
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&[&self.endpoint]).await.unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(out: &qh_client::QueryOutput) -> String {
+    let mut s = String::new();
+    for b in &out.batches {
+        let mut w = qh_types::formats::Writer::new(
+            qh_types::formats::OutputFormat::TabSeparated,
+            b.schema(),
+        );
+        s.push_str(&w.write_batch(b));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_and_inserts_over_grpc() {
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    c.query("CREATE TABLE t (id UInt64, s String) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
+    let mut csv = String::new();
+    for i in 0..200_000u64 {
+        csv.push_str(&format!("{i},s{}\n", i % 7));
+    }
+    let out = c
+        .insert_bytes("INSERT INTO t FORMAT CSV", csv.into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(out.summary.written_rows, 200_000);
+    let out = c
+        .query("SELECT count(), uniqExact(s) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(text(&out), "200000\t7\n");
+    // A session keeps SET and USE.
+    c.query("CREATE DATABASE db2").await.unwrap();
+    c.query("USE db2").await.unwrap();
+    c.query("CREATE TABLE u (x UInt8) ENGINE = MergeTree ORDER BY x")
+        .await
+        .unwrap();
+    let out = c
+        .query("SELECT database, name FROM system.tables ORDER BY name")
+        .await
+        .unwrap();
+    assert_eq!(text(&out), "default\tt\ndb2\tu\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_keep_clickhouse_codes() {
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    match c.query("SELECT * FROM missing").await {
+        Err(ClientError::Server { code, name, .. }) => {
+            assert_eq!((code, name.as_str()), (60, "UNKNOWN_TABLE"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.query("SELEC 1").await {
+        Err(e) => assert_eq!((e.code(), e.name()), (62, "SYNTAX_ERROR")),
+        other => panic!("{other:?}"),
+    }
+    c.query("CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
+    let e = c
+        .insert_bytes("INSERT INTO t FORMAT CSV", b"1\nx\n".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), 27, "{e}");
+    let out = c.query("SELECT count() FROM t").await.unwrap();
+    assert_eq!(text(&out), "0\n");
+    // The connection is still usable after errors.
+    assert!(c.ping().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_disconnects_mid_insert_writes_nothing() {
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    c.query("CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
+    // Send some input, then drop the request stream with an error instead of
+    // finishing it.
+    let chunks =
+        futures::stream::iter(vec![b"1\n2\n3\n".to_vec()]).chain(futures::stream::pending());
+    let mut c2 = node.client().await;
+    // The call never finishes by itself; dropping it at the timeout resets
+    // the stream while the server is reading the input.
+    let r = tokio::time::timeout(
+        Duration::from_millis(500),
+        c2.run("INSERT INTO t FORMAT CSV", Some(chunks)),
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "the insert finished without its input ending: {r:?}"
+    );
+    drop(c2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.query("SELECT count() FROM t").await.unwrap();
+        assert_eq!(text(&out), "0\n");
+        // The aborted insert holds no hidden part any longer.
+        let out = c
+            .query("SELECT count() FROM system.parts WHERE table = 't'")
+            .await
+            .unwrap();
+        if text(&out) == "0\n" || Instant::now() > deadline {
+            assert_eq!(text(&out), "0\n");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_node_cleanly_and_data_survives() {
+    let mut node = Node::start().await;
+    let mut c = node.client().await;
+    c.query("CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
+    c.query("INSERT INTO t SELECT number FROM numbers(1000)")
+        .await
+        .unwrap();
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(node.child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = node.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let o = Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
+        .args(["local", "--data-dir"])
+        .arg(node._dir.path())
+        .args(["--query", "SELECT count() FROM t"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1000\n");
+}

@@ -1,0 +1,76 @@
+//! A quorumhouse node's network side.
+//!
+//! Owns the gRPC client API (`QueryService`, see `proto/quorumhouse.proto`):
+//! sessions, streaming INSERT input into the engine, and streaming results
+//! back as Arrow IPC with a final summary or a ClickHouse exception. It runs
+//! statements through `qh_query`; it does not parse SQL itself.
+//!
+//! **Architecture Invariant:** errors cross the wire as `Exception {code,
+//! name, message}` with ClickHouse's numbers, never as bare gRPC statuses.
+
+pub mod input;
+pub mod ipc;
+pub mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use qh_proto::query_service_server::QueryServiceServer;
+use qh_query::Engine;
+use tracing::info;
+
+pub use service::QueryServiceImpl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Largest gRPC message accepted (input chunks, result batches).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Serves the client API on `addr` until `shutdown` completes, then stops
+/// accepting and lets in-flight calls finish.
+pub async fn serve(
+    engine: Arc<Engine>,
+    addr: SocketAddr,
+    node_id: u32,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    serve_on(engine, listener, node_id, shutdown).await
+}
+
+/// Like [`serve`] on an already bound listener (tests bind port 0).
+pub async fn serve_on(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    node_id: u32,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().ok();
+    let svc = QueryServiceImpl::new(engine, node_id);
+    info!(?addr, "client API listening");
+    tonic::transport::Server::builder()
+        .add_service(
+            QueryServiceServer::new(svc)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}

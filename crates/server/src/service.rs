@@ -1,0 +1,243 @@
+//! The `QueryService` gRPC implementation.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use qh_proto::query_request::Kind as ReqKind;
+use qh_proto::query_response::Kind as RespKind;
+use qh_proto::query_service_server::QueryService;
+use qh_proto::{Exception, PingRequest, PingResponse, QueryRequest, QueryResponse, Summary};
+use qh_query::{Engine, Input, Session};
+use qh_types::ErrorCode;
+use tokio::sync::{mpsc, Mutex};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info_span, warn, Instrument};
+
+use crate::input::ChannelReader;
+use crate::ipc;
+
+/// Sessions idle longer than this are forgotten.
+const SESSION_IDLE: Duration = Duration::from_secs(3600);
+const MAX_SESSIONS: usize = 10_000;
+
+type SessionSlot = (Arc<Mutex<Session>>, Instant);
+
+pub struct QueryServiceImpl {
+    engine: Arc<Engine>,
+    node_id: u32,
+    sessions: parking_lot::Mutex<HashMap<String, SessionSlot>>,
+    next_query: AtomicU64,
+}
+
+impl QueryServiceImpl {
+    pub fn new(engine: Arc<Engine>, node_id: u32) -> Self {
+        QueryServiceImpl {
+            engine,
+            node_id,
+            sessions: parking_lot::Mutex::new(HashMap::new()),
+            next_query: AtomicU64::new(1),
+        }
+    }
+
+    fn session(&self, id: &str) -> Arc<Mutex<Session>> {
+        if id.is_empty() {
+            return Arc::new(Mutex::new(self.engine.session()));
+        }
+        let mut map = self.sessions.lock();
+        let now = Instant::now();
+        if map.len() >= MAX_SESSIONS {
+            map.retain(|_, (_, used)| now.duration_since(*used) < SESSION_IDLE);
+        }
+        let slot = map
+            .entry(id.to_string())
+            .or_insert_with(|| (Arc::new(Mutex::new(self.engine.session())), now));
+        slot.1 = now;
+        Arc::clone(&slot.0)
+    }
+}
+
+fn exception(code: ErrorCode, message: impl Into<String>) -> QueryResponse {
+    QueryResponse {
+        kind: Some(RespKind::Exception(Exception {
+            code: code as i32,
+            name: code.name().to_string(),
+            message: message.into(),
+        })),
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<QueryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl QueryService for QueryServiceImpl {
+    type QueryStream = ResponseStream;
+
+    async fn query(
+        &self,
+        request: Request<Streaming<QueryRequest>>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let mut stream = request.into_inner();
+        let start = match stream.next().await {
+            Some(Ok(QueryRequest {
+                kind: Some(ReqKind::Start(s)),
+            })) => s,
+            Some(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first message must be QueryStart",
+                ))
+            }
+            Some(Err(e)) => return Err(e),
+            None => return Err(Status::invalid_argument("empty request stream")),
+        };
+        let query_id = if start.query_id.is_empty() {
+            format!(
+                "{}-{}",
+                self.node_id,
+                self.next_query.fetch_add(1, Ordering::Relaxed)
+            )
+        } else {
+            start.query_id.clone()
+        };
+        let session = self.session(&start.session_id);
+        let mut input: Input = None;
+        if start.has_input {
+            let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(16);
+            tokio::spawn(
+                async move {
+                    while let Some(msg) = stream.next().await {
+                        let item = match msg {
+                            Ok(QueryRequest {
+                                kind: Some(ReqKind::Input(b)),
+                            }) => Ok(b),
+                            Ok(_) => Err("unexpected message in the input stream".to_string()),
+                            Err(e) => Err(format!("client stream failed: {e}")),
+                        };
+                        let stop = item.is_err();
+                        if tx.send(item).await.is_err() || stop {
+                            return;
+                        }
+                    }
+                }
+                .instrument(info_span!("insert_input")),
+            );
+            input = Some(Box::new(ChannelReader::new(rx)));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<Result<QueryResponse, Status>>(8);
+        let span = info_span!("grpc_query", query_id = %query_id);
+        tokio::spawn(
+            async move {
+                let mut s = session.lock().await;
+                let saved = s.settings().clone();
+                for (k, v) in &start.settings {
+                    s.settings_mut().set(k, v.clone());
+                }
+                let saved_db = if start.database.is_empty() {
+                    None
+                } else {
+                    let old = s.database().to_string();
+                    match s
+                        .execute(&format!("USE `{}`", start.database), &mut None)
+                        .await
+                    {
+                        Ok(_) => Some(old),
+                        Err(e) => {
+                            let _ = out_tx.send(Ok(exception(e.code(), e.to_string()))).await;
+                            return;
+                        }
+                    }
+                };
+                let result = s.execute(&start.sql, &mut input).await;
+                // Query-level settings do not stick to the session; SET does.
+                if !start.settings.is_empty() {
+                    let mut merged = saved;
+                    for (k, v) in s.settings().iter() {
+                        if !start.settings.contains_key(k) {
+                            merged.set(k, v);
+                        }
+                    }
+                    *s.settings_mut() = merged;
+                }
+                if let Some(db) = saved_db {
+                    let _ = s.execute(&format!("USE `{db}`"), &mut None).await;
+                }
+                drop(s);
+                let res = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = out_tx.send(Ok(exception(e.code(), e.to_string()))).await;
+                        return;
+                    }
+                };
+                if res.has_result_set() {
+                    let mut sent_any = false;
+                    for b in &res.batches {
+                        match ipc::encode(&res.schema, Some(b)) {
+                            Ok(bytes) => {
+                                sent_any = true;
+                                if out_tx
+                                    .send(Ok(QueryResponse {
+                                        kind: Some(RespKind::ArrowIpc(bytes)),
+                                    }))
+                                    .await
+                                    .is_err()
+                                {
+                                    return; // client went away
+                                }
+                            }
+                            Err(e) => {
+                                let _ = out_tx
+                                    .send(Ok(exception(ErrorCode::LOGICAL_ERROR, e.to_string())))
+                                    .await;
+                                return;
+                            }
+                        }
+                    }
+                    if !sent_any {
+                        if let Ok(bytes) = ipc::encode(&res.schema, None) {
+                            let _ = out_tx
+                                .send(Ok(QueryResponse {
+                                    kind: Some(RespKind::ArrowIpc(bytes)),
+                                }))
+                                .await;
+                        }
+                    }
+                }
+                let s = &res.summary;
+                let summary = Summary {
+                    query_id,
+                    read_rows: s.read_rows,
+                    read_bytes: s.read_bytes,
+                    written_rows: s.written_rows,
+                    granules_read: s.granules_read,
+                    granules_total: s.granules_total,
+                    elapsed_micros: s.elapsed.as_micros() as u64,
+                    format: res.format.clone().unwrap_or_default(),
+                    has_result_set: res.has_result_set(),
+                };
+                if out_tx
+                    .send(Ok(QueryResponse {
+                        kind: Some(RespKind::Summary(summary)),
+                    }))
+                    .await
+                    .is_err()
+                {
+                    warn!("client disconnected before the summary");
+                }
+            }
+            .instrument(span),
+        );
+        let out = tokio_stream::wrappers::ReceiverStream::new(out_rx);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        Ok(Response::new(PingResponse {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node_id: self.node_id,
+        }))
+    }
+}
