@@ -12,15 +12,18 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableFunctionImpl};
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column, DFSchema, Result as DFResult, ScalarValue};
-use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Accumulator, Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::ExecutionPlan;
 use qh_storage::{Catalog, MergeTreeTable, Part};
 use qh_types::Settings;
@@ -419,22 +422,60 @@ impl TableFunctionImpl for NumbersFunction {
                 ))
             }
         };
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "number",
-            DataType::UInt64,
-            false,
-        )]));
+        numbers_table(start, Some(count))
+    }
+}
+
+/// A lazily generated `number` column from `start`, `count` rows or endless
+/// (`system.numbers`, which a LIMIT stops).
+pub fn numbers_table(start: u64, count: Option<u64>) -> DFResult<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "number",
+        DataType::UInt64,
+        false,
+    )]));
+    let part: Arc<dyn PartitionStream> = Arc::new(NumbersStream {
+        schema: Arc::clone(&schema),
+        start,
+        end: count.map(|c| start.saturating_add(c)),
+    });
+    Ok(Arc::new(StreamingTable::try_new(schema, vec![part])?))
+}
+
+#[derive(Debug)]
+struct NumbersStream {
+    schema: SchemaRef,
+    start: u64,
+    end: Option<u64>,
+}
+
+impl PartitionStream for NumbersStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(
+        &self,
+        _ctx: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::execution::SendableRecordBatchStream {
         const CHUNK: u64 = 65_536;
-        let mut batches = Vec::new();
-        let mut at = start;
-        let end = start.saturating_add(count);
-        while at < end {
-            let to = (at + CHUNK).min(end);
+        let schema = Arc::clone(&self.schema);
+        let end = self.end.unwrap_or(u64::MAX);
+        let mut at = self.start;
+        let iter = std::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let to = at.saturating_add(CHUNK).min(end);
             let col: ArrayRef = Arc::new(UInt64Array::from_iter_values(at..to));
-            batches.push(RecordBatch::try_new(Arc::clone(&schema), vec![col])?);
             at = to;
-        }
-        let table = MemTable::try_new(schema, vec![batches])?;
-        Ok(Arc::new(table))
+            Some(
+                RecordBatch::try_new(Arc::clone(&schema), vec![col]).map_err(DataFusionError::from),
+            )
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures::stream::iter(iter),
+        ))
     }
 }

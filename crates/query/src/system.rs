@@ -9,7 +9,15 @@ use datafusion::datasource::{MemTable, TableProvider};
 
 use crate::provider::QueryContext;
 
-pub const TABLES: &[&str] = &["tables", "parts", "columns", "databases", "one", "settings"];
+pub const TABLES: &[&str] = &[
+    "tables",
+    "parts",
+    "columns",
+    "databases",
+    "one",
+    "settings",
+    "numbers",
+];
 
 fn s(v: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(v))
@@ -49,6 +57,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
     };
     match name {
         "one" => mem(vec![("dummy", DataType::UInt8)], vec![u8s(vec![0])]),
+        "numbers" => Ok(Some(crate::provider::numbers_table(0, None)?)),
         "databases" => {
             let dbs = cat.databases();
             let n = dbs.len();

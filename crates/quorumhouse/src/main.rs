@@ -2,6 +2,7 @@
 //! (`server`), the gRPC client (`client`), a local cluster (`cluster`) and
 //! built-in benchmarks (`bench`).
 
+mod bench;
 mod client;
 mod cluster;
 mod local;
@@ -33,6 +34,8 @@ enum Command {
     Client(client::ClientArgs),
     /// Start, inspect and stop local node processes.
     Cluster(cluster::ClusterArgs),
+    /// Built-in benchmarks.
+    Bench(bench::BenchArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -62,6 +65,10 @@ fn main() -> ExitCode {
         Command::Cluster(args) => {
             init_tracing("warn");
             cluster::run(args)
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            bench::run(args)
         }
     }
 }
