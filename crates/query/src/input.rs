@@ -103,16 +103,25 @@ fn read_csv(
     schema: SchemaRef,
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
-    // Parse as text first so a bad value is reported with its row and column,
-    // then convert each column to its type.
-    let text_schema = Arc::new(Schema::new(
+    // Numbers and strings are parsed straight into their types; dates, times
+    // and Bool go through text because ClickHouse accepts more spellings
+    // (unix timestamps, 0/1) than Arrow's parser.
+    let parse_schema = Arc::new(Schema::new(
         schema
             .fields()
             .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .map(|f| {
+                let dt = match f.data_type() {
+                    DataType::Boolean | DataType::Timestamp(..) | DataType::Date32 | DataType::List(_) => {
+                        DataType::Utf8
+                    }
+                    other => other.clone(),
+                };
+                Field::new(f.name(), dt, true)
+            })
             .collect::<Vec<_>>(),
     ));
-    let r = datafusion::arrow::csv::ReaderBuilder::new(Arc::clone(&text_schema))
+    let r = datafusion::arrow::csv::ReaderBuilder::new(Arc::clone(&parse_schema))
         .with_header(false)
         .with_batch_size(BATCH_ROWS)
         .with_null_regex(regex_null())
@@ -120,7 +129,7 @@ fn read_csv(
         .map_err(|e| QueryError::CannotParseInput(e.to_string()))?;
     let mut total = 0u64;
     for b in r {
-        let b = b.map_err(|e| QueryError::CannotParseInput(csv_error(&e.to_string(), total)))?;
+        let b = b.map_err(|e| QueryError::CannotParseInput(csv_error(&e.to_string(), &schema)))?;
         let typed = convert(&b, &schema, total)?;
         total += typed.num_rows() as u64;
         sink(typed)?;
@@ -128,15 +137,30 @@ fn read_csv(
     Ok(total)
 }
 
+/// Arrow says "... for column 1 at line 3"; name the column and the row.
+fn csv_error(msg: &str, schema: &SchemaRef) -> String {
+    let re = regex::Regex::new(r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)")
+        .expect("static regex");
+    if let Some(c) = re.captures(msg) {
+        let col: usize = c[3].parse().unwrap_or(0);
+        let name = schema.fields().get(col).map(|f| f.name().as_str()).unwrap_or("?");
+        let ty = schema
+            .fields()
+            .get(col)
+            .and_then(|f| qh_types::ChType::from_arrow(f.data_type()))
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| c[2].to_string());
+        // Arrow counts records from 0.
+        let row = c[4].parse::<u64>().map(|r| r + 1).unwrap_or(0);
+        return format!("cannot parse '{}' as {ty} for column '{name}' at row {row}", &c[1]);
+    }
+    msg.replace("line", "row")
+}
+
 fn regex_null() -> regex::Regex {
     regex::Regex::new(r"^\\N$").expect("static regex")
 }
 
-fn csv_error(msg: &str, before: u64) -> String {
-    // arrow counts lines within its batch; make them absolute.
-    let _ = before;
-    msg.to_string()
-}
 
 fn read_tsv(
     mut reader: impl BufRead,
@@ -251,7 +275,7 @@ fn convert(text: &RecordBatch, schema: &SchemaRef, rows_before: u64) -> Result<R
     for (i, f) in schema.fields().iter().enumerate() {
         let col = text.column(i);
         let target = f.data_type();
-        let converted = if target == &DataType::Utf8 {
+        let converted = if col.data_type() == target {
             Arc::clone(col)
         } else {
             let col = normalize_text(col, target);

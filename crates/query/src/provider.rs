@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::memory::MemorySourceConfig;
@@ -226,11 +227,10 @@ impl TableProvider for MergeTreeProvider {
                     .fetch_add(p.granules() as u64, Ordering::Relaxed);
             }
         } else {
-            let mut rows_so_far = 0usize;
+            // Plan the reads: surviving granule ranges of each part, cut into
+            // pieces so several threads decode at once.
+            let mut tasks: Vec<(Arc<Part>, Vec<Range<usize>>)> = Vec::new();
             for part in &parts {
-                if filters.is_empty() && limit.is_some_and(|l| rows_so_far >= l) {
-                    break;
-                }
                 let ranges = match (&pruning, &part.index) {
                     (Some(p), Some(index)) => {
                         let keep = p.prune(&GranuleStats { index })?;
@@ -249,19 +249,40 @@ impl TableProvider for MergeTreeProvider {
                     .granules_read
                     .fetch_add(n_granules as u64, Ordering::Relaxed);
                 self.stats.parts_read.fetch_add(1, Ordering::Relaxed);
-                let table = Arc::clone(&self.table);
-                let part2 = Arc::clone(part);
+                for piece in split_ranges(&ranges, GRANULES_PER_TASK) {
+                    tasks.push((Arc::clone(part), piece));
+                }
+            }
+            // A LIMIT without filters needs only the first rows: read in
+            // order and stop early. Otherwise read pieces in parallel.
+            let early_stop = limit.filter(|_| filters.is_empty());
+            let threads = if early_stop.is_some() {
+                1
+            } else {
+                state.config().target_partitions().max(1)
+            };
+            let table = Arc::clone(&self.table);
+            let reads = futures::stream::iter(tasks.into_iter().map(|(part, ranges)| {
                 let schema2 = Arc::clone(&out_schema);
                 let defaults2 = defaults.clone();
-                let batch = tokio::task::spawn_blocking(move || {
+                let table = Arc::clone(&table);
+                tokio::task::spawn_blocking(move || {
                     let _keep_alive = table;
-                    part2.read(&schema2, &ranges, &defaults2)
+                    part.read(&schema2, &ranges, &defaults2)
                 })
-                .await
-                .map_err(|e| DataFusionError::Execution(e.to_string()))?
-                .map_err(ext)?;
+            }))
+            .buffered(threads);
+            futures::pin_mut!(reads);
+            let mut rows_so_far = 0usize;
+            while let Some(r) = reads.next().await {
+                let batch = r
+                    .map_err(|e| DataFusionError::Execution(e.to_string()))?
+                    .map_err(ext)?;
                 rows_so_far += batch.num_rows();
                 batches.push(batch);
+                if early_stop.is_some_and(|l| rows_so_far >= l) {
+                    break;
+                }
             }
         }
         let mut rows = 0u64;
@@ -282,6 +303,33 @@ impl TableProvider for MergeTreeProvider {
         let exec = MemorySourceConfig::try_new_exec(&partitions, out_schema, None)?;
         Ok(exec)
     }
+}
+
+/// Granules one read task decodes (~512k rows at the default granularity).
+const GRANULES_PER_TASK: usize = 64;
+
+/// Cuts granule ranges into pieces of at most `max` granules.
+fn split_ranges(ranges: &[Range<usize>], max: usize) -> Vec<Vec<Range<usize>>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<Range<usize>> = Vec::new();
+    let mut n = 0;
+    for r in ranges {
+        let mut start = r.start;
+        while start < r.end {
+            let take = (r.end - start).min(max - n);
+            cur.push(start..start + take);
+            n += take;
+            start += take;
+            if n == max {
+                out.push(std::mem::take(&mut cur));
+                n = 0;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 fn to_ranges(keep: &[bool]) -> Vec<Range<usize>> {
@@ -477,5 +525,17 @@ impl PartitionStream for NumbersStream {
             Arc::clone(&self.schema),
             futures::stream::iter(iter),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_split_into_bounded_pieces() {
+        let pieces = split_ranges(&[0..5, 7..9], 3);
+        assert_eq!(pieces, vec![vec![0..3], vec![3..5, 7..8], vec![8..9]]);
+        assert_eq!(to_ranges(&[true, true, false, true]), vec![0..2, 3..4]);
     }
 }

@@ -327,6 +327,7 @@ impl<'a> StmtParser<'a> {
             .tokenize_with_location()
             .map_err(|e| syntax_error(sql, &ParserError::TokenizerError(e.to_string())))?;
         let (tokens, final_tables) = strip_final(tokens);
+        let tokens = join_syntax(tokens);
         let (tokens, trailer_format, trailer_settings) =
             split_trailer(tokens).map_err(|m| syntax_error(sql, &ParserError::ParserError(m)))?;
         let parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
@@ -774,7 +775,9 @@ impl<'a> StmtParser<'a> {
                 } else {
                     columns.push(self.column_spec()?);
                 }
-                if !self.parser.consume_token(&Token::Comma) {
+                if !self.parser.consume_token(&Token::Comma)
+                    || self.parser.peek_token().token == Token::RParen
+                {
                     break;
                 }
             }
@@ -839,7 +842,7 @@ impl<'a> StmtParser<'a> {
         // Type names are taken from the source text: sqlparser prints them
         // back in its own spelling (`DATETIME`), not ClickHouse's.
         let start = self.parser.peek_token().span.start;
-        self.parser.parse_data_type().map_err(|e| self.err(e))?;
+        self.skip_type()?;
         let end = self.parser.peek_token().span.start;
         let ty = parse_ch_type(self.slice(start, end).trim())?;
         let mut default = None;
@@ -856,6 +859,36 @@ impl<'a> StmtParser<'a> {
             }
         }
         Ok(ColumnSpec { name, ty, default })
+    }
+
+    /// Consumes a type: a name and an optional balanced `(...)` (ClickHouse
+    /// types take strings and nested types: `DateTime('UTC')`,
+    /// `Nullable(Decimal(10, 2))`).
+    fn skip_type(&mut self) -> Result<()> {
+        match self.parser.next_token().token {
+            Token::Word(_) => {}
+            _ => {
+                self.parser.prev_token();
+                return self.fail("Expected a data type");
+            }
+        }
+        if self.parser.peek_token().token == Token::LParen {
+            let mut depth = 0;
+            loop {
+                match self.parser.next_token().token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    Token::EOF => return self.fail("Unbalanced parentheses in a data type"),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     fn drop_stmt(&mut self) -> Result<Statement> {
@@ -1023,6 +1056,71 @@ fn split_trailer(
         }
     }
     Ok((head, format, settings))
+}
+
+/// ClickHouse join syntax sqlparser lacks: `ALL` strictness (the standard
+/// join, so it is dropped) and `USING a, b` without parentheses.
+fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    const JOIN_WORDS: &[&str] = &["LEFT", "RIGHT", "INNER", "FULL", "JOIN", "OUTER", "CROSS"];
+    let sig = |v: &[TokenWithSpan], from: usize| {
+        v[from..]
+            .iter()
+            .position(|t| !matches!(t.token, Token::Whitespace(_)))
+            .map(|p| p + from)
+    };
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        let w = word_of(t);
+        if w.as_deref() == Some("ALL") {
+            let next = sig(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
+            let prev = out
+                .iter()
+                .rev()
+                .find(|p| !matches!(p.token, Token::Whitespace(_)))
+                .and_then(word_of);
+            // `ALL LEFT JOIN`, `LEFT ALL JOIN`, `GLOBAL ALL JOIN`
+            if next.as_deref().is_some_and(|n| JOIN_WORDS.contains(&n))
+                && !matches!(prev.as_deref(), Some("UNION" | "EXCEPT" | "INTERSECT"))
+            {
+                i += 1;
+                continue;
+            }
+        }
+        if w.as_deref() == Some("USING") {
+            if let Some(n) = sig(&tokens, i + 1) {
+                if tokens[n].token != Token::LParen {
+                    out.push(t.clone());
+                    out.push(TokenWithSpan::wrap(Token::LParen));
+                    let mut j = n;
+                    loop {
+                        // identifier
+                        out.push(tokens[j].clone());
+                        match sig(&tokens, j + 1) {
+                            Some(c) if tokens[c].token == Token::Comma => {
+                                out.push(tokens[c].clone());
+                                match sig(&tokens, c + 1) {
+                                    Some(nx) => j = nx,
+                                    None => {
+                                        j = c;
+                                        break;
+                                    }
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                    out.push(TokenWithSpan::wrap(Token::RParen));
+                    i = j + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    out
 }
 
 /// Byte offset of a 1-based line/column location.

@@ -47,6 +47,9 @@ impl OutputFormat {
 pub struct Writer {
     format: OutputFormat,
     schema: SchemaRef,
+    /// Per column: a Boolean that is not a `Bool` column prints as 1/0, like
+    /// ClickHouse's UInt8 results of comparisons.
+    bool_as_number: Vec<bool>,
     started: bool,
     pretty_rows: Vec<Vec<String>>,
     pretty_right: Vec<bool>,
@@ -56,6 +59,17 @@ impl Writer {
     pub fn new(format: OutputFormat, schema: SchemaRef) -> Writer {
         Writer {
             format,
+            bool_as_number: schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    f.data_type() == &DataType::Boolean
+                        && f.metadata()
+                            .get(crate::types::CH_TYPE_KEY)
+                            .map(String::as_str)
+                            != Some("Bool")
+                })
+                .collect(),
             pretty_right: schema
                 .fields()
                 .iter()
@@ -74,7 +88,24 @@ impl Writer {
             self.started = true;
             self.header(&mut out);
         }
-        let cols = batch.columns();
+        let numeric_bools: Vec<arrow::array::ArrayRef>;
+        let cols = if self.bool_as_number.iter().any(|b| *b) {
+            numeric_bools = batch
+                .columns()
+                .iter()
+                .zip(&self.bool_as_number)
+                .map(|(c, as_num)| {
+                    if *as_num {
+                        arrow::compute::cast(c, &DataType::UInt8).unwrap_or_else(|_| c.clone())
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            &numeric_bools
+        } else {
+            batch.columns()
+        };
         for row in 0..batch.num_rows() {
             match self.format {
                 OutputFormat::TabSeparated
