@@ -369,6 +369,11 @@ impl Session {
                             };
                             meta.columns.insert(pos, def);
                         }
+                        AlterOp::DropPartition(e) => {
+                            let id = self.partition_id(&t, &e)?;
+                            t.drop_partition(&id)?;
+                            continue;
+                        }
                         AlterOp::DropColumn { name, if_exists } => {
                             let Some(pos) = meta.columns.iter().position(|c| c.name == name) else {
                                 if if_exists {
@@ -509,6 +514,31 @@ impl Session {
                 let cmd = words.join(" ").to_ascii_uppercase();
                 if cmd.starts_with("FLUSH LOGS") || cmd.starts_with("DROP") {
                     Ok(QueryResult::empty())
+                } else if (cmd.starts_with("STOP MERGES") || cmd.starts_with("START MERGES"))
+                    && words.len() <= 3
+                {
+                    let stop = cmd.starts_with("STOP");
+                    let tables = match words.get(2) {
+                        Some(name) => {
+                            let (db, t) = match name.split_once('.') {
+                                Some((d, t)) => (Some(d.to_string()), t.to_string()),
+                                None => (None, name.clone()),
+                            };
+                            vec![self.table(&TableRef {
+                                database: db,
+                                name: t,
+                            })?]
+                        }
+                        None => cat
+                            .databases()
+                            .iter()
+                            .flat_map(|d| cat.tables(d).unwrap_or_default())
+                            .collect(),
+                    };
+                    for t in tables {
+                        t.set_merges_stopped(stop);
+                    }
+                    Ok(QueryResult::empty())
                 } else {
                     Err(QueryError::NotImplemented(format!(
                         "SYSTEM {} is not supported yet",
@@ -636,32 +666,54 @@ impl Session {
                 let base = self.engine.base.clone();
                 let catalog = Arc::clone(&self.engine.catalog);
                 let written = tokio::task::spawn_blocking(move || -> Result<u64> {
-                    let mut txn = table.begin_insert();
-                    let mut pending: Vec<RecordBatch> = Vec::new();
-                    let mut pending_rows = 0usize;
+                    // Parsing and writing overlap: this thread parses, a writer
+                    // thread sorts and writes the previous block as a hidden part.
                     let full_schema = meta.arrow_schema();
-                    let flush = |pending: &mut Vec<RecordBatch>,
-                                 txn: &mut qh_storage::InsertTxn|
-                     -> Result<()> {
-                        if pending.is_empty() {
-                            return Ok(());
-                        }
-                        let b = concat_batches(&pending[0].schema(), pending.iter())?;
-                        pending.clear();
-                        let full = conform(&base, &meta, &full_schema, &b)?;
-                        txn.write(&full)?;
-                        Ok(())
-                    };
-                    read_input(format, reader, target, &mut |b| {
-                        pending_rows += b.num_rows();
-                        pending.push(b);
-                        if pending_rows >= block_rows {
-                            flush(&mut pending, &mut txn)?;
-                            pending_rows = 0;
-                        }
-                        Ok(())
-                    })?;
-                    flush(&mut pending, &mut txn)?;
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+                    let (parsed, txn) = std::thread::scope(|scope| {
+                        let writer = scope.spawn(|| -> Result<qh_storage::InsertTxn> {
+                            let mut txn = table.begin_insert();
+                            for b in rx {
+                                let full = conform(&base, &meta, &full_schema, &b)?;
+                                txn.write(&full)?;
+                            }
+                            Ok(txn)
+                        });
+                        let mut pending: Vec<RecordBatch> = Vec::new();
+                        let mut pending_rows = 0usize;
+                        let send = |pending: &mut Vec<RecordBatch>| -> Result<()> {
+                            if pending.is_empty() {
+                                return Ok(());
+                            }
+                            let b = concat_batches(&pending[0].schema(), pending.iter())?;
+                            pending.clear();
+                            // A send error means the writer failed; its error wins.
+                            tx.send(b).map_err(|_| {
+                                QueryError::other(ErrorCode::LOGICAL_ERROR, "writer stopped")
+                            })
+                        };
+                        let parsed = read_input(format, reader, target, &mut |b| {
+                            pending_rows += b.num_rows();
+                            pending.push(b);
+                            if pending_rows >= block_rows {
+                                send(&mut pending)?;
+                                pending_rows = 0;
+                            }
+                            Ok(())
+                        })
+                        .and_then(|_| send(&mut pending));
+                        drop(tx);
+                        let txn = writer.join().unwrap_or_else(|_| {
+                            Err(QueryError::other(
+                                ErrorCode::LOGICAL_ERROR,
+                                "insert writer panicked",
+                            ))
+                        });
+                        (parsed, txn)
+                    });
+                    // Either failure drops the transaction: nothing becomes visible.
+                    let txn = txn?;
+                    parsed?;
                     let rows = txn.rows();
                     txn.commit()?;
                     catalog.notify_merges();

@@ -112,9 +112,10 @@ fn read_csv(
             .iter()
             .map(|f| {
                 let dt = match f.data_type() {
-                    DataType::Boolean | DataType::Timestamp(..) | DataType::Date32 | DataType::List(_) => {
-                        DataType::Utf8
-                    }
+                    DataType::Boolean
+                    | DataType::Timestamp(..)
+                    | DataType::Date32
+                    | DataType::List(_) => DataType::Utf8,
                     other => other.clone(),
                 };
                 Field::new(f.name(), dt, true)
@@ -139,11 +140,17 @@ fn read_csv(
 
 /// Arrow says "... for column 1 at line 3"; name the column and the row.
 fn csv_error(msg: &str, schema: &SchemaRef) -> String {
-    let re = regex::Regex::new(r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)")
-        .expect("static regex");
+    let re = regex::Regex::new(
+        r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)",
+    )
+    .expect("static regex");
     if let Some(c) = re.captures(msg) {
         let col: usize = c[3].parse().unwrap_or(0);
-        let name = schema.fields().get(col).map(|f| f.name().as_str()).unwrap_or("?");
+        let name = schema
+            .fields()
+            .get(col)
+            .map(|f| f.name().as_str())
+            .unwrap_or("?");
         let ty = schema
             .fields()
             .get(col)
@@ -152,7 +159,10 @@ fn csv_error(msg: &str, schema: &SchemaRef) -> String {
             .unwrap_or_else(|| c[2].to_string());
         // Arrow counts records from 0.
         let row = c[4].parse::<u64>().map(|r| r + 1).unwrap_or(0);
-        return format!("cannot parse '{}' as {ty} for column '{name}' at row {row}", &c[1]);
+        return format!(
+            "cannot parse '{}' as {ty} for column '{name}' at row {row}",
+            &c[1]
+        );
     }
     msg.replace("line", "row")
 }
@@ -160,7 +170,6 @@ fn csv_error(msg: &str, schema: &SchemaRef) -> String {
 fn regex_null() -> regex::Regex {
     regex::Regex::new(r"^\\N$").expect("static regex")
 }
-
 
 fn read_tsv(
     mut reader: impl BufRead,

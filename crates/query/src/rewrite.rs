@@ -413,6 +413,9 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 right: Box::new(args[1].clone()),
             });
         }
+        "sumwithoverflow" => set_name(f, "sum"),
+        "arraysort" => set_name(f, "array_sort"),
+        "arrayjoin" => set_name(f, "unnest"),
         "lowerutf8" => set_name(f, "lower"),
         "upperutf8" => set_name(f, "upper"),
         "lengthutf8" | "char_length" => set_name(f, "character_length"),

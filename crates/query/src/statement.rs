@@ -74,6 +74,7 @@ pub enum AlterOp {
         name: String,
         if_exists: bool,
     },
+    DropPartition(Expr),
 }
 
 #[derive(Debug, Clone)]
@@ -933,6 +934,8 @@ impl<'a> StmtParser<'a> {
                     after,
                     first,
                 });
+            } else if self.eat_seq(&["DROP", "PARTITION"]) {
+                ops.push(AlterOp::DropPartition(self.expr()?));
             } else if self.eat_seq(&["DROP", "COLUMN"]) {
                 let if_exists = self.eat_seq(&["IF", "EXISTS"]);
                 let name = self.ident()?;

@@ -35,6 +35,8 @@ pub struct MergeTreeTable {
     /// Serialises merges of this table (background and OPTIMIZE).
     merge_lock: Mutex<()>,
     dropped: AtomicBool,
+    /// `SYSTEM STOP MERGES`: background merges skip this table.
+    merges_stopped: AtomicBool,
 }
 
 impl MergeTreeTable {
@@ -106,6 +108,7 @@ impl MergeTreeTable {
             tmp_counter: AtomicU64::new(0),
             merge_lock: Mutex::new(()),
             dropped: AtomicBool::new(false),
+            merges_stopped: AtomicBool::new(false),
         })
     }
 
@@ -167,6 +170,9 @@ impl MergeTreeTable {
     /// whether it merged anything. Does nothing while another merge of this
     /// table runs.
     pub fn merge_once(&self) -> Result<bool> {
+        if self.merges_stopped.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         let Some(_guard) = self.merge_lock.try_lock() else {
             return Ok(false);
         };
@@ -282,6 +288,29 @@ impl MergeTreeTable {
             }
             false
         });
+    }
+
+    /// `SYSTEM STOP MERGES` / `START MERGES` for background merges.
+    pub fn set_merges_stopped(&self, stopped: bool) {
+        self.merges_stopped.store(stopped, Ordering::Release);
+    }
+
+    /// Removes the parts of one partition (`ALTER TABLE ... DROP PARTITION`).
+    pub fn drop_partition(&self, partition_id: &str) -> Result<usize> {
+        let _guard = self.merge_lock.lock();
+        let removed: Vec<Arc<Part>> = {
+            let mut active = self.parts.write();
+            let names: Vec<PartName> = active
+                .keys()
+                .filter(|n| n.partition_id == partition_id)
+                .cloned()
+                .collect();
+            names.iter().filter_map(|n| active.remove(n)).collect()
+        };
+        let n = removed.len();
+        self.outdated.lock().extend(removed);
+        self.cleanup_outdated();
+        Ok(n)
     }
 
     /// Removes every part (TRUNCATE).

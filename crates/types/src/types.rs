@@ -130,6 +130,20 @@ impl ChType {
     }
 }
 
+/// Type families whose names ClickHouse accepts in any case.
+fn canonical_head(h: &str) -> &str {
+    match h.to_ascii_lowercase().as_str() {
+        "datetime" => "DateTime",
+        "datetime64" => "DateTime64",
+        "decimal" => "Decimal",
+        "nullable" => "Nullable",
+        "lowcardinality" => "LowCardinality",
+        "array" => "Array",
+        "fixedstring" => "FixedString",
+        _ => h,
+    }
+}
+
 fn time_unit_for_precision(p: u8) -> TimeUnit {
     match p {
         0 => TimeUnit::Second,
@@ -190,7 +204,7 @@ impl FromStr for ChType {
             if !s.ends_with(')') {
                 return Err(err());
             }
-            let head = s[..open].trim();
+            let head = canonical_head(s[..open].trim());
             let inner = &s[open + 1..s.len() - 1];
             return match head {
                 "Nullable" => Ok(ChType::Nullable(Box::new(inner.parse()?))),
@@ -247,6 +261,9 @@ impl FromStr for ChType {
             "Date" | "Date32" => ChType::Date,
             "DateTime" => ChType::DateTime,
             _ => match s.to_ascii_uppercase().as_str() {
+                "DATETIME" => ChType::DateTime,
+                "DATE" => ChType::Date,
+                "STRING" => ChType::String,
                 "TINYINT" | "INT1" | "BYTE" => ChType::Int8,
                 "SMALLINT" | "INT2" => ChType::Int16,
                 "INT" | "INTEGER" | "INT4" => ChType::Int32,
