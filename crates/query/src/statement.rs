@@ -74,7 +74,7 @@ pub enum AlterOp {
         name: String,
         if_exists: bool,
     },
-    DropPartition(Expr),
+    DropPartition(Box<Expr>),
 }
 
 #[derive(Debug, Clone)]
@@ -935,7 +935,7 @@ impl<'a> StmtParser<'a> {
                     first,
                 });
             } else if self.eat_seq(&["DROP", "PARTITION"]) {
-                ops.push(AlterOp::DropPartition(self.expr()?));
+                ops.push(AlterOp::DropPartition(Box::new(self.expr()?)));
             } else if self.eat_seq(&["DROP", "COLUMN"]) {
                 let if_exists = self.eat_seq(&["IF", "EXISTS"]);
                 let name = self.ident()?;
