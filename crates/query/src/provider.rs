@@ -268,18 +268,18 @@ impl TableProvider for MergeTreeProvider {
                 let table = Arc::clone(&table);
                 tokio::task::spawn_blocking(move || {
                     let _keep_alive = table;
-                    part.read(&schema2, &ranges, &defaults2)
+                    part.read_granules(&schema2, &ranges, &defaults2)
                 })
             }))
             .buffered(threads);
             futures::pin_mut!(reads);
             let mut rows_so_far = 0usize;
             while let Some(r) = reads.next().await {
-                let batch = r
+                let read = r
                     .map_err(|e| DataFusionError::Execution(e.to_string()))?
                     .map_err(ext)?;
-                rows_so_far += batch.num_rows();
-                batches.push(batch);
+                rows_so_far += read.iter().map(|b| b.num_rows()).sum::<usize>();
+                batches.extend(read);
                 if early_stop.is_some_and(|l| rows_so_far >= l) {
                     break;
                 }

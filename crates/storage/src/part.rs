@@ -445,6 +445,82 @@ impl Part {
         dt: &DataType,
         granules: &[Range<usize>],
     ) -> Result<ArrayRef> {
+        let mut pieces = self.read_column_pieces(name, dt, granules)?;
+        match pieces.len() {
+            0 => {
+                let stored = self.stored_type(name, dt);
+                Ok(datafusion::arrow::array::new_empty_array(&stored))
+            }
+            1 => Ok(pieces.pop().expect("one piece")),
+            _ => {
+                let refs: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
+                Ok(concat(&refs)?)
+            }
+        }
+    }
+
+    fn stored_type(&self, name: &str, dt: &DataType) -> DataType {
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.ty.to_arrow())
+            .unwrap_or_else(|| dt.clone())
+    }
+
+    /// Reads the given granules as one batch per granule (no concatenation:
+    /// DataFusion works on batches of about this size anyway).
+    pub fn read_granules(
+        &self,
+        schema: &SchemaRef,
+        granules: &[Range<usize>],
+        defaults: &HashMap<String, ScalarValue>,
+    ) -> Result<Vec<RecordBatch>> {
+        let sizes: Vec<usize> = granules
+            .iter()
+            .flat_map(|r| self.granule_rows[r.clone()].iter())
+            .map(|g| *g as usize)
+            .collect();
+        let mut columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let pieces = if self.has_column(field.name()) {
+                let mut p = self.read_column_pieces(field.name(), field.data_type(), granules)?;
+                for a in p.iter_mut() {
+                    if a.data_type() != field.data_type() {
+                        *a = datafusion::arrow::compute::cast(a, field.data_type())?;
+                    }
+                }
+                p
+            } else {
+                let v = match defaults.get(field.name()) {
+                    Some(v) => v.clone(),
+                    None => type_default(field.data_type(), field.is_nullable())?,
+                };
+                sizes
+                    .iter()
+                    .map(|n| v.to_array_of_size(*n).map_err(df_err))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            columns.push(pieces);
+        }
+        let mut out = Vec::with_capacity(sizes.len());
+        for (i, n) in sizes.iter().enumerate() {
+            let arrays = columns.iter().map(|c| Arc::clone(&c[i])).collect();
+            let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(*n));
+            out.push(RecordBatch::try_new_with_options(
+                Arc::clone(schema),
+                arrays,
+                &opts,
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn read_column_pieces(
+        &self,
+        name: &str,
+        dt: &DataType,
+        granules: &[Range<usize>],
+    ) -> Result<Vec<ArrayRef>> {
         let stored_dt = self
             .columns
             .iter()
@@ -484,14 +560,7 @@ impl Part {
                 pos += len;
             }
         }
-        match pieces.len() {
-            0 => Ok(datafusion::arrow::array::new_empty_array(&stored_dt)),
-            1 => Ok(pieces.pop().expect("one piece")),
-            _ => {
-                let refs: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
-                Ok(concat(&refs)?)
-            }
-        }
+        Ok(pieces)
     }
 
     /// Re-hashes every file and compares with `checksums.json` (CHECK TABLE,
