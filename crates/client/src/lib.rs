@@ -30,7 +30,7 @@ use qh_proto::query_service_client::QueryServiceClient;
 use qh_proto::{QueryRequest, QueryStart};
 use tonic::transport::{Channel, Endpoint};
 
-pub use qh_proto::Summary;
+pub use qh_proto::{Progress, Summary};
 
 /// Largest message the client accepts.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -100,6 +100,15 @@ impl QueryOutput {
 
 static SESSION_COUNTER: AtomicU64 = AtomicU64::new(1);
 
+fn input_request(b: Vec<u8>) -> QueryRequest {
+    QueryRequest {
+        kind: Some(ReqKind::Input(b)),
+    }
+}
+
+/// Called with the running totals while a statement runs.
+pub type ProgressCallback = std::sync::Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// A connection to one node (the first of the given endpoints that answers).
 #[derive(Clone)]
 pub struct Client {
@@ -107,6 +116,7 @@ pub struct Client {
     endpoint: String,
     session_id: String,
     settings: HashMap<String, String>,
+    on_progress: Option<ProgressCallback>,
 }
 
 impl Client {
@@ -141,6 +151,7 @@ impl Client {
                             SESSION_COUNTER.fetch_add(1, Ordering::Relaxed)
                         ),
                         settings: HashMap::new(),
+                        on_progress: None,
                     });
                 }
                 Err(err) => last = format!("{url}: {err}"),
@@ -161,6 +172,12 @@ impl Client {
     pub fn with_setting(mut self, name: &str, value: &str) -> Self {
         self.settings.insert(name.to_string(), value.to_string());
         self
+    }
+
+    /// Receives progress (rows and bytes read or received so far) while a
+    /// statement runs, about five times a second.
+    pub fn on_progress(&mut self, callback: ProgressCallback) {
+        self.on_progress = Some(callback);
     }
 
     pub fn set_setting(&mut self, name: &str, value: &str) {
@@ -207,9 +224,7 @@ impl Client {
         let head = futures::stream::once(async move { start });
         let reqs: std::pin::Pin<Box<dyn futures::Stream<Item = QueryRequest> + Send>> = match input
         {
-            Some(i) => Box::pin(head.chain(i.map(|b| QueryRequest {
-                kind: Some(ReqKind::Input(b)),
-            }))),
+            Some(i) => Box::pin(head.chain(i.map(input_request as fn(Vec<u8>) -> QueryRequest))),
             None => Box::pin(head),
         };
         let mut stream = self.inner.query(reqs).await?.into_inner();
@@ -227,7 +242,11 @@ impl Client {
                         batches.push(b.map_err(|e| ClientError::Protocol(e.to_string()))?);
                     }
                 }
-                Some(RespKind::Progress(_)) => {}
+                Some(RespKind::Progress(p)) => {
+                    if let Some(cb) = &self.on_progress {
+                        cb(&p);
+                    }
+                }
                 Some(RespKind::Summary(summary)) => {
                     return Ok(QueryOutput {
                         schema,

@@ -156,6 +156,7 @@ impl Engine {
             engine: Arc::clone(self),
             settings: Settings::new(),
             database: "default".into(),
+            progress: Arc::new(QueryStats::default()),
         }
     }
 
@@ -170,6 +171,9 @@ pub struct Session {
     engine: Arc<Engine>,
     settings: Settings,
     database: String,
+    /// Counters of the running statement, readable while it runs (the
+    /// server turns them into progress messages).
+    progress: Arc<QueryStats>,
 }
 
 fn result_of(
@@ -209,10 +213,16 @@ impl Session {
         &self.engine
     }
 
+    /// Live counters of the statement being executed.
+    pub fn progress(&self) -> Arc<QueryStats> {
+        Arc::clone(&self.progress)
+    }
+
     /// Executes one statement (no trailing `;`). `input` feeds
     /// `INSERT ... FORMAT X` without inline data.
     pub async fn execute(&mut self, sql: &str, input: &mut Input) -> Result<QueryResult> {
         let started = Instant::now();
+        self.progress.reset();
         let stmt = parse_statement(sql)?;
         let span = info_span!("query", kind = stmt_kind(&stmt));
         let mut res = self.dispatch(stmt, input).instrument(span).await?;
@@ -584,7 +594,7 @@ impl Session {
         settings: &Settings,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
         crate::rewrite::rewrite_query(&mut query);
-        let stats = Arc::new(QueryStats::default());
+        let stats = Arc::clone(&self.progress);
         let ctx = Arc::new(QueryContext {
             catalog: Arc::clone(&self.engine.catalog),
             final_tables,
@@ -660,6 +670,7 @@ impl Session {
                     })?,
                 };
                 let target = insert_schema(&meta, &names);
+                let progress = Arc::clone(&self.progress);
                 let block_rows = settings
                     .max_insert_block_size()
                     .map_err(QueryError::BadArguments)? as usize;
@@ -694,6 +705,12 @@ impl Session {
                         };
                         let parsed = read_input(format, reader, target, &mut |b| {
                             pending_rows += b.num_rows();
+                            progress
+                                .rows_written
+                                .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                            progress
+                                .bytes_written
+                                .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
                             pending.push(b);
                             if pending_rows >= block_rows {
                                 send(&mut pending)?;

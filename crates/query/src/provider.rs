@@ -39,6 +39,26 @@ pub struct QueryStats {
     pub granules_read: AtomicU64,
     pub granules_total: AtomicU64,
     pub parts_read: AtomicU64,
+    /// Rows received by an INSERT so far (they become visible only at commit).
+    pub rows_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+impl QueryStats {
+    /// Zeroes the counters for the next statement.
+    pub fn reset(&self) {
+        for c in [
+            &self.rows_read,
+            &self.bytes_read,
+            &self.granules_read,
+            &self.granules_total,
+            &self.parts_read,
+            &self.rows_written,
+            &self.bytes_written,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What every table provider of one query shares.

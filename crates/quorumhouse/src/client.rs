@@ -79,6 +79,10 @@ async fn run_one(
     stdin_free: &mut bool,
 ) -> Result<(), ClientError> {
     let started = Instant::now();
+    let show_progress = std::io::stderr().is_terminal();
+    if show_progress {
+        client.on_progress(progress_line(started));
+    }
     let out: QueryOutput = if *stdin_free && wants_stdin(sql) {
         *stdin_free = false;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
@@ -104,6 +108,9 @@ async fn run_one(
     } else {
         client.query(sql).await?
     };
+    if show_progress {
+        eprint!("\r\x1b[2K");
+    }
     if args.time {
         eprintln!("{:.3}", started.elapsed().as_secs_f64());
     }
@@ -123,6 +130,23 @@ async fn run_one(
         }
     }
     Ok(())
+}
+
+/// A one-line progress display on stderr (only on a terminal).
+fn progress_line(started: Instant) -> qh_client::ProgressCallback {
+    std::sync::Arc::new(move |p: &qh_client::Progress| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let (rows, bytes, verb) = if p.written_rows > 0 {
+            (p.written_rows, p.written_bytes, "sent")
+        } else {
+            (p.read_rows, p.read_bytes, "read")
+        };
+        eprint!(
+            "\r\x1b[2KProgress: {rows} rows {verb}, {:.1} MB ({:.0} rows/s), {secs:.1} s",
+            bytes as f64 / 1e6,
+            rows as f64 / secs
+        );
+    })
 }
 
 async fn run_async(args: ClientArgs) -> ExitCode {

@@ -202,3 +202,48 @@ async fn sigterm_stops_the_node_cleanly_and_data_survives() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "1000\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_insert_reports_progress() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    c.query("CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id")
+        .await
+        .unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let seen2 = Arc::clone(&seen);
+    c.on_progress(Arc::new(move |p: &qh_client::Progress| {
+        seen2.fetch_max(p.written_rows, Ordering::SeqCst);
+    }));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let mut first = String::new();
+    for i in 0..100_000u64 {
+        first.push_str(&format!("{i}\n"));
+    }
+    tx.send(first.into_bytes()).await.unwrap();
+    // The input is still open: the insert cannot have finished, yet the
+    // server reports the rows it has parsed. Then the input ends.
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.load(Ordering::SeqCst) < 65_536 {
+            assert!(
+                Instant::now() < deadline,
+                "no progress while the insert ran"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(tx);
+    };
+    let (r, ()) = tokio::join!(
+        c.run(
+            "INSERT INTO t FORMAT CSV",
+            Some(tokio_stream::wrappers::ReceiverStream::new(rx))
+        ),
+        watch
+    );
+    assert_eq!(r.unwrap().summary.written_rows, 100_000);
+    let out = c.query("SELECT count() FROM t").await.unwrap();
+    assert_eq!(text(&out), "100000\n");
+}

@@ -10,7 +10,9 @@ use futures::{Stream, StreamExt};
 use qh_proto::query_request::Kind as ReqKind;
 use qh_proto::query_response::Kind as RespKind;
 use qh_proto::query_service_server::QueryService;
-use qh_proto::{Exception, PingRequest, PingResponse, QueryRequest, QueryResponse, Summary};
+use qh_proto::{
+    Exception, PingRequest, PingResponse, Progress, QueryRequest, QueryResponse, Summary,
+};
 use qh_query::{Engine, Input, Session};
 use qh_types::ErrorCode;
 use tokio::sync::{mpsc, Mutex};
@@ -23,6 +25,8 @@ use crate::ipc;
 /// Sessions idle longer than this are forgotten.
 const SESSION_IDLE: Duration = Duration::from_secs(3600);
 const MAX_SESSIONS: usize = 10_000;
+/// How often a running statement reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 type SessionSlot = (Arc<Mutex<Session>>, Instant);
 
@@ -150,7 +154,33 @@ impl QueryService for QueryServiceImpl {
                         }
                     }
                 };
+                // Progress messages while the statement runs.
+                let progress = s.progress();
+                let ticker_tx = out_tx.clone();
+                let ticker = tokio::spawn(async move {
+                    let mut last = (0, 0);
+                    loop {
+                        tokio::time::sleep(PROGRESS_EVERY).await;
+                        let p = Progress {
+                            read_rows: progress.rows_read.load(Ordering::Relaxed),
+                            read_bytes: progress.bytes_read.load(Ordering::Relaxed),
+                            written_rows: progress.rows_written.load(Ordering::Relaxed),
+                            written_bytes: progress.bytes_written.load(Ordering::Relaxed),
+                        };
+                        if (p.read_rows, p.written_rows) == last {
+                            continue;
+                        }
+                        last = (p.read_rows, p.written_rows);
+                        let msg = QueryResponse {
+                            kind: Some(RespKind::Progress(p)),
+                        };
+                        if ticker_tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
                 let result = s.execute(&start.sql, &mut input).await;
+                ticker.abort();
                 // Query-level settings do not stick to the session; SET does.
                 if !start.settings.is_empty() {
                     let mut merged = saved;
