@@ -118,6 +118,13 @@ fn base_state(threads: usize) -> Result<SessionState> {
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // Our scans already come in parallel partitions; a round-robin shuffle on
+    // top would only scramble the key order small reads naturally have (and
+    // which ClickHouse users see).
+    config
+        .options_mut()
+        .optimizer
+        .enable_round_robin_repartition = false;
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

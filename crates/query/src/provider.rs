@@ -23,7 +23,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Accumulator, Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 use qh_storage::{Catalog, MergeTreeTable, Part};
@@ -228,14 +228,27 @@ impl TableProvider for MergeTreeProvider {
             None => parts,
         };
         let defaults = self.table.keys().column_defaults();
-        let mut batches: Vec<RecordBatch> = Vec::new();
         if self.final_ {
-            let all = self.table.read_final(&parts).map_err(ext)?;
+            // FINAL collapses rows across parts of a partition: read them
+            // whole and merge before DataFusion sees them.
+            let table = Arc::clone(&self.table);
+            let final_parts = parts.clone();
+            let all = tokio::task::spawn_blocking(move || table.read_final(&final_parts))
+                .await
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?
+                .map_err(ext)?;
+            let mut batches = Vec::with_capacity(all.len());
             for b in all {
                 let b = match projection {
                     Some(p) => b.project(p)?,
                     None => b,
                 };
+                self.stats
+                    .rows_read
+                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                self.stats
+                    .bytes_read
+                    .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
                 batches.push(b);
             }
             for p in &parts {
@@ -246,82 +259,176 @@ impl TableProvider for MergeTreeProvider {
                     .granules_total
                     .fetch_add(p.granules() as u64, Ordering::Relaxed);
             }
-        } else {
-            // Plan the reads: surviving granule ranges of each part, cut into
-            // pieces so several threads decode at once.
-            let mut tasks: Vec<(Arc<Part>, Vec<Range<usize>>)> = Vec::new();
-            for part in &parts {
-                let ranges = match (&pruning, &part.index) {
-                    (Some(p), Some(index)) => {
-                        let keep = p.prune(&GranuleStats { index })?;
-                        to_ranges(&keep)
-                    }
-                    _ => std::iter::once(0..part.granules()).collect(),
-                };
-                let n_granules: usize = ranges.iter().map(|r| r.len()).sum();
-                self.stats
-                    .granules_total
-                    .fetch_add(part.granules() as u64, Ordering::Relaxed);
-                if n_granules == 0 {
-                    continue;
-                }
-                self.stats
-                    .granules_read
-                    .fetch_add(n_granules as u64, Ordering::Relaxed);
-                self.stats.parts_read.fetch_add(1, Ordering::Relaxed);
-                for piece in split_ranges(&ranges, GRANULES_PER_TASK) {
-                    tasks.push((Arc::clone(part), piece));
-                }
+            let n = state.config().target_partitions().max(1);
+            let mut partitions: Vec<Vec<RecordBatch>> =
+                vec![Vec::new(); n.min(batches.len()).max(1)];
+            let np = partitions.len();
+            for (i, b) in batches.into_iter().enumerate() {
+                partitions[i % np].push(b);
             }
-            // A LIMIT without filters needs only the first rows: read in
-            // order and stop early. Otherwise read pieces in parallel.
-            let early_stop = limit.filter(|_| filters.is_empty());
-            let threads = if early_stop.is_some() {
-                1
-            } else {
-                state.config().target_partitions().max(1)
+            return Ok(MemorySourceConfig::try_new_exec(
+                &partitions,
+                out_schema,
+                None,
+            )?);
+        }
+        // Plan the reads: surviving granule ranges of each part, cut into
+        // pieces so several partitions decode at once. Nothing is read here:
+        // each partition's stream decodes its pieces as DataFusion pulls.
+        let mut tasks: Vec<ReadTask> = Vec::new();
+        for part in &parts {
+            let ranges = match (&pruning, &part.index) {
+                (Some(p), Some(index)) => {
+                    let keep = p.prune(&GranuleStats { index })?;
+                    to_ranges(&keep)
+                }
+                _ => std::iter::once(0..part.granules()).collect(),
             };
-            let table = Arc::clone(&self.table);
-            let reads = futures::stream::iter(tasks.into_iter().map(|(part, ranges)| {
-                let schema2 = Arc::clone(&out_schema);
-                let defaults2 = defaults.clone();
-                let table = Arc::clone(&table);
-                tokio::task::spawn_blocking(move || {
-                    let _keep_alive = table;
-                    part.read_granules(&schema2, &ranges, &defaults2)
-                })
-            }))
-            .buffered(threads);
-            futures::pin_mut!(reads);
-            let mut rows_so_far = 0usize;
-            while let Some(r) = reads.next().await {
-                let read = r
-                    .map_err(|e| DataFusionError::Execution(e.to_string()))?
-                    .map_err(ext)?;
-                rows_so_far += read.iter().map(|b| b.num_rows()).sum::<usize>();
-                batches.extend(read);
-                if early_stop.is_some_and(|l| rows_so_far >= l) {
-                    break;
-                }
+            let n_granules: usize = ranges.iter().map(|r| r.len()).sum();
+            self.stats
+                .granules_total
+                .fetch_add(part.granules() as u64, Ordering::Relaxed);
+            if n_granules == 0 {
+                continue;
+            }
+            self.stats
+                .granules_read
+                .fetch_add(n_granules as u64, Ordering::Relaxed);
+            self.stats.parts_read.fetch_add(1, Ordering::Relaxed);
+            for piece in split_ranges(&ranges, GRANULES_PER_TASK) {
+                tasks.push((Arc::clone(part), piece));
             }
         }
-        let mut rows = 0u64;
-        let mut bytes = 0u64;
-        for b in &batches {
-            rows += b.num_rows() as u64;
-            bytes += b.get_array_memory_size() as u64;
+        // No column needed (`count()`): the row counts are known from the
+        // marks, and an in-memory source lets DataFusion answer from them.
+        if out_schema.fields().is_empty() {
+            let rows: usize = tasks
+                .iter()
+                .flat_map(|(part, ranges)| {
+                    ranges
+                        .iter()
+                        .flat_map(move |r| part.granule_rows[r.clone()].iter())
+                })
+                .map(|g| *g as usize)
+                .sum();
+            self.stats
+                .rows_read
+                .fetch_add(rows as u64, Ordering::Relaxed);
+            let batch = RecordBatch::try_new_with_options(
+                Arc::clone(&out_schema),
+                vec![],
+                &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?;
+            return Ok(MemorySourceConfig::try_new_exec(
+                &[vec![batch]],
+                out_schema,
+                None,
+            )?);
         }
-        self.stats.rows_read.fetch_add(rows, Ordering::Relaxed);
-        self.stats.bytes_read.fetch_add(bytes, Ordering::Relaxed);
-        // Spread batches over the session's partitions for parallelism.
-        let n = state.config().target_partitions().max(1);
-        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n.min(batches.len()).max(1)];
-        let np = partitions.len();
-        for (i, b) in batches.into_iter().enumerate() {
-            partitions[i % np].push(b);
+        // A LIMIT without filters reads pieces in order from one stream, so
+        // it stops decoding as soon as the limit is met.
+        let n = if limit.is_some() && filters.is_empty() {
+            1
+        } else {
+            state
+                .config()
+                .target_partitions()
+                .max(1)
+                .min(tasks.len().max(1))
+        };
+        let mut per_partition: Vec<Vec<ReadTask>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            per_partition[i % n].push(t);
         }
-        let exec = MemorySourceConfig::try_new_exec(&partitions, out_schema, None)?;
-        Ok(exec)
+        let streams: Vec<Arc<dyn PartitionStream>> = per_partition
+            .into_iter()
+            .map(|tasks| {
+                Arc::new(PartScan {
+                    schema: Arc::clone(&out_schema),
+                    tasks,
+                    defaults: defaults.clone(),
+                    table: Arc::clone(&self.table),
+                    stats: Arc::clone(&self.stats),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        let exec =
+            StreamingTableExec::try_new(out_schema, streams, None, Vec::new(), false, limit)?;
+        Ok(Arc::new(exec))
+    }
+}
+
+/// One unit of reading: some granule ranges of one part.
+type ReadTask = (Arc<Part>, Vec<Range<usize>>);
+
+/// The pieces one DataFusion partition reads, decoded lazily on a blocking
+/// thread one piece at a time, one batch per granule.
+struct PartScan {
+    schema: SchemaRef,
+    tasks: Vec<ReadTask>,
+    defaults: std::collections::HashMap<String, ScalarValue>,
+    /// Keeps the table (and so its parts' files) alive while reading.
+    table: Arc<MergeTreeTable>,
+    stats: Arc<QueryStats>,
+}
+
+impl fmt::Debug for PartScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PartScan({} pieces)", self.tasks.len())
+    }
+}
+
+impl PartitionStream for PartScan {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(
+        &self,
+        _ctx: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::execution::SendableRecordBatchStream {
+        let schema = Arc::clone(&self.schema);
+        let defaults = self.defaults.clone();
+        let table = Arc::clone(&self.table);
+        let stats = Arc::clone(&self.stats);
+        let stream = futures::stream::iter(self.tasks.clone())
+            .map(move |(part, ranges)| {
+                let schema = Arc::clone(&schema);
+                let defaults = defaults.clone();
+                let table = Arc::clone(&table);
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let _keep_alive = table;
+                        part.read_granules(&schema, &ranges, &defaults)
+                    })
+                    .await
+                    .map_err(|e| DataFusionError::Execution(e.to_string()))
+                    .and_then(|r| r.map_err(ext))
+                }
+            })
+            // Decode the next piece while DataFusion works on this one.
+            .buffered(2)
+            .flat_map(move |r| {
+                let items: Vec<DFResult<RecordBatch>> = match r {
+                    Ok(batches) => {
+                        for b in &batches {
+                            stats
+                                .rows_read
+                                .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                            stats
+                                .bytes_read
+                                .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+                        }
+                        batches.into_iter().map(Ok).collect()
+                    }
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            });
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        ))
     }
 }
 

@@ -22,6 +22,15 @@ use crate::error::{Result, StorageError};
 
 pub const BLOCK_HEADER_LEN: usize = 16;
 
+thread_local! {
+    // zstd contexts are costly to create; one per thread is reused for every
+    // block (thousands per insert or scan).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// zstd level for column blocks: level 1 keeps inserts fast; the data is
 /// already sorted, which is where most of the ratio comes from.
 const ZSTD_LEVEL: i32 = 1;
@@ -30,7 +39,13 @@ const ZSTD_LEVEL: i32 = 1;
 pub fn encode_block(array: &dyn Array) -> Result<Vec<u8>> {
     let mut raw = Vec::with_capacity(array.get_array_memory_size());
     encode_array(array, &mut raw)?;
-    let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL)?;
+    let compressed = COMPRESSOR.with(|c| -> Result<Vec<u8>> {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        Ok(c.as_mut().expect("just set").compress(&raw)?)
+    })?;
     let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + compressed.len());
     out.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
     out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
@@ -63,7 +78,15 @@ pub fn decode_block(block: &[u8], dt: &DataType, rows: usize, what: &str) -> Res
             actual,
         });
     }
-    let raw = zstd::bulk::decompress(body, rlen).map_err(|e| corrupt(format!("zstd: {e}")))?;
+    let raw = DECOMPRESSOR
+        .with(|d| -> std::io::Result<Vec<u8>> {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            d.as_mut().expect("just set").decompress(body, rlen)
+        })
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
     if raw.len() != rlen {
         return Err(corrupt("decompressed size mismatch".into()));
     }
