@@ -421,3 +421,31 @@ fn sigkill_during_insert_and_merge_loses_no_acknowledged_row() {
     assert!(tmp_dirs(&table_dir).is_empty());
     let _ = saw_merge;
 }
+
+#[test]
+fn limit_stops_reading_early() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE big (k UInt64, s String) ENGINE = MergeTree ORDER BY k SETTINGS index_granularity = 1000",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO big SELECT number, toString(number) FROM numbers(500000)",
+    );
+    let o = Command::new(bin())
+        .args(["local", "--data-dir"])
+        .arg(d.path())
+        .args(["--query", "SELECT k, s FROM big LIMIT 3", "--stats"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\t0\n1\t1\n2\t2\n");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    // Pieces are decoded as they are pulled: far fewer than 500k rows.
+    let read: u64 = stderr
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(read < 500_000, "read {read} rows for LIMIT 3: {stderr}");
+}
