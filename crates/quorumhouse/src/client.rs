@@ -32,6 +32,9 @@ pub struct ClientArgs {
     /// Print the elapsed time of each statement to stderr.
     #[arg(long, short = 't')]
     pub time: bool,
+    /// Print rows, bytes and granules read by each statement to stderr.
+    #[arg(long)]
+    pub stats: bool,
     /// Accepted for clickhouse-client compatibility: several statements always work.
     #[arg(long, short = 'n')]
     pub multiquery: bool,
@@ -113,6 +116,18 @@ async fn run_one(
     }
     if args.time {
         eprintln!("{:.3}", started.elapsed().as_secs_f64());
+    }
+    if args.stats {
+        let s = &out.summary;
+        eprintln!(
+            "Read {} rows, {} bytes; granules {}/{}; written {} rows; {:.3} s",
+            s.read_rows,
+            s.read_bytes,
+            s.granules_read,
+            s.granules_total,
+            s.written_rows,
+            s.elapsed_micros as f64 / 1e6
+        );
     }
     if let Some(schema) = &out.schema {
         let stmt_format = (!out.summary.format.is_empty()).then_some(out.summary.format.as_str());

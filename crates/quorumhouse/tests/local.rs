@@ -449,3 +449,36 @@ fn limit_stops_reading_early() {
         .unwrap_or(u64::MAX);
     assert!(read < 500_000, "read {read} rows for LIMIT 3: {stderr}");
 }
+
+#[test]
+fn every_type_roundtrips_through_parts() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE ty (a UInt8, b UInt16, c UInt32, d UInt64, e Int8, f Int16, g Int32, h Int64, \
+         i Float32, j Float64, k Bool, l String, m Date, n DateTime, o DateTime64(3), \
+         p Nullable(String), q LowCardinality(String), r Decimal(10, 2)) ENGINE = MergeTree ORDER BY (a, n)",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO ty VALUES (255, 65535, 4294967295, 18446744073709551615, -128, -32768, -2147483648, \
+         -9223372036854775808, 1.5, 2.25, true, 'str', '2024-02-29', '2024-02-29 23:59:59', \
+         '2024-02-29 23:59:59.123', NULL, 'lc', 12345.67)",
+    );
+    let csv = "1,2,3,4,5,6,7,8,0.5,0.25,false,\"x,y\",2020-01-01,2020-01-01 00:00:00,2020-01-01 00:00:00.5,\\N,lc2,-1.5\n";
+    let o = local(d.path(), "INSERT INTO ty FORMAT CSV", Some(csv.as_bytes()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        ok(d.path(), "SELECT * FROM ty ORDER BY a"),
+        "1\t2\t3\t4\t5\t6\t7\t8\t0.5\t0.25\tfalse\tx,y\t2020-01-01\t2020-01-01 00:00:00\t2020-01-01 00:00:00.500\t\\N\tlc2\t-1.5\n\
+         255\t65535\t4294967295\t18446744073709551615\t-128\t-32768\t-2147483648\t-9223372036854775808\t1.5\t2.25\ttrue\tstr\t2024-02-29\t2024-02-29 23:59:59\t2024-02-29 23:59:59.123\t\\N\tlc\t12345.67\n"
+    );
+    let desc = ok(
+        d.path(),
+        "SELECT name, type FROM system.columns WHERE table = 'ty' AND name IN ('o', 'p', 'q', 'r')",
+    );
+    assert_eq!(
+        desc,
+        "o\tDateTime64(3)\np\tNullable(String)\nq\tLowCardinality(String)\nr\tDecimal(10, 2)\n"
+    );
+}
