@@ -31,6 +31,9 @@ enum ClusterCmd {
         data_dir: PathBuf,
         #[arg(long, default_value_t = 9000)]
         base_port: u16,
+        /// HTTP interface of node N on this + N.
+        #[arg(long, default_value_t = 8120)]
+        http_base_port: u16,
         /// Seconds to wait for every node to answer.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -66,7 +69,13 @@ enum ClusterCmd {
 #[derive(Debug, Serialize, Deserialize)]
 struct ClusterFile {
     base_port: u16,
+    #[serde(default = "default_http_base")]
+    http_base_port: u16,
     nodes: Vec<u32>,
+}
+
+fn default_http_base() -> u16 {
+    8120
 }
 
 fn cluster_file(dir: &Path) -> PathBuf {
@@ -134,6 +143,8 @@ fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
         .arg(&nd)
         .arg("--port")
         .arg(port_of(cf, n).to_string())
+        .arg("--http-port")
+        .arg((cf.http_base_port + n as u16).to_string())
         .arg("--node-id")
         .arg(n.to_string())
         .stdin(Stdio::null())
@@ -208,6 +219,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
             nodes,
             data_dir,
             base_port,
+            http_base_port,
             timeout,
         } => {
             if nodes != 1 {
@@ -221,6 +233,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 Err(_) => {
                     let cf = ClusterFile {
                         base_port,
+                        http_base_port,
                         nodes: (1..=nodes).collect(),
                     };
                     fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
@@ -238,8 +251,9 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
             );
             for &n in &cf.nodes {
                 println!(
-                    "  node{n}: grpc 127.0.0.1:{}  data {}  log {}",
+                    "  node{n}: grpc 127.0.0.1:{}  http 127.0.0.1:{}  data {}  log {}",
                     port_of(&cf, n),
+                    cf.http_base_port + n as u16,
                     node_dir(&data_dir, n).display(),
                     node_dir(&data_dir, n).join("log").display()
                 );

@@ -19,6 +19,9 @@ pub struct ServerArgs {
     /// Port of the gRPC client API.
     #[arg(long, default_value_t = 9001)]
     pub port: u16,
+    /// Port of the HTTP interface (`/?query=`, `/ping`, `/metrics`).
+    #[arg(long, default_value_t = 8121)]
+    pub http_port: u16,
     /// This node's id (1-based).
     #[arg(long, default_value_t = 1)]
     pub node_id: u32,
@@ -71,7 +74,39 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     let engine = Engine::open(&args.data_dir, EngineOptions::default())
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.data_dir.display()))?;
     info!(node_id = args.node_id, %addr, data_dir = %args.data_dir.display(), "node starting");
-    let served = qh_server::serve(engine.clone(), addr, args.node_id, shutdown_signal()).await;
+    let http_addr: SocketAddr = format!("{}:{}", args.host, args.http_port)
+        .parse()
+        .map_err(|e| anyhow::anyhow!("bad HTTP address: {e}"))?;
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {http_addr}: {e}"))?;
+    // One signal stops both endpoints.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let metrics = std::sync::Arc::new(qh_server::metrics::Metrics::default());
+    let http = tokio::spawn(qh_server::serve_http(
+        engine.clone(),
+        metrics.clone(),
+        http_listener,
+        stopped(stop_rx.clone()),
+    ));
+    let served = qh_server::serve(
+        engine.clone(),
+        metrics,
+        addr,
+        args.node_id,
+        stopped(stop_rx),
+    )
+    .await;
+    if let Ok(Err(e)) = http.await {
+        error!(error = %e, "HTTP interface failed");
+    }
     // In-flight statements have finished; stop merges and flush.
     engine.shutdown();
     info!("node stopped");

@@ -11,6 +11,7 @@ use qh_client::{Client, ClientError};
 struct Node {
     child: Child,
     endpoint: String,
+    http_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -18,10 +19,12 @@ impl Node {
     async fn start() -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = jepsen_like_tests::free_port().unwrap();
+        let http_port = jepsen_like_tests::free_port().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
             .args(["server", "--data-dir"])
             .arg(dir.path())
             .args(["--port", &port.to_string()])
+            .args(["--http-port", &http_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -40,6 +43,7 @@ impl Node {
         Node {
             child,
             endpoint,
+            http_port,
             _dir: dir,
         }
     }
@@ -246,4 +250,78 @@ async fn a_running_insert_reports_progress() {
     assert_eq!(r.unwrap().summary.written_rows, 100_000);
     let out = c.query("SELECT count() FROM t").await.unwrap();
     assert_eq!(text(&out), "100000\n");
+}
+
+/// A minimal HTTP/1.1 exchange over a fresh connection.
+fn http(port: u16, method: &str, path_and_query: &str, body: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).to_string();
+    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status: u16 = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, headers.to_string(), body.to_string())
+}
+
+fn url(q: &str) -> String {
+    let mut out = String::from("/?query=");
+    for b in q.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_interface_queries_inserts_and_metrics() {
+    let node = Node::start().await;
+    let port = node.http_port;
+    let r = tokio::task::spawn_blocking(move || {
+        assert_eq!(http(port, "GET", "/ping", b"").2, "Ok.\n");
+        let (st, _, b) = http(
+            port,
+            "POST",
+            "/",
+            b"CREATE TABLE h (id UInt64, s String) ENGINE = MergeTree ORDER BY id",
+        );
+        assert_eq!(st, 200, "{b}");
+        let (st, _, b) = http(
+            port,
+            "POST",
+            &url("INSERT INTO h FORMAT CSV"),
+            b"1,a\n2,b\n",
+        );
+        assert_eq!(st, 200, "{b}");
+        let (st, _, b) = http(port, "GET", &url("SELECT id, s FROM h ORDER BY id"), b"");
+        assert_eq!((st, b.as_str()), (200, "1\ta\n2\tb\n"));
+        let (st, h, b) = http(port, "GET", &url("SELECT * FROM nope"), b"");
+        assert_eq!(st, 404, "{b}");
+        assert!(
+            h.to_ascii_lowercase()
+                .contains("x-clickhouse-exception-code: 60"),
+            "{h}"
+        );
+        assert!(b.starts_with("Code: 60."), "{b}");
+        let (st, _, b) = http(port, "GET", "/metrics", b"");
+        assert_eq!(st, 200);
+        assert!(b.contains("qh_queries_total 4"), "{b}");
+        assert!(b.contains("qh_failed_queries_total 1"), "{b}");
+        assert!(b.contains("qh_inserted_rows_total 2"), "{b}");
+        assert!(b.contains("qh_active_parts 1"), "{b}");
+    });
+    r.await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! A quorumhouse node's network side.
 //!
-//! Owns the gRPC client API (`QueryService`, see `proto/quorumhouse.proto`):
+//! Owns the HTTP interface (`/?query=`, `/ping`, `/metrics`, in [`http`]) and
+//! the gRPC client API (`QueryService`, see `proto/quorumhouse.proto`):
 //! sessions, streaming INSERT input into the engine, and streaming results
 //! back as Arrow IPC with a final summary or a ClickHouse exception. It runs
 //! statements through `qh_query`; it does not parse SQL itself.
@@ -8,8 +9,10 @@
 //! **Architecture Invariant:** errors cross the wire as `Exception {code,
 //! name, message}` with ClickHouse's numbers, never as bare gRPC statuses.
 
+pub mod http;
 pub mod input;
 pub mod ipc;
+pub mod metrics;
 pub mod service;
 
 use std::future::Future;
@@ -37,10 +40,25 @@ pub enum ServerError {
 /// Largest gRPC message accepted (input chunks, result batches).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// Serves the HTTP interface on `listener` until `shutdown` completes.
+pub async fn serve_http(
+    engine: Arc<Engine>,
+    metrics: Arc<metrics::Metrics>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http::router(http::HttpState { engine, metrics });
+    info!(addr = ?listener.local_addr().ok(), "HTTP interface listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Serves the client API on `addr` until `shutdown` completes, then stops
 /// accepting and lets in-flight calls finish.
 pub async fn serve(
     engine: Arc<Engine>,
+    metrics: Arc<metrics::Metrics>,
     addr: SocketAddr,
     node_id: u32,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -48,18 +66,19 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    serve_on(engine, listener, node_id, shutdown).await
+    serve_on(engine, metrics, listener, node_id, shutdown).await
 }
 
 /// Like [`serve`] on an already bound listener (tests bind port 0).
 pub async fn serve_on(
     engine: Arc<Engine>,
+    metrics: Arc<metrics::Metrics>,
     listener: tokio::net::TcpListener,
     node_id: u32,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().ok();
-    let svc = QueryServiceImpl::new(engine, node_id);
+    let svc = QueryServiceImpl::new(engine, metrics, node_id);
     info!(?addr, "client API listening");
     tonic::transport::Server::builder()
         .add_service(

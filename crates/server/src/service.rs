@@ -32,15 +32,17 @@ type SessionSlot = (Arc<Mutex<Session>>, Instant);
 
 pub struct QueryServiceImpl {
     engine: Arc<Engine>,
+    metrics: Arc<crate::metrics::Metrics>,
     node_id: u32,
     sessions: parking_lot::Mutex<HashMap<String, SessionSlot>>,
     next_query: AtomicU64,
 }
 
 impl QueryServiceImpl {
-    pub fn new(engine: Arc<Engine>, node_id: u32) -> Self {
+    pub fn new(engine: Arc<Engine>, metrics: Arc<crate::metrics::Metrics>, node_id: u32) -> Self {
         QueryServiceImpl {
             engine,
+            metrics,
             node_id,
             sessions: parking_lot::Mutex::new(HashMap::new()),
             next_query: AtomicU64::new(1),
@@ -132,6 +134,7 @@ impl QueryService for QueryServiceImpl {
         }
         let (out_tx, out_rx) = mpsc::channel::<Result<QueryResponse, Status>>(8);
         let span = info_span!("grpc_query", query_id = %query_id);
+        let metrics = Arc::clone(&self.metrics);
         tokio::spawn(
             async move {
                 let mut s = session.lock().await;
@@ -181,6 +184,10 @@ impl QueryService for QueryServiceImpl {
                 });
                 let result = s.execute(&start.sql, &mut input).await;
                 ticker.abort();
+                match &result {
+                    Ok(r) => metrics.record(true, r.summary.read_rows, r.summary.written_rows),
+                    Err(_) => metrics.record(false, 0, 0),
+                }
                 // Query-level settings do not stick to the session; SET does.
                 if !start.settings.is_empty() {
                     let mut merged = saved;

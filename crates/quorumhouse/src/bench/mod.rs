@@ -281,10 +281,15 @@ async fn hits(a: HitsArgs) -> anyhow::Result<()> {
     };
     let server_dir = dir.join("server");
     let _ = std::fs::remove_dir_all(&server_dir);
+    let http_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
     let mut child = Command::new(std::env::current_exe()?)
         .args(["server", "--data-dir"])
         .arg(&server_dir)
         .args(["--port", &port.to_string()])
+        .args(["--http-port", &http_port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
