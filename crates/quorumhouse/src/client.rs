@@ -54,15 +54,9 @@ fn fail(e: &ClientError) -> ExitCode {
 }
 
 pub fn run(args: ClientArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(run_async(args))
 }
@@ -119,14 +113,12 @@ async fn run_one(
     }
     if args.stats {
         let s = &out.summary;
-        eprintln!(
-            "Read {} rows, {} bytes; granules {}/{}; written {} rows; {:.3} s",
+        crate::output::print_stats(
             s.read_rows,
             s.read_bytes,
-            s.granules_read,
-            s.granules_total,
+            (s.granules_read, s.granules_total),
             s.written_rows,
-            s.elapsed_micros as f64 / 1e6
+            s.elapsed_micros as f64 / 1e6,
         );
     }
     if let Some(schema) = &out.schema {

@@ -194,15 +194,9 @@ async fn wait_ready(
 }
 
 pub fn run(args: ClusterArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run_async(args.cmd)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,18 +37,9 @@ pub struct LocalArgs {
 }
 
 pub fn run(args: LocalArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            print_error(
-                ErrorCode::LOGICAL_ERROR,
-                &format!("cannot start runtime: {e}"),
-            );
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(run_async(args))
 }
@@ -123,14 +114,12 @@ async fn run_async(args: LocalArgs) -> ExitCode {
                 }
                 if args.stats {
                     let s = &res.summary;
-                    eprintln!(
-                        "Read {} rows, {} bytes; granules {}/{}; written {} rows; {:.3} s",
+                    crate::output::print_stats(
                         s.read_rows,
                         s.read_bytes,
-                        s.granules_read,
-                        s.granules_total,
+                        (s.granules_read, s.granules_total),
                         s.written_rows,
-                        s.elapsed.as_secs_f64()
+                        s.elapsed.as_secs_f64(),
                     );
                 }
                 if !res.has_result_set() {

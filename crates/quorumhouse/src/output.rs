@@ -49,3 +49,34 @@ pub fn exit_status(code: ErrorCode) -> u8 {
         n => n as u8,
     }
 }
+
+/// The tokio runtime of a command; a failure is printed and becomes the exit
+/// status.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().map_err(|e| {
+        print_error(
+            ErrorCode::LOGICAL_ERROR,
+            &format!("cannot start the runtime: {e}"),
+        );
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// The `--stats` line: rows and granules read, rows written, time.
+pub fn print_stats(
+    read_rows: u64,
+    read_bytes: u64,
+    granules: (u64, u64),
+    written_rows: u64,
+    secs: f64,
+) {
+    eprintln!(
+        "Read {read_rows} rows, {read_bytes} bytes; granules {}/{}; written {written_rows} rows; {secs:.3} s",
+        granules.0, granules.1
+    );
+}

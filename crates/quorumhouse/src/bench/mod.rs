@@ -96,15 +96,9 @@ struct ChdbFigures {
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::output::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let res = match args.cmd {
         BenchCmd::Hits(h) => rt.block_on(hits(h)),
