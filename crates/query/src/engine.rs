@@ -607,7 +607,6 @@ impl Session {
             final_tables,
             settings: settings.clone(),
             stats: Arc::clone(&stats),
-            current_database: self.database.clone(),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));

@@ -68,7 +68,6 @@ pub struct QueryContext {
     pub final_tables: HashSet<String>,
     pub settings: Settings,
     pub stats: Arc<QueryStats>,
-    pub current_database: String,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

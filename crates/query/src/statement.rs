@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use datafusion::sql::sqlparser::ast::{Expr, FormatClause, Query, SetExpr, Value};
+use datafusion::sql::sqlparser::ast::{Expr, FormatClause, Query, Value};
 use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -1207,14 +1207,6 @@ pub fn expr_to_setting_value(e: &Expr) -> String {
 pub fn parse_ch_type(s: &str) -> Result<ChType> {
     s.parse::<ChType>()
         .map_err(|_| QueryError::UnknownType(format!("Unknown data type family: {s}")))
-}
-
-/// Whether a query body is a plain `SELECT` (used to reject oddities early).
-pub fn is_select(q: &Query) -> bool {
-    matches!(
-        *q.body,
-        SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_) | SetExpr::Values(_)
-    )
 }
 
 #[cfg(test)]

@@ -57,12 +57,10 @@ pub fn select_merge(parts: &[Arc<Part>]) -> Option<Vec<Arc<Part>>> {
 pub fn merge_rows(
     meta: &TableMeta,
     keys: &dyn KeyEvaluator,
-    parts: &[Arc<Part>],
     batches: Vec<RecordBatch>,
     final_: bool,
 ) -> Result<RecordBatch> {
     let schema = meta.arrow_schema();
-    let _ = parts;
     // Tie-breakers: source order (block order) then row order, so equal keys
     // keep insertion order and "the last inserted" is last.
     let mut src = Vec::new();

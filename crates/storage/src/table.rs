@@ -186,7 +186,7 @@ impl MergeTreeTable {
         for parts in by_partition.values_mut() {
             parts.sort_by_key(|p| p.name.min_block);
             if let Some(window) = select_merge(parts) {
-                self.merge_parts(&window, false)?;
+                self.merge_parts(&window)?;
                 return Ok(true);
             }
         }
@@ -211,7 +211,7 @@ impl MergeTreeTable {
         for (_, mut parts) in by_partition {
             parts.sort_by_key(|p| p.name.min_block);
             if parts.len() >= 2 || (final_ && parts.len() == 1) {
-                self.merge_parts(&parts, false)?;
+                self.merge_parts(&parts)?;
             }
         }
         // The sources are no longer referenced here: delete them now.
@@ -221,7 +221,7 @@ impl MergeTreeTable {
 
     /// Merges `parts` (one partition, adjacent, sorted by block) into one.
     /// The caller holds `merge_lock`.
-    fn merge_parts(&self, parts: &[Arc<Part>], final_: bool) -> Result<()> {
+    fn merge_parts(&self, parts: &[Arc<Part>]) -> Result<()> {
         if self.dropped.load(Ordering::Acquire) {
             return Err(StorageError::ShutDown(self.dir.display().to_string()));
         }
@@ -240,7 +240,7 @@ impl MergeTreeTable {
         for p in parts {
             batches.push(p.read_all(&schema, &defaults)?);
         }
-        let merged = merge_rows(&meta, keys.as_ref(), parts, batches, final_)?;
+        let merged = merge_rows(&meta, keys.as_ref(), batches, false)?;
         let tmp = self.tmp_dir("merge");
         let prepared = write_part(
             &tmp,
@@ -354,7 +354,7 @@ impl MergeTreeTable {
                 .iter()
                 .map(|p| p.read_all(&schema, &defaults))
                 .collect::<Result<Vec<_>>>()?;
-            out.push(merge_rows(&meta, keys.as_ref(), &ps, batches, true)?);
+            out.push(merge_rows(&meta, keys.as_ref(), batches, true)?);
         }
         Ok(out)
     }
