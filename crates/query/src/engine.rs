@@ -711,12 +711,7 @@ impl Session {
                         };
                         let parsed = read_input(format, reader, target, &mut |b| {
                             pending_rows += b.num_rows();
-                            progress
-                                .rows_written
-                                .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                            progress
-                                .bytes_written
-                                .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+                            progress.add_written(&b);
                             pending.push(b);
                             if pending_rows >= block_rows {
                                 send(&mut pending)?;

@@ -45,6 +45,22 @@ pub struct QueryStats {
 }
 
 impl QueryStats {
+    /// Counts a batch read from parts.
+    pub fn add_read(&self, b: &RecordBatch) {
+        self.rows_read
+            .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+        self.bytes_read
+            .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a batch received by an INSERT.
+    pub fn add_written(&self, b: &RecordBatch) {
+        self.rows_written
+            .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+        self.bytes_written
+            .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+    }
+
     /// Zeroes the counters for the next statement.
     pub fn reset(&self) {
         for c in [
@@ -242,12 +258,7 @@ impl TableProvider for MergeTreeProvider {
                     Some(p) => b.project(p)?,
                     None => b,
                 };
-                self.stats
-                    .rows_read
-                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                self.stats
-                    .bytes_read
-                    .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+                self.stats.add_read(&b);
                 batches.push(b);
             }
             for p in &parts {
@@ -411,12 +422,7 @@ impl PartitionStream for PartScan {
                 let items: Vec<DFResult<RecordBatch>> = match r {
                     Ok(batches) => {
                         for b in &batches {
-                            stats
-                                .rows_read
-                                .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                            stats
-                                .bytes_read
-                                .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+                            stats.add_read(b);
                         }
                         batches.into_iter().map(Ok).collect()
                     }

@@ -24,20 +24,8 @@ pub struct ClientArgs {
     /// A file of statements to run.
     #[arg(long)]
     pub queries_file: Option<std::path::PathBuf>,
-    #[arg(long, short = 'f')]
-    pub format: Option<String>,
-    /// Settings for every statement, as name=value.
-    #[arg(long = "setting", value_name = "NAME=VALUE")]
-    pub settings: Vec<String>,
-    /// Print the elapsed time of each statement to stderr.
-    #[arg(long, short = 't')]
-    pub time: bool,
-    /// Print rows, bytes and granules read by each statement to stderr.
-    #[arg(long)]
-    pub stats: bool,
-    /// Accepted for clickhouse-client compatibility: several statements always work.
-    #[arg(long, short = 'n')]
-    pub multiquery: bool,
+    #[command(flatten)]
+    pub common: crate::output::CommonArgs,
     #[arg(long)]
     pub user: Option<String>,
     #[arg(long)]
@@ -108,10 +96,10 @@ async fn run_one(
     if show_progress {
         eprint!("\r\x1b[2K");
     }
-    if args.time {
+    if args.common.time {
         eprintln!("{:.3}", started.elapsed().as_secs_f64());
     }
-    if args.stats {
+    if args.common.stats {
         let s = &out.summary;
         crate::output::print_stats(
             s.read_rows,
@@ -123,7 +111,7 @@ async fn run_one(
     }
     if let Some(schema) = &out.schema {
         let stmt_format = (!out.summary.format.is_empty()).then_some(out.summary.format.as_str());
-        let fmt = choose_format(stmt_format, args.format.as_deref()).map_err(|m| {
+        let fmt = choose_format(stmt_format, args.common.format.as_deref()).map_err(|m| {
             ClientError::Server {
                 code: ErrorCode::UNKNOWN_FORMAT as i32,
                 name: ErrorCode::UNKNOWN_FORMAT.name().into(),
@@ -162,17 +150,13 @@ async fn run_async(args: ClientArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    for s in &args.settings {
-        match s.split_once('=') {
-            Some((k, v)) => client.set_setting(k.trim(), v.trim()),
-            None => {
-                print_error(
-                    ErrorCode::BAD_ARGUMENTS,
-                    &format!("setting '{s}' is not name=value"),
-                );
-                return ExitCode::from(exit_status(ErrorCode::BAD_ARGUMENTS));
+    match args.common.parsed_settings() {
+        Ok(list) => {
+            for (k, v) in list {
+                client.set_setting(&k, &v);
             }
         }
+        Err(code) => return code,
     }
     let script = if let Some(q) = &args.query {
         Some(q.clone())

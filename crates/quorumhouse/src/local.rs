@@ -19,21 +19,8 @@ pub struct LocalArgs {
     /// omitted.
     #[arg(long, short = 'q')]
     pub query: Option<String>,
-    /// Output format (TSV, TSVWithNames, CSV, CSVWithNames, JSONEachRow, Pretty).
-    #[arg(long, short = 'f')]
-    pub format: Option<String>,
-    /// Print the elapsed time of each statement to stderr.
-    #[arg(long, short = 't')]
-    pub time: bool,
-    /// Print rows, bytes and granules read by each statement to stderr.
-    #[arg(long)]
-    pub stats: bool,
-    /// Accepted for clickhouse-local compatibility: several statements always work.
-    #[arg(long, short = 'n')]
-    pub multiquery: bool,
-    /// Settings for every statement, as name=value.
-    #[arg(long = "setting", value_name = "NAME=VALUE")]
-    pub settings: Vec<String>,
+    #[command(flatten)]
+    pub common: crate::output::CommonArgs,
 }
 
 pub fn run(args: LocalArgs) -> ExitCode {
@@ -71,17 +58,13 @@ async fn run_async(args: LocalArgs) -> ExitCode {
         }
     };
     let mut session = engine.session();
-    for s in &args.settings {
-        match s.split_once('=') {
-            Some((k, v)) => session.settings_mut().set(k.trim(), v.trim()),
-            None => {
-                print_error(
-                    ErrorCode::BAD_ARGUMENTS,
-                    &format!("setting '{s}' is not name=value"),
-                );
-                return ExitCode::from(exit_status(ErrorCode::BAD_ARGUMENTS));
+    match args.common.parsed_settings() {
+        Ok(list) => {
+            for (k, v) in list {
+                session.settings_mut().set(&k, v);
             }
         }
+        Err(code) => return code,
     }
     let (sql, mut input): (String, Input) = match args.query {
         Some(q) => {
@@ -109,10 +92,10 @@ async fn run_async(args: LocalArgs) -> ExitCode {
     for stmt in qh_query::split_statements(&sql) {
         match session.execute(&stmt, &mut input).await {
             Ok(res) => {
-                if args.time {
+                if args.common.time {
                     eprintln!("{:.3}", res.summary.elapsed.as_secs_f64());
                 }
-                if args.stats {
+                if args.common.stats {
                     let s = &res.summary;
                     crate::output::print_stats(
                         s.read_rows,
@@ -125,7 +108,8 @@ async fn run_async(args: LocalArgs) -> ExitCode {
                 if !res.has_result_set() {
                     continue;
                 }
-                let fmt = match choose_format(res.format.as_deref(), args.format.as_deref()) {
+                let fmt = match choose_format(res.format.as_deref(), args.common.format.as_deref())
+                {
                     Ok(f) => f,
                     Err(m) => {
                         print_error(ErrorCode::UNKNOWN_FORMAT, &m);

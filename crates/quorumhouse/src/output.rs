@@ -80,3 +80,45 @@ pub fn print_stats(
         granules.0, granules.1
     );
 }
+
+/// Flags `local` and `client` share (like clickhouse-local/-client).
+#[derive(clap::Args, Debug)]
+pub struct CommonArgs {
+    /// Output format (TSV, TSVWithNames, CSV, CSVWithNames, JSONEachRow, Pretty).
+    #[arg(long, short = 'f')]
+    pub format: Option<String>,
+    /// Print the elapsed time of each statement to stderr.
+    #[arg(long, short = 't')]
+    pub time: bool,
+    /// Print rows, bytes and granules read by each statement to stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Accepted for clickhouse-local/-client compatibility: several statements always work.
+    #[arg(long, short = 'n')]
+    pub multiquery: bool,
+    /// Settings for every statement, as name=value.
+    #[arg(long = "setting", value_name = "NAME=VALUE")]
+    pub settings: Vec<String>,
+}
+
+impl CommonArgs {
+    /// `--setting name=value` pairs; a malformed one is printed and becomes
+    /// the exit status.
+    pub fn parsed_settings(&self) -> Result<Vec<(String, String)>, std::process::ExitCode> {
+        self.settings
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+                None => {
+                    print_error(
+                        ErrorCode::BAD_ARGUMENTS,
+                        &format!("setting '{s}' is not name=value"),
+                    );
+                    Err(std::process::ExitCode::from(exit_status(
+                        ErrorCode::BAD_ARGUMENTS,
+                    )))
+                }
+            })
+            .collect()
+    }
+}
