@@ -3,7 +3,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let fds = protox::compile(["quorumhouse.proto"], [&dir])?;
+    let fds = protox::compile(["quorumhouse.proto", "interserver.proto"], [&dir])?;
     tonic_prost_build::configure().compile_fds(fds)?;
     println!("cargo:rerun-if-changed={}", dir.display());
     Ok(())

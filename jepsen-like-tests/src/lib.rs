@@ -8,6 +8,9 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+pub mod cluster;
+pub use cluster::TestCluster;
+
 /// The `quorumhouse` binary to drive: `$QH_BIN`, else the one cargo built
 /// next to this test executable (`target/<profile>/quorumhouse`).
 pub fn quorumhouse_binary() -> anyhow::Result<PathBuf> {

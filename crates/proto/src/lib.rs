@@ -1,5 +1,6 @@
-//! Protobuf messages and gRPC stubs generated from `proto/quorumhouse.proto`
-//! (the client API). Server and client crates use these; nothing else does.
+//! Protobuf messages and gRPC stubs generated from `proto/`: the client API
+//! (`quorumhouse.proto`, module `v1`) and the interserver API
+//! (`interserver.proto`: Raft transport and coordinator forwarding).
 
 #![allow(clippy::all)]
 
@@ -8,3 +9,7 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+pub mod interserver {
+    tonic::include_proto!("quorumhouse.interserver");
+}

@@ -43,6 +43,8 @@ pub struct EngineOptions {
     pub background_merges: bool,
     /// DataFusion partitions per query; defaults to the number of cores.
     pub threads: usize,
+    /// The node's coordinator (`system.coordinator`); None for `local`.
+    pub coordinator: Option<Arc<qh_meta::Coordinator>>,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +54,7 @@ impl Default for EngineOptions {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            coordinator: None,
         }
     }
 }
@@ -61,6 +64,7 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     base: SessionState,
     merges: Mutex<Option<BackgroundMerges>>,
+    coordinator: Option<Arc<qh_meta::Coordinator>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -151,11 +155,16 @@ impl Engine {
             catalog,
             base,
             merges: Mutex::new(merges),
+            coordinator: opts.coordinator,
         }))
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    pub fn coordinator(&self) -> Option<&Arc<qh_meta::Coordinator>> {
+        self.coordinator.as_ref()
     }
 
     pub fn session(self: &Arc<Self>) -> Session {
@@ -607,6 +616,7 @@ impl Session {
             final_tables,
             settings: settings.clone(),
             stats: Arc::clone(&stats),
+            coordinator: self.engine.coordinator.clone(),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));

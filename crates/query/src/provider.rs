@@ -84,6 +84,7 @@ pub struct QueryContext {
     pub final_tables: HashSet<String>,
     pub settings: Settings,
     pub stats: Arc<QueryStats>,
+    pub coordinator: Option<Arc<qh_meta::Coordinator>>,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

@@ -17,6 +17,8 @@ pub const TABLES: &[&str] = &[
     "one",
     "settings",
     "numbers",
+    "coordinator",
+    "coordinator_leases",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -24,6 +26,9 @@ fn s(v: Vec<String>) -> ArrayRef {
 }
 fn u64s(v: Vec<u64>) -> ArrayRef {
     Arc::new(UInt64Array::from(v))
+}
+fn i64s(v: Vec<i64>) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::Int64Array::from(v))
 }
 fn u8s(v: Vec<u8>) -> ArrayRef {
     Arc::new(UInt8Array::from(v))
@@ -58,6 +63,28 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
     match name {
         "one" => mem(vec![("dummy", DataType::UInt8)], vec![u8s(vec![0])]),
         "numbers" => Ok(Some(crate::provider::numbers_table(0, None)?)),
+        "coordinator" => coordinator_table(ctx),
+        "coordinator_leases" => {
+            let leases = ctx
+                .coordinator
+                .as_ref()
+                .map(|c| c.status().leases)
+                .unwrap_or_default();
+            mem(
+                vec![
+                    ("node_id", DataType::UInt64),
+                    ("address", DataType::Utf8),
+                    ("is_active", DataType::UInt8),
+                    ("expires_in_ms", DataType::Int64),
+                ],
+                vec![
+                    u64s(leases.iter().map(|l| l.node_id).collect()),
+                    s(leases.iter().map(|l| l.address.clone()).collect()),
+                    u8s(leases.iter().map(|l| l.is_active as u8).collect()),
+                    i64s(leases.iter().map(|l| l.expires_in_ms).collect()),
+                ],
+            )
+        }
         "databases" => {
             let dbs = cat.databases();
             let n = dbs.len();
@@ -193,4 +220,54 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
         }
         _ => Ok(None),
     }
+}
+
+/// `system.coordinator`: this node's view of the Raft group (no row in `local`).
+fn coordinator_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let st: Vec<qh_meta::NodeStatus> = ctx.coordinator.iter().map(|c| c.status()).collect();
+    let join = |m: &std::collections::BTreeMap<u64, String>| {
+        m.iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let col = |f: &dyn Fn(&qh_meta::NodeStatus) -> u64| u64s(st.iter().map(f).collect());
+    mem(
+        vec![
+            ("node_id", DataType::UInt64),
+            ("role", DataType::Utf8),
+            ("term", DataType::UInt64),
+            ("leader", DataType::UInt64),
+            ("last_log_index", DataType::UInt64),
+            ("applied_index", DataType::UInt64),
+            ("snapshot_index", DataType::UInt64),
+            ("purged_index", DataType::UInt64),
+            ("members", DataType::Utf8),
+            ("learners", DataType::Utf8),
+            ("active_leases", DataType::UInt64),
+            ("leases", DataType::Utf8),
+        ],
+        vec![
+            col(&|s| s.node_id),
+            s(st.iter().map(|x| x.role.clone()).collect()),
+            col(&|s| s.term),
+            col(&|s| s.leader.unwrap_or(0)),
+            col(&|s| s.last_log_index),
+            col(&|s| s.applied_index),
+            col(&|s| s.snapshot_index),
+            col(&|s| s.purged_index),
+            s(st.iter().map(|x| join(&x.voters)).collect()),
+            s(st.iter().map(|x| join(&x.learners)).collect()),
+            col(&|s| s.leases.iter().filter(|l| l.is_active).count() as u64),
+            s(st.iter()
+                .map(|x| {
+                    let each = x.leases.iter().map(|l| {
+                        let state = if l.is_active { "active" } else { "expired" };
+                        format!("{}:{state}", l.node_id)
+                    });
+                    each.collect::<Vec<_>>().join(",")
+                })
+                .collect()),
+        ],
+    )
 }

@@ -4,8 +4,9 @@
 //! client API on `base-port + N`. `<data-dir>/cluster.json` records the
 //! ports so the other commands need only `--data-dir`.
 //!
-//! Until the coordinator and replication land, nodes are independent
-//! single-node servers; `up` starts one by default.
+//! Every node is a coordinator voter: its interserver API (Raft) listens on
+//! `base-port + 100 + N`, and `up` waits until a leader is elected and every
+//! node holds a live lease.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ pub struct ClusterArgs {
 enum ClusterCmd {
     /// Start the nodes in the background and wait until they answer.
     Up {
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 3)]
         nodes: u32,
         #[arg(long, default_value = "./qh-data")]
         data_dir: PathBuf,
@@ -90,6 +91,18 @@ fn port_of(cf: &ClusterFile, n: u32) -> u16 {
     cf.base_port + n as u16
 }
 
+fn interserver_of(cf: &ClusterFile, n: u32) -> String {
+    format!("127.0.0.1:{}", cf.base_port + 100 + n as u16)
+}
+
+fn peers_arg(cf: &ClusterFile) -> String {
+    let each = cf
+        .nodes
+        .iter()
+        .map(|&n| format!("{n}={}", interserver_of(cf, n)));
+    each.collect::<Vec<_>>().join(",")
+}
+
 fn load(dir: &Path) -> anyhow::Result<ClusterFile> {
     let p = cluster_file(dir);
     let bytes = fs::read(&p).map_err(|e| {
@@ -147,6 +160,10 @@ fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
         .arg((cf.http_base_port + n as u16).to_string())
         .arg("--node-id")
         .arg(n.to_string())
+        .arg("--interserver-port")
+        .arg((cf.base_port + 100 + n as u16).to_string())
+        .arg("--peers")
+        .arg(peers_arg(cf))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -190,6 +207,37 @@ async fn wait_ready(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // The coordinator: a leader, and a live lease for each node started.
+    for &n in nodes {
+        let addr = interserver_of(cf, n);
+        let client = qh_meta::MetaClient::new(&addr)?;
+        loop {
+            let last = match client.status().await {
+                Ok(st) => {
+                    let active: Vec<u64> = st
+                        .leases
+                        .iter()
+                        .filter(|l| l.is_active)
+                        .map(|l| l.node_id)
+                        .collect();
+                    if st.leader.is_some() && nodes.iter().all(|m| active.contains(&u64::from(*m)))
+                    {
+                        break;
+                    }
+                    format!("leader {:?}, live leases {active:?}", st.leader)
+                }
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "node {n}: the coordinator is not ready within {}s ({last}); see {}",
+                    timeout.as_secs(),
+                    node_dir(dir, n).join("log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     Ok(())
 }
 
@@ -216,10 +264,8 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
             http_base_port,
             timeout,
         } => {
-            if nodes != 1 {
-                anyhow::bail!(
-                    "multi-node clusters need the built-in coordinator, which is not in this build yet; use --nodes 1"
-                );
+            if nodes == 0 || nodes > 9 {
+                anyhow::bail!("--nodes must be between 1 and 9");
             }
             fs::create_dir_all(&data_dir)?;
             let cf = match load(&data_dir) {
@@ -245,9 +291,10 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
             );
             for &n in &cf.nodes {
                 println!(
-                    "  node{n}: grpc 127.0.0.1:{}  http 127.0.0.1:{}  data {}  log {}",
+                    "  node{n}: grpc 127.0.0.1:{}  http 127.0.0.1:{}  interserver {}  data {}  log {}",
                     port_of(&cf, n),
                     cf.http_base_port + n as u16,
+                    interserver_of(&cf, n),
                     node_dir(&data_dir, n).display(),
                     node_dir(&data_dir, n).join("log").display()
                 );
@@ -255,7 +302,9 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
             let first = port_of(&cf, cf.nodes[0]);
             let mut c = qh_client::Client::connect(&[format!("http://127.0.0.1:{first}")]).await?;
             let out = c
-                .query("SELECT 'hello from quorumhouse' AS greeting, count() AS tables FROM system.tables")
+                .query(
+                    "SELECT node_id, role, term, leader, members, leases FROM system.coordinator",
+                )
                 .await?;
             if let Some(schema) = out.schema {
                 crate::output::print_result(
@@ -270,8 +319,8 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Status { data_dir } => {
             let cf = load(&data_dir)?;
             println!(
-                "{:<6} {:<8} {:<8} {:<8} {:<8}",
-                "node", "pid", "state", "tables", "parts"
+                "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8}",
+                "node", "pid", "state", "role", "term", "leader", "applied", "tables", "parts"
             );
             for &n in &cf.nodes {
                 let pid = read_pid(&data_dir, n);
@@ -300,12 +349,36 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                         }
                     }
                 }
+                let (mut role, mut term, mut leader, mut applied) = (
+                    "-".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                );
+                if running {
+                    if let Ok(st) = qh_meta::MetaClient::new(&interserver_of(&cf, n))?
+                        .status()
+                        .await
+                    {
+                        role = st.role;
+                        term = st.term.to_string();
+                        leader = st
+                            .leader
+                            .map(|l| l.to_string())
+                            .unwrap_or_else(|| "-".into());
+                        applied = st.applied_index.to_string();
+                    }
+                }
                 let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<6} {:<8} {:<8} {:<8} {:<8}",
+                    "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8}",
                     format!("node{n}"),
                     pid,
                     state,
+                    role,
+                    term,
+                    leader,
+                    applied,
                     tables,
                     parts
                 );

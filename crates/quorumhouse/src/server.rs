@@ -1,4 +1,5 @@
-//! `quorumhouse server`: one node serving the gRPC client API.
+//! `quorumhouse server`: one node: coordinator member (interserver port),
+//! gRPC client API and HTTP interface.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,53 @@ pub struct ServerArgs {
     /// This node's id (1-based).
     #[arg(long, default_value_t = 1)]
     pub node_id: u32,
+    /// Port of the interserver API (Raft, part fetch, remote query).
+    #[arg(long, default_value_t = 9101)]
+    pub interserver_port: u16,
+    /// Interserver address other nodes use for this one (default host:interserver-port).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// The initial coordinator voters, `id=host:port,...` (interserver
+    /// addresses). They bootstrap one Raft group once. Default: this node alone.
+    #[arg(long, default_value = "")]
+    pub peers: String,
+    /// Raft heartbeat interval.
+    #[arg(long, default_value_t = 100)]
+    pub raft_heartbeat_ms: u64,
+    /// Raft election timeout (randomized between this and twice this).
+    #[arg(long, default_value_t = 400)]
+    pub raft_election_timeout_ms: u64,
+    /// Build a coordinator snapshot (and purge the log) every this many entries.
+    #[arg(long, default_value_t = 5000)]
+    pub raft_snapshot_logs: u64,
+    /// Log entries kept behind a snapshot.
+    #[arg(long, default_value_t = 1000)]
+    pub raft_keep_logs: u64,
+    /// A replica's lease lapses this long after its last renewal (renewed every second).
+    #[arg(long, default_value_t = 4000)]
+    pub lease_ttl_ms: u64,
+    /// How long a coordinator write may wait for a leader and a quorum.
+    #[arg(long, default_value_t = 10000)]
+    pub coordinator_write_timeout_ms: u64,
+}
+
+/// Parses `1=127.0.0.1:9101,2=...`.
+pub fn parse_peers(s: &str) -> anyhow::Result<std::collections::BTreeMap<u64, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad --peers item {item:?}: expected id=host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("bad node id {id:?} in --peers"))?;
+        if id == 0 {
+            anyhow::bail!("node ids start at 1 (--peers {item:?})");
+        }
+        out.insert(id, addr.trim().to_string());
+    }
+    Ok(out)
 }
 
 pub fn run(args: ServerArgs) -> ExitCode {
@@ -65,7 +113,38 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("bad listen address {}:{}: {e}", args.host, args.port))?;
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.data_dir.display()))?;
-    let engine = Engine::open(&args.data_dir, EngineOptions::default())
+    let inter_addr: SocketAddr = format!("{}:{}", args.host, args.interserver_port)
+        .parse()
+        .map_err(|e| anyhow::anyhow!("bad interserver address: {e}"))?;
+    let inter_listener = tokio::net::TcpListener::bind(inter_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {inter_addr}: {e}"))?;
+    let mut cfg = qh_meta::CoordinatorConfig::new(
+        u64::from(args.node_id),
+        args.data_dir.join("coordinator"),
+        args.advertise
+            .clone()
+            .unwrap_or_else(|| inter_addr.to_string()),
+    );
+    cfg.members = parse_peers(&args.peers)?;
+    if !cfg.members.is_empty() && !cfg.members.contains_key(&cfg.node_id) {
+        anyhow::bail!(
+            "--peers does not name this node (--node-id {})",
+            args.node_id
+        );
+    }
+    cfg.heartbeat_ms = args.raft_heartbeat_ms;
+    cfg.election_timeout_ms = args.raft_election_timeout_ms;
+    cfg.snapshot_logs = args.raft_snapshot_logs;
+    cfg.keep_logs = args.raft_keep_logs;
+    cfg.lease_ttl_ms = args.lease_ttl_ms;
+    cfg.write_timeout = std::time::Duration::from_millis(args.coordinator_write_timeout_ms);
+    let coordinator = qh_meta::Coordinator::start(cfg).await?;
+    let opts = EngineOptions {
+        coordinator: Some(coordinator.clone()),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(&args.data_dir, opts)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.data_dir.display()))?;
     info!(node_id = args.node_id, %addr, data_dir = %args.data_dir.display(), "node starting");
     let http_addr: SocketAddr = format!("{}:{}", args.host, args.http_port)
@@ -83,6 +162,11 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let inter = tokio::spawn(qh_server::serve_interserver(
+        coordinator.clone(),
+        inter_listener,
+        stopped(stop_rx.clone()),
+    ));
     let metrics = std::sync::Arc::new(qh_server::metrics::Metrics::default());
     let http = tokio::spawn(qh_server::serve_http(
         engine.clone(),
@@ -101,6 +185,10 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     if let Ok(Err(e)) = http.await {
         error!(error = %e, "HTTP interface failed");
     }
+    if let Ok(Err(e)) = inter.await {
+        error!(error = %e, "interserver API failed");
+    }
+    coordinator.shutdown().await;
     // In-flight statements have finished; stop merges and flush.
     engine.shutdown();
     info!("node stopped");

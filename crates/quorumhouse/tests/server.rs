@@ -20,11 +20,13 @@ impl Node {
         let dir = tempfile::tempdir().unwrap();
         let port = jepsen_like_tests::free_port().unwrap();
         let http_port = jepsen_like_tests::free_port().unwrap();
+        let inter_port = jepsen_like_tests::free_port().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
             .args(["server", "--data-dir"])
             .arg(dir.path())
             .args(["--port", &port.to_string()])
             .args(["--http-port", &http_port.to_string()])
+            .args(["--interserver-port", &inter_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

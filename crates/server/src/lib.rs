@@ -1,7 +1,9 @@
 //! A quorumhouse node's network side.
 //!
 //! Owns the HTTP interface (`/?query=`, `/ping`, `/metrics`, in [`http`]) and
-//! the gRPC client API (`QueryService`, see `proto/quorumhouse.proto`):
+//! the interserver API (coordinator services of `qh_meta`, see
+//! `proto/interserver.proto`) and the gRPC client API (`QueryService`, see
+//! `proto/quorumhouse.proto`):
 //! sessions, streaming INSERT input into the engine, and streaming results
 //! back as Arrow IPC with a final summary or a ClickHouse exception. It runs
 //! statements through `qh_query`; it does not parse SQL itself.
@@ -52,6 +54,26 @@ pub async fn serve_http(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves the interserver API (coordinator Raft + Meta services) on
+/// `listener` until `shutdown` completes.
+pub async fn serve_interserver(
+    coordinator: Arc<qh_meta::Coordinator>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    info!(addr = ?listener.local_addr().ok(), "interserver API listening");
+    let (raft, meta) = coordinator.services();
+    tonic::transport::Server::builder()
+        .add_service(raft)
+        .add_service(meta)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Serves the client API on `addr` until `shutdown` completes, then stops

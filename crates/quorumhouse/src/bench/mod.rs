@@ -1,6 +1,8 @@
 //! `quorumhouse bench`: built-in benchmarks that print a table of figures and,
 //! with `--json`, machine-readable results.
 //!
+//! `bench coordinator` is in [`coordinator`].
+//!
 //! `bench hits` generates a hits-like CSV (ts, user_id zipf-ish, event of 20
 //! values, url, value), inserts it through the embedded engine and through
 //! the gRPC client in 100k-row batches, times the standard queries, and, with
@@ -16,6 +18,8 @@ use clap::{Args, Subcommand};
 use qh_query::{Engine, EngineOptions, Input};
 use serde::Serialize;
 
+mod coordinator;
+
 const CHDB_SCRIPT: &str = include_str!("chdb_bench.py");
 
 #[derive(Args, Debug)]
@@ -28,6 +32,8 @@ pub struct BenchArgs {
 enum BenchCmd {
     /// Insert and query a generated hits table (local and gRPC, optionally vs chDB).
     Hits(HitsArgs),
+    /// Committed coordinator writes on a 3-node cluster (optionally vs etcd).
+    Coordinator(coordinator::CoordinatorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +108,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     };
     let res = match args.cmd {
         BenchCmd::Hits(h) => rt.block_on(hits(h)),
+        BenchCmd::Coordinator(c) => rt.block_on(coordinator::coordinator(c)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -279,11 +286,16 @@ async fn hits(a: HitsArgs) -> anyhow::Result<()> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
+    let inter_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
     let mut child = Command::new(std::env::current_exe()?)
         .args(["server", "--data-dir"])
         .arg(&server_dir)
         .args(["--port", &port.to_string()])
         .args(["--http-port", &http_port.to_string()])
+        .args(["--interserver-port", &inter_port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

@@ -1,0 +1,254 @@
+//! The coordinator's command language: what a Raft log entry carries and what
+//! applying it answers. Everything is serde (JSON in the log and on the wire)
+//! and versioned, so a log written by an older binary still applies.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// Version of the command encoding written by this binary.
+pub const COMMAND_VERSION: u32 = 1;
+
+/// One Raft command: an atomic transaction. Every check must hold, and every
+/// op must succeed, or nothing of it is applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    #[serde(default = "default_version")]
+    pub v: u32,
+    /// Wall-clock time stamped by the proposer. State-machine rules that need
+    /// time (lease expiry, dedup window) read it from here, so every replica
+    /// applies the entry identically.
+    #[serde(default)]
+    pub now_ms: u64,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    pub ops: Vec<Op>,
+}
+
+fn default_version() -> u32 {
+    COMMAND_VERSION
+}
+
+impl Request {
+    /// A transaction of these ops with no preconditions.
+    pub fn ops(ops: Vec<Op>) -> Self {
+        Request {
+            v: COMMAND_VERSION,
+            now_ms: 0,
+            checks: Vec::new(),
+            ops,
+        }
+    }
+
+    pub fn op(op: Op) -> Self {
+        Self::ops(vec![op])
+    }
+
+    pub fn with_checks(mut self, checks: Vec<Check>) -> Self {
+        self.checks = checks;
+        self
+    }
+}
+
+/// A compare-and-set precondition of a transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Check {
+    /// The table exists with exactly this schema version.
+    TableVersion {
+        table: String,
+        version: u64,
+    },
+    TableExists {
+        table: String,
+    },
+    TableAbsent {
+        table: String,
+    },
+    DatabaseExists {
+        name: String,
+    },
+    /// No block with this id was inserted within the dedup window.
+    DedupAbsent {
+        table: String,
+        block_id: String,
+    },
+    PartAbsent {
+        table: String,
+        part: String,
+    },
+    /// A generic key holds exactly this value (`None` = absent).
+    KeyEquals {
+        key: String,
+        value: Option<String>,
+    },
+}
+
+/// One entry of a table's replication log, the queue every replica executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogEntry {
+    /// A new part exists on `holders`; others fetch it from one of them.
+    GetPart {
+        part: String,
+        block_id: Option<String>,
+        holders: BTreeSet<String>,
+    },
+    /// Merge `parts` into `new_part`.
+    MergeParts {
+        parts: Vec<String>,
+        new_part: String,
+    },
+    /// Drop every part of `partition` with blocks up to `max_block`.
+    DropRange { partition: String, max_block: u64 },
+    MutatePart {
+        part: String,
+        new_part: String,
+        command: String,
+    },
+    /// The table's schema changed to `version`.
+    AlterMetadata { version: u64, create_sql: String },
+}
+
+/// One state change inside a transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    CreateDatabase {
+        name: String,
+    },
+    DropDatabase {
+        name: String,
+    },
+    /// `table` is `db.name`; the table starts at schema version 1.
+    CreateTable {
+        table: String,
+        engine: String,
+        create_sql: String,
+    },
+    /// Bumps the schema version and appends ALTER_METADATA to the log.
+    AlterTable {
+        table: String,
+        create_sql: String,
+    },
+    DropTable {
+        table: String,
+    },
+    AddReplica {
+        table: String,
+        replica: String,
+        node_id: NodeId,
+        address: String,
+    },
+    RemoveReplica {
+        table: String,
+        replica: String,
+    },
+    /// Appends to the table's log; answers [`OpResult::LogIndex`]. A GET_PART
+    /// entry also records the part with its holders.
+    AppendLog {
+        table: String,
+        entry: LogEntry,
+    },
+    /// The replica executed its log up to (not including) `pointer`; entries
+    /// every replica has passed are trimmed.
+    SetLogPointer {
+        table: String,
+        replica: String,
+        pointer: u64,
+    },
+    AddPartHolder {
+        table: String,
+        part: String,
+        replica: String,
+    },
+    RemovePartHolder {
+        table: String,
+        part: String,
+        replica: String,
+    },
+    /// Next block number of the partition; answers [`OpResult::Block`].
+    AllocateBlock {
+        table: String,
+        partition: String,
+    },
+    /// Remember an inserted block for deduplication, then trim the table's
+    /// dedup ids to the last `window` and to those younger than `window_seconds`.
+    AddDedupBlock {
+        table: String,
+        block_id: String,
+        part: String,
+        window: u64,
+        window_seconds: u64,
+    },
+    /// The node is alive until `now_ms + ttl_ms` (an ephemeral node in Keeper's terms).
+    RenewLease {
+        node_id: NodeId,
+        address: String,
+        ttl_ms: u64,
+    },
+    /// ON CLUSTER DDL: answers [`OpResult::DdlSeq`].
+    EnqueueDdl {
+        query: String,
+        initiator: NodeId,
+    },
+    FinishDdl {
+        seq: u64,
+        node_id: NodeId,
+        error: Option<String>,
+    },
+    /// Generic small keys (tools, drills, benchmarks).
+    Put {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+/// What one op answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpResult {
+    Done,
+    LogIndex(u64),
+    Block(u64),
+    DdlSeq(u64),
+}
+
+/// The outcome of applying one command. A failed check or op is a normal,
+/// committed outcome (every replica reaches it), not a Raft error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Response {
+    Ok {
+        results: Vec<OpResult>,
+    },
+    /// Check number `index` did not hold; `detail` says what was found (for
+    /// DedupAbsent: the part that already holds the block).
+    CheckFailed {
+        index: usize,
+        reason: String,
+        detail: Option<String>,
+    },
+    /// An op could not apply (unknown table, existing database, ...).
+    Rejected {
+        index: usize,
+        reason: String,
+    },
+}
+
+impl Response {
+    pub fn empty() -> Self {
+        Response::Ok {
+            results: Vec::new(),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Response::Ok { .. })
+    }
+}

@@ -1,0 +1,662 @@
+//! The handle a node uses: starts the Raft member, bootstraps the group once,
+//! renews this node's lease, and offers writes (forwarded to the leader),
+//! local and linearizable reads, status and membership changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use qh_proto::interserver::meta_client::MetaClient as GrpcMetaClient;
+use qh_proto::interserver::{MembershipRequest, ReadIndexRequest, StatusRequest, WriteRequest};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::command::{Op, Request, Response};
+use crate::error::MetaError;
+use crate::log_store::LogStore;
+use crate::network::{channel, Faults, Network, MAX_MESSAGE_BYTES};
+use crate::state::MetaState;
+use crate::state_machine::StateMachineStore;
+use crate::{now_ms, NodeId, Raft};
+
+/// How a node joins the coordinator group. Defaults are documented in
+/// docs/ARCHITECTURE.md ("Coordinator timings").
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub node_id: NodeId,
+    /// Directory of the sled store (created if missing).
+    pub dir: PathBuf,
+    /// Interserver address other nodes reach this one at ("host:port").
+    pub advertise: String,
+    /// The initial voters, id → interserver address. They bootstrap the group
+    /// exactly once; empty means a group of this node alone.
+    pub members: BTreeMap<NodeId, String>,
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound; the upper bound is twice this.
+    pub election_timeout_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_logs: u64,
+    /// Entries kept in the log behind a snapshot (for followers slightly behind).
+    pub keep_logs: u64,
+    pub lease_ttl_ms: u64,
+    pub lease_renew_ms: u64,
+    /// How long a write may wait for a leader and a commit.
+    pub write_timeout: Duration,
+}
+
+impl CoordinatorConfig {
+    pub fn new(node_id: NodeId, dir: PathBuf, advertise: String) -> Self {
+        CoordinatorConfig {
+            node_id,
+            dir,
+            advertise,
+            members: BTreeMap::new(),
+            heartbeat_ms: 100,
+            election_timeout_ms: 400,
+            snapshot_logs: 5000,
+            keep_logs: 1000,
+            lease_ttl_ms: 4000,
+            lease_renew_ms: 1000,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One node's view of the group (`system.coordinator`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub initialized: bool,
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
+    pub voters: BTreeMap<NodeId, String>,
+    pub learners: BTreeMap<NodeId, String>,
+    pub leases: Vec<LeaseStatus>,
+    pub isolated_from: Vec<NodeId>,
+    /// Hash of the state bytes at `applied_index`: equal on replicas that
+    /// applied the same entries.
+    pub state_digest: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseStatus {
+    pub node_id: NodeId,
+    pub address: String,
+    pub is_active: bool,
+    /// Milliseconds until the lease lapses (negative: lapsed that long ago).
+    pub expires_in_ms: i64,
+}
+
+pub struct Coordinator {
+    pub(crate) cfg: CoordinatorConfig,
+    pub(crate) raft: Raft,
+    pub(crate) sm: StateMachineStore,
+    pub(crate) faults: Arc<Faults>,
+    peers: Mutex<HashMap<String, GrpcMetaClient<Channel>>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("node_id", &self.cfg.node_id)
+            .finish()
+    }
+}
+
+/// A write attempt that did not apply and may be retried.
+pub(crate) enum Attempt {
+    Done(Response),
+    Retry(String),
+}
+
+impl Coordinator {
+    /// Opens the store and starts the Raft member and its background tasks
+    /// (bootstrap, lease renewal). Call [`Coordinator::shutdown`] to stop them.
+    pub async fn start(cfg: CoordinatorConfig) -> Result<Arc<Self>, MetaError> {
+        let open_err = |message: String| MetaError::Open {
+            path: cfg.dir.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(&cfg.dir).map_err(|e| open_err(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(&cfg.dir)
+            .open()
+            .map_err(|e| open_err(e.to_string()))?;
+        let log = LogStore::open(&db).map_err(|e| open_err(e.to_string()))?;
+        let sm = StateMachineStore::open(&db).map_err(open_err)?;
+        let raft_cfg = openraft::Config {
+            cluster_name: "quorumhouse".into(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_ms,
+            election_timeout_max: cfg.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
+            max_in_snapshot_log_to_keep: cfg.keep_logs,
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 5000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| open_err(format!("bad Raft settings: {e}")))?;
+        let faults = Arc::new(Faults::default());
+        let network = Network {
+            node_id: cfg.node_id,
+            faults: faults.clone(),
+        };
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_cfg), network, log, sm.clone())
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        let (stop, _) = watch::channel(false);
+        let me = Arc::new(Coordinator {
+            cfg,
+            raft,
+            sm,
+            faults,
+            peers: Mutex::new(HashMap::new()),
+            stop,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let bootstrap = tokio::spawn(bootstrap_task(Arc::downgrade(&me), me.stop.subscribe()));
+        let lease = tokio::spawn(lease_task(Arc::downgrade(&me), me.stop.subscribe()));
+        me.tasks.lock().extend([bootstrap, lease]);
+        Ok(me)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.cfg.node_id
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.cfg
+    }
+
+    /// Stops the background tasks and the Raft member.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "coordinator shutdown");
+        }
+    }
+
+    /// Reads the local state (may lag the leader; use for display and hints).
+    pub fn read<T>(&self, f: impl FnOnce(&MetaState) -> T) -> T {
+        f(&self.sm.0.applied.read().state)
+    }
+
+    /// Reads a state at least as new as every write acknowledged before the
+    /// call (read-index through the leader), for decisions such as quorum checks.
+    pub async fn read_linearizable<T>(
+        &self,
+        f: impl FnOnce(&MetaState) -> T,
+    ) -> Result<T, MetaError> {
+        let deadline = Instant::now() + self.cfg.write_timeout;
+        let index = self.read_index(deadline).await?;
+        self.wait_applied(index, deadline).await?;
+        Ok(self.read(f))
+    }
+
+    /// Applied log index; changes whenever an entry applies (for watchers).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sm.0.notify.subscribe()
+    }
+
+    /// Waits until this node applied `index`.
+    pub async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), MetaError> {
+        let mut rx = self.subscribe();
+        let wait = async { rx.wait_for(|applied| *applied >= index).await.map(|_| ()) };
+        match tokio::time::timeout_at(deadline.into(), wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(MetaError::Stopped),
+            Err(_) => Err(MetaError::Read(format!(
+                "this node did not apply index {index} in time"
+            ))),
+        }
+    }
+
+    /// The index a linearizable read must wait for.
+    async fn read_index(&self, deadline: Instant) -> Result<u64, MetaError> {
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(MetaError::Read(
+                    "no leader confirmed its leadership in time".into(),
+                ));
+            }
+            match leader {
+                Some(l) if l == self.cfg.node_id => {
+                    match tokio::time::timeout(left, self.raft.ensure_linearizable()).await {
+                        Ok(Ok(log_id)) => return Ok(log_id.map(|l| l.index).unwrap_or(0)),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "read index: not leader"),
+                        Err(_) => {
+                            return Err(MetaError::Read(
+                                "leadership not confirmed by a quorum in time".into(),
+                            ))
+                        }
+                    }
+                }
+                Some(l) => {
+                    if let Some(mut client) = self.peer_of(l) {
+                        match tokio::time::timeout(left, client.read_index(ReadIndexRequest {}))
+                            .await
+                        {
+                            Ok(Ok(r)) => {
+                                let r = r.into_inner();
+                                if r.error.is_empty() && r.leader_id == l {
+                                    return Ok(r.index);
+                                }
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, leader = l, "read index from leader")
+                            }
+                            Err(_) => {
+                                return Err(MetaError::Read(
+                                    "the leader did not answer in time".into(),
+                                ))
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Leader side of a read index (`Meta.ReadIndex`).
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, String> {
+        match tokio::time::timeout(self.cfg.write_timeout, self.raft.ensure_linearizable()).await {
+            Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("leadership not confirmed by a quorum in time".into()),
+        }
+    }
+
+    /// Commits a transaction and returns how it applied. Any node accepts it:
+    /// a follower forwards it to the leader. Errors: `NoLeader` (nothing was
+    /// committed), `Unknown` (sent, outcome unknown: it may still commit).
+    pub async fn write(&self, mut req: Request) -> Result<Response, MetaError> {
+        if req.now_ms == 0 {
+            req.now_ms = now_ms();
+        }
+        let deadline = Instant::now() + self.cfg.write_timeout;
+        let mut why = String::from("no leader elected");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(MetaError::NoLeader(why));
+            }
+            let leader = self.raft.metrics().borrow().current_leader;
+            let attempt = match leader {
+                Some(l) if l == self.cfg.node_id => self.write_as_leader(req.clone(), left).await?,
+                Some(l) => self.forward(l, &req, left).await?,
+                None => Attempt::Retry("no leader elected".into()),
+            };
+            match attempt {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Retry(w) => why = w,
+            }
+            let mut m = self.raft.metrics();
+            let _ = tokio::time::timeout(Duration::from_millis(50), m.changed()).await;
+        }
+    }
+
+    pub(crate) async fn write_as_leader(
+        &self,
+        req: Request,
+        left: Duration,
+    ) -> Result<Attempt, MetaError> {
+        match tokio::time::timeout(left, self.raft.client_write(req)).await {
+            Ok(Ok(resp)) => Ok(Attempt::Done(resp.data)),
+            // Not appended by this node: safe to send again.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Ok(
+                Attempt::Retry(format!("leadership moved to {:?}", f.leader_id)),
+            ),
+            Ok(Err(RaftError::APIError(e))) => Err(MetaError::Unknown(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => {
+                tracing::warn!(error = %e, "coordinator write: Raft stopped");
+                Err(MetaError::Stopped)
+            }
+            Err(_) => Err(MetaError::Unknown(
+                "not committed by a quorum in time".into(),
+            )),
+        }
+    }
+
+    /// Sends a write to the leader; the leader does not forward it further.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        req: &Request,
+        left: Duration,
+    ) -> Result<Attempt, MetaError> {
+        let Some(mut client) = self.peer_of(leader) else {
+            return Ok(Attempt::Retry(format!(
+                "leader {leader} has no known address"
+            )));
+        };
+        let command = serde_json::to_vec(req).map_err(|e| MetaError::Protocol(e.to_string()))?;
+        match tokio::time::timeout(
+            left,
+            client.write(WriteRequest {
+                command,
+                forwarded: true,
+            }),
+        )
+        .await
+        {
+            Err(_) => Err(MetaError::Unknown(format!(
+                "leader {leader} did not answer in time"
+            ))),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Ok(Attempt::Retry(
+                format!("leader {leader} unreachable: {}", status.message()),
+            )),
+            Ok(Err(status)) => Err(MetaError::Unknown(format!(
+                "leader {leader}: {}",
+                status.message()
+            ))),
+            Ok(Ok(reply)) => {
+                let reply = reply.into_inner();
+                if !reply.response.is_empty() {
+                    let resp = serde_json::from_slice(&reply.response)
+                        .map_err(|e| MetaError::Protocol(e.to_string()))?;
+                    Ok(Attempt::Done(resp))
+                } else if !reply.error.is_empty() {
+                    Err(MetaError::Unknown(reply.error))
+                } else {
+                    Ok(Attempt::Retry(format!(
+                        "node {leader} is no longer the leader"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The interserver address of a member.
+    pub fn address_of(&self, node: NodeId) -> Option<String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership()
+            .get_node(&node)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.cfg.members.get(&node).cloned())
+    }
+
+    fn peer_of(&self, node: NodeId) -> Option<GrpcMetaClient<Channel>> {
+        let addr = self.address_of(node)?;
+        let mut peers = self.peers.lock();
+        if let Some(c) = peers.get(&addr) {
+            return Some(c.clone());
+        }
+        let c = GrpcMetaClient::new(channel(&addr).ok()?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        peers.insert(addr, c.clone());
+        Some(c)
+    }
+
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut voters = BTreeMap::new();
+        let mut learners = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.insert(*id, node.addr.clone());
+            } else {
+                learners.insert(*id, node.addr.clone());
+            }
+        }
+        let now = now_ms() as i64;
+        let (applied_index, state_digest) = {
+            use std::hash::{Hash, Hasher};
+            let a = self.sm.0.applied.read();
+            // Fixed keys: the same bytes hash the same in every process of this binary.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            a.state.to_bytes().hash(&mut h);
+            (a.last_applied.map(|l| l.index).unwrap_or(0), h.finish())
+        };
+        let leases = self.read(|s| {
+            s.leases
+                .iter()
+                .map(|(id, l)| LeaseStatus {
+                    node_id: *id,
+                    address: l.address.clone(),
+                    is_active: now < l.expires_ms as i64,
+                    expires_in_ms: l.expires_ms as i64 - now,
+                })
+                .collect()
+        });
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        NodeStatus {
+            node_id: self.cfg.node_id,
+            initialized: !voters.is_empty(),
+            role: role.into(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index,
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            voters,
+            learners,
+            leases,
+            isolated_from: self.faults.isolated().into_iter().collect(),
+            state_digest,
+        }
+    }
+
+    /// Which nodes hold a live lease now (local read).
+    pub fn active_nodes(&self) -> BTreeSet<NodeId> {
+        let now = now_ms();
+        self.read(|s| {
+            s.leases
+                .iter()
+                .filter(|(_, l)| now < l.expires_ms)
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    }
+
+    /// Adds a node: first as a learner (it catches up), then as a voter.
+    /// Run on any node; a follower forwards to the leader.
+    pub async fn add_node(&self, node: NodeId, address: String) -> Result<(), MetaError> {
+        self.change_membership(node, address, false).await
+    }
+
+    /// Removes a voter from the group.
+    pub async fn remove_node(&self, node: NodeId) -> Result<(), MetaError> {
+        self.change_membership(node, String::new(), true).await
+    }
+
+    async fn change_membership(
+        &self,
+        node: NodeId,
+        address: String,
+        remove: bool,
+    ) -> Result<(), MetaError> {
+        let deadline = Instant::now() + self.cfg.write_timeout * 3;
+        loop {
+            if Instant::now() > deadline {
+                return Err(MetaError::NoLeader(
+                    "membership change found no leader in time".into(),
+                ));
+            }
+            match self.current_leader() {
+                Some(l) if l == self.cfg.node_id => {
+                    return self.leader_change_membership(node, address, remove).await
+                }
+                Some(l) => {
+                    if let Some(mut client) = self.peer_of(l) {
+                        let req = MembershipRequest {
+                            node_id: node,
+                            address: address.clone(),
+                            remove,
+                        };
+                        match client.change_membership(req).await {
+                            Ok(r) => {
+                                let r = r.into_inner();
+                                if r.error.is_empty() {
+                                    return Ok(());
+                                }
+                                if r.leader_id == 0 || r.leader_id == l {
+                                    return Err(MetaError::Membership(r.error));
+                                }
+                            }
+                            Err(e) => tracing::debug!(error = %e, "membership change via leader"),
+                        }
+                    }
+                }
+                None => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) async fn leader_change_membership(
+        &self,
+        node: NodeId,
+        address: String,
+        remove: bool,
+    ) -> Result<(), MetaError> {
+        let err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| {
+            MetaError::Membership(e.to_string())
+        };
+        if remove {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node])), false)
+                .await
+                .map_err(err)?;
+            return Ok(());
+        }
+        self.raft
+            .add_learner(node, BasicNode { addr: address }, true)
+            .await
+            .map_err(err)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node])), false)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Drills: pretend the network to these nodes is cut (both directions).
+    pub fn set_isolated(&self, nodes: BTreeSet<NodeId>) {
+        tracing::warn!(?nodes, "drill: isolating this node from peers");
+        self.faults.set(nodes);
+    }
+
+    /// Asks a peer whether it belongs to an initialized group.
+    async fn peer_initialized(&self, addr: &str) -> Option<bool> {
+        let mut client = GrpcMetaClient::new(channel(addr).ok()?);
+        let fut = client.status(StatusRequest {});
+        match tokio::time::timeout(Duration::from_secs(1), fut).await {
+            Ok(Ok(r)) => Some(r.into_inner().initialized),
+            _ => None,
+        }
+    }
+}
+
+/// The lowest-id initial member initializes the group, once: only when every
+/// initial member answers and none is initialized yet. So a restarted or wiped
+/// node never starts a second group; it is brought back by the leader.
+async fn bootstrap_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let Some(c) = me.upgrade() else { return };
+        match c.raft.is_initialized().await {
+            Ok(true) | Err(_) => return,
+            Ok(false) => {}
+        }
+        let mut members = c.cfg.members.clone();
+        if members.is_empty() {
+            members.insert(c.cfg.node_id, c.cfg.advertise.clone());
+        }
+        if members.keys().next() != Some(&c.cfg.node_id) {
+            return; // another node bootstraps; this one is replicated to.
+        }
+        let mut ready = true;
+        for (id, addr) in &members {
+            if *id == c.cfg.node_id {
+                continue;
+            }
+            match c.peer_initialized(addr).await {
+                Some(false) => {}
+                Some(true) => return,
+                None => ready = false,
+            }
+        }
+        if ready {
+            let nodes: BTreeMap<NodeId, BasicNode> = members
+                .iter()
+                .map(|(id, a)| (*id, BasicNode { addr: a.clone() }))
+                .collect();
+            match c.raft.initialize(nodes).await {
+                Ok(()) => {
+                    tracing::info!(members = ?members, "coordinator group initialized");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "coordinator initialize"),
+            }
+        }
+        drop(c);
+        if tokio::time::timeout(Duration::from_millis(200), stop.changed())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Renews this node's lease every `lease_renew_ms` while the group has a leader.
+async fn lease_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let Some(c) = me.upgrade() else { return };
+        let every = Duration::from_millis(c.cfg.lease_renew_ms);
+        if c.current_leader().is_some() {
+            let op = Op::RenewLease {
+                node_id: c.cfg.node_id,
+                address: c.cfg.advertise.clone(),
+                ttl_ms: c.cfg.lease_ttl_ms,
+            };
+            let mut req = Request::op(op);
+            req.now_ms = now_ms();
+            let renew = tokio::time::timeout(every * 2, c.write(req));
+            match renew.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "lease renewal failed"),
+                Err(_) => tracing::debug!("lease renewal timed out"),
+            }
+        }
+        drop(c);
+        if tokio::time::timeout(every, stop.changed()).await.is_ok() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,914 @@
+//! The replicated state: what ClickHouse keeps in Keeper, as typed maps.
+//!
+//! Applying a [`Request`] is deterministic (time comes from the request, maps
+//! are ordered), so every replica that applies the same log holds the same
+//! bytes. A transaction is atomic: each mutation records its inverse and a
+//! failed check or op rolls back what the transaction already did.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Check, LogEntry, Op, OpResult, Request, Response, COMMAND_VERSION};
+use crate::NodeId;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMeta {
+    pub engine: String,
+    pub create_sql: String,
+    /// Schema version, 1 at creation, +1 per ALTER.
+    pub version: u64,
+    pub replicas: BTreeMap<String, ReplicaMeta>,
+    /// Index the next log entry gets.
+    pub next_log: u64,
+    /// Last allocated block number per partition.
+    pub block_numbers: BTreeMap<String, u64>,
+    pub dedup_count: u64,
+    pub next_dedup_seq: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaMeta {
+    pub node_id: NodeId,
+    pub address: String,
+    /// The replica executed log entries below this index.
+    pub log_pointer: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMeta {
+    pub holders: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupBlock {
+    pub part: String,
+    pub created_ms: u64,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub address: String,
+    pub renewed_ms: u64,
+    pub expires_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DdlTask {
+    pub query: String,
+    pub initiator: NodeId,
+    pub created_ms: u64,
+    /// Node id → error text ("" when it succeeded).
+    pub finished: BTreeMap<NodeId, String>,
+}
+
+/// Everything the coordinator stores. Keys of the per-table maps are
+/// `table + '\0' + item` (log indexes zero-padded), so one table's items are a
+/// contiguous, ordered range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaState {
+    pub databases: BTreeSet<String>,
+    pub tables: BTreeMap<String, TableMeta>,
+    pub log: BTreeMap<String, LogEntry>,
+    pub parts: BTreeMap<String, PartMeta>,
+    pub dedup: BTreeMap<String, DedupBlock>,
+    /// `table\0seq` → block id: the dedup window's age order.
+    pub dedup_order: BTreeMap<String, String>,
+    pub leases: BTreeMap<NodeId, Lease>,
+    pub ddl: BTreeMap<u64, DdlTask>,
+    pub next_ddl: u64,
+    pub kv: BTreeMap<String, String>,
+}
+
+pub fn item_key(table: &str, item: &str) -> String {
+    format!("{table}\0{item}")
+}
+
+pub fn index_key(table: &str, index: u64) -> String {
+    format!("{table}\0{index:020}")
+}
+
+/// The `[start, end)` key range holding one table's items.
+fn table_range(table: &str) -> (String, String) {
+    (format!("{table}\0"), format!("{table}\u{1}"))
+}
+
+fn item_of<'a>(key: &'a str, table: &str) -> &'a str {
+    &key[table.len() + 1..]
+}
+
+type Undo = Vec<Box<dyn FnOnce(&mut MetaState) + Send>>;
+
+/// A transaction in progress: mutations go through here so they can be undone.
+struct Tx<'a> {
+    s: &'a mut MetaState,
+    undo: Undo,
+}
+
+macro_rules! journaled_set {
+    ($name:ident, $field:ident, $k:ty, $v:ty) => {
+        fn $name(&mut self, key: $k, val: Option<$v>) -> Option<$v> {
+            let old = match val {
+                Some(v) => self.s.$field.insert(key.clone(), v),
+                None => self.s.$field.remove(&key),
+            };
+            let restore = old.clone();
+            self.undo.push(Box::new(move |s: &mut MetaState| {
+                match restore {
+                    Some(v) => s.$field.insert(key, v),
+                    None => s.$field.remove(&key),
+                };
+            }));
+            old
+        }
+    };
+}
+
+impl Tx<'_> {
+    journaled_set!(set_table, tables, String, TableMeta);
+    journaled_set!(set_log, log, String, LogEntry);
+    journaled_set!(set_part, parts, String, PartMeta);
+    journaled_set!(set_dedup, dedup, String, DedupBlock);
+    journaled_set!(set_dedup_order, dedup_order, String, String);
+    journaled_set!(set_lease, leases, NodeId, Lease);
+    journaled_set!(set_ddl, ddl, u64, DdlTask);
+    journaled_set!(set_kv, kv, String, String);
+
+    fn set_database(&mut self, name: String, present: bool) {
+        let was = if present {
+            !self.s.databases.insert(name.clone())
+        } else {
+            self.s.databases.remove(&name)
+        };
+        self.undo.push(Box::new(move |s: &mut MetaState| {
+            if was {
+                s.databases.insert(name);
+            } else {
+                s.databases.remove(&name);
+            }
+        }));
+    }
+
+    fn set_next_ddl(&mut self, next: u64) {
+        let old = std::mem::replace(&mut self.s.next_ddl, next);
+        self.undo
+            .push(Box::new(move |s: &mut MetaState| s.next_ddl = old));
+    }
+
+    fn table(&self, table: &str) -> Result<TableMeta, String> {
+        self.s
+            .tables
+            .get(table)
+            .cloned()
+            .ok_or_else(|| format!("table {table} does not exist"))
+    }
+
+    fn rollback(self) {
+        let Tx { s, undo } = self;
+        for f in undo.into_iter().rev() {
+            f(s);
+        }
+    }
+}
+
+impl MetaState {
+    /// Applies one command. Never panics on bad input: an invalid command is a
+    /// `Rejected` response and leaves the state unchanged.
+    pub fn apply(&mut self, req: &Request) -> Response {
+        if req.v > COMMAND_VERSION {
+            return Response::Rejected {
+                index: 0,
+                reason: format!(
+                    "command version {} is newer than this node understands ({COMMAND_VERSION})",
+                    req.v
+                ),
+            };
+        }
+        for (index, check) in req.checks.iter().enumerate() {
+            if let Err((reason, detail)) = self.check(check) {
+                return Response::CheckFailed {
+                    index,
+                    reason,
+                    detail,
+                };
+            }
+        }
+        let mut tx = Tx {
+            s: self,
+            undo: Vec::new(),
+        };
+        let mut results = Vec::with_capacity(req.ops.len());
+        for (index, op) in req.ops.iter().enumerate() {
+            match apply_op(&mut tx, op, req.now_ms) {
+                Ok(r) => results.push(r),
+                Err(reason) => {
+                    tx.rollback();
+                    return Response::Rejected { index, reason };
+                }
+            }
+        }
+        Response::Ok { results }
+    }
+
+    fn check(&self, check: &Check) -> Result<(), (String, Option<String>)> {
+        let fail = |reason: String| Err((reason, None));
+        match check {
+            Check::TableVersion { table, version } => match self.tables.get(table) {
+                Some(t) if t.version == *version => Ok(()),
+                Some(t) => fail(format!(
+                    "table {table} has schema version {}, expected {version}",
+                    t.version
+                )),
+                None => fail(format!("table {table} does not exist")),
+            },
+            Check::TableExists { table } if self.tables.contains_key(table) => Ok(()),
+            Check::TableExists { table } => fail(format!("table {table} does not exist")),
+            Check::TableAbsent { table } if self.tables.contains_key(table) => {
+                fail(format!("table {table} already exists"))
+            }
+            Check::TableAbsent { .. } => Ok(()),
+            Check::DatabaseExists { name } if self.databases.contains(name) => Ok(()),
+            Check::DatabaseExists { name } => fail(format!("database {name} does not exist")),
+            Check::DedupAbsent { table, block_id } => {
+                match self.dedup.get(&item_key(table, block_id)) {
+                    Some(b) => Err((
+                        format!("block {block_id} was already inserted"),
+                        Some(b.part.clone()),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            Check::PartAbsent { table, part }
+                if self.parts.contains_key(&item_key(table, part)) =>
+            {
+                fail(format!("part {part} of {table} already exists"))
+            }
+            Check::PartAbsent { .. } => Ok(()),
+            Check::KeyEquals { key, value } if self.kv.get(key) == value.as_ref() => Ok(()),
+            Check::KeyEquals { key, value } => Err((
+                format!("key {key} is {:?}, expected {value:?}", self.kv.get(key)),
+                self.kv.get(key).cloned(),
+            )),
+        }
+    }
+
+    /// Log entries of `table` from index `from` on, in order.
+    pub fn log_from(&self, table: &str, from: u64) -> Vec<(u64, LogEntry)> {
+        let (_, end) = table_range(table);
+        self.log
+            .range(index_key(table, from)..end)
+            .filter_map(|(k, e)| item_of(k, table).parse().ok().map(|i| (i, e.clone())))
+            .collect()
+    }
+
+    /// Parts of `table` with their holders.
+    pub fn parts_of(&self, table: &str) -> Vec<(String, PartMeta)> {
+        let (start, end) = table_range(table);
+        self.parts
+            .range(start..end)
+            .map(|(k, p)| (item_of(k, table).to_string(), p.clone()))
+            .collect()
+    }
+
+    pub fn dedup_block(&self, table: &str, block_id: &str) -> Option<&DedupBlock> {
+        self.dedup.get(&item_key(table, block_id))
+    }
+
+    /// Whether the node's lease is valid at `now_ms`.
+    pub fn lease_active(&self, node_id: NodeId, now_ms: u64) -> bool {
+        self.leases
+            .get(&node_id)
+            .is_some_and(|l| now_ms < l.expires_ms)
+    }
+
+    /// Canonical bytes of the state (ordered maps, so equal states give equal bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
+    match op {
+        Op::CreateDatabase { name } => {
+            if tx.s.databases.contains(name) {
+                return Err(format!("database {name} already exists"));
+            }
+            tx.set_database(name.clone(), true);
+        }
+        Op::DropDatabase { name } => {
+            if !tx.s.databases.contains(name) {
+                return Err(format!("database {name} does not exist"));
+            }
+            let prefix = format!("{name}.");
+            let tables: Vec<String> =
+                tx.s.tables
+                    .keys()
+                    .filter(|t| t.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+            for t in tables {
+                drop_table(tx, &t);
+            }
+            tx.set_database(name.clone(), false);
+        }
+        Op::CreateTable {
+            table,
+            engine,
+            create_sql,
+        } => {
+            if tx.s.tables.contains_key(table) {
+                return Err(format!("table {table} already exists"));
+            }
+            let db = table.split_once('.').map(|(d, _)| d).unwrap_or("");
+            if !tx.s.databases.contains(db) {
+                return Err(format!("database {db} does not exist"));
+            }
+            let meta = TableMeta {
+                engine: engine.clone(),
+                create_sql: create_sql.clone(),
+                version: 1,
+                next_log: 1,
+                ..Default::default()
+            };
+            tx.set_table(table.clone(), Some(meta));
+        }
+        Op::AlterTable { table, create_sql } => {
+            let mut t = tx.table(table)?;
+            t.version += 1;
+            t.create_sql = create_sql.clone();
+            let version = t.version;
+            tx.set_table(table.clone(), Some(t));
+            append_log(
+                tx,
+                table,
+                LogEntry::AlterMetadata {
+                    version,
+                    create_sql: create_sql.clone(),
+                },
+            )?;
+        }
+        Op::DropTable { table } => {
+            tx.table(table)?;
+            drop_table(tx, table);
+        }
+        Op::AddReplica {
+            table,
+            replica,
+            node_id,
+            address,
+        } => {
+            let mut t = tx.table(table)?;
+            if t.replicas.contains_key(replica) {
+                return Err(format!("replica {replica} of {table} already exists"));
+            }
+            // A new replica starts at the log's head: it clones the current part set.
+            let meta = ReplicaMeta {
+                node_id: *node_id,
+                address: address.clone(),
+                log_pointer: t.next_log,
+            };
+            t.replicas.insert(replica.clone(), meta);
+            tx.set_table(table.clone(), Some(t));
+        }
+        Op::RemoveReplica { table, replica } => {
+            let mut t = tx.table(table)?;
+            if t.replicas.remove(replica).is_none() {
+                return Err(format!("replica {replica} of {table} does not exist"));
+            }
+            tx.set_table(table.clone(), Some(t));
+            for (part, mut meta) in tx.s.parts_of(table) {
+                if meta.holders.remove(replica) {
+                    tx.set_part(item_key(table, &part), Some(meta));
+                }
+            }
+            trim_log(tx, table)?;
+        }
+        Op::AppendLog { table, entry } => {
+            return append_log(tx, table, entry.clone()).map(OpResult::LogIndex)
+        }
+        Op::SetLogPointer {
+            table,
+            replica,
+            pointer,
+        } => {
+            let mut t = tx.table(table)?;
+            let r = t
+                .replicas
+                .get_mut(replica)
+                .ok_or_else(|| format!("replica {replica} of {table} does not exist"))?;
+            if *pointer > t.next_log {
+                return Err(format!(
+                    "log pointer {pointer} is past the log's end {}",
+                    t.next_log
+                ));
+            }
+            r.log_pointer = r.log_pointer.max(*pointer);
+            tx.set_table(table.clone(), Some(t));
+            trim_log(tx, table)?;
+        }
+        Op::AddPartHolder {
+            table,
+            part,
+            replica,
+        } => {
+            tx.table(table)?;
+            let key = item_key(table, part);
+            let mut meta = tx.s.parts.get(&key).cloned().unwrap_or_default();
+            meta.holders.insert(replica.clone());
+            tx.set_part(key, Some(meta));
+        }
+        Op::RemovePartHolder {
+            table,
+            part,
+            replica,
+        } => {
+            let key = item_key(table, part);
+            if let Some(mut meta) = tx.s.parts.get(&key).cloned() {
+                meta.holders.remove(replica);
+                let keep = (!meta.holders.is_empty()).then_some(meta);
+                tx.set_part(key, keep);
+            }
+        }
+        Op::AllocateBlock { table, partition } => {
+            let mut t = tx.table(table)?;
+            let n = t.block_numbers.get(partition).copied().unwrap_or(0) + 1;
+            t.block_numbers.insert(partition.clone(), n);
+            tx.set_table(table.clone(), Some(t));
+            return Ok(OpResult::Block(n));
+        }
+        Op::AddDedupBlock {
+            table,
+            block_id,
+            part,
+            window,
+            window_seconds,
+        } => {
+            let mut t = tx.table(table)?;
+            let key = item_key(table, block_id);
+            if tx.s.dedup.contains_key(&key) {
+                return Err(format!("block {block_id} was already inserted"));
+            }
+            let seq = t.next_dedup_seq;
+            t.next_dedup_seq += 1;
+            t.dedup_count += 1;
+            tx.set_dedup(
+                key,
+                Some(DedupBlock {
+                    part: part.clone(),
+                    created_ms: now_ms,
+                    seq,
+                }),
+            );
+            tx.set_dedup_order(index_key(table, seq), Some(block_id.clone()));
+            // Keep the last `window` ids, and only those younger than `window_seconds`.
+            let min_created = now_ms.saturating_sub(window_seconds.saturating_mul(1000));
+            let (start, end) = table_range(table);
+            let order: Vec<(String, String)> =
+                tx.s.dedup_order
+                    .range(start..end)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+            for (order_key, old_id) in order {
+                let old_key = item_key(table, &old_id);
+                let too_old =
+                    tx.s.dedup
+                        .get(&old_key)
+                        .is_some_and(|b| b.created_ms < min_created);
+                if t.dedup_count <= *window && !too_old {
+                    break;
+                }
+                tx.set_dedup_order(order_key, None);
+                tx.set_dedup(old_key, None);
+                t.dedup_count -= 1;
+            }
+            tx.set_table(table.clone(), Some(t));
+        }
+        Op::RenewLease {
+            node_id,
+            address,
+            ttl_ms,
+        } => {
+            let lease = Lease {
+                address: address.clone(),
+                renewed_ms: now_ms,
+                expires_ms: now_ms.saturating_add(*ttl_ms),
+            };
+            tx.set_lease(*node_id, Some(lease));
+        }
+        Op::EnqueueDdl { query, initiator } => {
+            let seq = tx.s.next_ddl + 1;
+            tx.set_next_ddl(seq);
+            let task = DdlTask {
+                query: query.clone(),
+                initiator: *initiator,
+                created_ms: now_ms,
+                finished: BTreeMap::new(),
+            };
+            tx.set_ddl(seq, Some(task));
+            return Ok(OpResult::DdlSeq(seq));
+        }
+        Op::FinishDdl {
+            seq,
+            node_id,
+            error,
+        } => {
+            let mut task =
+                tx.s.ddl
+                    .get(seq)
+                    .cloned()
+                    .ok_or_else(|| format!("DDL task {seq} does not exist"))?;
+            task.finished
+                .insert(*node_id, error.clone().unwrap_or_default());
+            tx.set_ddl(*seq, Some(task));
+        }
+        Op::Put { key, value } => {
+            tx.set_kv(key.clone(), Some(value.clone()));
+        }
+        Op::Delete { key } => {
+            tx.set_kv(key.clone(), None);
+        }
+    }
+    Ok(OpResult::Done)
+}
+
+fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry) -> Result<u64, String> {
+    let mut t = tx.table(table)?;
+    let index = t.next_log;
+    t.next_log += 1;
+    if let LogEntry::GetPart { part, holders, .. } = &entry {
+        let key = item_key(table, part);
+        if tx.s.parts.contains_key(&key) {
+            return Err(format!("part {part} of {table} already exists"));
+        }
+        tx.set_part(
+            key,
+            Some(PartMeta {
+                holders: holders.clone(),
+            }),
+        );
+    }
+    if t.replicas.is_empty() {
+        // Nobody will read it: keep the index moving, store nothing.
+        tx.set_table(table.to_string(), Some(t));
+        return Ok(index);
+    }
+    tx.set_table(table.to_string(), Some(t));
+    tx.set_log(index_key(table, index), Some(entry));
+    Ok(index)
+}
+
+/// Removes the log entries every replica has executed.
+fn trim_log(tx: &mut Tx<'_>, table: &str) -> Result<(), String> {
+    let t = tx.table(table)?;
+    let min = t
+        .replicas
+        .values()
+        .map(|r| r.log_pointer)
+        .min()
+        .unwrap_or(t.next_log);
+    let (start, _) = table_range(table);
+    let done: Vec<String> =
+        tx.s.log
+            .range(start..index_key(table, min))
+            .map(|(k, _)| k.clone())
+            .collect();
+    for k in done {
+        tx.set_log(k, None);
+    }
+    Ok(())
+}
+
+fn drop_table(tx: &mut Tx<'_>, table: &str) {
+    for k in range_keys(&tx.s.log, table) {
+        tx.set_log(k, None);
+    }
+    for k in range_keys(&tx.s.parts, table) {
+        tx.set_part(k, None);
+    }
+    for k in range_keys(&tx.s.dedup, table) {
+        tx.set_dedup(k, None);
+    }
+    for k in range_keys(&tx.s.dedup_order, table) {
+        tx.set_dedup_order(k, None);
+    }
+    tx.set_table(table.to_string(), None);
+}
+
+fn range_keys<V>(m: &BTreeMap<String, V>, table: &str) -> Vec<String> {
+    let (start, end) = table_range(table);
+    m.range(start..end).map(|(k, _)| k.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::command::{Check, LogEntry, Op, OpResult, Request, Response};
+
+    fn req(ops: Vec<Op>, now_ms: u64) -> Request {
+        let mut r = Request::ops(ops);
+        r.now_ms = now_ms;
+        r
+    }
+
+    fn table_setup() -> MetaState {
+        let mut s = MetaState::default();
+        let ops = vec![
+            Op::CreateDatabase { name: "db".into() },
+            Op::CreateTable {
+                table: "db.t".into(),
+                engine: "ReplicatedMergeTree".into(),
+                create_sql: "CREATE".into(),
+            },
+            Op::AddReplica {
+                table: "db.t".into(),
+                replica: "r1".into(),
+                node_id: 1,
+                address: "a".into(),
+            },
+            Op::AddReplica {
+                table: "db.t".into(),
+                replica: "r2".into(),
+                node_id: 2,
+                address: "b".into(),
+            },
+        ];
+        assert!(s.apply(&req(ops, 1)).is_ok());
+        s
+    }
+
+    #[test]
+    fn insert_transaction_dedups_and_allocates() {
+        let mut s = table_setup();
+        let insert = |block: &str, part: &str| {
+            req(
+                vec![
+                    Op::AllocateBlock {
+                        table: "db.t".into(),
+                        partition: "all".into(),
+                    },
+                    Op::AppendLog {
+                        table: "db.t".into(),
+                        entry: LogEntry::GetPart {
+                            part: part.into(),
+                            block_id: Some(block.into()),
+                            holders: ["r1".to_string()].into(),
+                        },
+                    },
+                    Op::AddDedupBlock {
+                        table: "db.t".into(),
+                        block_id: block.into(),
+                        part: part.into(),
+                        window: 2,
+                        window_seconds: 3600,
+                    },
+                ],
+                10,
+            )
+            .with_checks(vec![Check::DedupAbsent {
+                table: "db.t".into(),
+                block_id: block.into(),
+            }])
+        };
+        let r = s.apply(&insert("all_1", "all_1_1_0"));
+        assert_eq!(
+            r,
+            Response::Ok {
+                results: vec![OpResult::Block(1), OpResult::LogIndex(1), OpResult::Done]
+            }
+        );
+        let before = s.to_bytes();
+        match s.apply(&insert("all_1", "all_2_2_0")) {
+            Response::CheckFailed { detail, .. } => {
+                assert_eq!(detail.as_deref(), Some("all_1_1_0"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.to_bytes(), before, "a failed check changes nothing");
+        assert!(s.apply(&insert("all_2", "all_2_2_0")).is_ok());
+        assert!(s.apply(&insert("all_3", "all_3_3_0")).is_ok());
+        // Window of 2: the oldest id fell out.
+        assert!(s.dedup_block("db.t", "all_1").is_none());
+        assert!(s.dedup_block("db.t", "all_3").is_some());
+        assert_eq!(s.log_from("db.t", 0).len(), 3);
+        assert_eq!(s.parts_of("db.t").len(), 3);
+    }
+
+    #[test]
+    fn failed_op_rolls_back_the_whole_transaction() {
+        let mut s = table_setup();
+        let before = s.to_bytes();
+        let r = s.apply(&req(
+            vec![
+                Op::AllocateBlock {
+                    table: "db.t".into(),
+                    partition: "p".into(),
+                },
+                Op::Put {
+                    key: "k".into(),
+                    value: "v".into(),
+                },
+                Op::CreateDatabase { name: "db".into() },
+            ],
+            5,
+        ));
+        assert!(matches!(r, Response::Rejected { index: 2, .. }), "{r:?}");
+        assert_eq!(s.to_bytes(), before);
+    }
+
+    #[test]
+    fn log_is_trimmed_behind_every_replica() {
+        let mut s = table_setup();
+        for i in 0..5 {
+            let entry = LogEntry::DropRange {
+                partition: "p".into(),
+                max_block: i,
+            };
+            assert!(s
+                .apply(&req(
+                    vec![Op::AppendLog {
+                        table: "db.t".into(),
+                        entry
+                    }],
+                    1
+                ))
+                .is_ok());
+        }
+        let ptr = |r: &str, p| Op::SetLogPointer {
+            table: "db.t".into(),
+            replica: r.into(),
+            pointer: p,
+        };
+        assert!(s.apply(&req(vec![ptr("r1", 4)], 1)).is_ok());
+        assert_eq!(
+            s.log_from("db.t", 0).len(),
+            5,
+            "r2 has not executed anything"
+        );
+        assert!(s.apply(&req(vec![ptr("r2", 3)], 1)).is_ok());
+        assert_eq!(s.log_from("db.t", 0).first().map(|e| e.0), Some(3));
+        assert!(matches!(
+            s.apply(&req(vec![ptr("r2", 99)], 1)),
+            Response::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn stale_schema_version_fails_cleanly() {
+        let mut s = table_setup();
+        let alter = Op::AlterTable {
+            table: "db.t".into(),
+            create_sql: "v2".into(),
+        };
+        let r = req(vec![alter], 1).with_checks(vec![Check::TableVersion {
+            table: "db.t".into(),
+            version: 1,
+        }]);
+        assert!(s.apply(&r).is_ok());
+        assert!(matches!(s.apply(&r), Response::CheckFailed { .. }));
+        assert_eq!(s.tables["db.t"].version, 2);
+    }
+
+    #[test]
+    fn leases_expire_by_the_stamped_clock() {
+        let mut s = MetaState::default();
+        let renew = Op::RenewLease {
+            node_id: 3,
+            address: "x".into(),
+            ttl_ms: 4000,
+        };
+        assert!(s.apply(&req(vec![renew], 1000)).is_ok());
+        assert!(s.lease_active(3, 4999));
+        assert!(!s.lease_active(3, 5000));
+        assert!(!s.lease_active(4, 0));
+    }
+
+    #[test]
+    fn newer_command_versions_are_rejected() {
+        let mut s = MetaState::default();
+        let mut r = req(
+            vec![Op::Put {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+            1,
+        );
+        r.v = 99;
+        assert!(matches!(s.apply(&r), Response::Rejected { .. }));
+        assert!(s.kv.is_empty());
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        let table = prop_oneof![
+            Just("db.t".to_string()),
+            Just("db.u".to_string()),
+            Just("x.t".to_string())
+        ];
+        let name = "[a-c]{1,2}";
+        prop_oneof![
+            name.prop_map(|n| Op::CreateDatabase {
+                name: format!("d{n}")
+            }),
+            Just(Op::CreateDatabase { name: "db".into() }),
+            table.clone().prop_map(|t| Op::CreateTable {
+                table: t,
+                engine: "e".into(),
+                create_sql: "s".into()
+            }),
+            table.clone().prop_map(|t| Op::DropTable { table: t }),
+            (table.clone(), name).prop_map(|(t, r)| Op::AddReplica {
+                table: t,
+                replica: r,
+                node_id: 1,
+                address: "a".into()
+            }),
+            (table.clone(), name).prop_map(|(t, p)| Op::AppendLog {
+                table: t,
+                entry: LogEntry::GetPart {
+                    part: p,
+                    block_id: None,
+                    holders: Default::default()
+                }
+            }),
+            (table.clone(), name, 0u64..6).prop_map(|(t, r, p)| Op::SetLogPointer {
+                table: t,
+                replica: r,
+                pointer: p
+            }),
+            (table.clone(), name).prop_map(|(t, p)| Op::AllocateBlock {
+                table: t,
+                partition: p
+            }),
+            (table.clone(), name, 1u64..4).prop_map(|(t, b, w)| Op::AddDedupBlock {
+                table: t,
+                block_id: b,
+                part: "p".into(),
+                window: w,
+                window_seconds: 1
+            }),
+            (1u64..4).prop_map(|n| Op::RenewLease {
+                node_id: n,
+                address: "a".into(),
+                ttl_ms: 100
+            }),
+            (name, name).prop_map(|(k, v)| Op::Put { key: k, value: v }),
+            name.prop_map(|k| Op::Delete { key: k }),
+            Just(Op::EnqueueDdl {
+                query: "q".into(),
+                initiator: 1
+            }),
+        ]
+    }
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        (
+            proptest::collection::vec(arb_op(), 1..4),
+            0u64..5000,
+            proptest::option::of("[a-c]{1,2}"),
+        )
+            .prop_map(|(ops, now, dedup)| {
+                let mut r = req(ops, now);
+                if let Some(b) = dedup {
+                    r.checks.push(Check::DedupAbsent {
+                        table: "db.t".into(),
+                        block_id: b,
+                    });
+                }
+                r
+            })
+    }
+
+    proptest! {
+        /// Two replicas applying the same commands hold the same bytes, also
+        /// when one of them restarts from a snapshot (serialize + load) midway.
+        #[test]
+        fn replicas_converge(cmds in proptest::collection::vec(arb_request(), 1..60), cut in 0usize..60) {
+            let mut a = MetaState::default();
+            let mut b = MetaState::default();
+            let mut responses = (Vec::new(), Vec::new());
+            for (i, c) in cmds.iter().enumerate() {
+                if i == cut {
+                    b = serde_json::from_slice(&b.to_bytes()).unwrap();
+                }
+                responses.0.push(a.apply(c));
+                responses.1.push(b.apply(c));
+            }
+            prop_assert_eq!(responses.0, responses.1);
+            prop_assert_eq!(a.to_bytes(), b.to_bytes());
+        }
+
+        /// A command that does not apply leaves the state byte-for-byte as it was.
+        #[test]
+        fn failures_change_nothing(cmds in proptest::collection::vec(arb_request(), 1..40)) {
+            let mut s = MetaState::default();
+            for c in &cmds {
+                let before = s.to_bytes();
+                if !s.apply(c).is_ok() {
+                    prop_assert_eq!(before, s.to_bytes());
+                }
+            }
+        }
+    }
+}

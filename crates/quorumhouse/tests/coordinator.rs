@@ -1,0 +1,315 @@
+//! The built-in coordinator across real processes: leader failover, minority
+//! writes, partitions, full restarts, a wiped node rejoining by snapshot, and
+//! malformed RPCs. Every wait polls a condition with a generous bound.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use jepsen_like_tests::TestCluster;
+use qh_meta::{Check, MetaError, Op, Request, Response};
+
+const BIN: &str = env!("CARGO_BIN_EXE_quorumhouse");
+const LONG: Duration = Duration::from_secs(60);
+
+fn put(key: &str, value: &str) -> Request {
+    Request::op(Op::Put {
+        key: key.into(),
+        value: value.into(),
+    })
+}
+
+/// Whether the committed state holds `key = value`, asked through the log
+/// itself (a CAS that only applies if it does), so the answer is linearizable.
+async fn holds(c: &TestCluster, via: u64, key: &str, value: &str) -> Result<bool, MetaError> {
+    let probe = put("probe", key).with_checks(vec![Check::KeyEquals {
+        key: key.into(),
+        value: Some(value.into()),
+    }]);
+    Ok(c.meta(via).write(&probe).await?.is_ok())
+}
+
+fn others(c: &TestCluster, not: &[u64]) -> BTreeSet<u64> {
+    c.all().into_iter().filter(|n| !not.contains(n)).collect()
+}
+
+fn start(n: u64, extra: &[&str]) -> TestCluster {
+    TestCluster::start(Path::new(BIN), n, extra).expect("cluster starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_sigkill_elects_new_leader_and_loses_nothing() {
+    let mut c = start(3, &[]);
+    let leader = c.leader(&c.all(), LONG).await.unwrap();
+    let follower = *others(&c, &[leader]).iter().next().unwrap();
+    // Writes through a follower are forwarded to the leader.
+    for i in 0..30 {
+        let r = c
+            .meta(follower)
+            .write(&put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            Response::Ok {
+                results: vec![qh_meta::OpResult::Done]
+            }
+        );
+    }
+    c.kill(leader);
+    let killed_at = Instant::now();
+    let survivors = others(&c, &[leader]);
+    // Keep writing until one commits: that is the first write of the new leader.
+    let took = c
+        .wait_for("a commit after the leader was killed", LONG, || async {
+            c.meta(follower)
+                .write(&put("after", "kill"))
+                .await
+                .ok()
+                .map(|_| killed_at.elapsed())
+        })
+        .await
+        .unwrap();
+    assert!(
+        took < Duration::from_secs(3),
+        "first commit after leader loss took {took:?}"
+    );
+    let new_leader = c.leader(&survivors, LONG).await.unwrap();
+    assert_ne!(new_leader, leader);
+    for i in 0..30 {
+        assert!(
+            holds(&c, follower, &format!("k{i}"), &format!("v{i}"))
+                .await
+                .unwrap(),
+            "k{i} lost"
+        );
+    }
+    // The old leader comes back as a follower and catches up.
+    c.spawn(leader).unwrap();
+    c.converged(&c.all(), LONG).await.unwrap();
+    let st = c.status(leader).await.unwrap();
+    assert_ne!(st.role, "leader");
+    assert!(holds(&c, leader, "after", "kill").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_never_reports_success() {
+    let mut c = start(3, &["--coordinator-write-timeout-ms", "2000"]);
+    c.leader(&c.all(), LONG).await.unwrap();
+    assert!(c.meta(1).write(&put("before", "1")).await.unwrap().is_ok());
+    c.kill(2);
+    c.kill(3);
+    // Node 1 alone: every write must fail (no leader, or outcome unknown), never succeed.
+    for i in 0..3 {
+        match c.meta(1).write(&put("minority", &i.to_string())).await {
+            Ok(r) => panic!("a minority committed a write: {r:?}"),
+            Err(MetaError::NoLeader(_) | MetaError::Unknown(_)) => {}
+            Err(e) => panic!("unexpected error kind: {e}"),
+        }
+    }
+    c.spawn(2).unwrap();
+    c.spawn(3).unwrap();
+    c.wait_for("writes to work again", LONG, || async {
+        c.meta(3).write(&put("healed", "1")).await.ok()
+    })
+    .await
+    .unwrap();
+    assert!(holds(&c, 2, "before", "1").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_leader_cannot_commit_and_steps_down() {
+    let c = start(3, &["--coordinator-write-timeout-ms", "2000"]);
+    let old = c.leader(&c.all(), LONG).await.unwrap();
+    let rest = others(&c, &[old]);
+    c.meta(old).isolate(&rest).await.unwrap();
+    for &n in &rest {
+        c.meta(n).isolate(&BTreeSet::from([old])).await.unwrap();
+    }
+    let new = c.leader(&rest, LONG).await.unwrap();
+    assert_ne!(new, old);
+    let any = *rest.iter().next().unwrap();
+    assert!(c
+        .meta(any)
+        .write(&put("majority", "yes"))
+        .await
+        .unwrap()
+        .is_ok());
+    // The cut-off leader cannot commit anything.
+    match c.meta(old).write(&put("cut-off", "yes")).await {
+        Ok(r) => panic!("a partitioned leader committed: {r:?}"),
+        Err(e) => assert!(
+            matches!(e, MetaError::NoLeader(_) | MetaError::Unknown(_)),
+            "{e}"
+        ),
+    }
+    // Heal: the old leader learns the new term and follows.
+    c.meta(old).isolate(&BTreeSet::new()).await.unwrap();
+    for &n in &rest {
+        c.meta(n).isolate(&BTreeSet::new()).await.unwrap();
+    }
+    let st = c
+        .wait_for("the old leader to follow", LONG, || async {
+            let st = c.status(old).await?;
+            (st.role == "follower" && st.leader.is_some_and(|l| l != old)).then_some(st)
+        })
+        .await
+        .unwrap();
+    assert!(st.term > 0);
+    assert!(
+        !holds(&c, old, "cut-off", "yes").await.unwrap(),
+        "an uncommitted write surfaced"
+    );
+    assert!(holds(&c, old, "majority", "yes").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_restart_keeps_state_and_does_not_reinitialize() {
+    let mut c = start(3, &[]);
+    c.leader(&c.all(), LONG).await.unwrap();
+    let setup = Request::ops(vec![
+        Op::CreateDatabase { name: "db".into() },
+        Op::CreateTable {
+            table: "db.t".into(),
+            engine: "ReplicatedMergeTree".into(),
+            create_sql: "CREATE".into(),
+        },
+    ]);
+    assert!(c.meta(2).write(&setup).await.unwrap().is_ok());
+    for i in 0..20 {
+        assert!(c
+            .meta(3)
+            .write(&put(&format!("k{i}"), "v"))
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    let before = c.converged(&c.all(), LONG).await.unwrap();
+    for id in c.all() {
+        c.stop(id);
+    }
+    for id in c.all() {
+        c.spawn(id).unwrap();
+    }
+    c.leader(&c.all(), LONG).await.unwrap();
+    let after = c.converged(&c.all(), LONG).await.unwrap();
+    assert!(after.applied_index >= before.applied_index);
+    // Same group: terms only move forward (a restarted leader may resume its term).
+    assert!(after.term >= before.term, "{before:?} -> {after:?}");
+    assert!(holds(&c, 1, "k19", "v").await.unwrap());
+    // The table survived: creating it again is rejected.
+    assert!(matches!(
+        c.meta(1).write(&setup).await.unwrap(),
+        Response::Rejected { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wiped_node_rejoins_through_a_snapshot() {
+    let mut c = start(3, &["--raft-snapshot-logs", "50", "--raft-keep-logs", "0"]);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for i in 0..150 {
+        assert!(c
+            .meta(1)
+            .write(&put(&format!("k{i}"), "v"))
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    let victim = 3;
+    c.kill(victim);
+    c.wipe(victim).unwrap();
+    // More writes, so the log the victim would need is purged for sure.
+    for i in 150..220 {
+        assert!(c
+            .meta(1)
+            .write(&put(&format!("k{i}"), "v"))
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    let st = c.status(1).await.unwrap();
+    assert!(
+        st.purged_index > 0,
+        "the log was purged behind a snapshot: {st:?}"
+    );
+    c.spawn(victim).unwrap();
+    c.converged(&c.all(), LONG).await.unwrap();
+    let st = c.status(victim).await.unwrap();
+    assert!(
+        st.snapshot_index > 0,
+        "the wiped node got a snapshot: {st:?}"
+    );
+    assert!(holds(&c, victim, "k0", "v").await.unwrap());
+    assert!(holds(&c, victim, "k219", "v").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_rpcs_are_rejected_and_the_node_lives() {
+    let mut c = start(1, &[]);
+    c.leader(&c.all(), LONG).await.unwrap();
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", c.inter_addr(1)))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raft = qh_proto::interserver::raft_client::RaftClient::new(ch.clone());
+    let garbage = qh_proto::interserver::RaftRequest {
+        from: 7,
+        payload: b"{not json".to_vec(),
+    };
+    let err = raft.append_entries(garbage.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = raft.vote(garbage).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let mut meta = qh_proto::interserver::meta_client::MetaClient::new(ch);
+    let bad = qh_proto::interserver::WriteRequest {
+        command: vec![0xff; 1000],
+        forwarded: false,
+    };
+    assert_eq!(
+        meta.write(bad).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    // A command against a stale schema version fails cleanly, as an answer.
+    let stale = put("x", "y").with_checks(vec![Check::TableVersion {
+        table: "db.nope".into(),
+        version: 3,
+    }]);
+    assert!(matches!(
+        c.meta(1).write(&stale).await.unwrap(),
+        Response::CheckFailed { .. }
+    ));
+    assert!(c
+        .meta(1)
+        .write(&put("still", "alive"))
+        .await
+        .unwrap()
+        .is_ok());
+    assert!(c.is_running(1));
+}
+
+#[test]
+fn unopenable_coordinator_store_stops_the_node_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the store's directory should be.
+    std::fs::write(dir.path().join("coordinator"), b"not a directory").unwrap();
+    let port = |_| jepsen_like_tests::free_port().unwrap().to_string();
+    let out = std::process::Command::new(BIN)
+        .arg("server")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--port",
+            &port(1),
+            "--http-port",
+            &port(2),
+            "--interserver-port",
+            &port(3),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the coordinator store"), "{err}");
+}

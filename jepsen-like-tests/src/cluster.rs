@@ -1,0 +1,263 @@
+//! A cluster of real `quorumhouse server` processes on free loopback ports,
+//! each with its own data directory under one temporary directory, for
+//! multi-process tests: start, SIGKILL, SIGTERM, wipe, partition and query
+//! the coordinator of any node. Every wait polls a condition with a bound.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qh_meta::{MetaClient, NodeStatus};
+
+pub struct TestNode {
+    pub id: u64,
+    pub port: u16,
+    pub http_port: u16,
+    pub inter_port: u16,
+    child: Option<Child>,
+}
+
+pub struct TestCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    pub nodes: BTreeMap<u64, TestNode>,
+    extra: Vec<String>,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes (ids 1..=n) that bootstrap one coordinator group.
+    /// `extra` are added to every `server` command line.
+    pub fn start(bin: &Path, n: u64, extra: &[&str]) -> anyhow::Result<TestCluster> {
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let (port, http_port, inter_port) = (
+                crate::free_port()?,
+                crate::free_port()?,
+                crate::free_port()?,
+            );
+            nodes.insert(
+                id,
+                TestNode {
+                    id,
+                    port,
+                    http_port,
+                    inter_port,
+                    child: None,
+                },
+            );
+        }
+        let mut c = TestCluster {
+            bin: bin.to_path_buf(),
+            dir: tempfile::tempdir()?,
+            nodes,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=n {
+            c.spawn(id)?;
+        }
+        Ok(c)
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    fn log_path(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}.log"))
+    }
+
+    pub fn peers(&self) -> String {
+        let each = self
+            .nodes
+            .values()
+            .map(|n| format!("{}=127.0.0.1:{}", n.id, n.inter_port));
+        each.collect::<Vec<_>>().join(",")
+    }
+
+    /// (Re)starts node `id` with its existing data directory.
+    pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let peers = self.peers();
+        let dir = self.data_dir(id);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))?;
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| anyhow::anyhow!("no node {id}"))?;
+        let child = Command::new(&self.bin)
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--node-id", &id.to_string()])
+            .args(["--port", &node.port.to_string()])
+            .args(["--http-port", &node.http_port.to_string()])
+            .args(["--interserver-port", &node.inter_port.to_string()])
+            .args(["--peers", &peers])
+            .args(&self.extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM (graceful), then reap; SIGKILL after 30 s.
+    pub fn stop(&mut self, id: u64) {
+        if let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
+            // SAFETY: signalling a child process we spawned and have not reaped.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&mut self, id: u64) -> bool {
+        match self.nodes.get_mut(&id).and_then(|n| n.child.as_mut()) {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Deletes the node's data directory (the node must be stopped).
+    pub fn wipe(&self, id: u64) -> anyhow::Result<()> {
+        let d = self.data_dir(id);
+        if d.exists() {
+            fs::remove_dir_all(d)?;
+        }
+        Ok(())
+    }
+
+    pub fn inter_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.nodes[&id].inter_port)
+    }
+
+    pub fn client_endpoint(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[&id].port)
+    }
+
+    pub fn meta(&self, id: u64) -> MetaClient {
+        MetaClient::new(&self.inter_addr(id)).expect("valid loopback address")
+    }
+
+    pub async fn status(&self, id: u64) -> Option<NodeStatus> {
+        self.meta(id).status().await.ok()
+    }
+
+    /// Polls `f` every 50 ms until it returns Some, or fails after `timeout`.
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f().await {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The leader that every node of `among` agrees on, itself one of them
+    /// and confirming it leads.
+    pub async fn leader(&self, among: &BTreeSet<u64>, timeout: Duration) -> anyhow::Result<u64> {
+        self.wait_for("an agreed leader", timeout, || async {
+            let mut leader = None;
+            for &id in among {
+                let st = self.status(id).await?;
+                let l = st.leader?;
+                if leader.is_some_and(|x| x != l) {
+                    return None;
+                }
+                leader = Some(l);
+            }
+            let l = leader.filter(|l| among.contains(l))?;
+            let st = self.status(l).await?;
+            (st.role == "leader").then_some(l)
+        })
+        .await
+    }
+
+    /// Waits until every node of `among` applied the same index with the same state.
+    pub async fn converged(
+        &self,
+        among: &BTreeSet<u64>,
+        timeout: Duration,
+    ) -> anyhow::Result<NodeStatus> {
+        self.wait_for("replicas with identical state", timeout, || async {
+            let mut first: Option<NodeStatus> = None;
+            for &id in among {
+                let st = self.status(id).await?;
+                if let Some(f) = &first {
+                    if f.applied_index != st.applied_index || f.state_digest != st.state_digest {
+                        return None;
+                    }
+                } else {
+                    first = Some(st);
+                }
+            }
+            first
+        })
+        .await
+    }
+
+    /// Process ids of the running nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.child.as_ref().map(|c| c.id()))
+            .collect()
+    }
+
+    pub fn all(&self) -> BTreeSet<u64> {
+        self.nodes.keys().copied().collect()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            self.kill(*id);
+        }
+        if std::thread::panicking() {
+            for id in ids {
+                let log = fs::read_to_string(self.log_path(id)).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                eprintln!("----- node{id} log (last 40 lines) -----\n{tail}");
+            }
+        }
+    }
+}
