@@ -60,6 +60,27 @@ impl TestCluster {
         Ok(c)
     }
 
+    /// Allocates ports for a new node `id` and starts it (it joins nobody by
+    /// itself: add it with `SYSTEM ADD NODE`).
+    pub fn add_process(&mut self, id: u64) -> anyhow::Result<()> {
+        let (port, http_port, inter_port) = (
+            crate::free_port()?,
+            crate::free_port()?,
+            crate::free_port()?,
+        );
+        self.nodes.insert(
+            id,
+            TestNode {
+                id,
+                port,
+                http_port,
+                inter_port,
+                child: None,
+            },
+        );
+        self.spawn(id)
+    }
+
     pub fn data_dir(&self, id: u64) -> PathBuf {
         self.dir.path().join(format!("node{id}"))
     }
@@ -255,6 +276,15 @@ impl Drop for TestCluster {
             for id in ids {
                 let log = fs::read_to_string(self.log_path(id)).unwrap_or_default();
                 let lines: Vec<&str> = log.lines().collect();
+                for (i, l) in lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.contains("panicked"))
+                    .take(3)
+                {
+                    let ctx = lines[i.saturating_sub(3)..(i + 8).min(lines.len())].join("\n");
+                    eprintln!("----- node{id} panicked (line {i}) -----\n{ctx}\n{l}");
+                }
                 let tail = lines[lines.len().saturating_sub(40)..].join("\n");
                 eprintln!("----- node{id} log (last 40 lines) -----\n{tail}");
             }

@@ -565,6 +565,8 @@ impl Session {
                         t.set_merges_stopped(stop);
                     }
                     Ok(QueryResult::empty())
+                } else if cmd.starts_with("ADD NODE") || cmd.starts_with("REMOVE NODE") {
+                    self.change_membership(&words).await
                 } else {
                     Err(QueryError::NotImplemented(format!(
                         "SYSTEM {} is not supported yet",
@@ -573,6 +575,40 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `SYSTEM ADD NODE <id> '<host:port>'` (learner, then voter) and
+    /// `SYSTEM REMOVE NODE <id>`: coordinator membership at run time.
+    async fn change_membership(&self, words: &[String]) -> Result<QueryResult> {
+        let coordinator = self.engine.coordinator.clone().ok_or_else(|| {
+            QueryError::BadArguments("this node has no coordinator (quorumhouse local)".into())
+        })?;
+        let usage = || {
+            QueryError::BadArguments(
+                "expected SYSTEM ADD NODE <id> '<host:interserver-port>' or SYSTEM REMOVE NODE <id>"
+                    .into(),
+            )
+        };
+        let id: u64 = words
+            .get(2)
+            .and_then(|w| w.parse().ok())
+            .filter(|id| *id > 0)
+            .ok_or_else(usage)?;
+        let res = if words[0].eq_ignore_ascii_case("ADD") {
+            let addr = words
+                .get(3)
+                .map(|a| a.trim_matches('\'').to_string())
+                .filter(|a| a.contains(':'))
+                .ok_or_else(usage)?;
+            coordinator.add_node(id, addr).await
+        } else {
+            coordinator.remove_node(id).await
+        };
+        res.map_err(|e| QueryError::Other {
+            code: qh_types::ErrorCode::KEEPER_EXCEPTION,
+            message: e.to_string(),
+        })?;
+        Ok(QueryResult::empty())
     }
 
     /// The partition id an OPTIMIZE ... PARTITION expression names.

@@ -56,6 +56,21 @@ enum ClusterCmd {
         #[arg(long, default_value = "./qh-data")]
         data_dir: PathBuf,
     },
+    /// Start one more node and add it to the coordinator group (learner,
+    /// then voter).
+    AddNode {
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Remove a node from the coordinator group, then stop it.
+    RemoveNode {
+        #[arg(long)]
+        node: u32,
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+    },
     /// Start one node again.
     Start {
         #[arg(long)]
@@ -112,6 +127,17 @@ fn load(dir: &Path) -> anyhow::Result<ClusterFile> {
         )
     })?;
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// A running node other than `not`, to send a statement through.
+fn live_node(dir: &Path, cf: &ClusterFile, not: u32) -> anyhow::Result<u32> {
+    cf.nodes
+        .iter()
+        .copied()
+        .find(|&n| n != not && read_pid(dir, n).is_some_and(alive))
+        .ok_or_else(|| {
+            anyhow::anyhow!("no running node to talk to; run `quorumhouse cluster up` first")
+        })
 }
 
 fn read_pid(dir: &Path, n: u32) -> Option<i32> {
@@ -337,7 +363,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                     {
                         if let Ok(out) = c
                             .query(
-                                "SELECT toString(count()), toString(sum(parts)) FROM system.tables",
+                                "SELECT toString(count()), toString(ifNull(sum(parts), 0)) FROM system.tables",
                             )
                             .await
                         {
@@ -420,6 +446,47 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 }
                 _ => anyhow::bail!("node{node} is not running"),
             }
+        }
+        ClusterCmd::AddNode { data_dir, timeout } => {
+            let mut cf = load(&data_dir)?;
+            let node = cf.nodes.iter().max().copied().unwrap_or(0) + 1;
+            let via = live_node(&data_dir, &cf, node)?;
+            cf.nodes.push(node);
+            fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
+            spawn_node(&data_dir, &cf, node)?;
+            let sql = format!("SYSTEM ADD NODE {node} '{}'", interserver_of(&cf, node));
+            let mut c =
+                qh_client::Client::connect(&[format!("http://127.0.0.1:{}", port_of(&cf, via))])
+                    .await?;
+            c.query(&sql).await?;
+            wait_ready(&cf, &[node], &data_dir, Duration::from_secs(timeout)).await?;
+            println!(
+                "node{node} joined: grpc 127.0.0.1:{}  interserver {}",
+                port_of(&cf, node),
+                interserver_of(&cf, node)
+            );
+            Ok(())
+        }
+        ClusterCmd::RemoveNode { node, data_dir } => {
+            let mut cf = load(&data_dir)?;
+            if !cf.nodes.contains(&node) {
+                anyhow::bail!("the cluster in {} has no node{node}", data_dir.display());
+            }
+            let via = live_node(&data_dir, &cf, node)?;
+            let mut c =
+                qh_client::Client::connect(&[format!("http://127.0.0.1:{}", port_of(&cf, via))])
+                    .await?;
+            c.query(&format!("SYSTEM REMOVE NODE {node}")).await?;
+            if let Some(p) = read_pid(&data_dir, node).filter(|p| alive(*p)) {
+                signal(p, libc::SIGTERM);
+            }
+            cf.nodes.retain(|n| *n != node);
+            fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
+            println!(
+                "node{node} removed from the group and stopped (its data stays in {})",
+                node_dir(&data_dir, node).display()
+            );
+            Ok(())
         }
         ClusterCmd::Start {
             node,

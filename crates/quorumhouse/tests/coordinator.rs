@@ -313,3 +313,40 @@ fn unopenable_coordinator_store_stops_the_node_with_a_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot open the coordinator store"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_added_and_removed_at_run_time() {
+    let mut c = start(3, &[]);
+    c.leader(&c.all(), LONG).await.unwrap();
+    assert!(c.meta(1).write(&put("before", "4")).await.unwrap().is_ok());
+    c.add_process(4).unwrap();
+    // Through SQL on a node that may not lead: it is forwarded to the leader.
+    let mut sql = qh_client::Client::connect(&[c.client_endpoint(2)])
+        .await
+        .unwrap();
+    let add = format!("SYSTEM ADD NODE 4 '{}'", c.inter_addr(4));
+    sql.query(&add).await.unwrap();
+    let st = c.converged(&c.all(), LONG).await.unwrap();
+    assert!(st.voters.contains_key(&4), "{st:?}");
+    assert!(holds(&c, 4, "before", "4").await.unwrap());
+    sql.query("SYSTEM REMOVE NODE 3").await.unwrap();
+    let rest = others(&c, &[3]);
+    let st = c
+        .wait_for("node 3 out of the voters", LONG, || async {
+            let st = c.status(1).await?;
+            (!st.voters.contains_key(&3)).then_some(st)
+        })
+        .await
+        .unwrap();
+    assert_eq!(st.voters.keys().copied().collect::<BTreeSet<_>>(), rest);
+    c.kill(3);
+    assert!(c
+        .meta(4)
+        .write(&put("after", "remove"))
+        .await
+        .unwrap()
+        .is_ok());
+    // Bad input: a clear error with a ClickHouse code.
+    let err = sql.query("SYSTEM ADD NODE x").await.unwrap_err();
+    assert!(err.to_string().contains("BAD_ARGUMENTS"), "{err}");
+}

@@ -74,6 +74,45 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        if let Some(c) = engine.coordinator() {
+            let st = c.status();
+            let active = st.leases.iter().filter(|l| l.is_active).count() as u64;
+            for (name, help, v) in [
+                (
+                    "qh_coordinator_is_leader",
+                    "1 when this node leads the coordinator group.",
+                    u64::from(st.role == "leader"),
+                ),
+                ("qh_coordinator_term", "Current Raft term.", st.term),
+                (
+                    "qh_coordinator_last_log_index",
+                    "Last Raft log index on this node.",
+                    st.last_log_index,
+                ),
+                (
+                    "qh_coordinator_applied_index",
+                    "Raft log index applied to the state machine.",
+                    st.applied_index,
+                ),
+                (
+                    "qh_coordinator_snapshot_index",
+                    "Log index of the last snapshot.",
+                    st.snapshot_index,
+                ),
+                (
+                    "qh_coordinator_voters",
+                    "Voting members of the group.",
+                    st.voters.len() as u64,
+                ),
+                (
+                    "qh_coordinator_active_leases",
+                    "Nodes whose liveness lease is valid.",
+                    active,
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
+        }
         out
     }
 }
