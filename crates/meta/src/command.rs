@@ -252,3 +252,13 @@ impl Response {
         matches!(self, Response::Ok { .. })
     }
 }
+
+/// One Raft log entry: the commands that arrived together at the leader.
+/// Batching many writers' commands into one entry costs one fsync for all of
+/// them; each command still applies (and fails) on its own.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Batch(pub Vec<Request>);
+
+/// The responses to a [`Batch`], in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BatchResponse(pub Vec<Response>);

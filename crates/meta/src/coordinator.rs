@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::command::{Op, Request, Response};
+use crate::command::{Batch, Op, Request, Response};
 use crate::error::MetaError;
 use crate::log_store::LogStore;
 use crate::network::{channel, Faults, Network, MAX_MESSAGE_BYTES};
@@ -106,7 +106,20 @@ pub struct Coordinator {
     peers: Mutex<HashMap<String, GrpcMetaClient<Channel>>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Writes this node proposes as leader, batched by `batch_task`.
+    proposals: tokio::sync::mpsc::Sender<Proposal>,
 }
+
+/// A command waiting to be proposed, and where its outcome goes.
+struct Proposal {
+    req: Request,
+    done: tokio::sync::oneshot::Sender<Result<Attempt, MetaError>>,
+}
+
+/// Batches proposed at once (each is one Raft entry in flight).
+const BATCHES_IN_FLIGHT: usize = 1;
+/// Most commands in one Raft entry.
+const MAX_BATCH: usize = 512;
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +172,7 @@ impl Coordinator {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         let (stop, _) = watch::channel(false);
+        let (proposals, proposals_rx) = tokio::sync::mpsc::channel(4096);
         let me = Arc::new(Coordinator {
             cfg,
             raft,
@@ -167,10 +181,17 @@ impl Coordinator {
             peers: Mutex::new(HashMap::new()),
             stop,
             tasks: Mutex::new(Vec::new()),
+            proposals,
         });
         let bootstrap = tokio::spawn(bootstrap_task(Arc::downgrade(&me), me.stop.subscribe()));
         let lease = tokio::spawn(lease_task(Arc::downgrade(&me), me.stop.subscribe()));
-        me.tasks.lock().extend([bootstrap, lease]);
+        let batches = tokio::spawn(batch_task(
+            me.raft.clone(),
+            me.cfg.write_timeout,
+            proposals_rx,
+            me.stop.subscribe(),
+        ));
+        me.tasks.lock().extend([bootstrap, lease, batches]);
         Ok(me)
     }
 
@@ -322,17 +343,13 @@ impl Coordinator {
         req: Request,
         left: Duration,
     ) -> Result<Attempt, MetaError> {
-        match tokio::time::timeout(left, self.raft.client_write(req)).await {
-            Ok(Ok(resp)) => Ok(Attempt::Done(resp.data)),
-            // Not appended by this node: safe to send again.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Ok(
-                Attempt::Retry(format!("leadership moved to {:?}", f.leader_id)),
-            ),
-            Ok(Err(RaftError::APIError(e))) => Err(MetaError::Unknown(e.to_string())),
-            Ok(Err(RaftError::Fatal(e))) => {
-                tracing::warn!(error = %e, "coordinator write: Raft stopped");
-                Err(MetaError::Stopped)
-            }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        if self.proposals.send(Proposal { req, done }).await.is_err() {
+            return Err(MetaError::Stopped);
+        }
+        match tokio::time::timeout(left, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(MetaError::Stopped),
             Err(_) => Err(MetaError::Unknown(
                 "not committed by a quorum in time".into(),
             )),
@@ -408,6 +425,17 @@ impl Coordinator {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         peers.insert(addr, c.clone());
         Some(c)
+    }
+
+    /// Index of the last entry applied on this node.
+    pub fn applied_index(&self) -> u64 {
+        self.sm
+            .0
+            .applied
+            .read()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0)
     }
 
     pub fn current_leader(&self) -> Option<NodeId> {
@@ -658,5 +686,85 @@ async fn lease_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
         if tokio::time::timeout(every, stop.changed()).await.is_ok() {
             return;
         }
+    }
+}
+
+/// Proposes queued commands as batches: while up to [`BATCHES_IN_FLIGHT`]
+/// entries are being committed, newly arriving commands queue up and go out
+/// together in the next entry, so N concurrent writers share one fsync.
+async fn batch_task(
+    raft: Raft,
+    timeout: Duration,
+    mut rx: tokio::sync::mpsc::Receiver<Proposal>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let first = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => return },
+            _ = stop.changed() => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let (reqs, waiters): (Vec<Request>, Vec<_>) =
+                batch.into_iter().map(|p| (p.req, p.done)).unzip();
+            let n = reqs.len();
+            // Bounded so a permit is never held forever by a cut-off leader.
+            let outcome = tokio::time::timeout(timeout * 3, raft.client_write(Batch(reqs))).await;
+            let mut answers: Vec<Result<Attempt, MetaError>> = match outcome {
+                Ok(Ok(resp)) if resp.data.0.len() == n => resp
+                    .data
+                    .0
+                    .into_iter()
+                    .map(|r| Ok(Attempt::Done(r)))
+                    .collect(),
+                Ok(Ok(resp)) => {
+                    let m = format!(
+                        "a batch of {n} commands got {} responses",
+                        resp.data.0.len()
+                    );
+                    (0..n)
+                        .map(|_| Err(MetaError::Protocol(m.clone())))
+                        .collect()
+                }
+                // Not appended by this node: safe to send again.
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => (0..n)
+                    .map(|_| {
+                        Ok(Attempt::Retry(format!(
+                            "leadership moved to {:?}",
+                            f.leader_id
+                        )))
+                    })
+                    .collect(),
+                Ok(Err(RaftError::APIError(e))) => (0..n)
+                    .map(|_| Err(MetaError::Unknown(e.to_string())))
+                    .collect(),
+                Ok(Err(RaftError::Fatal(e))) => {
+                    tracing::warn!(error = %e, "coordinator write: Raft stopped");
+                    (0..n).map(|_| Err(MetaError::Stopped)).collect()
+                }
+                Err(_) => (0..n)
+                    .map(|_| {
+                        Err(MetaError::Unknown(
+                            "not committed by a quorum in time".into(),
+                        ))
+                    })
+                    .collect(),
+            };
+            for (w, a) in waiters.into_iter().zip(answers.drain(..)) {
+                let _ = w.send(a);
+            }
+        });
     }
 }

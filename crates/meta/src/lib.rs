@@ -30,7 +30,7 @@ pub mod state;
 mod state_machine;
 
 pub use client::MetaClient;
-pub use command::{Check, LogEntry, Op, OpResult, Request, Response};
+pub use command::{Batch, BatchResponse, Check, LogEntry, Op, OpResult, Request, Response};
 pub use coordinator::{Coordinator, CoordinatorConfig, LeaseStatus, NodeStatus};
 pub use error::MetaError;
 pub use state::MetaState;
@@ -40,8 +40,8 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// Raft types of the coordinator group.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Batch,
+        R = BatchResponse,
         NodeId = NodeId,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

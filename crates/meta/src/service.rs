@@ -140,7 +140,7 @@ impl Meta for MetaService {
         let reply = match outcome {
             Ok(r) => WriteReply {
                 response: serde_json::to_vec(&r).map_err(|e| Status::internal(e.to_string()))?,
-                log_index: c.status().applied_index,
+                log_index: c.applied_index(),
                 ..Default::default()
             },
             Err(MetaError::NoLeader(m)) if !req.forwarded => {

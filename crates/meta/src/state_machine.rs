@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::command::Response;
+use crate::command::BatchResponse;
 use crate::state::MetaState;
 use crate::{NodeId, TypeConfig};
 
@@ -167,7 +167,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((a.last_applied, a.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResponse>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -178,11 +178,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for entry in entries {
                 a.last_applied = Some(entry.log_id);
                 let resp = match entry.payload {
-                    EntryPayload::Blank => Response::empty(),
-                    EntryPayload::Normal(req) => a.state.apply(&req),
+                    EntryPayload::Blank => BatchResponse::default(),
+                    EntryPayload::Normal(batch) => {
+                        BatchResponse(batch.0.iter().map(|r| a.state.apply(r)).collect())
+                    }
                     EntryPayload::Membership(m) => {
                         a.membership = StoredMembership::new(Some(entry.log_id), m);
-                        Response::empty()
+                        BatchResponse::default()
                     }
                 };
                 out.push(resp);
