@@ -58,7 +58,7 @@ impl CoordinatorConfig {
             advertise,
             members: BTreeMap::new(),
             heartbeat_ms: 100,
-            election_timeout_ms: 400,
+            election_timeout_ms: 250,
             snapshot_logs: 5000,
             keep_logs: 1000,
             lease_ttl_ms: 4000,

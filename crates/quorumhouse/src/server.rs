@@ -40,7 +40,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 100)]
     pub raft_heartbeat_ms: u64,
     /// Raft election timeout (randomized between this and twice this).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 250)]
     pub raft_election_timeout_ms: u64,
     /// Build a coordinator snapshot (and purge the log) every this many entries.
     #[arg(long, default_value_t = 5000)]

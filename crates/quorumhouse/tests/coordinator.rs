@@ -70,6 +70,7 @@ async fn leader_sigkill_elects_new_leader_and_loses_nothing() {
         })
         .await
         .unwrap();
+    eprintln!("first commit after leader SIGKILL: {took:?}");
     assert!(
         took < Duration::from_secs(3),
         "first commit after leader loss took {took:?}"
