@@ -83,11 +83,11 @@ enum ClusterCmd {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ClusterFile {
-    base_port: u16,
+pub(crate) struct ClusterFile {
+    pub base_port: u16,
     #[serde(default = "default_http_base")]
-    http_base_port: u16,
-    nodes: Vec<u32>,
+    pub http_base_port: u16,
+    pub nodes: Vec<u32>,
 }
 
 fn default_http_base() -> u16 {
@@ -98,7 +98,7 @@ fn cluster_file(dir: &Path) -> PathBuf {
     dir.join("cluster.json")
 }
 
-fn node_dir(dir: &Path, n: u32) -> PathBuf {
+pub(crate) fn node_dir(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("node{n}"))
 }
 
@@ -106,7 +106,7 @@ fn port_of(cf: &ClusterFile, n: u32) -> u16 {
     cf.base_port + n as u16
 }
 
-fn interserver_of(cf: &ClusterFile, n: u32) -> String {
+pub(crate) fn interserver_of(cf: &ClusterFile, n: u32) -> String {
     format!("127.0.0.1:{}", cf.base_port + 100 + n as u16)
 }
 
@@ -118,7 +118,7 @@ fn peers_arg(cf: &ClusterFile) -> String {
     each.collect::<Vec<_>>().join(",")
 }
 
-fn load(dir: &Path) -> anyhow::Result<ClusterFile> {
+pub(crate) fn load(dir: &Path) -> anyhow::Result<ClusterFile> {
     let p = cluster_file(dir);
     let bytes = fs::read(&p).map_err(|e| {
         anyhow::anyhow!(
@@ -140,13 +140,13 @@ fn live_node(dir: &Path, cf: &ClusterFile, not: u32) -> anyhow::Result<u32> {
         })
 }
 
-fn read_pid(dir: &Path, n: u32) -> Option<i32> {
+pub(crate) fn read_pid(dir: &Path, n: u32) -> Option<i32> {
     fs::read_to_string(node_dir(dir, n).join("pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     // Signal 0 checks existence; a zombie of ours still counts as gone.
     // SAFETY: kill(2) with signal 0 only checks the pid.
     let exists = unsafe { libc::kill(pid, 0) == 0 };
@@ -156,14 +156,14 @@ fn alive(pid: i32) -> bool {
             .unwrap_or(false)
 }
 
-fn signal(pid: i32, sig: i32) {
+pub(crate) fn signal(pid: i32, sig: i32) {
     // SAFETY: sending a signal to a node process we started.
     unsafe {
         libc::kill(pid, sig);
     }
 }
 
-fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
+pub(crate) fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
     let nd = node_dir(dir, n);
     fs::create_dir_all(&nd)?;
     if let Some(pid) = read_pid(dir, n) {
@@ -201,7 +201,7 @@ fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
     Ok(pid)
 }
 
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     cf: &ClusterFile,
     nodes: &[u32],
     dir: &Path,

@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod cluster;
+mod drill;
 mod local;
 mod output;
 mod server;
@@ -36,6 +37,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Built-in benchmarks.
     Bench(bench::BenchArgs),
+    /// Failover drills against a running `cluster up` cluster.
+    Drill(drill::DrillArgs),
 }
 
 fn init_tracing(default: &str) {
@@ -69,6 +72,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => {
             init_tracing("warn");
             bench::run(args)
+        }
+        Command::Drill(args) => {
+            init_tracing("warn");
+            drill::run(args)
         }
     }
 }

@@ -351,3 +351,74 @@ async fn nodes_are_added_and_removed_at_run_time() {
     let err = sql.query("SYSTEM ADD NODE x").await.unwrap_err();
     assert!(err.to_string().contains("BAD_ARGUMENTS"), "{err}");
 }
+
+/// A base port B such that B+1..3, B+101..103 and H+1..3 are free now.
+fn free_base_ports() -> (u16, u16) {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .elapsed()
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+    for i in 0..500u64 {
+        let base =
+            20_000 + ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % 20_000) as u16;
+        let http = base + 20_000;
+        let ports = [1, 2, 3, 101, 102, 103].map(|o| base + o);
+        if ports.iter().all(|&p| free(p)) && [1, 2, 3].iter().all(|&o| free(http + o)) {
+            return (base, http);
+        }
+    }
+    panic!("no free port range found");
+}
+
+#[test]
+fn cluster_up_drill_leader_loss_and_down() {
+    /// Stops the cluster's detached processes even when an assertion fails.
+    struct Down(tempfile::TempDir);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(BIN)
+                .args(["cluster", "down", "--data-dir"])
+                .arg(self.0.path())
+                .output();
+        }
+    }
+    let guard = Down(tempfile::tempdir().unwrap());
+    let dir = &guard.0;
+    let (base, http) = free_base_ports();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&[
+        "cluster",
+        "up",
+        "--base-port",
+        &base.to_string(),
+        "--http-base-port",
+        &http.to_string(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("1:active,2:active,3:active"), "{text}");
+    let (ok, text) = run(&["drill", "leader-loss"]);
+    let (_, status) = run(&["cluster", "status"]);
+    let (down_ok, down) = run(&["cluster", "down"]);
+    assert!(ok, "{text}\n{status}");
+    assert!(
+        text.contains("write committed before the kill still there  yes"),
+        "{text}"
+    );
+    assert!(status.matches(" up ").count() == 3, "{status}");
+    assert!(down_ok, "{down}");
+}

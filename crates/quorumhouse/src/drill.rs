@@ -1,0 +1,176 @@
+//! `quorumhouse drill <name>`: rehearse a failure on a running local cluster
+//! (`cluster up`) and report what held and how long recovery took.
+//!
+//! `leader-loss`: SIGKILL the coordinator leader, measure the time to the
+//! first committed write through a survivor and to a new leader, restart the
+//! killed node and measure its catch-up; committed writes made before the
+//! kill are checked after it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use qh_meta::{Check, MetaClient, Op, Request};
+
+use crate::cluster::{alive, interserver_of, load, read_pid, signal, spawn_node, wait_ready};
+
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    #[command(subcommand)]
+    cmd: DrillCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum DrillCmd {
+    /// Kill -9 the coordinator leader and measure recovery.
+    LeaderLoss {
+        #[arg(long, default_value = "./qh-data")]
+        data_dir: PathBuf,
+        /// Give up waiting for recovery after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+}
+
+pub fn run(args: DrillArgs) -> ExitCode {
+    let rt = match crate::output::runtime(false) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let res = match args.cmd {
+        DrillCmd::LeaderLoss { data_dir, timeout } => {
+            rt.block_on(leader_loss(data_dir, Duration::from_secs(timeout)))
+        }
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drill failed: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn leader_loss(dir: PathBuf, timeout: Duration) -> anyhow::Result<()> {
+    let cf = load(&dir)?;
+    let running: Vec<u32> = cf
+        .nodes
+        .iter()
+        .copied()
+        .filter(|&n| read_pid(&dir, n).is_some_and(alive))
+        .collect();
+    if running.len() < 3 {
+        anyhow::bail!("the drill needs at least 3 running nodes (running: {running:?}); run `quorumhouse cluster up`");
+    }
+    let client = |n: u32| MetaClient::new(&interserver_of(&cf, n));
+    let mut leader = None;
+    for &n in &running {
+        if let Ok(st) = client(n)?.status().await {
+            leader = st.leader;
+            break;
+        }
+    }
+    let leader = leader.ok_or_else(|| anyhow::anyhow!("no coordinator leader right now"))? as u32;
+    let survivor = *running
+        .iter()
+        .find(|&&n| n != leader)
+        .ok_or_else(|| anyhow::anyhow!("no survivor"))?;
+    let token = format!("{}", qh_meta::now_ms());
+    let mark = Request::op(Op::Put {
+        key: "drill/leader-loss/before".into(),
+        value: token.clone(),
+    });
+    anyhow::ensure!(
+        client(survivor)?.write(&mark).await?.is_ok(),
+        "the write before the kill did not apply"
+    );
+    let before = client(leader)?.status().await?;
+
+    let pid =
+        read_pid(&dir, leader).ok_or_else(|| anyhow::anyhow!("no pid file for node{leader}"))?;
+    println!(
+        "killing node{leader} (leader, term {}, pid {pid}) with SIGKILL",
+        before.term
+    );
+    signal(pid, libc::SIGKILL);
+    let killed = Instant::now();
+    let deadline = killed + timeout;
+    let probe = Request::op(Op::Put {
+        key: "drill/leader-loss/after".into(),
+        value: token.clone(),
+    });
+    let first_write = loop {
+        if let Ok(r) = client(survivor)?.write(&probe).await {
+            if r.is_ok() {
+                break killed.elapsed();
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no write committed within {timeout:?} of the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let after = client(survivor)?.status().await?;
+    let check = Request::op(Op::Put {
+        key: "drill/leader-loss/check".into(),
+        value: token.clone(),
+    })
+    .with_checks(vec![Check::KeyEquals {
+        key: "drill/leader-loss/before".into(),
+        value: Some(token.clone()),
+    }]);
+    let kept = client(survivor)?.write(&check).await?.is_ok();
+
+    println!("restarting node{leader}");
+    let restarted = Instant::now();
+    spawn_node(&dir, &cf, leader)?;
+    wait_ready(&cf, &[leader], &dir, timeout).await?;
+    let target = client(survivor)?.status().await?.applied_index;
+    loop {
+        if client(leader)?
+            .status()
+            .await
+            .is_ok_and(|s| s.applied_index >= target)
+        {
+            break;
+        }
+        anyhow::ensure!(
+            restarted.elapsed() < timeout,
+            "node{leader} did not catch up within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let caught_up = restarted.elapsed();
+
+    println!();
+    println!("{:<44} leader-loss", "drill");
+    println!(
+        "{:<44} node{leader} (term {})",
+        "killed leader", before.term
+    );
+    println!(
+        "{:<44} node{} (term {})",
+        "new leader",
+        after.leader.unwrap_or(0),
+        after.term
+    );
+    println!(
+        "{:<44} {:.0} ms",
+        "kill -9 -> first committed write",
+        first_write.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{:<44} {}",
+        "write committed before the kill still there",
+        if kept { "yes" } else { "NO" }
+    );
+    println!(
+        "{:<44} {:.0} ms",
+        "restart -> killed node caught up",
+        caught_up.as_secs_f64() * 1000.0
+    );
+    anyhow::ensure!(kept, "a committed write was lost");
+    Ok(())
+}
