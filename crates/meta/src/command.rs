@@ -193,6 +193,9 @@ pub enum Op {
     EnqueueDdl {
         query: String,
         initiator: NodeId,
+        /// Database unqualified names in `query` refer to.
+        #[serde(default)]
+        database: String,
     },
     FinishDdl {
         seq: u64,

@@ -58,6 +58,8 @@ pub struct Lease {
 pub struct DdlTask {
     pub query: String,
     pub initiator: NodeId,
+    #[serde(default)]
+    pub database: String,
     pub created_ms: u64,
     /// Node id → error text ("" when it succeeded).
     pub finished: BTreeMap<NodeId, String>,
@@ -496,12 +498,17 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             };
             tx.set_lease(*node_id, Some(lease));
         }
-        Op::EnqueueDdl { query, initiator } => {
+        Op::EnqueueDdl {
+            query,
+            initiator,
+            database,
+        } => {
             let seq = tx.s.next_ddl + 1;
             tx.set_next_ddl(seq);
             let task = DdlTask {
                 query: query.clone(),
                 initiator: *initiator,
+                database: database.clone(),
                 created_ms: now_ms,
                 finished: BTreeMap::new(),
             };
@@ -857,7 +864,8 @@ mod tests {
             name.prop_map(|k| Op::Delete { key: k }),
             Just(Op::EnqueueDdl {
                 query: "q".into(),
-                initiator: 1
+                initiator: 1,
+                database: "db".into(),
             }),
         ]
     }

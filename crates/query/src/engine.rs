@@ -192,7 +192,7 @@ pub struct Session {
     progress: Arc<QueryStats>,
 }
 
-fn result_of(
+pub(crate) fn result_of(
     schema: Vec<(&str, DataType)>,
     cols: Vec<ArrayRef>,
     format: Option<String>,
@@ -225,6 +225,10 @@ impl Session {
         &self.database
     }
 
+    pub fn set_database(&mut self, db: &str) {
+        self.database = db.to_string();
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
@@ -239,6 +243,15 @@ impl Session {
     pub async fn execute(&mut self, sql: &str, input: &mut Input) -> Result<QueryResult> {
         let started = Instant::now();
         self.progress.reset();
+        if let Some((cluster, local_sql)) = crate::on_cluster::split_on_cluster(sql) {
+            let span = info_span!("query", kind = "on_cluster", cluster = %cluster);
+            let mut res = self
+                .execute_on_cluster(&cluster, local_sql)
+                .instrument(span)
+                .await?;
+            res.summary.elapsed = started.elapsed();
+            return Ok(res);
+        }
         let stmt = parse_statement(sql)?;
         let span = info_span!("query", kind = stmt_kind(&stmt));
         let mut res = self.dispatch(stmt, input).instrument(span).await?;

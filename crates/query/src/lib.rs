@@ -15,6 +15,7 @@ pub mod error;
 pub mod functions;
 pub mod input;
 pub mod keys;
+pub mod on_cluster;
 pub mod provider;
 pub mod rewrite;
 pub mod statement;

@@ -167,6 +167,12 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
         inter_listener,
         stopped(stop_rx.clone()),
     ));
+    let ddl_worker = tokio::spawn(qh_query::on_cluster::run_ddl_worker(
+        engine.clone(),
+        coordinator.clone(),
+        args.data_dir.join("coordinator_ddl_done"),
+        stop_rx.clone(),
+    ));
     let metrics = std::sync::Arc::new(qh_server::metrics::Metrics::default());
     let http = tokio::spawn(qh_server::serve_http(
         engine.clone(),
@@ -185,6 +191,7 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     if let Ok(Err(e)) = http.await {
         error!(error = %e, "HTTP interface failed");
     }
+    let _ = ddl_worker.await;
     if let Ok(Err(e)) = inter.await {
         error!(error = %e, "interserver API failed");
     }

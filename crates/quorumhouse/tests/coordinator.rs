@@ -422,3 +422,84 @@ fn cluster_up_drill_leader_loss_and_down() {
     assert!(status.matches(" up ").count() == 3, "{status}");
     assert!(down_ok, "{down}");
 }
+
+async fn sql(c: &TestCluster, node: u64, q: &str) -> Result<String, qh_client::ClientError> {
+    let mut client = qh_client::Client::connect(&[c.client_endpoint(node)]).await?;
+    let out = client.query(q).await?;
+    let mut text = String::new();
+    for b in &out.batches {
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|col| qh_types::text::value_text(col.as_ref(), row))
+                .collect();
+            text.push_str(&cells.join("\t"));
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_cluster_ddl_runs_on_every_node_and_catches_up_late_ones() {
+    let mut c = start(3, &[]);
+    c.leader(&c.all(), LONG).await.unwrap();
+    let out = sql(&c, 2, "CREATE DATABASE analytics ON CLUSTER default")
+        .await
+        .unwrap();
+    assert_eq!(out.lines().count(), 3, "one row per host: {out}");
+    sql(
+        &c,
+        1,
+        "CREATE TABLE analytics.t ON CLUSTER default (a UInt64) ENGINE = MergeTree ORDER BY a",
+    )
+    .await
+    .unwrap();
+    for n in c.all() {
+        assert_eq!(
+            sql(&c, n, "EXISTS TABLE analytics.t").await.unwrap().trim(),
+            "1",
+            "node {n}"
+        );
+    }
+    // A failure on the hosts comes back with its code and the host named.
+    let err = sql(
+        &c,
+        3,
+        "CREATE TABLE analytics.t ON CLUSTER default (a UInt64) ENGINE = MergeTree ORDER BY a",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("There was an error on ["), "{err}");
+    // A node that is down: the initiator times out (159), the node catches up when back.
+    c.kill(3);
+    let mut session = qh_client::Client::connect(&[c.client_endpoint(1)])
+        .await
+        .unwrap();
+    session
+        .query("SET distributed_ddl_task_timeout = 2")
+        .await
+        .unwrap();
+    let late =
+        "CREATE TABLE analytics.late ON CLUSTER default (a UInt8) ENGINE = MergeTree ORDER BY a";
+    let err = session.query(late).await.unwrap_err().to_string();
+    assert!(err.contains("TIMEOUT_EXCEEDED"), "{err}");
+    assert_eq!(
+        sql(&c, 2, "EXISTS TABLE analytics.late")
+            .await
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    c.spawn(3).unwrap();
+    c.wait_for("node 3 to run the queued DDL", LONG, || async {
+        sql(&c, 3, "EXISTS TABLE analytics.late")
+            .await
+            .ok()
+            .filter(|o| o.trim() == "1")
+    })
+    .await
+    .unwrap();
+}

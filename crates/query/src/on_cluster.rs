@@ -1,0 +1,244 @@
+//! `CREATE|DROP|ALTER|TRUNCATE ... ON CLUSTER c` DDL. The initiator puts the
+//! query (without the clause) into the coordinator's DDL queue and waits until
+//! every coordinator voter ran it; each node's [`run_ddl_worker`] executes
+//! the queue in order, at least once, and records its outcome in the
+//! coordinator. A node that joins later replays the queue from the start.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::DataType;
+use qh_meta::{Coordinator, Op, OpResult, Request, Response};
+use qh_types::ErrorCode;
+use tokio::sync::watch;
+
+use crate::engine::{result_of, Engine, QueryResult, Session};
+use crate::error::{QueryError, Result};
+
+/// Splits `... ON CLUSTER name ...` of a DDL statement into the cluster
+/// name and the statement without the clause.
+pub fn split_on_cluster(sql: &str) -> Option<(String, String)> {
+    let first = sql.split_whitespace().next()?.to_ascii_uppercase();
+    if !matches!(
+        first.as_str(),
+        "CREATE" | "DROP" | "ALTER" | "TRUNCATE" | "RENAME"
+    ) {
+        return None;
+    }
+    let re =
+        regex::Regex::new(r#"(?i)\s+ON\s+CLUSTER\s+('[^']*'|"[^"]*"|`[^`]*`|[A-Za-z0-9_{}]+)"#)
+            .ok()?;
+    let m = re.captures(sql)?;
+    let name = m
+        .get(1)?
+        .as_str()
+        .trim_matches(|c| c == '\'' || c == '"' || c == '`')
+        .to_string();
+    let whole = m.get(0)?;
+    let local = format!("{}{}", &sql[..whole.start()], &sql[whole.end()..]);
+    Some((name, local))
+}
+
+fn coordinator_error(e: qh_meta::MetaError) -> QueryError {
+    QueryError::Other {
+        code: ErrorCode::KEEPER_EXCEPTION,
+        message: e.to_string(),
+    }
+}
+
+impl Session {
+    pub(crate) async fn execute_on_cluster(
+        &mut self,
+        cluster: &str,
+        local_sql: String,
+    ) -> Result<QueryResult> {
+        let coordinator = self.engine().coordinator().cloned().ok_or_else(|| {
+            QueryError::BadArguments(format!(
+                "ON CLUSTER {cluster} needs a server node (there is no coordinator here)"
+            ))
+        })?;
+        let timeout = self
+            .settings()
+            .get_u64("distributed_ddl_task_timeout", 180)
+            .map_err(QueryError::BadArguments)?;
+        let op = Op::EnqueueDdl {
+            query: local_sql,
+            initiator: coordinator.node_id(),
+            database: self.database().to_string(),
+        };
+        let seq = match coordinator
+            .write(Request::op(op))
+            .await
+            .map_err(coordinator_error)?
+        {
+            Response::Ok { results } => match results.first() {
+                Some(OpResult::DdlSeq(s)) => *s,
+                other => {
+                    return Err(QueryError::other(
+                        ErrorCode::LOGICAL_ERROR,
+                        format!("unexpected answer {other:?}"),
+                    ))
+                }
+            },
+            other => {
+                return Err(QueryError::other(
+                    ErrorCode::KEEPER_EXCEPTION,
+                    format!("DDL not queued: {other:?}"),
+                ))
+            }
+        };
+        let hosts: BTreeSet<u64> = coordinator.status().voters.keys().copied().collect();
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        let mut applied = coordinator.subscribe();
+        let finished = loop {
+            let finished = coordinator
+                .read(|s| s.ddl.get(&seq).map(|t| t.finished.clone()))
+                .unwrap_or_default();
+            if hosts.iter().all(|h| finished.contains_key(h)) {
+                break finished;
+            }
+            if Instant::now() > deadline {
+                let left = hosts.iter().filter(|h| !finished.contains_key(h)).count();
+                return Err(QueryError::other(
+                    ErrorCode::TIMEOUT_EXCEEDED,
+                    format!(
+                        "Watching task {seq} is executing longer than distributed_ddl_task_timeout (={timeout}) seconds. \
+                         There are {left} unfinished hosts, they are going to execute the query in background"
+                    ),
+                ));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), applied.changed()).await;
+        };
+        let status = coordinator.status();
+        let addr = |n: &u64| {
+            status
+                .voters
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| format!("node{n}"))
+        };
+        if let Some((n, err)) = finished.iter().find(|(_, e)| !e.is_empty()) {
+            let code = err
+                .strip_prefix("Code: ")
+                .and_then(|r| r.split('.').next())
+                .and_then(|c| c.parse::<i32>().ok())
+                .and_then(ErrorCode::from_i32)
+                .unwrap_or(ErrorCode::LOGICAL_ERROR);
+            return Err(QueryError::other(
+                code,
+                format!("There was an error on [{}]: {err}", addr(n)),
+            ));
+        }
+        let total = finished.len() as u64;
+        let rows: Vec<(String, usize)> = finished.keys().map(addr).zip(0..).collect();
+        result_of(
+            vec![
+                ("host", DataType::Utf8),
+                ("status", DataType::Int64),
+                ("error", DataType::Utf8),
+                ("num_hosts_remaining", DataType::UInt64),
+                ("num_hosts_active", DataType::UInt64),
+            ],
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                )) as ArrayRef,
+                Arc::new(Int64Array::from(vec![0i64; rows.len()])),
+                Arc::new(StringArray::from(vec![""; rows.len()])),
+                Arc::new(UInt64Array::from(
+                    rows.iter()
+                        .map(|r| total - 1 - r.1 as u64)
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(UInt64Array::from(vec![total; rows.len()])),
+            ],
+            None,
+        )
+    }
+}
+
+/// Executes the coordinator's DDL queue on this node, in order, until `stop`.
+/// The last executed task is remembered in `state_file`.
+pub async fn run_ddl_worker(
+    engine: Arc<Engine>,
+    coordinator: Arc<Coordinator>,
+    state_file: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = coordinator.node_id();
+    let mut done: u64 = std::fs::read_to_string(&state_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let mut applied = coordinator.subscribe();
+    loop {
+        let pending: Vec<(u64, qh_meta::state::DdlTask)> = coordinator.read(|s| {
+            s.ddl
+                .range(done + 1..)
+                .map(|(k, t)| (*k, t.clone()))
+                .collect()
+        });
+        for (seq, task) in pending {
+            if !task.finished.contains_key(&me) {
+                let span = tracing::info_span!("ddl_task", seq, query = %task.query);
+                let _enter = span.enter();
+                let mut session = engine.session();
+                if !task.database.is_empty() {
+                    session.set_database(&task.database);
+                }
+                let error = match session.execute(&task.query, &mut None).await {
+                    Ok(_) => None,
+                    Err(e) => Some(qh_types::error_codes::render(e.code(), &e.to_string())),
+                };
+                tracing::info!(?error, "ON CLUSTER task executed");
+                let finish = Request::op(Op::FinishDdl {
+                    seq,
+                    node_id: me,
+                    error,
+                });
+                loop {
+                    match coordinator.write(finish.clone()).await {
+                        Ok(_) => break,
+                        Err(e) => tracing::warn!(error = %e, "recording a DDL outcome; retrying"),
+                    }
+                    if tokio::time::timeout(Duration::from_secs(1), stop.changed())
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
+            done = seq;
+            if let Err(e) = std::fs::write(&state_file, done.to_string()) {
+                tracing::warn!(error = %e, file = %state_file.display(), "cannot record the DDL pointer");
+            }
+        }
+        tokio::select! {
+            _ = applied.changed() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_on_cluster;
+
+    #[test]
+    fn on_cluster_is_split_off_ddl_only() {
+        let (c, q) = split_on_cluster(
+            "CREATE TABLE t ON CLUSTER default (a UInt8) ENGINE = MergeTree ORDER BY a",
+        )
+        .unwrap();
+        assert_eq!(c, "default");
+        assert_eq!(q, "CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a");
+        let (c, q) = split_on_cluster("drop database db on cluster 'main'").unwrap();
+        assert_eq!((c.as_str(), q.as_str()), ("main", "drop database db"));
+        assert!(split_on_cluster("SELECT 'ON CLUSTER x'").is_none());
+        assert!(split_on_cluster("CREATE TABLE t (a UInt8) ENGINE = Memory").is_none());
+    }
+}
