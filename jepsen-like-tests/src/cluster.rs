@@ -19,6 +19,24 @@ pub struct TestNode {
     child: Option<Child>,
 }
 
+impl TestNode {
+    /// A node with free ports, not started.
+    fn allocate(id: u64) -> anyhow::Result<TestNode> {
+        let (port, http_port, inter_port) = (
+            crate::free_port()?,
+            crate::free_port()?,
+            crate::free_port()?,
+        );
+        Ok(TestNode {
+            id,
+            port,
+            http_port,
+            inter_port,
+            child: None,
+        })
+    }
+}
+
 pub struct TestCluster {
     bin: PathBuf,
     dir: tempfile::TempDir,
@@ -32,21 +50,7 @@ impl TestCluster {
     pub fn start(bin: &Path, n: u64, extra: &[&str]) -> anyhow::Result<TestCluster> {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
-            let (port, http_port, inter_port) = (
-                crate::free_port()?,
-                crate::free_port()?,
-                crate::free_port()?,
-            );
-            nodes.insert(
-                id,
-                TestNode {
-                    id,
-                    port,
-                    http_port,
-                    inter_port,
-                    child: None,
-                },
-            );
+            nodes.insert(id, TestNode::allocate(id)?);
         }
         let mut c = TestCluster {
             bin: bin.to_path_buf(),
@@ -63,21 +67,7 @@ impl TestCluster {
     /// Allocates ports for a new node `id` and starts it (it joins nobody by
     /// itself: add it with `SYSTEM ADD NODE`).
     pub fn add_process(&mut self, id: u64) -> anyhow::Result<()> {
-        let (port, http_port, inter_port) = (
-            crate::free_port()?,
-            crate::free_port()?,
-            crate::free_port()?,
-        );
-        self.nodes.insert(
-            id,
-            TestNode {
-                id,
-                port,
-                http_port,
-                inter_port,
-                child: None,
-            },
-        );
+        self.nodes.insert(id, TestNode::allocate(id)?);
         self.spawn(id)
     }
 

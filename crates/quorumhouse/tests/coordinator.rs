@@ -29,6 +29,18 @@ async fn holds(c: &TestCluster, via: u64, key: &str, value: &str) -> Result<bool
     Ok(c.meta(via).write(&probe).await?.is_ok())
 }
 
+/// Commits `k{i} = v` for every i in `range`, through node `via`.
+async fn put_many(c: &TestCluster, via: u64, range: std::ops::Range<u32>) {
+    for i in range {
+        let r = c
+            .meta(via)
+            .write(&put(&format!("k{i}"), "v"))
+            .await
+            .unwrap();
+        assert!(r.is_ok(), "k{i}: {r:?}");
+    }
+}
+
 fn others(c: &TestCluster, not: &[u64]) -> BTreeSet<u64> {
     c.all().into_iter().filter(|n| !not.contains(n)).collect()
 }
@@ -177,14 +189,7 @@ async fn full_restart_keeps_state_and_does_not_reinitialize() {
         },
     ]);
     assert!(c.meta(2).write(&setup).await.unwrap().is_ok());
-    for i in 0..20 {
-        assert!(c
-            .meta(3)
-            .write(&put(&format!("k{i}"), "v"))
-            .await
-            .unwrap()
-            .is_ok());
-    }
+    put_many(&c, 3, 0..20).await;
     let before = c.converged(&c.all(), LONG).await.unwrap();
     for id in c.all() {
         c.stop(id);
@@ -209,26 +214,12 @@ async fn full_restart_keeps_state_and_does_not_reinitialize() {
 async fn wiped_node_rejoins_through_a_snapshot() {
     let mut c = start(3, &["--raft-snapshot-logs", "50", "--raft-keep-logs", "0"]);
     c.leader(&c.all(), LONG).await.unwrap();
-    for i in 0..150 {
-        assert!(c
-            .meta(1)
-            .write(&put(&format!("k{i}"), "v"))
-            .await
-            .unwrap()
-            .is_ok());
-    }
+    put_many(&c, 1, 0..150).await;
     let victim = 3;
     c.kill(victim);
     c.wipe(victim).unwrap();
     // More writes, so the log the victim would need is purged for sure.
-    for i in 150..220 {
-        assert!(c
-            .meta(1)
-            .write(&put(&format!("k{i}"), "v"))
-            .await
-            .unwrap()
-            .is_ok());
-    }
+    put_many(&c, 1, 150..220).await;
     let st = c.status(1).await.unwrap();
     assert!(
         st.purged_index > 0,
