@@ -144,8 +144,10 @@ impl Coordinator {
             message,
         };
         std::fs::create_dir_all(&cfg.dir).map_err(|e| open_err(e.to_string()))?;
+        // Appends flush explicitly; sled's own periodic flush would only add stalls.
         let db = sled::Config::new()
             .path(&cfg.dir)
+            .flush_every_ms(None)
             .open()
             .map_err(|e| open_err(e.to_string()))?;
         let log = LogStore::open(&db).map_err(|e| open_err(e.to_string()))?;

@@ -541,8 +541,16 @@ impl Session {
                     format,
                 )
             }
-            Statement::Exists { table, format } => {
-                let exists = self.table(&table).is_ok() as u8;
+            Statement::Exists {
+                table,
+                format,
+                database,
+            } => {
+                let exists = if database {
+                    cat.databases().contains(&table.name)
+                } else {
+                    self.table(&table).is_ok()
+                } as u8;
                 result_of(
                     vec![("result", DataType::UInt8)],
                     vec![Arc::new(UInt8Array::from(vec![exists]))],

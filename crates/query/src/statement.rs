@@ -134,6 +134,8 @@ pub enum Statement {
     Exists {
         table: TableRef,
         format: Option<String>,
+        /// `EXISTS DATABASE name`: `table.name` is the database.
+        database: bool,
     },
     /// `SYSTEM ...`: the words after SYSTEM, upper-cased.
     System(Vec<String>),
@@ -577,10 +579,17 @@ impl<'a> StmtParser<'a> {
             }
             "EXISTS" => {
                 self.parser.next_token();
-                self.eat("TABLE");
+                let database = self.eat("DATABASE");
+                if !database {
+                    self.eat("TABLE");
+                }
                 let table = self.table_ref()?;
                 let format = self.format_suffix()?;
-                Ok(Statement::Exists { table, format })
+                Ok(Statement::Exists {
+                    table,
+                    format,
+                    database,
+                })
             }
             "SYSTEM" => {
                 self.parser.next_token();

@@ -440,6 +440,16 @@ async fn on_cluster_ddl_runs_on_every_node_and_catches_up_late_ones() {
         .await
         .unwrap();
     assert_eq!(out.lines().count(), 3, "one row per host: {out}");
+    for n in c.all() {
+        assert_eq!(
+            sql(&c, n, "EXISTS DATABASE analytics")
+                .await
+                .unwrap()
+                .trim(),
+            "1",
+            "node {n}"
+        );
+    }
     sql(
         &c,
         1,

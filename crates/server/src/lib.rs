@@ -39,6 +39,12 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Accepted connections with TCP_NODELAY: small gRPC replies must not wait
+/// for Nagle + delayed ACK (a ~40 ms stall per exchange otherwise).
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Largest gRPC message accepted (input chunks, result batches).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -68,10 +74,7 @@ pub async fn serve_interserver(
     tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(meta)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
 }
@@ -108,10 +111,7 @@ pub async fn serve_on(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
 }

@@ -27,6 +27,10 @@ pub struct CoordinatorArgs {
     /// Value size of each write, bytes.
     #[arg(long, default_value_t = 100)]
     pub value_bytes: usize,
+    /// Send quorumhouse writes to every member (`all`, like etcd's clients)
+    /// or only to the leader (`leader`: no forwarding hop).
+    #[arg(long, default_value = "all")]
+    pub via: String,
     /// Run the same load against a 3-member etcd (Debian `etcd-server`).
     #[arg(long)]
     pub compare_etcd: bool,
@@ -251,8 +255,18 @@ pub async fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let exe = std::env::current_exe()?;
     let cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
-    let target = Target::Ours(cluster.all().iter().map(|&n| cluster.meta(n)).collect());
-    wait_writable(&target, "quorumhouse").await?;
+    let all = Target::Ours(cluster.all().iter().map(|&n| cluster.meta(n)).collect());
+    wait_writable(&all, "quorumhouse").await?;
+    let target = match a.via.as_str() {
+        "all" => all,
+        "leader" => {
+            let leader = cluster
+                .leader(&cluster.all(), Duration::from_secs(30))
+                .await?;
+            Target::Ours(vec![cluster.meta(leader)])
+        }
+        other => anyhow::bail!("--via must be all or leader, not {other:?}"),
+    };
     let pids = cluster.pids();
     let mut figures = Vec::new();
     for &c in &clients {
