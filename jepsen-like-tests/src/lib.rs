@@ -33,9 +33,25 @@ pub fn quorumhouse_binary() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bind to :0 and
-/// release), so parallel test clusters never collide on fixed ports.
+/// A TCP port on 127.0.0.1 that was free a moment ago, so parallel test
+/// clusters never collide on fixed ports. Picked at random in 10000..20000,
+/// below the kernel's ephemeral range (32768+): a port handed out by `:0`
+/// could be taken by any outgoing connection before the server binds it.
 pub fn free_port() -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let seed = (std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos;
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 10_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }

@@ -343,18 +343,21 @@ async fn nodes_are_added_and_removed_at_run_time() {
     assert!(err.to_string().contains("BAD_ARGUMENTS"), "{err}");
 }
 
-/// A base port B such that B+1..3, B+101..103 and H+1..3 are free now.
+/// A base port B such that B+1..3, B+101..103 and H+1..3 are free now. All
+/// below 32768, out of the kernel's ephemeral range, so the many outgoing
+/// connections and `:0` binds of parallel tests cannot take them meanwhile.
 fn free_base_ports() -> (u16, u16) {
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .elapsed()
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(7);
+    let seed = (std::process::id() as u64).wrapping_mul(2654435761) ^ nanos;
     for i in 0..500u64 {
-        let base =
-            20_000 + ((seed.wrapping_mul(2654435761).wrapping_add(i * 7919)) % 20_000) as u16;
-        let http = base + 20_000;
+        // base in 20000..25900 (nodes up to base+103), HTTP in 26000..31900.
+        let slot = ((seed.wrapping_add(i * 7919)) % 59) as u16;
+        let base = 20_000 + slot * 100 + (i % 97) as u16 % 3;
+        let http = 26_000 + slot * 100 + (i % 89) as u16 % 7;
         let ports = [1, 2, 3, 101, 102, 103].map(|o| base + o);
         if ports.iter().all(|&p| free(p)) && [1, 2, 3].iter().all(|&o| free(http + o)) {
             return (base, http);
