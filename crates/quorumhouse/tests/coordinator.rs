@@ -254,6 +254,20 @@ async fn malformed_rpcs_are_rejected_and_the_node_lives() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let err = raft.vote(garbage).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    // Oversized: past the 64 MiB message cap, refused before it is decoded.
+    let huge = qh_proto::interserver::RaftRequest {
+        from: 7,
+        payload: vec![b' '; 65 << 20],
+    };
+    let mut raft_big = raft.clone().max_encoding_message_size(128 << 20);
+    let err = raft_big.append_entries(huge).await.unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::ResourceExhausted | tonic::Code::OutOfRange
+        ),
+        "{err:?}"
+    );
     let mut meta = qh_proto::interserver::meta_client::MetaClient::new(ch);
     let bad = qh_proto::interserver::WriteRequest {
         command: vec![0xff; 1000],
