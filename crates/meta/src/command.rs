@@ -159,10 +159,14 @@ pub enum Op {
         replica: String,
         pointer: u64,
     },
+    /// `replica` holds `part` (which must be in the part records); with a
+    /// checksum digest that must match the part's, if one is recorded.
     AddPartHolder {
         table: String,
         part: String,
         replica: String,
+        #[serde(default)]
+        checksum: Option<String>,
     },
     RemovePartHolder {
         table: String,

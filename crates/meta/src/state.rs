@@ -38,6 +38,15 @@ pub struct ReplicaMeta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartMeta {
     pub holders: BTreeSet<String>,
+    /// Set once a MERGE_PARTS entry takes this part: it is no longer in the
+    /// table's current part set, but replicas may still fetch it until they
+    /// executed the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merging_into: Option<String>,
+    /// Digest of the part's checksums, set by the first holder; a replica
+    /// whose copy differs is refused (it must fetch instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,8 +331,9 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             if tx.s.tables.contains_key(table) {
                 return Err(format!("table {table} already exists"));
             }
+            // Replicated tables are keyed by their coordinator path ('/...').
             let db = table.split_once('.').map(|(d, _)| d).unwrap_or("");
-            if !tx.s.databases.contains(db) {
+            if !table.starts_with('/') && !tx.s.databases.contains(db) {
                 return Err(format!("database {db} does not exist"));
             }
             let meta = TableMeta {
@@ -413,10 +423,24 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             table,
             part,
             replica,
+            checksum,
         } => {
             tx.table(table)?;
             let key = item_key(table, part);
-            let mut meta = tx.s.parts.get(&key).cloned().unwrap_or_default();
+            let mut meta =
+                tx.s.parts
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| format!("part {part} of {table} does not exist"))?;
+            match (&meta.checksum, checksum) {
+                (Some(have), Some(new)) if have != new => {
+                    return Err(format!(
+                        "part {part} of {table}: checksums {new} differ from {have}"
+                    ))
+                }
+                (None, Some(new)) => meta.checksum = Some(new.clone()),
+                _ => {}
+            }
             meta.holders.insert(replica.clone());
             tx.set_part(key, Some(meta));
         }
@@ -428,7 +452,10 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             let key = item_key(table, part);
             if let Some(mut meta) = tx.s.parts.get(&key).cloned() {
                 meta.holders.remove(replica);
-                let keep = (!meta.holders.is_empty()).then_some(meta);
+                // A part still in the current set keeps its record even with
+                // no holder (it is lost, and recovery must see that).
+                let keep =
+                    (!meta.holders.is_empty() || meta.merging_into.is_none()).then_some(meta);
                 tx.set_part(key, keep);
             }
         }
@@ -543,17 +570,58 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry) -> Result<u64, Stri
     let mut t = tx.table(table)?;
     let index = t.next_log;
     t.next_log += 1;
-    if let LogEntry::GetPart { part, holders, .. } = &entry {
-        let key = item_key(table, part);
-        if tx.s.parts.contains_key(&key) {
-            return Err(format!("part {part} of {table} already exists"));
+    match &entry {
+        LogEntry::GetPart { part, holders, .. } => {
+            let key = item_key(table, part);
+            if tx.s.parts.contains_key(&key) {
+                return Err(format!("part {part} of {table} already exists"));
+            }
+            tx.set_part(
+                key,
+                Some(PartMeta {
+                    holders: holders.clone(),
+                    ..Default::default()
+                }),
+            );
         }
-        tx.set_part(
-            key,
-            Some(PartMeta {
-                holders: holders.clone(),
-            }),
-        );
+        LogEntry::MergeParts { parts, new_part } => {
+            // Merges never overlap: every source must be in the current set.
+            let new_key = item_key(table, new_part);
+            if tx.s.parts.contains_key(&new_key) {
+                return Err(format!("part {new_part} of {table} already exists"));
+            }
+            for p in parts {
+                let key = item_key(table, p);
+                let mut meta = match tx.s.parts.get(&key) {
+                    Some(m) if m.merging_into.is_none() => m.clone(),
+                    Some(m) => {
+                        return Err(format!(
+                            "part {p} of {table} is already being merged into {}",
+                            m.merging_into.as_deref().unwrap_or("")
+                        ))
+                    }
+                    None => return Err(format!("part {p} of {table} does not exist")),
+                };
+                meta.merging_into = Some(new_part.clone());
+                tx.set_part(key, Some(meta));
+            }
+            tx.set_part(new_key, Some(PartMeta::default()));
+        }
+        LogEntry::DropRange {
+            partition,
+            max_block,
+        } => {
+            let dropped: Vec<String> =
+                tx.s.parts_of(table)
+                    .into_iter()
+                    .filter(|(name, _)| part_in_range(name, partition, *max_block))
+                    .map(|(name, _)| item_key(table, &name))
+                    .collect();
+            for k in dropped {
+                tx.set_part(k, None);
+            }
+        }
+        _ => {}
     }
     if t.replicas.is_empty() {
         // Nobody will read it: keep the index moving, store nothing.
@@ -563,6 +631,15 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry) -> Result<u64, Stri
     tx.set_table(table.to_string(), Some(t));
     tx.set_log(index_key(table, index), Some(entry));
     Ok(index)
+}
+
+/// Whether part `name` lies in `partition` with all blocks `<= max_block`.
+fn part_in_range(name: &str, partition: &str, max_block: u64) -> bool {
+    let mut it = name.rsplitn(4, '_');
+    let _level = it.next();
+    let max = it.next().and_then(|m| m.parse::<u64>().ok());
+    let _min = it.next();
+    it.next() == Some(partition) && max.is_some_and(|m| m <= max_block)
 }
 
 /// Removes the log entries every replica has executed.
@@ -701,6 +778,82 @@ mod tests {
         assert!(s.dedup_block("db.t", "all_3").is_some());
         assert_eq!(s.log_from("db.t", 0).len(), 3);
         assert_eq!(s.parts_of("db.t").len(), 3);
+    }
+
+    #[test]
+    fn merges_never_overlap_and_drop_range_removes_parts() {
+        let mut s = table_setup();
+        let get = |p: &str| Op::AppendLog {
+            table: "db.t".into(),
+            entry: LogEntry::GetPart {
+                part: p.into(),
+                block_id: None,
+                holders: ["r1".to_string()].into(),
+            },
+        };
+        let merge = |parts: &[&str], new: &str| {
+            req(
+                vec![Op::AppendLog {
+                    table: "db.t".into(),
+                    entry: LogEntry::MergeParts {
+                        parts: parts.iter().map(|p| p.to_string()).collect(),
+                        new_part: new.into(),
+                    },
+                }],
+                1,
+            )
+        };
+        for p in ["all_1_1_0", "all_2_2_0", "all_3_3_0"] {
+            assert!(s.apply(&req(vec![get(p)], 1)).is_ok());
+        }
+        assert!(s
+            .apply(&merge(&["all_1_1_0", "all_2_2_0"], "all_1_2_1"))
+            .is_ok());
+        // all_2_2_0 is already taken by a merge: an overlapping one is refused.
+        let r = s.apply(&merge(&["all_2_2_0", "all_3_3_0"], "all_2_3_1"));
+        assert!(matches!(r, Response::Rejected { .. }), "{r:?}");
+        let holder = |part: &str, replica: &str, sum: &str| Op::AddPartHolder {
+            table: "db.t".into(),
+            part: part.into(),
+            replica: replica.into(),
+            checksum: Some(sum.into()),
+        };
+        assert!(s
+            .apply(&req(vec![holder("all_1_2_1", "r1", "aa")], 1))
+            .is_ok());
+        // A replica whose merge result differs is refused as a holder.
+        let r = s.apply(&req(vec![holder("all_1_2_1", "r2", "bb")], 1));
+        assert!(matches!(r, Response::Rejected { .. }), "{r:?}");
+        assert!(s
+            .apply(&req(vec![holder("all_1_2_1", "r2", "aa")], 1))
+            .is_ok());
+        // Sources stay fetchable until their last holder executed the merge.
+        let drop_holder = |part: &str| Op::RemovePartHolder {
+            table: "db.t".into(),
+            part: part.into(),
+            replica: "r1".into(),
+        };
+        assert!(s
+            .apply(&req(
+                vec![drop_holder("all_1_1_0"), drop_holder("all_2_2_0")],
+                1
+            ))
+            .is_ok());
+        let names: Vec<String> = s.parts_of("db.t").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["all_1_2_1", "all_3_3_0"]);
+        let drop = req(
+            vec![Op::AppendLog {
+                table: "db.t".into(),
+                entry: LogEntry::DropRange {
+                    partition: "all".into(),
+                    max_block: 2,
+                },
+            }],
+            1,
+        );
+        assert!(s.apply(&drop).is_ok());
+        let names: Vec<String> = s.parts_of("db.t").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["all_3_3_0"]);
     }
 
     #[test]

@@ -40,8 +40,56 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let args = &ct.engine_args;
-    let engine = match ct.engine.as_str() {
+    // Replicated engines: (path, replica) first, then the plain engine's arguments.
+    let (engine_name, replicated, args) = match ct.engine.strip_prefix("Replicated") {
+        Some(base) => {
+            let literal = |e: Option<&Expr>, what: &str, default: &str| -> Result<String> {
+                match e {
+                    None => Ok(default.to_string()),
+                    Some(Expr::Value(v)) => match &v.value {
+                        datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s) => {
+                            Ok(s.clone())
+                        }
+                        _ => Err(QueryError::BadArguments(format!(
+                            "{what} of {} must be a string literal",
+                            ct.engine
+                        ))),
+                    },
+                    Some(_) => Err(QueryError::BadArguments(format!(
+                        "{what} of {} must be a string literal",
+                        ct.engine
+                    ))),
+                }
+            };
+            let given = ct.engine_args.len().min(2);
+            if given == 1 {
+                return Err(QueryError::BadArguments(format!(
+                    "Engine {} needs both the coordinator path and the replica name (or neither)",
+                    ct.engine
+                )));
+            }
+            let path = literal(
+                ct.engine_args.first(),
+                "the coordinator path",
+                "/clickhouse/tables/{shard}/{database}/{table}",
+            )?;
+            let replica = literal(ct.engine_args.get(1), "the replica name", "{replica}")?;
+            let params = qh_storage::ReplicationParams {
+                path: String::new(),
+                replica: String::new(),
+                path_template: path,
+                replica_template: replica,
+            };
+            (
+                base.to_string(),
+                Some(params),
+                ct.engine_args[given..].to_vec(),
+            )
+        }
+        None => (ct.engine.clone(), None, ct.engine_args.clone()),
+    };
+    let args = &args;
+    let engine = match engine_name.as_str() {
         "MergeTree" | "ReplacingMergeTree" => {
             // Old syntax: MergeTree(date, (keys), granularity[, ver]).
             let old = args.len() >= 3 && order_by.is_none();
@@ -58,10 +106,10 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
                     e => vec![e.clone()],
                 });
                 settings.insert("index_granularity".into(), args[2].to_string());
-                if ct.engine == "ReplacingMergeTree" {
+                if engine_name == "ReplacingMergeTree" {
                     version = args.get(3).and_then(ident_name);
                 }
-            } else if ct.engine == "ReplacingMergeTree" {
+            } else if engine_name == "ReplacingMergeTree" {
                 version = args.first().and_then(ident_name);
                 is_deleted = args.get(1).and_then(ident_name);
             } else if !args.is_empty() {
@@ -74,7 +122,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
                     "ORDER BY or PRIMARY KEY clause is missing. Consider using extended storage definition syntax with ORDER BY or PRIMARY KEY clause. With empty ORDER BY use ORDER BY tuple()".into(),
                 ));
             }
-            if ct.engine == "ReplacingMergeTree" {
+            if engine_name == "ReplacingMergeTree" {
                 EngineKind::ReplacingMergeTree {
                     version,
                     is_deleted,
@@ -84,13 +132,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
             }
         }
         // Log-family and Memory tables keep insertion order, no key.
-        "Memory" | "Log" | "TinyLog" | "StripeLog" => EngineKind::Memory,
-        e if e.starts_with("Replicated") => {
-            return Err(QueryError::other(
-                qh_types::ErrorCode::NOT_IMPLEMENTED,
-                format!("Engine {e} needs a cluster with the built-in coordinator, which is not available in this build yet"),
-            ))
-        }
+        "Memory" | "Log" | "TinyLog" | "StripeLog" if replicated.is_none() => EngineKind::Memory,
         other => {
             return Err(QueryError::other(
                 qh_types::ErrorCode::UNKNOWN_STORAGE,
@@ -156,6 +198,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         index_columns,
         settings,
         schema_version: 1,
+        replicated,
     })
 }
 
@@ -179,6 +222,21 @@ pub fn show_create(meta: &TableMeta) -> String {
             let args: Vec<String> = version.iter().chain(is_deleted.iter()).cloned().collect();
             format!("ReplacingMergeTree({})", args.join(", "))
         }
+    };
+    let engine = match &meta.replicated {
+        Some(r) => {
+            let (base, args) = match engine.split_once('(') {
+                Some((b, rest)) => (b.to_string(), rest.trim_end_matches(')').to_string()),
+                None => (engine.clone(), String::new()),
+            };
+            let mut all = format!("'{}', '{}'", r.path_template, r.replica_template);
+            if !args.is_empty() {
+                all.push_str(", ");
+                all.push_str(&args);
+            }
+            format!("Replicated{base}({all})")
+        }
+        None => engine,
     };
     let mut s = format!(
         "CREATE TABLE {}.{}\n(\n{}\n)\nENGINE = {}",

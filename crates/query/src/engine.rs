@@ -20,8 +20,9 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
 use parking_lot::Mutex;
+use qh_replication::{InsertOptions, Replica, Replication};
 use qh_storage::{
-    BackgroundMerges, Catalog, KeyEvaluator, MergeTreeTable, StorageError, TableMeta,
+    BackgroundMerges, Catalog, InsertTxn, KeyEvaluator, MergeTreeTable, StorageError, TableMeta,
 };
 use qh_types::{ChType, ErrorCode, Settings};
 use tracing::{debug, info_span, Instrument};
@@ -45,6 +46,8 @@ pub struct EngineOptions {
     pub threads: usize,
     /// The node's coordinator (`system.coordinator`); None for `local`.
     pub coordinator: Option<Arc<qh_meta::Coordinator>>,
+    /// This node as a replica host (needs `coordinator`): Replicated* tables.
+    pub replication: Option<qh_replication::ReplicationConfig>,
 }
 
 impl Default for EngineOptions {
@@ -55,6 +58,7 @@ impl Default for EngineOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             coordinator: None,
+            replication: None,
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct Engine {
     base: SessionState,
     merges: Mutex<Option<BackgroundMerges>>,
     coordinator: Option<Arc<qh_meta::Coordinator>>,
+    replication: Option<Arc<Replication>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -151,12 +156,38 @@ impl Engine {
         });
         let catalog = Arc::new(Catalog::open(&data_dir.join("data"), factory)?);
         let merges = opts.background_merges.then(|| catalog.start_merges());
+        let replication = match (&opts.coordinator, opts.replication) {
+            (Some(c), Some(cfg)) => {
+                Some(Replication::start(Arc::clone(&catalog), Arc::clone(c), cfg))
+            }
+            _ => None,
+        };
         Ok(Arc::new(Engine {
             catalog,
             base,
             merges: Mutex::new(merges),
             coordinator: opts.coordinator,
+            replication,
         }))
+    }
+
+    /// The node's replicated tables, when it runs with a coordinator.
+    pub fn replication(&self) -> Option<&Arc<Replication>> {
+        self.replication.as_ref()
+    }
+
+    fn replication_for(&self, what: &str) -> Result<&Arc<Replication>> {
+        self.replication.as_ref().ok_or_else(|| {
+            QueryError::other(
+                ErrorCode::NOT_IMPLEMENTED,
+                format!("{what} needs a node with the built-in coordinator (quorumhouse server / cluster up), not quorumhouse local"),
+            )
+        })
+    }
+
+    /// The replica of `table`, when it is a replicated table.
+    pub fn replica_of(&self, table: &MergeTreeTable) -> Option<Arc<Replica>> {
+        self.replication.as_ref()?.replica_of(table)
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -173,6 +204,13 @@ impl Engine {
             settings: Settings::new(),
             database: "default".into(),
             progress: Arc::new(QueryStats::default()),
+        }
+    }
+
+    /// Stops the replication queues (before the coordinator stops).
+    pub async fn shutdown_replication(&self) {
+        if let Some(r) = &self.replication {
+            r.shutdown().await;
         }
     }
 
@@ -351,8 +389,25 @@ impl Session {
                     }
                     select_result = Some(batches);
                 }
-                let meta = ddl::table_meta(&ct, &db, &columns)?;
+                let mut meta = ddl::table_meta(&ct, &db, &columns)?;
+                if let Some(params) = meta.replicated.as_mut() {
+                    let repl = self
+                        .engine
+                        .replication_for(&format!("Engine {}", ct.engine))?;
+                    params.path = repl
+                        .expand_macros(&params.path_template, &db, &ct.table.name)?
+                        .trim_end_matches('/')
+                        .to_string();
+                    params.replica =
+                        repl.expand_macros(&params.replica_template, &db, &ct.table.name)?;
+                    repl.register(&meta).await?;
+                }
                 let table = cat.create_table(meta, ct.if_not_exists)?;
+                if let Some(repl) = &self.engine.replication {
+                    if repl.replica_of(&table).is_none() {
+                        repl.attach(Arc::clone(&table));
+                    }
+                }
                 if let Some(batches) = select_result {
                     let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
                     self.write_batches(&table, &names, batches).await?;
@@ -361,12 +416,18 @@ impl Session {
             }
             Statement::DropTable { table, if_exists } => {
                 let (db, name) = self.table_ref(&table);
+                if let (Ok(t), Some(repl)) = (cat.table(&db, &name), &self.engine.replication) {
+                    repl.drop_replica(&t).await?;
+                }
                 cat.drop_table(&db, &name, if_exists)?;
                 Ok(QueryResult::empty())
             }
             Statement::Truncate { table, if_exists } => {
                 match self.table(&table) {
-                    Ok(t) => t.truncate()?,
+                    Ok(t) => match self.engine.replica_of(&t) {
+                        Some(r) => r.drop_partitions(None, self.sync_timeout()).await?,
+                        None => t.truncate()?,
+                    },
                     Err(_) if if_exists => {}
                     Err(e) => return Err(e),
                 }
@@ -410,7 +471,14 @@ impl Session {
                         }
                         AlterOp::DropPartition(e) => {
                             let id = self.partition_id(&t, &e)?;
-                            t.drop_partition(&id)?;
+                            match self.engine.replica_of(&t) {
+                                Some(r) => {
+                                    r.drop_partitions(Some(&id), self.sync_timeout()).await?
+                                }
+                                None => {
+                                    t.drop_partition(&id)?;
+                                }
+                            }
                             continue;
                         }
                         AlterOp::DropColumn { name, if_exists } => {
@@ -431,9 +499,15 @@ impl Session {
                         }
                     }
                 }
+                if meta == t.meta() {
+                    return Ok(QueryResult::empty());
+                }
                 meta.schema_version += 1;
                 let keys = cat.keys_for(&meta)?;
-                t.alter(meta, keys)?;
+                match self.engine.replica_of(&t) {
+                    Some(r) => r.alter(&meta, self.sync_timeout()).await?,
+                    None => t.alter(meta, keys)?,
+                }
                 Ok(QueryResult::empty())
             }
             Statement::Optimize {
@@ -446,6 +520,11 @@ impl Session {
                     None => None,
                     Some(e) => Some(self.partition_id(&t, &e)?),
                 };
+                if let Some(r) = self.engine.replica_of(&t) {
+                    r.optimize(partition_id.as_deref(), final_, self.sync_timeout())
+                        .await?;
+                    return Ok(QueryResult::empty());
+                }
                 tokio::task::spawn_blocking(move || t.optimize(partition_id.as_deref(), final_))
                     .await
                     .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
@@ -557,6 +636,30 @@ impl Session {
                     format,
                 )
             }
+            Statement::Check { table, format } => {
+                let t = self.table(&table)?;
+                let parts = t.active_parts();
+                let broken = tokio::task::spawn_blocking(move || {
+                    parts
+                        .iter()
+                        .filter_map(|p| p.verify().err().map(|e| (p.name.clone(), e)))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))?;
+                let replica = self.engine.replica_of(&t);
+                for (name, e) in &broken {
+                    tracing::warn!(part = %name, error = %e, "CHECK TABLE: part is broken");
+                    if let Some(r) = &replica {
+                        r.part_is_broken(name);
+                    }
+                }
+                result_of(
+                    vec![("result", DataType::UInt8)],
+                    vec![Arc::new(UInt8Array::from(vec![broken.is_empty() as u8]))],
+                    format,
+                )
+            }
             Statement::System(words) => {
                 let cmd = words.join(" ").to_ascii_uppercase();
                 if cmd.starts_with("FLUSH LOGS") || cmd.starts_with("DROP") {
@@ -584,10 +687,15 @@ impl Session {
                     };
                     for t in tables {
                         t.set_merges_stopped(stop);
+                        if let Some(r) = self.engine.replica_of(&t) {
+                            r.set_merges_stopped(stop);
+                        }
                     }
                     Ok(QueryResult::empty())
                 } else if cmd.starts_with("ADD NODE") || cmd.starts_with("REMOVE NODE") {
                     self.change_membership(&words).await
+                } else if let Some(r) = self.system_replica_command(&words).await? {
+                    Ok(r)
                 } else {
                     Err(QueryError::NotImplemented(format!(
                         "SYSTEM {} is not supported yet",
@@ -674,6 +782,7 @@ impl Session {
             settings: settings.clone(),
             stats: Arc::clone(&stats),
             coordinator: self.engine.coordinator.clone(),
+            replication: self.engine.replication.clone(),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));
@@ -700,7 +809,13 @@ impl Session {
             .map_err(table_error)?;
         let df = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(table_error)?;
+        let batches = match df.collect().await.map_err(table_error) {
+            Ok(b) => b,
+            Err(e) => {
+                self.report_broken_part(&e);
+                return Err(e);
+            }
+        };
         let summary = Summary {
             read_rows: stats.rows_read.load(Ordering::Relaxed),
             read_bytes: stats.bytes_read.load(Ordering::Relaxed),
@@ -749,7 +864,7 @@ impl Session {
                     .map_err(QueryError::BadArguments)? as usize;
                 let base = self.engine.base.clone();
                 let catalog = Arc::clone(&self.engine.catalog);
-                let written = tokio::task::spawn_blocking(move || -> Result<u64> {
+                let written = tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
                     // Parsing and writing overlap: this thread parses, a writer
                     // thread sorts and writes the previous block as a hidden part.
                     let full_schema = meta.arrow_schema();
@@ -799,14 +914,11 @@ impl Session {
                     // Either failure drops the transaction: nothing becomes visible.
                     let txn = txn?;
                     parsed?;
-                    let rows = txn.rows();
-                    txn.commit()?;
-                    catalog.notify_merges();
-                    Ok(rows)
+                    Ok(txn)
                 })
                 .await
                 .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
-                Ok(written)
+                self.commit(written, settings, &catalog).await
             }
             InsertSource::Values(rows) => {
                 if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
@@ -901,7 +1013,7 @@ impl Session {
         let base = self.engine.base.clone();
         let table = Arc::clone(table);
         let catalog = Arc::clone(&self.engine.catalog);
-        tokio::task::spawn_blocking(move || -> Result<u64> {
+        let txn = tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
             let full_schema = meta.arrow_schema();
             let mut txn = table.begin_insert();
             if !typed.is_empty() {
@@ -909,13 +1021,129 @@ impl Session {
                 let full = conform(&base, &meta, &full_schema, &b)?;
                 txn.write(&full)?;
             }
-            let rows = txn.rows();
-            txn.commit()?;
-            catalog.notify_merges();
-            Ok(rows)
+            Ok(txn)
         })
         .await
-        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))?
+        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+        self.commit(txn, &self.settings.clone(), &catalog).await
+    }
+
+    /// Makes an insert's parts visible: at once for a local table, through
+    /// the coordinator for a replicated one. Returns the rows committed.
+    async fn commit(
+        &self,
+        txn: InsertTxn,
+        settings: &Settings,
+        catalog: &Arc<Catalog>,
+    ) -> Result<u64> {
+        let rows = txn.rows();
+        let Some(replica) = self.engine.replica_of(txn.table()) else {
+            tokio::task::spawn_blocking(move || txn.commit())
+                .await
+                .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+            catalog.notify_merges();
+            return Ok(rows);
+        };
+        let opts = InsertOptions {
+            deduplicate: settings
+                .get_u64("insert_deduplicate", 1)
+                .map_err(QueryError::BadArguments)?
+                != 0,
+            token: settings
+                .get("insert_deduplication_token")
+                .map(|t| t.trim_matches('\'').to_string())
+                .filter(|t| !t.is_empty()),
+        };
+        Ok(replica.commit_insert(txn.into_prepared(), &opts).await?)
+    }
+
+    /// A read that hit a checksum error in a replicated table's part: the
+    /// replica detaches the part and fetches a good copy.
+    fn report_broken_part(&self, e: &QueryError) {
+        if !matches!(
+            e.code(),
+            ErrorCode::CHECKSUM_DOESNT_MATCH | ErrorCode::CORRUPTED_DATA
+        ) {
+            return;
+        }
+        let Some(repl) = &self.engine.replication else {
+            return;
+        };
+        let msg = e.to_string();
+        for r in repl.replicas() {
+            let dir = format!("{}/", r.table().dir().display());
+            let Some(pos) = msg.find(&dir) else { continue };
+            let rest = &msg[pos + dir.len()..];
+            let part = rest.split('/').next().unwrap_or_default();
+            if let Ok(name) = part.parse::<qh_types::PartName>() {
+                r.part_is_broken(&name);
+            }
+        }
+    }
+
+    /// How long replicated DDL waits for this replica (`receive_timeout`, s).
+    fn sync_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.get_u64("receive_timeout", 300).unwrap_or(300))
+    }
+
+    /// `SYSTEM SYNC REPLICA t`, `SYSTEM STOP|START FETCHES|MERGES|REPLICATION
+    /// QUEUES [t]`, `SYSTEM RESTART REPLICA t`. None: not one of these.
+    async fn system_replica_command(&self, words: &[String]) -> Result<Option<QueryResult>> {
+        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+        let up: Vec<&str> = upper.iter().map(|s| s.as_str()).collect();
+        let (action, rest): (&str, &[String]) = match up.as_slice() {
+            ["SYNC", "REPLICA", ..] => ("sync", &words[2..]),
+            ["RESTART", "REPLICA", ..] => ("restart", &words[2..]),
+            ["STOP", "FETCHES", ..] => ("stop_fetches", &words[2..]),
+            ["START", "FETCHES", ..] => ("start_fetches", &words[2..]),
+            ["STOP", "REPLICATION", "QUEUES", ..] => ("stop_queues", &words[3..]),
+            ["START", "REPLICATION", "QUEUES", ..] => ("start_queues", &words[3..]),
+            _ => return Ok(None),
+        };
+        let repl = self.engine.replication_for("SYSTEM ... REPLICA")?;
+        let mut targets = Vec::new();
+        match rest.first() {
+            Some(name) => {
+                let (db, t) = match name.split_once('.') {
+                    Some((d, t)) => (Some(d.to_string()), t.to_string()),
+                    None => (None, name.clone()),
+                };
+                let table = self.table(&TableRef {
+                    database: db,
+                    name: t,
+                })?;
+                let r = repl.replica_of(&table).ok_or_else(|| {
+                    QueryError::other(
+                        ErrorCode::BAD_ARGUMENTS,
+                        format!("Table {} is not replicated", name),
+                    )
+                })?;
+                targets.push(r);
+            }
+            None if action == "sync" || action == "restart" => {
+                return Err(QueryError::BadArguments(format!(
+                    "SYSTEM {} needs a table name",
+                    words.join(" ")
+                )))
+            }
+            None => targets = repl.replicas(),
+        }
+        let strict = rest
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("STRICT"));
+        let _ = strict;
+        for r in targets {
+            match action {
+                "sync" => r.sync(self.sync_timeout()).await?,
+                "restart" => r.restart(),
+                "stop_fetches" => r.set_fetches_stopped(true),
+                "start_fetches" => r.set_fetches_stopped(false),
+                "stop_queues" => r.set_queue_stopped(true),
+                "start_queues" => r.set_queue_stopped(false),
+                _ => {}
+            }
+        }
+        Ok(Some(QueryResult::empty()))
     }
 }
 

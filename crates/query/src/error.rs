@@ -74,6 +74,18 @@ impl QueryError {
     }
 }
 
+impl From<qh_replication::ReplicationError> for QueryError {
+    fn from(e: qh_replication::ReplicationError) -> Self {
+        match e {
+            qh_replication::ReplicationError::Storage(s) => QueryError::Storage(s),
+            other => QueryError::Other {
+                code: other.code(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<DataFusionError> for QueryError {
     /// DataFusion's planning errors carry no codes; recognise the common ones
     /// by their text so users see ClickHouse's codes.

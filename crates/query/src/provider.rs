@@ -85,6 +85,7 @@ pub struct QueryContext {
     pub settings: Settings,
     pub stats: Arc<QueryStats>,
     pub coordinator: Option<Arc<qh_meta::Coordinator>>,
+    pub replication: Option<Arc<qh_replication::Replication>>,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

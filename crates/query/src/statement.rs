@@ -139,6 +139,11 @@ pub enum Statement {
     },
     /// `SYSTEM ...`: the words after SYSTEM, upper-cased.
     System(Vec<String>),
+    /// `CHECK TABLE t`: verifies every part's checksums.
+    Check {
+        table: TableRef,
+        format: Option<String>,
+    },
 }
 
 /// Splits a script on top-level `;` (outside quotes and comments).
@@ -511,6 +516,14 @@ impl<'a> StmtParser<'a> {
                 Ok(Statement::Truncate { table, if_exists })
             }
             "ALTER" => self.alter(),
+            "CHECK" => {
+                self.parser.next_token();
+                self.eat("TABLE");
+                let table = self.table_ref()?;
+                let format = self.format_suffix()?;
+                self.expect_end()?;
+                Ok(Statement::Check { table, format })
+            }
             "OPTIMIZE" => {
                 self.parser.next_token();
                 self.expect("TABLE")?;

@@ -19,6 +19,8 @@ pub const TABLES: &[&str] = &[
     "numbers",
     "coordinator",
     "coordinator_leases",
+    "replicas",
+    "replication_queue",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -64,6 +66,8 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
         "one" => mem(vec![("dummy", DataType::UInt8)], vec![u8s(vec![0])]),
         "numbers" => Ok(Some(crate::provider::numbers_table(0, None)?)),
         "coordinator" => coordinator_table(ctx),
+        "replicas" => replicas_table(ctx),
+        "replication_queue" => replication_queue_table(ctx),
         "coordinator_leases" => {
             let leases = ctx
                 .coordinator
@@ -101,7 +105,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                 let ps = t.active_parts();
                 db.push(m.database.clone());
                 nm.push(m.name.clone());
-                eng.push(m.engine.name().to_string());
+                eng.push(m.engine_name());
                 rows.push(ps.iter().map(|p| p.rows).sum());
                 bytes.push(ps.iter().map(|p| p.bytes_on_disk).sum());
                 parts.push(ps.len() as u64);
@@ -119,7 +123,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
             )
         }
         "parts" => {
-            let mut c: [Vec<String>; 4] = Default::default();
+            let mut c: [Vec<String>; 6] = Default::default();
             let (mut rows, mut bytes, mut level, mut active, mut minb, mut maxb, mut marks) =
                 (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
             for t in all_tables() {
@@ -135,6 +139,8 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     c[1].push(m.name.clone());
                     c[2].push(p.partition.clone());
                     c[3].push(p.name.to_string());
+                    c[4].push(p.name.partition_id.clone());
+                    c[5].push(p.checksum_digest());
                     rows.push(p.rows);
                     bytes.push(p.bytes_on_disk);
                     level.push(p.name.level as u64);
@@ -144,7 +150,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     marks.push(p.granules() as u64);
                 }
             }
-            let [db, table, partition, name] = c;
+            let [db, table, partition, name, partition_id, hash] = c;
             mem(
                 vec![
                     ("database", DataType::Utf8),
@@ -158,6 +164,8 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     ("min_block_number", DataType::UInt64),
                     ("max_block_number", DataType::UInt64),
                     ("marks", DataType::UInt64),
+                    ("partition_id", DataType::Utf8),
+                    ("hash_of_all_files", DataType::Utf8),
                 ],
                 vec![
                     s(db),
@@ -171,6 +179,8 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     u64s(minb),
                     u64s(maxb),
                     u64s(marks),
+                    s(partition_id),
+                    s(hash),
                 ],
             )
         }
@@ -268,6 +278,110 @@ fn coordinator_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvide
                     each.collect::<Vec<_>>().join(",")
                 })
                 .collect()),
+        ],
+    )
+}
+
+fn replicas_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let rows: Vec<qh_replication::ReplicaStatus> = ctx
+        .replication
+        .as_ref()
+        .map(|r| r.replicas().iter().map(|r| r.status()).collect())
+        .unwrap_or_default();
+    let str_col =
+        |f: &dyn Fn(&qh_replication::ReplicaStatus) -> String| s(rows.iter().map(f).collect());
+    let u64_col =
+        |f: &dyn Fn(&qh_replication::ReplicaStatus) -> u64| u64s(rows.iter().map(f).collect());
+    let u8_col = |f: &dyn Fn(&qh_replication::ReplicaStatus) -> bool| {
+        u8s(rows.iter().map(|r| f(r) as u8).collect())
+    };
+    mem(
+        vec![
+            ("database", DataType::Utf8),
+            ("table", DataType::Utf8),
+            ("engine", DataType::Utf8),
+            ("is_leader", DataType::UInt8),
+            ("is_readonly", DataType::UInt8),
+            ("is_session_expired", DataType::UInt8),
+            ("zookeeper_path", DataType::Utf8),
+            ("replica_name", DataType::Utf8),
+            ("queue_size", DataType::UInt64),
+            ("inserts_in_queue", DataType::UInt64),
+            ("merges_in_queue", DataType::UInt64),
+            ("log_max_index", DataType::UInt64),
+            ("log_pointer", DataType::UInt64),
+            ("absolute_delay", DataType::UInt64),
+            ("total_replicas", DataType::UInt64),
+            ("active_replicas", DataType::UInt64),
+            ("last_queue_update_exception", DataType::Utf8),
+        ],
+        vec![
+            str_col(&|r| r.database.clone()),
+            str_col(&|r| r.table.clone()),
+            str_col(&|r| r.engine.clone()),
+            u8_col(&|r| r.is_leader),
+            u8_col(&|r| r.is_readonly),
+            u8_col(&|r| r.is_session_expired),
+            str_col(&|r| r.zookeeper_path.clone()),
+            str_col(&|r| r.replica_name.clone()),
+            u64_col(&|r| r.queue_size),
+            u64_col(&|r| r.inserts_in_queue),
+            u64_col(&|r| r.merges_in_queue),
+            u64_col(&|r| r.log_max_index),
+            u64_col(&|r| r.log_pointer),
+            u64_col(&|r| r.absolute_delay),
+            u64_col(&|r| r.total_replicas),
+            u64_col(&|r| r.active_replicas),
+            str_col(&|r| r.last_queue_update_exception.clone()),
+        ],
+    )
+}
+
+fn replication_queue_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let mut c: [Vec<String>; 7] = Default::default();
+    let (mut pos, mut tries) = (vec![], vec![]);
+    for r in ctx
+        .replication
+        .as_ref()
+        .map(|r| r.replicas())
+        .unwrap_or_default()
+    {
+        let st = r.status();
+        for q in r.queue() {
+            c[0].push(st.database.clone());
+            c[1].push(st.table.clone());
+            c[2].push(st.replica_name.clone());
+            c[3].push(q.kind.to_string());
+            c[4].push(q.new_part_name.clone());
+            c[5].push(q.parts_to_merge.join(","));
+            c[6].push(q.last_exception.clone());
+            pos.push(q.index);
+            tries.push(q.num_tries);
+        }
+    }
+    let [db, table, replica, kind, new_part, merge, exc] = c;
+    mem(
+        vec![
+            ("database", DataType::Utf8),
+            ("table", DataType::Utf8),
+            ("replica_name", DataType::Utf8),
+            ("position", DataType::UInt64),
+            ("type", DataType::Utf8),
+            ("new_part_name", DataType::Utf8),
+            ("parts_to_merge", DataType::Utf8),
+            ("num_tries", DataType::UInt64),
+            ("last_exception", DataType::Utf8),
+        ],
+        vec![
+            s(db),
+            s(table),
+            s(replica),
+            u64s(pos),
+            s(kind),
+            s(new_part),
+            s(merge),
+            u64s(tries),
+            s(exc),
         ],
     )
 }

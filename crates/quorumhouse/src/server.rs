@@ -54,6 +54,12 @@ pub struct ServerArgs {
     /// How long a coordinator write may wait for a leader and a quorum.
     #[arg(long, default_value_t = 10000)]
     pub coordinator_write_timeout_ms: u64,
+    /// The `{replica}` macro of Replicated* engines (default `node<id>`).
+    #[arg(long)]
+    pub replica: Option<String>,
+    /// The `{shard}` macro of Replicated* engines.
+    #[arg(long, default_value = "1")]
+    pub shard: String,
 }
 
 /// Parses `1=127.0.0.1:9101,2=...`.
@@ -139,9 +145,19 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     cfg.keep_logs = args.raft_keep_logs;
     cfg.lease_ttl_ms = args.lease_ttl_ms;
     cfg.write_timeout = std::time::Duration::from_millis(args.coordinator_write_timeout_ms);
+    let advertise = cfg.advertise.clone();
     let coordinator = qh_meta::Coordinator::start(cfg).await?;
+    let mut replication =
+        qh_replication::ReplicationConfig::new(u64::from(args.node_id), advertise);
+    if let Some(r) = &args.replica {
+        replication.macros.insert("replica".into(), r.clone());
+    }
+    replication
+        .macros
+        .insert("shard".into(), args.shard.clone());
     let opts = EngineOptions {
         coordinator: Some(coordinator.clone()),
+        replication: Some(replication),
         ..EngineOptions::default()
     };
     let engine = Engine::open(&args.data_dir, opts)
@@ -164,6 +180,7 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     };
     let inter = tokio::spawn(qh_server::serve_interserver(
         coordinator.clone(),
+        engine.replication().cloned(),
         inter_listener,
         stopped(stop_rx.clone()),
     ));
@@ -195,6 +212,7 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     if let Ok(Err(e)) = inter.await {
         error!(error = %e, "interserver API failed");
     }
+    engine.shutdown_replication().await;
     coordinator.shutdown().await;
     // In-flight statements have finished; stop merges and flush.
     engine.shutdown();

@@ -62,10 +62,12 @@ pub async fn serve_http(
         .await
 }
 
-/// Serves the interserver API (coordinator Raft + Meta services) on
+/// Serves the interserver API (coordinator Raft + Meta services, part
+/// fetches of replicated tables) on
 /// `listener` until `shutdown` completes.
 pub async fn serve_interserver(
     coordinator: Arc<qh_meta::Coordinator>,
+    replication: Option<Arc<qh_replication::Replication>>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -74,6 +76,7 @@ pub async fn serve_interserver(
     tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(meta)
+        .add_optional_service(replication.map(|r| r.service()))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())

@@ -102,6 +102,8 @@ pub fn partition_info(v: &ScalarValue) -> PartitionInfo {
         UInt32(Some(x)) => (x.to_string(), x.to_string()),
         UInt64(Some(x)) => (x.to_string(), x.to_string()),
         Boolean(Some(b)) => ((*b as u8).to_string(), (*b as u8).to_string()),
+        // Integer arithmetic that DataFusion widened (UInt64 % 2 is Decimal(20, 0)).
+        Decimal128(Some(x), _, 0) => (x.to_string(), x.to_string()),
         Date32(Some(_)) => {
             let s = v.to_string();
             (s.replace('-', ""), format!("'{s}'"))

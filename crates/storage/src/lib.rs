@@ -25,6 +25,6 @@ pub mod table;
 pub use catalog::{BackgroundMerges, Catalog, KeysFactory};
 pub use error::{Result, StorageError};
 pub use keys::KeyEvaluator;
-pub use meta::{ColumnDef, EngineKind, TableMeta};
+pub use meta::{ColumnDef, EngineKind, ReplicationParams, TableMeta};
 pub use part::Part;
 pub use table::{InsertTxn, MergeTreeTable};

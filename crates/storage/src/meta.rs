@@ -48,6 +48,20 @@ impl EngineKind {
     }
 }
 
+/// Where a Replicated* table lives in the coordinator, with macros expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationParams {
+    /// The table's coordinator path (`'/clickhouse/tables/{shard}/events'`).
+    pub path: String,
+    /// This replica's name among the table's replicas.
+    pub replica: String,
+    /// The engine arguments as written, before macro expansion (SHOW CREATE).
+    #[serde(default)]
+    pub path_template: String,
+    #[serde(default)]
+    pub replica_template: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableMeta {
     pub format_version: u32,
@@ -67,9 +81,31 @@ pub struct TableMeta {
     pub settings: BTreeMap<String, String>,
     /// Bumped by every ALTER.
     pub schema_version: u64,
+    /// Set for the Replicated* engines: merges, inserts and drops go through
+    /// the coordinator's replication log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicated: Option<ReplicationParams>,
 }
 
 impl TableMeta {
+    /// The engine's name as ClickHouse shows it (`ReplicatedMergeTree`, ...).
+    pub fn engine_name(&self) -> String {
+        match &self.replicated {
+            Some(_) => format!("Replicated{}", self.engine.name()),
+            None => self.engine.name().to_string(),
+        }
+    }
+
+    /// The definition replicas of one table must agree on: everything but
+    /// the local name and the replica identity.
+    pub fn shared_definition(&self) -> TableMeta {
+        let mut m = self.clone();
+        m.database.clear();
+        m.name.clear();
+        m.replicated = None;
+        m
+    }
+
     pub fn index_granularity(&self) -> usize {
         self.settings
             .get("index_granularity")

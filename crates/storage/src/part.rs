@@ -381,6 +381,18 @@ impl Part {
         })
     }
 
+    /// One hash over every file's checksum: replicas compare it to know two
+    /// copies of a part (e.g. the same merge done on each) are byte-identical.
+    pub fn checksum_digest(&self) -> String {
+        let mut h = Xxh3::new();
+        for (file, sum) in &self.checksums {
+            h.update(file.as_bytes());
+            h.update(&sum.size.to_le_bytes());
+            h.update(sum.hash.as_bytes());
+        }
+        format!("{:032x}", h.digest128())
+    }
+
     pub fn has_column(&self, name: &str) -> bool {
         self.marks.contains_key(name)
     }

@@ -170,7 +170,8 @@ impl MergeTreeTable {
     /// whether it merged anything. Does nothing while another merge of this
     /// table runs.
     pub fn merge_once(&self) -> Result<bool> {
-        if self.merges_stopped.load(Ordering::Acquire) {
+        // A replicated table merges only what its replication log assigns.
+        if self.merges_stopped.load(Ordering::Acquire) || self.is_replicated() {
             return Ok(false);
         }
         let Some(_guard) = self.merge_lock.try_lock() else {
@@ -222,15 +223,17 @@ impl MergeTreeTable {
     /// Merges `parts` (one partition, adjacent, sorted by block) into one.
     /// The caller holds `merge_lock`.
     fn merge_parts(&self, parts: &[Arc<Part>]) -> Result<()> {
-        if self.dropped.load(Ordering::Acquire) {
-            return Err(StorageError::ShutDown(self.dir.display().to_string()));
-        }
         let names: Vec<&PartName> = parts.iter().map(|p| &p.name).collect();
-        let Some(mut new_name) = PartName::merged(&names) else {
+        let Some(new_name) = PartName::merged(&names) else {
             return Ok(());
         };
-        if parts.len() == 1 {
-            new_name.level = parts[0].name.level + 1;
+        self.merge_parts_into(parts, new_name).map(|_| ())
+    }
+
+    /// Merges `parts` into a part called `new_name`; the caller holds `merge_lock`.
+    fn merge_parts_into(&self, parts: &[Arc<Part>], new_name: PartName) -> Result<Arc<Part>> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(StorageError::ShutDown(self.dir.display().to_string()));
         }
         let meta = self.meta();
         let keys = self.keys();
@@ -267,11 +270,164 @@ impl MergeTreeTable {
             for p in parts {
                 active.remove(&p.name);
             }
-            active.insert(new_name.clone(), new_part);
+            active.insert(new_name.clone(), Arc::clone(&new_part));
         }
         debug!(table = %self.dir.display(), part = %new_name, sources = parts.len(), "merged parts");
         self.outdated.lock().extend(parts.iter().cloned());
         self.cleanup_outdated();
+        Ok(new_part)
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.meta.read().replicated.is_some()
+    }
+
+    /// The active part called `name`, or an active part covering it.
+    pub fn part_or_covering(&self, name: &PartName) -> Option<Arc<Part>> {
+        let parts = self.parts.read();
+        if let Some(p) = parts.get(name) {
+            return Some(Arc::clone(p));
+        }
+        parts.values().find(|p| p.name.covers(name)).cloned()
+    }
+
+    /// A directory for a part being received from another replica.
+    pub fn fetch_dir(&self, name: &PartName) -> PathBuf {
+        self.tmp_dir(&format!("fetch_{name}"))
+    }
+
+    /// Renames a written part to its final name without making it visible
+    /// (the replication log decides when it becomes active).
+    pub fn install_inactive(&self, prepared: PreparedPart, name: PartName) -> Result<Arc<Part>> {
+        Ok(Arc::new(prepared.commit(&self.dir, name)?))
+    }
+
+    /// Deletes a part that never became active (its commit failed).
+    pub fn remove_inactive(&self, part: Arc<Part>) {
+        let del = self.dir.join(format!("delete_tmp_{}", part.name));
+        if fs::rename(&part.dir, &del).is_ok() {
+            let _ = fs::remove_dir_all(&del);
+        }
+    }
+
+    /// Makes parts visible; active parts they cover become outdated.
+    pub fn activate(&self, new: Vec<Arc<Part>>) {
+        let mut replaced = Vec::new();
+        {
+            let mut active = self.parts.write();
+            for part in new {
+                let covered: Vec<PartName> = active
+                    .keys()
+                    .filter(|n| part.name.covers(n))
+                    .cloned()
+                    .collect();
+                for n in covered {
+                    replaced.extend(active.remove(&n));
+                }
+                active.insert(part.name.clone(), part);
+            }
+        }
+        if !replaced.is_empty() {
+            self.outdated.lock().extend(replaced);
+            self.cleanup_outdated();
+        }
+    }
+
+    /// Accepts a part received into `tmp` (see [`Self::fetch_dir`]): checks
+    /// every file against its checksums, renames it into place and activates it.
+    pub fn attach_fetched(&self, tmp: &Path, name: PartName) -> Result<Arc<Part>> {
+        let check = Part::load(tmp, name.clone()).and_then(|p| p.verify());
+        if let Err(e) = check {
+            let _ = fs::remove_dir_all(tmp);
+            return Err(e);
+        }
+        let dir = self.dir.join(name.to_string());
+        if dir.exists() {
+            // A stale copy (e.g. an earlier broken one): move it out of the way.
+            self.detach_dir(&dir, &format!("ignored_{name}"))?;
+        }
+        fs::rename(tmp, &dir).map_err(|e| StorageError::io(&dir, e))?;
+        sync_dir(&self.dir)?;
+        let part = Arc::new(Part::load(&dir, name)?);
+        self.activate(vec![Arc::clone(&part)]);
+        Ok(part)
+    }
+
+    /// Merges the active parts `sources` into `new_name` (a merge the
+    /// replication log assigned). None when a source is not active here.
+    pub fn merge_named(
+        &self,
+        sources: &[PartName],
+        new_name: PartName,
+    ) -> Result<Option<Arc<Part>>> {
+        let _guard = self.merge_lock.lock();
+        let parts: Option<Vec<Arc<Part>>> = {
+            let active = self.parts.read();
+            sources.iter().map(|n| active.get(n).cloned()).collect()
+        };
+        match parts {
+            Some(parts) if !parts.is_empty() => self.merge_parts_into(&parts, new_name).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// A window of active parts worth merging (size-tiered), if any.
+    pub fn select_merge(&self) -> Option<Vec<Arc<Part>>> {
+        let mut by_partition: BTreeMap<String, Vec<Arc<Part>>> = BTreeMap::new();
+        for p in self.active_parts() {
+            by_partition
+                .entry(p.name.partition_id.clone())
+                .or_default()
+                .push(p);
+        }
+        by_partition.into_values().find_map(|mut parts| {
+            parts.sort_by_key(|p| p.name.min_block);
+            select_merge(&parts)
+        })
+    }
+
+    /// Removes the active parts of `partition` whose blocks are all at or
+    /// below `max_block` (a replicated DROP PARTITION / TRUNCATE).
+    pub fn drop_range(&self, partition_id: &str, max_block: u64) -> usize {
+        let _guard = self.merge_lock.lock();
+        let removed: Vec<Arc<Part>> = {
+            let mut active = self.parts.write();
+            let names: Vec<PartName> = active
+                .keys()
+                .filter(|n| n.partition_id == partition_id && n.max_block <= max_block)
+                .cloned()
+                .collect();
+            names.iter().filter_map(|n| active.remove(n)).collect()
+        };
+        let n = removed.len();
+        self.outdated.lock().extend(removed);
+        self.cleanup_outdated();
+        n
+    }
+
+    /// Takes an active part out of the table into `detached/<prefix>_<name>`
+    /// (never deleted: an operator may want it back).
+    pub fn detach_part(&self, name: &PartName, prefix: &str) -> Result<bool> {
+        let Some(part) = self.parts.write().remove(name) else {
+            return Ok(false);
+        };
+        self.detach_dir(&part.dir, &format!("{prefix}_{name}"))?;
+        Ok(true)
+    }
+
+    fn detach_dir(&self, dir: &Path, as_name: &str) -> Result<()> {
+        let detached = self.dir.join("detached");
+        fs::create_dir_all(&detached).map_err(|e| StorageError::io(&detached, e))?;
+        let mut target = detached.join(as_name);
+        let mut n = 1;
+        while target.exists() {
+            target = detached.join(format!("{as_name}_try{n}"));
+            n += 1;
+        }
+        fs::rename(dir, &target).map_err(|e| StorageError::io(&target, e))?;
+        sync_dir(&detached)?;
+        sync_dir(&self.dir)?;
+        info!(part = %dir.display(), to = %target.display(), "part detached");
         Ok(())
     }
 
@@ -401,6 +557,16 @@ impl InsertTxn {
 
     pub fn rows(&self) -> u64 {
         self.prepared.iter().map(|p| p.rows).sum()
+    }
+
+    pub fn table(&self) -> &Arc<MergeTreeTable> {
+        &self.table
+    }
+
+    /// The written blocks, one per partition, for a caller that names and
+    /// activates them itself (replicated tables).
+    pub fn into_prepared(mut self) -> Vec<PreparedPart> {
+        std::mem::take(&mut self.prepared)
     }
 
     /// Makes every written block visible; returns the new parts' names.

@@ -51,6 +51,7 @@ fn meta(engine: EngineKind, granularity: usize) -> TableMeta {
         index_columns: vec!["k".into()],
         settings,
         schema_version: 1,
+        replicated: None,
     }
 }
 

@@ -1,0 +1,404 @@
+//! ReplicatedMergeTree across real processes: inserts on any replica reach
+//! all of them with identical parts, a killed replica catches up, merges
+//! (background and OPTIMIZE FINAL) converge byte for byte, a corrupted part is
+//! detected and fetched again, and inserts survive a coordinator failover.
+//! Every wait polls a condition with a generous bound.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jepsen_like_tests::TestCluster;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quorumhouse");
+const LONG: Duration = Duration::from_secs(60);
+
+fn start(n: u64) -> TestCluster {
+    TestCluster::start(Path::new(BIN), n, &[]).expect("cluster starts")
+}
+
+async fn sql(c: &TestCluster, node: u64, q: &str) -> Result<String, qh_client::ClientError> {
+    let mut client = qh_client::Client::connect(&[c.client_endpoint(node)]).await?;
+    let out = client.query(q).await?;
+    let mut text = String::new();
+    for b in &out.batches {
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|col| qh_types::text::value_text(col.as_ref(), row))
+                .collect();
+            text.push_str(&cells.join("\t"));
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
+async fn ok(c: &TestCluster, node: u64, q: &str) -> String {
+    match sql(c, node, q).await {
+        Ok(t) => t,
+        Err(e) => panic!("node {node}: {q}: {e}"),
+    }
+}
+
+const EVENTS: &str = "CREATE TABLE events (ts DateTime, id UInt64, v String) \
+     ENGINE = ReplicatedMergeTree('/tables/events', '{replica}') ORDER BY id";
+
+/// Active parts with their checksums, as one comparable text.
+async fn parts(c: &TestCluster, node: u64, table: &str) -> Option<String> {
+    sql(
+        c,
+        node,
+        &format!(
+            "SELECT name, hash_of_all_files FROM system.parts \
+             WHERE table = '{table}' AND active = 1 ORDER BY name"
+        ),
+    )
+    .await
+    .ok()
+}
+
+/// Waits until every node answers `q` the same, non-empty, and returns it.
+async fn converge(c: &TestCluster, nodes: &[u64], q: &str) -> String {
+    c.wait_for(&format!("all replicas agree on {q}"), LONG, || async {
+        let mut seen = Vec::new();
+        for n in nodes {
+            seen.push(sql(c, *n, q).await.ok()?);
+        }
+        (seen.iter().all(|s| *s == seen[0]) && !seen[0].is_empty()).then(|| seen[0].clone())
+    })
+    .await
+    .expect("replicas converge")
+}
+
+async fn same_parts(c: &TestCluster, nodes: &[u64], table: &str) -> String {
+    c.wait_for("identical part sets and checksums", LONG, || async {
+        let mut seen = Vec::new();
+        for n in nodes {
+            seen.push(parts(c, *n, table).await?);
+        }
+        (seen.iter().all(|s| *s == seen[0]) && !seen[0].is_empty()).then(|| seen[0].clone())
+    })
+    .await
+    .expect("replicas converge")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_on_every_replica_converge_to_identical_parts() {
+    let c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+    }
+    // A different definition for the same path is refused, clearly.
+    let err = sql(
+        &c,
+        1,
+        "CREATE TABLE other (id UInt32) ENGINE = ReplicatedMergeTree('/tables/events', 'x') ORDER BY id",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 342, "{err}");
+    assert!(err.to_string().contains("columns"), "{err}");
+    // The same replica name twice is refused too.
+    let err = sql(
+        &c,
+        1,
+        "CREATE TABLE events2 (ts DateTime, id UInt64, v String) ENGINE = ReplicatedMergeTree('/tables/events', 'node2') ORDER BY id",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 253, "{err}");
+
+    for round in 0..3u64 {
+        for n in 1..=3u64 {
+            let id = round * 10 + n;
+            ok(
+                &c,
+                n,
+                &format!(
+                    "INSERT INTO events VALUES ('2024-01-01 00:00:00', {id}, 'from node {n}')"
+                ),
+            )
+            .await;
+        }
+    }
+    for n in 1..=3 {
+        ok(&c, n, "SYSTEM SYNC REPLICA events").await;
+        let count = ok(&c, n, "SELECT count(), sum(id) FROM events").await;
+        assert_eq!(count, "9\t108\n", "node {n}");
+    }
+    let set = same_parts(&c, &[1, 2, 3], "events").await;
+    assert!(!set.is_empty());
+    let replicas = ok(
+        &c,
+        3,
+        "SELECT replica_name, total_replicas, active_replicas, is_readonly FROM system.replicas",
+    )
+    .await;
+    assert_eq!(replicas, "node3\t3\t3\t0\n");
+    // The insert's rows are visible on the writer at once.
+    ok(
+        &c,
+        2,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 100, 'x')",
+    )
+    .await;
+    assert_eq!(
+        ok(&c, 2, "SELECT count() FROM events WHERE id = 100").await,
+        "1\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_replica_catches_up_and_unexpected_parts_are_detached() {
+    let mut c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+    }
+    ok(
+        &c,
+        1,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 0, 'before')",
+    )
+    .await;
+    ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
+    for i in 1..=20u64 {
+        if i == 5 {
+            c.kill(3);
+        }
+        let node = if i % 2 == 0 { 1 } else { 2 };
+        ok(
+            &c,
+            node,
+            &format!("INSERT INTO events VALUES ('2024-01-01 00:00:00', {i}, 'during')"),
+        )
+        .await;
+    }
+    // A part the coordinator never heard of (e.g. an insert that crashed
+    // before its commit) must be set aside at start-up, not served or deleted.
+    let table_dir = c.data_dir(3).join("data/default/events");
+    let existing = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("all_"))
+        .unwrap();
+    copy_dir(&existing, &table_dir.join("all_999_999_0"));
+    c.spawn(3).unwrap();
+    c.wait_for("node 3 answers", LONG, || async {
+        sql(&c, 3, "SELECT 1").await.ok()
+    })
+    .await
+    .unwrap();
+    ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
+    assert_eq!(
+        ok(&c, 3, "SELECT count(), sum(id) FROM events").await,
+        "21\t210\n"
+    );
+    same_parts(&c, &[1, 2, 3], "events").await;
+    assert!(table_dir.join("detached/unexpected_all_999_999_0").is_dir());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_under_concurrent_inserts_converge_and_replacing_collapses_after_optimize_final() {
+    let c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(
+            &c,
+            n,
+            "CREATE TABLE r (k UInt64, ver UInt64, v String) \
+             ENGINE = ReplicatedReplacingMergeTree('/tables/{shard}/r', '{replica}', ver) \
+             PARTITION BY k % 2 ORDER BY k",
+        )
+        .await;
+    }
+    // Three writers at once, overlapping keys: background merges run meanwhile.
+    let writers = (1..=3u64).map(|n| {
+        let c = &c;
+        async move {
+            for i in 0..12u64 {
+                let ver = n * 100 + i;
+                let q = format!(
+                    "INSERT INTO r VALUES ({k}, {ver}, 'n{n}'), ({k2}, {ver}, 'n{n}')",
+                    k = i % 6,
+                    k2 = 6 + (i + n) % 4
+                );
+                ok(c, n, &q).await;
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    // The merge assigner merged in the background while the inserts ran.
+    c.wait_for("a background merge", LONG, || async {
+        let l = sql(
+            &c,
+            3,
+            "SELECT max(level) FROM system.parts WHERE table = 'r' AND active",
+        )
+        .await
+        .ok()?;
+        (l.trim().parse::<u64>().ok()? >= 1).then_some(())
+    })
+    .await
+    .unwrap();
+    for n in 1..=3 {
+        ok(&c, n, "SYSTEM SYNC REPLICA r").await;
+    }
+    // Background merges: every replica ends with the same parts, byte for byte.
+    same_parts(&c, &[1, 2, 3], "r").await;
+    let final_rows = ok(&c, 1, "SELECT k, ver FROM r FINAL ORDER BY k").await;
+    assert_eq!(final_rows.lines().count(), 10, "{final_rows}");
+
+    ok(&c, 2, "OPTIMIZE TABLE r FINAL").await;
+    // OPTIMIZE waits for its own replica: one part per partition at once.
+    let parts2 = ok(
+        &c,
+        2,
+        "SELECT partition_id, count() FROM system.parts WHERE table = 'r' AND active GROUP BY partition_id ORDER BY partition_id",
+    )
+    .await;
+    assert_eq!(parts2, "0\t1\n1\t1\n");
+    for n in 1..=3 {
+        ok(&c, n, "SYSTEM SYNC REPLICA r").await;
+    }
+    let set = same_parts(&c, &[1, 2, 3], "r").await;
+    assert_eq!(set.lines().count(), 2, "{set}");
+    // Collapsed by key on every replica: plain reads now equal FINAL.
+    let rows = converge(&c, &[1, 2, 3], "SELECT k, ver FROM r ORDER BY k").await;
+    assert_eq!(rows, final_rows);
+    // Highest version wins for each key.
+    assert!(rows.starts_with("0\t306\n"), "{rows}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_byte_in_a_part_is_detected_and_fetched_again() {
+    let c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+    }
+    let rows: Vec<String> = (0..2000)
+        .map(|i| format!("('2024-01-01 00:00:00', {i}, 'value {i}')"))
+        .collect();
+    ok(
+        &c,
+        1,
+        &format!("INSERT INTO events VALUES {}", rows.join(",")),
+    )
+    .await;
+    ok(&c, 2, "SYSTEM SYNC REPLICA events").await;
+    let name = ok(
+        &c,
+        2,
+        "SELECT name FROM system.parts WHERE table = 'events' AND active",
+    )
+    .await;
+    let name = name.trim();
+    let table_dir = c.data_dir(2).join("data/default/events");
+    let file = table_dir.join(name).join("v.bin");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+
+    // A read that hits the broken block fails with the checksum error...
+    let err = sql(&c, 2, "SELECT count() FROM events WHERE v != ''")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 40, "{err}");
+    // ...and the replica detaches the part and fetches a good copy.
+    let good = c
+        .wait_for("the broken part is replaced", LONG, || async {
+            let r = sql(&c, 2, "SELECT count(), sum(id) FROM events WHERE v != ''")
+                .await
+                .ok()?;
+            (r == "2000\t1999000\n").then_some(r)
+        })
+        .await;
+    assert!(good.is_ok());
+    assert_eq!(ok(&c, 2, "CHECK TABLE events").await, "1\n");
+    let detached: Vec<String> = std::fs::read_dir(table_dir.join("detached"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        detached.iter().any(|d| d == &format!("broken_{name}")),
+        "{detached:?}"
+    );
+    same_parts(&c, &[1, 2, 3], "events").await;
+
+    // CHECK TABLE finds damage that no query read yet.
+    let file = table_dir.join(name).join("id.bin");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    assert_eq!(ok(&c, 2, "CHECK TABLE events").await, "0\n");
+    c.wait_for("the part is fetched again", LONG, || async {
+        let r = sql(&c, 2, "SELECT count(), sum(id) FROM events")
+            .await
+            .ok()?;
+        (r == "2000\t1999000\n").then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok(&c, 2, "CHECK TABLE events").await, "1\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_resume_after_the_coordinator_leader_is_killed() {
+    let mut c = start(3);
+    let leader = c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+    }
+    let writer = if leader == 1 { 2 } else { 1 };
+    let insert =
+        |i: u64| format!("INSERT INTO events VALUES ('2024-01-01 00:00:00', {i}, 'row {i}')");
+    for i in 0..10 {
+        ok(&c, writer, &insert(i)).await;
+    }
+    c.kill(leader);
+    // Each insert is retried until it succeeds; a retry after an unknown
+    // outcome is deduplicated, so every row lands exactly once.
+    for i in 10..30 {
+        c.wait_for(&format!("insert {i} succeeds"), LONG, || async {
+            match sql(&c, writer, &insert(i)).await {
+                Ok(_) => Some(()),
+                Err(e) => {
+                    assert!(
+                        [242, 319, 999].contains(&e.code()),
+                        "unexpected error during failover: {e}"
+                    );
+                    None
+                }
+            }
+        })
+        .await
+        .unwrap();
+    }
+    c.spawn(leader).unwrap();
+    c.wait_for("the old leader answers", LONG, || async {
+        sql(&c, leader, "SELECT 1").await.ok()
+    })
+    .await
+    .unwrap();
+    for n in 1..=3 {
+        ok(&c, n, "SYSTEM SYNC REPLICA events").await;
+        assert_eq!(
+            ok(&c, n, "SELECT count(), uniqExact(id), sum(id) FROM events").await,
+            "30\t30\t435\n",
+            "node {n}"
+        );
+    }
+}

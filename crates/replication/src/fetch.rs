@@ -1,0 +1,253 @@
+//! Part transfer between replicas: the `Replication.FetchPart` gRPC service
+//! (server side streams a part's files) and the client that receives them
+//! into `tmp_fetch_*`, verifies every checksum and attaches the part.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+use futures::Stream;
+use qh_proto::interserver::replication_client::ReplicationClient;
+use qh_proto::interserver::replication_server::{
+    Replication as ReplicationService, ReplicationServer,
+};
+use qh_proto::interserver::{FetchPartRequest, PartChunk};
+use qh_storage::part::Checksums;
+use qh_storage::{MergeTreeTable, Part};
+use qh_types::PartName;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::error::{ReplicationError, Result};
+use crate::Replication;
+
+/// Bytes per streamed chunk.
+const CHUNK: usize = 1 << 20;
+/// Largest message either side accepts (a chunk plus headers).
+const MAX_MESSAGE: usize = 8 << 20;
+
+/// Server side of part fetches.
+pub struct FetchService {
+    replication: Weak<Replication>,
+}
+
+impl Replication {
+    /// The gRPC service other replicas fetch parts from (served on the
+    /// interserver port).
+    pub fn service(self: &Arc<Self>) -> ReplicationServer<FetchService> {
+        ReplicationServer::new(FetchService {
+            replication: Arc::downgrade(self),
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<PartChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ReplicationService for FetchService {
+    type FetchPartStream = ChunkStream;
+
+    async fn fetch_part(
+        &self,
+        request: Request<FetchPartRequest>,
+    ) -> Result<Response<Self::FetchPartStream>, Status> {
+        let req = request.into_inner();
+        let span =
+            info_span!("send_part", table = %req.table_path, part = %req.part, to = %req.replica);
+        let repl = self
+            .replication
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let name: PartName = req
+            .part
+            .parse()
+            .map_err(|e: String| Status::invalid_argument(e))?;
+        let replica = repl
+            .replica_by_path(&req.table_path)
+            .ok_or_else(|| Status::not_found(format!("no table {} here", req.table_path)))?;
+        let part = replica
+            .table()
+            .part_or_covering(&name)
+            .ok_or_else(|| Status::not_found(format!("no part {name} or covering part here")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<PartChunk, Status>>(4);
+        // Reading files is blocking work; the Arc keeps the part's directory
+        // alive (merges do not delete a part a reader holds).
+        tokio::task::spawn_blocking(move || {
+            let _e = span.enter();
+            if let Err(e) = send_part(&part, &tx) {
+                warn!(error = %e, "sending part failed");
+                let _ = tx.blocking_send(Err(Status::internal(e)));
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+fn send_part(
+    part: &Part,
+    tx: &tokio::sync::mpsc::Sender<Result<PartChunk, Status>>,
+) -> Result<(), String> {
+    let checksums = std::fs::read(part.dir.join("checksums.json")).map_err(|e| e.to_string())?;
+    let header = PartChunk {
+        part: part.name.to_string(),
+        checksums,
+        ..Default::default()
+    };
+    if tx.blocking_send(Ok(header)).is_err() {
+        return Ok(()); // the receiver went away
+    }
+    for file in part.checksums.keys() {
+        let path = part.dir.join(file);
+        let mut f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut offset = 0u64;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let n = read_full(&mut f, &mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+            buf.truncate(n);
+            // An empty file still sends one chunk, so the receiver creates it.
+            if n == 0 && offset > 0 {
+                break;
+            }
+            let chunk = PartChunk {
+                file: file.clone(),
+                offset,
+                data: buf,
+                ..Default::default()
+            };
+            if tx.blocking_send(Ok(chunk)).is_err() {
+                return Ok(());
+            }
+            offset += n as u64;
+            if n < CHUNK {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Fetches `name` (or a part covering it) of `table` from the replica at
+/// `address`, verifies it and makes it active. Returns the attached part.
+pub async fn fetch_part(
+    repl: &Replication,
+    table: &Arc<MergeTreeTable>,
+    table_path: &str,
+    me: &str,
+    name: &PartName,
+    from: &str,
+    address: &str,
+) -> Result<Arc<Part>> {
+    let err = |why: String| ReplicationError::Fetch {
+        part: name.to_string(),
+        replica: from.to_string(),
+        why,
+    };
+    let channel = repl.channel(address)?;
+    let mut client = ReplicationClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let span = info_span!("fetch_part", part = %name, from = %from);
+    async move {
+        let mut stream = client
+            .fetch_part(FetchPartRequest {
+                table_path: table_path.to_string(),
+                part: name.to_string(),
+                replica: me.to_string(),
+            })
+            .await
+            .map_err(|s| err(s.message().to_string()))?
+            .into_inner();
+        let header = stream
+            .message()
+            .await
+            .map_err(|s| err(s.message().to_string()))?
+            .ok_or_else(|| err("empty answer".into()))?;
+        let actual: PartName = header.part.parse().map_err(err)?;
+        if actual != *name && !actual.covers(name) {
+            return Err(err(format!("sent {actual}, which does not cover {name}")));
+        }
+        let expected: Checksums = serde_json::from_slice(&header.checksums)
+            .map_err(|e| err(format!("bad checksums.json: {e}")))?;
+        let tmp = table.fetch_dir(&actual);
+        let received = receive_files(&tmp, &header.checksums, &expected, &mut stream).await;
+        if let Err(e) = received {
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            return Err(err(e));
+        }
+        let t = Arc::clone(table);
+        let bytes: u64 = expected.values().map(|c| c.size).sum();
+        let part = tokio::task::spawn_blocking(move || t.attach_fetched(&tmp, actual))
+            .await
+            .map_err(|e| err(e.to_string()))??;
+        debug!(part = %part.name, bytes, "part fetched");
+        Ok(part)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn receive_files(
+    tmp: &Path,
+    checksums_json: &[u8],
+    expected: &Checksums,
+    stream: &mut tonic::Streaming<PartChunk>,
+) -> Result<(), String> {
+    tokio::fs::create_dir_all(tmp)
+        .await
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut open: Option<(String, std::fs::File)> = None;
+    let mut written: Vec<PathBuf> = Vec::new();
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
+        if !expected.contains_key(&chunk.file) || chunk.file.contains('/') {
+            return Err(format!("unexpected file {:?} in the stream", chunk.file));
+        }
+        if open.as_ref().map(|(f, _)| f) != Some(&chunk.file) {
+            if let Some((_, f)) = open.take() {
+                f.sync_all().map_err(|e| e.to_string())?;
+            }
+            let path = tmp.join(&chunk.file);
+            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            written.push(path);
+            open = Some((chunk.file.clone(), f));
+        }
+        if let Some((_, f)) = open.as_mut() {
+            f.write_all(&chunk.data).map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some((_, f)) = open.take() {
+        f.sync_all().map_err(|e| e.to_string())?;
+    }
+    if written.len() != expected.len() {
+        return Err(format!(
+            "stream ended after {} of {} files",
+            written.len(),
+            expected.len()
+        ));
+    }
+    let path = tmp.join("checksums.json");
+    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(checksums_json).map_err(|e| e.to_string())?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    qh_storage::fsutil::sync_dir(tmp).map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,1255 @@
+//! One replica of a replicated table on this node: the queue task that
+//! executes the table's replication log, recovery at start-up, merge
+//! assignment, and the replicated forms of INSERT, OPTIMIZE, DROP PARTITION,
+//! ALTER and `SYSTEM SYNC REPLICA`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use qh_meta::state::PartMeta;
+use qh_meta::{Check, LogEntry, Op, OpResult, Request, Response};
+use qh_storage::part::PreparedPart;
+use qh_storage::{MergeTreeTable, Part, TableMeta};
+use qh_types::PartName;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::error::{ReplicationError, Result};
+use crate::fetch::fetch_part;
+use crate::Replication;
+
+/// Longest pause between retries of a failing queue entry.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an idle replica looks at the log even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How an INSERT wants its blocks committed.
+#[derive(Debug, Clone, Default)]
+pub struct InsertOptions {
+    /// `insert_deduplicate`: skip blocks whose id the table already has.
+    pub deduplicate: bool,
+    /// `insert_deduplication_token`: block ids from this instead of the data.
+    pub token: Option<String>,
+}
+
+/// A row of `system.replicas`.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaStatus {
+    pub database: String,
+    pub table: String,
+    pub engine: String,
+    pub zookeeper_path: String,
+    pub replica_name: String,
+    pub is_leader: bool,
+    pub is_readonly: bool,
+    pub is_session_expired: bool,
+    pub queue_size: u64,
+    pub inserts_in_queue: u64,
+    pub merges_in_queue: u64,
+    pub log_max_index: u64,
+    pub log_pointer: u64,
+    pub absolute_delay: u64,
+    pub total_replicas: u64,
+    pub active_replicas: u64,
+    pub parts_to_fetch: u64,
+    pub last_queue_update_exception: String,
+}
+
+/// A row of `system.replication_queue`.
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    pub index: u64,
+    pub kind: &'static str,
+    pub new_part_name: String,
+    pub parts_to_merge: Vec<String>,
+    pub last_exception: String,
+    pub num_tries: u64,
+}
+
+#[derive(Default)]
+struct State {
+    initialized: bool,
+    readonly_reason: Option<String>,
+    last_exception: String,
+    /// Unexecuted log entries as last read (for system tables).
+    queue: Vec<QueueEntry>,
+    queue_since: Option<Instant>,
+    /// Parts of the current set this replica lacks (found by recovery).
+    missing: BTreeSet<PartName>,
+    tries: u64,
+}
+
+pub struct Replica {
+    repl: Weak<Replication>,
+    table: Arc<MergeTreeTable>,
+    path: String,
+    name: String,
+    state: Mutex<State>,
+    wake: Notify,
+    /// This replica executed the log below this index.
+    pointer: watch::Sender<u64>,
+    /// Inserted parts renamed into place but not active: their commit is in
+    /// flight (or its outcome unknown). Whoever takes one out activates it.
+    pending: Mutex<BTreeMap<PartName, Arc<Part>>>,
+    fetches_stopped: AtomicBool,
+    merges_stopped: AtomicBool,
+    queue_stopped: AtomicBool,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("path", &self.path)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// One coordinator op to send after executing entries, and the part to
+/// give up on if it is refused (a merge whose result differs elsewhere).
+struct Pending {
+    op: Op,
+    on_reject: Option<PartName>,
+}
+
+impl Replica {
+    pub(crate) fn new(
+        repl: Weak<Replication>,
+        table: Arc<MergeTreeTable>,
+        path: String,
+        name: String,
+    ) -> Arc<Replica> {
+        let (pointer, _) = watch::channel(0);
+        let (stop, _) = watch::channel(false);
+        Arc::new(Replica {
+            repl,
+            table,
+            path,
+            name,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            pointer,
+            pending: Mutex::new(BTreeMap::new()),
+            fetches_stopped: AtomicBool::new(false),
+            merges_stopped: AtomicBool::new(false),
+            queue_stopped: AtomicBool::new(false),
+            stop,
+            task: Mutex::new(None),
+        })
+    }
+
+    pub fn table(&self) -> &Arc<MergeTreeTable> {
+        &self.table
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn repl(&self) -> Result<Arc<Replication>> {
+        self.repl.upgrade().ok_or(ReplicationError::Stopped)
+    }
+
+    pub(crate) fn spawn(self: &Arc<Self>, mut node_stop: watch::Receiver<bool>) {
+        let me = Arc::clone(self);
+        let mut own_stop = self.stop.subscribe();
+        let span = info_span!("replication_queue", table = %self.path, replica = %self.name);
+        let handle = tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = me.run() => {}
+                    _ = own_stop.wait_for(|s| *s) => {}
+                    _ = node_stop.wait_for(|s| *s) => {}
+                }
+                debug!("replication queue stopped");
+            }
+            .instrument(span),
+        );
+        *self.task.lock() = Some(handle);
+    }
+
+    /// Stops the queue task and waits for it.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let handle = self.task.lock().take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+
+    /// Wakes the queue task (new entries, `SYSTEM START ...`).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn set_fetches_stopped(&self, v: bool) {
+        self.fetches_stopped.store(v, Ordering::Release);
+        self.wake();
+    }
+
+    pub fn set_merges_stopped(&self, v: bool) {
+        self.merges_stopped.store(v, Ordering::Release);
+        self.wake();
+    }
+
+    pub fn set_queue_stopped(&self, v: bool) {
+        self.queue_stopped.store(v, Ordering::Release);
+        self.wake();
+    }
+
+    /// `SYSTEM RESTART REPLICA`: re-reads everything from the coordinator and
+    /// runs recovery again.
+    pub fn restart(&self) {
+        self.state.lock().initialized = false;
+        self.wake();
+    }
+
+    /// Why inserts are refused right now, if they are.
+    pub fn readonly_reason(&self) -> Option<String> {
+        let st = self.state.lock();
+        if !st.initialized {
+            return Some(
+                st.readonly_reason
+                    .clone()
+                    .unwrap_or_else(|| "the replica is starting".into()),
+            );
+        }
+        drop(st);
+        let repl = self.repl.upgrade()?;
+        if repl.coordinator.current_leader().is_none() {
+            return Some("the coordinator has no leader".into());
+        }
+        None
+    }
+
+    async fn run(self: Arc<Self>) {
+        let Ok(repl) = self.repl() else { return };
+        let mut applied = repl.coordinator.subscribe();
+        drop(repl);
+        let mut backoff = Duration::ZERO;
+        loop {
+            let initialized = self.state.lock().initialized;
+            let outcome = if !initialized {
+                self.initialize().await.map(|_| ())
+            } else if self.queue_stopped.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                self.step().await
+            };
+            match outcome {
+                Ok(()) => {
+                    backoff = Duration::ZERO;
+                    self.state.lock().tries = 0;
+                    if let Err(e) = self.assign_merge().await {
+                        debug!(error = %e, "merge assignment");
+                    }
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+                    let mut st = self.state.lock();
+                    st.tries += 1;
+                    st.last_exception = e.to_string();
+                    if !st.initialized {
+                        st.readonly_reason = Some(e.to_string());
+                    }
+                    drop(st);
+                    debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replication queue");
+                }
+            }
+            let wait = if backoff.is_zero() {
+                IDLE_POLL
+            } else {
+                backoff
+            };
+            tokio::select! {
+                r = applied.changed(), if backoff.is_zero() => {
+                    if r.is_err() { return; }
+                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Loads the replica's pointer and compares its parts with the
+    /// coordinator's records: unexpected parts are detached, missing parts
+    /// are queued for fetch, holder records corrected.
+    async fn initialize(&self) -> Result<()> {
+        let repl = self.repl()?;
+        let path = self.path.clone();
+        let (table, records) = repl
+            .coordinator
+            .read_linearizable(|s| (s.tables.get(&path).cloned(), s.parts_of(&path)))
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+        let table = table.ok_or_else(|| {
+            ReplicationError::Coordinator(format!(
+                "table {} is not registered in the coordinator",
+                self.path
+            ))
+        })?;
+        let me = table.replicas.get(&self.name).ok_or_else(|| {
+            ReplicationError::Coordinator(format!(
+                "replica {} is not registered at {}",
+                self.name, self.path
+            ))
+        })?;
+        let records: BTreeMap<PartName, PartMeta> = records
+            .into_iter()
+            .filter_map(|(n, m)| n.parse().ok().map(|n| (n, m)))
+            .collect();
+        let current = |n: &PartName| {
+            records
+                .iter()
+                .any(|(r, m)| m.merging_into.is_none() && r.covers(n))
+        };
+        let mut ops = Vec::new();
+        for part in self.table.active_parts() {
+            if records.contains_key(&part.name) || current(&part.name) {
+                continue;
+            }
+            warn!(part = %part.name, "part is not known to the coordinator: detaching it as unexpected");
+            self.table.detach_part(&part.name, "unexpected")?;
+        }
+        let mut missing = BTreeSet::new();
+        for (name, meta) in &records {
+            if meta.merging_into.is_some() {
+                continue;
+            }
+            let holds = meta.holders.contains(&self.name);
+            match self.table.part_or_covering(name) {
+                Some(p) if p.name == *name && !holds => ops.push(Op::AddPartHolder {
+                    table: self.path.clone(),
+                    part: name.to_string(),
+                    replica: self.name.clone(),
+                    checksum: Some(p.checksum_digest()),
+                }),
+                Some(_) => {}
+                None => {
+                    if holds {
+                        ops.push(Op::RemovePartHolder {
+                            table: self.path.clone(),
+                            part: name.to_string(),
+                            replica: self.name.clone(),
+                        });
+                    }
+                    missing.insert(name.clone());
+                }
+            }
+        }
+        if !ops.is_empty() {
+            self.send_ops(
+                &repl,
+                ops.into_iter()
+                    .map(|op| Pending {
+                        op,
+                        on_reject: None,
+                    })
+                    .collect(),
+            )
+            .await;
+        }
+        if !missing.is_empty() {
+            info!(parts = missing.len(), "recovery: parts to fetch");
+        }
+        self.pointer.send_replace(me.log_pointer);
+        let mut st = self.state.lock();
+        st.missing = missing;
+        st.initialized = true;
+        st.readonly_reason = None;
+        info!(log_pointer = me.log_pointer, "replica initialized");
+        Ok(())
+    }
+
+    /// One pass: fetch missing parts, execute new log entries in order, and
+    /// record the outcome (holders, log pointer) in the coordinator.
+    async fn step(&self) -> Result<()> {
+        let repl = self.repl()?;
+        let mut done: Vec<Pending> = Vec::new();
+        let mut first_error = None;
+        let missing: Vec<PartName> = self.state.lock().missing.iter().cloned().collect();
+        for name in missing {
+            if self.table.part_or_covering(&name).is_some() {
+                self.state.lock().missing.remove(&name);
+                continue;
+            }
+            match self.fetch_any(&repl, &name).await {
+                Ok(part) => {
+                    self.state.lock().missing.remove(&name);
+                    done.push(self.holder(&part));
+                }
+                Err(e) => {
+                    if !self.in_current_set(&repl, &name) {
+                        self.state.lock().missing.remove(&name);
+                    } else if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        let start = *self.pointer.borrow();
+        let entries = repl.coordinator.read(|s| s.log_from(&self.path, start));
+        self.note_queue(&entries);
+        let mut pointer = start;
+        for (index, entry) in &entries {
+            if first_error.is_some() {
+                break;
+            }
+            match self.execute(&repl, entry, &mut done).await {
+                Ok(()) => pointer = index + 1,
+                Err(e) => {
+                    let mut st = self.state.lock();
+                    if let Some(q) = st.queue.iter_mut().find(|q| q.index == *index) {
+                        q.last_exception = e.to_string();
+                    }
+                    drop(st);
+                    first_error = Some(e)
+                }
+            }
+        }
+        if pointer != start {
+            done.push(Pending {
+                op: Op::SetLogPointer {
+                    table: self.path.clone(),
+                    replica: self.name.clone(),
+                    pointer,
+                },
+                on_reject: None,
+            });
+        }
+        if !done.is_empty() {
+            self.send_ops(&repl, done).await;
+        }
+        if pointer != start {
+            self.pointer.send_replace(pointer);
+            let remaining: Vec<(u64, LogEntry)> =
+                entries.into_iter().filter(|(i, _)| *i >= pointer).collect();
+            self.note_queue(&remaining);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn note_queue(&self, entries: &[(u64, LogEntry)]) {
+        let mut st = self.state.lock();
+        let old: BTreeMap<u64, (String, u64)> = st
+            .queue
+            .iter()
+            .map(|q| (q.index, (q.last_exception.clone(), q.num_tries)))
+            .collect();
+        st.queue = entries
+            .iter()
+            .map(|(i, e)| {
+                let (kind, new_part, sources) = describe(e);
+                let (last_exception, tries) = old.get(i).cloned().unwrap_or_default();
+                QueueEntry {
+                    index: *i,
+                    kind,
+                    new_part_name: new_part,
+                    parts_to_merge: sources,
+                    last_exception,
+                    num_tries: tries,
+                }
+            })
+            .collect();
+        match (st.queue.is_empty(), st.queue_since) {
+            (true, _) => st.queue_since = None,
+            (false, None) => st.queue_since = Some(Instant::now()),
+            _ => {}
+        }
+    }
+
+    /// Sends holder changes and the pointer; each op is its own transaction
+    /// (the coordinator batches them into one entry), so one refused op does
+    /// not hold back the rest.
+    async fn send_ops(&self, repl: &Replication, ops: Vec<Pending>) {
+        let writes = ops
+            .iter()
+            .map(|p| repl.coordinator.write(Request::op(p.op.clone())));
+        let results = futures::future::join_all(writes).await;
+        for (p, r) in ops.into_iter().zip(results) {
+            match r {
+                Ok(Response::Ok { .. }) => {}
+                Ok(other) => {
+                    warn!(op = ?p.op, outcome = ?other, "coordinator refused a replica update");
+                    if let Some(part) = p.on_reject {
+                        // Our copy differs from the first holder's: never
+                        // serve it; fetch theirs.
+                        if let Err(e) = self.table.detach_part(&part, "ignored") {
+                            warn!(error = %e, part = %part, "cannot detach differing part");
+                        }
+                        self.state.lock().missing.insert(part);
+                    }
+                }
+                Err(e) => warn!(op = ?p.op, error = %e, "replica update not written"),
+            }
+        }
+    }
+
+    fn holder(&self, part: &Part) -> Pending {
+        Pending {
+            op: Op::AddPartHolder {
+                table: self.path.clone(),
+                part: part.name.to_string(),
+                replica: self.name.clone(),
+                checksum: Some(part.checksum_digest()),
+            },
+            on_reject: Some(part.name.clone()),
+        }
+    }
+
+    /// Whether `name` (or a part covering it) is still among the table's parts.
+    fn in_current_set(&self, repl: &Replication, name: &PartName) -> bool {
+        repl.coordinator.read(|s| {
+            s.parts_of(&self.path).iter().any(|(n, _)| {
+                n.parse::<PartName>()
+                    .is_ok_and(|p| p == *name || p.covers(name))
+            })
+        })
+    }
+
+    async fn execute(
+        &self,
+        repl: &Arc<Replication>,
+        entry: &LogEntry,
+        done: &mut Vec<Pending>,
+    ) -> Result<()> {
+        match entry {
+            LogEntry::GetPart { part, .. } => {
+                let name = parse_part(part)?;
+                if self.table.part_or_covering(&name).is_some() {
+                    return Ok(());
+                }
+                if let Some(p) = self.pending.lock().remove(&name) {
+                    self.table.activate(vec![p]);
+                    return Ok(());
+                }
+                self.fetch_or_skip(repl, &name, done).await
+            }
+            LogEntry::MergeParts { parts, new_part } => {
+                let new = parse_part(new_part)?;
+                if self.table.part_or_covering(&new).is_some() {
+                    return Ok(());
+                }
+                if !self.in_current_set(repl, &new) {
+                    return Ok(());
+                }
+                let sources = parts
+                    .iter()
+                    .map(|p| parse_part(p))
+                    .collect::<Result<Vec<_>>>()?;
+                if !self.merges_stopped.load(Ordering::Acquire) {
+                    let table = Arc::clone(&self.table);
+                    let (src, target) = (sources.clone(), new.clone());
+                    let merged =
+                        tokio::task::spawn_blocking(move || table.merge_named(&src, target))
+                            .await
+                            .map_err(|e| ReplicationError::Coordinator(e.to_string()))??;
+                    if let Some(part) = merged {
+                        debug!(part = %part.name, sources = sources.len(), "merged");
+                        done.push(self.holder(&part));
+                        self.drop_holders(&sources, done);
+                        return Ok(());
+                    }
+                }
+                self.fetch_or_skip(repl, &new, done).await?;
+                self.drop_holders(&sources, done);
+                Ok(())
+            }
+            LogEntry::DropRange {
+                partition,
+                max_block,
+            } => {
+                let n = self.table.drop_range(partition, *max_block);
+                debug!(partition = %partition, parts = n, "dropped range");
+                Ok(())
+            }
+            LogEntry::AlterMetadata { create_sql, .. } => {
+                let shared: TableMeta = serde_json::from_str(create_sql).map_err(|e| {
+                    ReplicationError::Coordinator(format!("bad ALTER_METADATA entry: {e}"))
+                })?;
+                let mut meta = self.table.meta();
+                let local = (
+                    meta.database.clone(),
+                    meta.name.clone(),
+                    meta.replicated.clone(),
+                );
+                meta = shared;
+                (meta.database, meta.name, meta.replicated) = local;
+                let keys = repl.catalog.keys_for(&meta)?;
+                self.table.alter(meta, keys)?;
+                Ok(())
+            }
+            LogEntry::MutatePart { part, .. } => {
+                warn!(part = %part, "MUTATE_PART is not supported yet; skipping");
+                Ok(())
+            }
+        }
+    }
+
+    fn drop_holders(&self, sources: &[PartName], done: &mut Vec<Pending>) {
+        for s in sources {
+            done.push(Pending {
+                op: Op::RemovePartHolder {
+                    table: self.path.clone(),
+                    part: s.to_string(),
+                    replica: self.name.clone(),
+                },
+                on_reject: None,
+            });
+        }
+    }
+
+    async fn fetch_or_skip(
+        &self,
+        repl: &Arc<Replication>,
+        name: &PartName,
+        done: &mut Vec<Pending>,
+    ) -> Result<()> {
+        match self.fetch_any(repl, name).await {
+            Ok(part) => {
+                done.push(self.holder(&part));
+                Ok(())
+            }
+            // Dropped (DROP PARTITION, TRUNCATE) since the entry was written.
+            Err(_) if !self.in_current_set(repl, name) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fetches `name` (or a part covering it) from a random live replica
+    /// that holds it, trying the others on failure.
+    async fn fetch_any(&self, repl: &Arc<Replication>, name: &PartName) -> Result<Arc<Part>> {
+        if self.fetches_stopped.load(Ordering::Acquire) {
+            return Err(ReplicationError::BadArguments(
+                "fetches are stopped (SYSTEM STOP FETCHES)".into(),
+            ));
+        }
+        let now = qh_meta::now_ms();
+        let mut candidates: Vec<(String, String)> = repl.coordinator.read(|s| {
+            let Some(t) = s.tables.get(&self.path) else {
+                return Vec::new();
+            };
+            let mut holders = BTreeSet::new();
+            for (n, m) in s.parts_of(&self.path) {
+                if n.parse::<PartName>()
+                    .is_ok_and(|p| p == *name || p.covers(name))
+                {
+                    holders.extend(m.holders);
+                }
+            }
+            holders
+                .into_iter()
+                .filter(|h| *h != self.name)
+                .filter_map(|h| {
+                    let r = t.replicas.get(&h)?;
+                    s.lease_active(r.node_id, now)
+                        .then(|| (h.clone(), r.address.clone()))
+                })
+                .collect()
+        });
+        if candidates.is_empty() {
+            return Err(ReplicationError::NoReplicaHasPart {
+                path: self.path.clone(),
+                part: name.to_string(),
+            });
+        }
+        let offset = (xxhash_rust::xxh3::xxh3_64(&now.to_le_bytes()) as usize) % candidates.len();
+        candidates.rotate_left(offset);
+        let mut last = None;
+        for (replica, address) in candidates {
+            match fetch_part(
+                repl,
+                &self.table,
+                &self.path,
+                &self.name,
+                name,
+                &replica,
+                &address,
+            )
+            .await
+            {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    warn!(part = %name, from = %replica, error = %e, "fetch failed; trying another replica");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(ReplicationError::NoReplicaHasPart {
+            path: self.path.clone(),
+            part: name.to_string(),
+        }))
+    }
+
+    /// The replica that assigns merges: the alive one with the smallest name
+    /// (one assigner keeps proposals from colliding; any may, safely).
+    async fn assign_merge(&self) -> Result<()> {
+        if self.merges_stopped.load(Ordering::Acquire) || !self.state.lock().queue.is_empty() {
+            return Ok(());
+        }
+        let repl = self.repl()?;
+        let now = qh_meta::now_ms();
+        let leader = repl.coordinator.read(|s| {
+            s.tables.get(&self.path).and_then(|t| {
+                t.replicas
+                    .iter()
+                    .filter(|(_, r)| s.lease_active(r.node_id, now))
+                    .map(|(n, _)| n.clone())
+                    .next()
+            })
+        });
+        if leader.as_deref() != Some(self.name.as_str()) {
+            return Ok(());
+        }
+        let Some(window) = self.table.select_merge() else {
+            return Ok(());
+        };
+        let names: Vec<&PartName> = window.iter().map(|p| &p.name).collect();
+        let Some(new_part) = PartName::merged(&names) else {
+            return Ok(());
+        };
+        self.propose_merge(&repl, &names, &new_part)
+            .await
+            .map(|_| ())
+    }
+
+    async fn propose_merge(
+        &self,
+        repl: &Replication,
+        parts: &[&PartName],
+        new_part: &PartName,
+    ) -> Result<Option<u64>> {
+        let entry = LogEntry::MergeParts {
+            parts: parts.iter().map(|p| p.to_string()).collect(),
+            new_part: new_part.to_string(),
+        };
+        let r = repl
+            .coordinator
+            .write(Request::op(Op::AppendLog {
+                table: self.path.clone(),
+                entry,
+            }))
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+        match r {
+            Response::Ok { results } => {
+                debug!(part = %new_part, sources = parts.len(), "merge assigned");
+                self.wake();
+                Ok(log_index(&results))
+            }
+            other => {
+                debug!(outcome = ?other, "merge not assigned");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Commits inserted blocks: each gets a block number, is renamed into
+    /// place (still invisible), then one transaction (dedup check, GET_PART
+    /// entry with this replica as holder, dedup id) commits it, and only then
+    /// it becomes visible. Returns the rows committed (duplicates excluded).
+    pub async fn commit_insert(
+        &self,
+        prepared: Vec<PreparedPart>,
+        opts: &InsertOptions,
+    ) -> Result<u64> {
+        let mut prepared = prepared;
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let discard = |rest: Vec<PreparedPart>| {
+            for p in rest {
+                p.discard();
+            }
+        };
+        if let Some(why) = self.readonly_reason() {
+            discard(prepared);
+            return Err(ReplicationError::ReadOnly {
+                path: self.path.clone(),
+                why,
+            });
+        }
+        let repl = self.repl()?;
+        let alloc = Request::ops(
+            prepared
+                .iter()
+                .map(|p| Op::AllocateBlock {
+                    table: self.path.clone(),
+                    partition: p.partition.id.clone(),
+                })
+                .collect(),
+        );
+        let blocks = match repl.coordinator.write(alloc).await {
+            Ok(Response::Ok { results }) => results
+                .iter()
+                .filter_map(|r| match r {
+                    OpResult::Block(n) => Some(*n),
+                    _ => None,
+                })
+                .collect::<Vec<u64>>(),
+            Ok(other) => {
+                discard(prepared);
+                return Err(ReplicationError::Coordinator(format!(
+                    "cannot allocate block numbers: {other:?}"
+                )));
+            }
+            Err(e) => {
+                discard(prepared);
+                // Unknown outcome of an allocation loses nothing but numbers.
+                return Err(match ReplicationError::from_write(&self.path, e) {
+                    ReplicationError::UnknownStatus(why) => ReplicationError::ReadOnly {
+                        path: self.path.clone(),
+                        why,
+                    },
+                    other => other,
+                });
+            }
+        };
+        let meta = self.table.meta();
+        let window = setting(&meta, "replicated_deduplication_window", 1000);
+        let window_seconds = setting(&meta, "replicated_deduplication_window_seconds", 604_800);
+        let mut rows = 0;
+        let count = prepared.len();
+        for (i, (p, block)) in prepared.drain(..).zip(blocks).enumerate() {
+            let name = PartName {
+                partition_id: p.partition.id.clone(),
+                min_block: block,
+                max_block: block,
+                level: 0,
+            };
+            let part_rows = p.rows;
+            let table = Arc::clone(&self.table);
+            let n2 = name.clone();
+            let part = tokio::task::spawn_blocking(move || table.install_inactive(p, n2))
+                .await
+                .map_err(|e| ReplicationError::Coordinator(e.to_string()))??;
+            let block_id = opts.deduplicate.then(|| {
+                let h = match &opts.token {
+                    Some(t) if count == 1 => hash_hex(t.as_bytes()),
+                    Some(t) => hash_hex(format!("{t}_{i}").as_bytes()),
+                    None => part.checksum_digest(),
+                };
+                format!("{}_{h}", name.partition_id)
+            });
+            let mut ops = vec![Op::AppendLog {
+                table: self.path.clone(),
+                entry: LogEntry::GetPart {
+                    part: name.to_string(),
+                    block_id: block_id.clone(),
+                    holders: [self.name.clone()].into(),
+                },
+            }];
+            let mut checks = vec![];
+            if let Some(id) = &block_id {
+                ops.push(Op::AddDedupBlock {
+                    table: self.path.clone(),
+                    block_id: id.clone(),
+                    part: name.to_string(),
+                    window,
+                    window_seconds,
+                });
+                checks.push(Check::DedupAbsent {
+                    table: self.path.clone(),
+                    block_id: id.clone(),
+                });
+            }
+            self.pending.lock().insert(name.clone(), Arc::clone(&part));
+            let outcome = repl
+                .coordinator
+                .write(Request::ops(ops).with_checks(checks))
+                .await;
+            let take = || self.pending.lock().remove(&name);
+            match outcome {
+                Ok(Response::Ok { .. }) => {
+                    if let Some(p) = take() {
+                        self.table.activate(vec![p]);
+                    }
+                    rows += part_rows;
+                }
+                Ok(Response::CheckFailed { detail, .. }) => {
+                    if let Some(p) = take() {
+                        self.table.remove_inactive(p);
+                    }
+                    info!(
+                        block_id = block_id.as_deref().unwrap_or(""),
+                        existing = detail.as_deref().unwrap_or(""),
+                        "block already exists; ignoring it (deduplicated)"
+                    );
+                }
+                Ok(Response::Rejected { reason, .. }) => {
+                    if let Some(p) = take() {
+                        self.table.remove_inactive(p);
+                    }
+                    return Err(ReplicationError::Coordinator(reason));
+                }
+                Err(e) => {
+                    let e = ReplicationError::from_write(&self.path, e);
+                    if !matches!(e, ReplicationError::UnknownStatus(_)) {
+                        if let Some(p) = take() {
+                            self.table.remove_inactive(p);
+                        }
+                    }
+                    // Unknown: the part stays pending; the queue activates it
+                    // if the entry turns out committed.
+                    return Err(e);
+                }
+            }
+        }
+        self.wake();
+        Ok(rows)
+    }
+
+    /// `SYSTEM SYNC REPLICA`: waits until this replica executed every log
+    /// entry that existed when it was called (and fetched its missing parts).
+    pub async fn sync(&self, timeout: Duration) -> Result<()> {
+        let repl = self.repl()?;
+        let path = self.path.clone();
+        let target = repl
+            .coordinator
+            .read_linearizable(|s| s.tables.get(&path).map(|t| t.next_log))
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?
+            .ok_or_else(|| {
+                ReplicationError::Coordinator(format!("table {} is not registered", self.path))
+            })?;
+        self.wait_pointer(target, timeout).await
+    }
+
+    async fn wait_pointer(&self, target: u64, timeout: Duration) -> Result<()> {
+        self.wake();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let done = *self.pointer.borrow() >= target && {
+                let st = self.state.lock();
+                st.initialized && st.missing.is_empty()
+            };
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let st = self.state.lock();
+                return Err(ReplicationError::Timeout(format!(
+                    "SYNC REPLICA {}: replica {} did not catch up in {} s (log pointer {}, needed {}; {})",
+                    self.path,
+                    self.name,
+                    timeout.as_secs(),
+                    *self.pointer.borrow(),
+                    target,
+                    if st.last_exception.is_empty() { "no error".to_string() } else { st.last_exception.clone() }
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `OPTIMIZE TABLE ... [PARTITION p] [FINAL]` through the log: assigns a
+    /// merge of each partition's current parts and waits for this replica to
+    /// execute it.
+    pub async fn optimize(
+        &self,
+        partition: Option<&str>,
+        final_: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        let repl = self.repl()?;
+        let deadline = Instant::now() + timeout;
+        let mut attempts = 0;
+        loop {
+            let path = self.path.clone();
+            let records = repl
+                .coordinator
+                .read_linearizable(|s| s.parts_of(&path))
+                .await
+                .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+            let mut by_partition: BTreeMap<String, Vec<PartName>> = BTreeMap::new();
+            let mut busy = false;
+            for (n, m) in records {
+                let Ok(name) = n.parse::<PartName>() else {
+                    continue;
+                };
+                if partition.is_some_and(|p| p != name.partition_id) {
+                    continue;
+                }
+                if m.merging_into.is_some() {
+                    busy = true;
+                    continue;
+                }
+                by_partition
+                    .entry(name.partition_id.clone())
+                    .or_default()
+                    .push(name);
+            }
+            let mut last = None;
+            let mut refused = false;
+            for (_, mut parts) in by_partition {
+                parts.sort_by_key(|p| p.min_block);
+                if parts.len() < 2 && !(final_ && parts.len() == 1) {
+                    continue;
+                }
+                let refs: Vec<&PartName> = parts.iter().collect();
+                let Some(new_part) = PartName::merged(&refs) else {
+                    continue;
+                };
+                match self.propose_merge(&repl, &refs, &new_part).await? {
+                    Some(i) => last = Some(i),
+                    None => refused = true,
+                }
+            }
+            if let Some(i) = last {
+                self.wait_pointer(i + 1, deadline.saturating_duration_since(Instant::now()))
+                    .await?;
+            }
+            // A merge already running took some parts: wait for it, then merge again.
+            if (busy || refused) && attempts < 3 && Instant::now() < deadline {
+                attempts += 1;
+                let target = repl
+                    .coordinator
+                    .read(|s| s.tables.get(&self.path).map(|t| t.next_log))
+                    .unwrap_or(0);
+                self.wait_pointer(target, deadline.saturating_duration_since(Instant::now()))
+                    .await?;
+                continue;
+            }
+            return Ok(());
+        }
+    }
+
+    /// DROP PARTITION / TRUNCATE through the log (`partition` None = all).
+    pub async fn drop_partitions(&self, partition: Option<&str>, timeout: Duration) -> Result<()> {
+        let repl = self.repl()?;
+        let path = self.path.clone();
+        let (records, blocks) = repl
+            .coordinator
+            .read_linearizable(|s| {
+                (
+                    s.parts_of(&path),
+                    s.tables
+                        .get(&path)
+                        .map(|t| t.block_numbers.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+        let mut partitions: BTreeSet<String> = blocks.keys().cloned().collect();
+        for (n, _) in &records {
+            if let Ok(p) = n.parse::<PartName>() {
+                partitions.insert(p.partition_id);
+            }
+        }
+        if let Some(p) = partition {
+            partitions.retain(|x| x == p);
+        }
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let ops = partitions
+            .into_iter()
+            .map(|p| Op::AppendLog {
+                table: self.path.clone(),
+                entry: LogEntry::DropRange {
+                    max_block: blocks.get(&p).copied().unwrap_or(u64::MAX / 2),
+                    partition: p,
+                },
+            })
+            .collect();
+        let r = repl
+            .coordinator
+            .write(Request::ops(ops))
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+        match r {
+            Response::Ok { results } => {
+                let last = results
+                    .iter()
+                    .filter_map(|r| match r {
+                        OpResult::LogIndex(i) => Some(*i),
+                        _ => None,
+                    })
+                    .max();
+                if let Some(i) = last {
+                    self.wait_pointer(i + 1, timeout).await?;
+                }
+                Ok(())
+            }
+            other => Err(ReplicationError::Coordinator(format!("{other:?}"))),
+        }
+    }
+
+    /// ALTER of the table definition: committed with a check of the schema
+    /// version, executed by every replica from the log; waits for this one.
+    pub async fn alter(&self, new_meta: &TableMeta, timeout: Duration) -> Result<()> {
+        let repl = self.repl()?;
+        let path = self.path.clone();
+        let version = repl
+            .coordinator
+            .read_linearizable(|s| s.tables.get(&path).map(|t| t.version))
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?
+            .ok_or_else(|| {
+                ReplicationError::Coordinator(format!("table {path} is not registered"))
+            })?;
+        let create_sql = serde_json::to_string(&new_meta.shared_definition())
+            .map_err(|e| ReplicationError::BadArguments(e.to_string()))?;
+        let r = repl
+            .coordinator
+            .write(
+                Request::op(Op::AlterTable {
+                    table: self.path.clone(),
+                    create_sql,
+                })
+                .with_checks(vec![Check::TableVersion {
+                    table: self.path.clone(),
+                    version,
+                }]),
+            )
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+        match r {
+            Response::Ok { .. } => {
+                let next = repl
+                    .coordinator
+                    .read(|s| s.tables.get(&self.path).map(|t| t.next_log))
+                    .unwrap_or(0);
+                self.wait_pointer(next, timeout).await
+            }
+            Response::CheckFailed { .. } => Err(ReplicationError::Coordinator(
+                "the table was altered concurrently; retry the ALTER".into(),
+            )),
+            Response::Rejected { reason, .. } => Err(ReplicationError::Coordinator(reason)),
+        }
+    }
+
+    /// Detaches a part found broken (a checksum error on read or in CHECK
+    /// TABLE) and queues a fetch of a good copy.
+    pub fn part_is_broken(&self, name: &PartName) {
+        match self.table.detach_part(name, "broken") {
+            Ok(true) => {
+                warn!(part = %name, "broken part detached; fetching it again");
+                self.state.lock().missing.insert(name.clone());
+                let (path, me, part) = (self.path.clone(), self.name.clone(), name.to_string());
+                if let Some(repl) = self.repl.upgrade() {
+                    tokio::spawn(async move {
+                        let _ = repl
+                            .coordinator
+                            .write(Request::op(Op::RemovePartHolder {
+                                table: path,
+                                part,
+                                replica: me,
+                            }))
+                            .await;
+                    });
+                }
+                self.wake();
+            }
+            Ok(false) => {}
+            Err(e) => warn!(part = %name, error = %e, "cannot detach broken part"),
+        }
+    }
+
+    pub fn queue(&self) -> Vec<QueueEntry> {
+        self.state.lock().queue.clone()
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        let meta = self.table.meta();
+        let now = qh_meta::now_ms();
+        let (log_max, total, active, leader) = self
+            .repl
+            .upgrade()
+            .map(|repl| {
+                repl.coordinator.read(|s| match s.tables.get(&self.path) {
+                    Some(t) => {
+                        let alive: Vec<&String> = t
+                            .replicas
+                            .iter()
+                            .filter(|(_, r)| s.lease_active(r.node_id, now))
+                            .map(|(n, _)| n)
+                            .collect();
+                        (
+                            t.next_log.saturating_sub(1),
+                            t.replicas.len() as u64,
+                            alive.len() as u64,
+                            alive.first().is_some_and(|n| **n == self.name),
+                        )
+                    }
+                    None => (0, 0, 0, false),
+                })
+            })
+            .unwrap_or_default();
+        let readonly = self.readonly_reason().is_some();
+        let st = self.state.lock();
+        let count = |k: &str| st.queue.iter().filter(|q| q.kind == k).count() as u64;
+        ReplicaStatus {
+            database: meta.database.clone(),
+            table: meta.name.clone(),
+            engine: meta.engine_name(),
+            zookeeper_path: self.path.clone(),
+            replica_name: self.name.clone(),
+            is_leader: leader,
+            is_readonly: readonly,
+            is_session_expired: readonly,
+            queue_size: st.queue.len() as u64 + st.missing.len() as u64,
+            inserts_in_queue: count("GET_PART") + st.missing.len() as u64,
+            merges_in_queue: count("MERGE_PARTS"),
+            log_max_index: log_max,
+            log_pointer: *self.pointer.borrow(),
+            absolute_delay: st.queue_since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
+            total_replicas: total,
+            active_replicas: active,
+            parts_to_fetch: st.missing.len() as u64,
+            last_queue_update_exception: st.last_exception.clone(),
+        }
+    }
+}
+
+fn describe(e: &LogEntry) -> (&'static str, String, Vec<String>) {
+    match e {
+        LogEntry::GetPart { part, .. } => ("GET_PART", part.clone(), vec![]),
+        LogEntry::MergeParts { parts, new_part } => {
+            ("MERGE_PARTS", new_part.clone(), parts.clone())
+        }
+        LogEntry::DropRange { partition, .. } => ("DROP_RANGE", partition.clone(), vec![]),
+        LogEntry::MutatePart { part, new_part, .. } => {
+            ("MUTATE_PART", new_part.clone(), vec![part.clone()])
+        }
+        LogEntry::AlterMetadata { version, .. } => ("ALTER_METADATA", version.to_string(), vec![]),
+    }
+}
+
+fn parse_part(s: &str) -> Result<PartName> {
+    s.parse().map_err(|e: String| {
+        ReplicationError::Coordinator(format!("bad part name in the log: {e}"))
+    })
+}
+
+fn log_index(results: &[OpResult]) -> Option<u64> {
+    results.iter().find_map(|r| match r {
+        OpResult::LogIndex(i) => Some(*i),
+        _ => None,
+    })
+}
+
+fn setting(meta: &TableMeta, name: &str, default: u64) -> u64 {
+    meta.settings
+        .get(name)
+        .and_then(|v| v.trim_matches('\'').parse().ok())
+        .unwrap_or(default)
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
