@@ -75,6 +75,11 @@ impl TestCluster {
         self.dir.path().join(format!("node{id}"))
     }
 
+    /// Everything node `id` logged so far (all its runs).
+    pub fn log_text(&self, id: u64) -> String {
+        fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
     fn log_path(&self, id: u64) -> PathBuf {
         self.dir.path().join(format!("node{id}.log"))
     }

@@ -122,11 +122,24 @@ pub enum Op {
     DropDatabase {
         name: String,
     },
-    /// `table` is `db.name`; the table starts at schema version 1.
+    /// `table` is `db.name` (or a replicated table's path); the table
+    /// starts at schema version 1.
     CreateTable {
         table: String,
         engine: String,
         create_sql: String,
+        /// `max_replicated_logs_to_keep` (0 = 1000): a replica whose lease
+        /// lapsed and that is this far behind is marked lost so the log can
+        /// be trimmed; it clones a healthy replica when it returns.
+        #[serde(default)]
+        max_log_entries: u64,
+    },
+    /// A lost replica finished cloning: it is back, executing the log from
+    /// `pointer` (refused if entries from `pointer` on were already trimmed).
+    ReplicaRecovered {
+        table: String,
+        replica: String,
+        pointer: u64,
     },
     /// Bumps the schema version and appends ALTER_METADATA to the log.
     AlterTable {

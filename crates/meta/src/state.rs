@@ -25,7 +25,13 @@ pub struct TableMeta {
     pub block_numbers: BTreeMap<String, u64>,
     pub dedup_count: u64,
     pub next_dedup_seq: u64,
+    /// Log entries kept behind a lost replica (0 = the default, 1000).
+    #[serde(default)]
+    pub max_log_entries: u64,
 }
+
+/// Log entries kept for an inactive lagging replica by default.
+pub const DEFAULT_MAX_LOG_ENTRIES: u64 = 1000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaMeta {
@@ -33,6 +39,10 @@ pub struct ReplicaMeta {
     pub address: String,
     /// The replica executed log entries below this index.
     pub log_pointer: u64,
+    /// Fell too far behind while inactive; the log was trimmed past it, so
+    /// it must clone the current part set instead of replaying the log.
+    #[serde(default)]
+    pub is_lost: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +337,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             table,
             engine,
             create_sql,
+            max_log_entries,
         } => {
             if tx.s.tables.contains_key(table) {
                 return Err(format!("table {table} already exists"));
@@ -341,6 +352,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
                 create_sql: create_sql.clone(),
                 version: 1,
                 next_log: 1,
+                max_log_entries: *max_log_entries,
                 ..Default::default()
             };
             tx.set_table(table.clone(), Some(meta));
@@ -358,6 +370,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
                     version,
                     create_sql: create_sql.clone(),
                 },
+                now_ms,
             )?;
         }
         Op::DropTable { table } => {
@@ -379,6 +392,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
                 node_id: *node_id,
                 address: address.clone(),
                 log_pointer: t.next_log,
+                is_lost: false,
             };
             t.replicas.insert(replica.clone(), meta);
             tx.set_table(table.clone(), Some(t));
@@ -397,7 +411,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             trim_log(tx, table)?;
         }
         Op::AppendLog { table, entry } => {
-            return append_log(tx, table, entry.clone()).map(OpResult::LogIndex)
+            return append_log(tx, table, entry.clone(), now_ms).map(OpResult::LogIndex)
         }
         Op::SetLogPointer {
             table,
@@ -418,6 +432,27 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             r.log_pointer = r.log_pointer.max(*pointer);
             tx.set_table(table.clone(), Some(t));
             trim_log(tx, table)?;
+        }
+        Op::ReplicaRecovered {
+            table,
+            replica,
+            pointer,
+        } => {
+            let mut t = tx.table(table)?;
+            let oldest = retained_from(&t);
+            if *pointer < oldest || *pointer > t.next_log {
+                return Err(format!(
+                    "log pointer {pointer} is outside the retained log [{oldest}, {}]",
+                    t.next_log
+                ));
+            }
+            let r = t
+                .replicas
+                .get_mut(replica)
+                .ok_or_else(|| format!("replica {replica} of {table} does not exist"))?;
+            r.is_lost = false;
+            r.log_pointer = *pointer;
+            tx.set_table(table.clone(), Some(t));
         }
         Op::AddPartHolder {
             table,
@@ -566,7 +601,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
     Ok(OpResult::Done)
 }
 
-fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry) -> Result<u64, String> {
+fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry, now_ms: u64) -> Result<u64, String> {
     let mut t = tx.table(table)?;
     let index = t.next_log;
     t.next_log += 1;
@@ -628,9 +663,39 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry) -> Result<u64, Stri
         tx.set_table(table.to_string(), Some(t));
         return Ok(index);
     }
+    // An inactive replica this far behind would pin the log forever: mark it
+    // lost (it clones when it returns) and let the log be trimmed.
+    let max = match t.max_log_entries {
+        0 => DEFAULT_MAX_LOG_ENTRIES,
+        n => n,
+    };
+    let mut marked = false;
+    for r in t.replicas.values_mut() {
+        if !r.is_lost
+            && t.next_log.saturating_sub(r.log_pointer) > max
+            && !tx.s.lease_active(r.node_id, now_ms)
+        {
+            r.is_lost = true;
+            marked = true;
+        }
+    }
     tx.set_table(table.to_string(), Some(t));
     tx.set_log(index_key(table, index), Some(entry));
+    if marked {
+        trim_log(tx, table)?;
+    }
     Ok(index)
+}
+
+/// The first log index still kept: entries below every non-lost replica's
+/// pointer are trimmed.
+fn retained_from(t: &TableMeta) -> u64 {
+    t.replicas
+        .values()
+        .filter(|r| !r.is_lost)
+        .map(|r| r.log_pointer)
+        .min()
+        .unwrap_or(t.next_log)
 }
 
 /// Whether part `name` lies in `partition` with all blocks `<= max_block`.
@@ -645,12 +710,7 @@ fn part_in_range(name: &str, partition: &str, max_block: u64) -> bool {
 /// Removes the log entries every replica has executed.
 fn trim_log(tx: &mut Tx<'_>, table: &str) -> Result<(), String> {
     let t = tx.table(table)?;
-    let min = t
-        .replicas
-        .values()
-        .map(|r| r.log_pointer)
-        .min()
-        .unwrap_or(t.next_log);
+    let min = retained_from(&t);
     let (start, _) = table_range(table);
     let done: Vec<String> =
         tx.s.log
@@ -705,6 +765,7 @@ mod tests {
                 table: "db.t".into(),
                 engine: "ReplicatedMergeTree".into(),
                 create_sql: "CREATE".into(),
+                max_log_entries: 0,
             },
             Op::AddReplica {
                 table: "db.t".into(),
@@ -975,7 +1036,8 @@ mod tests {
             table.clone().prop_map(|t| Op::CreateTable {
                 table: t,
                 engine: "e".into(),
-                create_sql: "s".into()
+                create_sql: "s".into(),
+                max_log_entries: 0,
             }),
             table.clone().prop_map(|t| Op::DropTable { table: t }),
             (table.clone(), name).prop_map(|(t, r)| Op::AddReplica {

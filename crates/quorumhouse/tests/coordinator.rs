@@ -186,6 +186,7 @@ async fn full_restart_keeps_state_and_does_not_reinitialize() {
             table: "db.t".into(),
             engine: "ReplicatedMergeTree".into(),
             create_sql: "CREATE".into(),
+            max_log_entries: 0,
         },
     ]);
     assert!(c.meta(2).write(&setup).await.unwrap().is_ok());

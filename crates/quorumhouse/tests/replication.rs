@@ -402,3 +402,142 @@ async fn inserts_resume_after_the_coordinator_leader_is_killed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_far_behind_is_marked_lost_and_clones() {
+    let mut c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(
+            &c,
+            n,
+            "CREATE TABLE t (id UInt64) ENGINE = ReplicatedMergeTree('/tables/t', '{replica}') \
+             ORDER BY id SETTINGS max_replicated_logs_to_keep = 5",
+        )
+        .await;
+    }
+    ok(&c, 1, "INSERT INTO t VALUES (0)").await;
+    ok(&c, 3, "SYSTEM SYNC REPLICA t").await;
+    c.kill(3);
+    // Wait until node 3's lease lapsed: only an inactive replica is marked lost.
+    c.wait_for("node 3 inactive", LONG, || async {
+        let r = sql(
+            &c,
+            1,
+            "SELECT active_replicas FROM system.replicas WHERE table = 't'",
+        )
+        .await
+        .ok()?;
+        (r == "2\n").then_some(())
+    })
+    .await
+    .unwrap();
+    for i in 1..=20 {
+        ok(&c, 1 + i % 2, &format!("INSERT INTO t VALUES ({i})")).await;
+    }
+    ok(&c, 1, "OPTIMIZE TABLE t FINAL").await;
+    for i in 21..=25 {
+        ok(&c, 2, &format!("INSERT INTO t VALUES ({i})")).await;
+    }
+    c.spawn(3).unwrap();
+    c.wait_for("node 3 answers", LONG, || async {
+        sql(&c, 3, "SELECT 1").await.ok()
+    })
+    .await
+    .unwrap();
+    ok(&c, 3, "SYSTEM SYNC REPLICA t").await;
+    assert_eq!(
+        ok(&c, 3, "SELECT count(), sum(id) FROM t").await,
+        "26\t325\n"
+    );
+    for n in 1..=2 {
+        ok(&c, n, "SYSTEM SYNC REPLICA t").await;
+    }
+    same_parts(&c, &[1, 2, 3], "t").await;
+    // The log stays short: it was trimmed past the lost replica.
+    let status = ok(
+        &c,
+        1,
+        "SELECT log_max_index, log_pointer FROM system.replicas WHERE table = 't'",
+    )
+    .await;
+    let v: Vec<u64> = status
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(v[0] + 1 - v[1] <= 5, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_cut_off_from_the_coordinator_is_read_only_then_recovers_by_itself() {
+    let c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+    }
+    ok(
+        &c,
+        3,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 1, 'a')",
+    )
+    .await;
+    // Cut node 3 off from the other two (both directions).
+    c.meta(3)
+        .isolate(&std::collections::BTreeSet::from([1, 2]))
+        .await
+        .unwrap();
+    for n in 1..=2 {
+        c.meta(n)
+            .isolate(&std::collections::BTreeSet::from([3]))
+            .await
+            .unwrap();
+    }
+    c.wait_for("node 3 read-only", LONG, || async {
+        let r = sql(&c, 3, "SELECT is_readonly FROM system.replicas")
+            .await
+            .ok()?;
+        (r == "1\n").then_some(())
+    })
+    .await
+    .unwrap();
+    let err = sql(
+        &c,
+        3,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 2, 'b')",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 242, "{err}");
+    // Reads keep working on the isolated replica.
+    assert_eq!(ok(&c, 3, "SELECT count() FROM events").await, "1\n");
+    // The majority keeps accepting inserts.
+    ok(
+        &c,
+        1,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 3, 'c')",
+    )
+    .await;
+    for n in 1..=3 {
+        c.meta(n)
+            .isolate(&std::collections::BTreeSet::new())
+            .await
+            .unwrap();
+    }
+    // No restart: the replica notices the coordinator is back.
+    c.wait_for("an insert on node 3 succeeds again", LONG, || async {
+        sql(
+            &c,
+            3,
+            "INSERT INTO events VALUES ('2024-01-01 00:00:00', 4, 'd')",
+        )
+        .await
+        .ok()
+    })
+    .await
+    .unwrap();
+    ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
+    assert_eq!(
+        ok(&c, 3, "SELECT count(), sum(id) FROM events").await,
+        "3\t8\n"
+    );
+}

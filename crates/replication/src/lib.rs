@@ -177,6 +177,11 @@ impl Replication {
                         table: path.clone(),
                         engine: meta.engine_name(),
                         create_sql: shared.clone(),
+                        max_log_entries: meta
+                            .settings
+                            .get("max_replicated_logs_to_keep")
+                            .and_then(|v| v.trim_matches('\'').parse().ok())
+                            .unwrap_or(0),
                     },
                     add.clone(),
                 ])

@@ -362,12 +362,37 @@ impl Replica {
         if !missing.is_empty() {
             info!(parts = missing.len(), "recovery: parts to fetch");
         }
-        self.pointer.send_replace(me.log_pointer);
+        let mut pointer = me.log_pointer;
+        if me.is_lost {
+            // The log behind us was trimmed: take the current part set (the
+            // fetches above) and continue from the log's head.
+            pointer = table.next_log;
+            let r = repl
+                .coordinator
+                .write(Request::op(Op::ReplicaRecovered {
+                    table: self.path.clone(),
+                    replica: self.name.clone(),
+                    pointer,
+                }))
+                .await
+                .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+            if !r.is_ok() {
+                return Err(ReplicationError::Coordinator(format!(
+                    "cloning a lost replica: {r:?}; retrying"
+                )));
+            }
+            warn!(
+                parts = missing.len(),
+                log_pointer = pointer,
+                "this replica was lost (too far behind while down): cloned the current part set"
+            );
+        }
+        self.pointer.send_replace(pointer);
         let mut st = self.state.lock();
         st.missing = missing;
         st.initialized = true;
         st.readonly_reason = None;
-        info!(log_pointer = me.log_pointer, "replica initialized");
+        info!(log_pointer = pointer, "replica initialized");
         Ok(())
     }
 
@@ -375,6 +400,18 @@ impl Replica {
     /// record the outcome (holders, log pointer) in the coordinator.
     async fn step(&self) -> Result<()> {
         let repl = self.repl()?;
+        let lost = repl.coordinator.read(|s| {
+            s.tables
+                .get(&self.path)
+                .and_then(|t| t.replicas.get(&self.name))
+                .is_some_and(|r| r.is_lost)
+        });
+        if lost {
+            self.state.lock().initialized = false;
+            return Err(ReplicationError::Coordinator(
+                "this replica was marked lost; cloning".into(),
+            ));
+        }
         let mut done: Vec<Pending> = Vec::new();
         let mut first_error = None;
         let missing: Vec<PartName> = self.state.lock().missing.iter().cloned().collect();

@@ -19,6 +19,7 @@ use qh_query::{Engine, EngineOptions, Input};
 use serde::Serialize;
 
 mod coordinator;
+mod replication;
 
 const CHDB_SCRIPT: &str = include_str!("chdb_bench.py");
 
@@ -34,6 +35,8 @@ enum BenchCmd {
     Hits(HitsArgs),
     /// Committed coordinator writes on a 3-node cluster (optionally vs etcd).
     Coordinator(coordinator::CoordinatorArgs),
+    /// Replication lag and a lagging replica's catch-up on a 3-node cluster.
+    Replication(replication::ReplicationArgs),
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +112,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let res = match args.cmd {
         BenchCmd::Hits(h) => rt.block_on(hits(h)),
         BenchCmd::Coordinator(c) => rt.block_on(coordinator::coordinator(c)),
+        BenchCmd::Replication(r) => rt.block_on(replication::replication(r)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
