@@ -148,6 +148,31 @@ async fn inserts_on_every_replica_converge_to_identical_parts() {
         ok(&c, 2, "SELECT count() FROM events WHERE id = 100").await,
         "1\n"
     );
+
+    // ALTER goes through the log to every replica.
+    ok(&c, 1, "ALTER TABLE events ADD COLUMN extra UInt8 DEFAULT 7").await;
+    ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
+    assert_eq!(
+        ok(&c, 3, "SELECT extra FROM events WHERE id = 100").await,
+        "7\n"
+    );
+    // TRUNCATE on one replica empties every replica.
+    ok(&c, 2, "TRUNCATE TABLE events").await;
+    for n in 1..=3 {
+        ok(&c, n, "SYSTEM SYNC REPLICA events").await;
+        assert_eq!(ok(&c, n, "SELECT count() FROM events").await, "0\n");
+    }
+    // Dropped on every replica, the table leaves the coordinator: its path
+    // takes a new definition.
+    for n in 1..=3 {
+        ok(&c, n, "DROP TABLE events").await;
+    }
+    ok(
+        &c,
+        1,
+        "CREATE TABLE other (id UInt32) ENGINE = ReplicatedMergeTree('/tables/events', 'x') ORDER BY id",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,16 +237,15 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn merges_under_concurrent_inserts_converge_and_replacing_collapses_after_optimize_final() {
     let c = start(3);
     c.leader(&c.all(), LONG).await.unwrap();
-    for n in 1..=3 {
-        ok(
-            &c,
-            n,
-            "CREATE TABLE r (k UInt64, ver UInt64, v String) \
-             ENGINE = ReplicatedReplacingMergeTree('/tables/{shard}/r', '{replica}', ver) \
-             PARTITION BY k % 2 ORDER BY k",
-        )
-        .await;
-    }
+    // ON CLUSTER: every node creates its replica through the DDL queue.
+    ok(
+        &c,
+        1,
+        "CREATE TABLE r ON CLUSTER default (k UInt64, ver UInt64, v String) \
+         ENGINE = ReplicatedReplacingMergeTree('/tables/{shard}/r', '{replica}', ver) \
+         PARTITION BY k % 2 ORDER BY k",
+    )
+    .await;
     // Three writers at once, overlapping keys: background merges run meanwhile.
     let writers = (1..=3u64).map(|n| {
         let c = &c;

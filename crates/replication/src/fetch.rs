@@ -3,7 +3,7 @@
 //! into `tmp_fetch_*`, verifies every checksum and attaches the part.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
@@ -192,7 +192,8 @@ pub async fn fetch_part(
         }
         let t = Arc::clone(table);
         let bytes: u64 = expected.values().map(|c| c.size).sum();
-        let part = tokio::task::spawn_blocking(move || t.attach_fetched(&tmp, actual))
+        // Every file was hashed on arrival: attach without reading it again.
+        let part = tokio::task::spawn_blocking(move || t.attach_fetched(&tmp, actual, false))
             .await
             .map_err(|e| err(e.to_string()))??;
         debug!(part = %part.name, bytes, "part fetched");
@@ -202,45 +203,81 @@ pub async fn fetch_part(
     .await
 }
 
+/// Receives the streamed files into `tmp`. Disk work (writes, hashing,
+/// fsync) runs on a blocking thread fed through a small channel, so a slow
+/// fsync never stalls the runtime's workers (and with them other fetches).
 async fn receive_files(
     tmp: &Path,
     checksums_json: &[u8],
     expected: &Checksums,
     stream: &mut tonic::Streaming<PartChunk>,
 ) -> Result<(), String> {
-    tokio::fs::create_dir_all(tmp)
-        .await
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let mut open: Option<(String, std::fs::File)> = None;
-    let mut written: Vec<PathBuf> = Vec::new();
-    while let Some(chunk) = stream
-        .message()
-        .await
-        .map_err(|s| s.message().to_string())?
-    {
+    let (tx, rx) = tokio::sync::mpsc::channel::<PartChunk>(8);
+    let (dir, json, want) = (tmp.to_path_buf(), checksums_json.to_vec(), expected.clone());
+    let writer = tokio::task::spawn_blocking(move || write_files(&dir, &json, &want, rx));
+    let mut network = Ok(());
+    loop {
+        match stream.message().await {
+            Ok(Some(chunk)) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error wins
+                }
+            }
+            Ok(None) => break,
+            Err(s) => {
+                network = Err(s.message().to_string());
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(|e| e.to_string())?;
+    network.and(written)
+}
+
+/// Writes chunks as they arrive, hashing each file: every file must match
+/// its size and xxh3 in `expected` (so the part needs no second read to be
+/// verified), and every file must arrive.
+fn write_files(
+    tmp: &Path,
+    checksums_json: &[u8],
+    expected: &Checksums,
+    mut rx: tokio::sync::mpsc::Receiver<PartChunk>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut open: Option<OpenFile> = None;
+    let mut done: Vec<String> = Vec::new();
+    while let Some(chunk) = rx.blocking_recv() {
         if !expected.contains_key(&chunk.file) || chunk.file.contains('/') {
             return Err(format!("unexpected file {:?} in the stream", chunk.file));
         }
-        if open.as_ref().map(|(f, _)| f) != Some(&chunk.file) {
-            if let Some((_, f)) = open.take() {
-                f.sync_all().map_err(|e| e.to_string())?;
+        if open.as_ref().map(|f| &f.name) != Some(&chunk.file) {
+            if let Some(f) = open.take() {
+                done.push(f.finish(expected)?);
             }
             let path = tmp.join(&chunk.file);
-            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            written.push(path);
-            open = Some((chunk.file.clone(), f));
+            let file =
+                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            open = Some(OpenFile {
+                name: chunk.file.clone(),
+                file: std::io::BufWriter::with_capacity(1 << 20, file),
+                hasher: xxhash_rust::xxh3::Xxh3::new(),
+                size: 0,
+            });
         }
-        if let Some((_, f)) = open.as_mut() {
-            f.write_all(&chunk.data).map_err(|e| e.to_string())?;
+        if let Some(f) = open.as_mut() {
+            f.hasher.update(&chunk.data);
+            f.size += chunk.data.len() as u64;
+            f.file.write_all(&chunk.data).map_err(|e| e.to_string())?;
         }
     }
-    if let Some((_, f)) = open.take() {
-        f.sync_all().map_err(|e| e.to_string())?;
+    if let Some(f) = open.take() {
+        done.push(f.finish(expected)?);
     }
-    if written.len() != expected.len() {
+    if done.len() != expected.len() {
         return Err(format!(
             "stream ended after {} of {} files",
-            written.len(),
+            done.len(),
             expected.len()
         ));
     }
@@ -250,4 +287,30 @@ async fn receive_files(
     f.sync_all().map_err(|e| e.to_string())?;
     qh_storage::fsutil::sync_dir(tmp).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+struct OpenFile {
+    name: String,
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    size: u64,
+}
+
+impl OpenFile {
+    /// Flushes and fsyncs the file and checks it against its checksum.
+    fn finish(self, expected: &Checksums) -> Result<String, String> {
+        let file = self.file.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+        let want = expected
+            .get(&self.name)
+            .ok_or_else(|| format!("unexpected file {}", self.name))?;
+        let got = format!("{:016x}", self.hasher.digest());
+        if self.size != want.size || got != want.hash {
+            return Err(format!(
+                "checksum mismatch in {}: expected {} bytes xxh3 {}, got {} bytes xxh3 {got} (CHECKSUM_DOESNT_MATCH)",
+                self.name, want.size, want.hash, self.size
+            ));
+        }
+        Ok(self.name)
+    }
 }

@@ -310,7 +310,11 @@ impl Replication {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| ReplicationError::BadArguments(format!("bad address {address}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Parts stream to us: HTTP/2's default 64 KiB window would cap a
+            // fetch at one window per round trip.
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(32 << 20));
         let ch = endpoint.connect_lazy();
         self.channels.lock().insert(address.to_string(), ch.clone());
         Ok(ch)

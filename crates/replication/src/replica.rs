@@ -24,6 +24,10 @@ use crate::Replication;
 
 /// Longest pause between retries of a failing queue entry.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Parts fetched at once (network and disk overlap; 2 cores here).
+const FETCH_PARALLELISM: usize = 4;
+/// GET_PART entries at the head of the queue fetched ahead of the in-order pass.
+const MAX_PREFETCH: usize = 1000;
 /// How often an idle replica looks at the log even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -415,15 +419,13 @@ impl Replica {
         let mut done: Vec<Pending> = Vec::new();
         let mut first_error = None;
         let missing: Vec<PartName> = self.state.lock().missing.iter().cloned().collect();
-        for name in missing {
-            if self.table.part_or_covering(&name).is_some() {
-                self.state.lock().missing.remove(&name);
-                continue;
-            }
-            match self.fetch_any(&repl, &name).await {
+        for (name, outcome) in self.fetch_many(&repl, missing).await {
+            match outcome {
                 Ok(part) => {
                     self.state.lock().missing.remove(&name);
-                    done.push(self.holder(&part));
+                    if let Some(part) = part {
+                        done.push(self.holder(&part));
+                    }
                 }
                 Err(e) => {
                     if !self.in_current_set(&repl, &name) {
@@ -437,6 +439,24 @@ impl Replica {
         let start = *self.pointer.borrow();
         let entries = repl.coordinator.read(|s| s.log_from(&self.path, start));
         self.note_queue(&entries);
+        // The new parts at the head of the queue are fetched several at a
+        // time; the in-order pass below then finds them present.
+        let ahead: Vec<PartName> = entries
+            .iter()
+            .take(MAX_PREFETCH)
+            .map_while(|(_, e)| match e {
+                LogEntry::GetPart { part, .. } => part.parse::<PartName>().ok(),
+                _ => None,
+            })
+            .filter(|n| !self.pending.lock().contains_key(n))
+            .collect();
+        if first_error.is_none() && ahead.len() > 1 {
+            for (_, outcome) in self.fetch_many(&repl, ahead).await {
+                if let Ok(Some(part)) = outcome {
+                    done.push(self.holder(&part));
+                }
+            }
+        }
         let mut pointer = start;
         for (index, entry) in &entries {
             if first_error.is_some() {
@@ -664,6 +684,27 @@ impl Replica {
             Err(_) if !self.in_current_set(repl, name) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Fetches the parts not present here, up to `FETCH_PARALLELISM` at once.
+    /// `Ok(None)`: already present (nothing fetched).
+    async fn fetch_many(
+        &self,
+        repl: &Arc<Replication>,
+        names: Vec<PartName>,
+    ) -> Vec<(PartName, Result<Option<Arc<Part>>>)> {
+        use futures::stream::StreamExt;
+        futures::stream::iter(names)
+            .map(|n| async move {
+                if self.table.part_or_covering(&n).is_some() {
+                    return (n, Ok(None));
+                }
+                let r = self.fetch_any(repl, &n).await.map(Some);
+                (n, r)
+            })
+            .buffer_unordered(FETCH_PARALLELISM)
+            .collect()
+            .await
     }
 
     /// Fetches `name` (or a part covering it) from a random live replica

@@ -333,17 +333,35 @@ impl MergeTreeTable {
         }
     }
 
-    /// Accepts a part received into `tmp` (see [`Self::fetch_dir`]): checks
-    /// every file against its checksums, renames it into place and activates it.
-    pub fn attach_fetched(&self, tmp: &Path, name: PartName) -> Result<Arc<Part>> {
-        let check = Part::load(tmp, name.clone()).and_then(|p| p.verify());
+    /// Accepts a part received into `tmp` (see [`Self::fetch_dir`]): loads it
+    /// (and with `verify`, re-hashes every file against its checksums), renames
+    /// it into place and activates it.
+    pub fn attach_fetched(&self, tmp: &Path, name: PartName, verify: bool) -> Result<Arc<Part>> {
+        let check =
+            Part::load(tmp, name.clone()).and_then(|p| if verify { p.verify() } else { Ok(()) });
         if let Err(e) = check {
             let _ = fs::remove_dir_all(tmp);
             return Err(e);
         }
+        // Serialised with merges and other attaches, so the covering check
+        // below still holds when the part is activated.
+        let _guard = self.merge_lock.lock();
+        // Concurrent fetches can bring the same part, or one covering it:
+        // the part already active wins.
+        if let Some(p) = self.part_or_covering(&name) {
+            let _ = fs::remove_dir_all(tmp);
+            return Ok(p);
+        }
         let dir = self.dir.join(name.to_string());
         if dir.exists() {
-            // A stale copy (e.g. an earlier broken one): move it out of the way.
+            if self.outdated.lock().iter().any(|p| p.name == name) {
+                // Replaced meanwhile (dropped or merged), and a query still reads it.
+                let _ = fs::remove_dir_all(tmp);
+                return Err(StorageError::Unsupported(format!(
+                    "part {name} was replaced while it was being fetched"
+                )));
+            }
+            // A stale inactive copy (e.g. an earlier broken one): set it aside.
             self.detach_dir(&dir, &format!("ignored_{name}"))?;
         }
         fs::rename(tmp, &dir).map_err(|e| StorageError::io(&dir, e))?;

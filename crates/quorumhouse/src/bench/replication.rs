@@ -40,6 +40,8 @@ struct Figures {
     catchup_bytes: u64,
     catchup_parts: u64,
     catchup_seconds: f64,
+    /// From the restarted node answering to SYNC REPLICA done.
+    catchup_fetch_seconds: f64,
     catchup_mb_per_s: f64,
     copy_seconds: f64,
     copy_mb_per_s: f64,
@@ -130,17 +132,18 @@ pub async fn replication(a: ReplicationArgs) -> anyhow::Result<()> {
     cluster.kill(3);
     let batch_rows = 100_000u64;
     let payload = 256usize;
-    let batches = (a.catchup_mb * 1_000_000 / (batch_rows * payload as u64)).max(1);
     eprintln!(
-        "catch-up: node 3 down, inserting {} MB on node 1 ...",
+        "catch-up: node 3 down, inserting {} MB (on disk) on node 1 ...",
         a.catchup_mb
     );
-    for b in 0..batches {
+    let src = cluster.data_dir(1).join("data/default/bench_repl");
+    let mut b = 0;
+    while dir_size(&src) < a.catchup_mb * 1_000_000 {
         let data = csv_batch(&mut rng, 1_000_000 + b, batch_rows, payload);
         n1.insert_bytes("INSERT INTO bench_repl FORMAT CSV", data)
             .await?;
+        b += 1;
     }
-    let src = cluster.data_dir(1).join("data/default/bench_repl");
     fig.catchup_bytes = dir_size(&src);
     fig.catchup_parts = scalar(
         &mut n1,
@@ -160,9 +163,11 @@ pub async fn replication(a: ReplicationArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         }
     };
+    let answering = Instant::now();
     n3.query("SYSTEM SYNC REPLICA bench_repl").await?;
     fig.catchup_seconds = t.elapsed().as_secs_f64();
-    fig.catchup_mb_per_s = fig.catchup_bytes as f64 / fig.catchup_seconds / 1e6;
+    fig.catchup_fetch_seconds = answering.elapsed().as_secs_f64();
+    fig.catchup_mb_per_s = fig.catchup_bytes as f64 / fig.catchup_fetch_seconds / 1e6;
     let expected = scalar(&mut n1, "SELECT count() FROM bench_repl").await?;
     let got = scalar(&mut n3, "SELECT count() FROM bench_repl").await?;
     if expected != got {
@@ -200,8 +205,8 @@ pub async fn replication(a: ReplicationArgs) -> anyhow::Result<()> {
         fig.catchup_parts
     );
     println!(
-        "  quorumhouse fetch   {:>7.2} s  {:>8.1} MB/s  (process start to SYNC REPLICA done)",
-        fig.catchup_seconds, fig.catchup_mb_per_s
+        "  quorumhouse fetch   {:>7.2} s  {:>8.1} MB/s  (node answering -> SYNC REPLICA done; {:.2} s from process start)",
+        fig.catchup_fetch_seconds, fig.catchup_mb_per_s, fig.catchup_seconds
     );
     println!(
         "  cp -r + sync        {:>7.2} s  {:>8.1} MB/s",
