@@ -28,7 +28,16 @@ pub struct TableMeta {
     /// Log entries kept behind a lost replica (0 = the default, 1000).
     #[serde(default)]
     pub max_log_entries: u64,
+    /// Block numbers handed to inserts that have not committed yet:
+    /// partition → block → allocation time (ms). A merge may not cover one
+    /// (its part would arrive inside the merged range); they lapse after
+    /// [`INFLIGHT_BLOCK_MS`] (the insert failed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inflight_blocks: BTreeMap<String, BTreeMap<u64, u64>>,
 }
+
+/// How long an allocated, uncommitted block number holds back merges.
+pub const INFLIGHT_BLOCK_MS: u64 = 30_000;
 
 /// Log entries kept for an inactive lagging replica by default.
 pub const DEFAULT_MAX_LOG_ENTRIES: u64 = 1000;
@@ -498,6 +507,9 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             let mut t = tx.table(table)?;
             let n = t.block_numbers.get(partition).copied().unwrap_or(0) + 1;
             t.block_numbers.insert(partition.clone(), n);
+            let inflight = t.inflight_blocks.entry(partition.clone()).or_default();
+            inflight.retain(|_, at| now_ms.saturating_sub(*at) < INFLIGHT_BLOCK_MS);
+            inflight.insert(n, now_ms);
             tx.set_table(table.clone(), Some(t));
             return Ok(OpResult::Block(n));
         }
@@ -611,6 +623,22 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry, now_ms: u64) -> Res
             if tx.s.parts.contains_key(&key) {
                 return Err(format!("part {part} of {table} already exists"));
             }
+            let new = parse_range(part).ok_or_else(|| format!("bad part name {part}"))?;
+            if let Some((other, _)) =
+                tx.s.parts_of(table)
+                    .into_iter()
+                    .find(|(n, _)| parse_range(n).is_some_and(|r| r.overlaps(&new)))
+            {
+                return Err(format!(
+                    "part {part} of {table} overlaps existing part {other}"
+                ));
+            }
+            if let Some(blocks) = t.inflight_blocks.get_mut(&new.partition) {
+                blocks.remove(&new.min);
+                if blocks.is_empty() {
+                    t.inflight_blocks.remove(&new.partition);
+                }
+            }
             tx.set_part(
                 key,
                 Some(PartMeta {
@@ -624,6 +652,32 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry, now_ms: u64) -> Res
             let new_key = item_key(table, new_part);
             if tx.s.parts.contains_key(&new_key) {
                 return Err(format!("part {new_part} of {table} already exists"));
+            }
+            // ...and the merged range may hold nothing but the sources: no
+            // other part, no block an insert is still committing.
+            let range = parse_range(new_part).ok_or_else(|| format!("bad part name {new_part}"))?;
+            if let Some((other, _)) = tx.s.parts_of(table).into_iter().find(|(n, m)| {
+                m.merging_into.is_none()
+                    && !parts.contains(n)
+                    && parse_range(n).is_some_and(|r| r.overlaps(&range))
+            }) {
+                return Err(format!(
+                    "merge into {new_part} would cover {other}, which is not one of its sources"
+                ));
+            }
+            if let Some(b) = t.inflight_blocks.get(&range.partition).and_then(|blocks| {
+                blocks
+                    .iter()
+                    .find(|(b, at)| {
+                        **b >= range.min
+                            && **b <= range.max
+                            && now_ms.saturating_sub(**at) < INFLIGHT_BLOCK_MS
+                    })
+                    .map(|(b, _)| *b)
+            }) {
+                return Err(format!(
+                    "merge into {new_part} would cover block {b}, whose insert is not committed yet"
+                ));
             }
             for p in parts {
                 let key = item_key(table, p);
@@ -696,6 +750,32 @@ fn retained_from(t: &TableMeta) -> u64 {
         .map(|r| r.log_pointer)
         .min()
         .unwrap_or(t.next_log)
+}
+
+/// A part's partition and block range, from its name.
+struct BlockRange {
+    partition: String,
+    min: u64,
+    max: u64,
+}
+
+impl BlockRange {
+    fn overlaps(&self, o: &BlockRange) -> bool {
+        self.partition == o.partition && self.min <= o.max && o.min <= self.max
+    }
+}
+
+fn parse_range(name: &str) -> Option<BlockRange> {
+    let mut it = name.rsplitn(4, '_');
+    let _level = it.next()?;
+    let max = it.next()?.parse().ok()?;
+    let min = it.next()?.parse().ok()?;
+    let partition = it.next()?.to_string();
+    Some(BlockRange {
+        partition,
+        min,
+        max,
+    })
 }
 
 /// Whether part `name` lies in `partition` with all blocks `<= max_block`.
@@ -915,6 +995,90 @@ mod tests {
         assert!(s.apply(&drop).is_ok());
         let names: Vec<String> = s.parts_of("db.t").into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["all_3_3_0"]);
+    }
+
+    #[test]
+    fn a_merge_covers_only_its_sources_and_no_uncommitted_block() {
+        let mut s = table_setup();
+        let alloc = req(
+            vec![Op::AllocateBlock {
+                table: "db.t".into(),
+                partition: "all".into(),
+            }],
+            1_000,
+        );
+        let get = |p: &str| {
+            req(
+                vec![Op::AppendLog {
+                    table: "db.t".into(),
+                    entry: LogEntry::GetPart {
+                        part: p.into(),
+                        block_id: None,
+                        holders: ["r1".to_string()].into(),
+                    },
+                }],
+                1_000,
+            )
+        };
+        let merge = |parts: &[&str], new: &str, now| {
+            req(
+                vec![Op::AppendLog {
+                    table: "db.t".into(),
+                    entry: LogEntry::MergeParts {
+                        parts: parts.iter().map(|p| p.to_string()).collect(),
+                        new_part: new.into(),
+                    },
+                }],
+                now,
+            )
+        };
+        for _ in 0..4 {
+            assert!(s.apply(&alloc).is_ok());
+        }
+        // Blocks 1, 2 and 4 committed; 3 is still on its way.
+        for p in ["all_1_1_0", "all_2_2_0", "all_4_4_0"] {
+            assert!(s.apply(&get(p)).is_ok());
+        }
+        let r = s.apply(&merge(
+            &["all_1_1_0", "all_2_2_0", "all_4_4_0"],
+            "all_1_4_1",
+            2_000,
+        ));
+        assert!(
+            matches!(r, Response::Rejected { ref reason, .. } if reason.contains("block 3")),
+            "{r:?}"
+        );
+        assert!(s.apply(&get("all_3_3_0")).is_ok());
+        // Leaving a committed part out of the range is refused too.
+        let r = s.apply(&merge(
+            &["all_1_1_0", "all_2_2_0", "all_4_4_0"],
+            "all_1_4_1",
+            2_000,
+        ));
+        assert!(
+            matches!(r, Response::Rejected { ref reason, .. } if reason.contains("all_3_3_0")),
+            "{r:?}"
+        );
+        assert!(s
+            .apply(&merge(
+                &["all_1_1_0", "all_2_2_0", "all_3_3_0", "all_4_4_0"],
+                "all_1_4_1",
+                2_000
+            ))
+            .is_ok());
+        // A part inside a merged range can no longer be committed.
+        assert!(!s.apply(&get("all_2_2_0")).is_ok());
+        // An insert that never committed stops holding merges back after a while.
+        assert!(s.apply(&alloc).is_ok()); // block 5, abandoned
+        assert!(s.apply(&alloc).is_ok());
+        assert!(s.apply(&get("all_6_6_0")).is_ok());
+        let late = 1_000 + INFLIGHT_BLOCK_MS + 1;
+        assert!(!s
+            .apply(&merge(&["all_1_4_1", "all_6_6_0"], "all_1_6_2", 2_000))
+            .is_ok());
+        assert!(s
+            .apply(&merge(&["all_1_4_1", "all_6_6_0"], "all_1_6_2", late))
+            .is_ok());
     }
 
     #[test]

@@ -565,3 +565,54 @@ async fn replica_cut_off_from_the_coordinator_is_read_only_then_recovers_by_itse
         "3\t8\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_nobody_can_send_does_not_wedge_the_queue() {
+    let mut c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+    }
+    for n in 2..=3 {
+        ok(&c, n, "SYSTEM STOP FETCHES events").await;
+    }
+    // Only node 1 holds this part, and node 1 dies.
+    ok(
+        &c,
+        1,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 1, 'only on node 1')",
+    )
+    .await;
+    c.kill(1);
+    for n in 2..=3 {
+        ok(&c, n, "SYSTEM START FETCHES events").await;
+    }
+    // Later parts still replicate while the first one cannot be fetched.
+    ok(
+        &c,
+        2,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 2, 'from node 2')",
+    )
+    .await;
+    c.wait_for("node 2's part on node 3", LONG, || async {
+        let r = sql(&c, 3, "SELECT count() FROM events WHERE id = 2")
+            .await
+            .ok()?;
+        (r == "1\n").then_some(())
+    })
+    .await
+    .unwrap();
+    let q = ok(&c, 3, "SELECT inserts_in_queue FROM system.replicas").await;
+    assert_eq!(q, "1\n", "the unreachable part waits in the queue");
+    // Its holder returns: the postponed part arrives without any action.
+    c.spawn(1).unwrap();
+    c.wait_for("node 1's part on node 3", LONG, || async {
+        let r = sql(&c, 3, "SELECT count(), sum(id) FROM events")
+            .await
+            .ok()?;
+        (r == "2\t3\n").then_some(())
+    })
+    .await
+    .unwrap();
+    ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
+}

@@ -84,6 +84,8 @@ struct State {
     queue_since: Option<Instant>,
     /// Parts of the current set this replica lacks (found by recovery).
     missing: BTreeSet<PartName>,
+    /// When to retry fetching `missing` parts, and the current backoff.
+    missing_retry: Option<(Instant, Duration)>,
     tries: u64,
 }
 
@@ -418,7 +420,15 @@ impl Replica {
         }
         let mut done: Vec<Pending> = Vec::new();
         let mut first_error = None;
-        let missing: Vec<PartName> = self.state.lock().missing.iter().cloned().collect();
+        let missing: Vec<PartName> = {
+            let st = self.state.lock();
+            let due = st.missing_retry.is_none_or(|(at, _)| Instant::now() >= at);
+            if due {
+                st.missing.iter().cloned().collect()
+            } else {
+                Vec::new()
+            }
+        };
         for (name, outcome) in self.fetch_many(&repl, missing).await {
             match outcome {
                 Ok(part) => {
@@ -434,6 +444,23 @@ impl Replica {
                         first_error = Some(e);
                     }
                 }
+            }
+        }
+        // Missing parts do not hold back the log (only a failing entry does);
+        // they are retried on their own backoff.
+        {
+            let mut st = self.state.lock();
+            match first_error.take() {
+                Some(e) => {
+                    let backoff = st
+                        .missing_retry
+                        .map_or(Duration::ZERO, |(_, b)| b * 2)
+                        .clamp(Duration::from_millis(100), MAX_BACKOFF);
+                    st.missing_retry = Some((Instant::now() + backoff, backoff));
+                    st.last_exception = e.to_string();
+                }
+                None if st.missing.is_empty() => st.missing_retry = None,
+                None => {}
             }
         }
         let start = *self.pointer.borrow();
@@ -682,7 +709,15 @@ impl Replica {
             }
             // Dropped (DROP PARTITION, TRUNCATE) since the entry was written.
             Err(_) if !self.in_current_set(repl, name) => Ok(()),
-            Err(e) => Err(e),
+            // Nobody can send it now (its holders are down, fetches are
+            // stopped): set it aside and go on with the queue, so one missing
+            // part never wedges the table. It is retried with backoff, and
+            // SYNC REPLICA waits for it.
+            Err(e) => {
+                warn!(part = %name, error = %e, "part postponed: will fetch it later");
+                self.state.lock().missing.insert(name.clone());
+                Ok(())
+            }
         }
     }
 
@@ -775,8 +810,15 @@ impl Replica {
     /// The replica that assigns merges: the alive one with the smallest name
     /// (one assigner keeps proposals from colliding; any may, safely).
     async fn assign_merge(&self) -> Result<()> {
-        if self.merges_stopped.load(Ordering::Acquire) || !self.state.lock().queue.is_empty() {
-            return Ok(());
+        {
+            // Our view of the parts must be complete before we pick a merge.
+            let st = self.state.lock();
+            if self.merges_stopped.load(Ordering::Acquire)
+                || !st.queue.is_empty()
+                || !st.missing.is_empty()
+            {
+                return Ok(());
+            }
         }
         let repl = self.repl()?;
         let now = qh_meta::now_ms();
