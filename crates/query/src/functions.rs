@@ -576,6 +576,18 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             ret_date,
             today,
         ),
+        udf(
+            "qh_now",
+            Signature::nullary(Volatility::Stable),
+            ret_datetime,
+            now,
+        ),
+        udf(
+            "qh_today",
+            Signature::nullary(Volatility::Stable),
+            ret_date,
+            today,
+        ),
         udf("tostring", one(), ret_string, to_string),
         udf("totypename", one(), ret_string, to_type_name),
         udf("empty", one(), ret_bool_u8, empty),

@@ -250,6 +250,11 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
     let set_name = |f: &mut Function, n: &str| f.name = ObjectName::from(vec![Ident::new(n)]);
     let args = args_of(&f.args);
     match lname.as_str() {
+        // DataFusion has its own now()/today(), which must be folded by its
+        // optimizer before they run; not every plan (VALUES under INSERT,
+        // ORDER BY over VALUES) gets that. Ours run anywhere.
+        "now" => set_name(f, "qh_now"),
+        "today" => set_name(f, "qh_today"),
         "count" => {
             set_name(f, "count");
             if let FunctionArguments::List(l) = &mut f.args {

@@ -482,3 +482,26 @@ fn every_type_roundtrips_through_parts() {
         "o\tDateTime64(3)\np\tNullable(String)\nq\tLowCardinality(String)\nr\tDecimal(10, 2)\n"
     );
 }
+
+#[test]
+fn now_and_today_work_in_values_and_under_insert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(
+        d,
+        "CREATE TABLE t (ts DateTime, d Date, k UInt64) ENGINE = MergeTree ORDER BY k",
+    );
+    ok(d, "INSERT INTO t VALUES (now(), today(), 1)");
+    ok(d, "INSERT INTO t SELECT * FROM (SELECT now(), today(), 2)");
+    assert_eq!(
+        ok(
+            d,
+            "SELECT count(), min(ts) > '2020-01-01', min(d) > '2020-01-01' FROM t"
+        ),
+        "2\t1\t1\n"
+    );
+    assert_eq!(
+        ok(d, "SELECT count() FROM (VALUES (now(), 1)) ORDER BY 1"),
+        "1\n"
+    );
+}
