@@ -345,14 +345,25 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Status { data_dir } => {
             let cf = load(&data_dir)?;
             println!(
-                "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8}",
-                "node", "pid", "state", "role", "term", "leader", "applied", "tables", "parts"
+                "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8} {:<8}",
+                "node",
+                "pid",
+                "state",
+                "role",
+                "term",
+                "leader",
+                "applied",
+                "tables",
+                "parts",
+                "queue"
             );
             for &n in &cf.nodes {
                 let pid = read_pid(&data_dir, n);
                 let running = pid.is_some_and(alive);
                 let mut tables = "-".to_string();
                 let mut parts = "-".to_string();
+                // Replication queue entries + parts still to fetch (the lag).
+                let mut queue = "-".to_string();
                 let mut state = if running { "starting" } else { "down" };
                 if running {
                     if let Ok(mut c) = qh_client::Client::connect(&[format!(
@@ -371,6 +382,16 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                             if let Some(b) = out.batches.first() {
                                 tables = qh_types::text::value_text(b.column(0).as_ref(), 0);
                                 parts = qh_types::text::value_text(b.column(1).as_ref(), 0);
+                            }
+                        }
+                        if let Ok(out) = c
+                            .query(
+                                "SELECT toString(ifNull(sum(queue_size), 0)) FROM system.replicas",
+                            )
+                            .await
+                        {
+                            if let Some(b) = out.batches.first() {
+                                queue = qh_types::text::value_text(b.column(0).as_ref(), 0);
                             }
                         }
                     }
@@ -397,7 +418,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 }
                 let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8}",
+                    "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8} {:<8}",
                     format!("node{n}"),
                     pid,
                     state,
@@ -406,7 +427,8 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                     leader,
                     applied,
                     tables,
-                    parts
+                    parts,
+                    queue
                 );
             }
             Ok(())
