@@ -75,6 +75,26 @@ impl TestCluster {
         self.dir.path().join(format!("node{id}"))
     }
 
+    /// Runs one statement on node `id` and returns its rows as TSV text
+    /// (one line per row, tab-separated cells, ClickHouse's text forms).
+    pub async fn sql(&self, id: u64, q: &str) -> Result<String, qh_client::ClientError> {
+        let mut client = qh_client::Client::connect(&[self.client_endpoint(id)]).await?;
+        let out = client.query(q).await?;
+        let mut text = String::new();
+        for b in &out.batches {
+            for row in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|col| qh_types::text::value_text(col.as_ref(), row))
+                    .collect();
+                text.push_str(&cells.join("\t"));
+                text.push('\n');
+            }
+        }
+        Ok(text)
+    }
+
     /// Everything node `id` logged so far (all its runs).
     pub fn log_text(&self, id: u64) -> String {
         fs::read_to_string(self.log_path(id)).unwrap_or_default()

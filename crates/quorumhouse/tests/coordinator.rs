@@ -433,21 +433,7 @@ fn cluster_up_drill_leader_loss_and_down() {
 }
 
 async fn sql(c: &TestCluster, node: u64, q: &str) -> Result<String, qh_client::ClientError> {
-    let mut client = qh_client::Client::connect(&[c.client_endpoint(node)]).await?;
-    let out = client.query(q).await?;
-    let mut text = String::new();
-    for b in &out.batches {
-        for row in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|col| qh_types::text::value_text(col.as_ref(), row))
-                .collect();
-            text.push_str(&cells.join("\t"));
-            text.push('\n');
-        }
-    }
-    Ok(text)
+    c.sql(node, q).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,21 +17,7 @@ fn start(n: u64) -> TestCluster {
 }
 
 async fn sql(c: &TestCluster, node: u64, q: &str) -> Result<String, qh_client::ClientError> {
-    let mut client = qh_client::Client::connect(&[c.client_endpoint(node)]).await?;
-    let out = client.query(q).await?;
-    let mut text = String::new();
-    for b in &out.batches {
-        for row in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|col| qh_types::text::value_text(col.as_ref(), row))
-                .collect();
-            text.push_str(&cells.join("\t"));
-            text.push('\n');
-        }
-    }
-    Ok(text)
+    c.sql(node, q).await
 }
 
 async fn ok(c: &TestCluster, node: u64, q: &str) -> String {
