@@ -1128,10 +1128,6 @@ impl Session {
             }
             None => targets = repl.replicas(),
         }
-        let strict = rest
-            .get(1)
-            .is_some_and(|w| w.eq_ignore_ascii_case("STRICT"));
-        let _ = strict;
         for r in targets {
             match action {
                 "sync" => r.sync(self.sync_timeout()).await?,

@@ -471,20 +471,7 @@ impl MergeTreeTable {
 
     /// Removes the parts of one partition (`ALTER TABLE ... DROP PARTITION`).
     pub fn drop_partition(&self, partition_id: &str) -> Result<usize> {
-        let _guard = self.merge_lock.lock();
-        let removed: Vec<Arc<Part>> = {
-            let mut active = self.parts.write();
-            let names: Vec<PartName> = active
-                .keys()
-                .filter(|n| n.partition_id == partition_id)
-                .cloned()
-                .collect();
-            names.iter().filter_map(|n| active.remove(n)).collect()
-        };
-        let n = removed.len();
-        self.outdated.lock().extend(removed);
-        self.cleanup_outdated();
-        Ok(n)
+        Ok(self.drop_range(partition_id, u64::MAX))
     }
 
     /// Removes every part (TRUNCATE).
