@@ -123,12 +123,15 @@ impl Client {
     /// Connects to the first endpoint that answers, in order. Endpoints are
     /// URLs (`http://host:port`) or `host:port`.
     pub async fn connect<S: AsRef<str>>(endpoints: &[S]) -> Result<Client, ClientError> {
+        // Owned before the first await, so the future is `Send` for any
+        // caller (a borrowed iterator held across awaits is not, generally).
+        let endpoints: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_string()).collect();
         let mut last = String::from("no endpoints given");
-        for e in endpoints {
-            let url = if e.as_ref().contains("://") {
-                e.as_ref().to_string()
+        for e in endpoints.clone() {
+            let url = if e.contains("://") {
+                e
             } else {
-                format!("http://{}", e.as_ref())
+                format!("http://{e}")
             };
             let ep = match Endpoint::from_shared(url.clone()) {
                 Ok(ep) => ep.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true),
@@ -157,10 +160,7 @@ impl Client {
                 Err(err) => last = format!("{url}: {err}"),
             }
         }
-        Err(ClientError::Connect {
-            endpoints: endpoints.iter().map(|e| e.as_ref().to_string()).collect(),
-            last,
-        })
+        Err(ClientError::Connect { endpoints, last })
     }
 
     /// The endpoint this client is connected to.

@@ -95,6 +95,10 @@ pub enum LogEntry {
         part: String,
         block_id: Option<String>,
         holders: BTreeSet<String>,
+        /// The staging id under which `holders` keep the part's data until
+        /// they apply this entry (a quorum insert: staged, then committed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
     },
     /// Merge `parts` into `new_part`.
     MergeParts {
@@ -200,6 +204,24 @@ pub enum Op {
         window: u64,
         window_seconds: u64,
     },
+    /// Commits an insert's staged parts, all or nothing: for each part, a
+    /// block id already in the dedup window answers the part holding it;
+    /// otherwise a block number is allocated, a GET_PART entry naming the
+    /// stagers as holders is appended and the block id remembered. Refused
+    /// once the coordinator's clock passed `deadline_ms`, and for a stage id
+    /// committed before (a retried proposal never commits twice), so a
+    /// staged copy whose commit did not land by the deadline never will.
+    /// Answers [`OpResult::Parts`].
+    CommitParts {
+        table: String,
+        parts: Vec<NewPart>,
+        deadline_ms: u64,
+        /// `insert_quorum` the insert asked for (recorded with each part).
+        #[serde(default)]
+        quorum: u64,
+        window: u64,
+        window_seconds: u64,
+    },
     /// The node is alive until `now_ms + ttl_ms` (an ephemeral node in Keeper's terms).
     RenewLease {
         node_id: NodeId,
@@ -229,6 +251,28 @@ pub enum Op {
     },
 }
 
+/// One staged part of an insert, as [`Op::CommitParts`] commits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPart {
+    pub partition: String,
+    /// Staging id, unique per part (the stagers' directory name).
+    pub stage: String,
+    pub block_id: Option<String>,
+    /// Replicas that durably staged the part.
+    pub holders: BTreeSet<String>,
+    /// Digest of the part's checksums, equal on every stager.
+    pub checksum: String,
+}
+
+/// How [`Op::CommitParts`] treated one part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedPart {
+    /// The new part's name, or for a duplicate the part holding the block.
+    pub part: String,
+    /// Log index of the GET_PART entry (`None`: a duplicate, nothing written).
+    pub log_index: Option<u64>,
+}
+
 /// What one op answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,6 +281,7 @@ pub enum OpResult {
     LogIndex(u64),
     Block(u64),
     DdlSeq(u64),
+    Parts(Vec<CommittedPart>),
 }
 
 /// The outcome of applying one command. A failed check or op is a normal,

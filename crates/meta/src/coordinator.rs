@@ -668,7 +668,13 @@ async fn bootstrap_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) 
 async fn lease_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
     loop {
         let Some(c) = me.upgrade() else { return };
-        let every = Duration::from_millis(c.cfg.lease_renew_ms);
+        let mut every = Duration::from_millis(c.cfg.lease_renew_ms);
+        let live = c.read(|s| s.lease_active(c.cfg.node_id, now_ms()));
+        // Until a renewal went through (start-up, a restart), retry quickly:
+        // quorum inserts count live replicas by their leases.
+        if !live {
+            every = every.min(Duration::from_millis(100));
+        }
         if c.current_leader().is_some() {
             let op = Op::RenewLease {
                 node_id: c.cfg.node_id,
@@ -677,7 +683,10 @@ async fn lease_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
             };
             let mut req = Request::op(op);
             req.now_ms = now_ms();
-            let renew = tokio::time::timeout(every * 2, c.write(req));
+            let renew = tokio::time::timeout(
+                Duration::from_millis(c.cfg.lease_renew_ms) * 2,
+                c.write(req),
+            );
             match renew.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e, "lease renewal failed"),

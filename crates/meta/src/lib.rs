@@ -30,7 +30,9 @@ pub mod state;
 mod state_machine;
 
 pub use client::MetaClient;
-pub use command::{Batch, BatchResponse, Check, LogEntry, Op, OpResult, Request, Response};
+pub use command::{
+    Batch, BatchResponse, Check, CommittedPart, LogEntry, NewPart, Op, OpResult, Request, Response,
+};
 pub use coordinator::{Coordinator, CoordinatorConfig, LeaseStatus, NodeStatus};
 pub use error::MetaError;
 pub use state::MetaState;

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Check, LogEntry, Op, OpResult, Request, Response, COMMAND_VERSION};
+use crate::command::{
+    Check, CommittedPart, LogEntry, NewPart, Op, OpResult, Request, Response, COMMAND_VERSION,
+};
 use crate::NodeId;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,15 @@ pub struct PartMeta {
     /// whose copy differs is refused (it must fetch instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// `insert_quorum` of the insert that wrote it (0: none); a merge of
+    /// quorum parts carries the largest. `select_sequential_consistency`
+    /// reads require these.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quorum: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +120,18 @@ pub struct MetaState {
     pub ddl: BTreeMap<u64, DdlTask>,
     pub next_ddl: u64,
     pub kv: BTreeMap<String, String>,
+    /// The coordinator's clock: the largest `now_ms` of any applied command.
+    /// Commit deadlines are judged by it, so every replica agrees.
+    #[serde(default)]
+    pub clock_ms: u64,
+    /// Stage ids committed by [`Op::CommitParts`] whose deadline has not
+    /// passed: `table\0stage` → deadline. Past the deadline a commit is
+    /// refused anyway, so the entry can go.
+    #[serde(default)]
+    pub committed_stages: BTreeMap<String, u64>,
+    /// The same, ordered by deadline for pruning: `deadline\0table\0stage`.
+    #[serde(default)]
+    pub stage_expiry: BTreeSet<String>,
 }
 
 pub fn item_key(table: &str, item: &str) -> String {
@@ -164,6 +187,22 @@ impl Tx<'_> {
     journaled_set!(set_lease, leases, NodeId, Lease);
     journaled_set!(set_ddl, ddl, u64, DdlTask);
     journaled_set!(set_kv, kv, String, String);
+    journaled_set!(set_committed_stage, committed_stages, String, u64);
+
+    fn set_stage_expiry(&mut self, key: String, present: bool) {
+        let was = if present {
+            !self.s.stage_expiry.insert(key.clone())
+        } else {
+            self.s.stage_expiry.remove(&key)
+        };
+        self.undo.push(Box::new(move |s: &mut MetaState| {
+            if was {
+                s.stage_expiry.insert(key);
+            } else {
+                s.stage_expiry.remove(&key);
+            }
+        }));
+    }
 
     fn set_database(&mut self, name: String, present: bool) {
         let was = if present {
@@ -224,6 +263,11 @@ impl MetaState {
                 };
             }
         }
+        // The clock moves only with applied transactions (a refused one
+        // changes nothing); deterministic, as every replica applies the same
+        // commands in order.
+        let clock = self.clock_ms;
+        self.clock_ms = clock.max(req.now_ms);
         let mut tx = Tx {
             s: self,
             undo: Vec::new(),
@@ -234,6 +278,7 @@ impl MetaState {
                 Ok(r) => results.push(r),
                 Err(reason) => {
                     tx.rollback();
+                    self.clock_ms = clock;
                     return Response::Rejected { index, reason };
                 }
             }
@@ -519,46 +564,25 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             part,
             window,
             window_seconds,
+        } => add_dedup_block(tx, table, block_id, part, *window, *window_seconds, now_ms)?,
+        Op::CommitParts {
+            table,
+            parts,
+            deadline_ms,
+            quorum,
+            window,
+            window_seconds,
         } => {
-            let mut t = tx.table(table)?;
-            let key = item_key(table, block_id);
-            if tx.s.dedup.contains_key(&key) {
-                return Err(format!("block {block_id} was already inserted"));
-            }
-            let seq = t.next_dedup_seq;
-            t.next_dedup_seq += 1;
-            t.dedup_count += 1;
-            tx.set_dedup(
-                key,
-                Some(DedupBlock {
-                    part: part.clone(),
-                    created_ms: now_ms,
-                    seq,
-                }),
-            );
-            tx.set_dedup_order(index_key(table, seq), Some(block_id.clone()));
-            // Keep the last `window` ids, and only those younger than `window_seconds`.
-            let min_created = now_ms.saturating_sub(window_seconds.saturating_mul(1000));
-            let (start, end) = table_range(table);
-            let order: Vec<(String, String)> =
-                tx.s.dedup_order
-                    .range(start..end)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-            for (order_key, old_id) in order {
-                let old_key = item_key(table, &old_id);
-                let too_old =
-                    tx.s.dedup
-                        .get(&old_key)
-                        .is_some_and(|b| b.created_ms < min_created);
-                if t.dedup_count <= *window && !too_old {
-                    break;
-                }
-                tx.set_dedup_order(order_key, None);
-                tx.set_dedup(old_key, None);
-                t.dedup_count -= 1;
-            }
-            tx.set_table(table.clone(), Some(t));
+            let committed = commit_parts(
+                tx,
+                table,
+                parts,
+                *deadline_ms,
+                *quorum,
+                (*window, *window_seconds),
+                now_ms,
+            )?;
+            return Ok(OpResult::Parts(committed));
         }
         Op::RenewLease {
             node_id,
@@ -611,6 +635,145 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
         }
     }
     Ok(OpResult::Done)
+}
+
+fn add_dedup_block(
+    tx: &mut Tx<'_>,
+    table: &str,
+    block_id: &str,
+    part: &str,
+    window: u64,
+    window_seconds: u64,
+    now_ms: u64,
+) -> Result<(), String> {
+    let mut t = tx.table(table)?;
+    let key = item_key(table, block_id);
+    if tx.s.dedup.contains_key(&key) {
+        return Err(format!("block {block_id} was already inserted"));
+    }
+    let seq = t.next_dedup_seq;
+    t.next_dedup_seq += 1;
+    t.dedup_count += 1;
+    tx.set_dedup(
+        key,
+        Some(DedupBlock {
+            part: part.to_string(),
+            created_ms: now_ms,
+            seq,
+        }),
+    );
+    tx.set_dedup_order(index_key(table, seq), Some(block_id.to_string()));
+    // Keep the last `window` ids, and only those younger than `window_seconds`.
+    let min_created = now_ms.saturating_sub(window_seconds.saturating_mul(1000));
+    let (start, end) = table_range(table);
+    let order: Vec<(String, String)> =
+        tx.s.dedup_order
+            .range(start..end)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    for (order_key, old_id) in order {
+        let old_key = item_key(table, &old_id);
+        let too_old =
+            tx.s.dedup
+                .get(&old_key)
+                .is_some_and(|b| b.created_ms < min_created);
+        if t.dedup_count <= window && !too_old {
+            break;
+        }
+        tx.set_dedup_order(order_key, None);
+        tx.set_dedup(old_key, None);
+        t.dedup_count -= 1;
+    }
+    tx.set_table(table.to_string(), Some(t));
+    Ok(())
+}
+
+/// [`Op::CommitParts`]: see there.
+fn commit_parts(
+    tx: &mut Tx<'_>,
+    table: &str,
+    parts: &[NewPart],
+    deadline_ms: u64,
+    quorum: u64,
+    (window, window_seconds): (u64, u64),
+    now_ms: u64,
+) -> Result<Vec<CommittedPart>, String> {
+    let clock = tx.s.clock_ms;
+    // Stage ids whose deadline passed can no longer commit: forget them.
+    let expired: Vec<String> =
+        tx.s.stage_expiry
+            .iter()
+            .take_while(|k| {
+                k.split('\0')
+                    .next()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .is_some_and(|d| d < clock)
+            })
+            .cloned()
+            .collect();
+    for k in expired {
+        if let Some((_, rest)) = k.split_once('\0') {
+            tx.set_committed_stage(rest.to_string(), None);
+        }
+        tx.set_stage_expiry(k, false);
+    }
+    if clock > deadline_ms {
+        return Err(format!(
+            "commit deadline passed ({} ms late): the insert was not written",
+            clock - deadline_ms
+        ));
+    }
+    tx.table(table)?;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let stage_key = item_key(table, &p.stage);
+        if tx.s.committed_stages.contains_key(&stage_key) {
+            return Err(format!("stage {} was already committed", p.stage));
+        }
+        tx.set_committed_stage(stage_key.clone(), Some(deadline_ms));
+        tx.set_stage_expiry(format!("{deadline_ms:020}\0{stage_key}"), true);
+        if let Some(existing) = p
+            .block_id
+            .as_ref()
+            .and_then(|id| tx.s.dedup.get(&item_key(table, id)))
+        {
+            out.push(CommittedPart {
+                part: existing.part.clone(),
+                log_index: None,
+            });
+            continue;
+        }
+        let mut t = tx.table(table)?;
+        let n = t.block_numbers.get(&p.partition).copied().unwrap_or(0) + 1;
+        t.block_numbers.insert(p.partition.clone(), n);
+        tx.set_table(table.to_string(), Some(t));
+        let name = format!("{}_{n}_{n}_0", p.partition);
+        let index = append_log(
+            tx,
+            table,
+            LogEntry::GetPart {
+                part: name.clone(),
+                block_id: p.block_id.clone(),
+                holders: p.holders.clone(),
+                stage: Some(p.stage.clone()),
+            },
+            now_ms,
+        )?;
+        let key = item_key(table, &name);
+        if let Some(mut meta) = tx.s.parts.get(&key).cloned() {
+            meta.checksum = Some(p.checksum.clone());
+            meta.quorum = quorum;
+            tx.set_part(key, Some(meta));
+        }
+        if let Some(id) = &p.block_id {
+            add_dedup_block(tx, table, id, &name, window, window_seconds, now_ms)?;
+        }
+        out.push(CommittedPart {
+            part: name,
+            log_index: Some(index),
+        });
+    }
+    Ok(out)
 }
 
 fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry, now_ms: u64) -> Result<u64, String> {
@@ -679,6 +842,7 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry, now_ms: u64) -> Res
                     "merge into {new_part} would cover block {b}, whose insert is not committed yet"
                 ));
             }
+            let mut quorum = 0;
             for p in parts {
                 let key = item_key(table, p);
                 let mut meta = match tx.s.parts.get(&key) {
@@ -692,9 +856,16 @@ fn append_log(tx: &mut Tx<'_>, table: &str, entry: LogEntry, now_ms: u64) -> Res
                     None => return Err(format!("part {p} of {table} does not exist")),
                 };
                 meta.merging_into = Some(new_part.clone());
+                quorum = quorum.max(meta.quorum);
                 tx.set_part(key, Some(meta));
             }
-            tx.set_part(new_key, Some(PartMeta::default()));
+            tx.set_part(
+                new_key,
+                Some(PartMeta {
+                    quorum,
+                    ..Default::default()
+                }),
+            );
         }
         LogEntry::DropRange {
             partition,
@@ -880,6 +1051,7 @@ mod tests {
                             part: part.into(),
                             block_id: Some(block.into()),
                             holders: ["r1".to_string()].into(),
+                            stage: None,
                         },
                     },
                     Op::AddDedupBlock {
@@ -930,6 +1102,7 @@ mod tests {
                 part: p.into(),
                 block_id: None,
                 holders: ["r1".to_string()].into(),
+                stage: None,
             },
         };
         let merge = |parts: &[&str], new: &str| {
@@ -1015,6 +1188,7 @@ mod tests {
                         part: p.into(),
                         block_id: None,
                         holders: ["r1".to_string()].into(),
+                        stage: None,
                     },
                 }],
                 1_000,
@@ -1170,6 +1344,140 @@ mod tests {
         assert!(!s.lease_active(4, 0));
     }
 
+    fn staged(partition: &str, stage: &str, block_id: Option<&str>) -> NewPart {
+        NewPart {
+            partition: partition.into(),
+            stage: stage.into(),
+            block_id: block_id.map(String::from),
+            holders: ["r1".to_string(), "r2".to_string()].into(),
+            checksum: format!("sum-{stage}"),
+        }
+    }
+
+    fn commit(parts: Vec<NewPart>, deadline_ms: u64) -> Op {
+        Op::CommitParts {
+            table: "db.t".into(),
+            parts,
+            deadline_ms,
+            quorum: 2,
+            window: 100,
+            window_seconds: 1000,
+        }
+    }
+
+    #[test]
+    fn commit_parts_allocates_logs_and_records_holders_atomically() {
+        let mut s = table_setup();
+        let r = s.apply(&req(
+            vec![commit(
+                vec![
+                    staged("202401", "s1", Some("202401_h1")),
+                    staged("202402", "s2", Some("202402_h2")),
+                ],
+                5000,
+            )],
+            10,
+        ));
+        let Response::Ok { results } = r else {
+            panic!("{r:?}")
+        };
+        let OpResult::Parts(parts) = &results[0] else {
+            panic!("{results:?}")
+        };
+        assert_eq!(parts[0].part, "202401_1_1_0");
+        assert_eq!(parts[1].part, "202402_1_1_0");
+        let recs = s.parts_of("db.t");
+        assert_eq!(recs.len(), 2);
+        assert!(recs
+            .iter()
+            .all(|(_, m)| m.holders.len() == 2 && m.quorum == 2));
+        assert_eq!(recs[0].1.checksum.as_deref(), Some("sum-s1"));
+        let log = s.log_from("db.t", 0);
+        assert!(matches!(&log[0].1, LogEntry::GetPart { stage: Some(st), .. } if st == "s1"));
+
+        // A retry of the same insert (new stages, same block ids) writes nothing.
+        let r = s.apply(&req(
+            vec![commit(
+                vec![
+                    staged("202401", "s3", Some("202401_h1")),
+                    staged("202402", "s4", Some("202402_h2")),
+                ],
+                5000,
+            )],
+            20,
+        ));
+        let Response::Ok { results } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            results[0],
+            OpResult::Parts(vec![
+                CommittedPart {
+                    part: "202401_1_1_0".into(),
+                    log_index: None
+                },
+                CommittedPart {
+                    part: "202402_1_1_0".into(),
+                    log_index: None
+                },
+            ])
+        );
+        assert_eq!(s.log_from("db.t", 0).len(), 2);
+    }
+
+    #[test]
+    fn a_stage_commits_at_most_once_and_never_after_its_deadline() {
+        let mut s = table_setup();
+        assert!(s
+            .apply(&req(vec![commit(vec![staged("p", "s1", None)], 100)], 50))
+            .is_ok());
+        // The same proposal applied again (a retried forward) is refused.
+        let again = s.apply(&req(vec![commit(vec![staged("p", "s1", None)], 100)], 60));
+        assert!(matches!(again, Response::Rejected { .. }), "{again:?}");
+        // Past its deadline (by the coordinator's clock) nothing commits,
+        // and the remembered stage ids of passed deadlines are pruned.
+        let late = s.apply(&req(vec![commit(vec![staged("p", "s2", None)], 100)], 101));
+        assert!(matches!(late, Response::Rejected { .. }), "{late:?}");
+        assert!(s
+            .apply(&req(vec![commit(vec![staged("p", "s3", None)], 500)], 102))
+            .is_ok());
+        assert_eq!(s.committed_stages.len(), 1);
+        // A proposer with a slow clock cannot move the coordinator's clock back.
+        let slow = s.apply(&req(vec![commit(vec![staged("p", "s4", None)], 101)], 90));
+        assert!(matches!(slow, Response::Rejected { .. }), "{slow:?}");
+        // All or nothing: a bad part refuses the whole insert.
+        let before = s.parts_of("db.t").len();
+        let mixed = s.apply(&req(
+            vec![commit(
+                vec![staged("p", "s5", None), staged("p", "s3", None)],
+                900,
+            )],
+            103,
+        ));
+        assert!(matches!(mixed, Response::Rejected { .. }), "{mixed:?}");
+        assert_eq!(s.parts_of("db.t").len(), before);
+    }
+
+    #[test]
+    fn merged_parts_keep_the_quorum_of_their_sources() {
+        let mut s = table_setup();
+        let ops = vec![commit(
+            vec![staged("p", "s1", None), staged("p", "s2", None)],
+            900,
+        )];
+        assert!(s.apply(&req(ops, 1)).is_ok());
+        let merge = Op::AppendLog {
+            table: "db.t".into(),
+            entry: LogEntry::MergeParts {
+                parts: vec!["p_1_1_0".into(), "p_2_2_0".into()],
+                new_part: "p_1_2_1".into(),
+            },
+        };
+        assert!(s.apply(&req(vec![merge], 2)).is_ok());
+        let recs: BTreeMap<String, PartMeta> = s.parts_of("db.t").into_iter().collect();
+        assert_eq!(recs["p_1_2_1"].quorum, 2);
+    }
+
     #[test]
     fn newer_command_versions_are_rejected() {
         let mut s = MetaState::default();
@@ -1215,7 +1523,8 @@ mod tests {
                 entry: LogEntry::GetPart {
                     part: p,
                     block_id: None,
-                    holders: Default::default()
+                    holders: Default::default(),
+                    stage: None,
                 }
             }),
             (table.clone(), name, 0u64..6).prop_map(|(t, r, p)| Op::SetLogPointer {
@@ -1223,6 +1532,29 @@ mod tests {
                 replica: r,
                 pointer: p
             }),
+            (
+                table.clone(),
+                name,
+                name,
+                proptest::option::of(name),
+                0u64..6000
+            )
+                .prop_map(|(t, partition, stage, block_id, deadline_ms)| {
+                    Op::CommitParts {
+                        table: t,
+                        parts: vec![NewPart {
+                            partition,
+                            stage,
+                            block_id,
+                            holders: ["r1".to_string()].into(),
+                            checksum: "c".into(),
+                        }],
+                        deadline_ms,
+                        quorum: 2,
+                        window: 3,
+                        window_seconds: 1,
+                    }
+                }),
             (table.clone(), name).prop_map(|(t, p)| Op::AllocateBlock {
                 table: t,
                 partition: p

@@ -20,7 +20,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
 use parking_lot::Mutex;
-use qh_replication::{InsertOptions, Replica, Replication};
+use qh_replication::{InsertOptions, Quorum, Replica, Replication};
 use qh_storage::{
     BackgroundMerges, Catalog, InsertTxn, KeyEvaluator, MergeTreeTable, StorageError, TableMeta,
 };
@@ -410,7 +410,8 @@ impl Session {
                 }
                 if let Some(batches) = select_result {
                     let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-                    self.write_batches(&table, &names, batches).await?;
+                    self.write_batches(&table, &names, batches, &self.settings.clone())
+                        .await?;
                 }
                 Ok(QueryResult::empty())
             }
@@ -951,11 +952,11 @@ impl Session {
                     ));
                 };
                 let (_, batches, _) = self.run_query(*query, Default::default(), settings).await?;
-                self.write_batches(&table, &names, batches).await
+                self.write_batches(&table, &names, batches, settings).await
             }
             InsertSource::Select(q) => {
                 let (_, batches, _) = self.run_query(*q, Default::default(), settings).await?;
-                self.write_batches(&table, &names, batches).await
+                self.write_batches(&table, &names, batches, settings).await
             }
         }
     }
@@ -966,6 +967,7 @@ impl Session {
         table: &Arc<MergeTreeTable>,
         names: &[String],
         batches: Vec<RecordBatch>,
+        settings: &Settings,
     ) -> Result<u64> {
         let meta = table.meta();
         let target = insert_schema(&meta, names);
@@ -1025,7 +1027,7 @@ impl Session {
         })
         .await
         .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
-        self.commit(txn, &self.settings.clone(), &catalog).await
+        self.commit(txn, settings, &catalog).await
     }
 
     /// Makes an insert's parts visible: at once for a local table, through
@@ -1053,6 +1055,18 @@ impl Session {
                 .get("insert_deduplication_token")
                 .map(|t| t.trim_matches('\'').to_string())
                 .filter(|t| !t.is_empty()),
+            quorum: match settings.get("insert_quorum") {
+                Some(v) => Quorum::parse(v).map_err(QueryError::BadArguments)?,
+                None => Quorum::Off,
+            },
+            timeout: Duration::from_millis(
+                settings
+                    .get_u64("insert_quorum_timeout", 600_000)
+                    .map_err(QueryError::BadArguments)?,
+            ),
+            parallel: settings
+                .get_bool("insert_quorum_parallel", true)
+                .map_err(QueryError::BadArguments)?,
         };
         Ok(replica.commit_insert(txn.into_prepared(), &opts).await?)
     }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
@@ -29,6 +30,7 @@ use futures::StreamExt;
 use qh_storage::{Catalog, MergeTreeTable, Part};
 use qh_types::Settings;
 
+use crate::error::QueryError;
 use crate::system;
 
 /// Counters of one query, reported to the user (rows and granules read).
@@ -138,6 +140,26 @@ impl SchemaProvider for QhSchema {
         }
         match self.ctx.catalog.table(&self.database, name) {
             Ok(t) => {
+                if self
+                    .ctx
+                    .settings
+                    .get_bool("select_sequential_consistency", false)
+                    .map_err(|e| ext(QueryError::BadArguments(e)))?
+                {
+                    let replica = self.ctx.replication.as_ref().and_then(|r| r.replica_of(&t));
+                    if let Some(replica) = replica {
+                        let timeout = Duration::from_secs(
+                            self.ctx
+                                .settings
+                                .get_u64("receive_timeout", 300)
+                                .unwrap_or(300),
+                        );
+                        replica
+                            .check_sequential_consistency(timeout)
+                            .await
+                            .map_err(|e| ext(QueryError::from(e)))?;
+                    }
+                }
                 let final_ = self.ctx.final_tables.contains(name)
                     || self.ctx.settings.get_bool("final", false).unwrap_or(false);
                 Ok(Some(Arc::new(MergeTreeProvider::new(

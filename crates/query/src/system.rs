@@ -21,6 +21,7 @@ pub const TABLES: &[&str] = &[
     "coordinator_leases",
     "replicas",
     "replication_queue",
+    "quorum_inserts",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -68,6 +69,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
         "coordinator" => coordinator_table(ctx),
         "replicas" => replicas_table(ctx),
         "replication_queue" => replication_queue_table(ctx),
+        "quorum_inserts" => quorum_inserts_table(ctx),
         "coordinator_leases" => {
             let leases = ctx
                 .coordinator
@@ -382,6 +384,66 @@ fn replication_queue_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableP
             s(merge),
             u64s(tries),
             s(exc),
+        ],
+    )
+}
+
+/// Inserts being staged or committed on this node, and staged parts
+/// awaiting their commit or cleanup.
+fn quorum_inserts_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let mut c: [Vec<String>; 8] = Default::default();
+    let (mut rows, mut quorum, mut started, mut deadline) = (vec![], vec![], vec![], vec![]);
+    for r in ctx
+        .replication
+        .as_ref()
+        .map(|r| r.replicas())
+        .unwrap_or_default()
+    {
+        let meta = r.table().meta();
+        for q in r.quorum_inserts() {
+            c[0].push(meta.database.clone());
+            c[1].push(meta.name.clone());
+            c[2].push(q.stage_id);
+            c[3].push(q.role.to_string());
+            c[4].push(q.state.to_string());
+            c[5].push(q.writer);
+            c[6].push(q.partition_id);
+            c[7].push(q.replicas.join(","));
+            rows.push(q.rows);
+            quorum.push(q.quorum);
+            started.push(q.started_ms);
+            deadline.push(q.deadline_ms);
+        }
+    }
+    let [db, table, stage, role, state, writer, partition, replicas] = c;
+    mem(
+        vec![
+            ("database", DataType::Utf8),
+            ("table", DataType::Utf8),
+            ("stage_id", DataType::Utf8),
+            ("role", DataType::Utf8),
+            ("state", DataType::Utf8),
+            ("writer", DataType::Utf8),
+            ("partition_id", DataType::Utf8),
+            ("rows", DataType::UInt64),
+            ("quorum", DataType::UInt64),
+            ("replicas", DataType::Utf8),
+            ("started_ms", DataType::UInt64),
+            ("deadline_ms", DataType::UInt64),
+        ],
+        vec![
+            s(db),
+            s(table),
+            s(stage),
+            s(role),
+            s(state),
+            s(writer),
+            s(partition),
+            u64s(rows),
+            u64s(quorum),
+            s(replicas),
+            u64s(started),
+            u64s(deadline),
         ],
     )
 }

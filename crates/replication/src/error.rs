@@ -33,6 +33,19 @@ pub enum ReplicationError {
         replica: String,
         why: String,
     },
+    #[error("Number of alive replicas ({live}) is less than requested quorum ({quorum}/{total}).")]
+    TooFewLiveReplicas {
+        live: usize,
+        quorum: u64,
+        total: usize,
+    },
+    /// Fewer replicas than the quorum could stage the insert; nothing was written.
+    #[error("{0}")]
+    StagingFailed(String),
+    #[error("Quorum for previous write has not been satisfied yet: {0}")]
+    PreviousQuorum(String),
+    #[error("Replica doesn't have part {0} which was successfully written to quorum of other replicas. Send query to another replica or disable 'select_sequential_consistency' setting")]
+    NotInQuorum(String),
     #[error("Timeout exceeded: {0}")]
     Timeout(String),
     #[error("{0}")]
@@ -55,6 +68,11 @@ impl ReplicationError {
             ReplicationError::ReplicaExists { .. } => ErrorCode::REPLICA_ALREADY_EXISTS,
             ReplicationError::NoReplicaHasPart { .. } => ErrorCode::NO_REPLICA_HAS_PART,
             ReplicationError::Fetch { .. } => ErrorCode::NETWORK_ERROR,
+            ReplicationError::TooFewLiveReplicas { .. } | ReplicationError::StagingFailed(_) => {
+                ErrorCode::TOO_FEW_LIVE_REPLICAS
+            }
+            ReplicationError::PreviousQuorum(_) => ErrorCode::UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE,
+            ReplicationError::NotInQuorum(_) => ErrorCode::REPLICA_IS_NOT_IN_QUORUM,
             ReplicationError::Timeout(_) => ErrorCode::TIMEOUT_EXCEEDED,
             ReplicationError::BadArguments(_) => ErrorCode::BAD_ARGUMENTS,
             ReplicationError::Storage(e) => e.code(),

@@ -12,7 +12,9 @@ use qh_proto::interserver::replication_client::ReplicationClient;
 use qh_proto::interserver::replication_server::{
     Replication as ReplicationService, ReplicationServer,
 };
-use qh_proto::interserver::{FetchPartRequest, PartChunk};
+use qh_proto::interserver::{
+    FetchPartRequest, PartChunk, StageHeader, StagePartReply, StagedReply, StagedRequest,
+};
 use qh_storage::part::Checksums;
 use qh_storage::{MergeTreeTable, Part};
 use qh_types::PartName;
@@ -20,12 +22,13 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::error::{ReplicationError, Result};
+use crate::staging::StageInfo;
 use crate::Replication;
 
 /// Bytes per streamed chunk.
 const CHUNK: usize = 1 << 20;
 /// Largest message either side accepts (a chunk plus headers).
-const MAX_MESSAGE: usize = 8 << 20;
+pub(crate) const MAX_MESSAGE: usize = 8 << 20;
 
 /// Server side of part fetches.
 pub struct FetchService {
@@ -86,6 +89,144 @@ impl ReplicationService for FetchService {
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
     }
+
+    async fn stage_part(
+        &self,
+        request: Request<tonic::Streaming<PartChunk>>,
+    ) -> Result<Response<StagePartReply>, Status> {
+        let repl = self
+            .replication
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty stage stream"))?;
+        let header = first.stage.ok_or_else(|| {
+            Status::invalid_argument("the first message must carry the stage header")
+        })?;
+        let span = info_span!("receive_stage", table = %header.table_path, stage = %header.stage_id, from = %header.writer);
+        receive_stage(&repl, header, first.checksums, stream)
+            .instrument(span)
+            .await
+            .map(Response::new)
+    }
+
+    async fn activate_staged(
+        &self,
+        request: Request<StagedRequest>,
+    ) -> Result<Response<StagedReply>, Status> {
+        let req = request.into_inner();
+        let repl = self
+            .replication
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let replica = repl
+            .replica_by_path(&req.table_path)
+            .ok_or_else(|| Status::not_found(format!("no table {} here", req.table_path)))?;
+        let name: PartName = req
+            .part
+            .parse()
+            .map_err(|e: String| Status::invalid_argument(e))?;
+        // The writer calls this only after the commit was applied.
+        match replica.activate_staged(&req.stage_id, &name).await {
+            Ok(true) => Ok(Response::new(StagedReply {})),
+            Ok(false) => Err(Status::not_found(format!(
+                "no staged part {} here",
+                req.stage_id
+            ))),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    async fn discard_staged(
+        &self,
+        request: Request<StagedRequest>,
+    ) -> Result<Response<StagedReply>, Status> {
+        let req = request.into_inner();
+        let repl = self
+            .replication
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        if let Some(replica) = repl.replica_by_path(&req.table_path) {
+            // The writer knows nothing was committed.
+            if replica.staging.discard(&req.stage_id) {
+                debug!(stage = %req.stage_id, "staged part discarded (insert failed)");
+            }
+        }
+        Ok(Response::new(StagedReply {}))
+    }
+}
+
+/// Receives a staged part into the table's staging area: files hashed on
+/// arrival, one `syncfs`, then renamed and described. Answers the digest.
+async fn receive_stage(
+    repl: &Replication,
+    header: StageHeader,
+    checksums: Vec<u8>,
+    mut stream: tonic::Streaming<PartChunk>,
+) -> Result<StagePartReply, Status> {
+    let replica = repl
+        .replica_by_path(&header.table_path)
+        .ok_or_else(|| Status::not_found(format!("no table {} here", header.table_path)))?;
+    if header.exclusive {
+        if let Some(other) = replica
+            .staging
+            .uncommitted_other_than(&header.stage_id)
+            .filter(|p| p.info.quorum > 1)
+        {
+            return Err(Status::failed_precondition(format!(
+                "part staged by {} (stage {}) is not committed yet",
+                other.info.writer, other.id
+            )));
+        }
+    }
+    let expected: Checksums = serde_json::from_slice(&checksums)
+        .map_err(|e| Status::invalid_argument(format!("bad checksums.json: {e}")))?;
+    let staging = &replica.staging;
+    let tmp = staging.receive_dir(&header.stage_id);
+    if !header
+        .stage_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || header.stage_id.starts_with('.')
+    {
+        return Err(Status::invalid_argument("malformed stage id"));
+    }
+    let received = receive_files(&tmp, &checksums, &expected, &mut stream).await;
+    if let Err(e) = received {
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        warn!(error = %e, "staging transfer failed");
+        return Err(Status::aborted(e));
+    }
+    let name = PartName {
+        partition_id: header.partition_id.clone(),
+        min_block: 0,
+        max_block: 0,
+        level: 0,
+    };
+    let digest = Part::load(&tmp, name)
+        .map(|p| p.checksum_digest())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let info = StageInfo {
+        partition_id: header.partition_id,
+        deadline_ms: header.deadline_ms,
+        writer: header.writer,
+        rows: header.rows,
+        checksum: digest.clone(),
+        quorum: header.quorum,
+        exclusive: header.exclusive,
+        staged_ms: qh_meta::now_ms(),
+    };
+    let id = header.stage_id.clone();
+    let r = Arc::clone(&replica);
+    tokio::task::spawn_blocking(move || r.staging.add(&id, Some(&tmp), info))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+    debug!(stage = %header.stage_id, "part staged");
+    Ok(StagePartReply { checksum: digest })
 }
 
 fn send_part(
@@ -101,8 +242,20 @@ fn send_part(
     if tx.blocking_send(Ok(header)).is_err() {
         return Ok(()); // the receiver went away
     }
-    for file in part.checksums.keys() {
-        let path = part.dir.join(file);
+    read_part_files(&part.dir, part.checksums.keys(), |c| {
+        tx.blocking_send(Ok(c)).is_ok()
+    })
+}
+
+/// Reads `files` of the part at `dir` as chunks, in order, handing each to
+/// `emit` (which answers false when the receiver went away). Blocking.
+pub(crate) fn read_part_files<'a>(
+    dir: &Path,
+    files: impl Iterator<Item = &'a String>,
+    mut emit: impl FnMut(PartChunk) -> bool,
+) -> Result<(), String> {
+    for file in files {
+        let path = dir.join(file);
         let mut f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut offset = 0u64;
         loop {
@@ -122,7 +275,7 @@ fn send_part(
                 data: buf,
                 ..Default::default()
             };
-            if tx.blocking_send(Ok(chunk)).is_err() {
+            if !emit(chunk) {
                 return Ok(());
             }
             offset += n as u64;

@@ -18,7 +18,9 @@
 
 pub mod error;
 pub mod fetch;
+pub mod insert;
 pub mod replica;
+pub mod staging;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,7 +34,8 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::info;
 
 pub use error::{ReplicationError, Result};
-pub use replica::{InsertOptions, QueueEntry, Replica, ReplicaStatus};
+pub use insert::{InsertOptions, Quorum, QuorumInsertRow};
+pub use replica::{QueueEntry, Replica, ReplicaStatus};
 
 /// This node's identity as a replica host.
 #[derive(Debug, Clone)]

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use qh_meta::state::PartMeta;
 use qh_meta::{Check, LogEntry, Op, OpResult, Request, Response};
-use qh_storage::part::PreparedPart;
 use qh_storage::{MergeTreeTable, Part, TableMeta};
 use qh_types::PartName;
 use tokio::sync::{watch, Notify};
@@ -20,6 +19,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::{ReplicationError, Result};
 use crate::fetch::fetch_part;
+use crate::staging::Staging;
 use crate::Replication;
 
 /// Longest pause between retries of a failing queue entry.
@@ -28,6 +28,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FETCH_PARALLELISM: usize = 4;
 /// GET_PART entries at the head of the queue fetched ahead of the in-order pass.
 const MAX_PREFETCH: usize = 1000;
+/// How often staged parts are checked for cleanup.
+const STAGING_CLEANUP_EVERY: Duration = Duration::from_secs(5);
 /// How often an idle replica looks at the log even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -98,9 +100,15 @@ pub struct Replica {
     wake: Notify,
     /// This replica executed the log below this index.
     pointer: watch::Sender<u64>,
-    /// Inserted parts renamed into place but not active: their commit is in
-    /// flight (or its outcome unknown). Whoever takes one out activates it.
-    pending: Mutex<BTreeMap<PartName, Arc<Part>>>,
+    /// Parts of inserts staged here, awaiting their commit.
+    pub(crate) staging: Staging,
+    /// Serialises moving staged parts into place (the writer after its
+    /// commit, the queue task, the stager's RPC).
+    activation: tokio::sync::Mutex<()>,
+    /// Inserts this replica is writing (for `system.quorum_inserts`).
+    pub(crate) inserts: Mutex<BTreeMap<String, crate::insert::InsertProgress>>,
+    /// When staged parts were last checked for cleanup.
+    last_cleanup: Mutex<Option<Instant>>,
     fetches_stopped: AtomicBool,
     merges_stopped: AtomicBool,
     queue_stopped: AtomicBool,
@@ -133,6 +141,7 @@ impl Replica {
     ) -> Arc<Replica> {
         let (pointer, _) = watch::channel(0);
         let (stop, _) = watch::channel(false);
+        let staging = Staging::open(table.staging_dir());
         Arc::new(Replica {
             repl,
             table,
@@ -141,7 +150,10 @@ impl Replica {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             pointer,
-            pending: Mutex::new(BTreeMap::new()),
+            staging,
+            activation: tokio::sync::Mutex::new(()),
+            inserts: Mutex::new(BTreeMap::new()),
+            last_cleanup: Mutex::new(None),
             fetches_stopped: AtomicBool::new(false),
             merges_stopped: AtomicBool::new(false),
             queue_stopped: AtomicBool::new(false),
@@ -162,7 +174,7 @@ impl Replica {
         &self.name
     }
 
-    fn repl(&self) -> Result<Arc<Replication>> {
+    pub(crate) fn repl(&self) -> Result<Arc<Replication>> {
         self.repl.upgrade().ok_or(ReplicationError::Stopped)
     }
 
@@ -314,6 +326,26 @@ impl Replica {
             .into_iter()
             .filter_map(|(n, m)| n.parse().ok().map(|n| (n, m)))
             .collect();
+        // Parts staged here whose commit landed while we were away: move them
+        // into place first, so recovery neither fetches nor detaches them.
+        let committed: Vec<(String, PartName)> = repl.coordinator.read(|s| {
+            s.log_from(&path, me.log_pointer)
+                .into_iter()
+                .filter_map(|(_, e)| match e {
+                    LogEntry::GetPart {
+                        part,
+                        stage: Some(stage),
+                        ..
+                    } => part.parse().ok().map(|p| (stage, p)),
+                    _ => None,
+                })
+                .collect()
+        });
+        for (stage, part) in committed {
+            if self.staging.contains(&stage) && records.contains_key(&part) {
+                self.activate_staged(&stage, &part).await?;
+            }
+        }
         let current = |n: &PartName| {
             records
                 .iter()
@@ -472,10 +504,12 @@ impl Replica {
             .iter()
             .take(MAX_PREFETCH)
             .map_while(|(_, e)| match e {
-                LogEntry::GetPart { part, .. } => part.parse::<PartName>().ok(),
+                LogEntry::GetPart { part, stage, .. } => Some((part, stage)),
                 _ => None,
             })
-            .filter(|n| !self.pending.lock().contains_key(n))
+            // A part staged here is moved into place, not fetched.
+            .filter(|(_, stage)| !stage.as_ref().is_some_and(|s| self.staging.contains(s)))
+            .filter_map(|(part, _)| part.parse::<PartName>().ok())
             .collect();
         if first_error.is_none() && ahead.len() > 1 {
             for (_, outcome) in self.fetch_many(&repl, ahead).await {
@@ -520,6 +554,7 @@ impl Replica {
                 entries.into_iter().filter(|(i, _)| *i >= pointer).collect();
             self.note_queue(&remaining);
         }
+        self.cleanup_staging(&repl).await;
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -611,13 +646,14 @@ impl Replica {
         done: &mut Vec<Pending>,
     ) -> Result<()> {
         match entry {
-            LogEntry::GetPart { part, .. } => {
+            LogEntry::GetPart { part, stage, .. } => {
                 let name = parse_part(part)?;
-                if self.table.part_or_covering(&name).is_some() {
-                    return Ok(());
+                if let Some(stage) = stage {
+                    if self.activate_staged(stage, &name).await? {
+                        return Ok(());
+                    }
                 }
-                if let Some(p) = self.pending.lock().remove(&name) {
-                    self.table.activate(vec![p]);
+                if self.table.part_or_covering(&name).is_some() {
                     return Ok(());
                 }
                 self.fetch_or_skip(repl, &name, done).await
@@ -877,159 +913,71 @@ impl Replica {
         }
     }
 
-    /// Commits inserted blocks: each gets a block number, is renamed into
-    /// place (still invisible), then one transaction (dedup check, GET_PART
-    /// entry with this replica as holder, dedup id) commits it, and only then
-    /// it becomes visible. Returns the rows committed (duplicates excluded).
-    pub async fn commit_insert(
-        &self,
-        prepared: Vec<PreparedPart>,
-        opts: &InsertOptions,
-    ) -> Result<u64> {
-        let mut prepared = prepared;
-        if prepared.is_empty() {
-            return Ok(0);
-        }
-        let discard = |rest: Vec<PreparedPart>| {
-            for p in rest {
-                p.discard();
-            }
+    /// Moves the staged copy `stage` into place as the committed part
+    /// `name`. `Ok(true)`: the part (or one covering it) is active now;
+    /// `Ok(false)`: no such staged copy here.
+    pub(crate) async fn activate_staged(&self, stage: &str, name: &PartName) -> Result<bool> {
+        let _one_at_a_time = self.activation.lock().await;
+        let Some(staged) = self.staging.take(stage) else {
+            return Ok(self.table.part_or_covering(name).is_some());
         };
-        if let Some(why) = self.readonly_reason() {
-            discard(prepared);
-            return Err(ReplicationError::ReadOnly {
-                path: self.path.clone(),
-                why,
-            });
-        }
-        let repl = self.repl()?;
-        let alloc = Request::ops(
-            prepared
-                .iter()
-                .map(|p| Op::AllocateBlock {
-                    table: self.path.clone(),
-                    partition: p.partition.id.clone(),
-                })
-                .collect(),
-        );
-        let blocks = match repl.coordinator.write(alloc).await {
-            Ok(Response::Ok { results }) => results
-                .iter()
-                .filter_map(|r| match r {
-                    OpResult::Block(n) => Some(*n),
-                    _ => None,
-                })
-                .collect::<Vec<u64>>(),
-            Ok(other) => {
-                discard(prepared);
-                return Err(ReplicationError::Coordinator(format!(
-                    "cannot allocate block numbers: {other:?}"
-                )));
+        let table = Arc::clone(&self.table);
+        let (dir, target) = (staged.dir.clone(), name.clone());
+        let attached = tokio::task::spawn_blocking(move || table.attach_staged(&dir, target))
+            .await
+            .map_err(|e| ReplicationError::Coordinator(e.to_string()))?;
+        self.staging.forget(stage);
+        match attached {
+            Ok(part) => {
+                debug!(part = %part.name, stage, "staged part activated");
+                Ok(true)
             }
             Err(e) => {
-                discard(prepared);
-                // Unknown outcome of an allocation loses nothing but numbers.
-                return Err(match ReplicationError::from_write(&self.path, e) {
-                    ReplicationError::UnknownStatus(why) => ReplicationError::ReadOnly {
-                        path: self.path.clone(),
-                        why,
-                    },
-                    other => other,
-                });
-            }
-        };
-        let meta = self.table.meta();
-        let window = setting(&meta, "replicated_deduplication_window", 1000);
-        let window_seconds = setting(&meta, "replicated_deduplication_window_seconds", 604_800);
-        let mut rows = 0;
-        let count = prepared.len();
-        for (i, (p, block)) in prepared.drain(..).zip(blocks).enumerate() {
-            let name = PartName {
-                partition_id: p.partition.id.clone(),
-                min_block: block,
-                max_block: block,
-                level: 0,
-            };
-            let part_rows = p.rows;
-            let table = Arc::clone(&self.table);
-            let n2 = name.clone();
-            let part = tokio::task::spawn_blocking(move || table.install_inactive(p, n2))
-                .await
-                .map_err(|e| ReplicationError::Coordinator(e.to_string()))??;
-            let block_id = opts.deduplicate.then(|| {
-                let h = match &opts.token {
-                    Some(t) if count == 1 => hash_hex(t.as_bytes()),
-                    Some(t) => hash_hex(format!("{t}_{i}").as_bytes()),
-                    None => part.checksum_digest(),
-                };
-                format!("{}_{h}", name.partition_id)
-            });
-            let mut ops = vec![Op::AppendLog {
-                table: self.path.clone(),
-                entry: LogEntry::GetPart {
-                    part: name.to_string(),
-                    block_id: block_id.clone(),
-                    holders: [self.name.clone()].into(),
-                },
-            }];
-            let mut checks = vec![];
-            if let Some(id) = &block_id {
-                ops.push(Op::AddDedupBlock {
-                    table: self.path.clone(),
-                    block_id: id.clone(),
-                    part: name.to_string(),
-                    window,
-                    window_seconds,
-                });
-                checks.push(Check::DedupAbsent {
-                    table: self.path.clone(),
-                    block_id: id.clone(),
-                });
-            }
-            self.pending.lock().insert(name.clone(), Arc::clone(&part));
-            let outcome = repl
-                .coordinator
-                .write(Request::ops(ops).with_checks(checks))
-                .await;
-            let take = || self.pending.lock().remove(&name);
-            match outcome {
-                Ok(Response::Ok { .. }) => {
-                    if let Some(p) = take() {
-                        self.table.activate(vec![p]);
-                    }
-                    rows += part_rows;
-                }
-                Ok(Response::CheckFailed { detail, .. }) => {
-                    if let Some(p) = take() {
-                        self.table.remove_inactive(p);
-                    }
-                    info!(
-                        block_id = block_id.as_deref().unwrap_or(""),
-                        existing = detail.as_deref().unwrap_or(""),
-                        "block already exists; ignoring it (deduplicated)"
-                    );
-                }
-                Ok(Response::Rejected { reason, .. }) => {
-                    if let Some(p) = take() {
-                        self.table.remove_inactive(p);
-                    }
-                    return Err(ReplicationError::Coordinator(reason));
-                }
-                Err(e) => {
-                    let e = ReplicationError::from_write(&self.path, e);
-                    if !matches!(e, ReplicationError::UnknownStatus(_)) {
-                        if let Some(p) = take() {
-                            self.table.remove_inactive(p);
-                        }
-                    }
-                    // Unknown: the part stays pending; the queue activates it
-                    // if the entry turns out committed.
-                    return Err(e);
-                }
+                warn!(part = %name, stage, error = %e, "staged part could not be activated; fetching it");
+                self.staging.discard(stage);
+                Ok(false)
             }
         }
-        self.wake();
-        Ok(rows)
+    }
+
+    /// Removes staged parts whose commit can no longer land: the
+    /// coordinator's clock (in this node's applied state, a prefix of the
+    /// committed log) passed their deadline, so any later commit of them is
+    /// refused, and no log entry this replica has yet to execute names them.
+    async fn cleanup_staging(&self, repl: &Replication) {
+        {
+            let mut last = self.last_cleanup.lock();
+            if last.is_some_and(|t| t.elapsed() < STAGING_CLEANUP_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let staged = self.staging.list();
+        if staged.is_empty() {
+            return;
+        }
+        let pointer = *self.pointer.borrow();
+        let (clock, named): (u64, BTreeSet<String>) = repl.coordinator.read(|s| {
+            let named = s
+                .log_from(&self.path, pointer)
+                .into_iter()
+                .filter_map(|(_, e)| match e {
+                    LogEntry::GetPart { stage, .. } => stage,
+                    _ => None,
+                })
+                .collect();
+            (s.clock_ms, named)
+        });
+        let writing: BTreeSet<String> = self.inserts.lock().keys().cloned().collect();
+        for p in staged {
+            let own = writing.iter().any(|w| p.id.starts_with(w.as_str()));
+            if own || named.contains(&p.id) || clock <= p.info.deadline_ms {
+                continue;
+            }
+            info!(stage = %p.id, writer = %p.info.writer, rows = p.info.rows,
+                "removing a staged part whose insert was never committed");
+            self.staging.discard(&p.id);
+        }
     }
 
     /// `SYSTEM SYNC REPLICA`: waits until this replica executed every log
@@ -1361,15 +1309,4 @@ fn log_index(results: &[OpResult]) -> Option<u64> {
         OpResult::LogIndex(i) => Some(*i),
         _ => None,
     })
-}
-
-fn setting(meta: &TableMeta, name: &str, default: u64) -> u64 {
-    meta.settings
-        .get(name)
-        .and_then(|v| v.trim_matches('\'').parse().ok())
-        .unwrap_or(default)
-}
-
-fn hash_hex(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }

@@ -74,6 +74,11 @@ pub async fn serve_interserver(
     info!(addr = ?listener.local_addr().ok(), "interserver API listening");
     let (raft, meta) = coordinator.services();
     tonic::transport::Server::builder()
+        // Staged parts stream to us: a 64 KiB window would cap the transfer
+        // at one window per round trip.
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
+        .tcp_nodelay(true)
         .add_service(raft)
         .add_service(meta)
         .add_optional_service(replication.map(|r| r.service()))

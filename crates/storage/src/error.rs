@@ -41,7 +41,7 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         StorageError::Io {
             path: path.display().to_string(),
             source,

@@ -21,6 +21,9 @@ use crate::part::{write_part, Part, PartColumn, PreparedPart};
 
 pub const TABLE_META_FILE: &str = "table.json";
 
+/// Table subdirectory of staged (uncommitted) parts.
+pub const STAGING_DIR: &str = "staging";
+
 /// A MergeTree table on disk.
 #[derive(Debug)]
 pub struct MergeTreeTable {
@@ -34,6 +37,8 @@ pub struct MergeTreeTable {
     tmp_counter: AtomicU64,
     /// Serialises merges of this table (background and OPTIMIZE).
     merge_lock: Mutex<()>,
+    /// Serialises moving staged parts into place.
+    attach_lock: Mutex<()>,
     dropped: AtomicBool,
     /// `SYSTEM STOP MERGES`: background merges skip this table.
     merges_stopped: AtomicBool,
@@ -64,7 +69,7 @@ impl MergeTreeTable {
             let entry = entry.map_err(|e| StorageError::io(dir, e))?;
             let fname = entry.file_name().to_string_lossy().to_string();
             let path = entry.path();
-            if !path.is_dir() || fname == "detached" {
+            if !path.is_dir() || fname == "detached" || fname == STAGING_DIR {
                 continue;
             }
             if fname.starts_with("tmp_") || fname.starts_with("delete_tmp_") {
@@ -107,6 +112,7 @@ impl MergeTreeTable {
             next_block: AtomicU64::new(next),
             tmp_counter: AtomicU64::new(0),
             merge_lock: Mutex::new(()),
+            attach_lock: Mutex::new(()),
             dropped: AtomicBool::new(false),
             merges_stopped: AtomicBool::new(false),
         })
@@ -298,6 +304,45 @@ impl MergeTreeTable {
 
     /// Renames a written part to its final name without making it visible
     /// (the replication log decides when it becomes active).
+    /// Where staged parts of quorum inserts wait for their commit (owned by
+    /// the replication layer).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.dir.join(STAGING_DIR)
+    }
+
+    /// Moves a freshly written part into the staging area as `stage_id`
+    /// (durable, invisible) and returns its directory.
+    pub fn stage(&self, prepared: PreparedPart, stage_id: &str) -> Result<PathBuf> {
+        let staging = self.staging_dir();
+        fs::create_dir_all(&staging).map_err(|e| StorageError::io(&staging, e))?;
+        let dir = staging.join(stage_id);
+        fs::rename(&prepared.tmp_dir, &dir).map_err(|e| StorageError::io(&dir, e))?;
+        sync_dir(&staging)?;
+        Ok(dir)
+    }
+
+    /// Moves a staged part (its insert committed as `name`) into place and
+    /// makes it active. Not serialised with merges: a freshly committed
+    /// block cannot be covered by a merge in progress (the coordinator only
+    /// assigns merges of parts it already recorded), so an insert never
+    /// waits for a merge to finish.
+    pub fn attach_staged(&self, staged: &Path, name: PartName) -> Result<Arc<Part>> {
+        let _one_at_a_time = self.attach_lock.lock();
+        if let Some(p) = self.part_or_covering(&name) {
+            let _ = fs::remove_dir_all(staged);
+            return Ok(p);
+        }
+        let dir = self.dir.join(name.to_string());
+        if dir.exists() {
+            self.detach_dir(&dir, &format!("ignored_{name}"))?;
+        }
+        fs::rename(staged, &dir).map_err(|e| StorageError::io(&dir, e))?;
+        sync_dir(&self.dir)?;
+        let part = Arc::new(Part::load(&dir, name)?);
+        self.activate(vec![Arc::clone(&part)]);
+        Ok(part)
+    }
+
     pub fn install_inactive(&self, prepared: PreparedPart, name: PartName) -> Result<Arc<Part>> {
         Ok(Arc::new(prepared.commit(&self.dir, name)?))
     }
