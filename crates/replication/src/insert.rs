@@ -554,6 +554,17 @@ impl Replica {
             ));
             return Err((e, touched));
         }
+        // Targets that failed but may still hold a copy (a stall that ended
+        // late): tell them, without holding up the insert.
+        let failed: Vec<Target> = touched
+            .into_iter()
+            .filter(|t| !staged.iter().any(|s| s.name == t.name))
+            .collect();
+        if !failed.is_empty() {
+            let ids: Vec<String> = local.iter().map(|l| l.staged.id.clone()).collect();
+            let (repl, path) = (Arc::clone(repl), self.path().to_string());
+            tokio::spawn(async move { discard_on(&repl, &path, &failed, &ids).await });
+        }
         Ok(staged)
     }
 
@@ -608,30 +619,7 @@ impl Replica {
     }
 
     async fn discard_remotely(&self, repl: &Replication, targets: &[Target], ids: &[String]) {
-        if ids.is_empty() {
-            return;
-        }
-        let calls = targets.iter().map(|t| async move {
-            for id in ids {
-                let req = StagedRequest {
-                    table_path: self.path().to_string(),
-                    stage_id: id.clone(),
-                    part: String::new(),
-                };
-                let r = async {
-                    let mut c = ReplicationClient::new(repl.channel(&t.address)?);
-                    c.discard_staged(req)
-                        .await
-                        .map_err(|s| ReplicationError::Coordinator(s.message().to_string()))
-                };
-                match tokio::time::timeout(ACTIVATE_WAIT, r).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => debug!(replica = %t.name, error = %e, "discarding a staged copy"),
-                    Err(_) => debug!(replica = %t.name, "discarding a staged copy timed out"),
-                }
-            }
-        });
-        futures::future::join_all(calls).await;
+        discard_on(repl, self.path(), targets, ids).await
     }
 
     async fn activate_remotely(
@@ -821,6 +809,35 @@ pub struct QuorumInsertRow {
     pub replicas: Vec<String>,
     pub started_ms: u64,
     pub deadline_ms: u64,
+}
+
+/// Asks `targets` to drop the staged copies `ids` (best effort: cleanup
+/// removes what is missed once the commit deadline passed).
+async fn discard_on(repl: &Replication, path: &str, targets: &[Target], ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let calls = targets.iter().map(|t| async move {
+        for id in ids {
+            let req = StagedRequest {
+                table_path: path.to_string(),
+                stage_id: id.clone(),
+                part: String::new(),
+            };
+            let r = async {
+                let mut c = ReplicationClient::new(repl.channel(&t.address)?);
+                c.discard_staged(req)
+                    .await
+                    .map_err(|s| ReplicationError::Coordinator(s.message().to_string()))
+            };
+            match tokio::time::timeout(ACTIVATE_WAIT, r).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => debug!(replica = %t.name, error = %e, "discarding a staged copy"),
+                Err(_) => debug!(replica = %t.name, "discarding a staged copy timed out"),
+            }
+        }
+    });
+    futures::future::join_all(calls).await;
 }
 
 /// Streams one staged part to `target` (client streaming `StagePart`) and

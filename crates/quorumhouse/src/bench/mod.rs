@@ -19,6 +19,7 @@ use qh_query::{Engine, EngineOptions, Input};
 use serde::Serialize;
 
 mod coordinator;
+mod quorum;
 mod replication;
 
 const CHDB_SCRIPT: &str = include_str!("chdb_bench.py");
@@ -37,6 +38,8 @@ enum BenchCmd {
     Coordinator(coordinator::CoordinatorArgs),
     /// Replication lag and a lagging replica's catch-up on a 3-node cluster.
     Replication(replication::ReplicationArgs),
+    /// insert_quorum = 0, 2, 3 side by side on a 3-node cluster.
+    Quorum(quorum::QuorumArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +116,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Hits(h) => rt.block_on(hits(h)),
         BenchCmd::Coordinator(c) => rt.block_on(coordinator::coordinator(c)),
         BenchCmd::Replication(r) => rt.block_on(replication::replication(r)),
+        BenchCmd::Quorum(q) => rt.block_on(quorum::quorum(q)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

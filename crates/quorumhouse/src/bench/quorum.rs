@@ -1,0 +1,294 @@
+//! `quorumhouse bench quorum` on a three-node loopback cluster: the cost of
+//! `insert_quorum` = 0, 2 and 3 side by side in one run — large batches from
+//! a few writers (rows/s) and small inserts from many writers (inserts/s,
+//! latency percentiles, errors) — plus the nodes' peak memory.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{peak_rss_mb, percentiles, Rng};
+
+#[derive(Args, Debug)]
+pub struct QuorumArgs {
+    /// Quorums compared (0 = off).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0u64, 2, 3])]
+    pub quorums: Vec<u64>,
+    /// Writers of large batches.
+    #[arg(long, default_value_t = 4)]
+    pub batch_writers: usize,
+    /// Large batches per writer.
+    #[arg(long, default_value_t = 5)]
+    pub batches: usize,
+    /// Rows per large batch.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch_rows: u64,
+    /// Writers of small inserts.
+    #[arg(long, default_value_t = 16)]
+    pub small_writers: usize,
+    /// Small inserts per writer.
+    #[arg(long, default_value_t = 100)]
+    pub small_inserts: usize,
+    /// Rows per small insert.
+    #[arg(long, default_value_t = 100)]
+    pub small_rows: u64,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize, Default, Clone)]
+struct Row {
+    quorum: u64,
+    batch_rows_per_s: f64,
+    batch_errors: usize,
+    small_inserts_per_s: f64,
+    small_p50_ms: f64,
+    small_p99_ms: f64,
+    small_errors: usize,
+}
+
+#[derive(Debug, Serialize, Default)]
+struct Figures {
+    rows: Vec<Row>,
+    node_peak_rss_mb: Vec<f64>,
+    /// Replica SIGKILLed → a quorum=3 insert answered (285), ms.
+    kill_to_285_ms: f64,
+    kill_error_code: i32,
+}
+
+fn csv(rng: &mut Rng, writer: usize, batch: usize, rows: u64) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(rows as usize * 64);
+    for id in 0..rows {
+        let _ = writeln!(
+            s,
+            "{writer},{batch},{id},{:016x}{:016x}",
+            rng.next(),
+            rng.next()
+        );
+    }
+    s.into_bytes()
+}
+
+async fn connect(
+    cluster: &jepsen_like_tests::TestCluster,
+    node: u64,
+) -> anyhow::Result<qh_client::Client> {
+    Ok(qh_client::Client::connect(&[cluster.client_endpoint(node)]).await?)
+}
+
+pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
+    cluster
+        .leader(&cluster.all(), Duration::from_secs(30))
+        .await?;
+    for q in &a.quorums {
+        let create = format!(
+            "CREATE TABLE bench_q{q} (writer UInt64, batch UInt64, id UInt64, payload String) \
+             ENGINE = ReplicatedMergeTree('/bench/q{q}', '{{replica}}') ORDER BY (writer, batch, id)"
+        );
+        for n in 1..=3 {
+            connect(&cluster, n).await?.query(&create).await?;
+        }
+    }
+    // Quorum inserts count replicas with a live lease.
+    let mut probe = connect(&cluster, 1).await?;
+    let started = Instant::now();
+    loop {
+        let out = probe
+            .query("SELECT min(active_replicas) FROM system.replicas")
+            .await?;
+        let live = out
+            .batches
+            .first()
+            .map(|b| qh_types::text::value_text(b.column(0).as_ref(), 0))
+            .unwrap_or_default();
+        if live == "3" {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("replicas did not all become active");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rng = Rng(0x0051_0A7E_BEEF_0003);
+    // Warm up every node and table (connections, first parts) off the clock.
+    for &q in &a.quorums {
+        for n in 1..=3 {
+            connect(&cluster, n)
+                .await?
+                .insert_bytes(
+                    &format!("INSERT INTO bench_q{q} SETTINGS insert_quorum = {q} FORMAT CSV"),
+                    csv(&mut rng, 9999, n as usize, 1000),
+                )
+                .await?;
+        }
+    }
+    let mut fig = Figures::default();
+    for &q in &a.quorums {
+        let mut row = Row {
+            quorum: q,
+            ..Default::default()
+        };
+        let insert = format!("INSERT INTO bench_q{q} SETTINGS insert_quorum = {q} FORMAT CSV");
+        // Large batches: writers spread over the nodes.
+        let data: Vec<Vec<Vec<u8>>> = (0..a.batch_writers)
+            .map(|w| {
+                (0..a.batches)
+                    .map(|b| csv(&mut rng, w, b, a.batch_rows))
+                    .collect()
+            })
+            .collect();
+        eprintln!(
+            "insert_quorum={q}: {} writers x {} batches of {} rows ...",
+            a.batch_writers, a.batches, a.batch_rows
+        );
+        let mut clients = Vec::new();
+        for w in 0..a.batch_writers {
+            clients.push(connect(&cluster, w as u64 % 3 + 1).await?);
+        }
+        let t = Instant::now();
+        let results =
+            futures::future::join_all(clients.into_iter().zip(data).map(|(mut c, batches)| {
+                let insert = insert.clone();
+                async move {
+                    let mut errors = 0;
+                    for b in batches {
+                        if c.insert_bytes(&insert, b).await.is_err() {
+                            errors += 1;
+                        }
+                    }
+                    errors
+                }
+            }))
+            .await;
+        let secs = t.elapsed().as_secs_f64();
+        row.batch_errors = results.iter().sum();
+        let total = (a.batch_writers * a.batches) as u64 * a.batch_rows;
+        row.batch_rows_per_s = total as f64 / secs;
+
+        // Small inserts: many writers, latency per insert.
+        eprintln!(
+            "insert_quorum={q}: {} writers x {} inserts of {} rows ...",
+            a.small_writers, a.small_inserts, a.small_rows
+        );
+        let mut clients = Vec::new();
+        let mut payloads = Vec::new();
+        for w in 0..a.small_writers {
+            clients.push(connect(&cluster, w as u64 % 3 + 1).await?);
+            payloads.push(
+                (0..a.small_inserts)
+                    .map(|i| csv(&mut rng, 1000 + w, i, a.small_rows))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let t = Instant::now();
+        let results =
+            futures::future::join_all(clients.into_iter().zip(payloads).map(|(mut c, inserts)| {
+                let insert = insert.clone();
+                async move {
+                    let mut lat = Vec::new();
+                    let mut errors = 0;
+                    for b in inserts {
+                        let s = Instant::now();
+                        match c.insert_bytes(&insert, b).await {
+                            Ok(_) => lat.push(s.elapsed().as_secs_f64()),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                }
+            }))
+            .await;
+        let secs = t.elapsed().as_secs_f64();
+        let mut lat = Vec::new();
+        for (l, e) in results {
+            lat.extend(l);
+            row.small_errors += e;
+        }
+        row.small_inserts_per_s = lat.len() as f64 / secs;
+        (row.small_p50_ms, row.small_p99_ms) = percentiles(lat);
+        fig.rows.push(row);
+    }
+    fig.node_peak_rss_mb = cluster
+        .pids()
+        .iter()
+        .map(|p| peak_rss_mb(&p.to_string()))
+        .collect();
+
+    // A replica dies: how fast does a quorum=3 insert learn it?
+    let top = a.quorums.iter().copied().max().unwrap_or(3);
+    let mut n1 = connect(&cluster, 1).await?;
+    cluster.kill(3);
+    let t = Instant::now();
+    let r = n1
+        .insert_bytes(
+            &format!("INSERT INTO bench_q{top} SETTINGS insert_quorum = 3 FORMAT CSV"),
+            csv(&mut rng, 7777, 0, 10_000),
+        )
+        .await;
+    fig.kill_to_285_ms = t.elapsed().as_secs_f64() * 1000.0;
+    fig.kill_error_code = r.err().map(|e| e.code()).unwrap_or(0);
+
+    let base = fig.rows.iter().find(|r| r.quorum == 0).cloned();
+    println!(
+        "insert_quorum on 3 replicas: {} x {} batches of {} rows; {} x {} inserts of {} rows",
+        a.batch_writers, a.batches, a.batch_rows, a.small_writers, a.small_inserts, a.small_rows
+    );
+    println!(
+        "{:>7} {:>14} {:>8} {:>6} | {:>11} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "quorum",
+        "batch rows/s",
+        "vs q=0",
+        "errors",
+        "inserts/s",
+        "vs q=0",
+        "p50 ms",
+        "p99 ms",
+        "+p50",
+        "errors"
+    );
+    for r in &fig.rows {
+        let (rb, ri, dp) = match &base {
+            Some(b) => (
+                r.batch_rows_per_s / b.batch_rows_per_s,
+                r.small_inserts_per_s / b.small_inserts_per_s,
+                r.small_p50_ms - b.small_p50_ms,
+            ),
+            None => (f64::NAN, f64::NAN, f64::NAN),
+        };
+        println!(
+            "{:>7} {:>14.0} {:>7.2}x {:>6} | {:>11.0} {:>7.2}x {:>8.1} {:>8.1} {:>6.1} {:>6}",
+            r.quorum,
+            r.batch_rows_per_s,
+            rb,
+            r.batch_errors,
+            r.small_inserts_per_s,
+            ri,
+            r.small_p50_ms,
+            r.small_p99_ms,
+            dp,
+            r.small_errors
+        );
+    }
+    println!(
+        "peak RSS per node (MB): {}",
+        fig.node_peak_rss_mb
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "replica SIGKILLed -> quorum=3 insert answered in {:.0} ms with code {} (285 = TOO_FEW_LIVE_REPLICAS)",
+        fig.kill_to_285_ms, fig.kill_error_code
+    );
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&fig)?)?;
+    }
+    Ok(())
+}
