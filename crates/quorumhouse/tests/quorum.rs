@@ -223,6 +223,39 @@ async fn retried_inserts_are_deduplicated_across_quorums() {
             "4\t18\n"
         );
     }
+    // An insert spanning partitions commits one part per partition, all at once.
+    for n in 1..=3 {
+        ok(
+            &c,
+            n,
+            "CREATE TABLE parted (id UInt64) ENGINE = ReplicatedMergeTree('/tables/parted', '{replica}') \
+             PARTITION BY id % 3 ORDER BY id",
+        )
+        .await;
+    }
+    ok(
+        &c,
+        2,
+        "INSERT INTO parted SETTINGS insert_quorum = 3 SELECT number FROM numbers(30)",
+    )
+    .await;
+    for n in 1..=3 {
+        assert_eq!(
+            ok(&c, n, "SELECT count() FROM parted").await,
+            "30\n",
+            "node {n}"
+        );
+        assert_eq!(
+            ok(
+                &c,
+                n,
+                "SELECT count() FROM system.parts WHERE table = 'parted' AND active"
+            )
+            .await,
+            "3\n",
+            "node {n}"
+        );
+    }
     // insert_quorum_parallel = 0 still inserts when nothing else is pending.
     ok(
         &c,

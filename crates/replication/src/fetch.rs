@@ -27,6 +27,8 @@ use crate::Replication;
 
 /// Bytes per streamed chunk.
 const CHUNK: usize = 1 << 20;
+/// Parts at least this big are made durable with one `syncfs`.
+const SYNCFS_FROM_BYTES: u64 = 64 << 20;
 /// Largest message either side accepts (a chunk plus headers).
 pub(crate) const MAX_MESSAGE: usize = 8 << 20;
 
@@ -221,7 +223,7 @@ async fn receive_stage(
     };
     let id = header.stage_id.clone();
     let r = Arc::clone(&replica);
-    tokio::task::spawn_blocking(move || r.staging.add(&id, Some(&tmp), info))
+    tokio::task::spawn_blocking(move || r.staging.add(&id, &tmp, info))
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| Status::internal(e.to_string()))?;
@@ -391,14 +393,14 @@ fn write_files(
 ) -> Result<(), String> {
     std::fs::create_dir_all(tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let mut open: Option<OpenFile> = None;
-    let mut done: Vec<String> = Vec::new();
+    let mut done: Vec<(std::path::PathBuf, std::fs::File)> = Vec::new();
     while let Some(chunk) = rx.blocking_recv() {
         if !expected.contains_key(&chunk.file) || chunk.file.contains('/') {
             return Err(format!("unexpected file {:?} in the stream", chunk.file));
         }
         if open.as_ref().map(|f| &f.name) != Some(&chunk.file) {
             if let Some(f) = open.take() {
-                done.push(f.finish(expected)?);
+                done.push(f.finish(tmp, expected)?);
             }
             let path = tmp.join(&chunk.file);
             let file =
@@ -417,7 +419,7 @@ fn write_files(
         }
     }
     if let Some(f) = open.take() {
-        done.push(f.finish(expected)?);
+        done.push(f.finish(tmp, expected)?);
     }
     if done.len() != expected.len() {
         return Err(format!(
@@ -429,10 +431,20 @@ fn write_files(
     let path = tmp.join("checksums.json");
     let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(checksums_json).map_err(|e| e.to_string())?;
-    // One flush of the filesystem for the whole part instead of one fsync
-    // per file (each fsync is a journal commit): the part is durable before
-    // it is renamed into place either way.
-    sync_filesystem(&f).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    // The part is durable before it is renamed into place either way. A big
+    // part: one flush of the filesystem instead of an fsync per file. A
+    // small one: its files' fsyncs at once (one journal commit) — a syncfs
+    // would also flush every other writer's dirty pages.
+    let bytes: u64 = expected.values().map(|c| c.size).sum();
+    if bytes >= SYNCFS_FROM_BYTES {
+        sync_filesystem(&f).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    } else {
+        done.push((path, f));
+        let refs: Vec<(&Path, &std::fs::File)> =
+            done.iter().map(|(p, f)| (p.as_path(), f)).collect();
+        qh_storage::fsutil::sync_files(&refs).map_err(|e| e.to_string())?;
+        qh_storage::fsutil::sync_dir(tmp).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -455,10 +467,14 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    /// Flushes the file (made durable by the part's one `syncfs`) and checks
+    /// Flushes the file (made durable with the rest of the part) and checks
     /// it against its checksum.
-    fn finish(self, expected: &Checksums) -> Result<String, String> {
-        self.file.into_inner().map_err(|e| e.to_string())?;
+    fn finish(
+        self,
+        dir: &Path,
+        expected: &Checksums,
+    ) -> Result<(std::path::PathBuf, std::fs::File), String> {
+        let file = self.file.into_inner().map_err(|e| e.to_string())?;
         let want = expected
             .get(&self.name)
             .ok_or_else(|| format!("unexpected file {}", self.name))?;
@@ -469,6 +485,6 @@ impl OpenFile {
                 self.name, want.size, want.hash, self.size
             ));
         }
-        Ok(self.name)
+        Ok((dir.join(&self.name), file))
     }
 }

@@ -436,7 +436,6 @@ impl Replica {
                 continue;
             }
             let id = format!("{insert_id}.{i}");
-            let table = Arc::clone(self.table());
             let (partition, rows) = (p.partition.id.clone(), p.rows);
             let name = PartName {
                 partition_id: partition.clone(),
@@ -444,18 +443,29 @@ impl Replica {
                 max_block: 0,
                 level: 0,
             };
-            let stage_id = id.clone();
-            let moved = tokio::task::spawn_blocking(move || -> Result<Arc<Part>> {
-                let dir = table.stage(p, &stage_id)?;
-                Ok(Arc::new(Part::load(&dir, name)?))
+            let staging_dir = self.staging.receive_dir(&id);
+            let staging = &self.staging;
+            let moved = tokio::task::spawn_blocking(move || -> Result<(Arc<Part>, String)> {
+                // The part's digest from where it was written; then it moves
+                // into the staging area with its description.
+                let digest = Part::load(&p.tmp_dir, name.clone())?.checksum_digest();
+                let io =
+                    |e| ReplicationError::Storage(qh_storage::StorageError::io(&staging_dir, e));
+                if let Some(area) = staging_dir.parent() {
+                    std::fs::create_dir_all(area).map_err(io)?;
+                }
+                std::fs::rename(&p.tmp_dir, &staging_dir).map_err(|e| {
+                    ReplicationError::Storage(qh_storage::StorageError::io(&staging_dir, e))
+                })?;
+                Ok((Arc::new(Part::load(&staging_dir, name)?), digest))
             })
             .await
             .map_err(|e| ReplicationError::Coordinator(e.to_string()))
             .and_then(|r| r);
-            let part = match moved {
-                Ok(part) => part,
+            let (part, digest) = match moved {
+                Ok(v) => v,
                 Err(e) => {
-                    self.staging.discard(&id);
+                    staging.discard(&id);
                     failed = Some(e);
                     continue;
                 }
@@ -465,15 +475,26 @@ impl Replica {
                 deadline_ms,
                 writer: me.clone(),
                 rows,
-                checksum: part.checksum_digest(),
+                checksum: digest,
                 quorum,
                 exclusive,
                 staged_ms: now_ms(),
             };
-            match self.staging.add(&id, None, info) {
-                Ok(s) => staged.push((s, part)),
+            let received = part.dir.clone();
+            match staging.add(&id, &received, info) {
+                Ok(s) => {
+                    // Re-read where it now lives (the stream reads its files).
+                    let name = part.name.clone();
+                    match Part::load(&s.dir, name) {
+                        Ok(p) => staged.push((s, Arc::new(p))),
+                        Err(e) => {
+                            staging.discard(&id);
+                            failed = Some(e.into());
+                        }
+                    }
+                }
                 Err(e) => {
-                    self.staging.discard(&id);
+                    staging.discard(&id);
                     failed = Some(e);
                 }
             }

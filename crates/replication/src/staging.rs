@@ -130,20 +130,21 @@ impl Staging {
         self.dir.join(id)
     }
 
-    /// Records a complete staged part whose files are at `dir_of(id)` (or at
-    /// `received`, which is renamed there first). Blocking.
-    pub fn add(&self, id: &str, received: Option<&Path>, info: StageInfo) -> Result<StagedPart> {
+    /// Records a complete staged part: its description is written (and
+    /// fsynced), then the part's directory `received` is renamed to
+    /// `dir_of(id)`, and one directory fsync makes both durable. Blocking.
+    pub fn add(&self, id: &str, received: &Path, info: StageInfo) -> Result<StagedPart> {
         valid_id(id)?;
         let dir = self.dir_of(id);
-        if let Some(from) = received {
-            fs::rename(from, &dir).map_err(|e| io(&dir, e))?;
-        }
+        fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let json = self.dir.join(format!("{id}.json"));
         let bytes = serde_json::to_vec(&info)
             .map_err(|e| ReplicationError::Coordinator(format!("stage description: {e}")))?;
         let mut f = fs::File::create(&json).map_err(|e| io(&json, e))?;
         f.write_all(&bytes).map_err(|e| io(&json, e))?;
         f.sync_all().map_err(|e| io(&json, e))?;
+        // A description without its directory is removed at start-up.
+        fs::rename(received, &dir).map_err(|e| io(&dir, e))?;
         sync_dir(&self.dir)?;
         let part = StagedPart {
             id: id.to_string(),
@@ -249,7 +250,7 @@ mod tests {
         let id = s.new_id("r1") + ".0";
         fs::create_dir_all(s.receive_dir(&id)).unwrap();
         fs::write(s.receive_dir(&id).join("a.bin"), b"x").unwrap();
-        s.add(&id, Some(&s.receive_dir(&id)), info()).unwrap();
+        s.add(&id, &s.receive_dir(&id), info()).unwrap();
         // An interrupted transfer: a directory without its description.
         fs::create_dir_all(tmp.join("r2_half.0")).unwrap();
         fs::create_dir_all(s.receive_dir("r3_x.0")).unwrap();
@@ -262,7 +263,7 @@ mod tests {
         assert!(s.uncommitted_other_than(&id).is_none());
         assert!(s.discard(&id));
         assert!(Staging::open(tmp.clone()).list().is_empty());
-        assert!(s.add("../etc", None, info()).is_err());
+        assert!(s.add("../etc", &tmp, info()).is_err());
         let _ = fs::remove_dir_all(&tmp);
     }
 }

@@ -36,7 +36,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::codec;
 use crate::error::{Result, StorageError};
-use crate::fsutil::{escape_file_name, sync_dir};
+use crate::fsutil::{escape_file_name, sync_dir, sync_files};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartColumn {
@@ -156,6 +156,8 @@ pub fn write_part(
         checksums.insert(bin, bin_sum);
         checksums.insert(mrk, mrk_sum);
     }
+    // The small files below are written first and fsynced together.
+    let mut small: Vec<(PathBuf, File)> = Vec::new();
 
     if !index_columns.is_empty() {
         let index = build_index(batch, columns, index_columns, &granules)?;
@@ -166,16 +168,23 @@ pub fn write_part(
             w.write(&index)?;
             w.finish()?;
         }
-        checksums.insert("primary.idx".into(), write_file(&path, &buf)?);
+        checksums.insert(
+            "primary.idx".into(),
+            write_unsynced(&path, &buf, &mut small)?,
+        );
     }
     let columns_json = serde_json::to_vec_pretty(columns).map_err(json_err)?;
     checksums.insert(
         "columns.json".into(),
-        write_file(&tmp_dir.join("columns.json"), &columns_json)?,
+        write_unsynced(&tmp_dir.join("columns.json"), &columns_json, &mut small)?,
     );
     checksums.insert(
         "count.txt".into(),
-        write_file(&tmp_dir.join("count.txt"), rows.to_string().as_bytes())?,
+        write_unsynced(
+            &tmp_dir.join("count.txt"),
+            rows.to_string().as_bytes(),
+            &mut small,
+        )?,
     );
     let pf = PartitionFile {
         id: partition.id.clone(),
@@ -183,15 +192,19 @@ pub fn write_part(
     };
     checksums.insert(
         "partition.json".into(),
-        write_file(
+        write_unsynced(
             &tmp_dir.join("partition.json"),
             &serde_json::to_vec(&pf).map_err(json_err)?,
+            &mut small,
         )?,
     );
-    write_file(
+    write_unsynced(
         &tmp_dir.join("checksums.json"),
         &serde_json::to_vec_pretty(&checksums).map_err(json_err)?,
+        &mut small,
     )?;
+    let refs: Vec<(&Path, &File)> = small.iter().map(|(p, f)| (p.as_path(), f)).collect();
+    sync_files(&refs)?;
     sync_dir(tmp_dir)?;
     Ok(PreparedPart {
         tmp_dir: tmp_dir.to_path_buf(),
@@ -202,6 +215,21 @@ pub fn write_part(
 
 fn json_err(e: serde_json::Error) -> StorageError {
     StorageError::Unsupported(format!("json: {e}"))
+}
+
+/// Writes a small file whose fsync the caller batches with others.
+fn write_unsynced(
+    path: &Path,
+    bytes: &[u8],
+    unsynced: &mut Vec<(PathBuf, File)>,
+) -> Result<FileChecksum> {
+    let mut f = File::create(path).map_err(|e| StorageError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| StorageError::io(path, e))?;
+    unsynced.push((path.to_path_buf(), f));
+    Ok(FileChecksum {
+        size: bytes.len() as u64,
+        hash: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes)),
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<FileChecksum> {

@@ -310,17 +310,6 @@ impl MergeTreeTable {
         self.dir.join(STAGING_DIR)
     }
 
-    /// Moves a freshly written part into the staging area as `stage_id`
-    /// (durable, invisible) and returns its directory.
-    pub fn stage(&self, prepared: PreparedPart, stage_id: &str) -> Result<PathBuf> {
-        let staging = self.staging_dir();
-        fs::create_dir_all(&staging).map_err(|e| StorageError::io(&staging, e))?;
-        let dir = staging.join(stage_id);
-        fs::rename(&prepared.tmp_dir, &dir).map_err(|e| StorageError::io(&dir, e))?;
-        sync_dir(&staging)?;
-        Ok(dir)
-    }
-
     /// Moves a staged part (its insert committed as `name`) into place and
     /// makes it active. Not serialised with merges: a freshly committed
     /// block cannot be covered by a merge in progress (the coordinator only
