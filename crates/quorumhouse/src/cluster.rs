@@ -163,6 +163,44 @@ pub(crate) fn signal(pid: i32, sig: i32) {
     }
 }
 
+/// Refuses to start when a port a node would listen on is taken (by another
+/// cluster, a ClickHouse, ...), naming the port and the node, before any
+/// node is started. Nodes already running are skipped.
+fn ports_free(dir: &Path, cf: &ClusterFile) -> anyhow::Result<()> {
+    let mut taken = Vec::new();
+    for &n in &cf.nodes {
+        if read_pid(dir, n).is_some_and(alive) {
+            continue;
+        }
+        let ports = [
+            (port_of(cf, n), "client (gRPC)"),
+            (cf.http_base_port + n as u16, "HTTP"),
+            (cf.base_port + 100 + n as u16, "interserver"),
+        ];
+        for (port, what) in ports {
+            if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                taken.push(format!("port {port} ({what} port of node {n}): {e}"));
+            }
+        }
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "cannot start the cluster, ports in use:\n  {}\nstop whatever holds them (another cluster: `quorumhouse cluster down --data-dir ...`) or pick others with --base-port / --http-base-port",
+        taken.join("\n  ")
+    )
+}
+
+/// The last line of a node's log that reports an error, if any.
+fn last_error(dir: &Path, n: u32) -> Option<String> {
+    let text = fs::read_to_string(node_dir(dir, n).join("log")).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("error:") || l.contains("Error"))
+        .map(|l| l.trim().to_string())
+}
+
 pub(crate) fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result<i32> {
     let nd = node_dir(dir, n);
     fs::create_dir_all(&nd)?;
@@ -219,7 +257,10 @@ pub(crate) async fn wait_ready(
             let pid = read_pid(dir, n);
             if pid.is_some_and(|p| !alive(p)) {
                 anyhow::bail!(
-                    "node {n} exited during start-up; see {}",
+                    "node {n} exited during start-up{}; see {}",
+                    last_error(dir, n)
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default(),
                     node_dir(dir, n).join("log").display()
                 );
             }
@@ -306,6 +347,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                     cf
                 }
             };
+            ports_free(&data_dir, &cf)?;
             for &n in &cf.nodes {
                 spawn_node(&data_dir, &cf, n)?;
             }

@@ -410,14 +410,24 @@ fn cluster_up_drill_leader_loss_and_down() {
         );
         (out.status.success(), text)
     };
-    let (ok, text) = run(&[
+    let up = [
         "cluster",
         "up",
         "--base-port",
         &base.to_string(),
         "--http-base-port",
         &http.to_string(),
-    ]);
+    ];
+    // A port in use: refused before anything starts, naming port and node.
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", base + 102)).unwrap();
+    let (ok, text) = run(&up);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("port {} (interserver port of node 2)", base + 102)),
+        "{text}"
+    );
+    drop(squatter);
+    let (ok, text) = run(&up);
     assert!(ok, "{text}");
     assert!(text.contains("1:active,2:active,3:active"), "{text}");
     let (ok, text) = run(&["drill", "leader-loss"]);
