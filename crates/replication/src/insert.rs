@@ -331,8 +331,15 @@ impl Replica {
                 continue;
             }
             written += l.staged.info.rows;
-            if !self.activate_staged(&l.staged.id, &name).await? {
-                warn!(part = %name, "staged part vanished after its commit; the queue fetches it");
+            // Committed: an activation problem here is retried by the queue.
+            match self.activate_staged(&l.staged.id, &name).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(part = %name, "staged part vanished after its commit; the queue fetches it")
+                }
+                Err(e) => {
+                    warn!(part = %name, error = %e, "committed part not activated yet; the queue retries")
+                }
             }
             activations.push((l.staged.id.clone(), name));
         }

@@ -926,16 +926,20 @@ impl Replica {
         let attached = tokio::task::spawn_blocking(move || table.attach_staged(&dir, target))
             .await
             .map_err(|e| ReplicationError::Coordinator(e.to_string()))?;
-        self.staging.forget(stage);
         match attached {
             Ok(part) => {
+                self.staging.forget(stage);
                 debug!(part = %part.name, stage, "staged part activated");
                 Ok(true)
             }
             Err(e) => {
-                warn!(part = %name, stage, error = %e, "staged part could not be activated; fetching it");
-                self.staging.discard(stage);
-                Ok(false)
+                // Committed data: never dropped. Still staged, it is tried
+                // again by the queue (the entry fails and backs off).
+                warn!(part = %name, stage, error = %e, "staged part could not be activated yet");
+                if staged.dir.is_dir() {
+                    self.staging.restore(staged);
+                }
+                Err(e.into())
             }
         }
     }

@@ -161,6 +161,11 @@ impl Staging {
         self.parts.lock().remove(id)
     }
 
+    /// Puts back a part taken but not moved into place.
+    pub fn restore(&self, part: StagedPart) {
+        self.parts.lock().insert(part.id.clone(), part);
+    }
+
     /// Removes the description of a part taken and moved into place.
     pub fn forget(&self, id: &str) {
         let _ = fs::remove_file(self.dir.join(format!("{id}.json")));
