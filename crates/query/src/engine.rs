@@ -48,6 +48,8 @@ pub struct EngineOptions {
     pub coordinator: Option<Arc<qh_meta::Coordinator>>,
     /// This node as a replica host (needs `coordinator`): Replicated* tables.
     pub replication: Option<qh_replication::ReplicationConfig>,
+    /// Settings every session starts with (the config's default profile).
+    pub default_settings: Settings,
 }
 
 impl Default for EngineOptions {
@@ -59,6 +61,7 @@ impl Default for EngineOptions {
                 .unwrap_or(2),
             coordinator: None,
             replication: None,
+            default_settings: Settings::new(),
         }
     }
 }
@@ -70,6 +73,7 @@ pub struct Engine {
     merges: Mutex<Option<BackgroundMerges>>,
     coordinator: Option<Arc<qh_meta::Coordinator>>,
     replication: Option<Arc<Replication>>,
+    default_settings: Settings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -168,6 +172,7 @@ impl Engine {
             merges: Mutex::new(merges),
             coordinator: opts.coordinator,
             replication,
+            default_settings: opts.default_settings,
         }))
     }
 
@@ -201,7 +206,7 @@ impl Engine {
     pub fn session(self: &Arc<Self>) -> Session {
         Session {
             engine: Arc::clone(self),
-            settings: Settings::new(),
+            settings: self.default_settings.clone(),
             database: "default".into(),
             progress: Arc::new(QueryStats::default()),
         }

@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod cluster;
+mod config;
 mod drill;
 mod local;
 mod output;
@@ -61,6 +62,10 @@ fn main() -> ExitCode {
             local::run(args)
         }
         Command::Server(args) => {
+            if args.print_default_config {
+                print!("{}", config::default_config());
+                return ExitCode::SUCCESS;
+            }
             init_tracing("info");
             server::run(args)
         }

@@ -60,6 +60,13 @@ pub struct ServerArgs {
     /// The `{shard}` macro of Replicated* engines.
     #[arg(long, default_value = "1")]
     pub shard: String,
+    /// Node configuration file (TOML; see docs/configuration.md). Flags
+    /// given on the command line win over it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the default configuration (every option) and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
 }
 
 /// Parses `1=127.0.0.1:9101,2=...`.
@@ -113,7 +120,11 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
+async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
+    let profile = match args.config.clone() {
+        Some(path) => crate::config::apply(&path, &mut args, &crate::config::flag_given)?,
+        None => qh_types::Settings::new(),
+    };
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| anyhow::anyhow!("bad listen address {}:{}: {e}", args.host, args.port))?;
@@ -158,6 +169,7 @@ async fn run_async(args: ServerArgs) -> anyhow::Result<()> {
     let opts = EngineOptions {
         coordinator: Some(coordinator.clone()),
         replication: Some(replication),
+        default_settings: profile,
         ..EngineOptions::default()
     };
     let engine = Engine::open(&args.data_dir, opts)

@@ -504,3 +504,32 @@ async fn concurrent_quorum_inserts_through_a_node_restart_lose_and_double_nothin
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_files_default_profile_makes_every_insert_a_quorum_insert() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "lease_ttl_ms = 3000\n[profiles.default]\ninsert_quorum = 3\n",
+    )
+    .unwrap();
+    let mut c = TestCluster::start(Path::new(BIN), 3, &["--config", config.to_str().unwrap()])
+        .expect("cluster starts");
+    setup(&c, &[1, 2, 3]).await;
+    ok(&c, 1, "INSERT INTO events VALUES (1, 'a')").await;
+    c.kill(3);
+    // No SETTINGS, no SET: the profile asks for 3 replicas.
+    let e = c
+        .sql(1, "INSERT INTO events VALUES (2, 'b')")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), 285, "{e}");
+    ok(
+        &c,
+        1,
+        "INSERT INTO events SETTINGS insert_quorum = 2 VALUES (3, 'c')",
+    )
+    .await;
+    assert_eq!(ok(&c, 2, "SELECT count() FROM events").await, "2\n");
+}

@@ -1,0 +1,328 @@
+//! The node configuration file (TOML) of `quorumhouse server --config F`:
+//! every server option under the name of its flag (`http_port` for
+//! `--http-port`), and `[profiles.default]`, the settings every session of
+//! the node starts with (`insert_quorum = 2`, ...). A flag given on the
+//! command line wins over the file; a key the node does not know is an error
+//! naming it. `quorumhouse server --print-default-config` prints every option
+//! with its default.
+
+use std::path::Path;
+
+use qh_types::Settings;
+use toml_edit::{DocumentMut, Item, Value};
+
+use crate::server::ServerArgs;
+
+/// One option: its key (= flag without `--`, `_` for `-`), default, and what it does.
+struct ConfigOption {
+    key: &'static str,
+    default: &'static str,
+    doc: &'static str,
+    numeric: bool,
+}
+
+const fn opt(
+    key: &'static str,
+    default: &'static str,
+    doc: &'static str,
+    numeric: bool,
+) -> ConfigOption {
+    ConfigOption {
+        key,
+        default,
+        doc,
+        numeric,
+    }
+}
+
+/// Every server option (kept in step with `ServerArgs`; a test checks it).
+const OPTIONS: &[ConfigOption] = &[
+    opt(
+        "data_dir",
+        "./qh-data/node1",
+        "Data directory of this node.",
+        false,
+    ),
+    opt("host", "127.0.0.1", "Address to listen on.", false),
+    opt("port", "9001", "Port of the gRPC client API.", true),
+    opt(
+        "http_port",
+        "8121",
+        "Port of the HTTP interface (/?query=, /ping, /metrics).",
+        true,
+    ),
+    opt("node_id", "1", "This node's id (1-based).", true),
+    opt(
+        "interserver_port",
+        "9101",
+        "Port of the interserver API (Raft, part transfer).",
+        true,
+    ),
+    opt(
+        "advertise",
+        "",
+        "Interserver address other nodes use for this one (empty: host:interserver_port).",
+        false,
+    ),
+    opt(
+        "peers",
+        "",
+        "Initial coordinator voters, \"id=host:port,...\" (empty: this node alone).",
+        false,
+    ),
+    opt("raft_heartbeat_ms", "100", "Raft heartbeat interval.", true),
+    opt(
+        "raft_election_timeout_ms",
+        "250",
+        "Raft election timeout (randomized between this and twice this).",
+        true,
+    ),
+    opt(
+        "raft_snapshot_logs",
+        "5000",
+        "Build a coordinator snapshot every this many entries.",
+        true,
+    ),
+    opt(
+        "raft_keep_logs",
+        "1000",
+        "Log entries kept behind a snapshot.",
+        true,
+    ),
+    opt(
+        "lease_ttl_ms",
+        "4000",
+        "A replica's lease lapses this long after its last renewal.",
+        true,
+    ),
+    opt(
+        "coordinator_write_timeout_ms",
+        "10000",
+        "How long a coordinator write may wait for a leader and a quorum.",
+        true,
+    ),
+    opt(
+        "replica",
+        "",
+        "The {replica} macro of Replicated* engines (empty: node<id>).",
+        false,
+    ),
+    opt(
+        "shard",
+        "1",
+        "The {shard} macro of Replicated* engines.",
+        false,
+    ),
+];
+
+/// The default configuration, every option commented with what it does.
+pub fn default_config() -> String {
+    let mut out = String::from(
+        "# quorumhouse node configuration (quorumhouse server --config FILE).\n\
+         # Flags given on the command line win over this file.\n\n",
+    );
+    for o in OPTIONS {
+        out.push_str(&format!("# {}\n", o.doc));
+        if o.numeric {
+            out.push_str(&format!("{} = {}\n\n", o.key, o.default));
+        } else {
+            out.push_str(&format!("{} = {:?}\n\n", o.key, o.default));
+        }
+    }
+    out.push_str(
+        "# Settings every session starts with (SET and per-query SETTINGS override them).\n\
+         [profiles.default]\n\
+         # insert_quorum = 2\n\
+         # insert_quorum_timeout = 600000\n\
+         # select_sequential_consistency = 0\n",
+    );
+    out
+}
+
+/// Reads `path` into `args` (options not given as flags, per `given`) and
+/// returns the default profile's settings.
+pub fn apply(
+    path: &Path,
+    args: &mut ServerArgs,
+    given: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+    apply_text(&text, &path.display().to_string(), args, given)
+}
+
+fn apply_text(
+    text: &str,
+    name: &str,
+    args: &mut ServerArgs,
+    given: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Settings> {
+    let doc: DocumentMut = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
+    let mut profile = Settings::new();
+    for (key, item) in doc.iter() {
+        if key == "profiles" {
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| anyhow::anyhow!("config {name}: `profiles` must be a table"))?;
+            for (pname, p) in table.iter() {
+                if pname != "default" {
+                    anyhow::bail!(
+                        "config {name}: unknown profile `{pname}` (only `profiles.default` exists: users come later)"
+                    );
+                }
+                let settings = p.as_table_like().ok_or_else(|| {
+                    anyhow::anyhow!("config {name}: `profiles.default` must be a table")
+                })?;
+                for (k, v) in settings.iter() {
+                    let value = scalar(v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "config {name}: setting `{k}` must be a number, bool or string"
+                        )
+                    })?;
+                    profile.set(k, value);
+                }
+            }
+            continue;
+        }
+        let Some(o) = OPTIONS.iter().find(|o| o.key == key) else {
+            anyhow::bail!(
+                "config {name}: unknown key `{key}` (known: {})",
+                OPTIONS.iter().map(|o| o.key).collect::<Vec<_>>().join(", ")
+            );
+        };
+        let value = scalar(item).ok_or_else(|| {
+            anyhow::anyhow!("config {name}: `{key}` must be a number or a string")
+        })?;
+        if o.numeric && value.parse::<u64>().is_err() {
+            anyhow::bail!("config {name}: `{key}` must be a number, not {value:?}");
+        }
+        if given(key) {
+            continue;
+        }
+        set(args, key, &value).map_err(|e| anyhow::anyhow!("config {name}: `{key}`: {e}"))?;
+    }
+    Ok(profile)
+}
+
+fn scalar(item: &Item) -> Option<String> {
+    match item.as_value()? {
+        Value::String(s) => Some(s.value().clone()),
+        Value::Integer(i) => Some(i.value().to_string()),
+        Value::Boolean(b) => Some(if *b.value() { "1" } else { "0" }.to_string()),
+        Value::Float(f) => Some(f.value().to_string()),
+        _ => None,
+    }
+}
+
+fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
+    let num = |v: &str| v.parse::<u64>().map_err(|e| anyhow::anyhow!("{e}"));
+    let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    match key {
+        "data_dir" => a.data_dir = v.into(),
+        "host" => a.host = v.to_string(),
+        "port" => a.port = u16::try_from(num(v)?)?,
+        "http_port" => a.http_port = u16::try_from(num(v)?)?,
+        "node_id" => a.node_id = u32::try_from(num(v)?)?,
+        "interserver_port" => a.interserver_port = u16::try_from(num(v)?)?,
+        "advertise" => a.advertise = opt(v),
+        "peers" => a.peers = v.to_string(),
+        "raft_heartbeat_ms" => a.raft_heartbeat_ms = num(v)?,
+        "raft_election_timeout_ms" => a.raft_election_timeout_ms = num(v)?,
+        "raft_snapshot_logs" => a.raft_snapshot_logs = num(v)?,
+        "raft_keep_logs" => a.raft_keep_logs = num(v)?,
+        "lease_ttl_ms" => a.lease_ttl_ms = num(v)?,
+        "coordinator_write_timeout_ms" => a.coordinator_write_timeout_ms = num(v)?,
+        "replica" => a.replica = opt(v),
+        "shard" => a.shard = v.to_string(),
+        other => anyhow::bail!("no such option {other}"),
+    }
+    Ok(())
+}
+
+/// Whether `--flag` (for config key `key`) is on this process's command line.
+pub fn flag_given(key: &str) -> bool {
+    let flag = format!("--{}", key.replace('_', "-"));
+    std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn defaults() -> ServerArgs {
+        Cli::parse_from(["quorumhouse"]).server
+    }
+
+    #[test]
+    fn the_default_config_parses_to_the_flag_defaults() {
+        let mut a = defaults();
+        let profile = apply_text(&default_config(), "default", &mut a, &|_| false).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{:?}", defaults()));
+        assert_eq!(profile, Settings::new());
+        // Every option is documented in docs/configuration.md.
+        let doc = include_str!("../../../docs/configuration.md");
+        for o in OPTIONS {
+            assert!(
+                doc.contains(&format!("{} =", o.key)),
+                "{} undocumented",
+                o.key
+            );
+        }
+    }
+
+    #[test]
+    fn every_server_flag_is_a_config_key_with_the_same_default() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let mut flags: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter(|a| !["config", "print_default_config", "help"].contains(&a.get_id().as_str()))
+            .map(|a| {
+                let default = a
+                    .get_default_values()
+                    .first()
+                    .map(|v| v.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                (a.get_id().to_string(), default)
+            })
+            .collect();
+        flags.sort();
+        let mut keys: Vec<(String, String)> = OPTIONS
+            .iter()
+            .map(|o| (o.key.to_string(), o.default.to_string()))
+            .collect();
+        keys.sort();
+        assert_eq!(flags, keys);
+    }
+
+    #[test]
+    fn options_apply_unless_given_as_flags_and_typos_are_named() {
+        let mut a = defaults();
+        let text = "port = 9500\nshard = \"2\"\nreplica = \"r1\"\n[profiles.default]\ninsert_quorum = 2\nselect_sequential_consistency = true\n";
+        let profile = apply_text(text, "t", &mut a, &|k| k == "shard").unwrap();
+        assert_eq!(a.port, 9500);
+        assert_eq!(a.shard, "1", "the flag wins");
+        assert_eq!(a.replica.as_deref(), Some("r1"));
+        assert_eq!(profile.get("insert_quorum"), Some("2"));
+        assert_eq!(profile.get("select_sequential_consistency"), Some("1"));
+        let e = apply_text("prot = 9500\n", "t", &mut defaults(), &|_| false).unwrap_err();
+        assert!(e.to_string().contains("unknown key `prot`"), "{e}");
+        let e = apply_text("port = \"x\"\n", "t", &mut defaults(), &|_| false).unwrap_err();
+        assert!(e.to_string().contains("`port` must be a number"), "{e}");
+        let e = apply_text("port = 99999\n", "t", &mut defaults(), &|_| false).unwrap_err();
+        assert!(e.to_string().contains("`port`"), "{e}");
+        let e =
+            apply_text("[profiles.web]\nx = 1\n", "t", &mut defaults(), &|_| false).unwrap_err();
+        assert!(e.to_string().contains("unknown profile `web`"), "{e}");
+    }
+}
