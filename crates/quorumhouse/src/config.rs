@@ -53,6 +53,12 @@ const OPTIONS: &[ConfigOption] = &[
     ),
     opt("node_id", "1", "This node's id (1-based).", true),
     opt(
+        "node_id_from_hostname",
+        "false",
+        "Take the node id from the host name's -<ordinal> plus one (StatefulSet pods).",
+        false,
+    ),
+    opt(
         "interserver_port",
         "9101",
         "Port of the interserver API (Raft, part transfer).",
@@ -225,6 +231,13 @@ fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
         "port" => a.port = u16::try_from(num(v)?)?,
         "http_port" => a.http_port = u16::try_from(num(v)?)?,
         "node_id" => a.node_id = u32::try_from(num(v)?)?,
+        "node_id_from_hostname" => {
+            a.node_id_from_hostname = match v {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => anyhow::bail!("true or false expected, not {v:?}"),
+            }
+        }
         "interserver_port" => a.interserver_port = u16::try_from(num(v)?)?,
         "advertise" => a.advertise = opt(v),
         "peers" => a.peers = v.to_string(),
@@ -288,11 +301,12 @@ mod tests {
             .get_arguments()
             .filter(|a| !["config", "print_default_config", "help"].contains(&a.get_id().as_str()))
             .map(|a| {
-                let default = a
-                    .get_default_values()
-                    .first()
-                    .map(|v| v.to_string_lossy().to_string())
-                    .unwrap_or_default();
+                let default = match a.get_default_values().first() {
+                    Some(v) => v.to_string_lossy().to_string(),
+                    // A switch: off unless given.
+                    None if !a.get_action().takes_values() => "false".to_string(),
+                    None => String::new(),
+                };
                 (a.get_id().to_string(), default)
             })
             .collect();

@@ -60,6 +60,10 @@ pub struct ServerArgs {
     /// The `{shard}` macro of Replicated* engines.
     #[arg(long, default_value = "1")]
     pub shard: String,
+    /// Take the node id from the host name's trailing `-<ordinal>` plus one
+    /// (a Kubernetes StatefulSet pod `quorumhouse-0` is node 1).
+    #[arg(long)]
+    pub node_id_from_hostname: bool,
     /// Node configuration file (TOML; see docs/configuration.md). Flags
     /// given on the command line win over it.
     #[arg(long)]
@@ -67,6 +71,18 @@ pub struct ServerArgs {
     /// Print the default configuration (every option) and exit.
     #[arg(long)]
     pub print_default_config: bool,
+}
+
+/// `quorumhouse-2` → node 3: a StatefulSet pod's ordinal, plus one.
+pub fn node_id_of_hostname(host: &str) -> anyhow::Result<u32> {
+    host.rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--node-id-from-hostname: host name {host:?} does not end in -<ordinal> (like quorumhouse-0)"
+            )
+        })
 }
 
 /// Parses `1=127.0.0.1:9101,2=...`.
@@ -125,6 +141,12 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         Some(path) => crate::config::apply(&path, &mut args, &crate::config::flag_given)?,
         None => qh_types::Settings::new(),
     };
+    if args.node_id_from_hostname {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_default();
+        args.node_id = node_id_of_hostname(host.trim())?;
+    }
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| anyhow::anyhow!("bad listen address {}:{}: {e}", args.host, args.port))?;
@@ -136,14 +158,20 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     let inter_listener = tokio::net::TcpListener::bind(inter_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {inter_addr}: {e}"))?;
+    let members = parse_peers(&args.peers)?;
+    // Unless told otherwise, others reach this node where --peers says it is
+    // (a listen address like 0.0.0.0 is no address to give out).
+    let advertise = args
+        .advertise
+        .clone()
+        .or_else(|| members.get(&u64::from(args.node_id)).cloned())
+        .unwrap_or_else(|| inter_addr.to_string());
     let mut cfg = qh_meta::CoordinatorConfig::new(
         u64::from(args.node_id),
         args.data_dir.join("coordinator"),
-        args.advertise
-            .clone()
-            .unwrap_or_else(|| inter_addr.to_string()),
+        advertise,
     );
-    cfg.members = parse_peers(&args.peers)?;
+    cfg.members = members;
     if !cfg.members.is_empty() && !cfg.members.contains_key(&cfg.node_id) {
         anyhow::bail!(
             "--peers does not name this node (--node-id {})",
@@ -230,4 +258,17 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     engine.shutdown();
     info!("node stopped");
     served.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statefulset_pods_are_nodes_from_one() {
+        assert_eq!(node_id_of_hostname("quorumhouse-0").unwrap(), 1);
+        assert_eq!(node_id_of_hostname("qh-db-12").unwrap(), 13);
+        assert!(node_id_of_hostname("node1").is_err());
+        assert!(node_id_of_hostname("").is_err());
+    }
 }
