@@ -49,6 +49,14 @@ impl Replication {
     }
 }
 
+impl FetchService {
+    fn replication(&self) -> Result<Arc<Replication>, Status> {
+        self.replication
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))
+    }
+}
+
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<PartChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -62,10 +70,7 @@ impl ReplicationService for FetchService {
         let req = request.into_inner();
         let span =
             info_span!("send_part", table = %req.table_path, part = %req.part, to = %req.replica);
-        let repl = self
-            .replication
-            .upgrade()
-            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let repl = self.replication()?;
         let name: PartName = req
             .part
             .parse()
@@ -96,10 +101,7 @@ impl ReplicationService for FetchService {
         &self,
         request: Request<tonic::Streaming<PartChunk>>,
     ) -> Result<Response<StagePartReply>, Status> {
-        let repl = self
-            .replication
-            .upgrade()
-            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let repl = self.replication()?;
         let mut stream = request.into_inner();
         let first = stream
             .message()
@@ -120,10 +122,7 @@ impl ReplicationService for FetchService {
         request: Request<StagedRequest>,
     ) -> Result<Response<StagedReply>, Status> {
         let req = request.into_inner();
-        let repl = self
-            .replication
-            .upgrade()
-            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let repl = self.replication()?;
         let replica = repl
             .replica_by_path(&req.table_path)
             .ok_or_else(|| Status::not_found(format!("no table {} here", req.table_path)))?;
@@ -147,10 +146,7 @@ impl ReplicationService for FetchService {
         request: Request<StagedRequest>,
     ) -> Result<Response<StagedReply>, Status> {
         let req = request.into_inner();
-        let repl = self
-            .replication
-            .upgrade()
-            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let repl = self.replication()?;
         if let Some(replica) = repl.replica_by_path(&req.table_path) {
             // The writer knows nothing was committed.
             if replica.staging.discard(&req.stage_id) {
