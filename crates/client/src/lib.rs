@@ -39,7 +39,7 @@ pub const INPUT_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No endpoint answered.
+    /// No endpoint answered; `last` gives each endpoint's reason.
     #[error("cannot connect to any of {endpoints:?}: {last}")]
     Connect {
         endpoints: Vec<String>,
@@ -123,10 +123,19 @@ impl Client {
     /// Connects to the first endpoint that answers, in order. Endpoints are
     /// URLs (`http://host:port`) or `host:port`.
     pub async fn connect<S: AsRef<str>>(endpoints: &[S]) -> Result<Client, ClientError> {
+        Self::connect_with_timeout(endpoints, Duration::from_secs(2)).await
+    }
+
+    /// [`Client::connect`] giving each endpoint `timeout` to accept. On
+    /// failure the error names every endpoint with its own reason.
+    pub async fn connect_with_timeout<S: AsRef<str>>(
+        endpoints: &[S],
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         // Owned before the first await, so the future is `Send` for any
         // caller (a borrowed iterator held across awaits is not, generally).
         let endpoints: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_string()).collect();
-        let mut last = String::from("no endpoints given");
+        let mut failures: Vec<String> = Vec::new();
         for e in endpoints.clone() {
             let url = if e.contains("://") {
                 e
@@ -134,9 +143,9 @@ impl Client {
                 format!("http://{e}")
             };
             let ep = match Endpoint::from_shared(url.clone()) {
-                Ok(ep) => ep.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true),
+                Ok(ep) => ep.connect_timeout(timeout).tcp_nodelay(true),
                 Err(err) => {
-                    last = err.to_string();
+                    failures.push(format!("{url}: {err}"));
                     continue;
                 }
             };
@@ -157,9 +166,23 @@ impl Client {
                         on_progress: None,
                     });
                 }
-                Err(err) => last = format!("{url}: {err}"),
+                Err(err) => {
+                    // The innermost cause says why (refused, timed out, ...).
+                    let mut why = err.to_string();
+                    let mut cause = std::error::Error::source(&err);
+                    while let Some(c) = cause {
+                        why = c.to_string();
+                        cause = c.source();
+                    }
+                    failures.push(format!("{url}: {why}"));
+                }
             }
         }
+        let last = if failures.is_empty() {
+            "no endpoints given".to_string()
+        } else {
+            failures.join("; ")
+        };
         Err(ClientError::Connect { endpoints, last })
     }
 

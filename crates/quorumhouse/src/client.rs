@@ -13,10 +13,16 @@ use crate::output::{choose_format, exit_status, print_error, print_result};
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    /// Server to connect to; repeat it (or separate with commas) for
+    /// fail-over: `host` or `host:port`, tried in order.
+    #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
+    pub host: Vec<String>,
+    /// Port of hosts given without one.
     #[arg(long, default_value_t = 9001)]
     pub port: u16,
+    /// Seconds each host gets to accept the connection before the next is tried.
+    #[arg(long, default_value_t = 2)]
+    pub connect_timeout: u64,
     /// SQL to run (several statements separated by `;`); interactive when
     /// omitted on a terminal, read from stdin otherwise.
     #[arg(long, short = 'q')]
@@ -145,8 +151,19 @@ fn progress_line(started: Instant) -> qh_client::ProgressCallback {
 }
 
 async fn run_async(args: ClientArgs) -> ExitCode {
-    let endpoint = format!("http://{}:{}", args.host, args.port);
-    let mut client = match Client::connect(&[&endpoint]).await {
+    let endpoints: Vec<String> = args
+        .host
+        .iter()
+        .map(|h| {
+            if h.contains(':') {
+                format!("http://{h}")
+            } else {
+                format!("http://{h}:{}", args.port)
+            }
+        })
+        .collect();
+    let timeout = std::time::Duration::from_secs(args.connect_timeout.max(1));
+    let mut client = match Client::connect_with_timeout(&endpoints, timeout).await {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };

@@ -327,3 +327,31 @@ async fn http_interface_queries_inserts_and_metrics() {
     });
     r.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_fails_over_to_the_next_host_and_names_every_failure() {
+    let node = Node::start().await;
+    let live = node.endpoint.trim_start_matches("http://").to_string();
+    // A port nothing listens on (reserved for this test, never bound).
+    let dead = format!("127.0.0.1:{}", jepsen_like_tests::free_port().unwrap());
+    let run = |hosts: &str| {
+        Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
+            .args(["client", "--host", hosts, "--query", "SELECT 41 + 1"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&format!("{dead},{live}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    let dead2 = format!("127.0.0.1:{}", jepsen_like_tests::free_port().unwrap());
+    let out = run(&format!("{dead},{dead2}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("Code: 279"), "{err}");
+    assert!(err.contains(&dead) && err.contains(&dead2), "{err}");
+    assert!(err.contains("refused"), "{err}");
+}
