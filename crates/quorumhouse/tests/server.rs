@@ -355,3 +355,33 @@ async fn the_client_fails_over_to_the_next_host_and_names_every_failure() {
     assert!(err.contains(&dead) && err.contains(&dead2), "{err}");
     assert!(err.contains("refused"), "{err}");
 }
+
+/// docs/python/quorumhouse_example.py against a real node (needs grpcio,
+/// grpcio-tools and pyarrow, which `.ci/run` installs; skipped, saying why,
+/// where they are missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_queries_a_node() {
+    let probe = Command::new("python3")
+        .args(["-c", "import grpc, grpc_tools, pyarrow"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("skipped: python3 with grpcio, grpcio-tools and pyarrow is not available");
+        return;
+    }
+    let node = Node::start().await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/python/quorumhouse_example.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(node.endpoint.trim_start_matches("http://"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("rows: 1000 sum: 499500"), "{text}");
+    assert!(text.contains("error code: 60 UNKNOWN_TABLE"), "{text}");
+}
