@@ -18,6 +18,8 @@ pub enum OutputFormat {
     CsvWithNames,
     JsonEachRow,
     Pretty,
+    /// One `name: value` line per column, a block per row (`\G`).
+    Vertical,
     Null,
 }
 
@@ -37,6 +39,7 @@ impl OutputFormat {
             "Pretty" | "PrettyCompact" | "PrettyCompactMonoBlock" | "PrettySpace" => {
                 OutputFormat::Pretty
             }
+            "Vertical" => OutputFormat::Vertical,
             "Null" => OutputFormat::Null,
             _ => return None,
         })
@@ -53,6 +56,8 @@ pub struct Writer {
     started: bool,
     pretty_rows: Vec<Vec<String>>,
     pretty_right: Vec<bool>,
+    /// Rows written so far (Vertical numbers them).
+    rows: usize,
 }
 
 impl Writer {
@@ -78,6 +83,7 @@ impl Writer {
             schema,
             started: false,
             pretty_rows: Vec::new(),
+            rows: 0,
         }
     }
 
@@ -154,6 +160,34 @@ impl Writer {
                         })
                         .collect();
                     self.pretty_rows.push(r);
+                }
+                OutputFormat::Vertical => {
+                    self.rows += 1;
+                    if self.rows > 1 {
+                        out.push('\n');
+                    }
+                    let title = format!("Row {}:", self.rows);
+                    out.push_str(&title);
+                    out.push('\n');
+                    out.push_str(&"─".repeat(title.chars().count()));
+                    out.push('\n');
+                    let width = self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().chars().count())
+                        .max()
+                        .unwrap_or(0);
+                    for (c, f) in cols.iter().zip(self.schema.fields()) {
+                        let name = format!("{}:", f.name());
+                        out.push_str(&format!("{name:<w$} ", w = width + 1));
+                        if c.is_null(row) {
+                            out.push_str("ᴺᵁᴸᴸ");
+                        } else {
+                            write_value(&mut out, c.as_ref(), row, false);
+                        }
+                        out.push('\n');
+                    }
                 }
                 OutputFormat::Null => {}
             }
@@ -408,6 +442,22 @@ mod tests {
         assert_eq!(
             w.write_batch(&b),
             "{\"n\":\"1\",\"s\":\"a\\tb\"}\n{\"n\":null,\"s\":\"x\\\"y\"}\n"
+        );
+    }
+
+    #[test]
+    fn vertical_prints_a_block_per_row_across_batches() {
+        let b = batch();
+        let mut w = Writer::new(OutputFormat::Vertical, b.schema());
+        let first = w.write_batch(&b);
+        assert_eq!(
+            first,
+            "Row 1:\n──────\nn: 1\ns: a\tb\n\nRow 2:\n──────\nn: ᴺᵁᴸᴸ\ns: x\"y\n"
+        );
+        assert!(w.write_batch(&b).starts_with("\nRow 3:\n"));
+        assert_eq!(
+            OutputFormat::parse("Vertical"),
+            Some(OutputFormat::Vertical)
         );
     }
 
