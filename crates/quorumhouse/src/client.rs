@@ -201,6 +201,7 @@ async fn run_async(args: ClientArgs) -> ExitCode {
         Some(sql) => {
             let mut stdin_free = args.query.is_some() && !std::io::stdin().is_terminal();
             for stmt in qh_query::split_statements(&sql) {
+                let stmt = crate::output::vertical_suffix(&stmt);
                 if let Err(e) = run_one(&mut client, &stmt, &args, &mut stdin_free).await {
                     return fail(&e);
                 }
@@ -229,11 +230,12 @@ async fn interactive(client: &mut Client, args: &ClientArgs) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         buf.push_str(&line);
-        if !t.ends_with(';') {
+        if !t.ends_with(';') && !t.ends_with("\\G") {
             continue;
         }
         let mut never = false;
         for stmt in qh_query::split_statements(&buf) {
+            let stmt = crate::output::vertical_suffix(&stmt);
             let started = Instant::now();
             match run_one(client, &stmt, args, &mut never).await {
                 Ok(()) => println!(

@@ -90,6 +90,7 @@ async fn run_async(args: LocalArgs) -> ExitCode {
     };
     let mut status = ExitCode::SUCCESS;
     for stmt in qh_query::split_statements(&sql) {
+        let stmt = crate::output::vertical_suffix(&stmt);
         match session.execute(&stmt, &mut input).await {
             Ok(res) => {
                 if args.common.time {

@@ -21,6 +21,14 @@ pub fn choose_format(
     }
 }
 
+/// clickhouse-client's `\G` terminator: `SELECT ... \G` prints vertically.
+pub fn vertical_suffix(stmt: &str) -> String {
+    match stmt.trim_end().strip_suffix("\\G") {
+        Some(rest) => format!("{} FORMAT Vertical", rest.trim_end()),
+        None => stmt.to_string(),
+    }
+}
+
 /// Writes a whole result set to stdout.
 pub fn print_result(
     format: OutputFormat,

@@ -505,3 +505,20 @@ fn now_and_today_work_in_values_and_under_insert() {
         "1\n"
     );
 }
+
+#[test]
+fn vertical_format_and_the_backslash_g_terminator() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = "Row 1:\n──────\na:         1\nlong_name: x\n";
+    assert_eq!(
+        ok(
+            dir.path(),
+            "SELECT 1 AS a, 'x' AS long_name FORMAT Vertical"
+        ),
+        expected
+    );
+    assert_eq!(
+        ok(dir.path(), "SELECT 1 AS a, 'x' AS long_name\\G"),
+        expected
+    );
+}
