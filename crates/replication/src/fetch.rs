@@ -182,16 +182,9 @@ async fn receive_stage(
     }
     let expected: Checksums = serde_json::from_slice(&checksums)
         .map_err(|e| Status::invalid_argument(format!("bad checksums.json: {e}")))?;
-    let staging = &replica.staging;
-    let tmp = staging.receive_dir(&header.stage_id);
-    if !header
-        .stage_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        || header.stage_id.starts_with('.')
-    {
-        return Err(Status::invalid_argument("malformed stage id"));
-    }
+    crate::staging::valid_id(&header.stage_id)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let tmp = replica.staging.receive_dir(&header.stage_id);
     let received = receive_files(&tmp, &checksums, &expected, &mut stream).await;
     if let Err(e) = received {
         let _ = tokio::fs::remove_dir_all(&tmp).await;

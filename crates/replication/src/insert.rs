@@ -452,24 +452,22 @@ impl Replica {
             };
             let staging_dir = self.staging.receive_dir(&id);
             let staging = &self.staging;
-            let moved = tokio::task::spawn_blocking(move || -> Result<(Arc<Part>, String)> {
-                // The part's digest from where it was written; then it moves
-                // into the staging area with its description.
-                let digest = Part::load(&p.tmp_dir, name.clone())?.checksum_digest();
+            let moved = tokio::task::spawn_blocking(move || -> Result<Part> {
+                // Loaded once where it was written; then it moves into the
+                // staging area (the description follows in `Staging::add`).
+                let part = Part::load(&p.tmp_dir, name)?;
                 let io =
                     |e| ReplicationError::Storage(qh_storage::StorageError::io(&staging_dir, e));
                 if let Some(area) = staging_dir.parent() {
                     std::fs::create_dir_all(area).map_err(io)?;
                 }
-                std::fs::rename(&p.tmp_dir, &staging_dir).map_err(|e| {
-                    ReplicationError::Storage(qh_storage::StorageError::io(&staging_dir, e))
-                })?;
-                Ok((Arc::new(Part::load(&staging_dir, name)?), digest))
+                std::fs::rename(&p.tmp_dir, &staging_dir).map_err(io)?;
+                Ok(part)
             })
             .await
             .map_err(|e| ReplicationError::Coordinator(e.to_string()))
             .and_then(|r| r);
-            let (part, digest) = match moved {
+            let mut part = match moved {
                 Ok(v) => v,
                 Err(e) => {
                     staging.discard(&id);
@@ -482,23 +480,16 @@ impl Replica {
                 deadline_ms,
                 writer: me.clone(),
                 rows,
-                checksum: digest,
+                checksum: part.checksum_digest(),
                 quorum,
                 exclusive,
                 staged_ms: now_ms(),
             };
-            let received = part.dir.clone();
-            match staging.add(&id, &received, info) {
+            match staging.add(&id, &staging.receive_dir(&id), info) {
                 Ok(s) => {
-                    // Re-read where it now lives (the stream reads its files).
-                    let name = part.name.clone();
-                    match Part::load(&s.dir, name) {
-                        Ok(p) => staged.push((s, Arc::new(p))),
-                        Err(e) => {
-                            staging.discard(&id);
-                            failed = Some(e.into());
-                        }
-                    }
+                    // Its files now live here (the stream to stagers reads them).
+                    part.dir = s.dir.clone();
+                    staged.push((s, Arc::new(part)));
                 }
                 Err(e) => {
                     staging.discard(&id);

@@ -207,7 +207,7 @@ fn id_prefix(id: &str) -> &str {
 }
 
 /// Ids come from the network: never a path.
-fn valid_id(id: &str) -> Result<()> {
+pub(crate) fn valid_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 200
         && !id.starts_with("tmp_")

@@ -317,31 +317,7 @@ impl MergeTreeTable {
     /// waits for a merge to finish.
     pub fn attach_staged(&self, staged: &Path, name: PartName) -> Result<Arc<Part>> {
         let _one_at_a_time = self.attach_lock.lock();
-        if let Some(p) = self.part_or_covering(&name) {
-            let _ = fs::remove_dir_all(staged);
-            return Ok(p);
-        }
-        let dir = self.dir.join(name.to_string());
-        if dir.exists() {
-            self.detach_dir(&dir, &format!("ignored_{name}"))?;
-        }
-        fs::rename(staged, &dir).map_err(|e| StorageError::io(&dir, e))?;
-        sync_dir(&self.dir)?;
-        let part = Arc::new(Part::load(&dir, name)?);
-        self.activate(vec![Arc::clone(&part)]);
-        Ok(part)
-    }
-
-    pub fn install_inactive(&self, prepared: PreparedPart, name: PartName) -> Result<Arc<Part>> {
-        Ok(Arc::new(prepared.commit(&self.dir, name)?))
-    }
-
-    /// Deletes a part that never became active (its commit failed).
-    pub fn remove_inactive(&self, part: Arc<Part>) {
-        let del = self.dir.join(format!("delete_tmp_{}", part.name));
-        if fs::rename(&part.dir, &del).is_ok() {
-            let _ = fs::remove_dir_all(&del);
-        }
+        self.move_into_place(staged, name)
     }
 
     /// Makes parts visible; active parts they cover become outdated.
@@ -378,19 +354,25 @@ impl MergeTreeTable {
             return Err(e);
         }
         // Serialised with merges and other attaches, so the covering check
-        // below still holds when the part is activated.
+        // still holds when the part is activated.
         let _guard = self.merge_lock.lock();
-        // Concurrent fetches can bring the same part, or one covering it:
-        // the part already active wins.
+        self.move_into_place(tmp, name)
+    }
+
+    /// Renames a complete part at `from` to `name` and activates it, unless
+    /// the part (or one covering it) is already active — concurrent fetches
+    /// and activations can bring the same part: the active one wins. The
+    /// caller holds the lock that serialises it with its rivals.
+    fn move_into_place(&self, from: &Path, name: PartName) -> Result<Arc<Part>> {
         if let Some(p) = self.part_or_covering(&name) {
-            let _ = fs::remove_dir_all(tmp);
+            let _ = fs::remove_dir_all(from);
             return Ok(p);
         }
         let dir = self.dir.join(name.to_string());
         if dir.exists() {
             if self.outdated.lock().iter().any(|p| p.name == name) {
                 // Replaced meanwhile (dropped or merged), and a query still reads it.
-                let _ = fs::remove_dir_all(tmp);
+                let _ = fs::remove_dir_all(from);
                 return Err(StorageError::Unsupported(format!(
                     "part {name} was replaced while it was being fetched"
                 )));
@@ -398,7 +380,7 @@ impl MergeTreeTable {
             // A stale inactive copy (e.g. an earlier broken one): set it aside.
             self.detach_dir(&dir, &format!("ignored_{name}"))?;
         }
-        fs::rename(tmp, &dir).map_err(|e| StorageError::io(&dir, e))?;
+        fs::rename(from, &dir).map_err(|e| StorageError::io(&dir, e))?;
         sync_dir(&self.dir)?;
         let part = Arc::new(Part::load(&dir, name)?);
         self.activate(vec![Arc::clone(&part)]);
