@@ -1,28 +1,57 @@
-//! Rust client for a quorumhouse node's gRPC API.
+//! Rust client for a quorumhouse node's gRPC API: connect to several
+//! endpoints with fail-over, run statements and get Arrow record batches
+//! (collected, or streamed as they arrive), insert Arrow batches or CSV/JSON
+//! bytes, name a statement with a query id and cancel it, follow progress,
+//! and get server errors with ClickHouse's code and name.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qh_client::ClientError> {
-//! let mut client = qh_client::Client::connect(&["http://127.0.0.1:9001"]).await?;
+//! use qh_client::{Client, QueryOptions};
+//! let mut client = Client::connect(&["127.0.0.1:9001", "127.0.0.1:9002"]).await?;
 //! let out = client.query("SELECT number FROM numbers(3)").await?;
 //! assert_eq!(out.num_rows(), 3);
+//!
 //! // INSERT with data: the bytes are sent in the format the query names.
 //! client
 //!     .insert_bytes("INSERT INTO t FORMAT CSV", b"1,a\n2,b\n".to_vec())
 //!     .await?;
+//! // Arrow batches go as they are (FORMAT ArrowStream), with settings.
+//! # let batches: Vec<arrow::array::RecordBatch> = vec![];
+//! let opts = QueryOptions::new().setting("insert_quorum", "2");
+//! client.insert_batches("t", &batches, opts).await?;
+//!
+//! // Stream a large result batch by batch.
+//! let mut rows = client.query_stream("SELECT * FROM t", QueryOptions::new()).await?;
+//! while let Some(batch) = rows.next_batch().await? {
+//!     println!("{} rows", batch.num_rows());
+//! }
+//!
+//! // Name a statement, and cancel it from elsewhere.
+//! let canceller = client.clone();
+//! let opts = QueryOptions::new().query_id("nightly-load");
+//! let running = tokio::spawn(async move { client.query_with("SELECT sleep(3)", opts).await });
+//! canceller.cancel("nightly-load").await?;
+//! match running.await {
+//!     Ok(Err(e)) => assert_eq!(e.code(), 394), // QUERY_WAS_CANCELLED
+//!     _ => {}
+//! }
 //! # Ok(()) }
 //! ```
 //!
 //! Errors from the server keep ClickHouse's code and name
-//! ([`ClientError::Server`]). Settings apply per query ([`Client::with_setting`])
-//! and `SET`/`USE` persist for the client's session.
+//! ([`ClientError::Server`]). Settings apply per client
+//! ([`Client::with_setting`]) or per statement ([`QueryOptions::setting`]),
+//! and `SET`/`USE` persist for the client's session. Dropping a running
+//! call cancels the statement on the server.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use futures::StreamExt;
 use qh_proto::query_request::Kind as ReqKind;
 use qh_proto::query_response::Kind as RespKind;
@@ -215,7 +244,30 @@ impl Client {
 
     /// Runs one statement and collects its result.
     pub async fn query(&mut self, sql: &str) -> Result<QueryOutput, ClientError> {
-        self.run(sql, None::<futures::stream::Empty<Vec<u8>>>).await
+        self.query_with(sql, QueryOptions::new()).await
+    }
+
+    /// [`Client::query`] with a query id and per-statement settings.
+    pub async fn query_with(
+        &mut self,
+        sql: &str,
+        opts: QueryOptions,
+    ) -> Result<QueryOutput, ClientError> {
+        self.start(sql, None::<futures::stream::Empty<Vec<u8>>>, opts)
+            .await?
+            .collect()
+            .await
+    }
+
+    /// Runs a statement and hands its result over batch by batch as the
+    /// server sends them ([`BatchStream::next_batch`]).
+    pub async fn query_stream(
+        &mut self,
+        sql: &str,
+        opts: QueryOptions,
+    ) -> Result<BatchStream, ClientError> {
+        self.start(sql, None::<futures::stream::Empty<Vec<u8>>>, opts)
+            .await
     }
 
     /// Runs `INSERT ... FORMAT X` with `data` as its input.
@@ -228,41 +280,197 @@ impl Client {
         self.run(sql, Some(futures::stream::iter(chunks))).await
     }
 
+    /// Inserts Arrow record batches into `table` (`INSERT INTO table FORMAT
+    /// ArrowStream`): columns are matched by name and cast to the table's
+    /// types; table columns the batches lack get their defaults. All batches
+    /// must share one schema. Returns the server's summary.
+    pub async fn insert_batches(
+        &mut self,
+        table: &str,
+        batches: &[RecordBatch],
+        opts: QueryOptions,
+    ) -> Result<Summary, ClientError> {
+        let Some(first) = batches.first() else {
+            return Err(ClientError::Protocol(
+                "insert_batches needs at least one batch".into(),
+            ));
+        };
+        let mut bytes = Vec::new();
+        {
+            let mut w = StreamWriter::try_new(&mut bytes, &first.schema())
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            for b in batches {
+                w.write(b)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            }
+            w.finish()
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        }
+        let chunks: Vec<Vec<u8>> = bytes.chunks(INPUT_CHUNK).map(|c| c.to_vec()).collect();
+        let sql = format!("INSERT INTO {table} FORMAT ArrowStream");
+        let out = self
+            .start(&sql, Some(futures::stream::iter(chunks)), opts)
+            .await?
+            .collect()
+            .await?;
+        Ok(out.summary)
+    }
+
+    /// Asks the server to stop the statement running under `query_id`
+    /// (`KILL QUERY ... SYNC` on a call of its own, so it works while this
+    /// client's other calls wait). Returns whether such a statement was
+    /// running; the cancelled call fails with QUERY_WAS_CANCELLED (394).
+    pub async fn cancel(&self, query_id: &str) -> Result<bool, ClientError> {
+        let mut other = self.clone();
+        other.session_id = String::new();
+        let escaped = query_id.replace('\\', "\\\\").replace('\'', "\\'");
+        let out = other
+            .query(&format!("KILL QUERY WHERE query_id = '{escaped}' SYNC"))
+            .await?;
+        Ok(out.num_rows() > 0)
+    }
+
     /// Runs a statement whose input arrives as a stream of byte chunks (for
     /// example stdin read in pieces); the server parses them as they come.
     pub async fn run<I>(&mut self, sql: &str, input: Option<I>) -> Result<QueryOutput, ClientError>
     where
         I: futures::Stream<Item = Vec<u8>> + Send + 'static,
     {
+        self.run_with(sql, input, QueryOptions::new()).await
+    }
+
+    /// [`Client::run`] with a query id and per-statement settings.
+    pub async fn run_with<I>(
+        &mut self,
+        sql: &str,
+        input: Option<I>,
+        opts: QueryOptions,
+    ) -> Result<QueryOutput, ClientError>
+    where
+        I: futures::Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        self.start(sql, input, opts).await?.collect().await
+    }
+
+    /// Builds the request before returning a future of owned values only,
+    /// so callers can `tokio::spawn` any call of this client.
+    fn start<I>(
+        &mut self,
+        sql: &str,
+        input: Option<I>,
+        opts: QueryOptions,
+    ) -> impl std::future::Future<Output = Result<BatchStream, ClientError>> + Send + 'static
+    where
+        I: futures::Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        let mut settings = self.settings.clone();
+        settings.extend(opts.settings);
         let start = QueryRequest {
             kind: Some(ReqKind::Start(QueryStart {
                 sql: sql.to_string(),
-                settings: self.settings.clone(),
-                query_id: String::new(),
+                settings,
+                query_id: opts.query_id.unwrap_or_default(),
                 session_id: self.session_id.clone(),
                 database: String::new(),
                 has_input: input.is_some(),
             })),
         };
-        let head = futures::stream::once(async move { start });
-        let reqs: std::pin::Pin<Box<dyn futures::Stream<Item = QueryRequest> + Send>> = match input
-        {
-            Some(i) => Box::pin(head.chain(i.map(input_request as fn(Vec<u8>) -> QueryRequest))),
-            None => Box::pin(head),
+        // The request stream is a channel fed by a task: tonic's call future
+        // is `Send` for every caller with a concrete, `Sync` stream (a boxed
+        // `dyn Stream` trips a higher-ranked lifetime error in spawned tasks).
+        let (tx, rx) = tokio::sync::mpsc::channel::<QueryRequest>(4);
+        let feed = async move {
+            if tx.send(start).await.is_err() {
+                return;
+            }
+            if let Some(input) = input {
+                let mut input = std::pin::pin!(input);
+                while let Some(chunk) = input.next().await {
+                    if tx.send(input_request(chunk)).await.is_err() {
+                        return; // the call ended: stop reading the input
+                    }
+                }
+            }
         };
-        let mut stream = self.inner.query(reqs).await?.into_inner();
-        let mut schema: Option<SchemaRef> = None;
-        let mut batches = Vec::new();
-        while let Some(msg) = stream.next().await {
+        let reqs = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let mut inner = self.inner.clone();
+        let on_progress = self.on_progress.clone();
+        async move {
+            tokio::spawn(feed);
+            let stream = inner.query(reqs).await?.into_inner();
+            Ok(BatchStream {
+                inner: stream,
+                on_progress,
+                schema: None,
+                ready: VecDeque::new(),
+                summary: None,
+            })
+        }
+    }
+}
+
+/// Per-statement options: a query id (to find the statement in
+/// `system.processes` or cancel it) and settings on top of the client's.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    query_id: Option<String>,
+    settings: HashMap<String, String>,
+}
+
+impl QueryOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs the statement under this id; a statement with the same id
+    /// already running makes the server refuse it (code 216).
+    pub fn query_id(mut self, id: impl Into<String>) -> Self {
+        self.query_id = Some(id.into());
+        self
+    }
+
+    pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// A statement's result arriving batch by batch. Dropping it before the end
+/// cancels the statement on the server.
+pub struct BatchStream {
+    inner: tonic::Streaming<qh_proto::QueryResponse>,
+    on_progress: Option<ProgressCallback>,
+    schema: Option<SchemaRef>,
+    ready: VecDeque<RecordBatch>,
+    summary: Option<Summary>,
+}
+
+impl BatchStream {
+    /// The next batch; `None` once the statement finished (then
+    /// [`BatchStream::summary`] is there).
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, ClientError> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Ok(Some(b));
+            }
+            if self.summary.is_some() {
+                return Ok(None);
+            }
+            let Some(msg) = self.inner.next().await else {
+                return Err(ClientError::Protocol(
+                    "the server closed the stream without a summary".into(),
+                ));
+            };
             match msg?.kind {
                 Some(RespKind::ArrowIpc(bytes)) => {
                     let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
                         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    if schema.is_none() {
-                        schema = Some(reader.schema());
+                    if self.schema.is_none() {
+                        self.schema = Some(reader.schema());
                     }
                     for b in reader {
-                        batches.push(b.map_err(|e| ClientError::Protocol(e.to_string()))?);
+                        self.ready
+                            .push_back(b.map_err(|e| ClientError::Protocol(e.to_string()))?);
                     }
                 }
                 Some(RespKind::Progress(p)) => {
@@ -270,13 +478,7 @@ impl Client {
                         cb(&p);
                     }
                 }
-                Some(RespKind::Summary(summary)) => {
-                    return Ok(QueryOutput {
-                        schema,
-                        batches,
-                        summary,
-                    })
-                }
+                Some(RespKind::Summary(summary)) => self.summary = Some(summary),
                 Some(RespKind::Exception(e)) => {
                     return Err(ClientError::Server {
                         code: e.code,
@@ -287,8 +489,50 @@ impl Client {
                 None => return Err(ClientError::Protocol("empty response message".into())),
             }
         }
-        Err(ClientError::Protocol(
-            "the server closed the stream without a summary".into(),
-        ))
+    }
+
+    /// The result's schema, once the first batch arrived (statements without
+    /// a result set have none).
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref()
+    }
+
+    /// Counters of the finished statement (query id, rows read/written).
+    pub fn summary(&self) -> Option<&Summary> {
+        self.summary.as_ref()
+    }
+
+    /// Reads the rest of the result into memory.
+    pub async fn collect(mut self) -> Result<QueryOutput, ClientError> {
+        let mut batches = Vec::new();
+        while let Some(b) = self.next_batch().await? {
+            batches.push(b);
+        }
+        Ok(QueryOutput {
+            schema: self.schema,
+            batches,
+            summary: self.summary.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compile-time check: every call can run in a spawned task.
+    #[allow(dead_code)]
+    fn calls_are_send(mut c: Client, batches: Vec<RecordBatch>) {
+        fn is_send<T: Send>(_: T) {}
+        let mut d = c.clone();
+        let e = c.clone();
+        let mut f = c.clone();
+        is_send(async move { c.query("SELECT 1").await });
+        is_send(async move { d.insert_batches("t", &batches, QueryOptions::new()).await });
+        is_send(async move { e.cancel("q").await });
+        is_send(async move {
+            let s = f.query_stream("SELECT 1", QueryOptions::new()).await?;
+            s.collect().await
+        });
     }
 }

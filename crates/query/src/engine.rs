@@ -33,7 +33,9 @@ use crate::functions;
 use crate::input::{read_input, InputFormat};
 use crate::keys::{compile, CompiledKeys};
 use crate::provider::{NumbersFunction, QhCatalog, QueryContext, QueryStats};
-use crate::statement::{parse_statement, AlterOp, ColumnSpec, InsertSource, Statement, TableRef};
+use crate::statement::{
+    parse_statement, AlterOp, ColumnSpec, InsertSource, KillMode, Statement, TableRef,
+};
 
 /// Where INSERT ... FORMAT data comes from when it is not inline.
 pub type Input = Option<Box<dyn Read + Send>>;
@@ -74,6 +76,7 @@ pub struct Engine {
     coordinator: Option<Arc<qh_meta::Coordinator>>,
     replication: Option<Arc<Replication>>,
     default_settings: Settings,
+    processes: Arc<crate::processes::ProcessList>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -93,6 +96,8 @@ pub struct Summary {
     pub granules_total: u64,
     pub written_rows: u64,
     pub elapsed: Duration,
+    /// The id the statement ran under (`system.processes`, `KILL QUERY`).
+    pub query_id: String,
 }
 
 /// The outcome of one statement: a result set (possibly empty) and counters.
@@ -173,6 +178,7 @@ impl Engine {
             coordinator: opts.coordinator,
             replication,
             default_settings: opts.default_settings,
+            processes: Arc::default(),
         }))
     }
 
@@ -199,6 +205,11 @@ impl Engine {
         &self.catalog
     }
 
+    /// The statements running on this node (`system.processes`).
+    pub fn processes(&self) -> &Arc<crate::processes::ProcessList> {
+        &self.processes
+    }
+
     pub fn coordinator(&self) -> Option<&Arc<qh_meta::Coordinator>> {
         self.coordinator.as_ref()
     }
@@ -209,6 +220,7 @@ impl Engine {
             settings: self.default_settings.clone(),
             database: "default".into(),
             progress: Arc::new(QueryStats::default()),
+            next_query_id: String::new(),
         }
     }
 
@@ -233,6 +245,8 @@ pub struct Session {
     /// Counters of the running statement, readable while it runs (the
     /// server turns them into progress messages).
     progress: Arc<QueryStats>,
+    /// The id the next statement runs under (empty: a fresh one).
+    next_query_id: String,
 }
 
 pub(crate) fn result_of(
@@ -283,28 +297,148 @@ impl Session {
 
     /// Executes one statement (no trailing `;`). `input` feeds
     /// `INSERT ... FORMAT X` without inline data.
+    ///
+    /// The statement is listed in `system.processes` while it runs and stops
+    /// with QUERY_WAS_CANCELLED when `KILL QUERY` names it (or the caller
+    /// drops the future, say because the client went away).
     pub async fn execute(&mut self, sql: &str, input: &mut Input) -> Result<QueryResult> {
         let started = Instant::now();
         self.progress.reset();
-        if let Some((cluster, local_sql)) = crate::on_cluster::split_on_cluster(sql) {
-            let span = info_span!("query", kind = "on_cluster", cluster = %cluster);
-            let mut res = self
-                .execute_on_cluster(&cluster, local_sql)
-                .instrument(span)
-                .await?;
-            res.summary.elapsed = started.elapsed();
-            return Ok(res);
-        }
-        let stmt = parse_statement(sql)?;
-        let span = info_span!("query", kind = stmt_kind(&stmt));
-        let mut res = self.dispatch(stmt, input).instrument(span).await?;
+        let id = std::mem::take(&mut self.next_query_id);
+        let mut running = self
+            .engine
+            .processes
+            .register(&id, sql, Arc::clone(&self.progress))?;
+        let query_id = running.query_id().to_string();
+        let outcome = tokio::select! {
+            r = self.execute_statement(sql, input, &query_id) => r,
+            _ = running.cancelled() => Err(QueryError::other(
+                ErrorCode::QUERY_WAS_CANCELLED,
+                "Query was cancelled",
+            )),
+        };
+        drop(running);
+        let mut res = outcome?;
         res.summary.elapsed = started.elapsed();
+        res.summary.query_id = query_id;
         debug!(
             elapsed_ms = res.summary.elapsed.as_millis() as u64,
             rows = res.num_rows(),
             "statement done"
         );
         Ok(res)
+    }
+
+    /// Runs the next statement under this id (clickhouse-client's
+    /// `--query_id`); the id shows in `system.processes` and `KILL QUERY`.
+    pub fn set_query_id(&mut self, query_id: &str) {
+        self.next_query_id = query_id.to_string();
+    }
+
+    async fn execute_statement(
+        &mut self,
+        sql: &str,
+        input: &mut Input,
+        query_id: &str,
+    ) -> Result<QueryResult> {
+        if let Some((cluster, local_sql)) = crate::on_cluster::split_on_cluster(sql) {
+            let span = info_span!("query", kind = "on_cluster", cluster = %cluster, query_id);
+            return self
+                .execute_on_cluster(&cluster, local_sql)
+                .instrument(span)
+                .await;
+        }
+        let stmt = parse_statement(sql)?;
+        let span = info_span!("query", kind = stmt_kind(&stmt), query_id);
+        if let Statement::KillQuery {
+            predicate,
+            mode,
+            format,
+        } = stmt
+        {
+            return self
+                .kill_query(&predicate, mode, format, query_id)
+                .instrument(span)
+                .await;
+        }
+        self.dispatch(stmt, input).instrument(span).await
+    }
+
+    /// `KILL QUERY WHERE <predicate> [SYNC|ASYNC|TEST]`: the predicate is
+    /// evaluated over `system.processes`; the matching statements (not this
+    /// one) are asked to stop. SYNC waits (bounded) until they stopped.
+    async fn kill_query(
+        &mut self,
+        predicate: &str,
+        mode: KillMode,
+        format: Option<String>,
+        own_id: &str,
+    ) -> Result<QueryResult> {
+        let select = format!("SELECT query_id, query FROM system.processes WHERE {predicate}");
+        let Statement::Select {
+            query,
+            final_tables,
+            ..
+        } = parse_statement(&select)?
+        else {
+            return Err(QueryError::BadArguments(format!(
+                "cannot read the KILL QUERY condition {predicate:?}"
+            )));
+        };
+        let settings = self.settings.clone();
+        let (_, batches, _) = self.run_query(*query, final_tables, &settings).await?;
+        let mut found: Vec<(String, String)> = Vec::new();
+        for b in &batches {
+            let ids = b.column(0).as_any().downcast_ref::<StringArray>();
+            let texts = b.column(1).as_any().downcast_ref::<StringArray>();
+            if let (Some(ids), Some(texts)) = (ids, texts) {
+                for r in 0..b.num_rows() {
+                    if ids.value(r) != own_id {
+                        found.push((ids.value(r).to_string(), texts.value(r).to_string()));
+                    }
+                }
+            }
+        }
+        let list = Arc::clone(&self.engine.processes);
+        let mut status = Vec::with_capacity(found.len());
+        for (id, _) in &found {
+            let s = match mode {
+                KillMode::Test => "waiting",
+                _ if !list.kill(id) => "finished",
+                KillMode::Async => "waiting",
+                KillMode::Sync => {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while list.is_running(id) && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if list.is_running(id) {
+                        "waiting"
+                    } else {
+                        "finished"
+                    }
+                }
+            };
+            status.push(s);
+        }
+        result_of(
+            vec![
+                ("kill_status", DataType::Utf8),
+                ("query_id", DataType::Utf8),
+                ("user", DataType::Utf8),
+                ("query", DataType::Utf8),
+            ],
+            vec![
+                Arc::new(StringArray::from(status)) as ArrayRef,
+                Arc::new(StringArray::from(
+                    found.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(vec!["default"; found.len()])),
+                Arc::new(StringArray::from(
+                    found.iter().map(|f| f.1.clone()).collect::<Vec<_>>(),
+                )),
+            ],
+            format,
+        )
     }
 
     fn table_ref(&self, t: &TableRef) -> (String, String) {
@@ -666,6 +800,11 @@ impl Session {
                     format,
                 )
             }
+            // Handled before dispatch (it needs the statement's own id).
+            Statement::KillQuery { .. } => Err(QueryError::other(
+                ErrorCode::LOGICAL_ERROR,
+                "KILL QUERY reached the statement dispatcher",
+            )),
             Statement::System(words) => {
                 let cmd = words.join(" ").to_ascii_uppercase();
                 if cmd.starts_with("FLUSH LOGS") || cmd.starts_with("DROP") {
@@ -789,6 +928,7 @@ impl Session {
             stats: Arc::clone(&stats),
             coordinator: self.engine.coordinator.clone(),
             replication: self.engine.replication.clone(),
+            processes: Arc::clone(&self.engine.processes),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));

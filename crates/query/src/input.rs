@@ -18,9 +18,17 @@ const BATCH_ROWS: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
-    Csv { with_names: bool },
-    Tsv { with_names: bool },
+    Csv {
+        with_names: bool,
+    },
+    Tsv {
+        with_names: bool,
+    },
     JsonEachRow,
+    /// Arrow's IPC stream: what client libraries send when they hold Arrow
+    /// batches already. Columns are matched by name (by position when no
+    /// name matches) and cast to the table's types.
+    ArrowStream,
 }
 
 impl InputFormat {
@@ -33,6 +41,7 @@ impl InputFormat {
                 InputFormat::Tsv { with_names: true }
             }
             "JSONEachRow" | "NDJSON" | "JSONLines" => InputFormat::JsonEachRow,
+            "ArrowStream" => InputFormat::ArrowStream,
             other => return Err(QueryError::UnknownFormat(other.to_string())),
         })
     }
@@ -78,7 +87,87 @@ pub fn read_input(
             }
             Ok(total)
         }
+        InputFormat::ArrowStream => read_arrow_stream(reader, schema, sink),
     }
+}
+
+fn read_arrow_stream(
+    reader: impl Read,
+    schema: SchemaRef,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<u64> {
+    let bad = |e: datafusion::arrow::error::ArrowError| {
+        QueryError::CannotParseInput(format!("ArrowStream: {e}"))
+    };
+    let r = datafusion::arrow::ipc::reader::StreamReader::try_new(reader, None).map_err(bad)?;
+    let input = r.schema();
+    // By name, like ClickHouse's Arrow input: table columns the stream lacks
+    // get their defaults, stream columns the table lacks are ignored. A
+    // stream with none of the names (say, from a tool that names columns
+    // c0, c1, ...) is taken by position.
+    let by_name = schema
+        .fields()
+        .iter()
+        .any(|f| input.index_of(f.name()).is_ok());
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let idx = if by_name {
+            input.index_of(f.name()).ok()
+        } else {
+            (i < input.fields().len()).then_some(i)
+        };
+        if let Some(idx) = idx {
+            fields.push(Arc::clone(f));
+            columns.push(idx);
+        }
+    }
+    if fields.is_empty() {
+        return Err(QueryError::CannotParseInput(
+            "the ArrowStream input has no columns of the table".into(),
+        ));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let opts = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    let mut total = 0u64;
+    for b in r {
+        let b = b.map_err(bad)?;
+        let mut cols = Vec::with_capacity(columns.len());
+        for (f, &idx) in schema.fields().iter().zip(&columns) {
+            let col = b.column(idx);
+            let col = if col.data_type() == f.data_type() {
+                Arc::clone(col)
+            } else {
+                cast_with_options(col, f.data_type(), &opts).map_err(|e| {
+                    QueryError::CannotParseInput(format!(
+                        "cannot convert column '{}' from {} near row {}: {e}",
+                        f.name(),
+                        col.data_type(),
+                        total + 1
+                    ))
+                })?
+            };
+            if !f.is_nullable() && col.null_count() > 0 {
+                return Err(QueryError::CannotParseInput(format!(
+                    "NULL in non-Nullable column '{}' near row {}",
+                    f.name(),
+                    total + 1
+                )));
+            }
+            cols.push(col);
+        }
+        let out = RecordBatch::try_new_with_options(
+            Arc::clone(&schema),
+            cols,
+            &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+        )?;
+        total += out.num_rows() as u64;
+        sink(out)?;
+    }
+    Ok(total)
 }
 
 /// Reads the header line and returns the schema in the file's column order.
@@ -406,6 +495,53 @@ mod tests {
             },
         )?;
         Ok(out)
+    }
+
+    #[test]
+    fn arrow_stream_matches_columns_by_name_and_casts() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        let input = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&input),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            ],
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        {
+            let mut w =
+                datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut bytes, &input).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+        }
+        let mut got = Vec::new();
+        let n = read_input(
+            InputFormat::ArrowStream,
+            Box::new(std::io::Cursor::new(bytes.clone())),
+            schema(),
+            &mut |b| {
+                got.push(b);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        // `id` is not in the stream: the batch carries the columns it has,
+        // the table's types, and the insert fills in the default.
+        assert_eq!(got[0].schema().field(0).name(), "s");
+        assert_eq!(got[0].schema().field(1).data_type(), &DataType::Float64);
+        let garbage = read_input(
+            InputFormat::ArrowStream,
+            Box::new(std::io::Cursor::new(b"not arrow".to_vec())),
+            schema(),
+            &mut |_| Ok(()),
+        );
+        assert!(matches!(garbage, Err(QueryError::CannotParseInput(_))));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod functions;
 pub mod input;
 pub mod keys;
 pub mod on_cluster;
+pub mod processes;
 pub mod provider;
 pub mod rewrite;
 pub mod statement;

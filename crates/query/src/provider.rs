@@ -88,6 +88,7 @@ pub struct QueryContext {
     pub stats: Arc<QueryStats>,
     pub coordinator: Option<Arc<qh_meta::Coordinator>>,
     pub replication: Option<Arc<qh_replication::Replication>>,
+    pub processes: Arc<crate::processes::ProcessList>,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

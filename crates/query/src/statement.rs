@@ -139,6 +139,12 @@ pub enum Statement {
     },
     /// `SYSTEM ...`: the words after SYSTEM, upper-cased.
     System(Vec<String>),
+    /// `KILL QUERY WHERE <predicate over system.processes> [SYNC|ASYNC|TEST]`.
+    KillQuery {
+        predicate: String,
+        mode: KillMode,
+        format: Option<String>,
+    },
     /// `CHECK TABLE t`: verifies every part's checksums.
     Check {
         table: TableRef,
@@ -280,12 +286,47 @@ fn is_ident_byte(c: u8) -> bool {
 }
 
 /// Parses one statement (no trailing `;`).
+/// How `KILL QUERY` waits: ASYNC (the default) asks and returns, SYNC waits
+/// until the statements stopped, TEST only lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillMode {
+    Async,
+    Sync,
+    Test,
+}
+
+fn parse_kill(sql: &str) -> Result<Statement> {
+    let re = regex::Regex::new(
+        r"(?is)^\s*KILL\s+QUERY\s+WHERE\s+(.+?)(?:\s+(SYNC|ASYNC|TEST))?(?:\s+FORMAT\s+(\w+))?\s*;?\s*$",
+    )
+    .map_err(|e| QueryError::BadArguments(e.to_string()))?;
+    let Some(c) = re.captures(sql) else {
+        return Err(QueryError::Syntax {
+            position: 0,
+            message: "expected KILL QUERY WHERE <condition> [SYNC|ASYNC|TEST]".into(),
+        });
+    };
+    let mode = match c.get(2).map(|m| m.as_str().to_ascii_uppercase()).as_deref() {
+        Some("SYNC") => KillMode::Sync,
+        Some("TEST") => KillMode::Test,
+        _ => KillMode::Async,
+    };
+    Ok(Statement::KillQuery {
+        predicate: c[1].to_string(),
+        mode,
+        format: c.get(3).map(|m| m.as_str().to_string()),
+    })
+}
+
 pub fn parse_statement(sql: &str) -> Result<Statement> {
     let first = sql
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .find(|w| !w.is_empty())
         .unwrap_or("")
         .to_ascii_uppercase();
+    if first == "KILL" {
+        return parse_kill(sql);
+    }
     if first == "INSERT" {
         if let Some((fpos, name, after)) = find_insert_format(sql) {
             let head = &sql[..fpos];

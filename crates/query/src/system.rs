@@ -22,6 +22,7 @@ pub const TABLES: &[&str] = &[
     "replicas",
     "replication_queue",
     "quorum_inserts",
+    "processes",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -70,6 +71,35 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
         "replicas" => replicas_table(ctx),
         "replication_queue" => replication_queue_table(ctx),
         "quorum_inserts" => quorum_inserts_table(ctx),
+        "processes" => {
+            let ps = ctx.processes.snapshot();
+            mem(
+                vec![
+                    ("query_id", DataType::Utf8),
+                    ("user", DataType::Utf8),
+                    ("elapsed", DataType::Float64),
+                    ("read_rows", DataType::UInt64),
+                    ("read_bytes", DataType::UInt64),
+                    ("written_rows", DataType::UInt64),
+                    ("written_bytes", DataType::UInt64),
+                    ("is_cancelled", DataType::UInt8),
+                    ("query", DataType::Utf8),
+                ],
+                vec![
+                    s(ps.iter().map(|p| p.query_id.clone()).collect()),
+                    s(vec!["default".to_string(); ps.len()]),
+                    Arc::new(datafusion::arrow::array::Float64Array::from(
+                        ps.iter().map(|p| p.elapsed).collect::<Vec<_>>(),
+                    )),
+                    u64s(ps.iter().map(|p| p.read_rows).collect()),
+                    u64s(ps.iter().map(|p| p.read_bytes).collect()),
+                    u64s(ps.iter().map(|p| p.written_rows).collect()),
+                    u64s(ps.iter().map(|p| p.written_bytes).collect()),
+                    u8s(ps.iter().map(|p| p.is_cancelled as u8).collect()),
+                    s(ps.iter().map(|p| p.query.clone()).collect()),
+                ],
+            )
+        }
         "coordinator_leases" => {
             let leases = ctx
                 .coordinator

@@ -1,15 +1,17 @@
 //! `quorumhouse client`: clickhouse-client over gRPC.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use qh_client::{Client, ClientError, QueryOutput};
+use qh_client::{Client, ClientError, QueryOptions, QueryOutput};
 use qh_query::statement::{parse_statement, InsertSource, Statement};
 use qh_types::ErrorCode;
 
 use crate::output::{choose_format, exit_status, print_error, print_result};
+use crate::progress::ProgressDisplay;
+use crate::repl::{Line, Prompt};
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -32,6 +34,10 @@ pub struct ClientArgs {
     pub queries_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub common: crate::output::CommonArgs,
+    /// Id of the statement (shows in `system.processes`; `KILL QUERY WHERE
+    /// query_id = '...'` stops it).
+    #[arg(long = "query_id", alias = "query-id")]
+    pub query_id: Option<String>,
     #[arg(long)]
     pub user: Option<String>,
     #[arg(long)]
@@ -63,6 +69,21 @@ fn wants_stdin(sql: &str) -> bool {
     )
 }
 
+fn options(args: &ClientArgs) -> QueryOptions {
+    match &args.query_id {
+        Some(id) => QueryOptions::new().query_id(id),
+        None => QueryOptions::new(),
+    }
+}
+
+/// Size of stdin when it is a regular file (a redirect), for the progress bar.
+fn stdin_file_size() -> Option<u64> {
+    std::fs::metadata("/proc/self/fd/0")
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+}
+
 async fn run_one(
     client: &mut Client,
     sql: &str,
@@ -70,13 +91,13 @@ async fn run_one(
     stdin_free: &mut bool,
 ) -> Result<(), ClientError> {
     let started = Instant::now();
-    let show_progress = std::io::stderr().is_terminal();
-    if show_progress {
-        client.on_progress(progress_line(started));
-    }
-    let out: QueryOutput = if *stdin_free && wants_stdin(sql) {
+    let reads_stdin = *stdin_free && wants_stdin(sql);
+    let progress = ProgressDisplay::new(if reads_stdin { stdin_file_size() } else { None });
+    client.on_progress(progress.callback());
+    let result = if reads_stdin {
         *stdin_free = false;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let sent = progress.input_counter();
         // stdin is read on its own thread; the gRPC stream pulls chunks.
         std::thread::spawn(move || {
             let mut stdin = std::io::stdin().lock();
@@ -89,19 +110,23 @@ async fn run_one(
                         if tx.blocking_send(buf).is_err() {
                             return;
                         }
+                        sent.inc(n as u64);
                     }
                 }
             }
         });
         client
-            .run(sql, Some(tokio_stream::wrappers::ReceiverStream::new(rx)))
-            .await?
+            .run_with(
+                sql,
+                Some(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                options(args),
+            )
+            .await
     } else {
-        client.query(sql).await?
+        client.query_with(sql, options(args)).await
     };
-    if show_progress {
-        eprint!("\r\x1b[2K");
-    }
+    progress.finish();
+    let out: QueryOutput = result?;
     if args.common.time {
         eprintln!("{:.3}", started.elapsed().as_secs_f64());
     }
@@ -131,23 +156,6 @@ async fn run_one(
         }
     }
     Ok(())
-}
-
-/// A one-line progress display on stderr (only on a terminal).
-fn progress_line(started: Instant) -> qh_client::ProgressCallback {
-    std::sync::Arc::new(move |p: &qh_client::Progress| {
-        let secs = started.elapsed().as_secs_f64().max(0.001);
-        let (rows, bytes, verb) = if p.written_rows > 0 {
-            (p.written_rows, p.written_bytes, "sent")
-        } else {
-            (p.read_rows, p.read_bytes, "read")
-        };
-        eprint!(
-            "\r\x1b[2KProgress: {rows} rows {verb}, {:.1} MB ({:.0} rows/s), {secs:.1} s",
-            bytes as f64 / 1e6,
-            rows as f64 / secs
-        );
-    })
 }
 
 async fn run_async(args: ClientArgs) -> ExitCode {
@@ -212,41 +220,50 @@ async fn run_async(args: ClientArgs) -> ExitCode {
     }
 }
 
-/// A line-oriented prompt: statements end with `;`, `\q` or `exit` quits.
+/// The interactive prompt: line editing, history, multi-line statements.
+/// Ctrl-C while a statement runs cancels it (the server stops it when the
+/// call is dropped) and returns to the prompt.
 async fn interactive(client: &mut Client, args: &ClientArgs) -> ExitCode {
+    let mut prompt = match Prompt::new() {
+        Ok(p) => p,
+        Err(e) => {
+            print_error(
+                ErrorCode::LOGICAL_ERROR,
+                &format!("cannot open the terminal: {e}"),
+            );
+            return ExitCode::from(1);
+        }
+    };
     println!("quorumhouse client connected to {}", client.endpoint());
-    let stdin = std::io::stdin();
-    let mut buf = String::new();
     loop {
-        print!("{}", if buf.is_empty() { ":) " } else { ":-] " });
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => return ExitCode::SUCCESS,
-            Ok(_) => {}
-        }
-        let t = line.trim();
-        if buf.is_empty() && matches!(t, "\\q" | "exit" | "quit" | "q") {
-            return ExitCode::SUCCESS;
-        }
-        buf.push_str(&line);
-        if !t.ends_with(';') && !t.ends_with("\\G") {
-            continue;
-        }
+        let text = match prompt.read_statements() {
+            Line::Quit => {
+                println!("Bye.");
+                return ExitCode::SUCCESS;
+            }
+            Line::Statements(t) => t,
+        };
         let mut never = false;
-        for stmt in qh_query::split_statements(&buf) {
+        for stmt in qh_query::split_statements(&text) {
             let stmt = crate::output::vertical_suffix(&stmt);
             let started = Instant::now();
-            match run_one(client, &stmt, args, &mut never).await {
-                Ok(()) => println!(
+            let outcome = tokio::select! {
+                r = run_one(client, &stmt, args, &mut never) => Some(r),
+                _ = tokio::signal::ctrl_c() => None,
+            };
+            match outcome {
+                Some(Ok(())) => println!(
                     "\nOk. Elapsed: {:.3} sec.\n",
                     started.elapsed().as_secs_f64()
                 ),
-                Err(e) => {
+                Some(Err(e)) => {
                     let _ = fail(&e);
+                }
+                None => {
+                    println!("\nQuery was cancelled.\n");
+                    break;
                 }
             }
         }
-        buf.clear();
     }
 }

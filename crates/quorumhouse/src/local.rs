@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use qh_query::{Engine, EngineOptions, Input};
+use qh_query::{Engine, EngineOptions, Input, Session};
 use qh_types::ErrorCode;
 
 use crate::output::{choose_format, exit_status, print_error, print_result};
@@ -66,7 +66,7 @@ async fn run_async(args: LocalArgs) -> ExitCode {
         }
         Err(code) => return code,
     }
-    let (sql, mut input): (String, Input) = match args.query {
+    let (sql, mut input): (String, Input) = match args.query.clone() {
         Some(q) => {
             let stdin = std::io::stdin();
             let input: Input = if stdin.is_terminal() {
@@ -75,6 +75,11 @@ async fn run_async(args: LocalArgs) -> ExitCode {
                 Some(Box::new(stdin))
             };
             (q, input)
+        }
+        None if std::io::stdin().is_terminal() => {
+            let status = interactive(&mut session, &args).await;
+            engine.shutdown();
+            return status;
         }
         None => {
             let mut s = String::new();
@@ -90,50 +95,96 @@ async fn run_async(args: LocalArgs) -> ExitCode {
     };
     let mut status = ExitCode::SUCCESS;
     for stmt in qh_query::split_statements(&sql) {
-        let stmt = crate::output::vertical_suffix(&stmt);
-        match session.execute(&stmt, &mut input).await {
-            Ok(res) => {
-                if args.common.time {
-                    eprintln!("{:.3}", res.summary.elapsed.as_secs_f64());
-                }
-                if args.common.stats {
-                    let s = &res.summary;
-                    crate::output::print_stats(
-                        s.read_rows,
-                        s.read_bytes,
-                        (s.granules_read, s.granules_total),
-                        s.written_rows,
-                        s.elapsed.as_secs_f64(),
-                    );
-                }
-                if !res.has_result_set() {
-                    continue;
-                }
-                let fmt = match choose_format(res.format.as_deref(), args.common.format.as_deref())
-                {
-                    Ok(f) => f,
-                    Err(m) => {
-                        print_error(ErrorCode::UNKNOWN_FORMAT, &m);
-                        status = ExitCode::from(exit_status(ErrorCode::UNKNOWN_FORMAT));
-                        break;
-                    }
-                };
-                if let Err(e) = print_result(fmt, res.schema.clone(), &res.batches) {
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        break;
-                    }
-                    print_error(ErrorCode::CANNOT_WRITE_TO_FILE_DESCRIPTOR, &e.to_string());
-                    status = ExitCode::from(1);
-                    break;
-                }
-            }
-            Err(e) => {
-                print_error(e.code(), &e.to_string());
-                status = ExitCode::from(exit_status(e.code()));
-                break;
-            }
+        if let Err(code) = run_statement(&mut session, &stmt, &mut input, &args).await {
+            status = code;
+            break;
         }
     }
     engine.shutdown();
     status
+}
+
+/// Runs one statement and prints its result; a failure is printed and
+/// becomes the exit status. A closed stdout (`| head`) ends quietly.
+async fn run_statement(
+    session: &mut Session,
+    stmt: &str,
+    input: &mut Input,
+    args: &LocalArgs,
+) -> Result<(), ExitCode> {
+    let stmt = crate::output::vertical_suffix(stmt);
+    let res = match session.execute(&stmt, input).await {
+        Ok(res) => res,
+        Err(e) => {
+            print_error(e.code(), &e.to_string());
+            return Err(ExitCode::from(exit_status(e.code())));
+        }
+    };
+    if args.common.time {
+        eprintln!("{:.3}", res.summary.elapsed.as_secs_f64());
+    }
+    if args.common.stats {
+        let s = &res.summary;
+        crate::output::print_stats(
+            s.read_rows,
+            s.read_bytes,
+            (s.granules_read, s.granules_total),
+            s.written_rows,
+            s.elapsed.as_secs_f64(),
+        );
+    }
+    if !res.has_result_set() {
+        return Ok(());
+    }
+    let fmt = match choose_format(res.format.as_deref(), args.common.format.as_deref()) {
+        Ok(f) => f,
+        Err(m) => {
+            print_error(ErrorCode::UNKNOWN_FORMAT, &m);
+            return Err(ExitCode::from(exit_status(ErrorCode::UNKNOWN_FORMAT)));
+        }
+    };
+    match print_result(fmt, res.schema.clone(), &res.batches) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => {
+            print_error(ErrorCode::CANNOT_WRITE_TO_FILE_DESCRIPTOR, &e.to_string());
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// clickhouse-local's prompt: errors are printed and the prompt goes on.
+async fn interactive(session: &mut Session, args: &LocalArgs) -> ExitCode {
+    let mut prompt = match crate::repl::Prompt::new() {
+        Ok(p) => p,
+        Err(e) => {
+            print_error(
+                ErrorCode::LOGICAL_ERROR,
+                &format!("cannot open the terminal: {e}"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    loop {
+        let text = match prompt.read_statements() {
+            crate::repl::Line::Quit => {
+                println!("Bye.");
+                return ExitCode::SUCCESS;
+            }
+            crate::repl::Line::Statements(t) => t,
+        };
+        for stmt in qh_query::split_statements(&text) {
+            let started = std::time::Instant::now();
+            if run_statement(session, &stmt, &mut None, args)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            println!(
+                "\nOk. Elapsed: {:.3} sec.\n",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
 }

@@ -9,6 +9,8 @@ mod config;
 mod drill;
 mod local;
 mod output;
+mod progress;
+mod repl;
 mod server;
 
 use std::process::ExitCode;

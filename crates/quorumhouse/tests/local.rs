@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod pty;
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_quorumhouse")
 }
@@ -520,5 +522,56 @@ fn vertical_format_and_the_backslash_g_terminator() {
     assert_eq!(
         ok(dir.path(), "SELECT 1 AS a, 'x' AS long_name\\G"),
         expected
+    );
+}
+
+/// The interactive prompt on a real terminal: a statement over two lines,
+/// `\\G`, an error that leaves the prompt usable, Ctrl-C dropping a half-typed
+/// statement, history written to the history file, `\\q`.
+#[test]
+fn interactive_prompt_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let mut cmd = Command::new(bin());
+    cmd.args(["local", "--format", "TSV", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("QUORUMHOUSE_HISTORY_FILE", &history)
+        .env("TZ", "UTC");
+    let mut t = pty::Pty::spawn(cmd);
+    t.expect(":) ");
+    t.send_line("SELECT 40 +");
+    t.expect(":-] ");
+    t.send_line("  2 AS answer;");
+    let shown = t.expect("Ok.");
+    assert!(shown.contains("\n42\n"), "{shown:?}");
+    t.expect(":) ");
+    t.send_line("SELECT 'v' AS k \\G");
+    let shown = t.expect("Ok.");
+    assert!(
+        shown.contains("Row 1:") && shown.contains("k: v"),
+        "{shown:?}"
+    );
+    t.expect(":) ");
+    t.send_line("SELECT nosuchcolumn;");
+    let shown = t.expect(":) ");
+    assert!(shown.contains("Code: 47."), "{shown:?}");
+    t.send_line("SELECT 'half typed'");
+    t.expect(":-] ");
+    t.send_control(0x03);
+    t.expect(":) ");
+    t.send_line("SELECT 7;");
+    let shown = t.expect("Ok.");
+    assert!(
+        shown.contains("\n7\n") && !shown.contains("half typed\n"),
+        "{shown:?}"
+    );
+    t.expect(":) ");
+    t.send_line("\\q");
+    t.expect("Bye.");
+    assert_eq!(t.wait(), Some(0));
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        saved.contains("SELECT 40 +") && saved.contains("SELECT 7;"),
+        "{saved}"
     );
 }

@@ -6,7 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use qh_client::{Client, ClientError};
+use qh_client::{Client, ClientError, QueryOptions};
+
+mod pty;
 
 struct Node {
     child: Child,
@@ -384,4 +386,223 @@ async fn the_python_example_queries_a_node() {
     );
     assert!(text.contains("rows: 1000 sum: 499500"), "{text}");
     assert!(text.contains("error code: 60 UNKNOWN_TABLE"), "{text}");
+}
+
+/// Polls `system.processes` (bounded) until `present` holds for `query_id`.
+async fn wait_listed(c: &mut Client, query_id: &str, present: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = c
+            .query("SELECT query_id FROM system.processes")
+            .await
+            .unwrap();
+        if text(&out).lines().any(|l| l == query_id) == present {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{query_id} still {} system.processes",
+            if present { "missing from" } else { "in" }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A statement that runs until stopped (system.numbers never ends and no
+/// row matches).
+const ENDLESS: &str = "SELECT count() FROM system.numbers WHERE number % 1000 = 1001";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_statements_are_listed_and_cancelled_by_query_id() {
+    let node = Node::start().await;
+    let mut watcher = node.client().await;
+
+    // Cancelled by id from another connection (the client library's cancel).
+    let mut a = node.client().await;
+    let run = tokio::spawn(async move {
+        a.query_with(ENDLESS, QueryOptions::new().query_id("endless-1"))
+            .await
+    });
+    wait_listed(&mut watcher, "endless-1", true).await;
+    let dup = watcher
+        .query_with("SELECT 1", QueryOptions::new().query_id("endless-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), 216, "{dup}");
+    assert_eq!(dup.name(), "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING");
+    assert!(watcher.cancel("endless-1").await.unwrap());
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), 394, "{err}");
+    wait_listed(&mut watcher, "endless-1", false).await;
+    assert!(!watcher.cancel("endless-1").await.unwrap());
+
+    // KILL QUERY in SQL, with TEST only listing and ASYNC stopping.
+    let mut b = node.client().await;
+    let run = tokio::spawn(async move {
+        b.query_with(ENDLESS, QueryOptions::new().query_id("endless-2"))
+            .await
+    });
+    wait_listed(&mut watcher, "endless-2", true).await;
+    let out = watcher
+        .query("KILL QUERY WHERE query_id = 'endless-2' TEST")
+        .await
+        .unwrap();
+    assert!(
+        text(&out).starts_with("waiting\tendless-2\tdefault\t"),
+        "{}",
+        text(&out)
+    );
+    wait_listed(&mut watcher, "endless-2", true).await;
+    watcher
+        .query("KILL QUERY WHERE query LIKE '%system.numbers%' AND query_id = 'endless-2'")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), 394, "{err}");
+
+    // A client that drops its call stops the statement on the server.
+    let mut d = node.client().await;
+    let run = tokio::spawn(async move {
+        d.query_with(ENDLESS, QueryOptions::new().query_id("endless-3"))
+            .await
+    });
+    wait_listed(&mut watcher, "endless-3", true).await;
+    run.abort();
+    wait_listed(&mut watcher, "endless-3", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arrow_batches_insert_and_stream_back() {
+    use datafusion::arrow::array::{Int32Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let node = Node::start().await;
+    let mut c = node.client().await;
+    c.query(
+        "CREATE TABLE t (id UInt64, name String, score Float64 DEFAULT 1.5) \
+         ENGINE = MergeTree ORDER BY id",
+    )
+    .await
+    .unwrap();
+    // Int32 ids are cast to UInt64; `score` is missing and gets its default.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("id", DataType::Int32, false),
+    ]));
+    let batches: Vec<RecordBatch> = (0..3)
+        .map(|k| {
+            let ids: Vec<i32> = (k * 1000..(k + 1) * 1000).collect();
+            let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from(names)),
+                    Arc::new(Int32Array::from(ids)),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let summary = c
+        .insert_batches("t", &batches, QueryOptions::new().query_id("arrow-load"))
+        .await
+        .unwrap();
+    assert_eq!(summary.written_rows, 3000);
+    assert_eq!(summary.query_id, "arrow-load");
+    let out = c
+        .query("SELECT count(), sum(id), max(name), sum(score) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(text(&out), "3000\t4498500\tn999\t4500\n");
+
+    // Streamed back batch by batch.
+    let mut rows = c
+        .query_stream("SELECT id FROM t ORDER BY id", QueryOptions::new())
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(b) = rows.next_batch().await.unwrap() {
+        n += b.num_rows();
+    }
+    assert_eq!(n, 3000);
+    assert!(rows.summary().is_some());
+    assert_eq!(rows.schema().unwrap().field(0).name(), "id");
+
+    // Garbage in ArrowStream is a clear error and writes nothing.
+    let err = c
+        .insert_bytes("INSERT INTO t FORMAT ArrowStream", b"not arrow".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 27, "{err}");
+    let out = c.query("SELECT count() FROM t").await.unwrap();
+    assert_eq!(text(&out), "3000\n");
+}
+
+/// clickhouse-client's habits on a real terminal: a multi-line statement,
+/// a pretty table by default, Ctrl-C cancelling a running statement (on the
+/// server too) and returning to the prompt, `\\q`.
+#[tokio::test(flavor = "multi_thread")]
+async fn interactive_client_runs_and_cancels_statements() {
+    let node = Node::start().await;
+    let mut watcher = node.client().await;
+    let port = node.endpoint.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorumhouse"));
+    cmd.args(["client", "--port", &port])
+        .env("QUORUMHOUSE_HISTORY_FILE", dir.path().join("history"));
+    let mut t = pty::Pty::spawn(cmd);
+    t.expect(":) ");
+    t.send_line("SELECT number * 2 AS doubled");
+    t.expect(":-] ");
+    t.send_line("FROM numbers(3) ORDER BY doubled;");
+    let shown = t.expect("Ok.");
+    // Pretty on a terminal: a framed table with the column name.
+    assert!(
+        shown.contains("doubled") && shown.contains("4"),
+        "{shown:?}"
+    );
+    t.expect(":) ");
+    t.send_line(&format!("{ENDLESS};"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = watcher
+            .query("SELECT count() FROM system.processes WHERE query LIKE '%number % 1000%'")
+            .await
+            .unwrap();
+        // The watcher's own statement matches too.
+        if text(&out) == "2\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the statement never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.send_control(0x03);
+    t.expect("Query was cancelled.");
+    t.expect(":) ");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = watcher
+            .query("SELECT count() FROM system.processes WHERE query LIKE '%number % 1000%'")
+            .await
+            .unwrap();
+        if text(&out) == "1\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept running the cancelled statement"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.send_line("\\q");
+    t.expect("Bye.");
+    assert_eq!(t.wait(), Some(0));
 }

@@ -139,7 +139,11 @@ async fn run(
     let default_format = params.get("default_format").cloned();
     let statements = qh_query::split_statements(&sql);
     let mut body = String::new();
+    let mut query_id = String::new();
     for stmt in statements {
+        if let Some(id) = params.get("query_id") {
+            session.set_query_id(id);
+        }
         let res = session
             .execute(&stmt, &mut input)
             .instrument(info_span!("http_query"))
@@ -148,6 +152,7 @@ async fn run(
             Ok(r) => {
                 s.metrics
                     .record(true, r.summary.read_rows, r.summary.written_rows);
+                query_id = r.summary.query_id.clone();
                 r
             }
             Err(e) => {
@@ -177,5 +182,9 @@ async fn run(
         }
         body.push_str(&w.finish());
     }
-    body.into_response()
+    let mut r = body.into_response();
+    if let Ok(v) = HeaderValue::from_str(&query_id) {
+        r.headers_mut().insert("X-ClickHouse-Query-Id", v);
+    }
+    r
 }

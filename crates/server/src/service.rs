@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,6 @@ pub struct QueryServiceImpl {
     metrics: Arc<crate::metrics::Metrics>,
     node_id: u32,
     sessions: parking_lot::Mutex<HashMap<String, SessionSlot>>,
-    next_query: AtomicU64,
 }
 
 impl QueryServiceImpl {
@@ -45,7 +44,6 @@ impl QueryServiceImpl {
             metrics,
             node_id,
             sessions: parking_lot::Mutex::new(HashMap::new()),
-            next_query: AtomicU64::new(1),
         }
     }
 
@@ -99,15 +97,6 @@ impl QueryService for QueryServiceImpl {
             Some(Err(e)) => return Err(e),
             None => return Err(Status::invalid_argument("empty request stream")),
         };
-        let query_id = if start.query_id.is_empty() {
-            format!(
-                "{}-{}",
-                self.node_id,
-                self.next_query.fetch_add(1, Ordering::Relaxed)
-            )
-        } else {
-            start.query_id.clone()
-        };
         let session = self.session(&start.session_id);
         let mut input: Input = None;
         if start.has_input {
@@ -133,7 +122,7 @@ impl QueryService for QueryServiceImpl {
             input = Some(Box::new(ChannelReader::new(rx)));
         }
         let (out_tx, out_rx) = mpsc::channel::<Result<QueryResponse, Status>>(8);
-        let span = info_span!("grpc_query", query_id = %query_id);
+        let span = info_span!("grpc_query", query_id = %start.query_id);
         let metrics = Arc::clone(&self.metrics);
         tokio::spawn(
             async move {
@@ -182,7 +171,16 @@ impl QueryService for QueryServiceImpl {
                         }
                     }
                 });
-                let result = s.execute(&start.sql, &mut input).await;
+                s.set_query_id(&start.query_id);
+                // A client that goes away cancels its statement (the
+                // execute future is dropped, which stops it).
+                let result = tokio::select! {
+                    r = s.execute(&start.sql, &mut input) => r,
+                    _ = out_tx.closed() => Err(qh_query::QueryError::other(
+                        ErrorCode::QUERY_WAS_CANCELLED,
+                        "Query was cancelled: the client disconnected",
+                    )),
+                };
                 ticker.abort();
                 match &result {
                     Ok(r) => metrics.record(true, r.summary.read_rows, r.summary.written_rows),
@@ -245,7 +243,7 @@ impl QueryService for QueryServiceImpl {
                 }
                 let s = &res.summary;
                 let summary = Summary {
-                    query_id,
+                    query_id: s.query_id.clone(),
                     read_rows: s.read_rows,
                     read_bytes: s.read_bytes,
                     written_rows: s.written_rows,
