@@ -116,6 +116,16 @@ pub enum LogEntry {
     AlterMetadata { version: u64, create_sql: String },
 }
 
+/// A node's place in the cluster an `ON CLUSTER` statement names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DdlHost {
+    pub node: NodeId,
+    /// 1-based, as `system.clusters.shard_num`.
+    pub shard: u32,
+    /// 1-based within the shard, as `system.clusters.replica_num`.
+    pub replica: u32,
+}
+
 /// One state change inside a transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -235,6 +245,15 @@ pub enum Op {
         /// Database unqualified names in `query` refer to.
         #[serde(default)]
         database: String,
+        /// The cluster named by `ON CLUSTER` (the `{cluster}` macro).
+        #[serde(default)]
+        cluster: String,
+        /// The nodes that run it, with their place in the cluster (the
+        /// `{shard}` macro); empty (tasks from before clusters existed):
+        /// every voter. A list, not a map: an internally tagged enum cannot
+        /// read integer map keys back from JSON.
+        #[serde(default)]
+        hosts: Vec<DdlHost>,
     },
     FinishDdl {
         seq: u64,

@@ -31,7 +31,8 @@ mod state_machine;
 
 pub use client::MetaClient;
 pub use command::{
-    Batch, BatchResponse, Check, CommittedPart, LogEntry, NewPart, Op, OpResult, Request, Response,
+    Batch, BatchResponse, Check, CommittedPart, DdlHost, LogEntry, NewPart, Op, OpResult, Request,
+    Response,
 };
 pub use coordinator::{Coordinator, CoordinatorConfig, LeaseStatus, NodeStatus};
 pub use error::MetaError;

@@ -99,9 +99,22 @@ pub struct DdlTask {
     pub initiator: NodeId,
     #[serde(default)]
     pub database: String,
+    /// See `Op::EnqueueDdl`: the cluster and the nodes that run the task
+    /// (empty: every voter).
+    #[serde(default)]
+    pub cluster: String,
+    #[serde(default)]
+    pub hosts: Vec<crate::command::DdlHost>,
     pub created_ms: u64,
     /// Node id → error text ("" when it succeeded).
     pub finished: BTreeMap<NodeId, String>,
+}
+
+impl DdlTask {
+    /// This node's place in the task's cluster, when the task names it.
+    pub fn place(&self, node: NodeId) -> Option<crate::command::DdlHost> {
+        self.hosts.iter().find(|h| h.node == node).copied()
+    }
 }
 
 /// Everything the coordinator stores. Keys of the per-table maps are
@@ -600,6 +613,8 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
             query,
             initiator,
             database,
+            cluster,
+            hosts,
         } => {
             let seq = tx.s.next_ddl + 1;
             tx.set_next_ddl(seq);
@@ -607,6 +622,8 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> Result<OpResult, String> {
                 query: query.clone(),
                 initiator: *initiator,
                 database: database.clone(),
+                cluster: cluster.clone(),
+                hosts: hosts.clone(),
                 created_ms: now_ms,
                 finished: BTreeMap::new(),
             };
@@ -1577,6 +1594,12 @@ mod tests {
                 query: "q".into(),
                 initiator: 1,
                 database: "db".into(),
+                cluster: "c".into(),
+                hosts: vec![crate::command::DdlHost {
+                    node: 1,
+                    shard: 1,
+                    replica: 1,
+                }],
             }),
         ]
     }

@@ -1,6 +1,7 @@
 //! The single-node engine and its sessions: executes one statement at a
 //! time against the catalog, DataFusion and the input formats.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -52,6 +53,8 @@ pub struct EngineOptions {
     pub replication: Option<qh_replication::ReplicationConfig>,
     /// Settings every session starts with (the config's default profile).
     pub default_settings: Settings,
+    /// Clusters the config defines (beside `default` and `sharded`).
+    pub clusters: crate::clusters::Clusters,
 }
 
 impl Default for EngineOptions {
@@ -64,6 +67,7 @@ impl Default for EngineOptions {
             coordinator: None,
             replication: None,
             default_settings: Settings::new(),
+            clusters: Default::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Engine {
     replication: Option<Arc<Replication>>,
     default_settings: Settings,
     processes: Arc<crate::processes::ProcessList>,
+    clusters: crate::clusters::Clusters,
 }
 
 impl std::fmt::Debug for Engine {
@@ -179,6 +184,7 @@ impl Engine {
             replication,
             default_settings: opts.default_settings,
             processes: Arc::default(),
+            clusters: opts.clusters,
         }))
     }
 
@@ -205,6 +211,22 @@ impl Engine {
         &self.catalog
     }
 
+    /// Every cluster (`system.clusters`, `ON CLUSTER`) over the coordinator's
+    /// current voters; none without a coordinator.
+    pub fn clusters(&self) -> BTreeMap<String, crate::clusters::Layout> {
+        match &self.coordinator {
+            Some(c) => {
+                let voters: Vec<u64> = c.status().voters.keys().copied().collect();
+                self.clusters.all(&voters)
+            }
+            None => BTreeMap::new(),
+        }
+    }
+
+    pub fn cluster_config(&self) -> &crate::clusters::Clusters {
+        &self.clusters
+    }
+
     /// The statements running on this node (`system.processes`).
     pub fn processes(&self) -> &Arc<crate::processes::ProcessList> {
         &self.processes
@@ -221,6 +243,7 @@ impl Engine {
             database: "default".into(),
             progress: Arc::new(QueryStats::default()),
             next_query_id: String::new(),
+            macro_context: BTreeMap::new(),
         }
     }
 
@@ -247,6 +270,8 @@ pub struct Session {
     progress: Arc<QueryStats>,
     /// The id the next statement runs under (empty: a fresh one).
     next_query_id: String,
+    /// Macros an `ON CLUSTER` task brings (`{cluster}`, `{shard}`).
+    macro_context: BTreeMap<String, String>,
 }
 
 pub(crate) fn result_of(
@@ -327,6 +352,12 @@ impl Session {
             "statement done"
         );
         Ok(res)
+    }
+
+    /// Macros for the statements of this session beyond the node's own: the
+    /// DDL worker sets `{cluster}` and the node's `{shard}` in it.
+    pub fn set_macro_context(&mut self, macros: BTreeMap<String, String>) {
+        self.macro_context = macros;
     }
 
     /// Runs the next statement under this id (clickhouse-client's
@@ -534,11 +565,20 @@ impl Session {
                         .engine
                         .replication_for(&format!("Engine {}", ct.engine))?;
                     params.path = repl
-                        .expand_macros(&params.path_template, &db, &ct.table.name)?
+                        .expand_macros(
+                            &params.path_template,
+                            &db,
+                            &ct.table.name,
+                            &self.macro_context,
+                        )?
                         .trim_end_matches('/')
                         .to_string();
-                    params.replica =
-                        repl.expand_macros(&params.replica_template, &db, &ct.table.name)?;
+                    params.replica = repl.expand_macros(
+                        &params.replica_template,
+                        &db,
+                        &ct.table.name,
+                        &self.macro_context,
+                    )?;
                     repl.register(&meta).await?;
                 }
                 let table = cat.create_table(meta, ct.if_not_exists)?;
@@ -929,6 +969,7 @@ impl Session {
             coordinator: self.engine.coordinator.clone(),
             replication: self.engine.replication.clone(),
             processes: Arc::clone(&self.engine.processes),
+            cluster_config: self.engine.clusters.clone(),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));

@@ -9,6 +9,7 @@
 //! **Architecture Invariant:** this crate does no network I/O; the server and
 //! the `local` command both drive a [`Session`].
 
+pub mod clusters;
 pub mod ddl;
 pub mod engine;
 pub mod error;

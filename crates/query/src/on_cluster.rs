@@ -1,10 +1,11 @@
 //! `CREATE|DROP|ALTER|TRUNCATE ... ON CLUSTER c` DDL. The initiator puts the
-//! query (without the clause) into the coordinator's DDL queue and waits until
-//! every coordinator voter ran it; each node's [`run_ddl_worker`] executes
-//! the queue in order, at least once, and records its outcome in the
-//! coordinator. A node that joins later replays the queue from the start.
+//! query (without the clause) into the coordinator's DDL queue with the nodes
+//! of cluster `c` (see [`crate::clusters`]) and waits until each ran it; each
+//! node's [`run_ddl_worker`] executes the tasks naming it in order, at least
+//! once, with `{cluster}` and its `{shard}` in `c` as macros, and records its
+//! outcome in the coordinator. A node that joins later replays the queue.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,10 +65,19 @@ impl Session {
             .settings()
             .get_u64("distributed_ddl_task_timeout", 180)
             .map_err(QueryError::BadArguments)?;
+        let layout = self.engine().clusters().remove(cluster).ok_or_else(|| {
+            QueryError::other(
+                ErrorCode::CLUSTER_DOESNT_EXIST,
+                format!("Requested cluster '{cluster}' not found"),
+            )
+        })?;
+        let hosts = crate::clusters::hosts(&layout);
         let op = Op::EnqueueDdl {
             query: local_sql,
             initiator: coordinator.node_id(),
             database: self.database().to_string(),
+            cluster: cluster.to_string(),
+            hosts: hosts.clone(),
         };
         let seq = match coordinator
             .write(Request::op(op))
@@ -90,7 +100,7 @@ impl Session {
                 ))
             }
         };
-        let hosts: BTreeSet<u64> = coordinator.status().voters.keys().copied().collect();
+        let hosts: BTreeSet<u64> = hosts.iter().map(|h| h.node).collect();
         let deadline = Instant::now() + Duration::from_secs(timeout);
         let mut applied = coordinator.subscribe();
         let finished = loop {
@@ -182,12 +192,31 @@ pub async fn run_ddl_worker(
                 .collect()
         });
         for (seq, task) in pending {
-            if !task.finished.contains_key(&me) {
+            // Tasks of a cluster this node is not in are not its to run; a
+            // node that joined a membership-following cluster later runs
+            // them in its current place.
+            let place = task.place(me).or_else(|| {
+                if !engine.cluster_config().follows_membership(&task.cluster) {
+                    return None;
+                }
+                let layout = engine.clusters().remove(&task.cluster)?;
+                crate::clusters::hosts(&layout)
+                    .into_iter()
+                    .find(|h| h.node == me)
+            });
+            let mine = task.hosts.is_empty() || place.is_some();
+            if mine && !task.finished.contains_key(&me) {
                 let span = tracing::info_span!("ddl_task", seq, query = %task.query);
                 let _enter = span.enter();
                 let mut session = engine.session();
                 if !task.database.is_empty() {
                     session.set_database(&task.database);
+                }
+                if let Some(place) = place {
+                    session.set_macro_context(BTreeMap::from([
+                        ("cluster".to_string(), task.cluster.clone()),
+                        ("shard".to_string(), place.shard.to_string()),
+                    ]));
                 }
                 let error = match session.execute(&task.query, &mut None).await {
                     Ok(_) => None,

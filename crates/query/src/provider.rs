@@ -89,6 +89,7 @@ pub struct QueryContext {
     pub coordinator: Option<Arc<qh_meta::Coordinator>>,
     pub replication: Option<Arc<qh_replication::Replication>>,
     pub processes: Arc<crate::processes::ProcessList>,
+    pub cluster_config: crate::clusters::Clusters,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

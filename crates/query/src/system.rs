@@ -23,6 +23,8 @@ pub const TABLES: &[&str] = &[
     "replication_queue",
     "quorum_inserts",
     "processes",
+    "clusters",
+    "macros",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -71,6 +73,26 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
         "replicas" => replicas_table(ctx),
         "replication_queue" => replication_queue_table(ctx),
         "quorum_inserts" => quorum_inserts_table(ctx),
+        "clusters" => clusters_table(ctx),
+        "macros" => {
+            let macros: Vec<(String, String)> = ctx
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.macros()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            mem(
+                vec![("macro", DataType::Utf8), ("substitution", DataType::Utf8)],
+                vec![
+                    s(macros.iter().map(|m| m.0.clone()).collect()),
+                    s(macros.iter().map(|m| m.1.clone()).collect()),
+                ],
+            )
+        }
         "processes" => {
             let ps = ctx.processes.snapshot();
             mem(
@@ -474,6 +496,70 @@ fn quorum_inserts_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProv
             s(replicas),
             u64s(started),
             u64s(deadline),
+        ],
+    )
+}
+
+/// `system.clusters`: one row per (cluster, shard, replica).
+fn clusters_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let (status, leases) = match &ctx.coordinator {
+        Some(c) => (Some(c.status()), c.status().leases),
+        None => (None, Vec::new()),
+    };
+    let voters: Vec<u64> = status
+        .as_ref()
+        .map(|s| s.voters.keys().copied().collect())
+        .unwrap_or_default();
+    let me = ctx.coordinator.as_ref().map(|c| c.node_id());
+    let (mut cluster, mut shard, mut replica, mut node_id) = (vec![], vec![], vec![], vec![]);
+    let (mut host, mut address) = (Vec::<String>::new(), Vec::<String>::new());
+    let (mut weight, mut local, mut active) = (vec![], vec![], vec![]);
+    let layouts = if ctx.coordinator.is_some() {
+        ctx.cluster_config.all(&voters)
+    } else {
+        Default::default()
+    };
+    for (name, layout) in layouts {
+        for (si, replicas) in layout.iter().enumerate() {
+            for (ri, node) in replicas.iter().enumerate() {
+                let addr = status
+                    .as_ref()
+                    .and_then(|s| s.voters.get(node).cloned())
+                    .unwrap_or_default();
+                cluster.push(name.clone());
+                shard.push(si as u64 + 1);
+                replica.push(ri as u64 + 1);
+                node_id.push(*node);
+                host.push(format!("node{node}"));
+                address.push(addr);
+                weight.push(1u64);
+                local.push((Some(*node) == me) as u8);
+                active.push(leases.iter().any(|l| l.node_id == *node && l.is_active) as u8);
+            }
+        }
+    }
+    mem(
+        vec![
+            ("cluster", DataType::Utf8),
+            ("shard_num", DataType::UInt64),
+            ("shard_weight", DataType::UInt64),
+            ("replica_num", DataType::UInt64),
+            ("node_id", DataType::UInt64),
+            ("host_name", DataType::Utf8),
+            ("host_address", DataType::Utf8),
+            ("is_local", DataType::UInt8),
+            ("is_active", DataType::UInt8),
+        ],
+        vec![
+            s(cluster),
+            u64s(shard),
+            u64s(weight),
+            u64s(replica),
+            u64s(node_id),
+            s(host),
+            s(address),
+            u8s(local),
+            u8s(active),
         ],
     )
 }

@@ -6,6 +6,7 @@
 //! naming it. `quorumhouse server --print-default-config` prints every option
 //! with its default.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use qh_types::Settings;
@@ -115,8 +116,8 @@ const OPTIONS: &[ConfigOption] = &[
     ),
     opt(
         "shard",
-        "1",
-        "The {shard} macro of Replicated* engines.",
+        "",
+        "The {shard} macro of Replicated* engines (empty: the node's shard in the cluster an ON CLUSTER statement names, else 1).",
         false,
     ),
 ];
@@ -140,18 +141,37 @@ pub fn default_config() -> String {
          [profiles.default]\n\
          # insert_quorum = 2\n\
          # insert_quorum_timeout = 600000\n\
-         # select_sequential_consistency = 0\n",
+         # select_sequential_consistency = 0\n\n\
+         # More {name} macros for engine arguments (shard and replica above).\n\
+         [macros]\n\
+         # layer = \"prod\"\n\n\
+         # Clusters for ON CLUSTER and system.clusters: shards of replicas, by node id.\n\
+         # `default` (one shard of every node) and `sharded` (every node a shard)\n\
+         # exist without configuration and follow the membership.\n\
+         # [clusters.two_shards]\n\
+         # shards = [[1, 2], [3]]\n",
     );
     out
 }
 
+/// What a config file holds beside the server options.
+#[derive(Debug, Default, PartialEq)]
+pub struct NodeConfig {
+    /// `[profiles.default]`: settings every session starts with.
+    pub profile: Settings,
+    /// `[macros]`.
+    pub macros: BTreeMap<String, String>,
+    /// `[clusters.<name>] shards = [[node ids]]`.
+    pub clusters: BTreeMap<String, Vec<Vec<u64>>>,
+}
+
 /// Reads `path` into `args` (options not given as flags, per `given`) and
-/// returns the default profile's settings.
+/// returns the rest: profile, macros, clusters.
 pub fn apply(
     path: &Path,
     args: &mut ServerArgs,
     given: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<Settings> {
+) -> anyhow::Result<NodeConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
     apply_text(&text, &path.display().to_string(), args, given)
@@ -162,12 +182,35 @@ fn apply_text(
     name: &str,
     args: &mut ServerArgs,
     given: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<Settings> {
+) -> anyhow::Result<NodeConfig> {
     let doc: DocumentMut = text
         .parse()
         .map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
     let mut profile = Settings::new();
+    let mut macros = BTreeMap::new();
+    let mut clusters = BTreeMap::new();
     for (key, item) in doc.iter() {
+        if key == "macros" {
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| anyhow::anyhow!("config {name}: `macros` must be a table"))?;
+            for (k, v) in table.iter() {
+                let value = scalar(v).ok_or_else(|| {
+                    anyhow::anyhow!("config {name}: macro `{k}` must be a string or number")
+                })?;
+                macros.insert(k.to_string(), value);
+            }
+            continue;
+        }
+        if key == "clusters" {
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| anyhow::anyhow!("config {name}: `clusters` must be a table"))?;
+            for (cname, c) in table.iter() {
+                clusters.insert(cname.to_string(), cluster_layout(name, cname, c)?);
+            }
+            continue;
+        }
         if key == "profiles" {
             let table = item
                 .as_table_like()
@@ -209,7 +252,54 @@ fn apply_text(
         }
         set(args, key, &value).map_err(|e| anyhow::anyhow!("config {name}: `{key}`: {e}"))?;
     }
-    Ok(profile)
+    Ok(NodeConfig {
+        profile,
+        macros,
+        clusters,
+    })
+}
+
+/// `[clusters.<cname>] shards = [[1, 2], [3]]`: shards of node ids.
+fn cluster_layout(name: &str, cname: &str, item: &Item) -> anyhow::Result<Vec<Vec<u64>>> {
+    let bad = || {
+        anyhow::anyhow!(
+            "config {name}: cluster `{cname}` needs `shards = [[node ids], ...]`, e.g. [[1, 2], [3]]"
+        )
+    };
+    let table = item.as_table_like().ok_or_else(bad)?;
+    for (k, _) in table.iter() {
+        if k != "shards" {
+            anyhow::bail!("config {name}: cluster `{cname}`: unknown key `{k}` (known: shards)");
+        }
+    }
+    let shards = table
+        .get("shards")
+        .and_then(|s| s.as_array())
+        .ok_or_else(bad)?;
+    let mut out = Vec::new();
+    for shard in shards.iter() {
+        let replicas = shard.as_array().ok_or_else(bad)?;
+        let mut ids = Vec::new();
+        for r in replicas.iter() {
+            match r.as_integer() {
+                Some(id) if id >= 1 => ids.push(id as u64),
+                Some(id) => anyhow::bail!(
+                    "config {name}: cluster `{cname}`: node ids are integers from 1, not {id}"
+                ),
+                None => {
+                    anyhow::bail!("config {name}: cluster `{cname}`: node ids are integers from 1")
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Err(bad());
+        }
+        out.push(ids);
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 fn scalar(item: &Item) -> Option<String> {
@@ -248,7 +338,7 @@ fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
         "lease_ttl_ms" => a.lease_ttl_ms = num(v)?,
         "coordinator_write_timeout_ms" => a.coordinator_write_timeout_ms = num(v)?,
         "replica" => a.replica = opt(v),
-        "shard" => a.shard = v.to_string(),
+        "shard" => a.shard = opt(v),
         other => anyhow::bail!("no such option {other}"),
     }
     Ok(())
@@ -279,9 +369,9 @@ mod tests {
     #[test]
     fn the_default_config_parses_to_the_flag_defaults() {
         let mut a = defaults();
-        let profile = apply_text(&default_config(), "default", &mut a, &|_| false).unwrap();
+        let extra = apply_text(&default_config(), "default", &mut a, &|_| false).unwrap();
         assert_eq!(format!("{a:?}"), format!("{:?}", defaults()));
-        assert_eq!(profile, Settings::new());
+        assert_eq!(extra, NodeConfig::default());
         // Every option is documented in docs/configuration.md.
         let doc = include_str!("../../../docs/configuration.md");
         for o in OPTIONS {
@@ -322,10 +412,32 @@ mod tests {
     #[test]
     fn options_apply_unless_given_as_flags_and_typos_are_named() {
         let mut a = defaults();
-        let text = "port = 9500\nshard = \"2\"\nreplica = \"r1\"\n[profiles.default]\ninsert_quorum = 2\nselect_sequential_consistency = true\n";
-        let profile = apply_text(text, "t", &mut a, &|k| k == "shard").unwrap();
+        let text = "port = 9500\nshard = \"2\"\nreplica = \"r1\"\n[profiles.default]\ninsert_quorum = 2\nselect_sequential_consistency = true\n[macros]\nlayer = \"prod\"\n[clusters.two]\nshards = [[1, 2], [3]]\n";
+        let extra = apply_text(text, "t", &mut a, &|k| k == "shard").unwrap();
+        let profile = extra.profile;
         assert_eq!(a.port, 9500);
-        assert_eq!(a.shard, "1", "the flag wins");
+        assert_eq!(a.shard, None, "the flag wins");
+        assert_eq!(extra.macros["layer"], "prod");
+        assert_eq!(extra.clusters["two"], vec![vec![1, 2], vec![3]]);
+        let e = apply_text(
+            "[clusters.c]\nshards = [[0]]\n",
+            "t",
+            &mut defaults(),
+            &|_| false,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("node ids are integers from 1"),
+            "{e}"
+        );
+        let e = apply_text(
+            "[clusters.c]\nshard = [[1]]\n",
+            "t",
+            &mut defaults(),
+            &|_| false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown key `shard`"), "{e}");
         assert_eq!(a.replica.as_deref(), Some("r1"));
         assert_eq!(profile.get("insert_quorum"), Some("2"));
         assert_eq!(profile.get("select_sequential_consistency"), Some("1"));

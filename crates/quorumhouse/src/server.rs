@@ -57,9 +57,10 @@ pub struct ServerArgs {
     /// The `{replica}` macro of Replicated* engines (default `node<id>`).
     #[arg(long)]
     pub replica: Option<String>,
-    /// The `{shard}` macro of Replicated* engines.
-    #[arg(long, default_value = "1")]
-    pub shard: String,
+    /// The `{shard}` macro of Replicated* engines (default: the node's shard
+    /// in the cluster an ON CLUSTER statement names, else 1).
+    #[arg(long)]
+    pub shard: Option<String>,
     /// Take the node id from the host name's trailing `-<ordinal>` plus one
     /// (a Kubernetes StatefulSet pod `quorumhouse-0` is node 1).
     #[arg(long)]
@@ -137,9 +138,9 @@ async fn shutdown_signal() {
 }
 
 async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
-    let profile = match args.config.clone() {
+    let node_config = match args.config.clone() {
         Some(path) => crate::config::apply(&path, &mut args, &crate::config::flag_given)?,
-        None => qh_types::Settings::new(),
+        None => crate::config::NodeConfig::default(),
     };
     if args.node_id_from_hostname {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -188,16 +189,18 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     let coordinator = qh_meta::Coordinator::start(cfg).await?;
     let mut replication =
         qh_replication::ReplicationConfig::new(u64::from(args.node_id), advertise);
+    replication.macros.extend(node_config.macros);
     if let Some(r) = &args.replica {
         replication.macros.insert("replica".into(), r.clone());
     }
-    replication
-        .macros
-        .insert("shard".into(), args.shard.clone());
+    if let Some(s) = &args.shard {
+        replication.macros.insert("shard".into(), s.clone());
+    }
     let opts = EngineOptions {
         coordinator: Some(coordinator.clone()),
         replication: Some(replication),
-        default_settings: profile,
+        default_settings: node_config.profile,
+        clusters: qh_query::clusters::Clusters::new(node_config.clusters),
         ..EngineOptions::default()
     };
     let engine = Engine::open(&args.data_dir, opts)

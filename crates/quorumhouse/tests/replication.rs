@@ -602,3 +602,102 @@ async fn a_part_nobody_can_send_does_not_wedge_the_queue() {
     .unwrap();
     ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
 }
+
+/// The built-in clusters: `default` (one shard of every node) and `sharded`
+/// (every node its own shard). `{shard}` follows the cluster an ON CLUSTER
+/// statement names, so the same engine arguments give one replicated table
+/// or three independent shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_and_sharded_clusters_place_shard_macros() {
+    let c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    let layout = ok(
+        &c,
+        2,
+        "SELECT cluster, shard_num, replica_num, node_id, is_local FROM system.clusters \
+         ORDER BY cluster, shard_num, replica_num",
+    )
+    .await;
+    assert_eq!(
+        layout,
+        "default\t1\t1\t1\t0\ndefault\t1\t2\t2\t1\ndefault\t1\t3\t3\t0\n\
+         sharded\t1\t1\t1\t0\nsharded\t2\t1\t2\t1\nsharded\t3\t1\t3\t0\n"
+    );
+    assert_eq!(
+        ok(&c, 3, "SELECT macro, substitution FROM system.macros").await,
+        "replica\tnode3\n"
+    );
+
+    // ON CLUSTER sharded: three shards, one replica each.
+    let out = ok(
+        &c,
+        1,
+        "CREATE TABLE s ON CLUSTER sharded (id UInt64) \
+         ENGINE = ReplicatedMergeTree('/tables/{cluster}/{shard}/s', '{replica}') ORDER BY id",
+    )
+    .await;
+    assert_eq!(out.lines().count(), 3, "{out}");
+    for n in c.all() {
+        assert_eq!(
+            ok(
+                &c,
+                n,
+                "SELECT zookeeper_path, total_replicas FROM system.replicas WHERE table = 's'"
+            )
+            .await,
+            format!("/tables/sharded/{n}/s\t1\n")
+        );
+    }
+    // Node 1's shard has one replica: a quorum of two cannot be met...
+    let err = sql(&c, 1, "INSERT INTO s SETTINGS insert_quorum = 2 VALUES (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 285, "{err}");
+    // ...and rows stay in the shard they were written to.
+    ok(&c, 1, "INSERT INTO s VALUES (1), (2)").await;
+    ok(&c, 2, "INSERT INTO s VALUES (3)").await;
+    assert_eq!(ok(&c, 1, "SELECT count() FROM s").await, "2\n");
+    assert_eq!(ok(&c, 2, "SELECT count() FROM s").await, "1\n");
+    assert_eq!(ok(&c, 3, "SELECT count() FROM s").await, "0\n");
+
+    // ON CLUSTER default: the same arguments make one shard of three replicas.
+    ok(
+        &c,
+        3,
+        "CREATE TABLE d ON CLUSTER default (id UInt64) \
+         ENGINE = ReplicatedMergeTree('/tables/{cluster}/{shard}/d', '{replica}') ORDER BY id",
+    )
+    .await;
+    ok(
+        &c,
+        3,
+        "INSERT INTO d SETTINGS insert_quorum = 3 VALUES (1), (2), (3)",
+    )
+    .await;
+    for n in c.all() {
+        assert_eq!(
+            ok(
+                &c,
+                n,
+                "SELECT zookeeper_path, total_replicas FROM system.replicas WHERE table = 'd'"
+            )
+            .await,
+            "/tables/default/1/d\t3\n"
+        );
+        assert_eq!(ok(&c, n, "SELECT count() FROM d").await, "3\n");
+    }
+
+    let err = sql(
+        &c,
+        1,
+        "CREATE TABLE x ON CLUSTER nope (id UInt64) ENGINE = Memory",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 701, "{err}");
+    assert!(
+        err.to_string()
+            .contains("Requested cluster 'nope' not found"),
+        "{err}"
+    );
+}

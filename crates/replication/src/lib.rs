@@ -43,16 +43,16 @@ pub struct ReplicationConfig {
     pub node_id: u64,
     /// Interserver address other replicas fetch parts from.
     pub address: String,
-    /// `{replica}`, `{shard}`, ... for engine arguments.
+    /// `{replica}`, `{shard}`, ... for engine arguments, as configured.
     pub macros: BTreeMap<String, String>,
 }
 
 impl ReplicationConfig {
-    /// Defaults: `{replica}` = `node<id>`, `{shard}` = `1`.
+    /// Defaults: `{replica}` = `node<id>`; `{shard}` unset, so it is the
+    /// node's shard in the cluster an `ON CLUSTER` statement names, else 1.
     pub fn new(node_id: u64, address: String) -> Self {
         let mut macros = BTreeMap::new();
         macros.insert("replica".to_string(), format!("node{node_id}"));
-        macros.insert("shard".to_string(), "1".to_string());
         ReplicationConfig {
             node_id,
             address,
@@ -119,8 +119,22 @@ impl Replication {
         &self.catalog
     }
 
-    /// Replaces `{name}` macros (and `{database}`, `{table}`) in an engine argument.
-    pub fn expand_macros(&self, template: &str, database: &str, table: &str) -> Result<String> {
+    /// The configured macros (`system.macros`).
+    pub fn macros(&self) -> &BTreeMap<String, String> {
+        &self.cfg.macros
+    }
+
+    /// Replaces `{name}` macros in an engine argument: `{database}` and
+    /// `{table}`, then the configured macros, then `context` (what an
+    /// `ON CLUSTER` statement knows: `{cluster}`, the node's `{shard}` in it);
+    /// an unset `{shard}` is 1.
+    pub fn expand_macros(
+        &self,
+        template: &str,
+        database: &str,
+        table: &str,
+        context: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let mut out = String::new();
         let mut rest = template;
         while let Some(start) = rest.find('{') {
@@ -133,11 +147,15 @@ impl Replication {
             let value = match name {
                 "database" => database.to_string(),
                 "table" => table.to_string(),
-                _ => self.cfg.macros.get(name).cloned().ok_or_else(|| {
-                    ReplicationError::BadArguments(format!(
-                        "No macro '{name}' in config while processing substitutions in '{template}'"
-                    ))
-                })?,
+                _ => match self.cfg.macros.get(name).or_else(|| context.get(name)) {
+                    Some(v) => v.clone(),
+                    None if name == "shard" => "1".to_string(),
+                    None => {
+                        return Err(ReplicationError::BadArguments(format!(
+                            "No macro '{name}' in config while processing substitutions in '{template}'"
+                        )))
+                    }
+                },
             };
             out.push_str(&value);
             rest = &after[end + 1..];
