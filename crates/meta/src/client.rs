@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use qh_proto::interserver::meta_client::MetaClient as GrpcMetaClient;
-use qh_proto::interserver::{FaultRequest, MembershipRequest, StatusRequest, WriteRequest};
+use qh_proto::interserver::{
+    ElectRequest, FaultRequest, MembershipRequest, StatusRequest, WriteRequest,
+};
 use tonic::transport::Channel;
 
 use crate::command::{Request, Response};
@@ -96,6 +98,24 @@ impl MetaClient {
             .clone()
             .set_faults(req)
             .await
+            .map_err(|s| self.connect_err(s))?;
+        Ok(())
+    }
+
+    /// Asks this node to start an election after `after` (a leader handing
+    /// off before it shuts down).
+    pub async fn elect_after(&self, after: Duration, leaving: NodeId) -> Result<(), MetaError> {
+        let req = ElectRequest {
+            after_ms: after.as_millis() as u64,
+            leaving,
+        };
+        let mut inner = self.inner.clone();
+        tokio::time::timeout(Duration::from_secs(2), inner.elect(req))
+            .await
+            .map_err(|_| MetaError::Connect {
+                addr: self.addr.clone(),
+                message: "elect timed out".into(),
+            })?
             .map_err(|s| self.connect_err(s))?;
         Ok(())
     }

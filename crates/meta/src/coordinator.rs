@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::command::{Batch, Op, Request, Response};
 use crate::error::MetaError;
@@ -206,15 +207,72 @@ impl Coordinator {
     }
 
     /// Stops the background tasks and the Raft member.
+    ///
+    /// A leader hands off first: it picks its most up-to-date follower,
+    /// stops, then asks that follower to start an election the moment the
+    /// followers' leader lease (election_timeout_max since the last
+    /// heartbeat) has run out — rather than each follower waiting out its own
+    /// randomized election timeout on top of the lease.
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         let tasks: Vec<_> = self.tasks.lock().drain(..).collect();
         for t in tasks {
             let _ = t.await;
         }
+        let successor = self.successor();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "coordinator shutdown");
         }
+        if let Some((node, addr)) = successor {
+            let lease = Duration::from_millis(self.cfg.election_timeout_ms * 2);
+            let after = lease + Duration::from_millis(20);
+            match crate::client::MetaClient::new(&addr) {
+                Ok(c) => match c.elect_after(after, self.cfg.node_id).await {
+                    Ok(()) => tracing::info!(successor = node, "leadership handed off"),
+                    Err(e) => tracing::warn!(error = %e, successor = node, "hand-off failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "hand-off failed"),
+            }
+        }
+    }
+
+    /// When this node leads: the follower with the longest matched log.
+    fn successor(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.cfg.node_id) {
+            return None;
+        }
+        let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+        let matched = m.replication?;
+        let (node, _) = matched
+            .iter()
+            .filter(|(n, _)| **n != self.cfg.node_id && voters.contains(*n))
+            .max_by_key(|(_, log)| log.map(|l| l.index))?;
+        Some((*node, self.address_of(*node)?))
+    }
+
+    /// Starts an election after `after` unless a leader other than
+    /// `leaving` is known by then (the hand-off's receiving end).
+    pub fn elect_after(&self, after: Duration, leaving: NodeId) {
+        let raft = self.raft.clone();
+        let mut stop = self.stop.subscribe();
+        let task = tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(after) => {}
+                    _ = stop.changed() => return,
+                }
+                let leader = raft.metrics().borrow().current_leader;
+                if leader.is_some_and(|l| l != leaving) {
+                    return;
+                }
+                if let Err(e) = raft.trigger().elect().await {
+                    tracing::warn!(error = %e, "election after a hand-off");
+                }
+            }
+            .instrument(tracing::info_span!("hand_off_election", leaving)),
+        );
+        self.tasks.lock().push(task);
     }
 
     /// Reads the local state (may lag the leader; use for display and hints).

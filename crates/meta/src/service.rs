@@ -5,12 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use qh_proto::interserver::meta_server::{Meta, MetaServer};
 use qh_proto::interserver::raft_server::{Raft as RaftRpc, RaftServer};
 use qh_proto::interserver::{
-    FaultReply, FaultRequest, MembershipReply, MembershipRequest, RaftReply, RaftRequest,
-    ReadIndexReply, ReadIndexRequest, StatusReply, StatusRequest, WriteReply, WriteRequest,
+    ElectReply, ElectRequest, FaultReply, FaultRequest, MembershipReply, MembershipRequest,
+    RaftReply, RaftRequest, ReadIndexReply, ReadIndexRequest, StatusReply, StatusRequest,
+    WriteReply, WriteRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -234,5 +236,15 @@ impl Meta for MetaService {
         let nodes: BTreeSet<u64> = req.into_inner().isolate_from.into_iter().collect();
         self.0.set_isolated(nodes);
         Ok(GrpcResponse::new(FaultReply {}))
+    }
+
+    async fn elect(
+        &self,
+        req: GrpcRequest<ElectRequest>,
+    ) -> Result<GrpcResponse<ElectReply>, Status> {
+        let req = req.into_inner();
+        self.0
+            .elect_after(Duration::from_millis(req.after_ms.min(10_000)), req.leaving);
+        Ok(GrpcResponse::new(ElectReply {}))
     }
 }

@@ -387,7 +387,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Status { data_dir } => {
             let cf = load(&data_dir)?;
             println!(
-                "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8} {:<8}",
+                "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8} {:<8} {:<6}",
                 "node",
                 "pid",
                 "state",
@@ -397,15 +397,18 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 "applied",
                 "tables",
                 "parts",
-                "queue"
+                "queue",
+                "lag"
             );
             for &n in &cf.nodes {
                 let pid = read_pid(&data_dir, n);
                 let running = pid.is_some_and(alive);
                 let mut tables = "-".to_string();
                 let mut parts = "-".to_string();
-                // Replication queue entries + parts still to fetch (the lag).
+                // Replication queue entries still to execute, and the lag:
+                // the age of the oldest one (system.replicas.absolute_delay).
                 let mut queue = "-".to_string();
+                let mut lag = "-".to_string();
                 let mut state = if running { "starting" } else { "down" };
                 if running {
                     if let Ok(mut c) = qh_client::Client::connect(&[format!(
@@ -428,12 +431,17 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                         }
                         if let Ok(out) = c
                             .query(
-                                "SELECT toString(ifNull(sum(queue_size), 0)) FROM system.replicas",
+                                "SELECT toString(ifNull(sum(queue_size), 0)), \
+                                 toString(ifNull(max(absolute_delay), 0)) FROM system.replicas",
                             )
                             .await
                         {
                             if let Some(b) = out.batches.first() {
                                 queue = qh_types::text::value_text(b.column(0).as_ref(), 0);
+                                lag = format!(
+                                    "{}s",
+                                    qh_types::text::value_text(b.column(1).as_ref(), 0)
+                                );
                             }
                         }
                     }
@@ -460,7 +468,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 }
                 let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8} {:<8}",
+                    "{:<6} {:<8} {:<8} {:<10} {:<6} {:<7} {:<8} {:<8} {:<8} {:<8} {:<6}",
                     format!("node{n}"),
                     pid,
                     state,
@@ -470,7 +478,8 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                     applied,
                     tables,
                     parts,
-                    queue
+                    queue,
+                    lag
                 );
             }
             Ok(())

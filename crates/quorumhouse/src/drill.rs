@@ -1,10 +1,10 @@
 //! `quorumhouse drill <name>`: rehearse a failure on a running local cluster
 //! (`cluster up`) and report what held and how long recovery took.
 //!
-//! `leader-loss`: SIGKILL the coordinator leader, measure the time to the
-//! first committed write through a survivor and to a new leader, restart the
-//! killed node and measure its catch-up; committed writes made before the
-//! kill are checked after it.
+//! `leader-loss`: SIGKILL (or, `--signal term`, SIGTERM) the coordinator
+//! leader, measure the gap until a write through a survivor commits under a
+//! new leader, restart the stopped node and measure its catch-up; committed
+//! writes made before the kill are checked after it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,10 +23,15 @@ pub struct DrillArgs {
 
 #[derive(Subcommand, Debug)]
 enum DrillCmd {
-    /// Kill -9 the coordinator leader and measure recovery.
+    /// Kill -9 the coordinator leader (or stop it with SIGTERM) and measure
+    /// recovery.
     LeaderLoss {
         #[arg(long, default_value = "./qh-data")]
         data_dir: PathBuf,
+        /// `kill` (SIGKILL: a crash) or `term` (SIGTERM: a graceful stop,
+        /// which hands leadership to the most up-to-date follower).
+        #[arg(long, default_value = "kill", value_parser = ["kill", "term"])]
+        signal: String,
         /// Give up waiting for recovery after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -39,9 +44,15 @@ pub fn run(args: DrillArgs) -> ExitCode {
         Err(code) => return code,
     };
     let res = match args.cmd {
-        DrillCmd::LeaderLoss { data_dir, timeout } => {
-            rt.block_on(leader_loss(data_dir, Duration::from_secs(timeout)))
-        }
+        DrillCmd::LeaderLoss {
+            data_dir,
+            signal,
+            timeout,
+        } => rt.block_on(leader_loss(
+            data_dir,
+            signal == "term",
+            Duration::from_secs(timeout),
+        )),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,7 +63,7 @@ pub fn run(args: DrillArgs) -> ExitCode {
     }
 }
 
-async fn leader_loss(dir: PathBuf, timeout: Duration) -> anyhow::Result<()> {
+async fn leader_loss(dir: PathBuf, graceful: bool, timeout: Duration) -> anyhow::Result<()> {
     let cf = load(&dir)?;
     let running: Vec<u32> = cf
         .nodes
@@ -89,28 +100,42 @@ async fn leader_loss(dir: PathBuf, timeout: Duration) -> anyhow::Result<()> {
 
     let pid =
         read_pid(&dir, leader).ok_or_else(|| anyhow::anyhow!("no pid file for node{leader}"))?;
+    let (sig, name) = if graceful {
+        (libc::SIGTERM, "SIGTERM")
+    } else {
+        (libc::SIGKILL, "SIGKILL")
+    };
     println!(
-        "killing node{leader} (leader, term {}, pid {pid}) with SIGKILL",
+        "stopping node{leader} (leader, term {}, pid {pid}) with {name}",
         before.term
     );
-    signal(pid, libc::SIGKILL);
+    signal(pid, sig);
     let killed = Instant::now();
     let deadline = killed + timeout;
     let probe = Request::op(Op::Put {
         key: "drill/leader-loss/after".into(),
         value: token.clone(),
     });
-    let first_write = loop {
+    // A gracefully stopping leader keeps committing until its coordinator
+    // stops: measure the gap between the last write it committed and the
+    // first one under the new leader (for a kill, the gap starts at the kill).
+    let mut last_old = killed;
+    let (first_write, gap) = loop {
         if let Ok(r) = client(survivor)?.write(&probe).await {
             if r.is_ok() {
-                break killed.elapsed();
+                let now = Instant::now();
+                let leader_now = client(survivor)?.status().await.ok().and_then(|s| s.leader);
+                if leader_now.is_some_and(|l| l != u64::from(leader)) {
+                    break (now - killed, now - last_old);
+                }
+                last_old = now;
             }
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "no write committed within {timeout:?} of the kill"
+            "no write committed under a new leader within {timeout:?} of the {name}"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let after = client(survivor)?.status().await?;
     let check = Request::op(Op::Put {
@@ -123,6 +148,14 @@ async fn leader_loss(dir: PathBuf, timeout: Duration) -> anyhow::Result<()> {
     }]);
     let kept = client(survivor)?.write(&check).await?.is_ok();
 
+    // A graceful stop takes a moment to finish; start again once it is gone.
+    while alive(pid) {
+        anyhow::ensure!(
+            killed.elapsed() < timeout,
+            "node{leader} did not exit within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     println!("restarting node{leader}");
     let restarted = Instant::now();
     spawn_node(&dir, &cf, leader)?;
@@ -158,8 +191,13 @@ async fn leader_loss(dir: PathBuf, timeout: Duration) -> anyhow::Result<()> {
     );
     println!(
         "{:<44} {:.0} ms",
-        "kill -9 -> first committed write",
+        format!("{name} -> first write under the new leader"),
         first_write.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{:<44} {:.0} ms",
+        "no write committed for",
+        gap.as_secs_f64() * 1000.0
     );
     println!(
         "{:<44} {}",

@@ -431,6 +431,13 @@ fn cluster_up_drill_leader_loss_and_down() {
     assert!(ok, "{text}");
     assert!(text.contains("1:active,2:active,3:active"), "{text}");
     let (ok, text) = run(&["drill", "leader-loss"]);
+    assert!(ok, "{text}");
+    // A graceful stop of the leader hands leadership over.
+    let (ok, text) = run(&["drill", "leader-loss", "--signal", "term"]);
+    assert!(
+        text.contains("SIGTERM -> first write under the new leader"),
+        "{text}"
+    );
     let (_, status) = run(&["cluster", "status"]);
     let (down_ok, down) = run(&["cluster", "down"]);
     assert!(ok, "{text}\n{status}");
@@ -439,6 +446,10 @@ fn cluster_up_drill_leader_loss_and_down() {
         "{text}"
     );
     assert!(status.matches(" up ").count() == 3, "{status}");
+    assert!(
+        status.contains(" lag") && status.matches(" 0s").count() == 3,
+        "{status}"
+    );
     assert!(down_ok, "{down}");
 }
 
