@@ -994,6 +994,14 @@ impl Session {
             ))))
             .await
             .map_err(table_error)?;
+        let join_use_nulls = settings
+            .get_u64("join_use_nulls", 0)
+            .map_err(QueryError::BadArguments)?;
+        let plan = if join_use_nulls == 0 {
+            crate::join_defaults::fill_join_defaults(plan).map_err(table_error)?
+        } else {
+            plan
+        };
         let df = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = match df.collect().await.map_err(table_error) {
@@ -1010,6 +1018,7 @@ impl Session {
             granules_total: stats.granules_total.load(Ordering::Relaxed),
             ..Default::default()
         };
+        let (schema, batches) = restore_duplicate_names(schema, batches)?;
         Ok((schema, batches, summary))
     }
 
@@ -1428,6 +1437,39 @@ fn like_match(pattern: &str, s: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let s: Vec<char> = s.chars().collect();
     go(&p, &s)
+}
+
+/// `SELECT x, x` names both columns `x`, as ClickHouse does (the rewrite
+/// made the second unique for DataFusion).
+fn restore_duplicate_names(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.name().contains(crate::rewrite::DUP_MARK))
+    {
+        return Ok((schema, batches));
+    }
+    // The batches' own schema: their physical types may be narrower or
+    // wider than the plan's (decimal precision) and must stay as they are.
+    let base = batches.first().map(|b| b.schema()).unwrap_or(schema);
+    let fields: Vec<Field> = base
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_name(crate::rewrite::restore_name(f.name()))
+        })
+        .collect();
+    let renamed = Arc::new(Schema::new_with_metadata(fields, base.metadata().clone()));
+    let batches = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(Arc::clone(&renamed), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((renamed, batches))
 }
 
 fn stmt_kind(s: &Statement) -> &'static str {

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod input;
+mod join_defaults;
 pub mod keys;
 pub mod on_cluster;
 pub mod processes;

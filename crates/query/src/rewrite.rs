@@ -19,6 +19,7 @@ impl VisitorMut for Rewriter {
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         name_select_items(&mut q.body);
+        unique_select_names(&mut q.body);
         ControlFlow::Continue(())
     }
 
@@ -127,6 +128,73 @@ fn fold_prewhere(body: &mut SetExpr) {
         SetExpr::SetOperation { left, right, .. } => {
             fold_prewhere(left);
             fold_prewhere(right);
+        }
+        _ => {}
+    }
+}
+
+/// Marks a repeated result column name (`SELECT x, x`): ClickHouse allows
+/// it, DataFusion's projections need unique names. The engine strips the
+/// mark from the final result's names ([`restore_name`]).
+pub const DUP_MARK: &str = "__qh_dup";
+
+/// The result column name a mark was added to.
+pub fn restore_name(name: &str) -> &str {
+    match name.rfind(DUP_MARK) {
+        Some(i)
+            if name[i + DUP_MARK.len()..]
+                .chars()
+                .all(|c| c.is_ascii_digit()) =>
+        {
+            &name[..i]
+        }
+        _ => name,
+    }
+}
+
+fn unique_select_names(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            let mut seen = std::collections::HashSet::new();
+            for (k, item) in s.projection.iter_mut().enumerate() {
+                let name = match item {
+                    SelectItem::UnnamedExpr(Expr::Identifier(i)) => i.value.clone(),
+                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                        parts.last().map(|i| i.value.clone()).unwrap_or_default()
+                    }
+                    // Named after its own text by `name_select_items`; a
+                    // user's repeated alias stays an error, as in ClickHouse.
+                    SelectItem::ExprWithAlias { alias, expr }
+                        if alias.value == expr.to_string() =>
+                    {
+                        alias.value.clone()
+                    }
+                    SelectItem::ExprWithAlias { alias, .. } => {
+                        seen.insert(alias.value.clone());
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if seen.insert(name.clone()) {
+                    continue;
+                }
+                let alias = Ident::with_quote('"', format!("{name}{DUP_MARK}{k}"));
+                match item {
+                    SelectItem::ExprWithAlias { alias: a, .. } => *a = alias,
+                    SelectItem::UnnamedExpr(e) => {
+                        let expr = std::mem::replace(
+                            e,
+                            Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                        );
+                        *item = SelectItem::ExprWithAlias { expr, alias };
+                    }
+                    _ => {}
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            unique_select_names(left);
+            unique_select_names(right);
         }
         _ => {}
     }

@@ -575,3 +575,70 @@ fn interactive_prompt_on_a_terminal() {
         "{saved}"
     );
 }
+
+/// ClickHouse allows a column twice in a SELECT (and names both the same);
+/// inserts from such a SELECT work too.
+#[test]
+fn repeated_result_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = local(
+        d,
+        "SELECT number, number + 1, number + 1 FROM numbers(2) FORMAT TSVWithNames",
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "number\tnumber + 1\tnumber + 1\n0\t1\t1\n1\t2\t2\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ok(
+        d,
+        "CREATE TABLE t (a UInt32, b UInt32, c UInt32) ENGINE = MergeTree ORDER BY a",
+    );
+    ok(
+        d,
+        "INSERT INTO t SELECT number, number, number FROM numbers(16)",
+    );
+    assert_eq!(ok(d, "SELECT sum(a), sum(c) FROM t"), "120\t120\n");
+    // A user's alias given twice stays an error.
+    let e = err(d, "SELECT 1 AS a, 2 AS a", None);
+    assert!(e.contains("Code: 36."), "{e}");
+}
+
+/// `join_use_nulls = 0` (ClickHouse's default): an outer join's unmatched
+/// side shows default values unless the column is Nullable; `= 1` gives NULL.
+#[test]
+fn outer_joins_fill_defaults_unless_join_use_nulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, "CREATE TABLE l (k UInt32) ENGINE = MergeTree ORDER BY k");
+    ok(
+        d,
+        "CREATE TABLE r (k UInt32, v String, n Nullable(Int32)) ENGINE = MergeTree ORDER BY k",
+    );
+    ok(d, "INSERT INTO l VALUES (1), (2)");
+    ok(d, "INSERT INTO r VALUES (1, 'one', 10)");
+    assert_eq!(
+        ok(
+            d,
+            "SELECT l.k, r.k, r.v, r.n FROM l LEFT JOIN r ON l.k = r.k ORDER BY l.k"
+        ),
+        "1\t1\tone\t10\n2\t0\t\t\\N\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT l.k, r.k FROM l LEFT JOIN r ON l.k = r.k ORDER BY l.k SETTINGS join_use_nulls = 1"
+        ),
+        "1\t1\n2\t\\N\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT count() FROM l LEFT JOIN r ON l.k = r.k WHERE r.k = 0"
+        ),
+        "1\n"
+    );
+}

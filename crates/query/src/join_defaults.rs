@@ -1,0 +1,65 @@
+//! ClickHouse's `join_use_nulls = 0` (its default): in an outer JOIN, a row
+//! without a match gets the default value of each column from the other side
+//! (0, '', 1970-01-01) rather than NULL — unless that column is Nullable in
+//! its table. DataFusion produces NULLs, so every outer join in the plan gets
+//! a projection on top that turns them into defaults.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchemaRef, Result, ScalarValue};
+use datafusion::logical_expr::{lit, Expr, JoinType, LogicalPlan, Projection};
+
+/// Rewrites `plan` so that outer joins fill defaults instead of NULLs.
+pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        let LogicalPlan::Join(join) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let (left_fills, right_fills) = match join.join_type {
+            JoinType::Left => (false, true),
+            JoinType::Right => (true, false),
+            JoinType::Full => (true, true),
+            _ => return Ok(Transformed::no(node)),
+        };
+        let left_len = join.left.schema().fields().len();
+        let out: DFSchemaRef = Arc::clone(node.schema());
+        let sides = [
+            (left_fills, Arc::clone(join.left.schema())),
+            (right_fills, Arc::clone(join.right.schema())),
+        ];
+        let mut changed = false;
+        let mut exprs = Vec::with_capacity(out.fields().len());
+        for (i, (qualifier, field)) in out.iter().enumerate() {
+            let (fills, input) = if i < left_len {
+                (&sides[0].0, &sides[0].1)
+            } else {
+                (&sides[1].0, &sides[1].1)
+            };
+            let j = if i < left_len { i } else { i - left_len };
+            let was_nullable = input.field(j).is_nullable();
+            let column = Expr::Column(datafusion::common::Column::new(
+                qualifier.cloned(),
+                field.name(),
+            ));
+            let default = (*fills && !was_nullable)
+                .then(|| ScalarValue::new_default(field.data_type()).ok())
+                .flatten();
+            match default {
+                Some(d) => {
+                    changed = true;
+                    let filled =
+                        datafusion::functions::core::expr_fn::coalesce(vec![column, lit(d)]);
+                    exprs.push(filled.alias_qualified(qualifier.cloned(), field.name()));
+                }
+                None => exprs.push(column),
+            }
+        }
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        let projection = Projection::try_new(exprs, Arc::new(node))?;
+        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+    })
+    .map(|t| t.data)
+}
