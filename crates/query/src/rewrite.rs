@@ -18,6 +18,7 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        limit_by(q);
         name_select_items(&mut q.body);
         unique_select_names(&mut q.body);
         ControlFlow::Continue(())
@@ -131,6 +132,82 @@ fn fold_prewhere(body: &mut SetExpr) {
         }
         _ => {}
     }
+}
+
+/// `QUALIFY __qh_limit_by(offset, n, e1, e2)` (from ClickHouse's `LIMIT
+/// [offset,] n BY e1, e2`, see `statement.rs`) becomes `row_number() OVER
+/// (PARTITION BY e1, e2 ORDER BY <the query's ORDER BY>) BETWEEN offset + 1
+/// AND offset + n`, with SELECT aliases replaced by their expressions (a
+/// window cannot see them).
+fn limit_by(q: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{OrderByKind, WindowSpec, WindowType};
+    let order: Vec<OrderByExpr> = match &q.order_by {
+        Some(o) => match &o.kind {
+            OrderByKind::Expressions(v) => v.clone(),
+            _ => vec![],
+        },
+        None => vec![],
+    };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let Some(Expr::Function(f)) = &select.qualify else {
+        return;
+    };
+    if f.name.to_string() != crate::statement::LIMIT_BY_MARKER {
+        return;
+    }
+    let args = args_of(&f.args);
+    let number = |e: &Expr| e.to_string().parse::<u64>().unwrap_or(0);
+    let (offset, n) = match (args.first(), args.get(1)) {
+        (Some(o), Some(n)) => (number(o), number(n)),
+        _ => return,
+    };
+    let aliases: std::collections::HashMap<String, Expr> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.clone(), expr.clone())),
+            _ => None,
+        })
+        .collect();
+    let resolve = |e: &Expr| match e {
+        Expr::Identifier(i) => aliases.get(&i.value).cloned().unwrap_or_else(|| e.clone()),
+        other => other.clone(),
+    };
+    let partition_by: Vec<Expr> = args[2..].iter().map(resolve).collect();
+    let order_by: Vec<OrderByExpr> = order
+        .iter()
+        .map(|o| OrderByExpr {
+            expr: resolve(&o.expr),
+            options: o.options,
+            with_fill: None,
+        })
+        .collect();
+    let mut rn = func("row_number", vec![]);
+    rn.args = FunctionArguments::List(FunctionArgumentList {
+        duplicate_treatment: None,
+        args: vec![],
+        clauses: vec![],
+    });
+    rn.over = Some(WindowType::WindowSpec(WindowSpec {
+        window_name: None,
+        partition_by,
+        order_by,
+        window_frame: None,
+    }));
+    let lit = |v: u64| {
+        Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+            v.to_string(),
+            false,
+        ))
+    };
+    select.qualify = Some(Expr::Between {
+        expr: Box::new(Expr::Function(rn)),
+        negated: false,
+        low: Box::new(lit(offset + 1)),
+        high: Box::new(lit(offset.saturating_add(n))),
+    });
 }
 
 /// Marks a repeated result column name (`SELECT x, x`): ClickHouse allows

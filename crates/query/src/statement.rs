@@ -377,6 +377,7 @@ impl<'a> StmtParser<'a> {
             .map_err(|e| syntax_error(sql, &ParserError::TokenizerError(e.to_string())))?;
         let (tokens, final_tables) = strip_final(tokens);
         let tokens = join_syntax(tokens);
+        let tokens = limit_by_syntax(tokens);
         let (tokens, trailer_format, trailer_settings) =
             split_trailer(tokens).map_err(|m| syntax_error(sql, &ParserError::ParserError(m)))?;
         let parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
@@ -1126,6 +1127,147 @@ fn split_trailer(
 
 /// ClickHouse join syntax sqlparser lacks: `ALL` strictness (the standard
 /// join, so it is dropped) and `USING a, b` without parentheses.
+/// Name of the marker `LIMIT ... BY` becomes; `rewrite.rs` turns it into a
+/// `row_number()` window over the query's ORDER BY.
+pub const LIMIT_BY_MARKER: &str = "__qh_limit_by";
+
+/// ClickHouse's `LIMIT [offset,] n [OFFSET offset] BY e1, e2` (optionally
+/// followed by an ordinary LIMIT) becomes `QUALIFY __qh_limit_by(offset, n,
+/// e1, e2)` placed before the query's ORDER BY (sqlparser reads neither the
+/// comma form nor a second LIMIT). Works at any nesting depth.
+fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let sig = |v: &[TokenWithSpan], from: usize| {
+        v[from..]
+            .iter()
+            .position(|t| !matches!(t.token, Token::Whitespace(_)))
+            .map(|p| p + from)
+    };
+    let number = |t: &TokenWithSpan| match &t.token {
+        Token::Number(n, _) => Some(n.clone()),
+        _ => None,
+    };
+    // Per open parenthesis: where the current query's ORDER BY starts.
+    let mut order_at: Vec<Option<usize>> = vec![None];
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        match &t.token {
+            Token::LParen => order_at.push(None),
+            Token::RParen => {
+                order_at.pop();
+                if order_at.is_empty() {
+                    order_at.push(None);
+                }
+            }
+            _ => {}
+        }
+        let w = word_of(t);
+        if matches!(
+            w.as_deref(),
+            Some("SELECT" | "UNION" | "EXCEPT" | "INTERSECT")
+        ) {
+            if let Some(top) = order_at.last_mut() {
+                *top = None;
+            }
+        }
+        if w.as_deref() == Some("ORDER") {
+            let next = sig(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
+            if next.as_deref() == Some("BY") {
+                if let Some(top) = order_at.last_mut() {
+                    *top = Some(out.len());
+                }
+            }
+        }
+        if w.as_deref() == Some("LIMIT") {
+            // LIMIT a [, b | OFFSET b] BY ...
+            let a = sig(&tokens, i + 1);
+            let first = a.and_then(|a| number(&tokens[a]));
+            let mut parsed = None;
+            if let (Some(a), Some(first)) = (a, first) {
+                let n1 = sig(&tokens, a + 1);
+                let (offset, limit, after) = match n1.map(|n| (&tokens[n].token, n)) {
+                    Some((Token::Comma, c)) => {
+                        let b = sig(&tokens, c + 1);
+                        match b.and_then(|b| number(&tokens[b]).map(|v| (v, b))) {
+                            Some((v, b)) => (first.clone(), v, sig(&tokens, b + 1)),
+                            None => ("0".to_string(), first.clone(), None),
+                        }
+                    }
+                    Some((_, n)) if word_of(&tokens[n]).as_deref() == Some("OFFSET") => {
+                        let b = sig(&tokens, n + 1);
+                        match b.and_then(|b| number(&tokens[b]).map(|v| (v, b))) {
+                            Some((v, b)) => (v, first.clone(), sig(&tokens, b + 1)),
+                            None => ("0".to_string(), first.clone(), None),
+                        }
+                    }
+                    _ => ("0".to_string(), first.clone(), n1),
+                };
+                if let Some(by) = after.filter(|b| word_of(&tokens[*b]).as_deref() == Some("BY")) {
+                    // The BY list runs to a LIMIT, a closing parenthesis of
+                    // this level, or the end.
+                    let mut depth = 0i32;
+                    let mut end = by + 1;
+                    while end < tokens.len() {
+                        match &tokens[end].token {
+                            Token::LParen => depth += 1,
+                            Token::RParen if depth == 0 => break,
+                            Token::RParen => depth -= 1,
+                            Token::SemiColon if depth == 0 => break,
+                            _ => {}
+                        }
+                        if depth == 0
+                            && matches!(
+                                word_of(&tokens[end]).as_deref(),
+                                Some("LIMIT" | "SETTINGS" | "FORMAT" | "UNION")
+                            )
+                        {
+                            break;
+                        }
+                        end += 1;
+                    }
+                    parsed = Some((offset, limit, by + 1, end));
+                }
+            }
+            if let Some((offset, limit, from, end)) = parsed {
+                let mut clause = vec![
+                    TokenWithSpan::wrap(Token::Whitespace(
+                        datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+                    )),
+                    TokenWithSpan::wrap(Token::make_keyword("QUALIFY")),
+                    TokenWithSpan::wrap(Token::Whitespace(
+                        datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+                    )),
+                    TokenWithSpan::wrap(Token::make_word(LIMIT_BY_MARKER, None)),
+                    TokenWithSpan::wrap(Token::LParen),
+                    TokenWithSpan::wrap(Token::Number(offset, false)),
+                    TokenWithSpan::wrap(Token::Comma),
+                    TokenWithSpan::wrap(Token::Number(limit, false)),
+                    TokenWithSpan::wrap(Token::Comma),
+                ];
+                clause.extend(tokens[from..end].iter().cloned());
+                clause.push(TokenWithSpan::wrap(Token::RParen));
+                clause.push(TokenWithSpan::wrap(Token::Whitespace(
+                    datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+                )));
+                match order_at.last().copied().flatten() {
+                    Some(at) => {
+                        let tail = out.split_off(at);
+                        out.extend(clause);
+                        out.extend(tail);
+                    }
+                    None => out.extend(clause),
+                }
+                i = end;
+                continue;
+            }
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    out
+}
+
 fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     const JOIN_WORDS: &[&str] = &["LEFT", "RIGHT", "INNER", "FULL", "JOIN", "OUTER", "CROSS"];
     let sig = |v: &[TokenWithSpan], from: usize| {

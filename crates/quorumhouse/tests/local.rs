@@ -642,3 +642,33 @@ fn outer_joins_fill_defaults_unless_join_use_nulls() {
         "1\n"
     );
 }
+
+/// ClickHouse's `LIMIT [offset,] n BY columns`, with aliases, OFFSET, and an
+/// ordinary LIMIT after it.
+#[test]
+fn limit_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number % 3 AS k, number FROM numbers(10) ORDER BY k, number LIMIT 2 BY k"
+        ),
+        "0\t0\n0\t3\n1\t1\n1\t4\n2\t2\n2\t5\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number % 2 AS k, number FROM numbers(10) ORDER BY k, number DESC \
+             LIMIT 1, 2 BY k LIMIT 3"
+        ),
+        "0\t6\n0\t4\n1\t7\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT count() FROM (SELECT number FROM numbers(10) ORDER BY number LIMIT 1 OFFSET 2 BY number % 5)"
+        ),
+        "0\n"
+    );
+}
