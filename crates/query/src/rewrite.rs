@@ -154,7 +154,9 @@ fn limit_by(q: &mut Query) {
     let Some(Expr::Function(f)) = &select.qualify else {
         return;
     };
-    if f.name.to_string() != crate::statement::LIMIT_BY_MARKER {
+    let marker = f.name.to_string();
+    let ties = marker == crate::statement::WITH_TIES_MARKER;
+    if marker != crate::statement::LIMIT_BY_MARKER && !ties {
         return;
     }
     let args = args_of(&f.args);
@@ -184,29 +186,52 @@ fn limit_by(q: &mut Query) {
             with_fill: None,
         })
         .collect();
-    let mut rn = func("row_number", vec![]);
-    rn.args = FunctionArguments::List(FunctionArgumentList {
-        duplicate_treatment: None,
-        args: vec![],
-        clauses: vec![],
-    });
-    rn.over = Some(WindowType::WindowSpec(WindowSpec {
-        window_name: None,
-        partition_by,
-        order_by,
-        window_frame: None,
-    }));
+    let window = |name: &str| {
+        let mut f = func(name, vec![]);
+        f.args = FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![],
+            clauses: vec![],
+        });
+        f.over = Some(WindowType::WindowSpec(WindowSpec {
+            window_name: None,
+            partition_by: partition_by.clone(),
+            order_by: order_by.clone(),
+            window_frame: None,
+        }));
+        Box::new(Expr::Function(f))
+    };
+    // Beyond i64 means no limit (row numbers never get there).
     let lit = |v: u64| {
+        let v = v.min(i64::MAX as u64);
         Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
             v.to_string(),
             false,
         ))
     };
-    select.qualify = Some(Expr::Between {
-        expr: Box::new(Expr::Function(rn)),
-        negated: false,
-        low: Box::new(lit(offset + 1)),
-        high: Box::new(lit(offset.saturating_add(n))),
+    select.qualify = Some(if ties {
+        // Past the offset, and ranked no later than the n-th row: the rows
+        // tied with the last one come along.
+        Expr::BinaryOp {
+            left: Box::new(Expr::BinaryOp {
+                left: window("row_number"),
+                op: BinaryOperator::Gt,
+                right: Box::new(lit(offset)),
+            }),
+            op: BinaryOperator::And,
+            right: Box::new(Expr::BinaryOp {
+                left: window("rank"),
+                op: BinaryOperator::LtEq,
+                right: Box::new(lit(offset.saturating_add(n))),
+            }),
+        }
+    } else {
+        Expr::Between {
+            expr: window("row_number"),
+            negated: false,
+            low: Box::new(lit(offset + 1)),
+            high: Box::new(lit(offset.saturating_add(n))),
+        }
     });
 }
 

@@ -1130,11 +1130,14 @@ fn split_trailer(
 /// Name of the marker `LIMIT ... BY` becomes; `rewrite.rs` turns it into a
 /// `row_number()` window over the query's ORDER BY.
 pub const LIMIT_BY_MARKER: &str = "__qh_limit_by";
+/// Likewise for `LIMIT [offset,] n WITH TIES`: `QUALIFY __qh_with_ties(offset, n)`.
+pub const WITH_TIES_MARKER: &str = "__qh_with_ties";
 
 /// ClickHouse's `LIMIT [offset,] n [OFFSET offset] BY e1, e2` (optionally
 /// followed by an ordinary LIMIT) becomes `QUALIFY __qh_limit_by(offset, n,
 /// e1, e2)` placed before the query's ORDER BY (sqlparser reads neither the
-/// comma form nor a second LIMIT). Works at any nesting depth.
+/// comma form nor a second LIMIT), and `LIMIT [offset,] n WITH TIES` becomes
+/// `QUALIFY __qh_with_ties(offset, n)`. Works at any nesting depth.
 fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let sig = |v: &[TokenWithSpan], from: usize| {
         v[from..]
@@ -1203,7 +1206,21 @@ fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                     }
                     _ => ("0".to_string(), first.clone(), n1),
                 };
-                if let Some(by) = after.filter(|b| word_of(&tokens[*b]).as_deref() == Some("BY")) {
+                let ties = after.filter(|w| word_of(&tokens[*w]).as_deref() == Some("WITH"));
+                let ties = ties
+                    .and_then(|w| sig(&tokens, w + 1))
+                    .filter(|t| word_of(&tokens[*t]).as_deref() == Some("TIES"));
+                if let Some(t) = ties {
+                    parsed = Some((
+                        WITH_TIES_MARKER,
+                        offset.clone(),
+                        limit.clone(),
+                        t + 1,
+                        t + 1,
+                    ));
+                } else if let Some(by) =
+                    after.filter(|b| word_of(&tokens[*b]).as_deref() == Some("BY"))
+                {
                     // The BY list runs to a LIMIT, a closing parenthesis of
                     // this level, or the end.
                     let mut depth = 0i32;
@@ -1226,10 +1243,10 @@ fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                         }
                         end += 1;
                     }
-                    parsed = Some((offset, limit, by + 1, end));
+                    parsed = Some((LIMIT_BY_MARKER, offset, limit, by + 1, end));
                 }
             }
-            if let Some((offset, limit, from, end)) = parsed {
+            if let Some((marker, offset, limit, from, end)) = parsed {
                 let mut clause = vec![
                     TokenWithSpan::wrap(Token::Whitespace(
                         datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
@@ -1238,14 +1255,16 @@ fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                     TokenWithSpan::wrap(Token::Whitespace(
                         datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
                     )),
-                    TokenWithSpan::wrap(Token::make_word(LIMIT_BY_MARKER, None)),
+                    TokenWithSpan::wrap(Token::make_word(marker, None)),
                     TokenWithSpan::wrap(Token::LParen),
                     TokenWithSpan::wrap(Token::Number(offset, false)),
                     TokenWithSpan::wrap(Token::Comma),
                     TokenWithSpan::wrap(Token::Number(limit, false)),
-                    TokenWithSpan::wrap(Token::Comma),
                 ];
-                clause.extend(tokens[from..end].iter().cloned());
+                if from < end {
+                    clause.push(TokenWithSpan::wrap(Token::Comma));
+                    clause.extend(tokens[from..end].iter().cloned());
+                }
                 clause.push(TokenWithSpan::wrap(Token::RParen));
                 clause.push(TokenWithSpan::wrap(Token::Whitespace(
                     datafusion::sql::sqlparser::tokenizer::Whitespace::Space,

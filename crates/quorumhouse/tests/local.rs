@@ -644,11 +644,25 @@ fn outer_joins_fill_defaults_unless_join_use_nulls() {
 }
 
 /// ClickHouse's `LIMIT [offset,] n BY columns`, with aliases, OFFSET, and an
-/// ordinary LIMIT after it.
+/// ordinary LIMIT after it; `LIMIT [offset,] n WITH TIES`.
 #[test]
-fn limit_by() {
+fn limit_by_and_with_ties() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert_eq!(
+        ok(
+            d,
+            "SELECT intDiv(number, 2) AS a FROM numbers(8) ORDER BY a LIMIT 3 WITH TIES"
+        ),
+        "0\n0\n1\n1\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT count() FROM (SELECT number > 100 FROM numbers(2000) ORDER BY number > 100 LIMIT 1, 7 WITH TIES)"
+        ),
+        "100\n"
+    );
     assert_eq!(
         ok(
             d,
