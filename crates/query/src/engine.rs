@@ -1002,6 +1002,14 @@ impl Session {
         } else {
             plan
         };
+        let group_by_use_nulls = settings
+            .get_u64("group_by_use_nulls", 0)
+            .map_err(QueryError::BadArguments)?;
+        let plan = if group_by_use_nulls == 0 {
+            crate::join_defaults::fill_grouping_defaults(plan).map_err(table_error)?
+        } else {
+            plan
+        };
         let df = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = match df.collect().await.map_err(table_error) {

@@ -564,6 +564,13 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             |a, _| add_interval(a, 1, -1),
         ),
         udf("tonullable", one(), |t| Ok(t[0].clone()), identity_nullable),
+        // A constant made a full column: the same values here.
+        udf(
+            "materialize",
+            one(),
+            |t| Ok(t[0].clone()),
+            identity_nullable,
+        ),
         udf(
             "now",
             Signature::nullary(Volatility::Stable),

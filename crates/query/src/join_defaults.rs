@@ -1,14 +1,15 @@
-//! ClickHouse's `join_use_nulls = 0` (its default): in an outer JOIN, a row
-//! without a match gets the default value of each column from the other side
-//! (0, '', 1970-01-01) rather than NULL — unless that column is Nullable in
-//! its table. DataFusion produces NULLs, so every outer join in the plan gets
-//! a projection on top that turns them into defaults.
+//! Defaults where DataFusion produces NULLs and ClickHouse does not:
+//! `join_use_nulls = 0` (its default) — in an outer JOIN, a row without a
+//! match gets the default value of each column from the other side (0, '',
+//! 1970-01-01) unless that column is Nullable in its table — and
+//! `group_by_use_nulls = 0` for ROLLUP/CUBE rows. Each such join or
+//! aggregate in the plan gets a projection on top that fills the defaults.
 
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchemaRef, Result, ScalarValue};
-use datafusion::logical_expr::{lit, Expr, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{lit, Expr, ExprSchemable, JoinType, LogicalPlan, Projection};
 
 /// Rewrites `plan` so that outer joins fill defaults instead of NULLs.
 pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
@@ -43,6 +44,52 @@ pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
                 field.name(),
             ));
             let default = (*fills && !was_nullable)
+                .then(|| ScalarValue::new_default(field.data_type()).ok())
+                .flatten();
+            match default {
+                Some(d) => {
+                    changed = true;
+                    let filled =
+                        datafusion::functions::core::expr_fn::coalesce(vec![column, lit(d)]);
+                    exprs.push(filled.alias_qualified(qualifier.cloned(), field.name()));
+                }
+                None => exprs.push(column),
+            }
+        }
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        let projection = Projection::try_new(exprs, Arc::new(node))?;
+        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+    })
+    .map(|t| t.data)
+}
+
+/// ClickHouse's `group_by_use_nulls = 0` (its default): the rows ROLLUP, CUBE
+/// and GROUPING SETS add show a key they rolled up as its type's default (0,
+/// '') rather than NULL — unless the key is Nullable itself.
+pub fn fill_grouping_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        let LogicalPlan::Aggregate(agg) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let [Expr::GroupingSet(set)] = agg.group_expr.as_slice() else {
+            return Ok(Transformed::no(node));
+        };
+        let keys: Vec<Expr> = set.distinct_expr().into_iter().cloned().collect();
+        let input = agg.input.schema();
+        let out: DFSchemaRef = Arc::clone(node.schema());
+        let mut changed = false;
+        let mut exprs = Vec::with_capacity(out.fields().len());
+        for (i, (qualifier, field)) in out.iter().enumerate() {
+            let column = Expr::Column(datafusion::common::Column::new(
+                qualifier.cloned(),
+                field.name(),
+            ));
+            let key_not_null = keys
+                .get(i)
+                .is_some_and(|k| matches!(k.nullable(input.as_ref()), Ok(false)));
+            let default = key_not_null
                 .then(|| ScalarValue::new_default(field.data_type()).ok())
                 .flatten();
             match default {

@@ -19,6 +19,7 @@ impl VisitorMut for Rewriter {
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         limit_by(q);
+        group_by_modifiers(&mut q.body);
         name_select_items(&mut q.body);
         unique_select_names(&mut q.body);
         ControlFlow::Continue(())
@@ -235,6 +236,36 @@ fn limit_by(q: &mut Query) {
     });
 }
 
+/// `GROUP BY a, b WITH ROLLUP|CUBE` (ClickHouse) is `GROUP BY ROLLUP(a, b)`
+/// / `CUBE(a, b)` to DataFusion, which ignores the modifiers.
+fn group_by_modifiers(body: &mut SetExpr) {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, GroupByWithModifier};
+    match body {
+        SetExpr::Select(s) => {
+            if let GroupByExpr::Expressions(exprs, modifiers) = &mut s.group_by {
+                let rollup = modifiers.contains(&GroupByWithModifier::Rollup);
+                let cube = modifiers.contains(&GroupByWithModifier::Cube);
+                if (rollup || cube) && !exprs.is_empty() {
+                    let sets: Vec<Vec<Expr>> = exprs.drain(..).map(|e| vec![e]).collect();
+                    exprs.push(if rollup {
+                        Expr::Rollup(sets)
+                    } else {
+                        Expr::Cube(sets)
+                    });
+                    modifiers.retain(|m| {
+                        !matches!(m, GroupByWithModifier::Rollup | GroupByWithModifier::Cube)
+                    });
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            group_by_modifiers(left);
+            group_by_modifiers(right);
+        }
+        _ => {}
+    }
+}
+
 /// Marks a repeated result column name (`SELECT x, x`): ClickHouse allows
 /// it, DataFusion's projections need unique names. The engine strips the
 /// mark from the final result's names ([`restore_name`]).
@@ -381,7 +412,13 @@ fn rewrite_expr(e: &mut Expr) {
             op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
             expr,
         } => as_condition(expr),
-        Expr::Case { conditions, .. } => {
+        // `CASE x WHEN v THEN ...` compares x with values: they are no
+        // conditions.
+        Expr::Case {
+            operand: None,
+            conditions,
+            ..
+        } => {
             for c in conditions {
                 as_condition(&mut c.condition);
             }

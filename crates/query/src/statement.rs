@@ -793,7 +793,9 @@ impl<'a> StmtParser<'a> {
     fn create(&mut self) -> Result<Statement> {
         self.parser.next_token();
         self.eat_seq(&["OR", "REPLACE"]);
-        self.eat("TEMPORARY");
+        // A temporary table without ENGINE is a Memory table, as in ClickHouse
+        // (it lives as long as the table, not the session, here).
+        let temporary = self.eat("TEMPORARY");
         if self.eat("DATABASE") {
             let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
             let name = self.ident()?;
@@ -854,7 +856,7 @@ impl<'a> StmtParser<'a> {
             table,
             if_not_exists,
             columns,
-            engine: "MergeTree".into(),
+            engine: if temporary { "Memory" } else { "MergeTree" }.into(),
             engine_args: vec![],
             order_by: None,
             primary_key: None,
@@ -1384,7 +1386,9 @@ fn strip_final(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, HashSet<Strin
                 .rev()
                 .find(|p| !matches!(p.token, Token::Whitespace(_)));
             if let Some(Token::Word(w)) = prev.map(|p| &p.token) {
-                if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() {
+                // A table may be named like a keyword (`replace`); only the
+                // words that end a FROM item cannot be its name.
+                if !matches!(w.keyword, Keyword::FROM | Keyword::JOIN) || w.quote_style.is_some() {
                     // The table is the word before the alias when there is one.
                     let mut sig = out
                         .iter()

@@ -686,3 +686,51 @@ fn limit_by_and_with_ties() {
         "0\n"
     );
 }
+
+/// Small ClickHouse forms: SELECT NULL, CASE x WHEN, FINAL on a table named
+/// like a keyword, CREATE TEMPORARY TABLE (Memory), WITH ROLLUP/CUBE (with
+/// defaults for rolled-up keys unless group_by_use_nulls), materialize().
+#[test]
+fn clickhouse_sql_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ok(d, "SELECT NULL, 1"), "\\N\t1\n");
+    assert_eq!(
+        ok(
+            d,
+            "SELECT CASE number WHEN 1 THEN 'one' ELSE 'other' END FROM numbers(2)"
+        ),
+        "other\none\n"
+    );
+    ok(
+        d,
+        "CREATE TABLE replace (a UInt8, v UInt8) ENGINE = ReplacingMergeTree(v) ORDER BY a",
+    );
+    ok(d, "INSERT INTO replace VALUES (1, 1)");
+    ok(d, "INSERT INTO replace VALUES (1, 2)");
+    assert_eq!(ok(d, "SELECT * FROM replace FINAL"), "1\t2\n");
+    assert_eq!(
+        ok(
+            d,
+            "CREATE TEMPORARY TABLE tmp (x UInt8); INSERT INTO tmp VALUES (7); SELECT x FROM tmp"
+        ),
+        "7\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number % 2 AS a, count() FROM numbers(4) GROUP BY a WITH ROLLUP ORDER BY count(), a"
+        ),
+        "0\t2\n1\t2\n0\t4\n"
+    );
+    // group_by_use_nulls = 1: the rolled-up key is NULL.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number % 2 AS a, count() FROM numbers(4) GROUP BY a WITH CUBE \
+             ORDER BY count(), a SETTINGS group_by_use_nulls = 1"
+        ),
+        "0\t2\n1\t2\n\\N\t4\n"
+    );
+    assert_eq!(ok(d, "SELECT materialize('x')"), "x\n");
+}

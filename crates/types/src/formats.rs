@@ -151,7 +151,7 @@ impl Writer {
                         .iter()
                         .map(|c| {
                             let mut s = String::new();
-                            if c.is_null(row) {
+                            if crate::text::null_at(c, row) {
                                 s.push_str("ᴺᵁᴸᴸ");
                             } else {
                                 write_value(&mut s, c.as_ref(), row, false);
@@ -181,7 +181,7 @@ impl Writer {
                     for (c, f) in cols.iter().zip(self.schema.fields()) {
                         let name = format!("{}:", f.name());
                         out.push_str(&format!("{name:<w$} ", w = width + 1));
-                        if c.is_null(row) {
+                        if crate::text::null_at(c, row) {
                             out.push_str("ᴺᵁᴸᴸ");
                         } else {
                             write_value(&mut out, c.as_ref(), row, false);
@@ -316,7 +316,7 @@ fn is_string(dt: &DataType) -> bool {
 }
 
 fn tsv_value(out: &mut String, a: &dyn Array, i: usize) {
-    if a.is_null(i) {
+    if crate::text::null_at(a, i) {
         out.push_str("\\N");
     } else {
         let mut s = String::new();
@@ -330,7 +330,7 @@ fn csv_quote(s: &str) -> String {
 }
 
 fn csv_value(out: &mut String, a: &dyn Array, i: usize) {
-    if a.is_null(i) {
+    if crate::text::null_at(a, i) {
         out.push_str("\\N");
         return;
     }
@@ -364,7 +364,7 @@ fn json_string(out: &mut String, s: &str) {
 }
 
 fn json_value(out: &mut String, a: &dyn Array, i: usize) {
-    if a.is_null(i) {
+    if crate::text::null_at(a, i) {
         out.push_str("null");
         return;
     }

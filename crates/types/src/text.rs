@@ -13,10 +13,16 @@ pub fn value_text(a: &dyn Array, i: usize) -> String {
     s
 }
 
+/// Whether row `i` is NULL — also in a `NullArray` (`SELECT NULL`), which
+/// has no validity buffer, so `is_null` says false there.
+pub fn null_at(a: &dyn Array, i: usize) -> bool {
+    a.is_null(i) || *a.data_type() == arrow::datatypes::DataType::Null
+}
+
 /// Writes the value; `nested` quotes strings and dates as inside an array.
 pub fn write_value(out: &mut String, a: &dyn Array, i: usize, nested: bool) {
     use std::fmt::Write;
-    if a.is_null(i) {
+    if null_at(a, i) {
         out.push_str(if nested { "NULL" } else { "\\N" });
         return;
     }
