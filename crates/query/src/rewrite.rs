@@ -18,6 +18,7 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        union_tail_binds_to_last_select(q);
         limit_by(q);
         group_by_modifiers(&mut q.body);
         name_select_items(&mut q.body);
@@ -234,6 +235,39 @@ fn limit_by(q: &mut Query) {
             high: Box::new(lit(offset.saturating_add(n))),
         }
     });
+}
+
+/// In ClickHouse every SELECT of a UNION keeps its own ORDER BY and LIMIT,
+/// so the ones written after the last SELECT belong to it, not to the union
+/// (order or limit a whole union through a subquery).
+fn union_tail_binds_to_last_select(q: &mut Query) {
+    if !matches!(q.body.as_ref(), SetExpr::SetOperation { .. })
+        || (q.order_by.is_none() && q.limit_clause.is_none())
+    {
+        return;
+    }
+    let mut last = q.body.as_mut();
+    while let SetExpr::SetOperation { right, .. } = last {
+        last = right.as_mut();
+    }
+    let placeholder = SetExpr::Values(datafusion::sql::sqlparser::ast::Values {
+        explicit_row: false,
+        value_keyword: false,
+        rows: vec![],
+    });
+    let body = std::mem::replace(last, placeholder);
+    *last = SetExpr::Query(Box::new(Query {
+        with: None,
+        body: Box::new(body),
+        order_by: q.order_by.take(),
+        limit_clause: q.limit_clause.take(),
+        fetch: None,
+        locks: vec![],
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: vec![],
+    }));
 }
 
 /// `GROUP BY a, b WITH ROLLUP|CUBE` (ClickHouse) is `GROUP BY ROLLUP(a, b)`
@@ -490,6 +524,27 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
         }
         "any" | "anyheavy" => set_name(f, "first_value"),
         "anylast" => set_name(f, "last_value"),
+        // groupArray skips NULLs and is [] over no rows (array_agg: NULL).
+        "grouparray" | "groupuniqarray"
+            if f.over.is_none()
+                && matches!(f.parameters, FunctionArguments::None)
+                && args.len() == 1 =>
+        {
+            let mut agg = func("array_agg", args.clone());
+            if lname == "groupuniqarray" {
+                if let FunctionArguments::List(l) = &mut agg.args {
+                    l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
+                }
+            }
+            agg.filter = Some(Box::new(Expr::IsNotNull(Box::new(args[0].clone()))));
+            return Some(Expr::Function(func(
+                "coalesce",
+                vec![
+                    Expr::Function(agg),
+                    Expr::Function(func("make_array", vec![])),
+                ],
+            )));
+        }
         "grouparray" => set_name(f, "array_agg"),
         "groupuniqarray" => {
             set_name(f, "array_agg");

@@ -733,4 +733,18 @@ fn clickhouse_sql_forms() {
         "0\t2\n1\t2\n\\N\t4\n"
     );
     assert_eq!(ok(d, "SELECT materialize('x')"), "x\n");
+    // groupArray skips NULLs and is [] over no rows.
+    assert_eq!(
+        ok(d, "SELECT groupArray(x) FROM (SELECT NULL AS x UNION ALL SELECT 1)"),
+        "[1]\n"
+    );
+    assert_eq!(ok(d, "SELECT groupArray(number) FROM numbers(0)"), "[]\n");
+    // A LIMIT after the last SELECT of a UNION is that SELECT's.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT count() FROM (SELECT 1 AS x UNION ALL SELECT number FROM numbers(10) LIMIT 3)"
+        ),
+        "4\n"
+    );
 }
