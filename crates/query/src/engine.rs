@@ -994,22 +994,30 @@ impl Session {
             ))))
             .await
             .map_err(table_error)?;
-        let join_use_nulls = settings
-            .get_u64("join_use_nulls", 0)
-            .map_err(QueryError::BadArguments)?;
-        let plan = if join_use_nulls == 0 {
-            crate::join_defaults::fill_join_defaults(plan).map_err(table_error)?
-        } else {
-            plan
-        };
-        let group_by_use_nulls = settings
-            .get_u64("group_by_use_nulls", 0)
-            .map_err(QueryError::BadArguments)?;
-        let plan = if group_by_use_nulls == 0 {
-            crate::join_defaults::fill_grouping_defaults(plan).map_err(table_error)?
-        } else {
-            plan
-        };
+        // ClickHouse's defaults where DataFusion gives NULLs, unless the
+        // settings ask for NULLs.
+        type Fill = fn(
+            datafusion::logical_expr::LogicalPlan,
+        ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan>;
+        let mut plan = plan;
+        for (setting, fill) in [
+            (
+                "join_use_nulls",
+                crate::join_defaults::fill_join_defaults as Fill,
+            ),
+            (
+                "group_by_use_nulls",
+                crate::join_defaults::fill_grouping_defaults,
+            ),
+        ] {
+            if settings
+                .get_u64(setting, 0)
+                .map_err(QueryError::BadArguments)?
+                == 0
+            {
+                plan = fill(plan).map_err(table_error)?;
+            }
+        }
         let df = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = match df.collect().await.map_err(table_error) {

@@ -23,44 +23,19 @@ pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
             JoinType::Full => (true, true),
             _ => return Ok(Transformed::no(node)),
         };
-        let left_len = join.left.schema().fields().len();
-        let out: DFSchemaRef = Arc::clone(node.schema());
-        let sides = [
-            (left_fills, Arc::clone(join.left.schema())),
-            (right_fills, Arc::clone(join.right.schema())),
-        ];
-        let mut changed = false;
-        let mut exprs = Vec::with_capacity(out.fields().len());
-        for (i, (qualifier, field)) in out.iter().enumerate() {
-            let (fills, input) = if i < left_len {
-                (&sides[0].0, &sides[0].1)
-            } else {
-                (&sides[1].0, &sides[1].1)
-            };
-            let j = if i < left_len { i } else { i - left_len };
-            let was_nullable = input.field(j).is_nullable();
-            let column = Expr::Column(datafusion::common::Column::new(
-                qualifier.cloned(),
-                field.name(),
-            ));
-            let default = (*fills && !was_nullable)
-                .then(|| ScalarValue::new_default(field.data_type()).ok())
-                .flatten();
-            match default {
-                Some(d) => {
-                    changed = true;
-                    let filled =
-                        datafusion::functions::core::expr_fn::coalesce(vec![column, lit(d)]);
-                    exprs.push(filled.alias_qualified(qualifier.cloned(), field.name()));
+        let (left, right) = (join.left.schema(), join.right.schema());
+        let left_len = left.fields().len();
+        // Output field i fills when its side does and its input was not Nullable.
+        let fills: Vec<bool> = (0..node.schema().fields().len())
+            .map(|i| {
+                if i < left_len {
+                    left_fills && !left.field(i).is_nullable()
+                } else {
+                    right_fills && !right.field(i - left_len).is_nullable()
                 }
-                None => exprs.push(column),
-            }
-        }
-        if !changed {
-            return Ok(Transformed::no(node));
-        }
-        let projection = Projection::try_new(exprs, Arc::new(node))?;
-        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+            })
+            .collect();
+        project_defaults(node, &fills)
     })
     .map(|t| t.data)
 }
@@ -76,37 +51,50 @@ pub fn fill_grouping_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
         let [Expr::GroupingSet(set)] = agg.group_expr.as_slice() else {
             return Ok(Transformed::no(node));
         };
-        let keys: Vec<Expr> = set.distinct_expr().into_iter().cloned().collect();
+        // The keys come first in the output, in `distinct_expr` order.
         let input = agg.input.schema();
-        let out: DFSchemaRef = Arc::clone(node.schema());
-        let mut changed = false;
-        let mut exprs = Vec::with_capacity(out.fields().len());
-        for (i, (qualifier, field)) in out.iter().enumerate() {
-            let column = Expr::Column(datafusion::common::Column::new(
-                qualifier.cloned(),
-                field.name(),
-            ));
-            let key_not_null = keys
-                .get(i)
-                .is_some_and(|k| matches!(k.nullable(input.as_ref()), Ok(false)));
-            let default = key_not_null
-                .then(|| ScalarValue::new_default(field.data_type()).ok())
-                .flatten();
-            match default {
-                Some(d) => {
-                    changed = true;
-                    let filled =
-                        datafusion::functions::core::expr_fn::coalesce(vec![column, lit(d)]);
-                    exprs.push(filled.alias_qualified(qualifier.cloned(), field.name()));
-                }
-                None => exprs.push(column),
-            }
-        }
-        if !changed {
-            return Ok(Transformed::no(node));
-        }
-        let projection = Projection::try_new(exprs, Arc::new(node))?;
-        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+        let keys: Vec<bool> = set
+            .distinct_expr()
+            .into_iter()
+            .map(|k| matches!(k.nullable(input.as_ref()), Ok(false)))
+            .collect();
+        let fills: Vec<bool> = (0..node.schema().fields().len())
+            .map(|i| keys.get(i).copied().unwrap_or(false))
+            .collect();
+        project_defaults(node, &fills)
     })
     .map(|t| t.data)
+}
+
+/// Puts a projection over `node` that replaces NULL by the type's default in
+/// the output fields `fills` marks, and passes the others through.
+fn project_defaults(node: LogicalPlan, fills: &[bool]) -> Result<Transformed<LogicalPlan>> {
+    let out: DFSchemaRef = Arc::clone(node.schema());
+    let mut changed = false;
+    let mut exprs = Vec::with_capacity(out.fields().len());
+    for (i, (qualifier, field)) in out.iter().enumerate() {
+        let column = Expr::Column(datafusion::common::Column::new(
+            qualifier.cloned(),
+            field.name(),
+        ));
+        let default = fills
+            .get(i)
+            .copied()
+            .unwrap_or(false)
+            .then(|| ScalarValue::new_default(field.data_type()).ok())
+            .flatten();
+        match default {
+            Some(d) => {
+                changed = true;
+                let filled = datafusion::functions::core::expr_fn::coalesce(vec![column, lit(d)]);
+                exprs.push(filled.alias_qualified(qualifier.cloned(), field.name()));
+            }
+            None => exprs.push(column),
+        }
+    }
+    if !changed {
+        return Ok(Transformed::no(node));
+    }
+    let projection = Projection::try_new(exprs, Arc::new(node))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
 }

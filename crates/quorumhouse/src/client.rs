@@ -224,15 +224,9 @@ async fn run_async(args: ClientArgs) -> ExitCode {
 /// Ctrl-C while a statement runs cancels it (the server stops it when the
 /// call is dropped) and returns to the prompt.
 async fn interactive(client: &mut Client, args: &ClientArgs) -> ExitCode {
-    let mut prompt = match Prompt::new() {
+    let mut prompt = match Prompt::open() {
         Ok(p) => p,
-        Err(e) => {
-            print_error(
-                ErrorCode::LOGICAL_ERROR,
-                &format!("cannot open the terminal: {e}"),
-            );
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     println!("quorumhouse client connected to {}", client.endpoint());
     loop {

@@ -155,15 +155,9 @@ async fn run_statement(
 
 /// clickhouse-local's prompt: errors are printed and the prompt goes on.
 async fn interactive(session: &mut Session, args: &LocalArgs) -> ExitCode {
-    let mut prompt = match crate::repl::Prompt::new() {
+    let mut prompt = match crate::repl::Prompt::open() {
         Ok(p) => p,
-        Err(e) => {
-            print_error(
-                ErrorCode::LOGICAL_ERROR,
-                &format!("cannot open the terminal: {e}"),
-            );
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     loop {
         let text = match prompt.read_statements() {

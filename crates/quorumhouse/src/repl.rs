@@ -46,6 +46,18 @@ impl Prompt {
         Ok(Prompt { editor, history })
     }
 
+    /// [`Prompt::new`] for a command: a failure is printed and becomes the
+    /// exit status.
+    pub fn open() -> Result<Prompt, std::process::ExitCode> {
+        Prompt::new().map_err(|e| {
+            crate::output::print_error(
+                qh_types::ErrorCode::LOGICAL_ERROR,
+                &format!("cannot open the terminal: {e}"),
+            );
+            std::process::ExitCode::from(1)
+        })
+    }
+
     /// Reads lines until a statement is complete. Ctrl-C drops what was typed
     /// so far; Ctrl-D on an empty prompt quits.
     pub fn read_statements(&mut self) -> Line {

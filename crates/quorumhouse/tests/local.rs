@@ -735,7 +735,10 @@ fn clickhouse_sql_forms() {
     assert_eq!(ok(d, "SELECT materialize('x')"), "x\n");
     // groupArray skips NULLs and is [] over no rows.
     assert_eq!(
-        ok(d, "SELECT groupArray(x) FROM (SELECT NULL AS x UNION ALL SELECT 1)"),
+        ok(
+            d,
+            "SELECT groupArray(x) FROM (SELECT NULL AS x UNION ALL SELECT 1)"
+        ),
         "[1]\n"
     );
     assert_eq!(ok(d, "SELECT groupArray(number) FROM numbers(0)"), "[]\n");

@@ -412,17 +412,23 @@ async fn wait_listed(c: &mut Client, query_id: &str, present: bool) {
 /// row matches).
 const ENDLESS: &str = "SELECT count() FROM system.numbers WHERE number % 1000 = 1001";
 
+/// Runs ENDLESS under `id` on a connection of its own.
+async fn spawn_endless(
+    node: &Node,
+    id: &str,
+) -> tokio::task::JoinHandle<Result<qh_client::QueryOutput, ClientError>> {
+    let mut c = node.client().await;
+    let opts = QueryOptions::new().query_id(id);
+    tokio::spawn(async move { c.query_with(ENDLESS, opts).await })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn running_statements_are_listed_and_cancelled_by_query_id() {
     let node = Node::start().await;
     let mut watcher = node.client().await;
 
     // Cancelled by id from another connection (the client library's cancel).
-    let mut a = node.client().await;
-    let run = tokio::spawn(async move {
-        a.query_with(ENDLESS, QueryOptions::new().query_id("endless-1"))
-            .await
-    });
+    let run = spawn_endless(&node, "endless-1").await;
     wait_listed(&mut watcher, "endless-1", true).await;
     let dup = watcher
         .query_with("SELECT 1", QueryOptions::new().query_id("endless-1"))
@@ -441,11 +447,7 @@ async fn running_statements_are_listed_and_cancelled_by_query_id() {
     assert!(!watcher.cancel("endless-1").await.unwrap());
 
     // KILL QUERY in SQL, with TEST only listing and ASYNC stopping.
-    let mut b = node.client().await;
-    let run = tokio::spawn(async move {
-        b.query_with(ENDLESS, QueryOptions::new().query_id("endless-2"))
-            .await
-    });
+    let run = spawn_endless(&node, "endless-2").await;
     wait_listed(&mut watcher, "endless-2", true).await;
     let out = watcher
         .query("KILL QUERY WHERE query_id = 'endless-2' TEST")
@@ -469,11 +471,7 @@ async fn running_statements_are_listed_and_cancelled_by_query_id() {
     assert_eq!(err.code(), 394, "{err}");
 
     // A client that drops its call stops the statement on the server.
-    let mut d = node.client().await;
-    let run = tokio::spawn(async move {
-        d.query_with(ENDLESS, QueryOptions::new().query_id("endless-3"))
-            .await
-    });
+    let run = spawn_endless(&node, "endless-3").await;
     wait_listed(&mut watcher, "endless-3", true).await;
     run.abort();
     wait_listed(&mut watcher, "endless-3", false).await;
@@ -546,6 +544,22 @@ async fn arrow_batches_insert_and_stream_back() {
     assert_eq!(text(&out), "3000\n");
 }
 
+/// Polls (bounded) until this many running statements look like ENDLESS.
+async fn wait_matching_processes(c: &mut Client, count: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = c
+            .query("SELECT count() FROM system.processes WHERE query LIKE '%number % 1000%'")
+            .await
+            .unwrap();
+        if text(&out) == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// clickhouse-client's habits on a real terminal: a multi-line statement,
 /// a pretty table by default, Ctrl-C cancelling a running statement (on the
 /// server too) and returning to the prompt, `\\q`.
@@ -571,37 +585,17 @@ async fn interactive_client_runs_and_cancels_statements() {
     );
     t.expect(":) ");
     t.send_line(&format!("{ENDLESS};"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = watcher
-            .query("SELECT count() FROM system.processes WHERE query LIKE '%number % 1000%'")
-            .await
-            .unwrap();
-        // The watcher's own statement matches too.
-        if text(&out) == "2\n" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the statement never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The watcher's own statement matches too: 2 while the prompt's runs.
+    wait_matching_processes(&mut watcher, "2\n", "the statement never ran").await;
     t.send_control(0x03);
     t.expect("Query was cancelled.");
     t.expect(":) ");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = watcher
-            .query("SELECT count() FROM system.processes WHERE query LIKE '%number % 1000%'")
-            .await
-            .unwrap();
-        if text(&out) == "1\n" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server kept running the cancelled statement"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_matching_processes(
+        &mut watcher,
+        "1\n",
+        "the server kept running the cancelled statement",
+    )
+    .await;
     t.send_line("\\q");
     t.expect("Bye.");
     assert_eq!(t.wait(), Some(0));
