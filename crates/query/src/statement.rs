@@ -378,6 +378,7 @@ impl<'a> StmtParser<'a> {
         let (tokens, final_tables) = strip_final(tokens);
         let tokens = join_syntax(tokens);
         let tokens = limit_by_syntax(tokens);
+        let tokens = values_function(tokens);
         let (tokens, trailer_format, trailer_settings) =
             split_trailer(tokens).map_err(|m| syntax_error(sql, &ParserError::ParserError(m)))?;
         let parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
@@ -1285,6 +1286,155 @@ fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         }
         out.push(t.clone());
         i += 1;
+    }
+    out
+}
+
+/// ClickHouse's `values` table function after FROM/JOIN —
+/// `VALUES('a UInt8, b String', (1, 'x'), ...)`, `VALUES((1, 'x'), ...)` or
+/// `VALUES(1, 2, ...)` — becomes the standard `(VALUES (1, 'x'), ...) AS
+/// alias(a, b)`; columns are `c1, c2, ...` unless the structure names them.
+fn values_function(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    use datafusion::sql::sqlparser::tokenizer::Whitespace;
+    let sig = |v: &[TokenWithSpan], from: usize| {
+        v[from..]
+            .iter()
+            .position(|t| !matches!(t.token, Token::Whitespace(_)))
+            .map(|p| p + from)
+    };
+    let space = || TokenWithSpan::wrap(Token::Whitespace(Whitespace::Space));
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        let prev = out
+            .iter()
+            .rev()
+            .find(|p| !matches!(p.token, Token::Whitespace(_)))
+            .and_then(word_of);
+        let open = sig(&tokens, i + 1).filter(|o| tokens[*o].token == Token::LParen);
+        let is_values = word_of(t).as_deref() == Some("VALUES")
+            && matches!(prev.as_deref(), Some("FROM" | "JOIN"))
+            && open.is_some();
+        let Some(open) = open.filter(|_| is_values) else {
+            out.push(t.clone());
+            i += 1;
+            continue;
+        };
+        // Arguments at depth 1, split by commas.
+        let mut args: Vec<Vec<TokenWithSpan>> = vec![vec![]];
+        let mut depth = 0;
+        let mut close = None;
+        for (k, tok) in tokens.iter().enumerate().skip(open + 1) {
+            match &tok.token {
+                Token::LParen => depth += 1,
+                Token::RParen if depth == 0 => {
+                    close = Some(k);
+                    break;
+                }
+                Token::RParen => depth -= 1,
+                Token::Comma if depth == 0 => {
+                    args.push(vec![]);
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(last) = args.last_mut() {
+                last.push(tok.clone());
+            }
+        }
+        let Some(close) = close else {
+            out.push(t.clone());
+            i += 1;
+            continue;
+        };
+        let significant = |a: &[TokenWithSpan]| -> Vec<TokenWithSpan> {
+            a.iter()
+                .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+                .cloned()
+                .collect()
+        };
+        let mut names: Option<Vec<String>> = None;
+        if let [only] = significant(&args[0]).as_slice() {
+            if let Token::SingleQuotedString(structure) = &only.token {
+                names = Some(
+                    structure
+                        .split(',')
+                        .filter_map(|c| c.split_whitespace().next().map(str::to_string))
+                        .collect(),
+                );
+                args.remove(0);
+            }
+        }
+        // Each row: a tuple as it is, a scalar in parentheses.
+        let mut rows: Vec<Vec<TokenWithSpan>> = Vec::new();
+        let mut width = 1;
+        for (n, a) in args.iter().enumerate() {
+            let sig_tokens = significant(a);
+            let is_tuple = sig_tokens.first().map(|t| &t.token) == Some(&Token::LParen)
+                && sig_tokens.last().map(|t| &t.token) == Some(&Token::RParen);
+            if is_tuple {
+                if n == 0 {
+                    let mut d = 0;
+                    width = 1;
+                    for tk in &sig_tokens[1..sig_tokens.len() - 1] {
+                        match tk.token {
+                            Token::LParen => d += 1,
+                            Token::RParen => d -= 1,
+                            Token::Comma if d == 0 => width += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                rows.push(a.clone());
+            } else {
+                let mut r = vec![TokenWithSpan::wrap(Token::LParen)];
+                r.extend(a.iter().cloned());
+                r.push(TokenWithSpan::wrap(Token::RParen));
+                rows.push(r);
+            }
+        }
+        let names = names.unwrap_or_else(|| (1..=width).map(|k| format!("c{k}")).collect());
+        // A following `[AS] alias` names the table.
+        let mut next = close + 1;
+        let mut alias = "values".to_string();
+        if let Some(a) = sig(&tokens, close + 1) {
+            let a = if word_of(&tokens[a]).as_deref() == Some("AS") {
+                sig(&tokens, a + 1).unwrap_or(a)
+            } else {
+                a
+            };
+            if let Token::Word(w) = &tokens[a].token {
+                if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() {
+                    alias = w.value.clone();
+                    next = a + 1;
+                }
+            }
+        }
+        out.push(TokenWithSpan::wrap(Token::LParen));
+        out.push(TokenWithSpan::wrap(Token::make_keyword("VALUES")));
+        out.push(space());
+        for (n, r) in rows.into_iter().enumerate() {
+            if n > 0 {
+                out.push(TokenWithSpan::wrap(Token::Comma));
+            }
+            out.extend(r);
+        }
+        out.push(TokenWithSpan::wrap(Token::RParen));
+        out.push(space());
+        out.push(TokenWithSpan::wrap(Token::make_keyword("AS")));
+        out.push(space());
+        out.push(TokenWithSpan::wrap(Token::make_word(&alias, Some('"'))));
+        out.push(TokenWithSpan::wrap(Token::LParen));
+        for (n, name) in names.iter().enumerate() {
+            if n > 0 {
+                out.push(TokenWithSpan::wrap(Token::Comma));
+            }
+            out.push(TokenWithSpan::wrap(Token::make_word(name, Some('"'))));
+        }
+        out.push(TokenWithSpan::wrap(Token::RParen));
+        out.push(space());
+        i = next;
     }
     out
 }

@@ -733,6 +733,22 @@ fn clickhouse_sql_forms() {
         "0\t2\n1\t2\n\\N\t4\n"
     );
     assert_eq!(ok(d, "SELECT materialize('x')"), "x\n");
+    // The values() table function, its three forms.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT * FROM VALUES ((1, 'a'), (NULL, 'b')) FORMAT TSVWithNames"
+        ),
+        "c1\tc2\n1\ta\n\\N\tb\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT b FROM values('a UInt8, b String', (1, 'x'), (2, 'y')) AS v WHERE v.a > 1"
+        ),
+        "y\n"
+    );
+    assert_eq!(ok(d, "SELECT sum(c1) FROM VALUES(1, 2, 3)"), "6\n");
     // groupArray skips NULLs and is [] over no rows.
     assert_eq!(
         ok(
