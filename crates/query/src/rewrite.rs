@@ -19,6 +19,7 @@ impl VisitorMut for Rewriter {
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         union_tail_binds_to_last_select(q);
+        dummy_from_system_one(&mut q.body);
         limit_by(q);
         group_by_modifiers(&mut q.body);
         name_select_items(&mut q.body);
@@ -235,6 +236,45 @@ fn limit_by(q: &mut Query) {
             high: Box::new(lit(offset.saturating_add(n))),
         }
     });
+}
+
+/// A SELECT without FROM reads ClickHouse's `system.one`, whose column is
+/// `dummy` (UInt8 0): give such a SELECT that FROM when it names `dummy`.
+fn dummy_from_system_one(body: &mut SetExpr) {
+    use datafusion::sql::sqlparser::ast::{TableFactor, TableWithJoins};
+    match body {
+        SetExpr::Select(s) if s.from.is_empty() => {
+            let mut names_dummy = false;
+            let _ = datafusion::sql::sqlparser::ast::visit_expressions(s.as_ref(), |e| {
+                if matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("dummy")) {
+                    names_dummy = true;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            if names_dummy {
+                s.from.push(TableWithJoins {
+                    relation: TableFactor::Table {
+                        name: ObjectName::from(vec![Ident::new("system"), Ident::new("one")]),
+                        alias: None,
+                        args: None,
+                        with_hints: vec![],
+                        version: None,
+                        with_ordinality: false,
+                        partitions: vec![],
+                        json_path: None,
+                        sample: None,
+                        index_hints: vec![],
+                    },
+                    joins: vec![],
+                });
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            dummy_from_system_one(left);
+            dummy_from_system_one(right);
+        }
+        _ => {}
+    }
 }
 
 /// In ClickHouse every SELECT of a UNION keeps its own ORDER BY and LIMIT,

@@ -749,6 +749,11 @@ fn clickhouse_sql_forms() {
         "y\n"
     );
     assert_eq!(ok(d, "SELECT sum(c1) FROM VALUES(1, 2, 3)"), "6\n");
+    // A SELECT without FROM reads system.one.
+    assert_eq!(
+        ok(d, "SELECT dummy IN (0) AS x, count() GROUP BY x"),
+        "1\t1\n"
+    );
     // groupArray skips NULLs and is [] over no rows.
     assert_eq!(
         ok(
