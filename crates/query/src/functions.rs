@@ -371,6 +371,15 @@ fn to_bool(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
             a.len(),
         )));
     }
+    // Arrow casts no decimal to Boolean; integer arithmetic on mixed signs
+    // can yield decimals (`number % 2`): test them as != 0 through Float64.
+    if matches!(
+        a.data_type(),
+        DataType::Decimal128(..) | DataType::Decimal256(..)
+    ) {
+        let f = cast(a, &DataType::Float64)?;
+        return Ok(cast(&f, &DataType::Boolean)?);
+    }
     Ok(cast(a, &DataType::Boolean)?)
 }
 

@@ -658,6 +658,8 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
             return Some(Expr::Function(nf));
         }
         "if" if args.len() == 3 => {
+            let mut condition = args[0].clone();
+            as_condition(&mut condition);
             return Some(Expr::Case {
                 case_token:
                     datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
@@ -665,18 +667,22 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                     datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
                 operand: None,
                 conditions: vec![CaseWhen {
-                    condition: args[0].clone(),
+                    condition,
                     result: args[1].clone(),
                 }],
                 else_result: Some(Box::new(args[2].clone())),
-            })
+            });
         }
         "multiif" if args.len() >= 3 && args.len() % 2 == 1 => {
             let conditions = args[..args.len() - 1]
                 .chunks(2)
-                .map(|c| CaseWhen {
-                    condition: c[0].clone(),
-                    result: c[1].clone(),
+                .map(|c| {
+                    let mut condition = c[0].clone();
+                    as_condition(&mut condition);
+                    CaseWhen {
+                        condition,
+                        result: c[1].clone(),
+                    }
                 })
                 .collect();
             return Some(Expr::Case {
@@ -757,7 +763,11 @@ mod tests {
             "SELECT count(*) AS \"count()\" FROM t"
         );
         assert!(rw("SELECT uniq(x) FROM t").contains("count(DISTINCT x)"));
-        assert!(rw("SELECT if(a, 1, 2) FROM t").contains("CASE WHEN a THEN 1 ELSE 2 END"));
+        // A number is a condition (x != 0); a comparison stays as it is.
+        assert!(
+            rw("SELECT if(a, 1, 2) FROM t").contains("CASE WHEN __qh_bool(a) THEN 1 ELSE 2 END")
+        );
+        assert!(rw("SELECT if(a = 1, 1, 2) FROM t").contains("CASE WHEN a = 1 THEN 1 ELSE 2 END"));
         assert!(rw("SELECT toYYYYMM(ts) AS m FROM t").contains("toyyyymm(ts) AS m"));
         assert!(rw("SELECT a / b AS r FROM t").contains("tofloat64(a) / b"));
         assert!(

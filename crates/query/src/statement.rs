@@ -379,6 +379,7 @@ impl<'a> StmtParser<'a> {
         let tokens = join_syntax(tokens);
         let tokens = limit_by_syntax(tokens);
         let tokens = values_function(tokens);
+        let tokens = ternary_operator(tokens);
         let (tokens, trailer_format, trailer_settings) =
             split_trailer(tokens).map_err(|m| syntax_error(sql, &ParserError::ParserError(m)))?;
         let parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
@@ -1437,6 +1438,96 @@ fn values_function(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         i = next;
     }
     out
+}
+
+/// ClickHouse's `cond ? a : b` becomes `if(cond, a, b)`. The operator binds
+/// loosest (below OR) and to the right, so the rightmost `?` is rewritten
+/// first; the condition runs back to a comma, an open parenthesis or a
+/// clause keyword, the else branch on to a comma, a closing parenthesis, an
+/// alias or the next clause.
+fn ternary_operator(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    const BEFORE: &[&str] = &[
+        "SELECT", "WHERE", "PREWHERE", "HAVING", "ON", "WHEN", "THEN", "ELSE", "BY", "DISTINCT",
+        "QUALIFY",
+    ];
+    const AFTER: &[&str] = &[
+        "AS", "FROM", "WHERE", "PREWHERE", "GROUP", "ORDER", "LIMIT", "HAVING", "SETTINGS",
+        "FORMAT", "UNION", "END", "THEN", "ELSE", "WHEN", "ASC", "DESC", "QUALIFY", "WINDOW",
+    ];
+    let is_q = |t: &TokenWithSpan| matches!(&t.token, Token::Placeholder(p) if p == "?");
+    // Bounded: each pass removes one `?`.
+    for _ in 0..tokens.len() {
+        let Some(q) = tokens.iter().rposition(is_q) else {
+            break;
+        };
+        // The matching `:` at the same depth.
+        let mut depth = 0i32;
+        let mut colon = None;
+        for (k, t) in tokens.iter().enumerate().skip(q + 1) {
+            match &t.token {
+                Token::LParen => depth += 1,
+                Token::RParen if depth == 0 => break,
+                Token::RParen => depth -= 1,
+                Token::Colon if depth == 0 => {
+                    colon = Some(k);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(colon) = colon else {
+            break; // not ClickHouse's ternary: leave it to the parser's error
+        };
+        let mut start = q;
+        let mut depth = 0i32;
+        while start > 0 {
+            let t = &tokens[start - 1];
+            match &t.token {
+                Token::RParen => depth += 1,
+                Token::LParen if depth == 0 => break,
+                Token::LParen => depth -= 1,
+                // An enclosing ternary's `?` or `:` ends this one's condition.
+                Token::Comma | Token::Colon if depth == 0 => break,
+                Token::Placeholder(p) if depth == 0 && p == "?" => break,
+                _ => {}
+            }
+            if depth == 0 && word_of(t).is_some_and(|w| BEFORE.contains(&w.as_str())) {
+                break;
+            }
+            start -= 1;
+        }
+        let mut end = colon + 1;
+        let mut depth = 0i32;
+        while end < tokens.len() {
+            let t = &tokens[end];
+            match &t.token {
+                Token::LParen => depth += 1,
+                Token::RParen if depth == 0 => break,
+                Token::RParen => depth -= 1,
+                Token::Comma | Token::SemiColon | Token::Colon if depth == 0 => break,
+                _ => {}
+            }
+            if depth == 0 && word_of(t).is_some_and(|w| AFTER.contains(&w.as_str())) {
+                break;
+            }
+            end += 1;
+        }
+        let mut call = vec![
+            TokenWithSpan::wrap(Token::make_word("if", None)),
+            TokenWithSpan::wrap(Token::LParen),
+        ];
+        call.extend(tokens[start..q].iter().cloned());
+        call.push(TokenWithSpan::wrap(Token::Comma));
+        call.extend(tokens[q + 1..colon].iter().cloned());
+        call.push(TokenWithSpan::wrap(Token::Comma));
+        call.extend(tokens[colon + 1..end].iter().cloned());
+        call.push(TokenWithSpan::wrap(Token::RParen));
+        call.push(TokenWithSpan::wrap(Token::Whitespace(
+            datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+        )));
+        tokens.splice(start..end, call);
+    }
+    tokens
 }
 
 fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {

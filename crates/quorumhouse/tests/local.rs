@@ -749,6 +749,22 @@ fn clickhouse_sql_forms() {
         "y\n"
     );
     assert_eq!(ok(d, "SELECT sum(c1) FROM VALUES(1, 2, 3)"), "6\n");
+    // The ternary operator (right-associative), and numeric conditions of
+    // if/multiIf, decimals included.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number > 1 ? number > 2 ? 'c' : 'b' : 'a' AS t FROM numbers(4)"
+        ),
+        "a\na\nb\nc\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT if(number % 2, 'odd', 'even'), multiIf(number % 2, 1, 0) FROM numbers(2)"
+        ),
+        "even\t0\nodd\t1\n"
+    );
     // A SELECT without FROM reads system.one.
     assert_eq!(
         ok(d, "SELECT dummy IN (0) AS x, count() GROUP BY x"),
