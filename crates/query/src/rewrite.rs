@@ -472,7 +472,53 @@ fn args_of(f: &FunctionArguments) -> Vec<Expr> {
     }
 }
 
+/// Functions whose result is a DateTime, for `DateTime ± seconds`.
+const DATETIME_FUNCTIONS: &[&str] = &[
+    "todatetime",
+    "now",
+    "tostartofminute",
+    "tostartoffiveminutes",
+    "tostartoffiveminute",
+    "tostartoftenminutes",
+    "tostartoffifteenminutes",
+    "tostartofhour",
+    "tostartofinterval",
+];
+
+fn is_datetime_call(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f)
+        if DATETIME_FUNCTIONS.contains(&f.name.to_string().to_ascii_lowercase().as_str()))
+}
+
 fn rewrite_expr(e: &mut Expr) {
+    // ClickHouse adds whole seconds to a DateTime (`toDateTime(..) + n`);
+    // DataFusion adds only intervals. Where the DateTime side is visibly a
+    // DateTime function, go through the unix timestamp.
+    if let Expr::BinaryOp {
+        left,
+        op: op @ (BinaryOperator::Plus | BinaryOperator::Minus),
+        right,
+    } = e
+    {
+        let left_dt = is_datetime_call(left) && !matches!(right.as_ref(), Expr::Interval(_));
+        let right_dt = matches!(op, BinaryOperator::Plus)
+            && is_datetime_call(right)
+            && !matches!(left.as_ref(), Expr::Interval(_));
+        if left_dt || right_dt {
+            let (dt, n) = if left_dt {
+                (left.as_ref().clone(), right.as_ref().clone())
+            } else {
+                (right.as_ref().clone(), left.as_ref().clone())
+            };
+            let seconds = Expr::BinaryOp {
+                left: Box::new(Expr::Function(func("tounixtimestamp", vec![dt]))),
+                op: op.clone(),
+                right: Box::new(Expr::Nested(Box::new(n))),
+            };
+            *e = Expr::Function(func("todatetime", vec![seconds]));
+            return;
+        }
+    }
     match e {
         Expr::BinaryOp {
             left,

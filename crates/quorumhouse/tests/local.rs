@@ -765,6 +765,14 @@ fn clickhouse_sql_forms() {
         ),
         "even\t0\nodd\t1\n"
     );
+    // DateTime ± whole seconds.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT toDateTime('2000-01-01 00:00:00') - 1, toDateTime('2000-01-01 00:00:00') + number * 60 FROM numbers(1, 1)"
+        ),
+        "1999-12-31 23:59:59\t2000-01-01 00:01:00\n"
+    );
     // A SELECT without FROM reads system.one.
     assert_eq!(
         ok(d, "SELECT dummy IN (0) AS x, count() GROUP BY x"),

@@ -574,12 +574,19 @@ async fn a_part_nobody_can_send_does_not_wedge_the_queue() {
         ok(&c, n, "SYSTEM START FETCHES events").await;
     }
     // Later parts still replicate while the first one cannot be fetched.
-    ok(
-        &c,
-        2,
-        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 2, 'from node 2')",
-    )
-    .await;
+    // Node 1 may have led the coordinator: retry until a new leader takes the
+    // insert (a retry of the same block is deduplicated).
+    c.wait_for("an insert on node 2 after node 1 died", LONG, || async {
+        sql(
+            &c,
+            2,
+            "INSERT INTO events VALUES ('2024-01-01 00:00:00', 2, 'from node 2')",
+        )
+        .await
+        .ok()
+    })
+    .await
+    .unwrap();
     c.wait_for("node 2's part on node 3", LONG, || async {
         let r = sql(&c, 3, "SELECT count() FROM events WHERE id = 2")
             .await
