@@ -22,8 +22,10 @@ impl VisitorMut for Rewriter {
         dummy_from_system_one(&mut q.body);
         limit_by(q);
         group_by_modifiers(&mut q.body);
+        // Name items by their text before aliases are put into them.
         name_select_items(&mut q.body);
         unique_select_names(&mut q.body);
+        select_aliases(&mut q.body);
         ControlFlow::Continue(())
     }
 
@@ -235,6 +237,91 @@ fn limit_by(q: &mut Query) {
             low: Box::new(lit(offset + 1)),
             high: Box::new(lit(offset.saturating_add(n))),
         }
+    });
+}
+
+/// ClickHouse lets a SELECT's aliases be used anywhere in it — in WHERE and
+/// PREWHERE and in other SELECT items (`SELECT 1 AS x, x + 1`) — and an
+/// alias wins over a column of the same name. DataFusion sees aliases only
+/// in GROUP BY, HAVING and ORDER BY, so the aliased expression is put in
+/// their place elsewhere (not inside subqueries, which have their own).
+fn select_aliases(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            let aliases: Vec<(String, Expr)> = s
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    SelectItem::ExprWithAlias { expr, alias } => {
+                        Some((alias.value.clone(), expr.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if aliases.is_empty() {
+                return;
+            }
+            for item in s.projection.iter_mut() {
+                match item {
+                    SelectItem::ExprWithAlias { expr, alias } => {
+                        substitute_aliases(expr, &aliases, Some(alias.value.as_str()))
+                    }
+                    SelectItem::UnnamedExpr(expr) => substitute_aliases(expr, &aliases, None),
+                    _ => {}
+                }
+            }
+            if let Some(w) = s.selection.as_mut() {
+                substitute_aliases(w, &aliases, None);
+            }
+            if let Some(w) = s.prewhere.as_mut() {
+                substitute_aliases(w, &aliases, None);
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            select_aliases(left);
+            select_aliases(right);
+        }
+        _ => {}
+    }
+}
+
+/// Replaces identifiers naming an alias (other than `own`) by the aliased
+/// expression, outside subqueries. Replacement happens after the children
+/// were visited, so an inserted expression is not searched again.
+fn substitute_aliases(e: &mut Expr, aliases: &[(String, Expr)], own: Option<&str>) {
+    struct Sub<'a> {
+        aliases: &'a [(String, Expr)],
+        own: Option<&'a str>,
+        depth: usize,
+    }
+    impl VisitorMut for Sub<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.depth > 0 {
+                return ControlFlow::Continue(());
+            }
+            if let Expr::Identifier(i) = e {
+                if Some(i.value.as_str()) != self.own {
+                    if let Some((_, expr)) = self.aliases.iter().find(|(n, _)| *n == i.value) {
+                        *e = Expr::Nested(Box::new(expr.clone()));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = e.visit(&mut Sub {
+        aliases,
+        own,
+        depth: 0,
     });
 }
 

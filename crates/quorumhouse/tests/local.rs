@@ -773,6 +773,21 @@ fn clickhouse_sql_forms() {
         ),
         "1999-12-31 23:59:59\t2000-01-01 00:01:00\n"
     );
+    // Aliases work anywhere in their SELECT and win over a column's name.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number * 2 AS n, n + 1 FROM numbers(3) WHERE n > 1 FORMAT TSVWithNames"
+        ),
+        "n\tn + 1\n2\t3\n4\t5\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT toString(number) AS number FROM numbers(3) WHERE number = '1'"
+        ),
+        "1\n"
+    );
     // A SELECT without FROM reads system.one.
     assert_eq!(
         ok(d, "SELECT dummy IN (0) AS x, count() GROUP BY x"),
