@@ -399,6 +399,38 @@ fn sleep_fn(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
     Ok(Arc::new(UInt8Array::from(vec![0u8; n])))
 }
 
+/// ClickHouse's `negate` / unary minus: unsigned integers become the next
+/// wider signed type (UInt64 → Int64, wrapping like ClickHouse), the others
+/// keep theirs.
+fn negate_type(t: &[DataType]) -> Result<DataType> {
+    Ok(match &t[0] {
+        DataType::UInt8 => DataType::Int16,
+        DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        other => other.clone(),
+    })
+}
+
+fn negate(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let target = negate_type(&[args[0].data_type().clone()])?;
+    let a = if args[0].data_type() == &target {
+        Arc::clone(&args[0])
+    } else {
+        // UInt64 beyond i64 wraps, as ClickHouse's negate does.
+        let opts = datafusion::arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        match datafusion::arrow::compute::cast_with_options(&args[0], &target, &opts) {
+            Ok(c) => c,
+            Err(_) => cast(&args[0], &target)?,
+        }
+    };
+    Ok(datafusion::arrow::compute::kernels::numeric::neg_wrapping(
+        &a,
+    )?)
+}
+
 fn identity_nullable(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     Ok(Arc::clone(&args[0]))
 }
@@ -573,6 +605,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             |a, _| add_interval(a, 1, -1),
         ),
         udf("tonullable", one(), |t| Ok(t[0].clone()), identity_nullable),
+        udf("negate", one(), negate_type, negate),
         // A constant made a full column: the same values here.
         udf(
             "materialize",

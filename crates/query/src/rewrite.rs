@@ -578,6 +578,22 @@ fn is_datetime_call(e: &Expr) -> bool {
 }
 
 fn rewrite_expr(e: &mut Expr) {
+    // Unary minus on a non-literal: ClickHouse's negate (unsigned → signed);
+    // literals stay literals (typing, pruning).
+    if let Expr::UnaryOp {
+        op: datafusion::sql::sqlparser::ast::UnaryOperator::Minus,
+        expr,
+    } = e
+    {
+        if !matches!(expr.as_ref(), Expr::Value(_)) {
+            let inner = std::mem::replace(
+                expr.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            *e = Expr::Function(func("negate", vec![inner]));
+            return;
+        }
+    }
     // ClickHouse adds whole seconds to a DateTime (`toDateTime(..) + n`);
     // DataFusion adds only intervals. Where the DateTime side is visibly a
     // DateTime function, go through the unix timestamp.

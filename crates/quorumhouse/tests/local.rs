@@ -788,6 +788,11 @@ fn clickhouse_sql_forms() {
         ),
         "1\n"
     );
+    // Unary minus of an unsigned column is signed (ClickHouse's negate).
+    assert_eq!(
+        ok(d, "SELECT -number, toTypeName(-number) FROM numbers(1, 1)"),
+        "-1\tInt64\n"
+    );
     // A SELECT without FROM reads system.one.
     assert_eq!(
         ok(d, "SELECT dummy IN (0) AS x, count() GROUP BY x"),
