@@ -43,10 +43,6 @@ impl Clusters {
     pub fn follows_membership(&self, name: &str) -> bool {
         matches!(name, "default" | "sharded") && !self.configured.contains_key(name)
     }
-
-    pub fn get(&self, name: &str, voters: &[u64]) -> Option<Layout> {
-        self.all(voters).remove(name)
-    }
 }
 
 /// Each node of `layout` with its 1-based shard and replica numbers (a node
@@ -74,17 +70,20 @@ mod tests {
     #[test]
     fn default_and_sharded_follow_the_voters_and_config_wins() {
         let c = Clusters::default();
-        assert_eq!(c.get("default", &[1, 2, 3]), Some(vec![vec![1, 2, 3]]));
         assert_eq!(
-            c.get("sharded", &[1, 2, 3]),
+            c.all(&[1, 2, 3]).remove("default"),
+            Some(vec![vec![1, 2, 3]])
+        );
+        assert_eq!(
+            c.all(&[1, 2, 3]).remove("sharded"),
             Some(vec![vec![1], vec![2], vec![3]])
         );
-        assert_eq!(c.get("nope", &[1]), None);
+        assert_eq!(c.all(&[1]).remove("nope"), None);
         let c = Clusters::new(BTreeMap::from([(
             "two".to_string(),
             vec![vec![1, 2], vec![3]],
         )]));
-        let h = hosts(&c.get("two", &[1, 2, 3]).unwrap());
+        let h = hosts(&c.all(&[1, 2, 3]).remove("two").unwrap());
         let place = |n: u64| h.iter().find(|p| p.node == n).map(|p| (p.shard, p.replica));
         assert_eq!(place(2), Some((1, 2)));
         assert_eq!(place(3), Some((2, 1)));

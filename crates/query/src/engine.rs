@@ -1003,11 +1003,11 @@ impl Session {
         for (setting, fill) in [
             (
                 "join_use_nulls",
-                crate::join_defaults::fill_join_defaults as Fill,
+                crate::use_nulls::fill_join_defaults as Fill,
             ),
             (
                 "group_by_use_nulls",
-                crate::join_defaults::fill_grouping_defaults,
+                crate::use_nulls::fill_grouping_defaults,
             ),
         ] {
             if settings

@@ -15,7 +15,6 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod input;
-mod join_defaults;
 pub mod keys;
 pub mod on_cluster;
 pub mod processes;
@@ -23,6 +22,7 @@ pub mod provider;
 pub mod rewrite;
 pub mod statement;
 pub mod system;
+mod use_nulls;
 
 pub use engine::{Engine, EngineOptions, Input, QueryResult, Session, Summary};
 pub use error::{QueryError, Result};

@@ -502,10 +502,11 @@ fn quorum_inserts_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProv
 
 /// `system.clusters`: one row per (cluster, shard, replica).
 fn clusters_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>> {
-    let (status, leases) = match &ctx.coordinator {
-        Some(c) => (Some(c.status()), c.status().leases),
-        None => (None, Vec::new()),
-    };
+    let status = ctx.coordinator.as_ref().map(|c| c.status());
+    let leases = status
+        .as_ref()
+        .map(|s| s.leases.clone())
+        .unwrap_or_default();
     let voters: Vec<u64> = status
         .as_ref()
         .map(|s| s.voters.keys().copied().collect())
