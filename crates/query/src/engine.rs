@@ -16,10 +16,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::memory::MemoryCatalogProviderList;
 use datafusion::catalog::CatalogProviderList;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use qh_replication::{InsertOptions, Quorum, Replica, Replication};
 use qh_storage::{
@@ -28,11 +31,15 @@ use qh_storage::{
 use qh_types::{ChType, ErrorCode, Settings};
 use tracing::{debug, info_span, Instrument};
 
+use crate::complexity::AstLimits;
 use crate::ddl;
 use crate::error::{QueryError, Result};
 use crate::functions;
 use crate::input::{read_input, InputFormat};
 use crate::keys::{compile, CompiledKeys};
+use crate::limits::{
+    without_result_limits, LimitedReader, Overflow, QueryLimits, QueryMemoryPool, ServerMemory,
+};
 use crate::provider::{NumbersFunction, QhCatalog, QueryContext, QueryStats};
 use crate::statement::{
     parse_statement, AlterOp, ColumnSpec, InsertSource, KillMode, Statement, TableRef,
@@ -82,6 +89,8 @@ pub struct Engine {
     default_settings: Settings,
     processes: Arc<crate::processes::ProcessList>,
     clusters: crate::clusters::Clusters,
+    /// What every query's memory is charged against beside its own limit.
+    server_memory: Arc<ServerMemory>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -148,8 +157,16 @@ fn base_state(threads: usize) -> Result<SessionState> {
         .options_mut()
         .optimizer
         .enable_round_robin_repartition = false;
+    // No spilling (ClickHouse's default): a query over its memory limit
+    // fails with 241 instead of filling the disk with temporary files.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()?;
     let mut state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         .build();
     functions::register_all(&mut state)?;
@@ -176,14 +193,21 @@ impl Engine {
             }
             _ => None,
         };
+        let server_memory = Arc::new(ServerMemory::from_settings(&opts.default_settings)?);
+        let processes = Arc::new(crate::processes::ProcessList::with_max_concurrent(
+            opts.default_settings
+                .get_u64("max_concurrent_queries", 100)
+                .map_err(QueryError::BadArguments)?,
+        ));
         Ok(Arc::new(Engine {
+            server_memory,
             catalog,
             base,
             merges: Mutex::new(merges),
             coordinator: opts.coordinator,
             replication,
             default_settings: opts.default_settings,
-            processes: Arc::default(),
+            processes,
             clusters: opts.clusters,
         }))
     }
@@ -373,13 +397,32 @@ impl Session {
         query_id: &str,
     ) -> Result<QueryResult> {
         if let Some((cluster, local_sql)) = crate::on_cluster::split_on_cluster(sql) {
+            crate::limits::check_readonly(&self.settings, true, false)?;
             let span = info_span!("query", kind = "on_cluster", cluster = %cluster, query_id);
             return self
                 .execute_on_cluster(&cluster, local_sql)
                 .instrument(span)
                 .await;
         }
-        let stmt = parse_statement(sql)?;
+        let stmt = self.parse_checked(sql)?;
+        let changes_settings = match &stmt {
+            Statement::Set(_) => true,
+            Statement::Select { settings, .. } => settings.iter().next().is_some(),
+            Statement::Insert(ins) => ins.settings.iter().next().is_some(),
+            _ => false,
+        };
+        let reads_only = matches!(
+            stmt,
+            Statement::Select { .. }
+                | Statement::ShowTables { .. }
+                | Statement::ShowDatabases { .. }
+                | Statement::Describe { .. }
+                | Statement::ShowCreateTable { .. }
+                | Statement::Exists { .. }
+                | Statement::Use(_)
+                | Statement::Set(_)
+        );
+        crate::limits::check_readonly(&self.settings, !reads_only, changes_settings)?;
         let span = info_span!("query", kind = stmt_kind(&stmt), query_id);
         if let Statement::KillQuery {
             predicate,
@@ -393,6 +436,23 @@ impl Session {
                 .await;
         }
         self.dispatch(stmt, input).instrument(span).await
+    }
+
+    /// Parses one statement and applies ClickHouse's AST limits
+    /// (`max_ast_depth`, `max_ast_elements`) from the session's and the
+    /// statement's settings. Runs on a large stack: the parsed tree of a
+    /// long operator chain is as deep as the chain until the check cuts it.
+    fn parse_checked(&self, sql: &str) -> Result<Statement> {
+        on_large_stack(|| {
+            let mut stmt = parse_statement(sql)?;
+            let settings = match &stmt {
+                Statement::Select { settings, .. } => self.settings.merged_with(settings),
+                Statement::Insert(ins) => self.settings.merged_with(&ins.settings),
+                _ => self.settings.clone(),
+            };
+            crate::complexity::check_statement(&mut stmt, AstLimits::parsed(&settings)?)?;
+            Ok(stmt)
+        })
     }
 
     /// `KILL QUERY WHERE <predicate> [SYNC|ASYNC|TEST]`: the predicate is
@@ -410,7 +470,7 @@ impl Session {
             query,
             final_tables,
             ..
-        } = parse_statement(&select)?
+        } = self.parse_checked(&select)?
         else {
             return Err(QueryError::BadArguments(format!(
                 "cannot read the KILL QUERY condition {predicate:?}"
@@ -542,7 +602,11 @@ impl Session {
                 let mut select_result = None;
                 if let Some(q) = &ct.as_select {
                     let (schema, batches, _) = self
-                        .run_query((**q).clone(), Default::default(), &self.settings.clone())
+                        .run_query(
+                            (**q).clone(),
+                            Default::default(),
+                            &without_result_limits(&self.settings),
+                        )
                         .await?;
                     if columns.is_empty() {
                         for f in schema.fields() {
@@ -959,7 +1023,11 @@ impl Session {
         final_tables: std::collections::HashSet<String>,
         settings: &Settings,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
-        crate::rewrite::rewrite_query(&mut query);
+        let query = on_large_stack(|| {
+            crate::rewrite::rewrite_query(&mut query);
+            crate::complexity::check_query(&mut query, AstLimits::expanded(settings)?)?;
+            Ok::<_, QueryError>(query)
+        })?;
         let stats = Arc::clone(&self.progress);
         let ctx = Arc::new(QueryContext {
             catalog: Arc::clone(&self.engine.catalog),
@@ -984,8 +1052,19 @@ impl Session {
                 config = config.with_target_partitions(n as usize);
             }
         }
+        let limits = QueryLimits::from_settings(settings)?;
+        let started = Instant::now();
+        stats.set_read_limits(limits.max_rows_to_read, limits.max_bytes_to_read);
+        let config = config.with_extension(Arc::clone(&stats));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(self.engine.base.runtime_env())
+            .with_memory_pool(Arc::new(QueryMemoryPool::new(
+                limits.max_memory_usage,
+                Arc::clone(&self.engine.server_memory),
+            )))
+            .build_arc()?;
         let state = SessionStateBuilder::new_from_existing(self.engine.base.clone())
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_catalog_list(catalogs)
             .build();
         let plan = state
@@ -1020,7 +1099,7 @@ impl Session {
         }
         let df = DataFrame::new(state, plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = match df.collect().await.map_err(table_error) {
+        let batches = match self.collect_limited(df, &limits, started).await {
             Ok(b) => b,
             Err(e) => {
                 self.report_broken_part(&e);
@@ -1036,6 +1115,54 @@ impl Session {
         };
         let (schema, batches) = restore_duplicate_names(schema, batches)?;
         Ok((schema, batches, summary))
+    }
+
+    /// Runs a planned query to the end, within `max_execution_time` (from
+    /// `started`) and the result limits; `break` modes return what was
+    /// gathered. Dropping the stream stops the query's tasks.
+    async fn collect_limited(
+        &self,
+        df: DataFrame,
+        limits: &QueryLimits,
+        started: Instant,
+    ) -> Result<Vec<RecordBatch>> {
+        let deadline = limits
+            .execution_time
+            .map(|d| tokio::time::Instant::from_std(started + d));
+        let timed_out = || -> Result<()> {
+            match limits.timeout_mode {
+                Overflow::Throw => Err(limits.timeout_error(started.elapsed())),
+                Overflow::Break => Ok(()),
+            }
+        };
+        let mut batches = Vec::new();
+        let stream = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, df.execute_stream()).await {
+                Ok(s) => s,
+                Err(_) => return timed_out().map(|()| batches),
+            },
+            None => df.execute_stream().await,
+        };
+        let mut stream = stream.map_err(table_error)?;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
+                    Ok(n) => n,
+                    Err(_) => return timed_out().map(|()| batches),
+                },
+                None => stream.next().await,
+            };
+            let Some(batch) = next else { break };
+            let batch = batch.map_err(table_error)?;
+            rows += batch.num_rows() as u64;
+            bytes += batch.get_array_memory_size() as u64;
+            batches.push(batch);
+            if limits.result_full(rows, bytes)? {
+                break;
+            }
+        }
+        Ok(batches)
     }
 
     async fn insert(
@@ -1069,6 +1196,11 @@ impl Session {
                         QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert")
                     })?,
                 };
+                let max_bytes = settings
+                    .get_u64("max_insert_input_bytes", 0)
+                    .map_err(QueryError::BadArguments)?;
+                let (reader, too_large) = LimitedReader::new(reader, max_bytes);
+                let reader: Box<dyn Read + Send> = Box::new(reader);
                 let target = insert_schema(&meta, &names);
                 let progress = Arc::clone(&self.progress);
                 let block_rows = settings
@@ -1124,6 +1256,9 @@ impl Session {
                         (parsed, txn)
                     });
                     // Either failure drops the transaction: nothing becomes visible.
+                    if too_large.load(Ordering::Relaxed) {
+                        return Err(crate::limits::insert_too_large(max_bytes));
+                    }
                     let txn = txn?;
                     parsed?;
                     Ok(txn)
@@ -1162,11 +1297,17 @@ impl Session {
                         "VALUES did not parse as a query",
                     ));
                 };
-                let (_, batches, _) = self.run_query(*query, Default::default(), settings).await?;
+                let select_settings = without_result_limits(settings);
+                let (_, batches, _) = self
+                    .run_query(*query, Default::default(), &select_settings)
+                    .await?;
                 self.write_batches(&table, &names, batches, settings).await
             }
             InsertSource::Select(q) => {
-                let (_, batches, _) = self.run_query(*q, Default::default(), settings).await?;
+                let select_settings = without_result_limits(settings);
+                let (_, batches, _) = self
+                    .run_query(*q, Default::default(), &select_settings)
+                    .await?;
                 self.write_batches(&table, &names, batches, settings).await
             }
         }
@@ -1426,6 +1567,15 @@ fn conform(
 
 /// DataFusion says "table 'qh.default.x' not found"; ClickHouse says
 /// "Table default.x does not exist".
+/// Runs `f` with at least [`LARGE_STACK`] bytes of stack left, on a fresh
+/// segment when the thread's own (a tokio worker's 2 MiB) has less. For the
+/// passes over a parsed statement that recurse once per AST level.
+pub(crate) fn on_large_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(LARGE_STACK, 2 * LARGE_STACK, f)
+}
+
+const LARGE_STACK: usize = 32 << 20;
+
 fn table_error(e: datafusion::error::DataFusionError) -> QueryError {
     let q = QueryError::from(e);
     if let QueryError::UnknownTable(msg) = &q {

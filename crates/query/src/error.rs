@@ -99,6 +99,10 @@ impl From<DataFusionError> for QueryError {
                 return QueryError::other(qe.code(), qe.to_string());
             }
         }
+        if let DataFusionError::ResourcesExhausted(m) = e {
+            // Our pool's own words (limits.rs), or a spill-less operator's.
+            return QueryError::other(ErrorCode::MEMORY_LIMIT_EXCEEDED, m.clone());
+        }
         let msg = match e {
             DataFusionError::Plan(m) | DataFusionError::Execution(m) => m.clone(),
             DataFusionError::SchemaError(se, _) => se.to_string(),

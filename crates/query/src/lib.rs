@@ -10,12 +10,14 @@
 //! the `local` command both drive a [`Session`].
 
 pub mod clusters;
+pub mod complexity;
 pub mod ddl;
 pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod input;
 pub mod keys;
+pub mod limits;
 pub mod on_cluster;
 pub mod processes;
 pub mod provider;

@@ -39,6 +39,8 @@ pub struct ProcessInfo {
 pub struct ProcessList {
     running: Mutex<HashMap<String, Entry>>,
     next: AtomicU64,
+    /// ClickHouse's `max_concurrent_queries` (0 = no limit).
+    max_concurrent: usize,
 }
 
 /// A registered statement; dropping it removes it from the list.
@@ -78,15 +80,31 @@ impl std::fmt::Debug for ProcessList {
 }
 
 impl ProcessList {
+    /// A list that refuses statements beyond `max` running at once
+    /// (TOO_MANY_SIMULTANEOUS_QUERIES); 0 = no limit.
+    pub fn with_max_concurrent(max: u64) -> Self {
+        ProcessList {
+            max_concurrent: max as usize,
+            ..Default::default()
+        }
+    }
+
     /// Registers a statement under `query_id` (a fresh UUID-like id when
     /// empty). A running statement with the same id refuses the new one with
     /// ClickHouse's QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING.
+    ///
+    /// Beyond `max_concurrent_queries` running statements a new one is
+    /// refused, unless it is `KILL QUERY` (the way out of a full node).
     pub fn register(
         self: &Arc<Self>,
         query_id: &str,
         query: &str,
         stats: Arc<QueryStats>,
     ) -> Result<Running> {
+        let kill = query
+            .trim_start()
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case("KILL"));
         let id = if query_id.is_empty() {
             self.fresh_id()
         } else {
@@ -97,6 +115,15 @@ impl ProcessList {
             return Err(QueryError::other(
                 ErrorCode::QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING,
                 format!("Query with id = {id} is already running."),
+            ));
+        }
+        if !kill && self.max_concurrent > 0 && running.len() >= self.max_concurrent {
+            return Err(QueryError::other(
+                ErrorCode::TOO_MANY_SIMULTANEOUS_QUERIES,
+                format!(
+                    "Too many simultaneous queries. Maximum: {}",
+                    self.max_concurrent
+                ),
             ));
         }
         let (cancel, cancelled) = watch::channel(false);

@@ -44,15 +44,45 @@ pub struct QueryStats {
     /// Rows received by an INSERT so far (they become visible only at commit).
     pub rows_written: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// `max_rows_to_read` / `max_bytes_to_read` of the running statement
+    /// (0 = none), checked as parts are read.
+    pub max_rows_to_read: AtomicU64,
+    pub max_bytes_to_read: AtomicU64,
 }
 
 impl QueryStats {
-    /// Counts a batch read from parts.
-    pub fn add_read(&self, b: &RecordBatch) {
-        self.rows_read
-            .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-        self.bytes_read
-            .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+    /// Counts a batch read from parts; an error once the statement read
+    /// more than `max_rows_to_read` / `max_bytes_to_read` allow.
+    pub fn add_read(&self, b: &RecordBatch) -> DFResult<()> {
+        self.add_read_counts(b.num_rows() as u64, b.get_array_memory_size() as u64)
+    }
+
+    pub fn add_read_counts(&self, rows: u64, bytes: u64) -> DFResult<()> {
+        let rows = self.rows_read.fetch_add(rows, Ordering::Relaxed) + rows;
+        let bytes = self.bytes_read.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let max_rows = self.max_rows_to_read.load(Ordering::Relaxed);
+        if max_rows > 0 && rows > max_rows {
+            return Err(ext(QueryError::other(
+                qh_types::ErrorCode::TOO_MANY_ROWS,
+                format!("Limit for rows (controlled by 'max_rows_to_read' setting) exceeded, max rows: {max_rows}, current rows: {rows}"),
+            )));
+        }
+        let max_bytes = self.max_bytes_to_read.load(Ordering::Relaxed);
+        if max_bytes > 0 && bytes > max_bytes {
+            return Err(ext(QueryError::other(
+                qh_types::ErrorCode::TOO_MANY_BYTES,
+                format!("Limit for (uncompressed) bytes to read exceeded, max bytes: {}, current bytes: {}",
+                    crate::limits::readable_size(max_bytes as usize),
+                    crate::limits::readable_size(bytes as usize)),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sets the read limits of the next statement.
+    pub fn set_read_limits(&self, max_rows: u64, max_bytes: u64) {
+        self.max_rows_to_read.store(max_rows, Ordering::Relaxed);
+        self.max_bytes_to_read.store(max_bytes, Ordering::Relaxed);
     }
 
     /// Counts a batch received by an INSERT.
@@ -73,6 +103,8 @@ impl QueryStats {
             &self.parts_read,
             &self.rows_written,
             &self.bytes_written,
+            &self.max_rows_to_read,
+            &self.max_bytes_to_read,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -284,7 +316,7 @@ impl TableProvider for MergeTreeProvider {
                     Some(p) => b.project(p)?,
                     None => b,
                 };
-                self.stats.add_read(&b);
+                self.stats.add_read(&b)?;
                 batches.push(b);
             }
             for p in &parts {
@@ -347,9 +379,7 @@ impl TableProvider for MergeTreeProvider {
                 })
                 .map(|g| *g as usize)
                 .sum();
-            self.stats
-                .rows_read
-                .fetch_add(rows as u64, Ordering::Relaxed);
+            self.stats.add_read_counts(rows as u64, 0)?;
             let batch = RecordBatch::try_new_with_options(
                 Arc::clone(&out_schema),
                 vec![],
@@ -446,12 +476,10 @@ impl PartitionStream for PartScan {
             .buffered(2)
             .flat_map(move |r| {
                 let items: Vec<DFResult<RecordBatch>> = match r {
-                    Ok(batches) => {
-                        for b in &batches {
-                            stats.add_read(b);
-                        }
-                        batches.into_iter().map(Ok).collect()
-                    }
+                    Ok(batches) => batches
+                        .into_iter()
+                        .map(|b| stats.add_read(&b).map(|()| b))
+                        .collect(),
                     Err(e) => vec![Err(e)],
                 };
                 futures::stream::iter(items)
@@ -662,9 +690,12 @@ impl PartitionStream for NumbersStream {
 
     fn execute(
         &self,
-        _ctx: Arc<datafusion::execution::TaskContext>,
+        ctx: Arc<datafusion::execution::TaskContext>,
     ) -> datafusion::execution::SendableRecordBatchStream {
         const CHUNK: u64 = 65_536;
+        // ClickHouse counts numbers() as rows read (and max_rows_to_read
+        // applies); the statement's counters travel in the session config.
+        let stats = ctx.session_config().get_extension::<QueryStats>();
         let schema = Arc::clone(&self.schema);
         let end = self.end.unwrap_or(u64::MAX);
         let mut at = self.start;
@@ -679,9 +710,22 @@ impl PartitionStream for NumbersStream {
                 RecordBatch::try_new(Arc::clone(&schema), vec![col]).map_err(DataFusionError::from),
             )
         });
+        // An endless source must yield to the runtime now and then, or a
+        // timeout or KILL QUERY could never stop the task polling it.
+        let stream = futures::stream::iter(iter).then(move |b| {
+            let stats = stats.clone();
+            async move {
+                tokio::task::consume_budget().await;
+                let b = b?;
+                if let Some(s) = &stats {
+                    s.add_read_counts(b.num_rows() as u64, 8 * b.num_rows() as u64)?;
+                }
+                Ok(b)
+            }
+        });
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
-            futures::stream::iter(iter),
+            stream,
         ))
     }
 }

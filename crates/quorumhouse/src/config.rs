@@ -141,7 +141,15 @@ pub fn default_config() -> String {
          [profiles.default]\n\
          # insert_quorum = 2\n\
          # insert_quorum_timeout = 600000\n\
-         # select_sequential_consistency = 0\n\n\
+         # select_sequential_consistency = 0\n\
+         # Limits (ClickHouse's names and defaults; 0 = none): max_execution_time,\n\
+         # max_memory_usage, max_rows_to_read, max_bytes_to_read, max_result_rows,\n\
+         # max_result_bytes, result_overflow_mode, timeout_overflow_mode, readonly,\n\
+         # max_ast_depth = 1000, max_ast_elements = 50000.\n\
+         # Node-wide, read once at start-up:\n\
+         # max_concurrent_queries = 100\n\
+         # max_server_memory_usage = 0              # bytes for all queries; 0: the ratio below\n\
+         # max_server_memory_usage_to_ram_ratio = 0.9\n\n\
          # More {name} macros for engine arguments (shard and replica above).\n\
          [macros]\n\
          # layer = \"prod\"\n\n\

@@ -58,6 +58,8 @@ pub fn exit_status(code: ErrorCode) -> u8 {
     }
 }
 
+const QUERY_THREAD_STACK: usize = 64 << 20;
+
 /// The tokio runtime of a command; a failure is printed and becomes the exit
 /// status.
 pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
@@ -66,6 +68,12 @@ pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, std::proce
     } else {
         tokio::runtime::Builder::new_current_thread()
     };
+    // Worker and blocking threads run query plans whose evaluation recurses
+    // once per operator of an expression (DataFusion rebuilds a long WHERE
+    // conjunction as a left-deep tree); 2 MiB is too little for the
+    // 50,000-element statements ClickHouse's limits admit. Untouched stack
+    // pages cost nothing.
+    b.thread_stack_size(QUERY_THREAD_STACK);
     b.enable_all().build().map_err(|e| {
         print_error(
             ErrorCode::LOGICAL_ERROR,

@@ -2,79 +2,16 @@
 //! streamed from the client, errors with ClickHouse codes, disconnects and
 //! graceful shutdown.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use qh_client::{Client, ClientError, QueryOptions};
 
+mod node;
 mod pty;
 
-struct Node {
-    child: Child,
-    endpoint: String,
-    http_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Node {
-    async fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let port = jepsen_like_tests::free_port().unwrap();
-        let http_port = jepsen_like_tests::free_port().unwrap();
-        let inter_port = jepsen_like_tests::free_port().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
-            .args(["server", "--data-dir"])
-            .arg(dir.path())
-            .args(["--port", &port.to_string()])
-            .args(["--http-port", &http_port.to_string()])
-            .args(["--interserver-port", &inter_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(mut c) = Client::connect(&[&endpoint]).await {
-                if c.ping().await.is_ok() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Node {
-            child,
-            endpoint,
-            http_port,
-            _dir: dir,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(&[&self.endpoint]).await.unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(out: &qh_client::QueryOutput) -> String {
-    let mut s = String::new();
-    for b in &out.batches {
-        let mut w = qh_types::formats::Writer::new(
-            qh_types::formats::OutputFormat::TabSeparated,
-            b.schema(),
-        );
-        s.push_str(&w.write_batch(b));
-    }
-    s
-}
+use node::{http, text, url, Node};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queries_and_inserts_over_grpc() {
@@ -254,40 +191,6 @@ async fn a_running_insert_reports_progress() {
     assert_eq!(r.unwrap().summary.written_rows, 100_000);
     let out = c.query("SELECT count() FROM t").await.unwrap();
     assert_eq!(text(&out), "100000\n");
-}
-
-/// A minimal HTTP/1.1 exchange over a fresh connection.
-fn http(port: u16, method: &str, path_and_query: &str, body: &[u8]) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "{method} {path_and_query} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8_lossy(&resp).to_string();
-    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status: u16 = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, headers.to_string(), body.to_string())
-}
-
-fn url(q: &str) -> String {
-    let mut out = String::from("/?query=");
-    for b in q.bytes() {
-        if b.is_ascii_alphanumeric() {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

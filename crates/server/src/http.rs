@@ -56,7 +56,11 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
         | ErrorCode::UNKNOWN_IDENTIFIER
         | ErrorCode::CANNOT_PARSE_INPUT_ASSERTION_FAILED
         | ErrorCode::UNKNOWN_FORMAT
-        | ErrorCode::TYPE_MISMATCH => StatusCode::BAD_REQUEST,
+        | ErrorCode::TYPE_MISMATCH
+        | ErrorCode::TOO_DEEP_AST
+        | ErrorCode::TOO_BIG_AST => StatusCode::BAD_REQUEST,
+        ErrorCode::READONLY => StatusCode::FORBIDDEN,
+        ErrorCode::QUERY_IS_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UNKNOWN_TABLE | ErrorCode::UNKNOWN_DATABASE => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -76,7 +80,15 @@ async fn query_get(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     match params.get("query") {
-        Some(q) => run(s, q.clone(), &params, None).await,
+        // As in ClickHouse, a GET only reads: readonly = 2 unless the
+        // request sets readonly itself (writes need POST).
+        Some(q) => {
+            let mut params = params.clone();
+            params
+                .entry("readonly".to_string())
+                .or_insert_with(|| "2".to_string());
+            run(s, q.clone(), &params, None).await
+        }
         None => "Ok.\n".into_response(),
     }
 }
