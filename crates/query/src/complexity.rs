@@ -36,27 +36,26 @@ pub struct AstLimits {
 
 impl AstLimits {
     /// The limits before the rewrite, from the statement's settings
-    /// (ClickHouse's defaults: depth 1000, 50,000 elements; 0 = no limit).
+    /// (defaults in the settings table: depth 1000, 50,000 elements; 0 = no
+    /// limit).
     pub fn parsed(settings: &Settings) -> Result<Self> {
         Ok(AstLimits {
-            max_depth: setting(settings, "max_ast_depth", 1000)?,
-            max_elements: setting(settings, "max_ast_elements", 50_000)?,
+            max_depth: setting(settings, "max_ast_depth")?,
+            max_elements: setting(settings, "max_ast_elements")?,
         })
     }
 
     /// The limits after aliases were substituted (`max_expanded_ast_elements`).
     pub fn expanded(settings: &Settings) -> Result<Self> {
         Ok(AstLimits {
-            max_depth: setting(settings, "max_ast_depth", 1000)?,
-            max_elements: setting(settings, "max_expanded_ast_elements", 500_000)?,
+            max_depth: setting(settings, "max_ast_depth")?,
+            max_elements: setting(settings, "max_expanded_ast_elements")?,
         })
     }
 }
 
-fn setting(settings: &Settings, name: &str, default: u64) -> Result<u64> {
-    let v = settings
-        .get_u64(name, default)
-        .map_err(QueryError::BadArguments)?;
+fn setting(settings: &Settings, name: &str) -> Result<u64> {
+    let v = settings.uint(name).map_err(QueryError::BadArguments)?;
     Ok(if v == 0 { u64::MAX } else { v })
 }
 

@@ -196,7 +196,7 @@ impl Engine {
         let server_memory = Arc::new(ServerMemory::from_settings(&opts.default_settings)?);
         let processes = Arc::new(crate::processes::ProcessList::with_max_concurrent(
             opts.default_settings
-                .get_u64("max_concurrent_queries", 100)
+                .uint("max_concurrent_queries")
                 .map_err(QueryError::BadArguments)?,
         ));
         Ok(Arc::new(Engine {
@@ -1089,11 +1089,7 @@ impl Session {
                 crate::use_nulls::fill_grouping_defaults,
             ),
         ] {
-            if settings
-                .get_u64(setting, 0)
-                .map_err(QueryError::BadArguments)?
-                == 0
-            {
+            if settings.uint(setting).map_err(QueryError::BadArguments)? == 0 {
                 plan = fill(plan).map_err(table_error)?;
             }
         }
@@ -1197,7 +1193,7 @@ impl Session {
                     })?,
                 };
                 let max_bytes = settings
-                    .get_u64("max_insert_input_bytes", 0)
+                    .uint("max_insert_input_bytes")
                     .map_err(QueryError::BadArguments)?;
                 let (reader, too_large) = LimitedReader::new(reader, max_bytes);
                 let reader: Box<dyn Read + Send> = Box::new(reader);

@@ -41,7 +41,7 @@ fn overflow(settings: &Settings, name: &str) -> Result<Overflow> {
 }
 
 fn number(settings: &Settings, name: &str) -> Result<u64> {
-    settings.get_u64(name, 0).map_err(QueryError::BadArguments)
+    settings.uint(name).map_err(QueryError::BadArguments)
 }
 
 /// The limits of one SELECT's execution (0 = none, as in ClickHouse).
@@ -222,14 +222,12 @@ pub struct ServerMemory {
 impl ServerMemory {
     pub fn from_settings(settings: &Settings) -> Result<Self> {
         let explicit = number(settings, "max_server_memory_usage")? as usize;
-        let ratio: f64 = match settings.get("max_server_memory_usage_to_ram_ratio") {
-            None => 0.9,
-            Some(v) => v.trim().parse().map_err(|_| {
-                QueryError::BadArguments(format!(
-                    "cannot parse value '{v}' of setting max_server_memory_usage_to_ram_ratio"
-                ))
-            })?,
-        };
+        let v = settings.value_or_default("max_server_memory_usage_to_ram_ratio");
+        let ratio: f64 = v.trim().parse().map_err(|_| {
+            QueryError::BadArguments(format!(
+                "cannot parse value '{v}' of setting max_server_memory_usage_to_ram_ratio"
+            ))
+        })?;
         let limit = if explicit > 0 {
             explicit
         } else {

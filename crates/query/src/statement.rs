@@ -375,6 +375,10 @@ impl<'a> StmtParser<'a> {
         let tokens = Tokenizer::new(&DIALECT, sql)
             .tokenize_with_location()
             .map_err(|e| syntax_error(sql, &ParserError::TokenizerError(e.to_string())))?;
+        check_backtracking_depth(&tokens).map_err(|m| QueryError::Syntax {
+            position: 0,
+            message: m,
+        })?;
         let (tokens, final_tables) = strip_final(tokens);
         let tokens = join_syntax(tokens);
         let tokens = limit_by_syntax(tokens);
@@ -1061,6 +1065,68 @@ impl<'a> StmtParser<'a> {
 /// Cuts a SELECT's trailing `FORMAT name` and `SETTINGS k = v, ...` (in any
 /// order, outside parentheses) off the token list.
 #[allow(clippy::type_complexity)]
+/// sqlparser tries `CAST(`, `POSITION(`, `ARRAY[` ... first as SQL syntax
+/// and, when that fails (ClickHouse's `CAST(x, 'T')`), parses the same text
+/// again as a function call: every such construct nested inside another
+/// doubles the work, so 30 of them take minutes. More than this many open at
+/// once are refused before sqlparser sees them.
+const MAX_BACKTRACKING_NESTING: usize = 8;
+
+fn check_backtracking_depth(tokens: &[TokenWithSpan]) -> std::result::Result<(), String> {
+    // Per open bracket: did a backtracking construct open it?
+    let mut open: Vec<bool> = Vec::new();
+    let mut nested = 0usize;
+    let mut previous: Option<&Token> = None;
+    for t in tokens {
+        match &t.token {
+            Token::LParen | Token::LBracket => {
+                let backtracks = match (previous, &t.token) {
+                    (Some(Token::Word(w)), Token::LParen) if w.quote_style.is_none() => matches!(
+                        w.value.to_ascii_uppercase().as_str(),
+                        "CAST"
+                            | "TRY_CAST"
+                            | "SAFE_CAST"
+                            | "POSITION"
+                            | "CONVERT"
+                            | "OVERLAY"
+                            | "INTERVAL"
+                    ),
+                    (Some(Token::Word(w)), Token::LBracket) => {
+                        w.quote_style.is_none() && w.value.eq_ignore_ascii_case("ARRAY")
+                    }
+                    _ => false,
+                };
+                nested += usize::from(backtracks);
+                if nested > MAX_BACKTRACKING_NESTING {
+                    return Err(format!(
+                        "more than {MAX_BACKTRACKING_NESTING} CAST/POSITION/CONVERT/OVERLAY/INTERVAL/ARRAY[ nested in each other"
+                    ));
+                }
+                open.push(backtracks);
+            }
+            Token::RParen | Token::RBracket if open.pop() == Some(true) => nested -= 1,
+            _ => {}
+        }
+        if !matches!(t.token, Token::Whitespace(_)) {
+            previous = Some(&t.token);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a word after `previous` is a name (of a table, column or alias)
+/// rather than a keyword.
+fn names_something(previous: Option<&Token>) -> bool {
+    match previous {
+        Some(Token::Period) => true,
+        Some(Token::Word(w)) if w.quote_style.is_none() => matches!(
+            w.value.to_ascii_uppercase().as_str(),
+            "FROM" | "JOIN" | "AS" | "TABLE"
+        ),
+        _ => false,
+    }
+}
+
 fn split_trailer(
     tokens: Vec<TokenWithSpan>,
 ) -> std::result::Result<(Vec<TokenWithSpan>, Option<String>, Settings), String> {
@@ -1071,15 +1137,24 @@ fn split_trailer(
     }
     let mut depth = 0i32;
     let mut cut = None;
+    // The token before this one (whitespace skipped): `system.settings`,
+    // `FROM settings` or `AS format` name things, they start no clause.
+    let mut previous: Option<&Token> = None;
     for (i, t) in tokens.iter().enumerate() {
         match &t.token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
-            _ if depth == 0 && matches!(word_of(t).as_deref(), Some("FORMAT" | "SETTINGS")) => {
+            _ if depth == 0
+                && matches!(word_of(t).as_deref(), Some("FORMAT" | "SETTINGS"))
+                && !names_something(previous) =>
+            {
                 cut = Some(i);
                 break;
             }
             _ => {}
+        }
+        if !matches!(t.token, Token::Whitespace(_)) {
+            previous = Some(&t.token);
         }
     }
     let Some(cut) = cut else {
@@ -1778,5 +1853,37 @@ mod tests {
         };
         assert_eq!(settings.get("max_threads"), Some("1"));
         assert_eq!(format.as_deref(), Some("JSONEachRow"));
+    }
+
+    #[test]
+    fn nested_backtracking_constructs_are_bounded() {
+        let t = std::time::Instant::now();
+        let sql = format!("SELECT {}x", "CAST(x OR ".repeat(2_000));
+        let e = parse_statement(&sql).expect_err("2,000 nested CASTs");
+        assert_eq!(e.code(), qh_types::ErrorCode::SYNTAX_ERROR, "{e}");
+        let sql = format!("SELECT {}x{}", "position(".repeat(30), ")".repeat(30));
+        assert!(parse_statement(&sql).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        // Eight still parse (ClickHouse's CAST(x, 'T') form included).
+        let sql = format!("SELECT {}x{}", "CAST(".repeat(8), ", 'UInt8')".repeat(8));
+        parse_statement(&sql).expect("8 nested CASTs");
+    }
+
+    #[test]
+    fn tables_named_settings_or_format_are_names() {
+        for sql in [
+            "SELECT name FROM system.settings WHERE name = 'x' SETTINGS max_threads = 1",
+            "SELECT name FROM settings SETTINGS max_threads = 1",
+            "SELECT 1 AS format SETTINGS max_threads = 1",
+        ] {
+            let Statement::Select {
+                settings, format, ..
+            } = parse_statement(sql).unwrap()
+            else {
+                panic!("{sql}")
+            };
+            assert_eq!(settings.get("max_threads"), Some("1"), "{sql}");
+            assert_eq!(format, None, "{sql}");
+        }
     }
 }

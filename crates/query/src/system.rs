@@ -7,6 +7,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::Result as DFResult;
 use datafusion::datasource::{MemTable, TableProvider};
 
+use qh_types::settings::{setting_def, SETTING_DEFS};
+use qh_types::Settings;
+
 use crate::provider::QueryContext;
 
 pub const TABLES: &[&str] = &[
@@ -271,17 +274,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                 vec![s(db), s(table), s(name), s(ty), s(kind), s(expr), u64s(pos)],
             )
         }
-        "settings" => {
-            let (names, values): (Vec<String>, Vec<String>) = ctx
-                .settings
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .unzip();
-            mem(
-                vec![("name", DataType::Utf8), ("value", DataType::Utf8)],
-                vec![s(names), s(values)],
-            )
-        }
+        "settings" => settings_table(&ctx.settings),
         _ => Ok(None),
     }
 }
@@ -561,6 +554,51 @@ fn clusters_table(ctx: &QueryContext) -> DFResult<Option<Arc<dyn TableProvider>>
             s(address),
             u8s(local),
             u8s(active),
+        ],
+    )
+}
+
+/// `system.settings`: every setting we act on (the settings table), then
+/// any other the session set, with ClickHouse's columns.
+fn settings_table(settings: &Settings) -> DFResult<Option<Arc<dyn TableProvider>>> {
+    let readonly = u8::from(settings.uint("readonly").unwrap_or(0) > 0);
+    let (mut name, mut value, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut description, mut ty, mut default) = (Vec::new(), Vec::new(), Vec::new());
+    for d in SETTING_DEFS {
+        name.push(d.name.to_string());
+        value.push(settings.value_or_default(d.name));
+        changed.push(u8::from(settings.get(d.name).is_some()));
+        description.push(d.description.to_string());
+        ty.push(d.ty.to_string());
+        default.push(d.default.to_string());
+    }
+    for (k, v) in settings.iter().filter(|(k, _)| setting_def(k).is_none()) {
+        name.push(k.to_string());
+        value.push(v.to_string());
+        changed.push(1);
+        description.push("Not used by quorumhouse.".to_string());
+        ty.push("String".to_string());
+        default.push(String::new());
+    }
+    let n = name.len();
+    mem(
+        vec![
+            ("name", DataType::Utf8),
+            ("value", DataType::Utf8),
+            ("changed", DataType::UInt8),
+            ("description", DataType::Utf8),
+            ("readonly", DataType::UInt8),
+            ("type", DataType::Utf8),
+            ("default", DataType::Utf8),
+        ],
+        vec![
+            s(name),
+            s(value),
+            u8s(changed),
+            s(description),
+            u8s(vec![readonly; n]),
+            s(ty),
+            s(default),
         ],
     )
 }

@@ -239,6 +239,16 @@ async fn readonly_refuses_writes_and_setting_changes() {
         "1\n"
     );
     assert_eq!(code(&node, "readonly=2", "INSERT INTO t VALUES (1)"), 164);
+    // What clickhouse-connect reads at connect time, from the one settings table.
+    assert_eq!(
+        post(
+            &node,
+            "readonly=1",
+            "SELECT name, value, changed, readonly FROM system.settings WHERE name IN ('readonly', 'max_ast_depth') ORDER BY name"
+        )
+        .1,
+        "max_ast_depth\t1000\t0\t1\nreadonly\t1\t1\t1\n"
+    );
     ok(&node, "INSERT INTO t VALUES (1)");
     assert_eq!(ok(&node, "SELECT count() FROM t"), "1\n");
 }

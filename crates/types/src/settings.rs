@@ -2,9 +2,67 @@
 //!
 //! ClickHouse has thousands of settings; scripts written for it set many we do
 //! not act on, so unknown names are kept rather than refused. The ones we act on
-//! have typed getters with ClickHouse's defaults.
+//! are listed once, in [`SETTING_DEFS`], with ClickHouse's types and defaults.
 
 use std::collections::BTreeMap;
+
+/// A setting quorumhouse acts on: ClickHouse's name, type and default, and
+/// what it does here. The one table behind typed reads ([`Settings::uint`])
+/// and `system.settings`; a setting not listed is kept but does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingDef {
+    pub name: &'static str,
+    /// ClickHouse's type name as `system.settings.type` shows it.
+    pub ty: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+macro_rules! setting_defs {
+    ($(($name:literal, $ty:literal, $default:literal, $doc:literal),)*) => {
+        /// Every setting we act on, by name.
+        pub const SETTING_DEFS: &[SettingDef] = &[
+            $(SettingDef { name: $name, ty: $ty, default: $default, description: $doc },)*
+        ];
+    };
+}
+
+setting_defs! {
+    ("max_threads", "MaxThreads", "0", "Parallel partitions of a query (0: the number of cores)."),
+    ("max_insert_block_size", "UInt64", "1048449", "Rows per part written by one INSERT."),
+    ("max_insert_input_bytes", "UInt64", "0", "quorumhouse: bytes of INSERT data accepted (0: no limit); beyond it the insert fails with QUERY_IS_TOO_LARGE and writes nothing."),
+    ("insert_quorum", "UInt64Auto", "0", "Acknowledge an INSERT only when this many replicas hold it ('auto': a majority)."),
+    ("insert_quorum_timeout", "Milliseconds", "600000", "How long a quorum INSERT waits for its replicas."),
+    ("insert_quorum_parallel", "Bool", "1", "Allow several quorum INSERTs into one table at once."),
+    ("insert_deduplicate", "Bool", "1", "Drop an INSERT block already inserted (by its hash or insert_deduplication_token)."),
+    ("insert_deduplication_token", "String", "", "Identifies an INSERT for deduplication of retries."),
+    ("select_sequential_consistency", "UInt64", "0", "Refuse to read on a replica that lacks a part written with a quorum."),
+    ("receive_timeout", "Seconds", "300", "Seconds a replica waits for data (SYSTEM SYNC REPLICA)."),
+    ("distributed_ddl_task_timeout", "Int64", "180", "Seconds an ON CLUSTER statement waits for every host."),
+    ("join_use_nulls", "Bool", "0", "Unmatched rows of an outer join get NULL (1) or the type's default (0)."),
+    ("group_by_use_nulls", "Bool", "0", "ROLLUP/CUBE rows get NULL (1) or the type's default (0)."),
+    ("max_ast_depth", "UInt64", "1000", "Maximum depth of a query's syntax tree (TOO_DEEP_AST)."),
+    ("max_ast_elements", "UInt64", "50000", "Maximum elements of a query's syntax tree (TOO_BIG_AST)."),
+    ("max_expanded_ast_elements", "UInt64", "500000", "Maximum elements of the syntax tree after aliases are substituted."),
+    ("max_execution_time", "Seconds", "0", "Seconds a SELECT may run (0: no limit); TIMEOUT_EXCEEDED."),
+    ("timeout_overflow_mode", "OverflowMode", "throw", "At max_execution_time: throw, or break and return what was read."),
+    ("max_memory_usage", "UInt64", "0", "Bytes a query's operators may hold (0: no limit); MEMORY_LIMIT_EXCEEDED."),
+    ("max_rows_to_read", "UInt64", "0", "Rows a query may read (0: no limit); TOO_MANY_ROWS."),
+    ("max_bytes_to_read", "UInt64", "0", "Uncompressed bytes a query may read (0: no limit); TOO_MANY_BYTES."),
+    ("read_overflow_mode", "OverflowMode", "throw", "At the read limits: throw (break is not supported)."),
+    ("max_result_rows", "UInt64", "0", "Rows of a result (0: no limit); TOO_MANY_ROWS_OR_BYTES."),
+    ("max_result_bytes", "UInt64", "0", "Bytes of a result (0: no limit); TOO_MANY_ROWS_OR_BYTES."),
+    ("result_overflow_mode", "OverflowMode", "throw", "At the result limits: throw, or break and return whole blocks read so far."),
+    ("readonly", "UInt64", "0", "1: reads only; 2: reads and setting changes; 0: everything (READONLY)."),
+    ("max_concurrent_queries", "UInt64", "100", "Node-wide, from the config: statements running at once (TOO_MANY_SIMULTANEOUS_QUERIES)."),
+    ("max_server_memory_usage", "UInt64", "0", "Node-wide, from the config: bytes all queries may hold (0: the ratio of RAM)."),
+    ("max_server_memory_usage_to_ram_ratio", "Double", "0.9", "Node-wide, from the config: share of RAM all queries may hold."),
+}
+
+/// The definition of a setting we act on.
+pub fn setting_def(name: &str) -> Option<&'static SettingDef> {
+    SETTING_DEFS.iter().find(|d| d.name == name)
+}
 
 /// An ordered map of setting name to its textual value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,13 +107,31 @@ impl Settings {
         }
     }
 
+    /// A numeric setting from [`SETTING_DEFS`], with its default there.
+    pub fn uint(&self, name: &str) -> Result<u64, String> {
+        let default = setting_def(name)
+            .and_then(|d| parse_bool_or_u64(d.default))
+            .unwrap_or(0);
+        self.get_u64(name, default)
+    }
+
+    /// The value `system.settings` shows: ours, else the default.
+    pub fn value_or_default(&self, name: &str) -> String {
+        match self.get(name) {
+            Some(v) => v.to_string(),
+            None => setting_def(name)
+                .map(|d| d.default.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn get_bool(&self, name: &str, default: bool) -> Result<bool, String> {
         self.get_u64(name, default as u64).map(|v| v != 0)
     }
 
     /// `max_insert_block_size`: rows per part written by one INSERT.
     pub fn max_insert_block_size(&self) -> Result<u64, String> {
-        self.get_u64("max_insert_block_size", 1_048_449)
+        self.uint("max_insert_block_size")
     }
 }
 
@@ -70,6 +146,33 @@ fn parse_bool_or_u64(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_come_from_the_table() {
+        let mut s = Settings::new();
+        assert_eq!(s.uint("max_ast_depth"), Ok(1000));
+        assert_eq!(s.uint("max_insert_block_size"), Ok(1_048_449));
+        assert_eq!(s.value_or_default("timeout_overflow_mode"), "throw");
+        s.set("max_ast_depth", "10");
+        assert_eq!(s.uint("max_ast_depth"), Ok(10));
+        let mut names: Vec<&str> = SETTING_DEFS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SETTING_DEFS.len(), "each setting once");
+        for d in SETTING_DEFS {
+            if matches!(
+                d.ty,
+                "UInt64" | "Bool" | "Seconds" | "Milliseconds" | "Int64"
+            ) {
+                assert!(
+                    parse_bool_or_u64(d.default).is_some(),
+                    "{} default {:?}",
+                    d.name,
+                    d.default
+                );
+            }
+        }
+    }
 
     #[test]
     fn typed_getters_and_overrides() {
