@@ -44,6 +44,7 @@ use crate::provider::{NumbersFunction, QhCatalog, QueryContext, QueryStats};
 use crate::statement::{
     parse_statement, AlterOp, ColumnSpec, InsertSource, KillMode, Statement, TableRef,
 };
+use crate::table::Table;
 
 /// Where INSERT ... FORMAT data comes from when it is not inline.
 pub type Input = Option<Box<dyn Read + Send>>;
@@ -227,8 +228,16 @@ impl Engine {
     }
 
     /// The replica of `table`, when it is a replicated table.
-    pub fn replica_of(&self, table: &MergeTreeTable) -> Option<Arc<Replica>> {
+    fn replica_of(&self, table: &MergeTreeTable) -> Option<Arc<Replica>> {
         self.replication.as_ref()?.replica_of(table)
+    }
+
+    /// `data` as the statements see it: local, or this node's replica.
+    pub fn table_of(&self, data: Arc<MergeTreeTable>) -> Table {
+        match self.replica_of(&data) {
+            Some(replica) => Table::Replicated { data, replica },
+            None => Table::Local(data),
+        }
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -550,6 +559,11 @@ impl Session {
         Ok(self.engine.catalog.table(&db, &name)?)
     }
 
+    /// The table `t` names, local or replicated.
+    fn resolve(&self, t: &TableRef) -> Result<Table> {
+        Ok(self.engine.table_of(self.table(t)?))
+    }
+
     async fn dispatch(&mut self, stmt: Statement, input: &mut Input) -> Result<QueryResult> {
         let cat = Arc::clone(&self.engine.catalog);
         match stmt {
@@ -667,18 +681,15 @@ impl Session {
                 Ok(QueryResult::empty())
             }
             Statement::Truncate { table, if_exists } => {
-                match self.table(&table) {
-                    Ok(t) => match self.engine.replica_of(&t) {
-                        Some(r) => r.drop_partitions(None, self.sync_timeout()).await?,
-                        None => t.truncate()?,
-                    },
+                match self.resolve(&table) {
+                    Ok(t) => t.truncate(self.sync_timeout()).await?,
                     Err(_) if if_exists => {}
                     Err(e) => return Err(e),
                 }
                 Ok(QueryResult::empty())
             }
             Statement::Alter { table, ops } => {
-                let t = self.table(&table)?;
+                let t = self.resolve(&table)?;
                 let mut meta = t.meta();
                 for op in ops {
                     match op {
@@ -714,15 +725,8 @@ impl Session {
                             meta.columns.insert(pos, def);
                         }
                         AlterOp::DropPartition(e) => {
-                            let id = self.partition_id(&t, &e)?;
-                            match self.engine.replica_of(&t) {
-                                Some(r) => {
-                                    r.drop_partitions(Some(&id), self.sync_timeout()).await?
-                                }
-                                None => {
-                                    t.drop_partition(&id)?;
-                                }
-                            }
+                            let id = self.partition_id(t.data(), &e)?;
+                            t.drop_partition(&id, self.sync_timeout()).await?;
                             continue;
                         }
                         AlterOp::DropColumn { name, if_exists } => {
@@ -748,10 +752,7 @@ impl Session {
                 }
                 meta.schema_version += 1;
                 let keys = cat.keys_for(&meta)?;
-                match self.engine.replica_of(&t) {
-                    Some(r) => r.alter(&meta, self.sync_timeout()).await?,
-                    None => t.alter(meta, keys)?,
-                }
+                t.alter(meta, keys, self.sync_timeout()).await?;
                 Ok(QueryResult::empty())
             }
             Statement::Optimize {
@@ -759,19 +760,13 @@ impl Session {
                 partition,
                 final_,
             } => {
-                let t = self.table(&table)?;
+                let t = self.resolve(&table)?;
                 let partition_id = match partition {
                     None => None,
-                    Some(e) => Some(self.partition_id(&t, &e)?),
+                    Some(e) => Some(self.partition_id(t.data(), &e)?),
                 };
-                if let Some(r) = self.engine.replica_of(&t) {
-                    r.optimize(partition_id.as_deref(), final_, self.sync_timeout())
-                        .await?;
-                    return Ok(QueryResult::empty());
-                }
-                tokio::task::spawn_blocking(move || t.optimize(partition_id.as_deref(), final_))
-                    .await
-                    .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+                t.optimize(partition_id, final_, self.sync_timeout())
+                    .await?;
                 Ok(QueryResult::empty())
             }
             Statement::Set(s) => {
@@ -881,8 +876,8 @@ impl Session {
                 )
             }
             Statement::Check { table, format } => {
-                let t = self.table(&table)?;
-                let parts = t.active_parts();
+                let t = self.resolve(&table)?;
+                let parts = t.data().active_parts();
                 let broken = tokio::task::spawn_blocking(move || {
                     parts
                         .iter()
@@ -891,12 +886,9 @@ impl Session {
                 })
                 .await
                 .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))?;
-                let replica = self.engine.replica_of(&t);
                 for (name, e) in &broken {
                     tracing::warn!(part = %name, error = %e, "CHECK TABLE: part is broken");
-                    if let Some(r) = &replica {
-                        r.part_is_broken(name);
-                    }
+                    t.part_is_broken(name);
                 }
                 result_of(
                     vec![("result", DataType::UInt8)],
@@ -923,7 +915,7 @@ impl Session {
                                 Some((d, t)) => (Some(d.to_string()), t.to_string()),
                                 None => (None, name.clone()),
                             };
-                            vec![self.table(&TableRef {
+                            vec![self.resolve(&TableRef {
                                 database: db,
                                 name: t,
                             })?]
@@ -932,13 +924,11 @@ impl Session {
                             .databases()
                             .iter()
                             .flat_map(|d| cat.tables(d).unwrap_or_default())
+                            .map(|t| self.engine.table_of(t))
                             .collect(),
                     };
                     for t in tables {
                         t.set_merges_stopped(stop);
-                        if let Some(r) = self.engine.replica_of(&t) {
-                            r.set_merges_stopped(stop);
-                        }
                     }
                     Ok(QueryResult::empty())
                 } else if cmd.starts_with("ADD NODE") || cmd.starts_with("REMOVE NODE") {
@@ -1386,17 +1376,10 @@ impl Session {
         settings: &Settings,
         catalog: &Arc<Catalog>,
     ) -> Result<u64> {
-        let rows = txn.rows();
-        let Some(replica) = self.engine.replica_of(txn.table()) else {
-            tokio::task::spawn_blocking(move || txn.commit())
-                .await
-                .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
-            catalog.notify_merges();
-            return Ok(rows);
-        };
+        let table = self.engine.table_of(Arc::clone(txn.table()));
         let opts = InsertOptions {
             deduplicate: settings
-                .get_u64("insert_deduplicate", 1)
+                .uint("insert_deduplicate")
                 .map_err(QueryError::BadArguments)?
                 != 0,
             token: settings
@@ -1409,14 +1392,14 @@ impl Session {
             },
             timeout: Duration::from_millis(
                 settings
-                    .get_u64("insert_quorum_timeout", 600_000)
+                    .uint("insert_quorum_timeout")
                     .map_err(QueryError::BadArguments)?,
             ),
             parallel: settings
                 .get_bool("insert_quorum_parallel", true)
                 .map_err(QueryError::BadArguments)?,
         };
-        Ok(replica.commit_insert(txn.into_prepared(), &opts).await?)
+        table.commit_insert(txn, &opts, catalog).await
     }
 
     /// A read that hit a checksum error in a replicated table's part: the
@@ -1445,7 +1428,7 @@ impl Session {
 
     /// How long replicated DDL waits for this replica (`receive_timeout`, s).
     fn sync_timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.get_u64("receive_timeout", 300).unwrap_or(300))
+        Duration::from_secs(self.settings.uint("receive_timeout").unwrap_or(300))
     }
 
     /// `SYSTEM SYNC REPLICA t`, `SYSTEM STOP|START FETCHES|MERGES|REPLICATION

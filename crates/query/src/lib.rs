@@ -24,6 +24,7 @@ pub mod provider;
 pub mod rewrite;
 pub mod statement;
 pub mod system;
+pub mod table;
 mod use_nulls;
 
 pub use engine::{Engine, EngineOptions, Input, QueryResult, Session, Summary};

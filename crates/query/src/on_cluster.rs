@@ -63,7 +63,7 @@ impl Session {
         })?;
         let timeout = self
             .settings()
-            .get_u64("distributed_ddl_task_timeout", 180)
+            .uint("distributed_ddl_task_timeout")
             .map_err(QueryError::BadArguments)?;
         let layout = self.engine().clusters().remove(cluster).ok_or_else(|| {
             QueryError::other(

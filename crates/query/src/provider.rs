@@ -183,10 +183,7 @@ impl SchemaProvider for QhSchema {
                     let replica = self.ctx.replication.as_ref().and_then(|r| r.replica_of(&t));
                     if let Some(replica) = replica {
                         let timeout = Duration::from_secs(
-                            self.ctx
-                                .settings
-                                .get_u64("receive_timeout", 300)
-                                .unwrap_or(300),
+                            self.ctx.settings.uint("receive_timeout").unwrap_or(300),
                         );
                         replica
                             .check_sequential_consistency(timeout)

@@ -503,3 +503,21 @@ async fn interactive_client_runs_and_cancels_statements() {
     t.expect("Bye.");
     assert_eq!(t.wait(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_database_parameter_selects_the_database() {
+    let node = Node::start().await;
+    let port = node.http_port;
+    let post = |params: &str, sql: &str| {
+        let (st, _, b) = http(port, "POST", &format!("/?{params}"), sql.as_bytes());
+        (st, b)
+    };
+    assert_eq!(post("", "CREATE DATABASE d1").0, 200);
+    let create = "CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY x";
+    assert_eq!(post("database=d1", create).0, 200);
+    assert_eq!(post("database=d1", "SHOW TABLES"), (200, "t\n".to_string()));
+    assert_eq!(post("", "SHOW TABLES FROM d1"), (200, "t\n".to_string()));
+    let (st, body) = post("database=nope%60x", "SELECT 1");
+    assert_eq!(st, 404, "{body}");
+    assert!(body.starts_with("Code: 81."), "{body}");
+}

@@ -144,9 +144,13 @@ async fn run(
         }
     }
     if let Some(db) = params.get("database") {
-        if let Err(e) = session.execute(&format!("USE `{db}`"), &mut None).await {
-            return error_response(e.code(), &e.to_string());
+        if !s.engine.catalog().has_database(db) {
+            return error_response(
+                ErrorCode::UNKNOWN_DATABASE,
+                &format!("Database {db} does not exist"),
+            );
         }
+        session.set_database(db);
     }
     let default_format = params.get("default_format").cloned();
     let statements = qh_query::split_statements(&sql);
