@@ -41,6 +41,7 @@ use crate::limits::{
     without_result_limits, LimitedReader, Overflow, QueryLimits, QueryMemoryPool, ServerMemory,
 };
 use crate::provider::{NumbersFunction, QhCatalog, QueryContext, QueryStats};
+use crate::statement::SystemCommand;
 use crate::statement::{
     parse_statement, AlterOp, ColumnSpec, InsertSource, KillMode, Statement, TableRef,
 };
@@ -901,85 +902,90 @@ impl Session {
                 ErrorCode::LOGICAL_ERROR,
                 "KILL QUERY reached the statement dispatcher",
             )),
-            Statement::System(words) => {
-                let cmd = words.join(" ").to_ascii_uppercase();
-                if cmd.starts_with("FLUSH LOGS") || cmd.starts_with("DROP") {
-                    Ok(QueryResult::empty())
-                } else if (cmd.starts_with("STOP MERGES") || cmd.starts_with("START MERGES"))
-                    && words.len() <= 3
-                {
-                    let stop = cmd.starts_with("STOP");
-                    let tables = match words.get(2) {
-                        Some(name) => {
-                            let (db, t) = match name.split_once('.') {
-                                Some((d, t)) => (Some(d.to_string()), t.to_string()),
-                                None => (None, name.clone()),
-                            };
-                            vec![self.resolve(&TableRef {
-                                database: db,
-                                name: t,
-                            })?]
-                        }
-                        None => cat
-                            .databases()
-                            .iter()
-                            .flat_map(|d| cat.tables(d).unwrap_or_default())
-                            .map(|t| self.engine.table_of(t))
-                            .collect(),
-                    };
-                    for t in tables {
-                        t.set_merges_stopped(stop);
-                    }
-                    Ok(QueryResult::empty())
-                } else if cmd.starts_with("ADD NODE") || cmd.starts_with("REMOVE NODE") {
-                    self.change_membership(&words).await
-                } else if let Some(r) = self.system_replica_command(&words).await? {
-                    Ok(r)
-                } else {
-                    Err(QueryError::NotImplemented(format!(
-                        "SYSTEM {} is not supported yet",
-                        words.join(" ")
-                    )))
-                }
-            }
+            Statement::System(cmd) => self.system(cmd).await,
         }
     }
 
-    /// `SYSTEM ADD NODE <id> '<host:port>'` (learner, then voter) and
-    /// `SYSTEM REMOVE NODE <id>`: coordinator membership at run time.
-    async fn change_membership(&self, words: &[String]) -> Result<QueryResult> {
-        let coordinator = self.engine.coordinator.clone().ok_or_else(|| {
-            QueryError::BadArguments("this node has no coordinator (quorumhouse local)".into())
-        })?;
-        let usage = || {
-            QueryError::BadArguments(
-                "expected SYSTEM ADD NODE <id> '<host:interserver-port>' or SYSTEM REMOVE NODE <id>"
-                    .into(),
-            )
-        };
-        let id: u64 = words
-            .get(2)
-            .and_then(|w| w.parse().ok())
-            .filter(|id| *id > 0)
-            .ok_or_else(usage)?;
-        let res = if words[0].eq_ignore_ascii_case("ADD") {
-            let addr = words
-                .get(3)
-                .map(|a| a.trim_matches('\'').to_string())
-                .filter(|a| a.contains(':'))
-                .ok_or_else(usage)?;
-            coordinator.add_node(id, addr).await
-        } else {
-            coordinator.remove_node(id).await
-        };
-        res.map_err(|e| QueryError::Other {
-            code: qh_types::ErrorCode::KEEPER_EXCEPTION,
-            message: e.to_string(),
-        })?;
+    /// `SYSTEM ...`: merges, coordinator membership, replica commands.
+    async fn system(&self, cmd: SystemCommand) -> Result<QueryResult> {
+        match cmd {
+            SystemCommand::Nothing => {}
+            SystemCommand::Merges { stop, table } => {
+                let tables = match table {
+                    Some(t) => vec![self.resolve(&t)?],
+                    None => {
+                        let cat = &self.engine.catalog;
+                        cat.databases()
+                            .iter()
+                            .flat_map(|d| cat.tables(d).unwrap_or_default())
+                            .map(|t| self.engine.table_of(t))
+                            .collect()
+                    }
+                };
+                for t in tables {
+                    t.set_merges_stopped(stop);
+                }
+            }
+            SystemCommand::AddNode { id, addr } => {
+                self.coordinator_for_membership()?
+                    .add_node(id, addr)
+                    .await
+                    .map_err(membership_error)?;
+            }
+            SystemCommand::RemoveNode { id } => {
+                self.coordinator_for_membership()?
+                    .remove_node(id)
+                    .await
+                    .map_err(membership_error)?;
+            }
+            SystemCommand::SyncReplica(t) => {
+                self.replica_named(&t)?.sync(self.sync_timeout()).await?;
+            }
+            SystemCommand::RestartReplica(t) => self.replica_named(&t)?.restart(),
+            SystemCommand::Fetches { stop, table } => {
+                for r in self.replicas_named(table.as_ref())? {
+                    r.set_fetches_stopped(stop);
+                }
+            }
+            SystemCommand::ReplicationQueues { stop, table } => {
+                for r in self.replicas_named(table.as_ref())? {
+                    r.set_queue_stopped(stop);
+                }
+            }
+        }
         Ok(QueryResult::empty())
     }
 
-    /// The partition id an OPTIMIZE ... PARTITION expression names.
+    /// `SYSTEM ADD|REMOVE NODE` needs the built-in coordinator.
+    fn coordinator_for_membership(&self) -> Result<Arc<qh_meta::Coordinator>> {
+        self.engine.coordinator.clone().ok_or_else(|| {
+            QueryError::BadArguments("this node has no coordinator (quorumhouse local)".into())
+        })
+    }
+
+    /// The replica of the table `t` names (`SYSTEM SYNC REPLICA t`, ...).
+    fn replica_named(&self, t: &TableRef) -> Result<Arc<Replica>> {
+        self.engine.replication_for("SYSTEM ... REPLICA")?;
+        let table = self.resolve(t)?;
+        table.replica().cloned().ok_or_else(|| {
+            QueryError::other(
+                ErrorCode::BAD_ARGUMENTS,
+                format!("Table {} is not replicated", t.name),
+            )
+        })
+    }
+
+    /// The replica of `t`, or every replica of the node without a table.
+    fn replicas_named(&self, t: Option<&TableRef>) -> Result<Vec<Arc<Replica>>> {
+        match t {
+            Some(t) => Ok(vec![self.replica_named(t)?]),
+            None => Ok(self
+                .engine
+                .replication_for("SYSTEM ... REPLICA")?
+                .replicas()),
+        }
+    }
+
     fn partition_id(
         &self,
         t: &MergeTreeTable,
@@ -1264,25 +1270,7 @@ impl Session {
                         ),
                     ));
                 }
-                let text: Vec<String> = rows
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "({})",
-                            r.iter()
-                                .map(|e| e.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    })
-                    .collect();
-                let sql = format!("SELECT * FROM (VALUES {})", text.join(", "));
-                let Statement::Select { query, .. } = parse_statement(&sql)? else {
-                    return Err(QueryError::other(
-                        ErrorCode::LOGICAL_ERROR,
-                        "VALUES did not parse as a query",
-                    ));
-                };
+                let query = crate::statement::values_query(rows)?;
                 let select_settings = without_result_limits(settings);
                 let (_, batches, _) = self
                     .run_query(*query, Default::default(), &select_settings)
@@ -1430,62 +1418,6 @@ impl Session {
     fn sync_timeout(&self) -> Duration {
         Duration::from_secs(self.settings.uint("receive_timeout").unwrap_or(300))
     }
-
-    /// `SYSTEM SYNC REPLICA t`, `SYSTEM STOP|START FETCHES|MERGES|REPLICATION
-    /// QUEUES [t]`, `SYSTEM RESTART REPLICA t`. None: not one of these.
-    async fn system_replica_command(&self, words: &[String]) -> Result<Option<QueryResult>> {
-        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-        let up: Vec<&str> = upper.iter().map(|s| s.as_str()).collect();
-        let (action, rest): (&str, &[String]) = match up.as_slice() {
-            ["SYNC", "REPLICA", ..] => ("sync", &words[2..]),
-            ["RESTART", "REPLICA", ..] => ("restart", &words[2..]),
-            ["STOP", "FETCHES", ..] => ("stop_fetches", &words[2..]),
-            ["START", "FETCHES", ..] => ("start_fetches", &words[2..]),
-            ["STOP", "REPLICATION", "QUEUES", ..] => ("stop_queues", &words[3..]),
-            ["START", "REPLICATION", "QUEUES", ..] => ("start_queues", &words[3..]),
-            _ => return Ok(None),
-        };
-        let repl = self.engine.replication_for("SYSTEM ... REPLICA")?;
-        let mut targets = Vec::new();
-        match rest.first() {
-            Some(name) => {
-                let (db, t) = match name.split_once('.') {
-                    Some((d, t)) => (Some(d.to_string()), t.to_string()),
-                    None => (None, name.clone()),
-                };
-                let table = self.table(&TableRef {
-                    database: db,
-                    name: t,
-                })?;
-                let r = repl.replica_of(&table).ok_or_else(|| {
-                    QueryError::other(
-                        ErrorCode::BAD_ARGUMENTS,
-                        format!("Table {} is not replicated", name),
-                    )
-                })?;
-                targets.push(r);
-            }
-            None if action == "sync" || action == "restart" => {
-                return Err(QueryError::BadArguments(format!(
-                    "SYSTEM {} needs a table name",
-                    words.join(" ")
-                )))
-            }
-            None => targets = repl.replicas(),
-        }
-        for r in targets {
-            match action {
-                "sync" => r.sync(self.sync_timeout()).await?,
-                "restart" => r.restart(),
-                "stop_fetches" => r.set_fetches_stopped(true),
-                "start_fetches" => r.set_fetches_stopped(false),
-                "stop_queues" => r.set_queue_stopped(true),
-                "start_queues" => r.set_queue_stopped(false),
-                _ => {}
-            }
-        }
-        Ok(Some(QueryResult::empty()))
-    }
 }
 
 fn type_of(meta: &TableMeta, col: &str) -> String {
@@ -1627,4 +1559,8 @@ fn stmt_kind(s: &Statement) -> &'static str {
         Statement::Optimize { .. } => "optimize",
         _ => "other",
     }
+}
+
+fn membership_error(e: impl std::fmt::Display) -> QueryError {
+    QueryError::other(ErrorCode::KEEPER_EXCEPTION, e.to_string())
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use datafusion::sql::sqlparser::ast::{Expr, FormatClause, Query, Value};
+use datafusion::sql::sqlparser::ast::{Expr, FormatClause, Parens, Query, SetExpr, Value};
 use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -20,6 +20,119 @@ use crate::error::{syntax_error, QueryError, Result};
 pub struct TableRef {
     pub database: Option<String>,
     pub name: String,
+}
+
+impl TableRef {
+    /// `db.t` or `t`, as one word.
+    fn from_word(word: &str) -> TableRef {
+        match word.split_once('.') {
+            Some((db, t)) => TableRef {
+                database: Some(db.to_string()),
+                name: t.to_string(),
+            },
+            None => TableRef {
+                database: None,
+                name: word.to_string(),
+            },
+        }
+    }
+}
+
+/// `SYSTEM ...`, parsed once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SystemCommand {
+    /// `FLUSH LOGS`, `DROP ... CACHE`: nothing to do here.
+    Nothing,
+    /// `STOP|START MERGES [t]`.
+    Merges { stop: bool, table: Option<TableRef> },
+    /// `ADD NODE id 'host:port'`: a coordinator voter.
+    AddNode { id: u64, addr: String },
+    /// `REMOVE NODE id`.
+    RemoveNode { id: u64 },
+    /// `SYNC REPLICA t`.
+    SyncReplica(TableRef),
+    /// `RESTART REPLICA t`.
+    RestartReplica(TableRef),
+    /// `STOP|START FETCHES [t]`.
+    Fetches { stop: bool, table: Option<TableRef> },
+    /// `STOP|START REPLICATION QUEUES [t]`.
+    ReplicationQueues { stop: bool, table: Option<TableRef> },
+}
+
+impl SystemCommand {
+    fn parse(words: &[String]) -> Result<SystemCommand> {
+        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+        let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
+        let table = |at: usize| words.get(at).map(|w| TableRef::from_word(w));
+        let only = |n: usize, cmd: SystemCommand| {
+            if words.len() <= n {
+                Ok(cmd)
+            } else {
+                Err(unsupported(words))
+            }
+        };
+        let membership_usage = || {
+            QueryError::BadArguments(
+                "expected SYSTEM ADD NODE <id> '<host:interserver-port>' or SYSTEM REMOVE NODE <id>"
+                    .into(),
+            )
+        };
+        let node_id = || {
+            words
+                .get(2)
+                .and_then(|w| w.parse::<u64>().ok())
+                .filter(|id| *id > 0)
+                .ok_or_else(membership_usage)
+        };
+        match upper.as_slice() {
+            ["FLUSH", "LOGS", ..] | ["DROP", ..] => Ok(SystemCommand::Nothing),
+            [verb @ ("STOP" | "START"), "MERGES", ..] => only(
+                3,
+                SystemCommand::Merges {
+                    stop: *verb == "STOP",
+                    table: table(2),
+                },
+            ),
+            ["ADD", "NODE", ..] => {
+                let id = node_id()?;
+                let addr = words
+                    .get(3)
+                    .map(|a| a.trim_matches('\'').to_string())
+                    .filter(|a| a.contains(':'))
+                    .ok_or_else(membership_usage)?;
+                Ok(SystemCommand::AddNode { id, addr })
+            }
+            ["REMOVE", "NODE", ..] => Ok(SystemCommand::RemoveNode { id: node_id()? }),
+            ["SYNC" | "RESTART", "REPLICA", ..] => {
+                let t = table(2).ok_or_else(|| {
+                    QueryError::BadArguments(format!(
+                        "SYSTEM {} needs a table name",
+                        words.join(" ")
+                    ))
+                })?;
+                Ok(if upper[0] == "SYNC" {
+                    SystemCommand::SyncReplica(t)
+                } else {
+                    SystemCommand::RestartReplica(t)
+                })
+            }
+            [verb @ ("STOP" | "START"), "FETCHES", ..] => Ok(SystemCommand::Fetches {
+                stop: *verb == "STOP",
+                table: table(2),
+            }),
+            [verb @ ("STOP" | "START"), "REPLICATION", "QUEUES", ..] => {
+                Ok(SystemCommand::ReplicationQueues {
+                    stop: *verb == "STOP",
+                    table: table(3),
+                })
+            }
+            _ => Err(unsupported(words)),
+        }
+    }
+}
+
+fn unsupported(words: &[String]) -> QueryError {
+    QueryError::NotImplemented(format!("SYSTEM {} is not supported yet", words.join(" ")))
 }
 
 #[derive(Debug, Clone)]
@@ -138,7 +251,7 @@ pub enum Statement {
         database: bool,
     },
     /// `SYSTEM ...`: the words after SYSTEM, upper-cased.
-    System(Vec<String>),
+    System(SystemCommand),
     /// `KILL QUERY WHERE <predicate over system.processes> [SYNC|ASYNC|TEST]`.
     KillQuery {
         predicate: String,
@@ -316,6 +429,25 @@ fn parse_kill(sql: &str) -> Result<Statement> {
         mode,
         format: c.get(3).map(|m| m.as_str().to_string()),
     })
+}
+
+/// The rows of `INSERT ... VALUES` as a query DataFusion plans
+/// (`VALUES (..), (..)`), built from the parsed rows rather than printed and
+/// parsed again.
+pub fn values_query(rows: Vec<Vec<Expr>>) -> Result<Box<Query>> {
+    let template = "VALUES (0)";
+    let mut query = Parser::new(&DIALECT)
+        .try_with_sql(template)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| syntax_error(template, &e))?;
+    let SetExpr::Values(values) = query.body.as_mut() else {
+        return Err(QueryError::other(
+            qh_types::ErrorCode::LOGICAL_ERROR,
+            "VALUES did not parse as a VALUES query",
+        ));
+    };
+    values.rows = rows.into_iter().map(Parens::with_empty_span).collect();
+    Ok(query)
 }
 
 pub fn parse_statement(sql: &str) -> Result<Statement> {
@@ -669,7 +801,7 @@ impl<'a> StmtParser<'a> {
                         other => words.push(other.to_string()),
                     }
                 }
-                Ok(Statement::System(words))
+                SystemCommand::parse(&words).map(Statement::System)
             }
             _ => {
                 if self.parser.peek_token().token == Token::LParen {
@@ -1853,6 +1985,53 @@ mod tests {
         };
         assert_eq!(settings.get("max_threads"), Some("1"));
         assert_eq!(format.as_deref(), Some("JSONEachRow"));
+    }
+
+    #[test]
+    fn system_commands_parse_once() {
+        let sys = |sql: &str| match parse_statement(sql) {
+            Ok(Statement::System(c)) => Ok(c),
+            Ok(other) => panic!("{sql}: {other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(
+            sys("SYSTEM STOP MERGES db.t").unwrap(),
+            SystemCommand::Merges {
+                stop: true,
+                table: Some(TableRef {
+                    database: Some("db".into()),
+                    name: "t".into()
+                })
+            }
+        );
+        assert_eq!(
+            sys("system start replication queues").unwrap(),
+            SystemCommand::ReplicationQueues {
+                stop: false,
+                table: None
+            }
+        );
+        assert_eq!(
+            sys("SYSTEM ADD NODE 4 '127.0.0.1:9104'").unwrap(),
+            SystemCommand::AddNode {
+                id: 4,
+                addr: "127.0.0.1:9104".into()
+            }
+        );
+        assert_eq!(sys("SYSTEM FLUSH LOGS").unwrap(), SystemCommand::Nothing);
+        let code = |sql: &str| sys(sql).expect_err(sql).code();
+        assert_eq!(
+            code("SYSTEM ADD NODE x"),
+            qh_types::ErrorCode::BAD_ARGUMENTS
+        );
+        assert_eq!(
+            code("SYSTEM SYNC REPLICA"),
+            qh_types::ErrorCode::BAD_ARGUMENTS
+        );
+        assert_eq!(
+            code("SYSTEM RELOAD CONFIG"),
+            qh_types::ErrorCode::NOT_IMPLEMENTED
+        );
     }
 
     #[test]
