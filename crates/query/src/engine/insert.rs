@@ -1,0 +1,295 @@
+//! INSERT execution: input formats parsed into blocks, written as hidden
+//! parts, conformed to the table's schema, and committed through [`Table`].
+
+use super::*;
+
+impl Session {
+    pub(super) async fn insert(
+        &mut self,
+        ins: crate::statement::Insert,
+        input: &mut Input,
+        settings: &Settings,
+    ) -> Result<u64> {
+        let table = self.table(&ins.table)?;
+        let meta = table.meta();
+        let names: Vec<String> = match &ins.columns {
+            Some(cols) => {
+                for c in cols {
+                    if meta.column(c).is_none() {
+                        return Err(QueryError::NoSuchColumn(format!(
+                            "No such column {c} in table {}.{}",
+                            meta.database, meta.name
+                        )));
+                    }
+                }
+                cols.clone()
+            }
+            None => meta.columns.iter().map(|c| c.name.clone()).collect(),
+        };
+        match ins.source {
+            InsertSource::Format { name, inline } => {
+                let format = InputFormat::parse(&name)?;
+                let reader: Box<dyn Read + Send> = match inline {
+                    Some(data) => Box::new(std::io::Cursor::new(data.into_bytes())),
+                    None => input.take().ok_or_else(|| {
+                        QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert")
+                    })?,
+                };
+                let max_bytes = settings
+                    .uint("max_insert_input_bytes")
+                    .map_err(QueryError::BadArguments)?;
+                let (reader, too_large) = LimitedReader::new(reader, max_bytes);
+                let reader: Box<dyn Read + Send> = Box::new(reader);
+                let target = insert_schema(&meta, &names);
+                let progress = Arc::clone(&self.progress);
+                let block_rows = settings
+                    .max_insert_block_size()
+                    .map_err(QueryError::BadArguments)? as usize;
+                let base = self.engine.base.clone();
+                let catalog = Arc::clone(&self.engine.catalog);
+                let written = tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
+                    // Parsing and writing overlap: this thread parses, a writer
+                    // thread sorts and writes the previous block as a hidden part.
+                    let full_schema = meta.arrow_schema();
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+                    let (parsed, txn) = std::thread::scope(|scope| {
+                        let writer = scope.spawn(|| -> Result<qh_storage::InsertTxn> {
+                            let mut txn = table.begin_insert();
+                            for b in rx {
+                                let full = conform(&base, &meta, &full_schema, &b)?;
+                                txn.write(&full)?;
+                            }
+                            Ok(txn)
+                        });
+                        let mut pending: Vec<RecordBatch> = Vec::new();
+                        let mut pending_rows = 0usize;
+                        let send = |pending: &mut Vec<RecordBatch>| -> Result<()> {
+                            if pending.is_empty() {
+                                return Ok(());
+                            }
+                            let b = concat_batches(&pending[0].schema(), pending.iter())?;
+                            pending.clear();
+                            // A send error means the writer failed; its error wins.
+                            tx.send(b).map_err(|_| {
+                                QueryError::other(ErrorCode::LOGICAL_ERROR, "writer stopped")
+                            })
+                        };
+                        let parsed = read_input(format, reader, target, &mut |b| {
+                            pending_rows += b.num_rows();
+                            progress.add_written(&b);
+                            pending.push(b);
+                            if pending_rows >= block_rows {
+                                send(&mut pending)?;
+                                pending_rows = 0;
+                            }
+                            Ok(())
+                        })
+                        .and_then(|_| send(&mut pending));
+                        drop(tx);
+                        let txn = writer.join().unwrap_or_else(|_| {
+                            Err(QueryError::other(
+                                ErrorCode::LOGICAL_ERROR,
+                                "insert writer panicked",
+                            ))
+                        });
+                        (parsed, txn)
+                    });
+                    // Either failure drops the transaction: nothing becomes visible.
+                    if too_large.load(Ordering::Relaxed) {
+                        return Err(crate::limits::insert_too_large(max_bytes));
+                    }
+                    let txn = txn?;
+                    parsed?;
+                    Ok(txn)
+                })
+                .await
+                .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+                self.commit(written, settings, &catalog).await
+            }
+            InsertSource::Values(rows) => {
+                if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
+                    return Err(QueryError::other(
+                        ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                        format!(
+                            "Expected {} columns in VALUES row, got {}",
+                            names.len(),
+                            bad.len()
+                        ),
+                    ));
+                }
+                let query = crate::statement::values_query(rows)?;
+                let select_settings = without_result_limits(settings);
+                let (_, batches, _) = self
+                    .run_query(*query, Default::default(), &select_settings)
+                    .await?;
+                self.write_batches(&table, &names, batches, settings).await
+            }
+            InsertSource::Select(q) => {
+                let select_settings = without_result_limits(settings);
+                let (_, batches, _) = self
+                    .run_query(*q, Default::default(), &select_settings)
+                    .await?;
+                self.write_batches(&table, &names, batches, settings).await
+            }
+        }
+    }
+
+    /// Inserts query results (columns by position) into `names` of `table`.
+    pub(super) async fn write_batches(
+        &self,
+        table: &Arc<MergeTreeTable>,
+        names: &[String],
+        batches: Vec<RecordBatch>,
+        settings: &Settings,
+    ) -> Result<u64> {
+        let meta = table.meta();
+        let target = insert_schema(&meta, names);
+        let opts = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let mut typed = Vec::with_capacity(batches.len());
+        for b in batches {
+            if b.num_columns() != names.len() {
+                return Err(QueryError::other(
+                    ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                    format!(
+                        "Number of columns doesn't match: expected {}, got {}",
+                        names.len(),
+                        b.num_columns()
+                    ),
+                ));
+            }
+            let mut cols = Vec::with_capacity(names.len());
+            for (i, f) in target.fields().iter().enumerate() {
+                let c = b.column(i);
+                let c = if c.data_type() == f.data_type() {
+                    Arc::clone(c)
+                } else {
+                    cast_with_options(c, f.data_type(), &opts).map_err(|e| {
+                        QueryError::other(
+                            ErrorCode::TYPE_MISMATCH,
+                            format!(
+                                "Cannot convert column {} to {}: {e}",
+                                f.name(),
+                                type_of(&meta, f.name())
+                            ),
+                        )
+                    })?
+                };
+                cols.push(c);
+            }
+            typed.push(RecordBatch::try_new_with_options(
+                Arc::clone(&target),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )?);
+        }
+        let base = self.engine.base.clone();
+        let table = Arc::clone(table);
+        let catalog = Arc::clone(&self.engine.catalog);
+        let txn = tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
+            let full_schema = meta.arrow_schema();
+            let mut txn = table.begin_insert();
+            if !typed.is_empty() {
+                let b = concat_batches(&target, typed.iter())?;
+                let full = conform(&base, &meta, &full_schema, &b)?;
+                txn.write(&full)?;
+            }
+            Ok(txn)
+        })
+        .await
+        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+        self.commit(txn, settings, &catalog).await
+    }
+
+    /// Makes an insert's parts visible: at once for a local table, through
+    /// the coordinator for a replicated one. Returns the rows committed.
+    pub(super) async fn commit(
+        &self,
+        txn: InsertTxn,
+        settings: &Settings,
+        catalog: &Arc<Catalog>,
+    ) -> Result<u64> {
+        let table = self.engine.table_of(Arc::clone(txn.table()));
+        let opts = InsertOptions {
+            deduplicate: settings
+                .uint("insert_deduplicate")
+                .map_err(QueryError::BadArguments)?
+                != 0,
+            token: settings
+                .get("insert_deduplication_token")
+                .map(|t| t.trim_matches('\'').to_string())
+                .filter(|t| !t.is_empty()),
+            quorum: match settings.get("insert_quorum") {
+                Some(v) => Quorum::parse(v).map_err(QueryError::BadArguments)?,
+                None => Quorum::Off,
+            },
+            timeout: Duration::from_millis(
+                settings
+                    .uint("insert_quorum_timeout")
+                    .map_err(QueryError::BadArguments)?,
+            ),
+            parallel: settings
+                .get_bool("insert_quorum_parallel", true)
+                .map_err(QueryError::BadArguments)?,
+        };
+        table.commit_insert(txn, &opts, catalog).await
+    }
+}
+
+pub(super) fn type_of(meta: &TableMeta, col: &str) -> String {
+    meta.column(col)
+        .map(|c| c.ty.to_string())
+        .unwrap_or_default()
+}
+
+pub(super) fn insert_schema(meta: &TableMeta, names: &[String]) -> SchemaRef {
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .filter_map(|n| meta.column(n))
+            .map(|c| c.ty.field(&c.name))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Completes a batch of some of the table's columns into all of them:
+/// missing columns get their DEFAULT (which may refer to other columns) or
+/// the type's default; NULLs in non-Nullable columns become the default.
+pub(super) fn conform(
+    state: &SessionState,
+    meta: &TableMeta,
+    full: &SchemaRef,
+    b: &RecordBatch,
+) -> Result<RecordBatch> {
+    let n = b.num_rows();
+    let mut cols = Vec::with_capacity(full.fields().len());
+    for (f, def) in full.fields().iter().zip(&meta.columns) {
+        let col = match b.column_by_name(f.name()) {
+            Some(c) => Arc::clone(c),
+            None => match &def.default {
+                Some(expr) => {
+                    let e = compile(state, expr, &b.schema())?;
+                    let v = e.evaluate(b)?.into_array(n)?;
+                    datafusion::arrow::compute::cast(&v, f.data_type())?
+                }
+                None => qh_storage::part::type_default(f.data_type(), f.is_nullable())?
+                    .to_array_of_size(n)?,
+            },
+        };
+        let col = if !f.is_nullable() && col.null_count() > 0 {
+            let d = qh_storage::part::type_default(f.data_type(), false)?.to_array_of_size(n)?;
+            let mask = datafusion::arrow::compute::is_not_null(&col)?;
+            datafusion::arrow::compute::kernels::zip::zip(&mask, &col, &d)?
+        } else {
+            col
+        };
+        cols.push(col);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(full),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
+}

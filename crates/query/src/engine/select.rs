@@ -1,0 +1,222 @@
+//! SELECT execution: the rewrite, DataFusion planning over our catalog, and
+//! running the plan within the query's limits.
+
+use super::*;
+
+impl Session {
+    /// Plans and runs a SELECT through DataFusion.
+    pub(super) async fn run_query(
+        &self,
+        mut query: Query,
+        final_tables: std::collections::HashSet<String>,
+        settings: &Settings,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
+        let query = on_large_stack(|| {
+            crate::rewrite::rewrite_query(&mut query);
+            crate::complexity::check_query(&mut query, AstLimits::expanded(settings)?)?;
+            Ok::<_, QueryError>(query)
+        })?;
+        let stats = Arc::clone(&self.progress);
+        let ctx = Arc::new(QueryContext {
+            catalog: Arc::clone(&self.engine.catalog),
+            final_tables,
+            settings: settings.clone(),
+            stats: Arc::clone(&stats),
+            coordinator: self.engine.coordinator.clone(),
+            replication: self.engine.replication.clone(),
+            processes: Arc::clone(&self.engine.processes),
+            cluster_config: self.engine.clusters.clone(),
+        });
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));
+        let mut config = self
+            .engine
+            .base
+            .config()
+            .clone()
+            .with_default_catalog_and_schema("qh", &self.database);
+        if let Ok(n) = settings.get_u64("max_threads", 0) {
+            if n > 0 {
+                config = config.with_target_partitions(n as usize);
+            }
+        }
+        let limits = QueryLimits::from_settings(settings)?;
+        let started = Instant::now();
+        stats.set_read_limits(limits.max_rows_to_read, limits.max_bytes_to_read);
+        let config = config.with_extension(Arc::clone(&stats));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(self.engine.base.runtime_env())
+            .with_memory_pool(Arc::new(QueryMemoryPool::new(
+                limits.max_memory_usage,
+                Arc::clone(&self.engine.server_memory),
+            )))
+            .build_arc()?;
+        let state = SessionStateBuilder::new_from_existing(self.engine.base.clone())
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_catalog_list(catalogs)
+            .build();
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(SqlStatement::Query(
+                Box::new(query),
+            ))))
+            .await
+            .map_err(table_error)?;
+        // ClickHouse's defaults where DataFusion gives NULLs, unless the
+        // settings ask for NULLs.
+        type Fill = fn(
+            datafusion::logical_expr::LogicalPlan,
+        ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan>;
+        let mut plan = plan;
+        for (setting, fill) in [
+            (
+                "join_use_nulls",
+                crate::use_nulls::fill_join_defaults as Fill,
+            ),
+            (
+                "group_by_use_nulls",
+                crate::use_nulls::fill_grouping_defaults,
+            ),
+        ] {
+            if settings.uint(setting).map_err(QueryError::BadArguments)? == 0 {
+                plan = fill(plan).map_err(table_error)?;
+            }
+        }
+        let df = DataFrame::new(state, plan);
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = match self.collect_limited(df, &limits, started).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.report_broken_part(&e);
+                return Err(e);
+            }
+        };
+        let summary = Summary {
+            read_rows: stats.rows_read.load(Ordering::Relaxed),
+            read_bytes: stats.bytes_read.load(Ordering::Relaxed),
+            granules_read: stats.granules_read.load(Ordering::Relaxed),
+            granules_total: stats.granules_total.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        let (schema, batches) = restore_duplicate_names(schema, batches)?;
+        Ok((schema, batches, summary))
+    }
+
+    /// Runs a planned query to the end, within `max_execution_time` (from
+    /// `started`) and the result limits; `break` modes return what was
+    /// gathered. Dropping the stream stops the query's tasks.
+    pub(super) async fn collect_limited(
+        &self,
+        df: DataFrame,
+        limits: &QueryLimits,
+        started: Instant,
+    ) -> Result<Vec<RecordBatch>> {
+        let deadline = limits
+            .execution_time
+            .map(|d| tokio::time::Instant::from_std(started + d));
+        let timed_out = || -> Result<()> {
+            match limits.timeout_mode {
+                Overflow::Throw => Err(limits.timeout_error(started.elapsed())),
+                Overflow::Break => Ok(()),
+            }
+        };
+        let mut batches = Vec::new();
+        let stream = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, df.execute_stream()).await {
+                Ok(s) => s,
+                Err(_) => return timed_out().map(|()| batches),
+            },
+            None => df.execute_stream().await,
+        };
+        let mut stream = stream.map_err(table_error)?;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
+                    Ok(n) => n,
+                    Err(_) => return timed_out().map(|()| batches),
+                },
+                None => stream.next().await,
+            };
+            let Some(batch) = next else { break };
+            let batch = batch.map_err(table_error)?;
+            rows += batch.num_rows() as u64;
+            bytes += batch.get_array_memory_size() as u64;
+            batches.push(batch);
+            if limits.result_full(rows, bytes)? {
+                break;
+            }
+        }
+        Ok(batches)
+    }
+
+    /// A read that hit a checksum error in a replicated table's part: the
+    /// replica detaches the part and fetches a good copy.
+    pub(super) fn report_broken_part(&self, e: &QueryError) {
+        if !matches!(
+            e.code(),
+            ErrorCode::CHECKSUM_DOESNT_MATCH | ErrorCode::CORRUPTED_DATA
+        ) {
+            return;
+        }
+        let Some(repl) = &self.engine.replication else {
+            return;
+        };
+        let msg = e.to_string();
+        for r in repl.replicas() {
+            let dir = format!("{}/", r.table().dir().display());
+            let Some(pos) = msg.find(&dir) else { continue };
+            let rest = &msg[pos + dir.len()..];
+            let part = rest.split('/').next().unwrap_or_default();
+            if let Ok(name) = part.parse::<qh_types::PartName>() {
+                r.part_is_broken(&name);
+            }
+        }
+    }
+}
+
+pub(super) fn table_error(e: datafusion::error::DataFusionError) -> QueryError {
+    let q = QueryError::from(e);
+    if let QueryError::UnknownTable(msg) = &q {
+        if let Some(start) = msg.find('\'') {
+            if let Some(end) = msg[start + 1..].find('\'') {
+                let name = &msg[start + 1..start + 1 + end];
+                let name = name.strip_prefix("qh.").unwrap_or(name);
+                return QueryError::UnknownTable(format!("Table {name} does not exist"));
+            }
+        }
+    }
+    q
+}
+
+/// `SELECT x, x` names both columns `x`, as ClickHouse does (the rewrite
+/// made the second unique for DataFusion).
+pub(super) fn restore_duplicate_names(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.name().contains(crate::rewrite::DUP_MARK))
+    {
+        return Ok((schema, batches));
+    }
+    // The batches' own schema: their physical types may be narrower or
+    // wider than the plan's (decimal precision) and must stay as they are.
+    let base = batches.first().map(|b| b.schema()).unwrap_or(schema);
+    let fields: Vec<Field> = base
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_name(crate::rewrite::restore_name(f.name()))
+        })
+        .collect();
+    let renamed = Arc::new(Schema::new_with_metadata(fields, base.metadata().clone()));
+    let batches = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(Arc::clone(&renamed), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((renamed, batches))
+}
