@@ -93,6 +93,7 @@ pub fn check_statement(stmt: &mut Statement, limits: AstLimits) -> Result<()> {
         Statement::Optimize {
             partition: Some(e), ..
         } => e.visit(&mut c),
+        Statement::KillQuery { predicate, .. } => predicate.visit(&mut c),
         Statement::Alter { ops, .. } => {
             let mut flow = ControlFlow::Continue(());
             for op in ops.iter_mut() {

@@ -250,11 +250,11 @@ pub enum Statement {
         /// `EXISTS DATABASE name`: `table.name` is the database.
         database: bool,
     },
-    /// `SYSTEM ...`: the words after SYSTEM, upper-cased.
+    /// `SYSTEM ...`.
     System(SystemCommand),
     /// `KILL QUERY WHERE <predicate over system.processes> [SYNC|ASYNC|TEST]`.
     KillQuery {
-        predicate: String,
+        predicate: Box<Expr>,
         mode: KillMode,
         format: Option<String>,
     },
@@ -408,29 +408,6 @@ pub enum KillMode {
     Test,
 }
 
-fn parse_kill(sql: &str) -> Result<Statement> {
-    let re = regex::Regex::new(
-        r"(?is)^\s*KILL\s+QUERY\s+WHERE\s+(.+?)(?:\s+(SYNC|ASYNC|TEST))?(?:\s+FORMAT\s+(\w+))?\s*;?\s*$",
-    )
-    .map_err(|e| QueryError::BadArguments(e.to_string()))?;
-    let Some(c) = re.captures(sql) else {
-        return Err(QueryError::Syntax {
-            position: 0,
-            message: "expected KILL QUERY WHERE <condition> [SYNC|ASYNC|TEST]".into(),
-        });
-    };
-    let mode = match c.get(2).map(|m| m.as_str().to_ascii_uppercase()).as_deref() {
-        Some("SYNC") => KillMode::Sync,
-        Some("TEST") => KillMode::Test,
-        _ => KillMode::Async,
-    };
-    Ok(Statement::KillQuery {
-        predicate: c[1].to_string(),
-        mode,
-        format: c.get(3).map(|m| m.as_str().to_string()),
-    })
-}
-
 /// The rows of `INSERT ... VALUES` as a query DataFusion plans
 /// (`VALUES (..), (..)`), built from the parsed rows rather than printed and
 /// parsed again.
@@ -456,9 +433,6 @@ pub fn parse_statement(sql: &str) -> Result<Statement> {
         .find(|w| !w.is_empty())
         .unwrap_or("")
         .to_ascii_uppercase();
-    if first == "KILL" {
-        return parse_kill(sql);
-    }
     if first == "INSERT" {
         if let Some((fpos, name, after)) = find_insert_format(sql) {
             let head = &sql[..fpos];
@@ -782,6 +756,26 @@ impl<'a> StmtParser<'a> {
                     table,
                     format,
                     database,
+                })
+            }
+            "KILL" => {
+                self.parser.next_token();
+                self.expect("QUERY")?;
+                self.expect("WHERE")?;
+                let predicate = Box::new(self.expr()?);
+                let mode = if self.eat("SYNC") {
+                    KillMode::Sync
+                } else if self.eat("TEST") {
+                    KillMode::Test
+                } else {
+                    self.eat("ASYNC");
+                    KillMode::Async
+                };
+                let format = self.format_suffix()?;
+                Ok(Statement::KillQuery {
+                    predicate,
+                    mode,
+                    format,
                 })
             }
             "SYSTEM" => {
@@ -1985,6 +1979,31 @@ mod tests {
         };
         assert_eq!(settings.get("max_threads"), Some("1"));
         assert_eq!(format.as_deref(), Some("JSONEachRow"));
+    }
+
+    #[test]
+    fn kill_query_parses_its_condition() {
+        let Statement::KillQuery {
+            predicate,
+            mode,
+            format,
+        } = parse_statement(
+            "KILL QUERY WHERE query LIKE '%x%' AND query_id = 'a' SYNC FORMAT JSONEachRow",
+        )
+        .unwrap()
+        else {
+            panic!("not KILL")
+        };
+        assert_eq!(predicate.to_string(), "query LIKE '%x%' AND query_id = 'a'");
+        assert_eq!(mode, KillMode::Sync);
+        assert_eq!(format.as_deref(), Some("JSONEachRow"));
+        let Statement::KillQuery { mode, .. } =
+            parse_statement("kill query where query_id = 'b'").unwrap()
+        else {
+            panic!("not KILL")
+        };
+        assert_eq!(mode, KillMode::Async);
+        assert!(parse_statement("KILL QUERY").is_err());
     }
 
     #[test]

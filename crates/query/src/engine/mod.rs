@@ -448,7 +448,7 @@ impl Session {
         } = stmt
         {
             return self
-                .kill_query(&predicate, mode, format, query_id)
+                .kill_query(*predicate, mode, format, query_id)
                 .instrument(span)
                 .await;
         }

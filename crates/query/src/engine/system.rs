@@ -1,5 +1,7 @@
 //! `SYSTEM ...` commands and `KILL QUERY`.
 
+use datafusion::sql::sqlparser::ast::{Expr, SetExpr};
+
 use super::*;
 
 impl Session {
@@ -8,22 +10,33 @@ impl Session {
     /// one) are asked to stop. SYNC waits (bounded) until they stopped.
     pub(super) async fn kill_query(
         &mut self,
-        predicate: &str,
+        predicate: Expr,
         mode: KillMode,
         format: Option<String>,
         own_id: &str,
     ) -> Result<QueryResult> {
-        let select = format!("SELECT query_id, query FROM system.processes WHERE {predicate}");
+        // The parsed predicate goes into a fixed query; no text is built.
+        let template = "SELECT query_id, query FROM system.processes";
         let Statement::Select {
-            query,
+            mut query,
             final_tables,
             ..
-        } = self.parse_checked(&select)?
+        } = parse_statement(template)?
         else {
-            return Err(QueryError::BadArguments(format!(
-                "cannot read the KILL QUERY condition {predicate:?}"
-            )));
+            return Err(QueryError::other(
+                ErrorCode::LOGICAL_ERROR,
+                "the KILL QUERY template is not a SELECT",
+            ));
         };
+        match query.body.as_mut() {
+            SetExpr::Select(select) => select.selection = Some(predicate),
+            _ => {
+                return Err(QueryError::other(
+                    ErrorCode::LOGICAL_ERROR,
+                    "the KILL QUERY template is not a plain SELECT",
+                ))
+            }
+        }
         let settings = self.settings.clone();
         let (_, batches, _) = self.run_query(*query, final_tables, &settings).await?;
         let mut found: Vec<(String, String)> = Vec::new();
