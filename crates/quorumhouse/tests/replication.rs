@@ -720,3 +720,61 @@ async fn default_and_sharded_clusters_place_shard_macros() {
         "{err}"
     );
 }
+
+/// Every replica lacks a source of a merge when its MERGE_PARTS entry comes
+/// (fetches stopped), so each sets the result aside; once fetches resume the
+/// sources must still be fetchable and the result merged locally — before,
+/// each replica dropped its holder records at once and both waited forever
+/// for a result nobody could produce.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_every_replica_postponed_completes_once_its_sources_arrive() {
+    let c = start(2);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=2 {
+        ok(
+            &c,
+            n,
+            "CREATE TABLE m (id UInt64) ENGINE = ReplicatedMergeTree('/tables/m', '{replica}') ORDER BY id",
+        )
+        .await;
+        ok(&c, n, "SYSTEM STOP FETCHES m").await;
+    }
+    ok(&c, 1, "INSERT INTO m VALUES (1)").await;
+    ok(&c, 2, "INSERT INTO m VALUES (2)").await;
+    // OPTIMIZE waits for its own replica, which cannot merge yet.
+    let endpoint = c.client_endpoint(1);
+    let optimize = tokio::spawn(async move {
+        let mut cl = qh_client::Client::connect(&[endpoint]).await?;
+        cl.query("OPTIMIZE TABLE m FINAL").await
+    });
+    c.wait_for("both replicas passed the merge entry", LONG, || async {
+        for n in 1..=2 {
+            let r = sql(
+                &c,
+                n,
+                "SELECT log_pointer, log_max_index FROM system.replicas WHERE table = 'm'",
+            )
+            .await
+            .ok()?;
+            let v: Vec<&str> = r.split_whitespace().collect();
+            if v.len() != 2 || v[0] != v[1] || v[0] == "0" {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await
+    .unwrap();
+    for n in 1..=2 {
+        ok(&c, n, "SYSTEM START FETCHES m").await;
+    }
+    for n in 1..=2 {
+        ok(&c, n, "SYSTEM SYNC REPLICA m").await;
+        assert_eq!(ok(&c, n, "SELECT count(), sum(id) FROM m").await, "2\t3\n");
+    }
+    optimize
+        .await
+        .expect("optimize task")
+        .expect("OPTIMIZE completes once the merge is done");
+    same_parts(&c, &[1, 2], "m").await;
+}

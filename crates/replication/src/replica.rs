@@ -88,6 +88,11 @@ struct State {
     missing: BTreeSet<PartName>,
     /// When to retry fetching `missing` parts, and the current backoff.
     missing_retry: Option<(Instant, Duration)>,
+    /// The sources of `missing` parts that are merge results: once a
+    /// postponed source arrived, the retry merges here instead of waiting
+    /// for a replica that has the result — which, when every replica lacked
+    /// a source at its MERGE_PARTS entry, none ever will.
+    merge_sources: BTreeMap<PartName, Vec<PartName>>,
     tries: u64,
 }
 
@@ -452,6 +457,7 @@ impl Replica {
         }
         let mut done: Vec<Pending> = Vec::new();
         let mut first_error = None;
+        self.merge_postponed(&mut done).await?;
         let missing: Vec<PartName> = {
             let st = self.state.lock();
             let due = st.missing_retry.is_none_or(|(at, _)| Instant::now() >= at);
@@ -464,9 +470,16 @@ impl Replica {
         for (name, outcome) in self.fetch_many(&repl, missing).await {
             match outcome {
                 Ok(part) => {
-                    self.state.lock().missing.remove(&name);
+                    let sources = {
+                        let mut st = self.state.lock();
+                        st.missing.remove(&name);
+                        st.merge_sources.remove(&name)
+                    };
                     if let Some(part) = part {
                         done.push(self.holder(&part));
+                    }
+                    if let Some(sources) = sources {
+                        self.drop_holders(&sources, &mut done);
                     }
                 }
                 Err(e) => {
@@ -685,7 +698,13 @@ impl Replica {
                     }
                 }
                 self.fetch_or_skip(repl, &new, done).await?;
-                self.drop_holders(&sources, done);
+                if self.table.part_or_covering(&new).is_some() {
+                    self.drop_holders(&sources, done);
+                } else {
+                    // Postponed: the sources stay here, and stay fetchable
+                    // from here, until the result is merged or fetched.
+                    self.state.lock().merge_sources.insert(new, sources);
+                }
                 Ok(())
             }
             LogEntry::DropRange {
@@ -730,6 +749,46 @@ impl Replica {
                 on_reject: None,
             });
         }
+    }
+
+    /// Merges the postponed merge results whose sources are all here now.
+    async fn merge_postponed(&self, done: &mut Vec<Pending>) -> Result<()> {
+        let candidates: Vec<(PartName, Vec<PartName>)> = {
+            let mut st = self.state.lock();
+            let State {
+                missing,
+                merge_sources,
+                ..
+            } = &mut *st;
+            merge_sources.retain(|name, _| missing.contains(name));
+            merge_sources
+                .iter()
+                .map(|(n, s)| (n.clone(), s.clone()))
+                .collect()
+        };
+        if self.merges_stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for (name, sources) in candidates {
+            if self.table.part_or_covering(&name).is_some() {
+                continue;
+            }
+            let table = Arc::clone(&self.table);
+            let (src, target) = (sources.clone(), name.clone());
+            let merged = tokio::task::spawn_blocking(move || table.merge_named(&src, target))
+                .await
+                .map_err(|e| ReplicationError::Coordinator(e.to_string()))??;
+            if let Some(part) = merged {
+                debug!(part = %part.name, "merged a postponed merge result");
+                let mut st = self.state.lock();
+                st.missing.remove(&name);
+                st.merge_sources.remove(&name);
+                drop(st);
+                done.push(self.holder(&part));
+                self.drop_holders(&sources, done);
+            }
+        }
+        Ok(())
     }
 
     async fn fetch_or_skip(
