@@ -133,6 +133,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         }
         // Log-family and Memory tables keep insertion order, no key.
         "Memory" | "Log" | "TinyLog" | "StripeLog" if replicated.is_none() => EngineKind::Memory,
+        "Distributed" if replicated.is_none() => distributed_engine(args, database)?,
         other => {
             return Err(QueryError::other(
                 qh_types::ErrorCode::UNKNOWN_STORAGE,
@@ -202,6 +203,40 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
     })
 }
 
+/// `Distributed(cluster, database, table[, sharding_key[, policy]])`: names
+/// as identifiers or string literals, `currentDatabase()` for the database.
+fn distributed_engine(args: &[Expr], database: &str) -> Result<EngineKind> {
+    if !(3..=5).contains(&args.len()) {
+        return Err(QueryError::other(
+            qh_types::ErrorCode::NUMBER_OF_ARGUMENTS_DOESNT_MATCH,
+            "Storage Distributed requires from 3 to 5 parameters - name of configuration section with list of remote servers, name of remote database, name of remote table, sharding key expression (optional), policy name (optional)",
+        ));
+    }
+    let name = |e: &Expr, what: &str| -> Result<String> {
+        match e {
+            Expr::Identifier(i) => Ok(i.value.clone()),
+            Expr::Value(v) => match &v.value {
+                datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s) => Ok(s.clone()),
+                _ => Err(QueryError::BadArguments(format!(
+                    "Distributed: {what} must be a name, not {e}"
+                ))),
+            },
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("currentDatabase") => {
+                Ok(database.to_string())
+            }
+            _ => Err(QueryError::BadArguments(format!(
+                "Distributed: {what} must be a name, not {e}"
+            ))),
+        }
+    };
+    Ok(EngineKind::Distributed {
+        cluster: name(&args[0], "the cluster")?,
+        database: name(&args[1], "the remote database")?,
+        table: name(&args[2], "the remote table")?,
+        sharding_key: args.get(3).map(|e| e.to_string()),
+    })
+}
+
 /// `SHOW CREATE TABLE` text.
 pub fn show_create(meta: &TableMeta) -> String {
     let cols: Vec<String> = meta
@@ -215,6 +250,16 @@ pub fn show_create(meta: &TableMeta) -> String {
     let engine = match &meta.engine {
         EngineKind::MergeTree => "MergeTree".to_string(),
         EngineKind::Memory => "Memory".to_string(),
+        EngineKind::Distributed {
+            cluster,
+            database,
+            table,
+            sharding_key,
+        } => {
+            let mut args = vec![cluster.clone(), database.clone(), table.clone()];
+            args.extend(sharding_key.iter().cloned());
+            format!("Distributed({})", args.join(", "))
+        }
         EngineKind::ReplacingMergeTree {
             version,
             is_deleted,
@@ -248,7 +293,10 @@ pub fn show_create(meta: &TableMeta) -> String {
     if let Some(p) = &meta.partition_by {
         s.push_str(&format!("\nPARTITION BY {p}"));
     }
-    if meta.engine != EngineKind::Memory {
+    if !matches!(
+        meta.engine,
+        EngineKind::Memory | EngineKind::Distributed { .. }
+    ) {
         if meta.primary_key != meta.order_by {
             s.push_str(&format!("\nPRIMARY KEY {}", key_text(&meta.primary_key)));
         }

@@ -17,6 +17,8 @@ use qh_types::ErrorCode;
 
 struct Entry {
     query: String,
+    /// Set for a shard stage of another node's query.
+    initial_query_id: Option<String>,
     started: Instant,
     stats: Arc<QueryStats>,
     cancel: watch::Sender<bool>,
@@ -33,6 +35,9 @@ pub struct ProcessInfo {
     pub written_rows: u64,
     pub written_bytes: u64,
     pub is_cancelled: bool,
+    /// The query this one is a shard stage of (its own id when initial).
+    pub initial_query_id: String,
+    pub is_initial_query: bool,
 }
 
 #[derive(Default)]
@@ -101,6 +106,27 @@ impl ProcessList {
         query: &str,
         stats: Arc<QueryStats>,
     ) -> Result<Running> {
+        self.register_as(query_id, query, stats, None)
+    }
+
+    /// Lists a shard stage of `initial_query_id` (another node's query)
+    /// under a fresh id.
+    pub fn register_stage(
+        self: &Arc<Self>,
+        initial_query_id: &str,
+        query: &str,
+        stats: Arc<QueryStats>,
+    ) -> Result<Running> {
+        self.register_as("", query, stats, Some(initial_query_id.to_string()))
+    }
+
+    fn register_as(
+        self: &Arc<Self>,
+        query_id: &str,
+        query: &str,
+        stats: Arc<QueryStats>,
+        initial_query_id: Option<String>,
+    ) -> Result<Running> {
         let kill = query
             .trim_start()
             .get(..4)
@@ -131,6 +157,7 @@ impl ProcessList {
             id.clone(),
             Entry {
                 query: query.to_string(),
+                initial_query_id,
                 started: Instant::now(),
                 stats,
                 cancel,
@@ -171,6 +198,8 @@ impl ProcessList {
                 written_rows: e.stats.rows_written.load(Ordering::Relaxed),
                 written_bytes: e.stats.bytes_written.load(Ordering::Relaxed),
                 is_cancelled: *e.cancel.borrow(),
+                initial_query_id: e.initial_query_id.clone().unwrap_or_else(|| id.clone()),
+                is_initial_query: e.initial_query_id.is_none(),
             })
             .collect();
         out.sort_by(|a, b| b.elapsed.total_cmp(&a.elapsed));

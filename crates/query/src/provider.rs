@@ -27,7 +27,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
-use qh_storage::{Catalog, MergeTreeTable, Part};
+use qh_storage::{Catalog, EngineKind, MergeTreeTable, Part, TableMeta};
 use qh_types::Settings;
 
 use crate::error::QueryError;
@@ -114,6 +114,7 @@ impl QueryStats {
 /// What every table provider of one query shares.
 #[derive(Debug)]
 pub struct QueryContext {
+    pub engine: Arc<crate::engine::Engine>,
     pub catalog: Arc<Catalog>,
     pub final_tables: HashSet<String>,
     pub settings: Settings,
@@ -122,6 +123,11 @@ pub struct QueryContext {
     pub replication: Option<Arc<qh_replication::Replication>>,
     pub processes: Arc<crate::processes::ProcessList>,
     pub cluster_config: crate::clusters::Clusters,
+    /// The statement's id and text (what shard stages are listed under).
+    pub query_id: String,
+    pub query: String,
+    /// The session's current database.
+    pub database: String,
 }
 
 /// Catalog provider: one schema per database, plus `system`.
@@ -173,6 +179,9 @@ impl SchemaProvider for QhSchema {
             return system::table(&self.ctx, name);
         }
         match self.ctx.catalog.table(&self.database, name) {
+            Ok(t) if matches!(t.meta().engine, EngineKind::Distributed { .. }) => {
+                Ok(Some(self.distributed(&t.meta(), name)?))
+            }
             Ok(t) => {
                 if self
                     .ctx
@@ -208,6 +217,34 @@ impl SchemaProvider for QhSchema {
             return system::TABLES.contains(&name);
         }
         self.ctx.catalog.table(&self.database, name).is_ok()
+    }
+}
+
+impl QhSchema {
+    /// A Distributed table's scan over the shards of its cluster.
+    fn distributed(&self, meta: &TableMeta, name: &str) -> DFResult<Arc<dyn TableProvider>> {
+        let EngineKind::Distributed {
+            cluster,
+            database,
+            table,
+            ..
+        } = &meta.engine
+        else {
+            return Err(DataFusionError::Internal(format!(
+                "{name} is not Distributed"
+            )));
+        };
+        let final_ = self.ctx.final_tables.contains(name)
+            || self.ctx.settings.get_bool("final", false).unwrap_or(false);
+        crate::distributed::scan::provider(
+            &self.ctx,
+            cluster,
+            database,
+            table,
+            meta.arrow_schema(),
+            final_,
+            false,
+        )
     }
 }
 

@@ -154,6 +154,11 @@ pub struct CreateTable {
     pub partition_by: Option<Expr>,
     pub settings: Settings,
     pub as_select: Option<Box<Query>>,
+    /// `CREATE TABLE t AS other`: columns (and, without ENGINE, the engine)
+    /// of `other`.
+    pub as_table: Option<TableRef>,
+    /// Whether ENGINE was written (`AS other` copies it when not).
+    pub engine_given: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -200,7 +205,7 @@ pub enum Statement {
         settings: Settings,
     },
     Insert(Insert),
-    CreateTable(CreateTable),
+    CreateTable(Box<CreateTable>),
     CreateDatabase {
         name: String,
         if_not_exists: bool,
@@ -223,7 +228,7 @@ pub enum Statement {
     },
     Optimize {
         table: TableRef,
-        partition: Option<Expr>,
+        partition: Option<Box<Expr>>,
         final_: bool,
     },
     Set(Settings),
@@ -724,7 +729,7 @@ impl<'a> StmtParser<'a> {
                 }
                 Ok(Statement::Optimize {
                     table,
-                    partition,
+                    partition: partition.map(Box::new),
                     final_,
                 })
             }
@@ -995,10 +1000,13 @@ impl<'a> StmtParser<'a> {
             partition_by: None,
             settings: Settings::new(),
             as_select: None,
+            as_table: None,
+            engine_given: false,
         };
         loop {
             if self.eat("ENGINE") {
                 let _ = self.parser.consume_token(&Token::Eq);
+                ct.engine_given = true;
                 ct.engine = self.ident()?;
                 if self.parser.consume_token(&Token::LParen)
                     && !self.parser.consume_token(&Token::RParen)
@@ -1026,14 +1034,20 @@ impl<'a> StmtParser<'a> {
             } else if self.eat("COMMENT") {
                 self.expr()?;
             } else if self.eat("AS") {
-                ct.as_select = Some(self.parser.parse_query().map_err(|e| self.err(e))?);
+                let query_follows = self.parser.peek_token().token == Token::LParen
+                    || matches!(self.peek_word().as_deref(), Some("SELECT" | "WITH"));
+                if query_follows || !ct.columns.is_empty() {
+                    ct.as_select = Some(self.parser.parse_query().map_err(|e| self.err(e))?);
+                } else {
+                    ct.as_table = Some(self.table_ref()?);
+                }
             } else if self.eat_seq(&["SAMPLE", "BY"]) || self.eat("TTL") {
                 self.expr()?;
             } else {
                 break;
             }
         }
-        Ok(Statement::CreateTable(ct))
+        Ok(Statement::CreateTable(Box::new(ct)))
     }
 
     fn column_spec(&mut self) -> Result<ColumnSpec> {

@@ -109,6 +109,8 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     ("written_bytes", DataType::UInt64),
                     ("is_cancelled", DataType::UInt8),
                     ("query", DataType::Utf8),
+                    ("initial_query_id", DataType::Utf8),
+                    ("is_initial_query", DataType::UInt8),
                 ],
                 vec![
                     s(ps.iter().map(|p| p.query_id.clone()).collect()),
@@ -122,6 +124,8 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     u64s(ps.iter().map(|p| p.written_bytes).collect()),
                     u8s(ps.iter().map(|p| p.is_cancelled as u8).collect()),
                     s(ps.iter().map(|p| p.query.clone()).collect()),
+                    s(ps.iter().map(|p| p.initial_query_id.clone()).collect()),
+                    u8s(ps.iter().map(|p| p.is_initial_query as u8).collect()),
                 ],
             )
         }

@@ -224,6 +224,7 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     let inter = tokio::spawn(qh_server::serve_interserver(
         coordinator.clone(),
         engine.replication().cloned(),
+        Some(engine.clone()),
         inter_listener,
         stopped(stop_rx.clone()),
     ));

@@ -324,7 +324,8 @@ impl Replication {
     }
 
     /// A lazily connecting channel to another node's interserver API.
-    pub(crate) fn channel(&self, address: &str) -> Result<Channel> {
+    /// A (lazily connected, cached) channel to another node's interserver API.
+    pub fn channel(&self, address: &str) -> Result<Channel> {
         if let Some(c) = self.channels.lock().get(address) {
             return Ok(c.clone());
         }

@@ -63,11 +63,12 @@ pub async fn serve_http(
 }
 
 /// Serves the interserver API (coordinator Raft + Meta services, part
-/// fetches of replicated tables) on
+/// fetches of replicated tables, shard stages of distributed queries) on
 /// `listener` until `shutdown` completes.
 pub async fn serve_interserver(
     coordinator: Arc<qh_meta::Coordinator>,
     replication: Option<Arc<qh_replication::Replication>>,
+    engine: Option<Arc<Engine>>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -82,6 +83,7 @@ pub async fn serve_interserver(
         .add_service(raft)
         .add_service(meta)
         .add_optional_service(replication.map(|r| r.service()))
+        .add_optional_service(engine.map(qh_query::distributed::service::service))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())

@@ -36,6 +36,16 @@ pub enum EngineKind {
     },
     /// Kept in memory only (ClickHouse's Memory engine); lost on restart.
     Memory,
+    /// Holds no data: a view over the table `database.table` on every shard
+    /// of `cluster` (ClickHouse's Distributed). Reads scatter to one replica
+    /// of each shard; inserts split rows by `sharding_key` (SQL text).
+    Distributed {
+        cluster: String,
+        database: String,
+        table: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sharding_key: Option<String>,
+    },
 }
 
 impl EngineKind {
@@ -44,6 +54,7 @@ impl EngineKind {
             EngineKind::MergeTree => "MergeTree",
             EngineKind::ReplacingMergeTree { .. } => "ReplacingMergeTree",
             EngineKind::Memory => "Memory",
+            EngineKind::Distributed { .. } => "Distributed",
         }
     }
 }

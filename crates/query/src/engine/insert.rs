@@ -26,6 +26,11 @@ impl Session {
             }
             None => meta.columns.iter().map(|c| c.name.clone()).collect(),
         };
+        if matches!(meta.engine, EngineKind::Distributed { .. }) {
+            return self
+                .insert_distributed(ins.source, input, settings, &meta, &names)
+                .await;
+        }
         match ins.source {
             InsertSource::Format { name, inline } => {
                 let format = InputFormat::parse(&name)?;
@@ -134,6 +139,79 @@ impl Session {
         }
     }
 
+    /// INSERT into a Distributed table: the rows are parsed and completed
+    /// (defaults) here, then written to the shards before this returns.
+    async fn insert_distributed(
+        &mut self,
+        source: InsertSource,
+        input: &mut Input,
+        settings: &Settings,
+        meta: &TableMeta,
+        names: &[String],
+    ) -> Result<u64> {
+        let batches = match source {
+            InsertSource::Format { name, inline } => {
+                let format = InputFormat::parse(&name)?;
+                let reader: Box<dyn Read + Send> = match inline {
+                    Some(data) => Box::new(std::io::Cursor::new(data.into_bytes())),
+                    None => input.take().ok_or_else(|| {
+                        QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert")
+                    })?,
+                };
+                let max_bytes = settings
+                    .uint("max_insert_input_bytes")
+                    .map_err(QueryError::BadArguments)?;
+                let (reader, too_large) = LimitedReader::new(reader, max_bytes);
+                let target = insert_schema(meta, names);
+                let progress = Arc::clone(&self.progress);
+                let parsed = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+                    let mut out = Vec::new();
+                    let parsed = read_input(format, Box::new(reader), target, &mut |b| {
+                        progress.add_written(&b);
+                        out.push(b);
+                        Ok(())
+                    });
+                    if too_large.load(Ordering::Relaxed) {
+                        return Err(crate::limits::insert_too_large(max_bytes));
+                    }
+                    parsed.map(|_| out)
+                })
+                .await
+                .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+                parsed
+            }
+            InsertSource::Values(rows) => {
+                if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
+                    return Err(QueryError::other(
+                        ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                        format!(
+                            "Expected {} columns in VALUES row, got {}",
+                            names.len(),
+                            bad.len()
+                        ),
+                    ));
+                }
+                let query = crate::statement::values_query(rows)?;
+                let (_, batches, _) = self
+                    .run_query(*query, Default::default(), &without_result_limits(settings))
+                    .await?;
+                cast_to_target(meta, names, batches)?
+            }
+            InsertSource::Select(q) => {
+                let (_, batches, _) = self
+                    .run_query(*q, Default::default(), &without_result_limits(settings))
+                    .await?;
+                cast_to_target(meta, names, batches)?
+            }
+        };
+        let target = insert_schema(meta, names);
+        let full_schema = meta.arrow_schema();
+        let all = concat_batches(&target, batches.iter())?;
+        let full = conform(&self.engine.base, meta, &full_schema, &all)?;
+        let query_id = self.current_query.0.clone();
+        crate::distributed::insert::insert(&self.engine, meta, full, settings, &query_id).await
+    }
+
     /// Inserts query results (columns by position) into `names` of `table`.
     pub(super) async fn write_batches(
         &self,
@@ -144,47 +222,7 @@ impl Session {
     ) -> Result<u64> {
         let meta = table.meta();
         let target = insert_schema(&meta, names);
-        let opts = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        let mut typed = Vec::with_capacity(batches.len());
-        for b in batches {
-            if b.num_columns() != names.len() {
-                return Err(QueryError::other(
-                    ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
-                    format!(
-                        "Number of columns doesn't match: expected {}, got {}",
-                        names.len(),
-                        b.num_columns()
-                    ),
-                ));
-            }
-            let mut cols = Vec::with_capacity(names.len());
-            for (i, f) in target.fields().iter().enumerate() {
-                let c = b.column(i);
-                let c = if c.data_type() == f.data_type() {
-                    Arc::clone(c)
-                } else {
-                    cast_with_options(c, f.data_type(), &opts).map_err(|e| {
-                        QueryError::other(
-                            ErrorCode::TYPE_MISMATCH,
-                            format!(
-                                "Cannot convert column {} to {}: {e}",
-                                f.name(),
-                                type_of(&meta, f.name())
-                            ),
-                        )
-                    })?
-                };
-                cols.push(c);
-            }
-            typed.push(RecordBatch::try_new_with_options(
-                Arc::clone(&target),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
-            )?);
-        }
+        let typed = cast_to_target(&meta, names, batches)?;
         let base = self.engine.base.clone();
         let table = Arc::clone(table);
         let catalog = Arc::clone(&self.engine.catalog);
@@ -211,6 +249,7 @@ impl Session {
         settings: &Settings,
         catalog: &Arc<Catalog>,
     ) -> Result<u64> {
+        refuse_distributed(&txn.table().meta())?;
         let table = self.engine.table_of(Arc::clone(txn.table()));
         let opts = InsertOptions {
             deduplicate: settings
@@ -236,6 +275,72 @@ impl Session {
         };
         table.commit_insert(txn, &opts, catalog).await
     }
+}
+
+/// Query results (columns by position) as batches of `names`' types.
+fn cast_to_target(
+    meta: &TableMeta,
+    names: &[String],
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    let target = insert_schema(meta, names);
+    let opts = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+
+    let mut typed = Vec::with_capacity(batches.len());
+    for b in batches {
+        if b.num_columns() != names.len() {
+            return Err(QueryError::other(
+                ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                format!(
+                    "Number of columns doesn't match: expected {}, got {}",
+                    names.len(),
+                    b.num_columns()
+                ),
+            ));
+        }
+        let mut cols = Vec::with_capacity(names.len());
+        for (i, f) in target.fields().iter().enumerate() {
+            let c = b.column(i);
+            let c = if c.data_type() == f.data_type() {
+                Arc::clone(c)
+            } else {
+                cast_with_options(c, f.data_type(), &opts).map_err(|e| {
+                    QueryError::other(
+                        ErrorCode::TYPE_MISMATCH,
+                        format!(
+                            "Cannot convert column {} to {}: {e}",
+                            f.name(),
+                            type_of(meta, f.name())
+                        ),
+                    )
+                })?
+            };
+            cols.push(c);
+        }
+        typed.push(RecordBatch::try_new_with_options(
+            Arc::clone(&target),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+        )?);
+    }
+    Ok(typed)
+}
+
+/// Rows of a Distributed table live on its shards, never in the table.
+fn refuse_distributed(meta: &TableMeta) -> Result<()> {
+    if matches!(meta.engine, EngineKind::Distributed { .. }) {
+        return Err(QueryError::other(
+            ErrorCode::NOT_IMPLEMENTED,
+            format!(
+                "INSERT into the Distributed table {}.{} is not supported yet: insert into its local table on each shard",
+                meta.database, meta.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn type_of(meta: &TableMeta, col: &str) -> String {

@@ -25,6 +25,8 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Query, Statement as SqlStatement};
@@ -32,7 +34,8 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use qh_replication::{InsertOptions, Quorum, Replica, Replication};
 use qh_storage::{
-    BackgroundMerges, Catalog, InsertTxn, KeyEvaluator, MergeTreeTable, StorageError, TableMeta,
+    BackgroundMerges, Catalog, EngineKind, InsertTxn, KeyEvaluator, MergeTreeTable, StorageError,
+    TableMeta,
 };
 use qh_types::{ChType, ErrorCode, Settings};
 use tracing::{debug, info_span, Instrument};
@@ -173,10 +176,15 @@ fn base_state(threads: usize) -> Result<SessionState> {
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
         .build_arc()?;
+    // Shard stages are cut from the plan as planned, before any other rule.
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(crate::distributed::rule::DistributedStages)];
+    rules.extend(PhysicalOptimizer::new().rules);
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_physical_optimizer_rules(rules)
         .build();
     functions::register_all(&mut state)?;
     state.register_udtf("numbers", Arc::new(NumbersFunction));
@@ -219,6 +227,85 @@ impl Engine {
             processes,
             clusters: opts.clusters,
         }))
+    }
+
+    /// A DataFusion session for one query: the node's functions, `settings`'
+    /// parallelism and memory limit, `database` as the default schema and
+    /// `stats` counting what the scans read. No tables yet (the caller adds
+    /// its catalog).
+    pub fn query_state(
+        &self,
+        settings: &Settings,
+        database: &str,
+        stats: &Arc<QueryStats>,
+    ) -> Result<SessionState> {
+        let mut config = self
+            .base
+            .config()
+            .clone()
+            .with_default_catalog_and_schema("qh", database);
+        if let Ok(n) = settings.get_u64("max_threads", 0) {
+            if n > 0 {
+                config = config.with_target_partitions(n as usize);
+            }
+        }
+        let limits = QueryLimits::from_settings(settings)?;
+        let config = config.with_extension(Arc::clone(stats));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(self.base.runtime_env())
+            .with_memory_pool(Arc::new(QueryMemoryPool::new(
+                limits.max_memory_usage,
+                Arc::clone(&self.server_memory),
+            )))
+            .build_arc()?;
+        Ok(SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .build())
+    }
+
+    /// The node's base DataFusion state (functions, configuration).
+    pub fn base_state(&self) -> &SessionState {
+        &self.base
+    }
+
+    /// Writes `batches` (columns by name) into the local table
+    /// `database.table` under `settings` (quorum, deduplication): one
+    /// shard's rows of an INSERT into a Distributed table.
+    pub async fn insert_batches(
+        self: &Arc<Self>,
+        database: &str,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        settings: &Settings,
+    ) -> Result<u64> {
+        let t = self.catalog.table(database, table)?;
+        if matches!(t.meta().engine, EngineKind::Distributed { .. }) {
+            return Err(QueryError::other(
+                ErrorCode::NOT_IMPLEMENTED,
+                format!("{database}.{table} is a Distributed table: a Distributed table's shards must hold local tables"),
+            ));
+        }
+        let Some(first) = batches.first() else {
+            return Ok(0);
+        };
+        let names: Vec<String> = first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        for n in &names {
+            if t.meta().column(n).is_none() {
+                return Err(QueryError::NoSuchColumn(format!(
+                    "No such column {n} in table {database}.{table}"
+                )));
+            }
+        }
+        let mut session = self.session();
+        session.settings = self.default_settings.merged_with(settings);
+        session.database = database.to_string();
+        let settings = session.settings.clone();
+        session.write_batches(&t, &names, batches, &settings).await
     }
 
     /// The node's replicated tables, when it runs with a coordinator.
@@ -285,6 +372,7 @@ impl Engine {
             progress: Arc::new(QueryStats::default()),
             next_query_id: String::new(),
             macro_context: BTreeMap::new(),
+            current_query: Default::default(),
         }
     }
 
@@ -313,6 +401,8 @@ pub struct Session {
     next_query_id: String,
     /// Macros an `ON CLUSTER` task brings (`{cluster}`, `{shard}`).
     macro_context: BTreeMap<String, String>,
+    /// The running statement's id and text (shard stages carry them).
+    current_query: (String, String),
 }
 
 pub(crate) fn result_of(
@@ -413,6 +503,7 @@ impl Session {
         input: &mut Input,
         query_id: &str,
     ) -> Result<QueryResult> {
+        self.current_query = (query_id.to_string(), sql.to_string());
         if let Some((cluster, local_sql)) = crate::on_cluster::split_on_cluster(sql) {
             crate::limits::check_readonly(&self.settings, true, false)?;
             let span = info_span!("query", kind = "on_cluster", cluster = %cluster, query_id);
@@ -568,7 +659,46 @@ impl Session {
                     }
                     select_result = Some(batches);
                 }
-                let mut meta = ddl::table_meta(&ct, &db, &columns)?;
+                let mut as_meta = None;
+                if let Some(other) = &ct.as_table {
+                    let other = self.table(other)?.meta();
+                    if columns.is_empty() {
+                        for c in &other.columns {
+                            columns.push(ColumnSpec {
+                                name: c.name.clone(),
+                                ty: c.ty.clone(),
+                                default: match &c.default {
+                                    Some(d) => Some(crate::keys::parse_expr(d)?),
+                                    None => None,
+                                },
+                            });
+                        }
+                    }
+                    as_meta = Some(other);
+                }
+                let mut meta = match as_meta {
+                    // `AS other` without ENGINE: other's engine and keys.
+                    Some(mut other) if !ct.engine_given => {
+                        other.database = db.clone();
+                        other.name = ct.table.name.clone();
+                        other.schema_version = 1;
+                        other
+                    }
+                    _ => ddl::table_meta(&ct, &db, &columns)?,
+                };
+                if let EngineKind::Distributed {
+                    cluster,
+                    sharding_key,
+                    ..
+                } = &meta.engine
+                {
+                    crate::distributed::check_definition(
+                        &self.engine,
+                        cluster,
+                        sharding_key.as_deref(),
+                        &meta,
+                    )?;
+                }
                 if let Some(params) = meta.replicated.as_mut() {
                     let repl = self
                         .engine

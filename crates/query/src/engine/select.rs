@@ -17,7 +17,12 @@ impl Session {
             Ok::<_, QueryError>(query)
         })?;
         let stats = Arc::clone(&self.progress);
+        let limits = QueryLimits::from_settings(settings)?;
+        let started = Instant::now();
+        stats.set_read_limits(limits.max_rows_to_read, limits.max_bytes_to_read);
+        let state = self.engine.query_state(settings, &self.database, &stats)?;
         let ctx = Arc::new(QueryContext {
+            engine: Arc::clone(&self.engine),
             catalog: Arc::clone(&self.engine.catalog),
             final_tables,
             settings: settings.clone(),
@@ -26,35 +31,29 @@ impl Session {
             replication: self.engine.replication.clone(),
             processes: Arc::clone(&self.engine.processes),
             cluster_config: self.engine.clusters.clone(),
+            query_id: self.current_query.0.clone(),
+            query: self.current_query.1.clone(),
+            database: self.database.clone(),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
-        catalogs.register_catalog("qh".into(), Arc::new(QhCatalog { ctx }));
-        let mut config = self
-            .engine
-            .base
-            .config()
-            .clone()
-            .with_default_catalog_and_schema("qh", &self.database);
-        if let Ok(n) = settings.get_u64("max_threads", 0) {
-            if n > 0 {
-                config = config.with_target_partitions(n as usize);
-            }
-        }
-        let limits = QueryLimits::from_settings(settings)?;
-        let started = Instant::now();
-        stats.set_read_limits(limits.max_rows_to_read, limits.max_bytes_to_read);
-        let config = config.with_extension(Arc::clone(&stats));
-        let runtime = RuntimeEnvBuilder::from_runtime_env(self.engine.base.runtime_env())
-            .with_memory_pool(Arc::new(QueryMemoryPool::new(
-                limits.max_memory_usage,
-                Arc::clone(&self.engine.server_memory),
-            )))
-            .build_arc()?;
-        let state = SessionStateBuilder::new_from_existing(self.engine.base.clone())
-            .with_config(config)
-            .with_runtime_env(runtime)
+        catalogs.register_catalog(
+            "qh".into(),
+            Arc::new(QhCatalog {
+                ctx: Arc::clone(&ctx),
+            }),
+        );
+        let mut state = SessionStateBuilder::new_from_existing(state)
             .with_catalog_list(catalogs)
             .build();
+        for (name, all_replicas) in [("cluster", false), ("clusterAllReplicas", true)] {
+            state.register_udtf(
+                name,
+                Arc::new(crate::distributed::scan::ClusterFunction {
+                    ctx: Arc::clone(&ctx),
+                    all_replicas,
+                }),
+            );
+        }
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(SqlStatement::Query(
                 Box::new(query),

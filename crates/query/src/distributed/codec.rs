@@ -1,0 +1,257 @@
+//! How a shard fragment travels: DataFusion's own plan serialization
+//! (datafusion-proto) with one extension, the Distributed scan leaf, which
+//! a shard decodes as a scan of its local table.
+
+use std::fmt;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use datafusion_proto::bytes::Serializeable;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use futures::{StreamExt, TryStreamExt};
+use qh_storage::{Catalog, MergeTreeTable};
+use qh_types::ErrorCode;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::scan::{leaf_properties, DistributedScanExec};
+use crate::error::QueryError;
+use crate::provider::{MergeTreeProvider, QueryStats};
+
+#[derive(Serialize, Deserialize)]
+struct LeafWire {
+    database: String,
+    table: String,
+    columns: Vec<String>,
+    /// datafusion-proto bytes of each pruning filter (a filter that cannot
+    /// be serialized is left out: the plan above still applies it).
+    filters: Vec<Vec<u8>>,
+    limit: Option<usize>,
+    final_: bool,
+    partitions: usize,
+    /// The leaf's schema as an empty Arrow IPC stream.
+    schema: Vec<u8>,
+}
+
+fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The shard's side of decoding: where the local scan comes from.
+pub struct LocalScan {
+    pub catalog: Arc<Catalog>,
+    pub state: Arc<SessionState>,
+    pub stats: Arc<QueryStats>,
+}
+
+/// Encodes the Distributed leaf (initiator); decodes it as the local scan
+/// (shard, with `local` set).
+pub struct StageCodec {
+    pub local: Option<LocalScan>,
+}
+
+impl fmt::Debug for StageCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StageCodec")
+    }
+}
+
+impl PhysicalExtensionCodec for StageCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        _inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let local = self.local.as_ref().ok_or_else(|| {
+            DataFusionError::Internal("a stage fragment is decoded on a shard only".into())
+        })?;
+        let wire: LeafWire = serde_json::from_slice(buf).map_err(ext)?;
+        let schema = StreamReader::try_new(Cursor::new(wire.schema), None)?.schema();
+        let table = local
+            .catalog
+            .table(&wire.database, &wire.table)
+            .map_err(|e| ext(QueryError::from(e)))?;
+        let table_schema = table.meta().arrow_schema();
+        let mut projection = Vec::with_capacity(wire.columns.len());
+        for (name, want) in wire.columns.iter().zip(schema.fields()) {
+            let (i, have) = table_schema.column_with_name(name).ok_or_else(|| {
+                ext(QueryError::other(
+                    ErrorCode::NO_SUCH_COLUMN_IN_TABLE,
+                    format!(
+                        "There is no column {name} in table {}.{} on this shard",
+                        wire.database, wire.table
+                    ),
+                ))
+            })?;
+            if have.data_type() != want.data_type() {
+                return Err(ext(QueryError::other(
+                    ErrorCode::INCOMPATIBLE_COLUMNS,
+                    format!(
+                        "Column {name} of {}.{} is {} on this shard but {} in the Distributed table",
+                        wire.database,
+                        wire.table,
+                        have.data_type(),
+                        want.data_type()
+                    ),
+                )));
+            }
+            projection.push(i);
+        }
+        let filters = wire
+            .filters
+            .iter()
+            .map(|b| Expr::from_bytes_with_ctx(b, ctx))
+            .collect::<DFResult<Vec<_>>>()?;
+        Ok(Arc::new(LocalLeafExec {
+            table,
+            final_: wire.final_,
+            projection,
+            filters,
+            limit: wire.limit,
+            state: Arc::clone(&local.state),
+            stats: Arc::clone(&local.stats),
+            props: leaf_properties(schema, wire.partitions.max(1)),
+            scan: Arc::new(OnceCell::new()),
+        }))
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DFResult<()> {
+        let leaf = node.downcast_ref::<DistributedScanExec>().ok_or_else(|| {
+            DataFusionError::NotImplemented(format!("{} cannot run on a shard", node.name()))
+        })?;
+        let spec = &leaf.spec;
+        let filters = spec
+            .filters
+            .iter()
+            .filter_map(|f| f.to_bytes().ok().map(|b| b.to_vec()))
+            .collect();
+        let wire = LeafWire {
+            database: spec.database.clone(),
+            table: spec.table.clone(),
+            columns: spec.columns.clone(),
+            filters,
+            limit: spec.limit,
+            final_: spec.final_,
+            partitions: leaf.partitions(),
+            schema: crate::distributed::exec::ipc_bytes(&leaf.schema(), None)?,
+        };
+        serde_json::to_writer(buf, &wire).map_err(ext)
+    }
+}
+
+/// The shard's scan of its local table in place of the Distributed leaf,
+/// with the leaf's partition count: partition `i` reads the local scan's
+/// partitions `i, i + n, ...`.
+struct LocalLeafExec {
+    table: Arc<MergeTreeTable>,
+    final_: bool,
+    projection: Vec<usize>,
+    filters: Vec<Expr>,
+    limit: Option<usize>,
+    state: Arc<SessionState>,
+    stats: Arc<QueryStats>,
+    props: Arc<PlanProperties>,
+    scan: Arc<OnceCell<Arc<dyn ExecutionPlan>>>,
+}
+
+impl fmt::Debug for LocalLeafExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LocalLeafExec({})", self.table.meta().name)
+    }
+}
+
+impl DisplayAs for LocalLeafExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let m = self.table.meta();
+        write!(f, "ShardScanExec: {}.{}", m.database, m.name)
+    }
+}
+
+impl ExecutionPlan for LocalLeafExec {
+    fn name(&self) -> &str {
+        "ShardScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+    ) -> DFResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let n = self.props.partitioning.partition_count();
+        let schema: SchemaRef = self.schema();
+        let provider = MergeTreeProvider::new(
+            Arc::clone(&self.table),
+            self.final_,
+            Arc::clone(&self.stats),
+        );
+        let (scan, state) = (Arc::clone(&self.scan), Arc::clone(&self.state));
+        let (projection, filters, limit) =
+            (self.projection.clone(), self.filters.clone(), self.limit);
+        let streams = async move {
+            let plan = scan
+                .get_or_try_init(|| async {
+                    provider
+                        .scan(state.as_ref(), Some(&projection), &filters, limit)
+                        .await
+                })
+                .await?;
+            let m = plan.output_partitioning().partition_count();
+            let streams = (partition..m)
+                .step_by(n)
+                .map(|j| plan.execute(j, Arc::clone(&context)))
+                .collect::<DFResult<Vec<_>>>()?;
+            Ok::<_, DataFusionError>(futures::stream::iter(streams).flatten())
+        };
+        let out = Arc::clone(&schema);
+        let batches =
+            futures::stream::once(streams)
+                .try_flatten()
+                .and_then(move |b: RecordBatch| {
+                    let out = Arc::clone(&out);
+                    async move { Ok(super::exec::relabel(out, &b)?) }
+                });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}

@@ -1,0 +1,213 @@
+//! The shard's side: `Query.ExecuteStage` runs a fragment another node cut
+//! from its plan over this node's local table and streams the batches.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::physical_plan::{execute_stream, SendableRecordBatchStream};
+use futures::{Stream, StreamExt};
+use qh_proto::interserver::query_server::{Query, QueryServer};
+use qh_proto::interserver::{
+    InsertBlockReply, InsertBlockRequest, StageChunk, StageException, StageRequest,
+};
+use qh_types::{ErrorCode, Settings};
+use tonic::{Request, Response, Status};
+use tracing::{debug, info_span, Instrument};
+
+use super::codec::{LocalScan, StageCodec};
+use super::exec::ipc_bytes;
+use super::BUILD;
+use crate::engine::Engine;
+use crate::error::{QueryError, Result};
+use crate::provider::QueryStats;
+
+/// Largest stage message either way (a batch of partial states).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A shard sends this often while it computes, so the initiator can tell
+/// a slow stage from a dead replica.
+const KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// Runs one stage fragment on this node: decodes it with the local table
+/// in place of the Distributed leaf, optimizes it as DataFusion would any
+/// plan, and starts it under the initiator's settings and limits.
+pub async fn run_stage(
+    engine: &Arc<Engine>,
+    request: StageRequest,
+) -> Result<SendableRecordBatchStream> {
+    if request.build != BUILD {
+        return Err(QueryError::other(
+            ErrorCode::NOT_IMPLEMENTED,
+            format!(
+                "a distributed query from {} cannot run on {BUILD}: every node of a cluster must run the same build",
+                request.build
+            ),
+        ));
+    }
+    let mut settings = Settings::new();
+    for (k, v) in &request.settings {
+        settings.set(k, v.clone());
+    }
+    let stats = Arc::new(QueryStats::default());
+    let state = engine.query_state(&settings, "default", &stats)?;
+    let task_ctx = state.task_ctx();
+    let config = state.config_options().clone();
+    let rules = state.physical_optimizers().to_vec();
+    let codec = StageCodec {
+        local: Some(LocalScan {
+            catalog: Arc::clone(engine.catalog()),
+            state: Arc::new(state),
+            stats,
+        }),
+    };
+    let mut plan = datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+        &request.plan,
+        &task_ctx,
+        &codec,
+    )
+    .map_err(QueryError::from)?;
+    for rule in rules {
+        plan = rule.optimize(plan, &config).map_err(QueryError::from)?;
+    }
+    Ok(execute_stream(plan, task_ctx)?)
+}
+
+pub struct StageService {
+    engine: Arc<Engine>,
+}
+
+/// The `Query` interserver service of this node.
+pub fn service(engine: Arc<Engine>) -> QueryServer<StageService> {
+    QueryServer::new(StageService { engine })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+fn exception(e: &QueryError) -> StageChunk {
+    let code = e.code();
+    StageChunk {
+        ipc: Vec::new(),
+        exception: Some(StageException {
+            code: code as i32,
+            name: code.name().to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<StageChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Query for StageService {
+    type ExecuteStageStream = ChunkStream;
+
+    async fn execute_stage(
+        &self,
+        request: Request<StageRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let request = request.into_inner();
+        let span = info_span!(
+            "execute_stage",
+            initial_query_id = %request.initial_query_id,
+            shard = request.shard
+        );
+        let engine = Arc::clone(&self.engine);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<StageChunk, Status>>(4);
+        // Ends when the stage does or the initiator hangs up (send fails),
+        // which drops the plan and stops its work.
+        tokio::spawn(
+            async move {
+                let stats = Arc::new(QueryStats::default());
+                let mut running = match engine.processes().register_stage(
+                    &request.initial_query_id,
+                    &request.initial_query,
+                    Arc::clone(&stats),
+                ) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Ok(exception(&e))).await;
+                        return;
+                    }
+                };
+                let mut stream = match run_stage(&engine, request).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Ok(exception(&e))).await;
+                        return;
+                    }
+                };
+                let mut tick = tokio::time::interval(KEEPALIVE);
+                tick.tick().await;
+                loop {
+                    let chunk = tokio::select! {
+                        next = stream.next() => match next {
+                            None => break,
+                            Some(Ok(batch)) => match ipc_bytes(&batch.schema(), Some(&batch)) {
+                                Ok(ipc) => StageChunk { ipc, exception: None },
+                                Err(e) => exception(&QueryError::from(e)),
+                            },
+                            Some(Err(e)) => exception(&QueryError::from(e)),
+                        },
+                        _ = tick.tick() => StageChunk::default(),
+                        _ = running.cancelled() => exception(&QueryError::other(
+                            ErrorCode::QUERY_WAS_CANCELLED,
+                            "Query was cancelled",
+                        )),
+                    };
+                    let last = chunk.exception.is_some();
+                    if tx.send(Ok(chunk)).await.is_err() || last {
+                        break;
+                    }
+                }
+                debug!("stage done");
+            }
+            .instrument(span),
+        );
+        let out = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn insert_block(
+        &self,
+        request: Request<InsertBlockRequest>,
+    ) -> Result<Response<InsertBlockReply>, Status> {
+        let request = request.into_inner();
+        let span = info_span!(
+            "insert_block",
+            initial_query_id = %request.initial_query_id,
+            table = %request.table
+        );
+        let written = async {
+            if request.build != BUILD {
+                return Err(QueryError::other(
+                    ErrorCode::NOT_IMPLEMENTED,
+                    format!(
+                        "an insert from {} cannot run on {BUILD}: every node of a cluster must run the same build",
+                        request.build
+                    ),
+                ));
+            }
+            let batches = super::insert::decode_block(&request.ipc)?;
+            let mut settings = Settings::new();
+            for (k, v) in &request.settings {
+                settings.set(k, v.clone());
+            }
+            self.engine
+                .insert_batches(&request.database, &request.table, batches, &settings)
+                .await
+        }
+        .instrument(span)
+        .await;
+        Ok(Response::new(match written {
+            Ok(rows) => InsertBlockReply {
+                rows,
+                exception: None,
+            },
+            Err(e) => InsertBlockReply {
+                rows: 0,
+                exception: exception(&e).exception,
+            },
+        }))
+    }
+}

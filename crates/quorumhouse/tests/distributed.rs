@@ -1,0 +1,285 @@
+//! Distributed tables over real node processes: the answer over the shards
+//! equals the answer over one table holding every row, and a shard's dead
+//! replica is replaced.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jepsen_like_tests::cluster::TestCluster;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quorumhouse");
+const LONG: Duration = Duration::from_secs(60);
+
+async fn ok(c: &TestCluster, node: u64, q: &str) -> String {
+    match c.sql(node, q).await {
+        Ok(t) => t,
+        Err(e) => panic!("node {node}: {q}: {e}"),
+    }
+}
+
+const ROWS: u64 = 30_000;
+
+/// Row `number` of the data set, as a SELECT over numbers().
+fn rows_select(filter: &str) -> String {
+    format!(
+        "SELECT toDateTime(1700000000 + number * 7) AS ts, number % 997 AS user_id, \
+         concat('e', toString(number % 13)) AS event, (number % 1000) / 10 AS value \
+         FROM numbers({ROWS}) WHERE {filter}"
+    )
+}
+
+/// Queries whose answer over the Distributed table `{t}` must equal the
+/// answer over one table holding every row.
+const GOLDEN: &[&str] = &[
+    "SELECT count() FROM {t}",
+    "SELECT count(), sum(user_id), min(ts), max(ts) FROM {t}",
+    "SELECT round(avg(value), 6), round(sum(value), 3) FROM {t}",
+    "SELECT event, count(), sum(user_id) FROM {t} GROUP BY event ORDER BY event",
+    "SELECT event, count() c FROM {t} GROUP BY event ORDER BY c DESC, event LIMIT 3",
+    "SELECT count(DISTINCT user_id) FROM {t}",
+    "SELECT uniqExact(user_id) FROM {t}",
+    "SELECT event, uniqExact(user_id) FROM {t} GROUP BY event ORDER BY event",
+    "SELECT min(event), max(event) FROM {t}",
+    "SELECT user_id, count() c FROM {t} GROUP BY user_id ORDER BY c DESC, user_id LIMIT 10",
+    "SELECT event, user_id % 3 AS k, count() FROM {t} GROUP BY event, k ORDER BY event, k",
+    "SELECT event, count() c FROM {t} GROUP BY event HAVING c > 2300 ORDER BY event",
+    "SELECT count() FROM {t} WHERE user_id BETWEEN 100 AND 200",
+    "SELECT count(), sum(value) FROM {t} WHERE event = 'e3' AND value > 50",
+    "SELECT user_id, ts FROM {t} WHERE user_id = 42 ORDER BY ts LIMIT 5",
+    "SELECT ts, event FROM {t} ORDER BY ts DESC LIMIT 3",
+    "SELECT event FROM {t} WHERE user_id = 7 ORDER BY ts LIMIT 2 BY event",
+    "SELECT count() FROM (SELECT user_id FROM {t} GROUP BY user_id HAVING count() > 30)",
+    "SELECT count() FROM {t} WHERE user_id IN (SELECT user_id FROM {t} WHERE event = 'e1' AND value < 1)",
+    "SELECT event, row_number() OVER (ORDER BY event) FROM (SELECT DISTINCT event FROM {t}) ORDER BY event",
+    "SELECT toStartOfHour(ts) h, count() FROM {t} GROUP BY h ORDER BY h LIMIT 4",
+    "SELECT count() FROM {t} WHERE user_id = 1000000",
+    "SELECT sum(value) FROM {t} WHERE 0",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_table_answers_like_one_table_and_names_a_dead_shard() {
+    let mut c = TestCluster::start(Path::new(BIN), 3, &[]).expect("cluster starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    ok(
+        &c,
+        1,
+        "CREATE TABLE hits_local ON CLUSTER sharded (ts DateTime, user_id UInt64, event String, value Float64) \
+         ENGINE = MergeTree ORDER BY (user_id, ts)",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE hits ON CLUSTER sharded AS hits_local \
+         ENGINE = Distributed(sharded, default, hits_local, user_id)",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE hits_all (ts DateTime, user_id UInt64, event String, value Float64) \
+         ENGINE = MergeTree ORDER BY (user_id, ts)",
+    )
+    .await;
+    // Each node holds a third of the rows (by user, as an insert through
+    // the sharding key would place them); node 1 also holds them all.
+    for node in 1..=3u64 {
+        let q = format!(
+            "INSERT INTO hits_local {}",
+            rows_select(&format!("user_id % 3 = {}", node - 1))
+        );
+        ok(&c, node, &q).await;
+    }
+    ok(&c, 1, &format!("INSERT INTO hits_all {}", rows_select("1"))).await;
+
+    for q in GOLDEN {
+        let want = ok(&c, 1, &q.replace("{t}", "hits_all")).await;
+        for node in [1, 2] {
+            let got = ok(&c, node, &q.replace("{t}", "hits")).await;
+            assert_eq!(got, want, "node {node}: {q}");
+        }
+    }
+
+    // The table functions: a Distributed table for one query.
+    let total = ok(&c, 1, "SELECT count() FROM hits_all").await;
+    assert_eq!(
+        ok(
+            &c,
+            3,
+            "SELECT count() FROM cluster('sharded', default, hits_local)"
+        )
+        .await,
+        total
+    );
+    assert_eq!(
+        ok(
+            &c,
+            2,
+            "SELECT count() FROM cluster('sharded', 'default.hits_local')"
+        )
+        .await,
+        total
+    );
+
+    // INSERT into a Distributed table: rows split by the sharding key, the
+    // columns left out get their defaults, written before the ack.
+    ok(
+        &c,
+        2,
+        "CREATE TABLE ins_local ON CLUSTER sharded (k UInt64, s String DEFAULT 'd') \
+         ENGINE = MergeTree ORDER BY k",
+    )
+    .await;
+    ok(
+        &c,
+        2,
+        "CREATE TABLE ins ON CLUSTER sharded AS ins_local \
+         ENGINE = Distributed(sharded, default, ins_local, k)",
+    )
+    .await;
+    ok(&c, 2, "INSERT INTO ins (k) SELECT number FROM numbers(300)").await;
+    ok(&c, 2, "INSERT INTO ins VALUES (1000, 'x'), (1001, 'y')").await;
+    for (node, rows) in [(1u64, 100), (2, 101), (3, 101)] {
+        let q = format!(
+            "SELECT count(), countIf(k % 3 != {}) FROM ins_local",
+            node - 1
+        );
+        assert_eq!(
+            ok(&c, node, &q).await,
+            format!("{rows}\t0\n"),
+            "node {node}"
+        );
+    }
+    assert_eq!(
+        ok(&c, 1, "SELECT count(), sum(k), countIf(s = 'd') FROM ins").await,
+        "302\t46851\t300\n"
+    );
+    ok(
+        &c,
+        2,
+        "CREATE TABLE ins_nokey ON CLUSTER sharded AS ins_local \
+         ENGINE = Distributed(sharded, default, ins_local)",
+    )
+    .await;
+    let err = c
+        .sql(2, "INSERT INTO ins_nokey VALUES (1, 'a')")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("55") && err.contains("sharding key"), "{err}");
+    ok(
+        &c,
+        2,
+        "CREATE TABLE ins_strkey AS ins_local ENGINE = Distributed(sharded, default, ins_local, s)",
+    )
+    .await;
+    let err = c
+        .sql(2, "INSERT INTO ins_strkey VALUES (1, 'a')")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("integer type"), "{err}");
+
+    // A shard whose only replica is dead: 279 naming it; or skipped.
+    c.kill(3);
+    let err = c
+        .sql(1, "SELECT count() FROM hits")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("279") || err.contains("ALL_CONNECTION_TRIES_FAILED"),
+        "{err}"
+    );
+    assert!(err.contains("node 3"), "{err}");
+    let two_thirds = ok(&c, 1, "SELECT count() FROM hits_all WHERE user_id % 3 != 2").await;
+    let got = ok(
+        &c,
+        1,
+        "SELECT count() FROM hits SETTINGS skip_unavailable_shards = 1",
+    )
+    .await;
+    assert_eq!(got, two_thirds);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused() {
+    let mut c = TestCluster::start(Path::new(BIN), 3, &[]).expect("cluster starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    ok(
+        &c,
+        1,
+        "CREATE TABLE r ON CLUSTER default (id UInt64, g String) \
+         ENGINE = ReplicatedMergeTree('/tables/r', '{replica}') ORDER BY id",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE rd ON CLUSTER default AS r ENGINE = Distributed(default, currentDatabase(), r)",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "INSERT INTO r SELECT number, concat('g', toString(number % 5)) FROM numbers(5000) \
+         SETTINGS insert_quorum = 3",
+    )
+    .await;
+    let want = "5000\t5\n";
+    // Node 3 reads the one shard from node 1 first (in order, not itself).
+    let q = "SELECT count(), uniqExact(g) FROM rd \
+             SETTINGS prefer_localhost_replica = 0, load_balancing = 'in_order'";
+    assert_eq!(ok(&c, 3, q).await, want);
+    assert_eq!(
+        ok(
+            &c,
+            2,
+            "SELECT count() FROM clusterAllReplicas('default', default, r)"
+        )
+        .await,
+        "15000\n",
+        "every replica counted once"
+    );
+    c.kill(1);
+    assert_eq!(ok(&c, 3, q).await, want, "node 1 dead: node 2 answers");
+
+    // Bad definitions: a clear error each, and the node lives on.
+    let err = c
+        .sql(
+            2,
+            "CREATE TABLE bad1 AS r ENGINE = Distributed(nowhere, default, r)",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("701") || err.contains("CLUSTER_DOESNT_EXIST"),
+        "{err}"
+    );
+    let err = c
+        .sql(
+            2,
+            "CREATE TABLE bad2 AS r ENGINE = Distributed(default, default, r, nope)",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    ok(
+        &c,
+        2,
+        "CREATE TABLE d_missing (x UInt64) ENGINE = Distributed(default, default, no_such_table)",
+    )
+    .await;
+    let err = c
+        .sql(2, "SELECT count() FROM d_missing")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no_such_table"), "{err}");
+    // One shard: an insert goes to a live replica of it.
+    ok(&c, 2, "INSERT INTO rd VALUES (9000, 'x')").await;
+    assert_eq!(ok(&c, 2, "SELECT count() FROM rd").await, "5001\n");
+    assert_eq!(ok(&c, 2, "SELECT 1").await, "1\n");
+}
