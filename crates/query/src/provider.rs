@@ -183,23 +183,8 @@ impl SchemaProvider for QhSchema {
                 Ok(Some(self.distributed(&t.meta(), name)?))
             }
             Ok(t) => {
-                if self
-                    .ctx
-                    .settings
-                    .get_bool("select_sequential_consistency", false)
-                    .map_err(|e| ext(QueryError::BadArguments(e)))?
-                {
-                    let replica = self.ctx.replication.as_ref().and_then(|r| r.replica_of(&t));
-                    if let Some(replica) = replica {
-                        let timeout = Duration::from_secs(
-                            self.ctx.settings.uint("receive_timeout").unwrap_or(300),
-                        );
-                        replica
-                            .check_sequential_consistency(timeout)
-                            .await
-                            .map_err(|e| ext(QueryError::from(e)))?;
-                    }
-                }
+                check_sequential_consistency(self.ctx.replication.as_ref(), &t, &self.ctx.settings)
+                    .await?;
                 let final_ = self.ctx.final_tables.contains(name)
                     || self.ctx.settings.get_bool("final", false).unwrap_or(false);
                 Ok(Some(Arc::new(MergeTreeProvider::new(
@@ -218,6 +203,29 @@ impl SchemaProvider for QhSchema {
         }
         self.ctx.catalog.table(&self.database, name).is_ok()
     }
+}
+
+/// `select_sequential_consistency = 1` on a replicated table: this replica
+/// must hold every part acknowledged with a quorum (else 289).
+pub(crate) async fn check_sequential_consistency(
+    replication: Option<&Arc<qh_replication::Replication>>,
+    table: &Arc<MergeTreeTable>,
+    settings: &Settings,
+) -> DFResult<()> {
+    if !settings
+        .get_bool("select_sequential_consistency", false)
+        .map_err(|e| ext(QueryError::BadArguments(e)))?
+    {
+        return Ok(());
+    }
+    if let Some(replica) = replication.and_then(|r| r.replica_of(table)) {
+        let timeout = Duration::from_secs(settings.uint("receive_timeout").unwrap_or(300));
+        replica
+            .check_sequential_consistency(timeout)
+            .await
+            .map_err(|e| ext(QueryError::from(e)))?;
+    }
+    Ok(())
 }
 
 impl QhSchema {

@@ -28,6 +28,14 @@ enum ClusterCmd {
     Up {
         #[arg(long, default_value_t = 3)]
         nodes: u32,
+        /// Lay the nodes out as this many shards (of --replicas nodes each,
+        /// --nodes = shards × replicas): the `sharded` cluster of
+        /// Distributed tables and ON CLUSTER. Default: every node a shard.
+        #[arg(long)]
+        shards: Option<u32>,
+        /// Replicas per shard (with --shards; default 1).
+        #[arg(long)]
+        replicas: Option<u32>,
         #[arg(long, default_value = "./qh-data")]
         data_dir: PathBuf,
         #[arg(long, default_value_t = 9000)]
@@ -88,6 +96,9 @@ pub(crate) struct ClusterFile {
     #[serde(default = "default_http_base")]
     pub http_base_port: u16,
     pub nodes: Vec<u32>,
+    /// `--shards/--replicas`: the `sharded` cluster's shards (node ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharded: Option<Vec<Vec<u32>>>,
 }
 
 fn default_http_base() -> u16 {
@@ -227,8 +238,27 @@ pub(crate) fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result
         .arg("--interserver-port")
         .arg((cf.base_port + 100 + n as u16).to_string())
         .arg("--peers")
-        .arg(peers_arg(cf))
-        .stdin(Stdio::null())
+        .arg(peers_arg(cf));
+    if let Some(layout) = &cf.sharded {
+        // The layout goes to every node as its `sharded` cluster.
+        let shards: Vec<String> = layout
+            .iter()
+            .map(|s| {
+                let ids: Vec<String> = s.iter().map(|n| n.to_string()).collect();
+                format!("[{}]", ids.join(", "))
+            })
+            .collect();
+        let config = nd.join("cluster.toml");
+        fs::write(
+            &config,
+            format!(
+                "# Written by `quorumhouse cluster up --shards/--replicas`.\n[clusters.sharded]\nshards = [{}]\n",
+                shards.join(", ")
+            ),
+        )?;
+        cmd.arg("--config").arg(&config);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     // Its own process group: Ctrl-C in this terminal does not reach it.
@@ -326,13 +356,35 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
     match cmd {
         ClusterCmd::Up {
             nodes,
+            shards,
+            replicas,
             data_dir,
             base_port,
             http_base_port,
             timeout,
         } => {
+            let sharded = match (shards, replicas) {
+                (None, None) => None,
+                (s, r) => {
+                    let (s, r) = (s.unwrap_or(1), r.unwrap_or(1));
+                    if s == 0 || r == 0 {
+                        anyhow::bail!("--shards and --replicas must be at least 1");
+                    }
+                    Some(
+                        (0..s)
+                            .map(|i| (1..=r).map(|j| i * r + j).collect())
+                            .collect::<Vec<Vec<u32>>>(),
+                    )
+                }
+            };
+            let nodes = match &sharded {
+                Some(layout) => layout.iter().map(|s| s.len() as u32).sum(),
+                None => nodes,
+            };
             if nodes == 0 || nodes > 9 {
-                anyhow::bail!("--nodes must be between 1 and 9");
+                anyhow::bail!(
+                    "a local cluster has 1 to 9 nodes (--nodes, or --shards × --replicas)"
+                );
             }
             fs::create_dir_all(&data_dir)?;
             let cf = match load(&data_dir) {
@@ -342,6 +394,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                         base_port,
                         http_base_port,
                         nodes: (1..=nodes).collect(),
+                        sharded,
                     };
                     fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
                     cf

@@ -283,3 +283,72 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
     assert_eq!(ok(&c, 2, "SELECT count() FROM rd").await, "5001\n");
     assert_eq!(ok(&c, 2, "SELECT 1").await, "1\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "[clusters.two]\nshards = [[1, 2], [3, 4]]\n").unwrap();
+    let config = config.to_string_lossy().to_string();
+    let mut c =
+        TestCluster::start(Path::new(BIN), 4, &["--config", &config]).expect("cluster starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    ok(
+        &c,
+        1,
+        "CREATE TABLE h ON CLUSTER two (id UInt64, g String, v Float64) \
+         ENGINE = ReplicatedMergeTree('/tables/{cluster}/{shard}/h', '{replica}') ORDER BY id",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE hd ON CLUSTER two AS h ENGINE = Distributed(two, default, h, id)",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE h_all (id UInt64, g String, v Float64) ENGINE = MergeTree ORDER BY id",
+    )
+    .await;
+    let rows = "SELECT number, concat('g', toString(number % 7)), (number % 100) / 4 \
+                FROM numbers(20000)";
+    ok(&c, 2, &format!("INSERT INTO hd {rows}")).await;
+    ok(&c, 1, &format!("INSERT INTO h_all {rows}")).await;
+    // Each shard's replicas hold its half (by id % 2).
+    for node in 1..=4u64 {
+        ok(&c, node, "SYSTEM SYNC REPLICA h").await;
+        let shard = (node - 1) / 2;
+        let q = format!("SELECT count(), countIf(id % 2 != {shard}) FROM h");
+        assert_eq!(ok(&c, node, &q).await, "10000\t0\n", "node {node}");
+    }
+    let queries = [
+        "SELECT count(), sum(id), round(avg(v), 6) FROM {t}",
+        "SELECT g, count(), uniqExact(id % 1000) FROM {t} GROUP BY g ORDER BY g",
+        "SELECT count(DISTINCT v) FROM {t}",
+        "SELECT id, g FROM {t} WHERE id % 1000 = 7 ORDER BY id DESC LIMIT 5",
+        "SELECT count() FROM {t} SETTINGS select_sequential_consistency = 1",
+    ];
+    let mut want = Vec::new();
+    for q in queries {
+        want.push(ok(&c, 1, &q.replace("{t}", "h_all")).await);
+    }
+    for (q, w) in queries.iter().zip(&want) {
+        assert_eq!(&ok(&c, 4, &q.replace("{t}", "hd")).await, w, "{q}");
+    }
+    // Node 1 (a replica of shard 1) dies: node 4 reads shard 1 from node 2.
+    c.kill(1);
+    for (q, w) in queries.iter().zip(&want) {
+        let q = format!(
+            "{} {}",
+            q.replace("{t}", "hd"),
+            if q.contains("SETTINGS") {
+                ", load_balancing = 'in_order'"
+            } else {
+                "SETTINGS load_balancing = 'in_order'"
+            }
+        );
+        assert_eq!(&ok(&c, 4, &q).await, w, "{q}");
+    }
+}

@@ -23,13 +23,13 @@ use datafusion_proto::bytes::Serializeable;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use futures::{StreamExt, TryStreamExt};
 use qh_storage::{Catalog, MergeTreeTable};
-use qh_types::ErrorCode;
+use qh_types::{ErrorCode, Settings};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::scan::{leaf_properties, DistributedScanExec};
 use crate::error::QueryError;
-use crate::provider::{MergeTreeProvider, QueryStats};
+use crate::provider::{check_sequential_consistency, MergeTreeProvider, QueryStats};
 
 #[derive(Serialize, Deserialize)]
 struct LeafWire {
@@ -53,6 +53,9 @@ fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
 /// The shard's side of decoding: where the local scan comes from.
 pub struct LocalScan {
     pub catalog: Arc<Catalog>,
+    pub replication: Option<Arc<qh_replication::Replication>>,
+    /// The initiator's settings (`select_sequential_consistency`, ...).
+    pub settings: Settings,
     pub state: Arc<SessionState>,
     pub stats: Arc<QueryStats>,
 }
@@ -119,6 +122,8 @@ impl PhysicalExtensionCodec for StageCodec {
             .collect::<DFResult<Vec<_>>>()?;
         Ok(Arc::new(LocalLeafExec {
             table,
+            replication: local.replication.clone(),
+            settings: local.settings.clone(),
             final_: wire.final_,
             projection,
             filters,
@@ -164,6 +169,8 @@ impl PhysicalExtensionCodec for StageCodec {
 /// partitions `i, i + n, ...`.
 struct LocalLeafExec {
     table: Arc<MergeTreeTable>,
+    replication: Option<Arc<qh_replication::Replication>>,
+    settings: Settings,
     final_: bool,
     projection: Vec<usize>,
     filters: Vec<Expr>,
@@ -229,9 +236,15 @@ impl ExecutionPlan for LocalLeafExec {
         let (scan, state) = (Arc::clone(&self.scan), Arc::clone(&self.state));
         let (projection, filters, limit) =
             (self.projection.clone(), self.filters.clone(), self.limit);
+        let (replication, settings, table) = (
+            self.replication.clone(),
+            self.settings.clone(),
+            Arc::clone(&self.table),
+        );
         let streams = async move {
             let plan = scan
                 .get_or_try_init(|| async {
+                    check_sequential_consistency(replication.as_ref(), &table, &settings).await?;
                     provider
                         .scan(state.as_ref(), Some(&projection), &filters, limit)
                         .await

@@ -187,6 +187,8 @@ type Batches = BoxStream<'static, DFResult<RecordBatch>>;
 enum Attempt {
     /// Unreachable, died or went silent: the next replica may answer.
     Retry(String),
+    /// Lacks a part acknowledged with a quorum: another replica may hold it.
+    NotInQuorum(String),
     /// The stage itself failed (bad query, limits): no replica will do better.
     Fail(DataFusionError),
 }
@@ -211,6 +213,7 @@ async fn run_shard(
         shard: shard.number,
     };
     let mut reasons = Vec::new();
+    let mut lagging = 0;
     for replica in &shard.replicas {
         match attempt(&target, replica, &request, kind, &schema).await {
             Ok(batches) => return Ok(batches),
@@ -222,7 +225,24 @@ async fn run_shard(
                     replica.node, replica.address
                 ));
             }
+            Err(Attempt::NotInQuorum(why)) => {
+                lagging += 1;
+                reasons.push(format!(
+                    "node {} ({}): {why}",
+                    replica.node, replica.address
+                ));
+            }
         }
+    }
+    if lagging > 0 && lagging == reasons.len() {
+        return Err(ext(QueryError::other(
+            ErrorCode::REPLICA_IS_NOT_IN_QUORUM,
+            format!(
+                "No replica of shard {} holds every part written with a quorum: {}",
+                shard.number,
+                reasons.join("; ")
+            ),
+        )));
     }
     let skip = target
         .settings
@@ -289,14 +309,20 @@ async fn attempt(
     }
 }
 
-/// Marks transport failures (wrapped as [`Transport`]) as retryable.
+/// Transport failures (wrapped as [`Transport`]) and a replica that lacks
+/// an acknowledged quorum part (`select_sequential_consistency`) are worth
+/// another replica; anything else is the query's own error.
 fn classify(e: DataFusionError) -> Attempt {
     if let DataFusionError::External(inner) = &e {
         if let Some(t) = inner.downcast_ref::<Transport>() {
             return Attempt::Retry(t.0.clone());
         }
     }
-    Attempt::Fail(e)
+    let q = QueryError::from(e);
+    if q.code() == ErrorCode::REPLICA_IS_NOT_IN_QUORUM {
+        return Attempt::NotInQuorum(q.to_string());
+    }
+    Attempt::Fail(ext(q))
 }
 
 /// The replica could not be reached or stopped answering.

@@ -57,6 +57,8 @@ pub async fn run_stage(
     let codec = StageCodec {
         local: Some(LocalScan {
             catalog: Arc::clone(engine.catalog()),
+            replication: engine.replication().cloned(),
+            settings: settings.clone(),
             state: Arc::new(state),
             stats,
         }),

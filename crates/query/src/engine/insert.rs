@@ -34,17 +34,7 @@ impl Session {
         match ins.source {
             InsertSource::Format { name, inline } => {
                 let format = InputFormat::parse(&name)?;
-                let reader: Box<dyn Read + Send> = match inline {
-                    Some(data) => Box::new(std::io::Cursor::new(data.into_bytes())),
-                    None => input.take().ok_or_else(|| {
-                        QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert")
-                    })?,
-                };
-                let max_bytes = settings
-                    .uint("max_insert_input_bytes")
-                    .map_err(QueryError::BadArguments)?;
-                let (reader, too_large) = LimitedReader::new(reader, max_bytes);
-                let reader: Box<dyn Read + Send> = Box::new(reader);
+                let (reader, too_large, max_bytes) = input_reader(inline, input, settings)?;
                 let target = insert_schema(&meta, &names);
                 let progress = Arc::clone(&self.progress);
                 let block_rows = settings
@@ -152,21 +142,12 @@ impl Session {
         let batches = match source {
             InsertSource::Format { name, inline } => {
                 let format = InputFormat::parse(&name)?;
-                let reader: Box<dyn Read + Send> = match inline {
-                    Some(data) => Box::new(std::io::Cursor::new(data.into_bytes())),
-                    None => input.take().ok_or_else(|| {
-                        QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert")
-                    })?,
-                };
-                let max_bytes = settings
-                    .uint("max_insert_input_bytes")
-                    .map_err(QueryError::BadArguments)?;
-                let (reader, too_large) = LimitedReader::new(reader, max_bytes);
+                let (reader, too_large, max_bytes) = input_reader(inline, input, settings)?;
                 let target = insert_schema(meta, names);
                 let progress = Arc::clone(&self.progress);
                 let parsed = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
                     let mut out = Vec::new();
-                    let parsed = read_input(format, Box::new(reader), target, &mut |b| {
+                    let parsed = read_input(format, reader, target, &mut |b| {
                         progress.add_written(&b);
                         out.push(b);
                         Ok(())
@@ -275,6 +256,31 @@ impl Session {
         };
         table.commit_insert(txn, &opts, catalog).await
     }
+}
+
+/// An INSERT's data (inline after FORMAT, else the client's input), cut
+/// off at `max_insert_input_bytes`: the reader, the flag telling the limit
+/// was hit, and the limit.
+fn input_reader(
+    inline: Option<String>,
+    input: &mut Input,
+    settings: &Settings,
+) -> Result<(
+    Box<dyn Read + Send>,
+    Arc<std::sync::atomic::AtomicBool>,
+    u64,
+)> {
+    let reader: Box<dyn Read + Send> = match inline {
+        Some(data) => Box::new(std::io::Cursor::new(data.into_bytes())),
+        None => input
+            .take()
+            .ok_or_else(|| QueryError::other(ErrorCode::BAD_ARGUMENTS, "No data to insert"))?,
+    };
+    let max_bytes = settings
+        .uint("max_insert_input_bytes")
+        .map_err(QueryError::BadArguments)?;
+    let (reader, too_large) = LimitedReader::new(reader, max_bytes);
+    Ok((Box::new(reader), too_large, max_bytes))
 }
 
 /// Query results (columns by position) as batches of `names`' types.

@@ -19,6 +19,7 @@ use qh_query::{Engine, EngineOptions, Input};
 use serde::Serialize;
 
 mod coordinator;
+mod distributed;
 mod quorum;
 mod replication;
 
@@ -40,6 +41,8 @@ enum BenchCmd {
     Replication(replication::ReplicationArgs),
     /// insert_quorum = 0, 2, 3 side by side on a 3-node cluster.
     Quorum(quorum::QuorumArgs),
+    /// Queries through a Distributed table (3×1) next to one node's table.
+    Distributed(distributed::DistributedArgs),
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +120,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Coordinator(c) => rt.block_on(coordinator::coordinator(c)),
         BenchCmd::Replication(r) => rt.block_on(replication::replication(r)),
         BenchCmd::Quorum(q) => rt.block_on(quorum::quorum(q)),
+        BenchCmd::Distributed(d) => rt.block_on(distributed::distributed(d)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,131 @@
+//! `quorumhouse bench distributed`: the same hits-like rows queried through
+//! a Distributed table over a 3×1 loopback cluster and from one node's local
+//! table, side by side in one run. On one machine the three nodes share its
+//! cores, so this measures the executor's overhead, not a speed-up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::percentiles;
+
+#[derive(Args, Debug)]
+pub struct DistributedArgs {
+    /// Rows of the hits-like table.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub rows: u64,
+    /// Runs of each query (percentiles over these).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+const COLUMNS: &str = "(ts DateTime, user_id UInt64, event String, value Float64)";
+
+const QUERIES: &[(&str, &str)] = &[
+    ("count", "SELECT count() FROM {t}"),
+    (
+        "group_by_event",
+        "SELECT event, count(), avg(value) FROM {t} GROUP BY event",
+    ),
+    (
+        "top_users",
+        "SELECT user_id, count() AS c FROM {t} GROUP BY user_id ORDER BY c DESC LIMIT 10",
+    ),
+    (
+        "pk_range",
+        "SELECT count(), sum(value) FROM {t} WHERE user_id BETWEEN 1000 AND 1100",
+    ),
+    ("count_distinct", "SELECT count(DISTINCT user_id) FROM {t}"),
+];
+
+#[derive(Debug, Serialize, Default)]
+struct Figures {
+    rows: u64,
+    load_seconds_distributed: f64,
+    load_seconds_one_node: f64,
+    /// Query → (p50 ms, p99 ms) through the Distributed table (3×1).
+    distributed_ms: BTreeMap<String, (f64, f64)>,
+    /// Query → (p50 ms, p99 ms) on one node's local table.
+    one_node_ms: BTreeMap<String, (f64, f64)>,
+}
+
+pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
+    cluster
+        .leader(&cluster.all(), Duration::from_secs(30))
+        .await?;
+    let mut c = qh_client::Client::connect(&[cluster.client_endpoint(1)]).await?;
+    c.query(&format!(
+        "CREATE TABLE hits_local ON CLUSTER sharded {COLUMNS} ENGINE = MergeTree ORDER BY (user_id, ts)"
+    ))
+    .await?;
+    c.query(
+        "CREATE TABLE hits ON CLUSTER sharded AS hits_local \
+         ENGINE = Distributed(sharded, default, hits_local, user_id)",
+    )
+    .await?;
+    c.query(&format!(
+        "CREATE TABLE hits_one {COLUMNS} ENGINE = MergeTree ORDER BY (user_id, ts)"
+    ))
+    .await?;
+    let rows = format!(
+        "SELECT toDateTime(1700000000 + number) AS ts, (number * 2654435761) % 100000 AS user_id, \
+         concat('e', toString(number % 20)) AS event, (number % 1000) / 10 AS value \
+         FROM numbers({})",
+        a.rows
+    );
+    let mut fig = Figures {
+        rows: a.rows,
+        ..Default::default()
+    };
+    eprintln!(
+        "loading {} rows through the Distributed table and into one node ...",
+        a.rows
+    );
+    let t = Instant::now();
+    c.query(&format!("INSERT INTO hits {rows}")).await?;
+    fig.load_seconds_distributed = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.query(&format!("INSERT INTO hits_one {rows}")).await?;
+    fig.load_seconds_one_node = t.elapsed().as_secs_f64();
+    for (name, q) in QUERIES {
+        for (table, out) in [
+            ("hits", &mut fig.distributed_ms),
+            ("hits_one", &mut fig.one_node_ms),
+        ] {
+            let q = q.replace("{t}", table);
+            c.query(&q).await?; // warm-up
+            let mut ms = Vec::with_capacity(a.runs);
+            for _ in 0..a.runs {
+                let t = Instant::now();
+                c.query(&q).await?;
+                ms.push(t.elapsed().as_secs_f64());
+            }
+            out.insert(name.to_string(), percentiles(ms));
+        }
+    }
+    println!(
+        "rows {}   load: distributed {:.2} s, one node {:.2} s",
+        fig.rows, fig.load_seconds_distributed, fig.load_seconds_one_node
+    );
+    println!(
+        "{:<16} {:>14} {:>14} {:>8}",
+        "query", "3×1 p50 ms", "1 node p50 ms", "ratio"
+    );
+    for (name, _) in QUERIES {
+        let d = fig.distributed_ms[*name].0;
+        let o = fig.one_node_ms[*name].0;
+        println!("{name:<16} {d:>14.1} {o:>14.1} {:>8.2}", d / o.max(0.001));
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&fig)?)?;
+    }
+    Ok(())
+}
