@@ -47,6 +47,8 @@ const GOLDEN: &[&str] = &[
     "SELECT count(), sum(value) FROM {t} WHERE event = 'e3' AND value > 50",
     "SELECT user_id, ts FROM {t} WHERE user_id = 42 ORDER BY ts LIMIT 5",
     "SELECT ts, event FROM {t} ORDER BY ts DESC LIMIT 3",
+    "SELECT user_id, ts, event FROM {t} ORDER BY value DESC, user_id, ts LIMIT 7",
+    "SELECT event, ts FROM {t} WHERE event = 'e5' ORDER BY ts DESC LIMIT 4 OFFSET 2",
     "SELECT event FROM {t} WHERE user_id = 7 ORDER BY ts LIMIT 2 BY event",
     "SELECT count() FROM (SELECT user_id FROM {t} GROUP BY user_id HAVING count() > 30)",
     "SELECT count() FROM {t} WHERE user_id IN (SELECT user_id FROM {t} WHERE event = 'e1' AND value < 1)",

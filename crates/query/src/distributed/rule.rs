@@ -8,6 +8,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::exec::{RemoteStageExec, StageKind};
@@ -42,6 +43,13 @@ impl PhysicalOptimizerRule for DistributedStages {
 fn cut(node: Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {
     if let Some(kind) = stage_at(&node) {
         return Ok(Arc::new(RemoteStageExec::try_new(node, kind)?));
+    }
+    // ORDER BY ... LIMIT n over rows: each shard sorts and sends its first
+    // n; the same sort with the same limit merges them here.
+    if let Some(sort) = top_n(&node) {
+        let (expr, fetch) = (sort.expr().clone(), sort.fetch());
+        let remote = Arc::new(RemoteStageExec::try_new(node, StageKind::Rows)?);
+        return Ok(Arc::new(SortExec::new(expr, remote).with_fetch(fetch)));
     }
     let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
     if children.is_empty() {
@@ -89,11 +97,21 @@ pub(crate) fn leaf_of(node: &Arc<dyn ExecutionPlan>) -> Option<&DistributedScanE
     }
 }
 
-/// The Distributed scan under a stage's root (the aggregate's input chain
-/// or the chain itself).
+/// A sort with a limit directly over a Distributed scan's row chain.
+fn top_n(node: &Arc<dyn ExecutionPlan>) -> Option<&SortExec> {
+    let sort = node.downcast_ref::<SortExec>()?;
+    (sort.fetch().is_some() && !sort.preserve_partitioning() && leaf_of(sort.input()).is_some())
+        .then_some(sort)
+}
+
+/// The Distributed scan under a stage's root (the aggregate's or top-N
+/// sort's input chain, or the chain itself).
 pub(crate) fn stage_leaf(root: &Arc<dyn ExecutionPlan>) -> Option<&DistributedScanExec> {
     if let Some(agg) = root.downcast_ref::<AggregateExec>() {
         return leaf_of(agg.input());
+    }
+    if let Some(sort) = top_n(root) {
+        return leaf_of(sort.input());
     }
     leaf_of(root)
 }
