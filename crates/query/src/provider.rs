@@ -235,7 +235,7 @@ impl QhSchema {
             cluster,
             database,
             table,
-            ..
+            sharding_key,
         } = &meta.engine
         else {
             return Err(DataFusionError::Internal(format!(
@@ -246,12 +246,15 @@ impl QhSchema {
             || self.ctx.settings.get_bool("final", false).unwrap_or(false);
         crate::distributed::scan::provider(
             &self.ctx,
-            cluster,
-            database,
-            table,
-            meta.arrow_schema(),
-            final_,
-            false,
+            crate::distributed::scan::Source {
+                cluster: cluster.clone(),
+                database: database.clone(),
+                table: table.clone(),
+                schema: meta.arrow_schema(),
+                final_,
+                all_replicas: false,
+                sharding_key: sharding_key.clone(),
+            },
         )
     }
 }

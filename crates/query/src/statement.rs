@@ -914,8 +914,14 @@ impl<'a> StmtParser<'a> {
                 InsertSource::Values(rows)
             }
             None => {
-                let q = self.parser.parse_query().map_err(|e| self.err(e))?;
+                let mut q = self.parser.parse_query().map_err(|e| self.err(e))?;
                 self.expect_end()?;
+                // As in ClickHouse, `INSERT ... SELECT ... SETTINGS k = v`
+                // applies to the whole statement: the insert's quorum and
+                // deduplication as well as the SELECT.
+                for s in q.settings.take().unwrap_or_default() {
+                    settings.set(&s.key.value, expr_to_setting_value(&s.value));
+                }
                 InsertSource::Select(q)
             }
         };
@@ -1956,6 +1962,15 @@ mod tests {
             panic!()
         };
         assert!(matches!(i.source, InsertSource::Select(_)));
+        let Statement::Insert(i) = parse_statement(
+            "INSERT INTO t SELECT number FROM numbers(10) SETTINGS insert_quorum = 3, max_threads = 1",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(i.settings.get("insert_quorum"), Some("3"));
+        assert_eq!(i.settings.get("max_threads"), Some("1"));
+        assert!(matches!(i.source, InsertSource::Select(ref q) if q.settings.is_none()));
     }
 
     #[test]

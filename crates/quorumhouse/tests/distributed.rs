@@ -202,6 +202,23 @@ async fn a_distributed_table_answers_like_one_table_and_names_a_dead_shard() {
     )
     .await;
     assert_eq!(got, two_thirds);
+    // A WHERE that fixes the sharding key only needs the live shards.
+    for filter in ["user_id = 42", "user_id IN (1, 4, 43)"] {
+        let want = ok(
+            &c,
+            1,
+            &format!("SELECT count() FROM hits_all WHERE {filter}"),
+        )
+        .await;
+        let q = format!(
+            "SELECT count() FROM hits WHERE {filter} SETTINGS optimize_skip_unused_shards = 1"
+        );
+        assert_eq!(ok(&c, 1, &q).await, want, "{q}");
+    }
+    assert!(c
+        .sql(1, "SELECT count() FROM hits WHERE user_id = 42")
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

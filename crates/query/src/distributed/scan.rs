@@ -25,6 +25,7 @@ use crate::error::QueryError;
 use crate::provider::QueryContext;
 
 /// Where a Distributed scan's rows come from and on whose behalf.
+#[derive(Clone)]
 pub struct Target {
     pub engine: Arc<Engine>,
     pub cluster: String,
@@ -52,18 +53,34 @@ pub struct LeafSpec {
     pub final_: bool,
 }
 
+/// What a Distributed scan reads: `database.table` on `cluster`.
+pub struct Source {
+    pub cluster: String,
+    pub database: String,
+    pub table: String,
+    /// The columns as this node knows them.
+    pub schema: SchemaRef,
+    pub final_: bool,
+    /// Every replica as a shard of its own (`clusterAllReplicas`).
+    pub all_replicas: bool,
+    /// A plain column the rows were placed by (`optimize_skip_unused_shards`).
+    pub sharding_key: Option<String>,
+}
+
 /// The scan of `database.table` on every shard of `cluster` (with
 /// `all_replicas`, on every replica, each as a shard of its own:
 /// `clusterAllReplicas`).
-pub fn provider(
-    ctx: &QueryContext,
-    cluster: &str,
-    database: &str,
-    table: &str,
-    schema: SchemaRef,
-    final_: bool,
-    all_replicas: bool,
-) -> DFResult<Arc<dyn TableProvider>> {
+pub fn provider(ctx: &QueryContext, source: Source) -> DFResult<Arc<dyn TableProvider>> {
+    let Source {
+        cluster,
+        database,
+        table,
+        schema,
+        final_,
+        all_replicas,
+        sharding_key,
+    } = source;
+    let (cluster, database, table) = (cluster.as_str(), database.as_str(), table.as_str());
     let mut shards =
         super::resolve_shards(&ctx.engine, cluster, &ctx.settings, &ctx.query_id).map_err(ext)?;
     if all_replicas {
@@ -82,6 +99,7 @@ pub fn provider(
         database: database.to_string(),
         table: table.to_string(),
         final_,
+        sharding_key,
         target: Arc::new(Target {
             engine: Arc::clone(&ctx.engine),
             cluster: cluster.to_string(),
@@ -144,12 +162,15 @@ impl TableFunctionImpl for ClusterFunction {
             .map_err(|e| ext(QueryError::from(e)))?;
         provider(
             &self.ctx,
-            &cluster,
-            &db,
-            &table,
-            local.meta().arrow_schema(),
-            false,
-            self.all_replicas,
+            Source {
+                cluster,
+                database: db,
+                table,
+                schema: local.meta().arrow_schema(),
+                final_: false,
+                all_replicas: self.all_replicas,
+                sharding_key: None,
+            },
         )
     }
 }
@@ -159,7 +180,85 @@ pub struct DistributedProvider {
     pub database: String,
     pub table: String,
     pub final_: bool,
+    /// A plain column the rows were placed by (`optimize_skip_unused_shards`).
+    pub sharding_key: Option<String>,
     pub target: Arc<Target>,
+}
+
+/// The key values `e` restricts the key to: `key = v`, `key IN (...)`,
+/// and ORs of those; None when `e` allows other values too.
+fn key_values(
+    e: &Expr,
+    is_key: &dyn Fn(&Expr) -> bool,
+    as_u64: &dyn Fn(&Expr) -> Option<u64>,
+) -> Option<Vec<u64>> {
+    use datafusion::logical_expr::Operator;
+    match e {
+        Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+            if is_key(&b.left) {
+                as_u64(&b.right).map(|v| vec![v])
+            } else if is_key(&b.right) {
+                as_u64(&b.left).map(|v| vec![v])
+            } else {
+                None
+            }
+        }
+        Expr::BinaryExpr(b) if b.op == Operator::Or => {
+            let mut l = key_values(&b.left, is_key, as_u64)?;
+            l.extend(key_values(&b.right, is_key, as_u64)?);
+            Some(l)
+        }
+        Expr::InList(l) if !l.negated && is_key(&l.expr) => l.list.iter().map(as_u64).collect(),
+        _ => None,
+    }
+}
+
+impl DistributedProvider {
+    /// `optimize_skip_unused_shards = 1`: the shards a WHERE of `key = v`
+    /// or `key IN (v, ...)` can reach when the table is sharded by the
+    /// plain column `key` (rows inserted through the table sit on shard
+    /// `key % shards`). None: every shard.
+    fn reachable_shards(&self, filters: &[Expr]) -> DFResult<Option<Vec<usize>>> {
+        let on = self
+            .target
+            .settings
+            .uint("optimize_skip_unused_shards")
+            .map_err(|e| DataFusionError::External(Box::new(QueryError::BadArguments(e))))?;
+        let Some(key) = self.sharding_key.as_deref().map(|k| k.trim_matches('`')) else {
+            return Ok(None);
+        };
+        if on == 0 || self.schema.column_with_name(key).is_none() {
+            return Ok(None);
+        }
+        let n = self.target.shards.len() as u64;
+        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == key);
+        let as_u64 = |e: &Expr| match e {
+            Expr::Literal(v, _) => {
+                match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
+                    Ok(ScalarValue::Int64(Some(i))) => Some(i as u64),
+                    _ => match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64) {
+                        Ok(ScalarValue::UInt64(Some(u))) => Some(u),
+                        _ => None,
+                    },
+                }
+            }
+            _ => None,
+        };
+        let mut reachable: Option<Vec<usize>> = None;
+        for f in filters {
+            let values = key_values(f, &is_key, &as_u64);
+            if let Some(values) = values {
+                let mut shards: Vec<usize> = values.iter().map(|v| (v % n) as usize).collect();
+                shards.sort_unstable();
+                shards.dedup();
+                reachable = Some(match reachable {
+                    None => shards,
+                    Some(prev) => prev.into_iter().filter(|s| shards.contains(s)).collect(),
+                });
+            }
+        }
+        Ok(reachable)
+    }
 }
 
 impl fmt::Debug for DistributedProvider {
@@ -206,11 +305,19 @@ impl TableProvider for DistributedProvider {
             final_: self.final_,
         };
         let partitions = state.config().target_partitions().max(1);
+        let target = match self.reachable_shards(filters)? {
+            Some(keep) => {
+                let mut t = Target::clone(&self.target);
+                t.shards = keep
+                    .into_iter()
+                    .filter_map(|i| self.target.shards.get(i).cloned())
+                    .collect();
+                Arc::new(t)
+            }
+            None => Arc::clone(&self.target),
+        };
         Ok(Arc::new(DistributedScanExec::new(
-            spec,
-            schema,
-            partitions,
-            Arc::clone(&self.target),
+            spec, schema, partitions, target,
         )))
     }
 }
