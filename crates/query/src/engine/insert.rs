@@ -101,6 +101,22 @@ impl Session {
                 .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
                 self.commit(written, settings, &catalog).await
             }
+            source => {
+                let batches = self.query_rows(source, &names, settings).await?;
+                self.write_batches(&table, &names, batches, settings).await
+            }
+        }
+    }
+
+    /// The rows of `INSERT ... VALUES` or `INSERT ... SELECT` (columns by
+    /// position, not yet in the table's types).
+    async fn query_rows(
+        &mut self,
+        source: InsertSource,
+        names: &[String],
+        settings: &Settings,
+    ) -> Result<Vec<RecordBatch>> {
+        let query = match source {
             InsertSource::Values(rows) => {
                 if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
                     return Err(QueryError::other(
@@ -112,21 +128,20 @@ impl Session {
                         ),
                     ));
                 }
-                let query = crate::statement::values_query(rows)?;
-                let select_settings = without_result_limits(settings);
-                let (_, batches, _) = self
-                    .run_query(*query, Default::default(), &select_settings)
-                    .await?;
-                self.write_batches(&table, &names, batches, settings).await
+                crate::statement::values_query(rows)?
             }
-            InsertSource::Select(q) => {
-                let select_settings = without_result_limits(settings);
-                let (_, batches, _) = self
-                    .run_query(*q, Default::default(), &select_settings)
-                    .await?;
-                self.write_batches(&table, &names, batches, settings).await
+            InsertSource::Select(q) => q,
+            InsertSource::Format { .. } => {
+                return Err(QueryError::other(
+                    ErrorCode::LOGICAL_ERROR,
+                    "formatted input is not a query",
+                ))
             }
-        }
+        };
+        let (_, batches, _) = self
+            .run_query(*query, Default::default(), &without_result_limits(settings))
+            .await?;
+        Ok(batches)
     }
 
     /// INSERT into a Distributed table: the rows are parsed and completed
@@ -161,27 +176,8 @@ impl Session {
                 .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
                 parsed
             }
-            InsertSource::Values(rows) => {
-                if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
-                    return Err(QueryError::other(
-                        ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
-                        format!(
-                            "Expected {} columns in VALUES row, got {}",
-                            names.len(),
-                            bad.len()
-                        ),
-                    ));
-                }
-                let query = crate::statement::values_query(rows)?;
-                let (_, batches, _) = self
-                    .run_query(*query, Default::default(), &without_result_limits(settings))
-                    .await?;
-                cast_to_target(meta, names, batches)?
-            }
-            InsertSource::Select(q) => {
-                let (_, batches, _) = self
-                    .run_query(*q, Default::default(), &without_result_limits(settings))
-                    .await?;
+            source => {
+                let batches = self.query_rows(source, names, settings).await?;
                 cast_to_target(meta, names, batches)?
             }
         };
