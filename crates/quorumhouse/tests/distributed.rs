@@ -370,4 +370,55 @@ async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
         );
         assert_eq!(&ok(&c, 4, &q).await, w, "{q}");
     }
+
+    // One INSERT is atomic across shards: shard 1 cannot meet
+    // insert_quorum = 2 with node 1 dead, so shard 2 (which could) gets
+    // nothing either.
+    let batch = "INSERT INTO hd SELECT 100000 + number, 'new', 1 FROM numbers(1000) \
+                 SETTINGS insert_quorum = 2, insert_deduplication_token = 'batch-1'";
+    let err = c
+        .sql(4, batch)
+        .await
+        .expect_err("shard 1 has one live replica");
+    let text = err.to_string();
+    assert!(text.contains("nothing was written to any shard"), "{text}");
+    let new_rows = "SELECT count() FROM h WHERE id >= 100000";
+    for node in [3u64, 4] {
+        ok(&c, node, "SYSTEM SYNC REPLICA h").await;
+        assert_eq!(ok(&c, node, new_rows).await, "0\n", "node {node}");
+    }
+    assert_eq!(ok(&c, 2, new_rows).await, "0\n");
+    // Node 1 is back: the retry writes every row once on every shard, and
+    // another retry with the same token writes nothing.
+    c.spawn(1).unwrap();
+    c.wait_for("node 1 holds a lease again", LONG, || async {
+        let s = c.status(4).await?;
+        s.leases
+            .iter()
+            .any(|l| l.node_id == 1 && l.is_active)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    c.wait_for("node 1's replica is writable", LONG, || async {
+        let q = "SELECT is_readonly FROM system.replicas WHERE table = 'h'";
+        (c.sql(1, q).await.ok()? == "0\n").then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok(&c, 4, batch).await, "");
+    ok(&c, 3, batch).await;
+    for node in 1..=4u64 {
+        ok(&c, node, "SYSTEM SYNC REPLICA h").await;
+        assert_eq!(ok(&c, node, new_rows).await, "500\n", "node {node}");
+    }
+    assert_eq!(
+        ok(
+            &c,
+            2,
+            "SELECT count(), uniqExact(id) FROM hd WHERE id >= 100000"
+        )
+        .await,
+        "1000\t1000\n"
+    );
 }

@@ -113,26 +113,6 @@ pub struct InsertProgress {
     pub started_ms: u64,
 }
 
-/// Removes the insert from the replica's list when it ends, however it ends.
-struct Tracked<'a> {
-    replica: &'a Replica,
-    id: String,
-}
-
-impl Tracked<'_> {
-    fn set(&self, f: impl FnOnce(&mut InsertProgress)) {
-        if let Some(p) = self.replica.inserts.lock().get_mut(&self.id) {
-            f(p);
-        }
-    }
-}
-
-impl Drop for Tracked<'_> {
-    fn drop(&mut self) {
-        self.replica.inserts.lock().remove(&self.id);
-    }
-}
-
 /// One part of the insert, staged on this replica.
 struct LocalPart {
     staged: StagedPart,
@@ -151,12 +131,69 @@ impl Replica {
     /// Commits an INSERT's parts (see the module documentation). Returns
     /// the rows written (duplicates excluded).
     pub async fn commit_insert(
-        &self,
+        self: &Arc<Self>,
         prepared: Vec<PreparedPart>,
         opts: &InsertOptions,
     ) -> Result<u64> {
-        if prepared.is_empty() {
+        // Boxed: keeps callers' futures shallow enough for the compiler's
+        // layout recursion limit.
+        let Some(staged) = Box::pin(self.stage_insert(prepared, opts)).await? else {
             return Ok(0);
+        };
+        let op = staged.commit_op();
+        let repl = self.repl()?;
+        let outcome =
+            tokio::time::timeout_at(staged.until.into(), repl.coordinator.write(Request::op(op)))
+                .await;
+        let committed = match outcome {
+            Ok(Ok(Response::Ok { results })) => match results.into_iter().next() {
+                Some(OpResult::Parts(parts)) => parts,
+                other => {
+                    return Err(ReplicationError::Coordinator(format!(
+                        "unexpected answer to a commit: {other:?}"
+                    )))
+                }
+            },
+            Ok(Ok(refused)) => {
+                // A committed refusal: nothing was written anywhere.
+                staged.abandon().await;
+                return Err(ReplicationError::Coordinator(format!(
+                    "the insert was refused and not written: {}",
+                    describe_refusal(&refused)
+                )));
+            }
+            Ok(Err(e)) => {
+                let e = ReplicationError::from_write(self.path(), e);
+                if matches!(e, ReplicationError::ReadOnly { .. }) {
+                    // No leader took it: nothing was committed.
+                    staged.abandon().await;
+                }
+                // Unknown: staged copies stay until the log names them or
+                // their deadline passes.
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(ReplicationError::UnknownStatus(format!(
+                    "the commit did not finish within insert_quorum_timeout ({} ms)",
+                    staged.timeout.as_millis()
+                )))
+            }
+        };
+        staged.activate(committed).await
+    }
+
+    /// Steps 1 and 2: checks the quorum and stages every part here and on
+    /// N−1 other replicas. The caller commits [`StagedInsert::commit_op`]
+    /// (alone, or in one transaction with other tables' inserts) and then
+    /// calls [`StagedInsert::activate`] or [`StagedInsert::abandon`].
+    /// `None`: nothing to insert.
+    pub async fn stage_insert(
+        self: &Arc<Self>,
+        prepared: Vec<PreparedPart>,
+        opts: &InsertOptions,
+    ) -> Result<Option<StagedInsert>> {
+        if prepared.is_empty() {
+            return Ok(None);
         }
         let discard = |rest: Vec<PreparedPart>| rest.into_iter().for_each(PreparedPart::discard);
         if let Some(why) = self.readonly_reason() {
@@ -210,26 +247,38 @@ impl Replica {
                 started_ms: now_ms(),
             },
         );
-        let tracked = Tracked {
-            replica: self,
-            id: insert_id.clone(),
+        let mut staged = StagedInsert {
+            replica: Arc::clone(self),
+            id: insert_id,
+            local: Vec::new(),
+            stagers: Vec::new(),
+            quorum,
+            until,
+            timeout: opts.timeout,
+            window: (0, 0),
         };
         // 2. Stage: here, then on quorum − 1 others.
         let stage_deadline = now_ms() + opts.timeout.as_millis() as u64;
-        let local = self
+        staged.local = self
             .stage_locally(
                 prepared,
-                &insert_id,
+                &staged.id,
                 quorum,
                 exclusive,
                 stage_deadline,
                 opts,
             )
             .await?;
-        let stagers = if quorum > 1 {
-            let staged = tokio::time::timeout_at(
+        if quorum > 1 {
+            let outcome = tokio::time::timeout_at(
                 until.into(),
-                self.stage_remotely(&repl, &local, candidates, quorum as usize - 1, exclusive),
+                self.stage_remotely(
+                    &repl,
+                    &staged.local,
+                    candidates,
+                    quorum as usize - 1,
+                    exclusive,
+                ),
             )
             .await
             .unwrap_or_else(|_| {
@@ -241,128 +290,26 @@ impl Replica {
                     Vec::new(),
                 ))
             });
-            match staged {
-                Ok(t) => t,
+            match outcome {
+                Ok(t) => staged.stagers = t,
                 Err((e, touched)) => {
-                    self.drop_everywhere(&repl, &local, &touched).await;
+                    staged.stagers = touched;
+                    staged.abandon().await;
                     return Err(e);
                 }
             }
-        } else {
-            Vec::new()
-        };
-        let mut holders: BTreeSet<String> = stagers.iter().map(|t| t.name.clone()).collect();
-        holders.insert(self.name().to_string());
-        tracked.set(|p| {
+        }
+        let holders = staged.holders();
+        staged.set(|p| {
             p.state = "committing";
             p.replicas = holders.iter().cloned().collect();
         });
-        // 3. Commit.
         let meta = self.table().meta();
-        let left = until.saturating_duration_since(Instant::now());
-        let commit_deadline = now_ms() + left.min(COMMIT_WINDOW).as_millis() as u64;
-        let op = Op::CommitParts {
-            table: self.path().to_string(),
-            parts: local
-                .iter()
-                .map(|l| NewPart {
-                    partition: l.staged.info.partition_id.clone(),
-                    stage: l.staged.id.clone(),
-                    block_id: l.block_id.clone(),
-                    holders: holders.clone(),
-                    checksum: l.staged.info.checksum.clone(),
-                })
-                .collect(),
-            deadline_ms: commit_deadline,
-            quorum: if quorum > 1 { quorum } else { 0 },
-            window: setting(&meta, "replicated_deduplication_window", 1000),
-            window_seconds: setting(&meta, "replicated_deduplication_window_seconds", 604_800),
-        };
-        let outcome =
-            tokio::time::timeout_at(until.into(), repl.coordinator.write(Request::op(op))).await;
-        let committed: Vec<CommittedPart> = match outcome {
-            Ok(Ok(Response::Ok { results })) => match results.into_iter().next() {
-                Some(OpResult::Parts(parts)) if parts.len() == local.len() => parts,
-                other => {
-                    return Err(ReplicationError::Coordinator(format!(
-                        "unexpected answer to a commit: {other:?}"
-                    )))
-                }
-            },
-            Ok(Ok(refused)) => {
-                // A committed refusal: nothing was written anywhere.
-                self.drop_everywhere(&repl, &local, &stagers).await;
-                return Err(ReplicationError::Coordinator(format!(
-                    "the insert was refused and not written: {}",
-                    describe_refusal(&refused)
-                )));
-            }
-            Ok(Err(e)) => {
-                let e = ReplicationError::from_write(self.path(), e);
-                if matches!(e, ReplicationError::ReadOnly { .. }) {
-                    // No leader took it: nothing was committed.
-                    self.drop_everywhere(&repl, &local, &stagers).await;
-                }
-                // Unknown: staged copies stay until the log names them or
-                // their deadline passes.
-                return Err(e);
-            }
-            Err(_) => {
-                return Err(ReplicationError::UnknownStatus(format!(
-                    "the commit did not finish within insert_quorum_timeout ({} ms)",
-                    opts.timeout.as_millis()
-                )))
-            }
-        };
-        // 4. Activate here and on the stagers.
-        let mut written = 0;
-        let mut activations = Vec::new();
-        let mut duplicates = Vec::new();
-        for (l, c) in local.iter().zip(&committed) {
-            let name: PartName = c
-                .part
-                .parse()
-                .map_err(|e: String| ReplicationError::Coordinator(e))?;
-            if c.log_index.is_none() {
-                info!(block_id = l.block_id.as_deref().unwrap_or(""), existing = %c.part,
-                    "block already exists; ignoring it (deduplicated)");
-                self.staging.discard(&l.staged.id);
-                duplicates.push((l, name));
-                continue;
-            }
-            written += l.staged.info.rows;
-            // Committed: an activation problem here is retried by the queue.
-            match self.activate_staged(&l.staged.id, &name).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!(part = %name, "staged part vanished after its commit; the queue fetches it")
-                }
-                Err(e) => {
-                    warn!(part = %name, error = %e, "committed part not activated yet; the queue retries")
-                }
-            }
-            activations.push((l.staged.id.clone(), name));
-        }
-        self.wake();
-        if !stagers.is_empty() {
-            let dup_ids: Vec<String> = duplicates
-                .iter()
-                .map(|(l, _)| l.staged.id.clone())
-                .collect();
-            tokio::join!(
-                self.activate_remotely(&repl, &stagers, &activations),
-                self.discard_remotely(&repl, &stagers, &dup_ids),
-            );
-        }
-        // A duplicate with a quorum waits until that many replicas hold the
-        // part that already has the block.
-        for (_, existing) in duplicates {
-            if quorum > 1 {
-                self.wait_holders(&repl, &existing, quorum, until).await?;
-            }
-        }
-        drop(tracked);
-        Ok(written)
+        staged.window = (
+            setting(&meta, "replicated_deduplication_window", 1000),
+            setting(&meta, "replicated_deduplication_window_seconds", 604_800),
+        );
+        Ok(Some(staged))
     }
 
     /// N and the live replicas that may stage (this one excluded, shuffled).
@@ -828,6 +775,161 @@ pub struct QuorumInsertRow {
     pub replicas: Vec<String>,
     pub started_ms: u64,
     pub deadline_ms: u64,
+}
+
+/// An insert staged on its replicas and not yet committed (see
+/// [`Replica::stage_insert`]). Dropped without [`activate`](Self::activate)
+/// or [`abandon`](Self::abandon) (an unknown commit outcome), its staged
+/// copies wait for the log to name them or for their deadline to pass.
+pub struct StagedInsert {
+    replica: Arc<Replica>,
+    id: String,
+    local: Vec<LocalPart>,
+    stagers: Vec<Target>,
+    quorum: u64,
+    until: Instant,
+    timeout: Duration,
+    /// replicated_deduplication_window and _seconds.
+    window: (u64, u64),
+}
+
+impl std::fmt::Debug for StagedInsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedInsert")
+            .field("id", &self.id)
+            .field("parts", &self.local.len())
+            .field("quorum", &self.quorum)
+            .finish()
+    }
+}
+
+impl Drop for StagedInsert {
+    fn drop(&mut self) {
+        self.replica.inserts.lock().remove(&self.id);
+    }
+}
+
+impl StagedInsert {
+    fn set(&self, f: impl FnOnce(&mut InsertProgress)) {
+        if let Some(p) = self.replica.inserts.lock().get_mut(&self.id) {
+            f(p);
+        }
+    }
+
+    fn holders(&self) -> BTreeSet<String> {
+        let mut holders: BTreeSet<String> = self.stagers.iter().map(|t| t.name.clone()).collect();
+        holders.insert(self.replica.name().to_string());
+        holders
+    }
+
+    /// Rows of each staged part, in the order of the commit's parts.
+    pub fn part_rows(&self) -> Vec<u64> {
+        self.local.iter().map(|l| l.staged.info.rows).collect()
+    }
+
+    /// Step 3: the coordinator op that commits every part of this insert
+    /// (all or none); it answers one [`CommittedPart`] per part. It must
+    /// land before the deadline it carries, or it is refused.
+    pub fn commit_op(&self) -> Op {
+        let left = self.until.saturating_duration_since(Instant::now());
+        let holders = self.holders();
+        Op::CommitParts {
+            table: self.replica.path().to_string(),
+            parts: self
+                .local
+                .iter()
+                .map(|l| NewPart {
+                    partition: l.staged.info.partition_id.clone(),
+                    stage: l.staged.id.clone(),
+                    block_id: l.block_id.clone(),
+                    holders: holders.clone(),
+                    checksum: l.staged.info.checksum.clone(),
+                })
+                .collect(),
+            deadline_ms: now_ms() + left.min(COMMIT_WINDOW).as_millis() as u64,
+            quorum: if self.quorum > 1 { self.quorum } else { 0 },
+            window: self.window.0,
+            window_seconds: self.window.1,
+        }
+    }
+
+    /// The commit was refused or never reached the coordinator: drops the
+    /// staged copies here and on the stagers (best effort; cleanup removes
+    /// what is missed).
+    pub async fn abandon(self) {
+        if let Ok(repl) = self.replica.repl() {
+            self.replica
+                .drop_everywhere(&repl, &self.local, &self.stagers)
+                .await;
+        } else {
+            for l in &self.local {
+                self.replica.staging.discard(&l.staged.id);
+            }
+        }
+    }
+
+    /// Step 4, after the commit landed: moves the parts into place here and
+    /// on the stagers; a deduplicated block with a quorum waits until that
+    /// many replicas hold the part that already has it. Returns the rows
+    /// written (duplicates excluded).
+    pub async fn activate(self, committed: Vec<CommittedPart>) -> Result<u64> {
+        if committed.len() != self.local.len() {
+            return Err(ReplicationError::Coordinator(format!(
+                "a commit of {} parts answered for {}",
+                self.local.len(),
+                committed.len()
+            )));
+        }
+        let replica = &self.replica;
+        let repl = replica.repl()?;
+        let mut written = 0;
+        let mut activations = Vec::new();
+        let mut duplicates = Vec::new();
+        for (l, c) in self.local.iter().zip(&committed) {
+            let name: PartName = c
+                .part
+                .parse()
+                .map_err(|e: String| ReplicationError::Coordinator(e))?;
+            if c.log_index.is_none() {
+                info!(block_id = l.block_id.as_deref().unwrap_or(""), existing = %c.part,
+                    "block already exists; ignoring it (deduplicated)");
+                replica.staging.discard(&l.staged.id);
+                duplicates.push((l, name));
+                continue;
+            }
+            written += l.staged.info.rows;
+            // Committed: an activation problem here is retried by the queue.
+            match replica.activate_staged(&l.staged.id, &name).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(part = %name, "staged part vanished after its commit; the queue fetches it")
+                }
+                Err(e) => {
+                    warn!(part = %name, error = %e, "committed part not activated yet; the queue retries")
+                }
+            }
+            activations.push((l.staged.id.clone(), name));
+        }
+        replica.wake();
+        if !self.stagers.is_empty() {
+            let dup_ids: Vec<String> = duplicates
+                .iter()
+                .map(|(l, _)| l.staged.id.clone())
+                .collect();
+            tokio::join!(
+                replica.activate_remotely(&repl, &self.stagers, &activations),
+                replica.discard_remotely(&repl, &self.stagers, &dup_ids),
+            );
+        }
+        for (_, existing) in duplicates {
+            if self.quorum > 1 {
+                replica
+                    .wait_holders(&repl, &existing, self.quorum, self.until)
+                    .await?;
+            }
+        }
+        Ok(written)
+    }
 }
 
 /// Asks `targets` to drop the staged copies `ids` (best effort: cleanup

@@ -34,7 +34,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::info;
 
 pub use error::{ReplicationError, Result};
-pub use insert::{InsertOptions, Quorum, QuorumInsertRow};
+pub use insert::{InsertOptions, Quorum, QuorumInsertRow, StagedInsert};
 pub use replica::{QueueEntry, Replica, ReplicaStatus};
 
 /// This node's identity as a replica host.

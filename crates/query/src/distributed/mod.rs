@@ -62,7 +62,7 @@ pub struct Shard {
     pub replicas: Vec<ShardReplica>,
 }
 
-fn needs_coordinator() -> QueryError {
+pub(crate) fn needs_coordinator() -> QueryError {
     QueryError::other(
         ErrorCode::NOT_IMPLEMENTED,
         "Distributed tables need a node with the built-in coordinator (quorumhouse server / cluster up), not quorumhouse local",

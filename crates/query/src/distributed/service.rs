@@ -9,7 +9,8 @@ use datafusion::physical_plan::{execute_stream, SendableRecordBatchStream};
 use futures::{Stream, StreamExt};
 use qh_proto::interserver::query_server::{Query, QueryServer};
 use qh_proto::interserver::{
-    InsertBlockReply, InsertBlockRequest, StageChunk, StageException, StageRequest,
+    FinishInsertRequest, InsertBlockReply, InsertBlockRequest, StageChunk, StageException,
+    StageRequest,
 };
 use qh_types::{ErrorCode, Settings};
 use tonic::{Request, Response, Status};
@@ -195,20 +196,46 @@ impl Query for StageService {
             for (k, v) in &request.settings {
                 settings.set(k, v.clone());
             }
-            self.engine
+            if !request.txn.is_empty() {
+                return super::insert::stage_block(&self.engine, &request, batches, &settings)
+                    .await;
+            }
+            let rows = self
+                .engine
                 .insert_batches(&request.database, &request.table, batches, &settings)
-                .await
+                .await?;
+            Ok(InsertBlockReply {
+                rows,
+                ..Default::default()
+            })
         }
         .instrument(span)
         .await;
-        Ok(Response::new(match written {
+        Ok(Response::new(written.unwrap_or_else(|e| {
+            InsertBlockReply {
+                exception: exception(&e).exception,
+                ..Default::default()
+            }
+        })))
+    }
+
+    async fn finish_insert(
+        &self,
+        request: Request<FinishInsertRequest>,
+    ) -> Result<Response<InsertBlockReply>, Status> {
+        let request = request.into_inner();
+        let span = info_span!("finish_insert", txn = %request.txn, commit = request.commit);
+        let done = super::insert::finish_staged(&self.engine, request)
+            .instrument(span)
+            .await;
+        Ok(Response::new(match done {
             Ok(rows) => InsertBlockReply {
                 rows,
-                exception: None,
+                ..Default::default()
             },
             Err(e) => InsertBlockReply {
-                rows: 0,
                 exception: exception(&e).exception,
+                ..Default::default()
             },
         }))
     }

@@ -186,7 +186,16 @@ impl Session {
         let all = concat_batches(&target, batches.iter())?;
         let full = conform(&self.engine.base, meta, &full_schema, &all)?;
         let query_id = self.current_query.0.clone();
-        crate::distributed::insert::insert(&self.engine, meta, full, settings, &query_id).await
+        // Boxed: the atomic path's future is deep enough to overflow the
+        // compiler's layout recursion limit in every caller.
+        Box::pin(crate::distributed::insert::insert(
+            &self.engine,
+            meta,
+            full,
+            settings,
+            &query_id,
+        ))
+        .await
     }
 
     /// Inserts query results (columns by position) into `names` of `table`.
@@ -197,13 +206,25 @@ impl Session {
         batches: Vec<RecordBatch>,
         settings: &Settings,
     ) -> Result<u64> {
+        let txn = self.prepare_txn(table, names, batches).await?;
+        let catalog = Arc::clone(&self.engine.catalog);
+        self.commit(txn, settings, &catalog).await
+    }
+
+    /// Writes query results (columns by position) into new parts of
+    /// `table`, not yet visible.
+    pub(super) async fn prepare_txn(
+        &self,
+        table: &Arc<MergeTreeTable>,
+        names: &[String],
+        batches: Vec<RecordBatch>,
+    ) -> Result<InsertTxn> {
         let meta = table.meta();
         let target = insert_schema(&meta, names);
         let typed = cast_to_target(&meta, names, batches)?;
         let base = self.engine.base.clone();
         let table = Arc::clone(table);
-        let catalog = Arc::clone(&self.engine.catalog);
-        let txn = tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
+        tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
             let full_schema = meta.arrow_schema();
             let mut txn = table.begin_insert();
             if !typed.is_empty() {
@@ -214,8 +235,7 @@ impl Session {
             Ok(txn)
         })
         .await
-        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
-        self.commit(txn, settings, &catalog).await
+        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))?
     }
 
     /// Makes an insert's parts visible: at once for a local table, through
@@ -228,30 +248,37 @@ impl Session {
     ) -> Result<u64> {
         refuse_distributed(&txn.table().meta())?;
         let table = self.engine.table_of(Arc::clone(txn.table()));
-        let opts = InsertOptions {
-            deduplicate: settings
-                .uint("insert_deduplicate")
-                .map_err(QueryError::BadArguments)?
-                != 0,
-            token: settings
-                .get("insert_deduplication_token")
-                .map(|t| t.trim_matches('\'').to_string())
-                .filter(|t| !t.is_empty()),
-            quorum: match settings.get("insert_quorum") {
-                Some(v) => Quorum::parse(v).map_err(QueryError::BadArguments)?,
-                None => Quorum::Off,
-            },
-            timeout: Duration::from_millis(
-                settings
-                    .uint("insert_quorum_timeout")
-                    .map_err(QueryError::BadArguments)?,
-            ),
-            parallel: settings
-                .get_bool("insert_quorum_parallel", true)
-                .map_err(QueryError::BadArguments)?,
-        };
-        table.commit_insert(txn, &opts, catalog).await
+        table
+            .commit_insert(txn, &insert_options(settings)?, catalog)
+            .await
     }
+}
+
+/// The insert settings (`insert_quorum`, deduplication) of a replicated
+/// table's commit.
+pub(super) fn insert_options(settings: &Settings) -> Result<InsertOptions> {
+    Ok(InsertOptions {
+        deduplicate: settings
+            .uint("insert_deduplicate")
+            .map_err(QueryError::BadArguments)?
+            != 0,
+        token: settings
+            .get("insert_deduplication_token")
+            .map(|t| t.trim_matches('\'').to_string())
+            .filter(|t| !t.is_empty()),
+        quorum: match settings.get("insert_quorum") {
+            Some(v) => Quorum::parse(v).map_err(QueryError::BadArguments)?,
+            None => Quorum::Off,
+        },
+        timeout: Duration::from_millis(
+            settings
+                .uint("insert_quorum_timeout")
+                .map_err(QueryError::BadArguments)?,
+        ),
+        parallel: settings
+            .get_bool("insert_quorum_parallel", true)
+            .map_err(QueryError::BadArguments)?,
+    })
 }
 
 /// An INSERT's data (inline after FORMAT, else the client's input), cut

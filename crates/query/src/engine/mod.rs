@@ -103,6 +103,8 @@ pub struct Engine {
     clusters: crate::clusters::Clusters,
     /// What every query's memory is charged against beside its own limit.
     server_memory: Arc<ServerMemory>,
+    /// Shard blocks staged for other nodes' atomic Distributed inserts.
+    pending_inserts: crate::distributed::insert::PendingInserts,
 }
 
 impl std::fmt::Debug for Engine {
@@ -218,6 +220,7 @@ impl Engine {
         ));
         Ok(Arc::new(Engine {
             server_memory,
+            pending_inserts: Default::default(),
             catalog,
             base,
             merges: Mutex::new(merges),
@@ -278,6 +281,56 @@ impl Engine {
         batches: Vec<RecordBatch>,
         settings: &Settings,
     ) -> Result<u64> {
+        let Some((t, names)) = self.shard_target(database, table, &batches)? else {
+            return Ok(0);
+        };
+        let session = self.shard_session(database, settings);
+        let settings = session.settings.clone();
+        session.write_batches(&t, &names, batches, &settings).await
+    }
+
+    /// Like [`insert_batches`](Self::insert_batches) into a replicated
+    /// table, but only staged on its replicas (with the settings'
+    /// `insert_quorum`): the caller commits the returned insert's op, in one
+    /// coordinator transaction with other shards' (an atomic Distributed
+    /// insert). `None`: nothing to insert.
+    pub async fn stage_batches(
+        self: &Arc<Self>,
+        database: &str,
+        table: &str,
+        batches: Vec<RecordBatch>,
+        settings: &Settings,
+    ) -> Result<Option<qh_replication::StagedInsert>> {
+        let Some((t, names)) = self.shard_target(database, table, &batches)? else {
+            return Ok(None);
+        };
+        let Some(replica) = self.replica_of(&t) else {
+            return Err(QueryError::other(
+                ErrorCode::NOT_IMPLEMENTED,
+                format!("{database}.{table} is not replicated on this node: an atomic Distributed insert needs Replicated*MergeTree local tables on every shard"),
+            ));
+        };
+        let session = self.shard_session(database, settings);
+        let opts = insert::insert_options(&session.settings)?;
+        let txn = session.prepare_txn(&t, &names, batches).await?;
+        Ok(replica.stage_insert(txn.into_prepared(), &opts).await?)
+    }
+
+    /// Whether `database.table` here is a replicated table (a Distributed
+    /// insert over such local tables commits all shards at once).
+    pub fn is_replicated(&self, database: &str, table: &str) -> bool {
+        self.catalog
+            .table(database, table)
+            .is_ok_and(|t| self.replica_of(&t).is_some())
+    }
+
+    /// The local table a shard's rows go to, and their column names.
+    fn shard_target(
+        &self,
+        database: &str,
+        table: &str,
+        batches: &[RecordBatch],
+    ) -> Result<Option<(Arc<MergeTreeTable>, Vec<String>)>> {
         let t = self.catalog.table(database, table)?;
         if matches!(t.meta().engine, EngineKind::Distributed { .. }) {
             return Err(QueryError::other(
@@ -286,7 +339,7 @@ impl Engine {
             ));
         }
         let Some(first) = batches.first() else {
-            return Ok(0);
+            return Ok(None);
         };
         let names: Vec<String> = first
             .schema()
@@ -301,11 +354,14 @@ impl Engine {
                 )));
             }
         }
+        Ok(Some((t, names)))
+    }
+
+    fn shard_session(self: &Arc<Self>, database: &str, settings: &Settings) -> Session {
         let mut session = self.session();
         session.settings = self.default_settings.merged_with(settings);
         session.database = database.to_string();
-        let settings = session.settings.clone();
-        session.write_batches(&t, &names, batches, &settings).await
+        session
     }
 
     /// The node's replicated tables, when it runs with a coordinator.
@@ -333,6 +389,10 @@ impl Engine {
             Some(replica) => Table::Replicated { data, replica },
             None => Table::Local(data),
         }
+    }
+
+    pub(crate) fn pending_inserts(&self) -> &crate::distributed::insert::PendingInserts {
+        &self.pending_inserts
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
