@@ -194,6 +194,11 @@ impl TestCluster {
         format!("http://127.0.0.1:{}", self.nodes[&id].port)
     }
 
+    /// The node's HTTP interface (`/metrics`, ClickHouse's HTTP protocol).
+    pub fn http_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.nodes[&id].http_port)
+    }
+
     pub fn meta(&self, id: u64) -> MetaClient {
         MetaClient::new(&self.inter_addr(id)).expect("valid loopback address")
     }
@@ -223,6 +228,23 @@ impl TestCluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until node `node` sees `n` replicas of `table` with a live
+    /// lease (a quorum insert right after start-up needs them).
+    pub async fn live_replicas(
+        &self,
+        node: u64,
+        table: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let q = format!("SELECT active_replicas FROM system.replicas WHERE table = '{table}'");
+        self.wait_for("every replica's lease", timeout, || async {
+            let t = self.sql(node, &q).await.ok()?;
+            (t.trim() == n.to_string()).then_some(())
+        })
+        .await
     }
 
     /// The leader that every node of `among` agrees on, itself one of them
@@ -274,6 +296,12 @@ impl TestCluster {
             .values()
             .filter_map(|n| n.child.as_ref().map(|c| c.id()))
             .collect()
+    }
+
+    /// Process id of node `id`, if it runs (to signal it while others
+    /// hold the cluster).
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes.get(&id)?.child.as_ref().map(|c| c.id())
     }
 
     pub fn all(&self) -> BTreeSet<u64> {

@@ -768,6 +768,17 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 ))
             });
             let x = args.first()?.clone();
+            if lname == "quantileexact" {
+                // ClickHouse's exact rule: the value at 0-based position
+                // floor(level * n) of the sorted non-NULL values (the last
+                // for level >= 1). The t-digest below is approximate and its
+                // answer depends on how partial states merge.
+                let sql = format!(
+                    "array_element(array_sort(array_agg({x}), 'ASC', 'NULLS LAST'), \
+                     least(CAST(floor(({p}) * count({x})) AS BIGINT), count({x}) - 1) + 1)"
+                );
+                return crate::keys::parse_expr(&sql).ok();
+            }
             let mut nf = func("approx_percentile_cont", vec![p]);
             nf.within_group = vec![OrderByExpr {
                 expr: x,

@@ -1368,8 +1368,6 @@ fn split_trailer(
     Ok((head, format, settings))
 }
 
-/// ClickHouse join syntax sqlparser lacks: `ALL` strictness (the standard
-/// join, so it is dropped) and `USING a, b` without parentheses.
 /// Name of the marker `LIMIT ... BY` becomes; `rewrite.rs` turns it into a
 /// `row_number()` window over the query's ORDER BY.
 pub const LIMIT_BY_MARKER: &str = "__qh_limit_by";
@@ -1769,6 +1767,9 @@ fn ternary_operator(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     tokens
 }
 
+/// ClickHouse join syntax sqlparser lacks: `ALL` strictness (the standard
+/// join, so it is dropped), `USING a, b` without parentheses, and `GLOBAL`
+/// before IN and JOIN.
 fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     const JOIN_WORDS: &[&str] = &["LEFT", "RIGHT", "INNER", "FULL", "JOIN", "OUTER", "CROSS"];
     let sig = |v: &[TokenWithSpan], from: usize| {
@@ -1793,6 +1794,46 @@ fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             if next.as_deref().is_some_and(|n| JOIN_WORDS.contains(&n))
                 && !matches!(prev.as_deref(), Some("UNION" | "EXCEPT" | "INTERSECT"))
             {
+                i += 1;
+                continue;
+            }
+        }
+        // `x GLOBAL IN (subquery)`, `GLOBAL JOIN`: the executor computes a
+        // subquery or the right side once on the initiator over every shard
+        // in any case, which is what GLOBAL asks for.
+        if w.as_deref() == Some("GLOBAL") {
+            let next = sig(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
+            let after_operand = out
+                .iter()
+                .rev()
+                .find(|p| !matches!(p.token, Token::Whitespace(_)))
+                .is_some_and(|p| match &p.token {
+                    Token::RParen | Token::Number(..) | Token::SingleQuotedString(_) => true,
+                    Token::Word(_) => !word_of(p).is_some_and(|w| {
+                        matches!(
+                            w.as_str(),
+                            "WHERE"
+                                | "PREWHERE"
+                                | "HAVING"
+                                | "AND"
+                                | "OR"
+                                | "NOT"
+                                | "SELECT"
+                                | "ON"
+                                | "WHEN"
+                                | "THEN"
+                                | "ELSE"
+                                | "BY"
+                                | "DISTINCT"
+                        )
+                    }),
+                    _ => false,
+                });
+            let keyword_next = next.as_deref().is_some_and(|n| {
+                matches!(n, "IN" | "NOT" | "ANY" | "ALL" | "SEMI" | "ANTI" | "ASOF")
+                    || JOIN_WORDS.contains(&n)
+            });
+            if after_operand && keyword_next {
                 i += 1;
                 continue;
             }
@@ -2026,6 +2067,21 @@ mod tests {
         };
         assert_eq!(settings.get("max_threads"), Some("1"));
         assert_eq!(format.as_deref(), Some("JSONEachRow"));
+    }
+
+    #[test]
+    fn global_in_and_join_are_read_and_a_column_named_global_is_kept() {
+        let sql = |q: &str| match parse_statement(q).unwrap() {
+            Statement::Select { query, .. } => query.to_string(),
+            _ => panic!("{q}"),
+        };
+        let q = sql("SELECT count() FROM t WHERE id GLOBAL NOT IN (SELECT id FROM u) AND x GLOBAL IN (1, 2)");
+        assert!(!q.contains("GLOBAL"), "{q}");
+        assert!(q.contains("NOT IN") && q.contains("x IN (1, 2)"), "{q}");
+        let q = sql("SELECT * FROM t AS a GLOBAL ALL LEFT JOIN u AS b ON a.k = b.k");
+        assert!(q.contains("LEFT JOIN"), "{q}");
+        let q = sql("SELECT global FROM t WHERE global IN (1)");
+        assert!(q.contains("WHERE global IN (1)"), "{q}");
     }
 
     #[test]

@@ -123,6 +123,59 @@ async fn a_distributed_table_answers_like_one_table_and_names_a_dead_shard() {
         total
     );
 
+    // remote(): the servers named in the query (client ports), the
+    // structure from the local copy or, for a table only node 2 has, from it.
+    let port = |n: u64| {
+        c.client_endpoint(n)
+            .trim_start_matches("http://")
+            .to_string()
+    };
+    let all_three = format!("{},{},{}", port(1), port(2), port(3));
+    assert_eq!(
+        ok(
+            &c,
+            1,
+            &format!("SELECT count() FROM remote('{all_three}', default, hits_local)")
+        )
+        .await,
+        total
+    );
+    let one_shard = format!("127.0.0.1:1|{}", port(2));
+    let q = format!(
+        "SELECT event, count() FROM remote('{one_shard}', 'default.hits_local') GROUP BY event ORDER BY event"
+    );
+    let want = ok(
+        &c,
+        2,
+        "SELECT event, count() FROM hits_local GROUP BY event ORDER BY event",
+    )
+    .await;
+    assert_eq!(
+        ok(&c, 3, &format!("{q} SETTINGS load_balancing = 'in_order'")).await,
+        want
+    );
+    ok(
+        &c,
+        2,
+        "CREATE TABLE only_two (a UInt8, b String) ENGINE = MergeTree ORDER BY a",
+    )
+    .await;
+    ok(&c, 2, "INSERT INTO only_two VALUES (1, 'x'), (2, 'y')").await;
+    let q = format!(
+        "SELECT sum(a), max(b) FROM remote('{}', default, only_two)",
+        port(2)
+    );
+    assert_eq!(ok(&c, 1, &q).await, "3\ty\n");
+    let err = c
+        .sql(
+            1,
+            "SELECT count() FROM remote('127.0.0.1:1', default, hits_local)",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("279") && err.contains("127.0.0.1:1"), "{err}");
+
     // INSERT into a Distributed table: rows split by the sharding key, the
     // columns left out get their defaults, written before the ack.
     ok(
@@ -238,6 +291,7 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
         "CREATE TABLE rd ON CLUSTER default AS r ENGINE = Distributed(default, currentDatabase(), r)",
     )
     .await;
+    c.live_replicas(1, "r", 3, LONG).await.unwrap();
     ok(
         &c,
         1,
@@ -335,6 +389,71 @@ async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
                 FROM numbers(20000)";
     ok(&c, 2, &format!("INSERT INTO hd {rows}")).await;
     ok(&c, 1, &format!("INSERT INTO h_all {rows}")).await;
+    // A local dimension table on the nodes that run the queries.
+    for node in [1u64, 4] {
+        ok(
+            &c,
+            node,
+            "CREATE TABLE dim (k UInt64, name String) ENGINE = MergeTree ORDER BY k",
+        )
+        .await;
+        ok(
+            &c,
+            node,
+            "INSERT INTO dim SELECT number, concat('d', toString(number)) FROM numbers(5)",
+        )
+        .await;
+    }
+    // ReplacingMergeTree shards read with FINAL; a table whose second shard is empty.
+    ok(
+        &c,
+        1,
+        "CREATE TABLE rp ON CLUSTER two (k UInt64, ver UInt32, v Int64) \
+         ENGINE = ReplicatedReplacingMergeTree('/tables/{cluster}/{shard}/rp', '{replica}', ver) ORDER BY k",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE rpd ON CLUSTER two AS rp ENGINE = Distributed(two, default, rp, k)",
+    )
+    .await;
+    ok(&c, 1, "CREATE TABLE rp_all (k UInt64, ver UInt32, v Int64) ENGINE = ReplacingMergeTree(ver) ORDER BY k").await;
+    for (t, node) in [("rpd", 3u64), ("rp_all", 1)] {
+        ok(
+            &c,
+            node,
+            &format!("INSERT INTO {t} SELECT number % 500, 1, number FROM numbers(2000)"),
+        )
+        .await;
+        ok(
+            &c,
+            node,
+            &format!("INSERT INTO {t} SELECT number, 2, -number FROM numbers(100)"),
+        )
+        .await;
+    }
+    ok(&c, 1, "CREATE TABLE ev ON CLUSTER two (id UInt64, s String) ENGINE = ReplicatedMergeTree('/tables/{cluster}/{shard}/ev', '{replica}') ORDER BY id").await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE evd ON CLUSTER two AS ev ENGINE = Distributed(two, default, ev, id)",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "CREATE TABLE ev_all (id UInt64, s String) ENGINE = MergeTree ORDER BY id",
+    )
+    .await;
+    for (t, node) in [("evd", 2u64), ("ev_all", 1)] {
+        ok(
+            &c,
+            node,
+            &format!("INSERT INTO {t} SELECT number * 2, toString(number) FROM numbers(300)"),
+        )
+        .await;
+    }
     // Each shard's replicas hold its half (by id % 2).
     for node in 1..=4u64 {
         ok(&c, node, "SYSTEM SYNC REPLICA h").await;
@@ -356,7 +475,91 @@ async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
     for (q, w) in queries.iter().zip(&want) {
         assert_eq!(&ok(&c, 4, &q.replace("{t}", "hd")).await, w, "{q}");
     }
-    // Node 1 (a replica of shard 1) dies: node 4 reads shard 1 from node 2.
+    // More of the golden suite on 2 x 2, each table pair: (Distributed, one table).
+    let golden = [
+        ("hd", "h_all", "SELECT quantileExact(0.9)(v), min(g), max(g) FROM {t}"),
+        ("hd", "h_all", "SELECT g, arraySort(groupArray(id)) FROM {t} WHERE id < 40 GROUP BY g ORDER BY g"),
+        ("hd", "h_all", "SELECT g, round(v) AS r, count() FROM {t} GROUP BY g, r HAVING count() > 195 ORDER BY g, r"),
+        ("hd", "h_all", "SELECT g, count() c FROM {t} GROUP BY g ORDER BY c DESC, g LIMIT 2"),
+        ("hd", "h_all", "SELECT g, id FROM {t} WHERE id < 100 ORDER BY id DESC LIMIT 2 BY g"),
+        ("hd", "h_all", "SELECT d.name, count(), sum(t.v) FROM {t} AS t JOIN dim AS d ON t.id % 7 = d.k GROUP BY d.name ORDER BY d.name"),
+        ("hd", "h_all", "SELECT count() FROM {t} WHERE id GLOBAL IN (SELECT id * 3 FROM {t} WHERE g = 'g1')"),
+        ("hd", "h_all", "SELECT count() FROM {t} WHERE id IN (SELECT k * 1000 FROM dim)"),
+        ("hd", "h_all", "SELECT max(c) FROM (SELECT g, count() c FROM {t} GROUP BY g)"),
+        ("hd", "h_all", "SELECT g, sum(v) OVER (ORDER BY g) FROM (SELECT g, sum(v) v FROM {t} GROUP BY g) ORDER BY g"),
+        ("rpd", "rp_all", "SELECT count(), sum(v), sum(ver) FROM {t} FINAL"),
+        ("rpd", "rp_all", "SELECT k, v FROM {t} FINAL WHERE k < 3 OR k > 497 ORDER BY k"),
+        ("rpd", "rp_all", "SELECT ver, count() FROM {t} FINAL GROUP BY ver ORDER BY ver"),
+        ("evd", "ev_all", "SELECT count(), sum(id), max(s) FROM {t}"),
+        ("evd", "ev_all", "SELECT id % 4 AS m, count() FROM {t} GROUP BY m ORDER BY m"),
+        ("evd", "ev_all", "SELECT id FROM {t} ORDER BY id DESC LIMIT 3"),
+        ("evd", "ev_all", "SELECT count() FROM {t} WHERE id % 2 = 1"),
+    ];
+    for node in 1..=4u64 {
+        ok(&c, node, "SYSTEM SYNC REPLICA rp").await;
+        ok(&c, node, "SYSTEM SYNC REPLICA ev").await;
+    }
+    for (dist, one, q) in golden {
+        let w = ok(&c, 1, &q.replace("{t}", one)).await;
+        assert_eq!(ok(&c, 4, &q.replace("{t}", dist)).await, w, "{q}");
+    }
+    // distributed_group_by_no_merge: 1 concatenates the shards' complete
+    // answers; 2 also orders and limits them here.
+    let per_shard = ok(
+        &c,
+        4,
+        "SELECT count() FROM hd SETTINGS distributed_group_by_no_merge = 1",
+    )
+    .await;
+    assert_eq!(per_shard, "10000\n10000\n");
+    let groups = ok(
+        &c,
+        4,
+        "SELECT g, count() FROM hd GROUP BY g SETTINGS distributed_group_by_no_merge = 1",
+    )
+    .await;
+    assert_eq!(groups.lines().count(), 14, "{groups}");
+    for (q, one) in [
+        (
+            "SELECT id FROM hd ORDER BY id DESC LIMIT 3 OFFSET 1 SETTINGS distributed_group_by_no_merge = 2",
+            "SELECT id FROM h_all ORDER BY id DESC LIMIT 3 OFFSET 1",
+        ),
+        (
+            "SELECT g, count() c FROM hd GROUP BY g ORDER BY g, c LIMIT 3 SETTINGS distributed_group_by_no_merge = 2",
+            "SELECT g, count() c FROM h_all GROUP BY g, id % 2 ORDER BY g, c LIMIT 3",
+        ),
+    ] {
+        assert_eq!(ok(&c, 4, q).await, ok(&c, 1, one).await, "{q}");
+    }
+    // A replica SIGKILLed during a loop of aggregate queries: every query
+    // answers, with the right result (shard 1 is asked of node 1 first).
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let pid = c.pid(1).expect("node 1 runs");
+    let looped = async {
+        for i in 0..40 {
+            let q = queries[i % 3];
+            let q = format!(
+                "{} SETTINGS load_balancing = 'in_order'",
+                q.replace("{t}", "hd")
+            );
+            assert_eq!(ok(&c, 4, &q).await, want[i % 3], "query {i}: {q}");
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let killer = async {
+        c.wait_for("five queries answered", LONG, || async {
+            (done.load(std::sync::atomic::Ordering::SeqCst) >= 5).then_some(())
+        })
+        .await
+        .unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    tokio::join!(looped, killer);
+    // Node 1 (a replica of shard 1) is dead: node 4 reads shard 1 from node 2.
     c.kill(1);
     for (q, w) in queries.iter().zip(&want) {
         let q = format!(

@@ -34,20 +34,9 @@ async fn setup(c: &TestCluster, nodes: &[u64]) {
     for n in nodes {
         ok(c, *n, EVENTS).await;
     }
-    live_replicas(c, nodes[0], nodes.len()).await;
-}
-
-/// Waits until `node` counts `n` replicas with a live lease.
-async fn live_replicas(c: &TestCluster, node: u64, n: usize) {
-    c.wait_for("every replica's lease", LONG, || async {
-        let t = c
-            .sql(node, "SELECT active_replicas FROM system.replicas")
-            .await
-            .ok()?;
-        (t.trim() == n.to_string()).then_some(())
-    })
-    .await
-    .unwrap();
+    c.live_replicas(nodes[0], "events", nodes.len(), LONG)
+        .await
+        .unwrap();
 }
 
 fn insert(quorum: &str, ids: std::ops::Range<u64>) -> String {

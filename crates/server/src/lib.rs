@@ -113,6 +113,9 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().ok();
+    // The shard stage API too, so that `remote('host:port', ...)` works
+    // with the port clients use, as ClickHouse's native port does.
+    let stages = qh_query::distributed::service::service(Arc::clone(&engine));
     let svc = QueryServiceImpl::new(engine, metrics, node_id);
     info!(?addr, "client API listening");
     tonic::transport::Server::builder()
@@ -121,6 +124,7 @@ pub async fn serve_on(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
+        .add_service(stages)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())

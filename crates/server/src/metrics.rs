@@ -54,6 +54,17 @@ impl Metrics {
             "Rows read from parts.",
             self.read_rows.load(Ordering::Relaxed),
         );
+        let traffic = engine.distributed_traffic();
+        counter(
+            "qh_distributed_received_bytes_total",
+            "Arrow IPC bytes received from remote shards by Distributed queries this node initiated.",
+            traffic.received.load(Ordering::Relaxed),
+        );
+        counter(
+            "qh_distributed_sent_bytes_total",
+            "Arrow IPC bytes this node sent as a shard of other nodes' Distributed queries.",
+            traffic.sent.load(Ordering::Relaxed),
+        );
         let cat = engine.catalog();
         let (mut tables, mut parts, mut bytes, mut rows) = (0u64, 0u64, 0u64, 0u64);
         for db in cat.databases() {

@@ -12,7 +12,8 @@ use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::reader::StreamReader;
-use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use datafusion::arrow::ipc::CompressionType;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -76,10 +77,12 @@ pub(crate) fn relabel(schema: SchemaRef, b: &RecordBatch) -> Result<RecordBatch,
     )
 }
 
-/// `batch` (or none) as one self-contained Arrow IPC stream.
+/// `batch` (or none) as one self-contained Arrow IPC stream, its buffers
+/// zstd-compressed (the reader detects it).
 pub(crate) fn ipc_bytes(schema: &Schema, batch: Option<&RecordBatch>) -> DFResult<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut w = StreamWriter::try_new(&mut buf, schema)?;
+    let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
+    let mut w = StreamWriter::try_new_with_options(&mut buf, schema, options)?;
     if let Some(b) = batch {
         w.write(b)?;
     }
@@ -220,17 +223,11 @@ async fn run_shard(
             Err(Attempt::Fail(e)) => return Err(e),
             Err(Attempt::Retry(why)) => {
                 warn!(node = replica.node, address = %replica.address, %why, "shard replica failed; trying the next");
-                reasons.push(format!(
-                    "node {} ({}): {why}",
-                    replica.node, replica.address
-                ));
+                reasons.push(format!("{}: {why}", replica.describe()));
             }
             Err(Attempt::NotInQuorum(why)) => {
                 lagging += 1;
-                reasons.push(format!(
-                    "node {} ({}): {why}",
-                    replica.node, replica.address
-                ));
+                reasons.push(format!("{}: {why}", replica.describe()));
             }
         }
     }
@@ -363,28 +360,33 @@ async fn remote_batches(
         .map_err(|_| Attempt::Retry(format!("no answer within {IDLE_TIMEOUT:?}")))?
         .map_err(|s| Attempt::Retry(format!("{}: {}", s.code(), s.message())))?;
     let chunks = response.into_inner();
-    let stream = futures::stream::unfold(chunks, |mut chunks| async move {
-        loop {
-            let next = match tokio::time::timeout(IDLE_TIMEOUT, chunks.message()).await {
-                Err(_) => {
-                    return Some((
-                        Err(transport(format!("silent for {IDLE_TIMEOUT:?}"))),
-                        chunks,
-                    ))
+    let received = Arc::clone(&target.engine.distributed_traffic().received);
+    let stream = futures::stream::unfold(chunks, move |mut chunks| {
+        let received = Arc::clone(&received);
+        async move {
+            loop {
+                let next = match tokio::time::timeout(IDLE_TIMEOUT, chunks.message()).await {
+                    Err(_) => {
+                        return Some((
+                            Err(transport(format!("silent for {IDLE_TIMEOUT:?}"))),
+                            chunks,
+                        ))
+                    }
+                    Ok(Err(s)) => {
+                        return Some((
+                            Err(transport(format!("{}: {}", s.code(), s.message()))),
+                            chunks,
+                        ))
+                    }
+                    Ok(Ok(None)) => return None,
+                    Ok(Ok(Some(c))) => c,
+                };
+                received.fetch_add(next.ipc.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                match decode_chunk(next) {
+                    Ok(Some(b)) => return Some((Ok(b), chunks)),
+                    Ok(None) => continue,
+                    Err(e) => return Some((Err(e), chunks)),
                 }
-                Ok(Err(s)) => {
-                    return Some((
-                        Err(transport(format!("{}: {}", s.code(), s.message()))),
-                        chunks,
-                    ))
-                }
-                Ok(Ok(None)) => return None,
-                Ok(Ok(Some(c))) => c,
-            };
-            match decode_chunk(next) {
-                Ok(Some(b)) => return Some((Ok(b), chunks)),
-                Ok(None) => continue,
-                Err(e) => return Some((Err(e), chunks)),
             }
         }
     })

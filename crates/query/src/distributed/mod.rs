@@ -24,10 +24,12 @@
 pub mod codec;
 pub mod exec;
 pub mod insert;
+pub mod remote;
 pub mod rule;
 pub mod scan;
 pub mod service;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use qh_storage::TableMeta;
@@ -43,6 +45,16 @@ pub const BUILD: &str = concat!(
     " (datafusion 55.2)"
 );
 
+/// Bytes of Arrow IPC this node exchanged for Distributed queries (the
+/// `/metrics` counters; the bench compares them with the bytes scanned).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Received by this node as an initiator from remote shards.
+    pub received: Arc<AtomicU64>,
+    /// Sent by this node as a shard to remote initiators.
+    pub sent: Arc<AtomicU64>,
+}
+
 /// One replica of a shard as a query sees it.
 #[derive(Debug, Clone)]
 pub struct ShardReplica {
@@ -53,6 +65,18 @@ pub struct ShardReplica {
     pub local: bool,
     /// Holds a live coordinator lease (tried before those that do not).
     pub active: bool,
+}
+
+impl ShardReplica {
+    /// How errors name it: its node id and address, or for a server named
+    /// by `remote()` its address.
+    pub fn describe(&self) -> String {
+        if self.node == 0 {
+            self.address.clone()
+        } else {
+            format!("node {} ({})", self.node, self.address)
+        }
+    }
 }
 
 /// A shard: its 1-based number and its replicas in the order to try.
@@ -117,7 +141,7 @@ pub fn resolve_shards(
 /// ClickHouse's `load_balancing` over one shard's replicas (in layout order
 /// on entry); the local replica first when preferred; replicas without a
 /// live lease last.
-fn order_replicas(
+pub(crate) fn order_replicas(
     replicas: &mut [ShardReplica],
     balancing: &str,
     seed: u64,

@@ -3,13 +3,20 @@
 use std::sync::Arc;
 
 use datafusion::config::ConfigOptions;
+use datafusion::error::DataFusionError;
 use datafusion::error::Result as DFResult;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::ExecutionPlan;
+use qh_types::ErrorCode;
 
 use super::exec::{RemoteStageExec, StageKind};
 use super::scan::DistributedScanExec;
@@ -28,7 +35,10 @@ impl PhysicalOptimizerRule for DistributedStages {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        cut(plan)
+        match no_merge_mode(&plan)? {
+            0 => cut(plan),
+            mode => whole_query(plan, mode),
+        }
     }
 
     fn name(&self) -> &str {
@@ -69,6 +79,117 @@ fn cut(node: Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {
     node.with_new_children(new)
 }
 
+fn unsupported(why: String) -> DataFusionError {
+    DataFusionError::External(Box::new(crate::error::QueryError::other(
+        ErrorCode::NOT_IMPLEMENTED,
+        why,
+    )))
+}
+
+/// `distributed_group_by_no_merge` of the query (0 unless it reads exactly
+/// one Distributed table and nothing else).
+fn no_merge_mode(plan: &Arc<dyn ExecutionPlan>) -> DFResult<u64> {
+    let mut scans = Vec::new();
+    let mut others = Vec::new();
+    collect_leaves(plan, &mut scans, &mut others);
+    let [scan] = scans.as_slice() else {
+        return Ok(0);
+    };
+    let mode = scan
+        .target
+        .settings
+        .uint("distributed_group_by_no_merge")
+        .map_err(|e| unsupported(e.to_string()))?;
+    if mode == 0 {
+        return Ok(0);
+    }
+    if mode > 2 {
+        return Err(unsupported(format!(
+            "distributed_group_by_no_merge = {mode} is not supported (0, 1 or 2)"
+        )));
+    }
+    if let Some(other) = others.first() {
+        return Err(unsupported(format!(
+            "distributed_group_by_no_merge with another table in the query ({other}) is not supported"
+        )));
+    }
+    Ok(mode)
+}
+
+fn collect_leaves<'a>(
+    node: &'a Arc<dyn ExecutionPlan>,
+    scans: &mut Vec<&'a DistributedScanExec>,
+    others: &mut Vec<String>,
+) {
+    if let Some(scan) = node.downcast_ref::<DistributedScanExec>() {
+        scans.push(scan);
+        return;
+    }
+    let children = node.children();
+    if children.is_empty() && !node.is::<EmptyExec>() && !node.is::<PlaceholderRowExec>() {
+        others.push(node.name().to_string());
+    }
+    for c in children {
+        collect_leaves(c, scans, others);
+    }
+}
+
+/// `distributed_group_by_no_merge` 1: every shard runs the whole plan and
+/// the results are concatenated. 2: the top ORDER BY and LIMIT also apply
+/// here, over the shards' results (each shard keeps offset + limit rows).
+fn whole_query(plan: Arc<dyn ExecutionPlan>, mode: u64) -> DFResult<Arc<dyn ExecutionPlan>> {
+    if mode == 1 {
+        let remote = Arc::new(RemoteStageExec::try_new(plan, StageKind::Rows)?);
+        return Ok(Arc::new(CoalescePartitionsExec::new(remote)));
+    }
+    // Mode 2: [GlobalLimit] over [sort] at the top of the plan.
+    let (limit, below) = match plan.downcast_ref::<GlobalLimitExec>() {
+        Some(l) => (Some((l.skip(), l.fetch())), Arc::clone(l.input())),
+        None => (None, Arc::clone(&plan)),
+    };
+    // A LIMIT without OFFSET is already the sort's fetch.
+    let ordering = below
+        .downcast_ref::<SortExec>()
+        .map(|s| (s.expr().clone(), s.fetch()))
+        .or_else(|| {
+            below
+                .downcast_ref::<SortPreservingMergeExec>()
+                .map(|s| (s.expr().clone(), s.fetch()))
+        });
+    if ordering.is_none() && has_sort(&below) {
+        return Err(unsupported(
+            "distributed_group_by_no_merge = 2 with an ORDER BY that is not the query's last step is not supported".into(),
+        ));
+    }
+    let shard_plan: Arc<dyn ExecutionPlan> = match limit {
+        Some((skip, fetch)) => Arc::new(GlobalLimitExec::new(
+            Arc::clone(&below),
+            0,
+            fetch.map(|f| f + skip),
+        )),
+        None => Arc::clone(&below),
+    };
+    let mut out: Arc<dyn ExecutionPlan> =
+        Arc::new(RemoteStageExec::try_new(shard_plan, StageKind::Rows)?);
+    out = match ordering {
+        Some((expr, fetch)) => Arc::new(SortExec::new(expr, out).with_fetch(match limit {
+            Some((skip, f)) => f.map(|f| f + skip),
+            None => fetch,
+        })),
+        None => Arc::new(CoalescePartitionsExec::new(out)),
+    };
+    if let Some((skip, fetch)) = limit {
+        out = Arc::new(GlobalLimitExec::new(out, skip, fetch));
+    }
+    Ok(out)
+}
+
+fn has_sort(node: &Arc<dyn ExecutionPlan>) -> bool {
+    node.is::<SortExec>()
+        || node.is::<SortPreservingMergeExec>()
+        || node.children().into_iter().any(has_sort)
+}
+
 /// The stage rooted at `node`, if `node` is the top of a shard fragment:
 /// the lowest partial aggregate over a Distributed scan (so a
 /// count(DISTINCT), planned as two aggregations, ships the inner one's
@@ -104,14 +225,12 @@ fn top_n(node: &Arc<dyn ExecutionPlan>) -> Option<&SortExec> {
         .then_some(sort)
 }
 
-/// The Distributed scan under a stage's root (the aggregate's or top-N
-/// sort's input chain, or the chain itself).
+/// The one Distributed scan under a stage's root.
 pub(crate) fn stage_leaf(root: &Arc<dyn ExecutionPlan>) -> Option<&DistributedScanExec> {
-    if let Some(agg) = root.downcast_ref::<AggregateExec>() {
-        return leaf_of(agg.input());
+    let mut scans = Vec::new();
+    collect_leaves(root, &mut scans, &mut Vec::new());
+    match scans.as_slice() {
+        [only] => Some(only),
+        _ => None,
     }
-    if let Some(sort) = top_n(root) {
-        return leaf_of(sort.input());
-    }
-    leaf_of(root)
 }

@@ -71,6 +71,17 @@ pub struct Source {
 /// `all_replicas`, on every replica, each as a shard of its own:
 /// `clusterAllReplicas`).
 pub fn provider(ctx: &QueryContext, source: Source) -> DFResult<Arc<dyn TableProvider>> {
+    let shards = super::resolve_shards(&ctx.engine, &source.cluster, &ctx.settings, &ctx.query_id)
+        .map_err(ext)?;
+    provider_over(ctx, source, shards)
+}
+
+/// The scan of `source` over these shards (`remote()` names its own).
+pub fn provider_over(
+    ctx: &QueryContext,
+    source: Source,
+    mut shards: Vec<Shard>,
+) -> DFResult<Arc<dyn TableProvider>> {
     let Source {
         cluster,
         database,
@@ -81,8 +92,6 @@ pub fn provider(ctx: &QueryContext, source: Source) -> DFResult<Arc<dyn TablePro
         sharding_key,
     } = source;
     let (cluster, database, table) = (cluster.as_str(), database.as_str(), table.as_str());
-    let mut shards =
-        super::resolve_shards(&ctx.engine, cluster, &ctx.settings, &ctx.query_id).map_err(ext)?;
     if all_replicas {
         shards = shards
             .into_iter()
@@ -111,7 +120,7 @@ pub fn provider(ctx: &QueryContext, source: Source) -> DFResult<Arc<dyn TablePro
     }))
 }
 
-fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+pub(crate) fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -131,17 +140,7 @@ impl TableFunctionImpl for ClusterFunction {
         } else {
             "cluster"
         };
-        let names = args
-            .exprs()
-            .iter()
-            .map(|e| match e {
-                Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Ok(s.clone()),
-                Expr::Column(c) if c.relation.is_none() => Ok(c.name.clone()),
-                other => Err(DataFusionError::Plan(format!(
-                    "{what}() takes names (cluster, database, table), got {other}"
-                ))),
-            })
-            .collect::<DFResult<Vec<String>>>()?;
+        let names = name_args(&args, what)?;
         let (cluster, db, table) = match names.as_slice() {
             [c, t] => match t.split_once('.') {
                 Some((d, t)) => (c.clone(), d.to_string(), t.to_string()),
@@ -173,6 +172,22 @@ impl TableFunctionImpl for ClusterFunction {
             },
         )
     }
+}
+
+/// A table function's arguments as names: string literals or bare
+/// identifiers (`cluster(sharded, default, hits)`).
+pub(crate) fn name_args(args: &TableFunctionArgs, what: &str) -> DFResult<Vec<String>> {
+    args.exprs()
+        .iter()
+        .map(|e| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Ok(s.clone()),
+            Expr::Column(c) if c.relation.is_none() => Ok(c.name.clone()),
+            Expr::Column(c) => Ok(c.flat_name()),
+            other => Err(DataFusionError::Plan(format!(
+                "{what}() takes names and strings, got {other}"
+            ))),
+        })
+        .collect()
 }
 
 pub struct DistributedProvider {

@@ -9,8 +9,8 @@ use datafusion::physical_plan::{execute_stream, SendableRecordBatchStream};
 use futures::{Stream, StreamExt};
 use qh_proto::interserver::query_server::{Query, QueryServer};
 use qh_proto::interserver::{
-    FinishInsertRequest, InsertBlockReply, InsertBlockRequest, StageChunk, StageException,
-    StageRequest,
+    DescribeTableReply, DescribeTableRequest, FinishInsertRequest, InsertBlockReply,
+    InsertBlockRequest, StageChunk, StageException, StageRequest,
 };
 use qh_types::{ErrorCode, Settings};
 use tonic::{Request, Response, Status};
@@ -158,6 +158,10 @@ impl Query for StageService {
                             "Query was cancelled",
                         )),
                     };
+                    engine
+                        .distributed_traffic()
+                        .sent
+                        .fetch_add(chunk.ipc.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let last = chunk.exception.is_some();
                     if tx.send(Ok(chunk)).await.is_err() || last {
                         break;
@@ -217,6 +221,29 @@ impl Query for StageService {
                 ..Default::default()
             }
         })))
+    }
+
+    async fn describe_table(
+        &self,
+        request: Request<DescribeTableRequest>,
+    ) -> Result<Response<DescribeTableReply>, Status> {
+        let request = request.into_inner();
+        let schema = self
+            .engine
+            .catalog()
+            .table(&request.database, &request.table)
+            .map_err(QueryError::from)
+            .and_then(|t| Ok(ipc_bytes(&t.meta().arrow_schema(), None)?));
+        Ok(Response::new(match schema {
+            Ok(schema) => DescribeTableReply {
+                schema,
+                exception: None,
+            },
+            Err(e) => DescribeTableReply {
+                schema: Vec::new(),
+                exception: exception(&e).exception,
+            },
+        }))
     }
 
     async fn finish_insert(

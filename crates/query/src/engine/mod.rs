@@ -105,6 +105,7 @@ pub struct Engine {
     server_memory: Arc<ServerMemory>,
     /// Shard blocks staged for other nodes' atomic Distributed inserts.
     pending_inserts: crate::distributed::insert::PendingInserts,
+    traffic: crate::distributed::Traffic,
 }
 
 impl std::fmt::Debug for Engine {
@@ -221,6 +222,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             server_memory,
             pending_inserts: Default::default(),
+            traffic: Default::default(),
             catalog,
             base,
             merges: Mutex::new(merges),
@@ -389,6 +391,11 @@ impl Engine {
             Some(replica) => Table::Replicated { data, replica },
             None => Table::Local(data),
         }
+    }
+
+    /// Bytes exchanged for Distributed queries.
+    pub fn distributed_traffic(&self) -> &crate::distributed::Traffic {
+        &self.traffic
     }
 
     pub(crate) fn pending_inserts(&self) -> &crate::distributed::insert::PendingInserts {

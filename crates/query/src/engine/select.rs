@@ -54,6 +54,12 @@ impl Session {
                 }),
             );
         }
+        state.register_udtf(
+            "remote",
+            Arc::new(crate::distributed::remote::RemoteFunction {
+                ctx: Arc::clone(&ctx),
+            }),
+        );
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(SqlStatement::Query(
                 Box::new(query),

@@ -53,6 +53,22 @@ struct Figures {
     distributed_ms: BTreeMap<String, (f64, f64)>,
     /// Query → (p50 ms, p99 ms) on one node's local table.
     one_node_ms: BTreeMap<String, (f64, f64)>,
+    /// Query → bytes the initiator received from the two remote shards per
+    /// query (zstd Arrow IPC), and the bytes the query scans.
+    network_bytes: BTreeMap<String, (u64, u64)>,
+}
+
+/// A counter of node `addr`'s `/metrics`.
+async fn metric(addr: &str, name: &str) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{name} not in {addr}/metrics"))
 }
 
 pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
@@ -62,6 +78,7 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
         .leader(&cluster.all(), Duration::from_secs(30))
         .await?;
     let mut c = qh_client::Client::connect(&[cluster.client_endpoint(1)]).await?;
+    let http = cluster.http_addr(1);
     c.query(&format!(
         "CREATE TABLE hits_local ON CLUSTER sharded {COLUMNS} ENGINE = MergeTree ORDER BY (user_id, ts)"
     ))
@@ -101,7 +118,9 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
             ("hits_one", &mut fig.one_node_ms),
         ] {
             let q = q.replace("{t}", table);
-            c.query(&q).await?; // warm-up
+            let scanned = c.query(&q).await?.summary.read_bytes; // warm-up
+            let received = "qh_distributed_received_bytes_total ";
+            let before = metric(&http, received).await?;
             let mut ms = Vec::with_capacity(a.runs);
             for _ in 0..a.runs {
                 let t = Instant::now();
@@ -109,6 +128,14 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
                 ms.push(t.elapsed().as_secs_f64());
             }
             out.insert(name.to_string(), percentiles(ms));
+            if table == "hits_one" {
+                let per_query = fig.network_bytes.get(*name).map_or(0, |b| b.0);
+                fig.network_bytes
+                    .insert(name.to_string(), (per_query, scanned));
+            } else {
+                let sent = (metric(&http, received).await? - before) / a.runs.max(1) as u64;
+                fig.network_bytes.insert(name.to_string(), (sent, 0));
+            }
         }
     }
     println!(
@@ -116,13 +143,18 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
         fig.rows, fig.load_seconds_distributed, fig.load_seconds_one_node
     );
     println!(
-        "{:<16} {:>14} {:>14} {:>8}",
-        "query", "3×1 p50 ms", "1 node p50 ms", "ratio"
+        "{:<16} {:>14} {:>14} {:>8} {:>14} {:>14} {:>8}",
+        "query", "3×1 p50 ms", "1 node p50 ms", "ratio", "network bytes", "scanned bytes", "share"
     );
     for (name, _) in QUERIES {
         let d = fig.distributed_ms[*name].0;
         let o = fig.one_node_ms[*name].0;
-        println!("{name:<16} {d:>14.1} {o:>14.1} {:>8.2}", d / o.max(0.001));
+        let (net, scanned) = fig.network_bytes[*name];
+        println!(
+            "{name:<16} {d:>14.1} {o:>14.1} {:>8.2} {net:>14} {scanned:>14} {:>7.3}%",
+            d / o.max(0.001),
+            100.0 * net as f64 / scanned.max(1) as f64
+        );
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_vec_pretty(&fig)?)?;
