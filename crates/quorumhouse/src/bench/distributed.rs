@@ -150,10 +150,14 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
         let d = fig.distributed_ms[*name].0;
         let o = fig.one_node_ms[*name].0;
         let (net, scanned) = fig.network_bytes[*name];
+        // A count() answered from part metadata scans nothing.
+        let share = match scanned {
+            0 => "-".to_string(),
+            s => format!("{:.3}%", 100.0 * net as f64 / s as f64),
+        };
         println!(
-            "{name:<16} {d:>14.1} {o:>14.1} {:>8.2} {net:>14} {scanned:>14} {:>7.3}%",
+            "{name:<16} {d:>14.1} {o:>14.1} {:>8.2} {net:>14} {scanned:>14} {share:>8}",
             d / o.max(0.001),
-            100.0 * net as f64 / scanned.max(1) as f64
         );
     }
     if let Some(path) = &a.json {
