@@ -140,7 +140,7 @@ fn fold_prewhere(body: &mut SetExpr) {
 }
 
 /// `QUALIFY __qh_limit_by(offset, n, e1, e2)` (from ClickHouse's `LIMIT
-/// [offset,] n BY e1, e2`, see `statement.rs`) becomes `row_number() OVER
+/// [offset,] n BY e1, e2`, see `statement/tokens.rs`) becomes `row_number() OVER
 /// (PARTITION BY e1, e2 ORDER BY <the query's ORDER BY>) BETWEEN offset + 1
 /// AND offset + n`, with SELECT aliases replaced by their expressions (a
 /// window cannot see them).
