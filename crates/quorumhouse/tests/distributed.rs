@@ -503,6 +503,22 @@ async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
         let w = ok(&c, 1, &q.replace("{t}", one)).await;
         assert_eq!(ok(&c, 4, &q.replace("{t}", dist)).await, w, "{q}");
     }
+    // EXPLAIN shows the stage and what each shard runs.
+    let plan = ok(
+        &c,
+        4,
+        "EXPLAIN SELECT g, count() FROM hd WHERE v > 1 GROUP BY g",
+    )
+    .await;
+    assert!(
+        plan.contains("RemoteStageExec: PartialAggregate on 2 shards of two"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("shard> AggregateExec: mode=Partial"),
+        "{plan}"
+    );
+    assert!(plan.contains("mode=Final"), "{plan}");
     // distributed_group_by_no_merge: 1 concatenates the shards' complete
     // answers; 2 also orders and limits them here.
     let per_shard = ok(

@@ -127,7 +127,13 @@ impl DisplayAs for RemoteStageExec {
             self.target.cluster
         )?;
         if matches!(t, DisplayFormatType::Verbose) {
-            write!(f, "\n{}", displayable(self.fragment.as_ref()).indent(false))?;
+            // What each shard runs, marked off from the initiator's plan.
+            let fragment = displayable(self.fragment.as_ref())
+                .indent(false)
+                .to_string();
+            for line in fragment.lines() {
+                write!(f, "\n  shard> {line}")?;
+            }
         }
         Ok(())
     }

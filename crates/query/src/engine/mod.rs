@@ -589,6 +589,7 @@ impl Session {
         let reads_only = matches!(
             stmt,
             Statement::Select { .. }
+                | Statement::Explain(_)
                 | Statement::ShowTables { .. }
                 | Statement::ShowDatabases { .. }
                 | Statement::Describe { .. }
@@ -656,6 +657,30 @@ impl Session {
     async fn dispatch(&mut self, stmt: Statement, input: &mut Input) -> Result<QueryResult> {
         let cat = Arc::clone(&self.engine.catalog);
         match stmt {
+            Statement::Explain(select) => {
+                let Statement::Select {
+                    query,
+                    final_tables,
+                    format,
+                    settings,
+                } = *select
+                else {
+                    return Err(QueryError::other(
+                        ErrorCode::NOT_IMPLEMENTED,
+                        "EXPLAIN is supported for SELECT",
+                    ));
+                };
+                let settings = self.settings.merged_with(&settings);
+                let (schema, batches, summary) = self
+                    .plan_and_run(*query, final_tables, &settings, true)
+                    .await?;
+                Ok(QueryResult {
+                    schema,
+                    batches,
+                    format,
+                    summary,
+                })
+            }
             Statement::Select {
                 query,
                 final_tables,
@@ -1078,7 +1103,7 @@ const LARGE_STACK: usize = 32 << 20;
 
 fn stmt_kind(s: &Statement) -> &'static str {
     match s {
-        Statement::Select { .. } => "select",
+        Statement::Select { .. } | Statement::Explain(_) => "select",
         Statement::Insert(_) => "insert",
         Statement::CreateTable(_) | Statement::CreateDatabase { .. } => "create",
         Statement::DropTable { .. } | Statement::DropDatabase { .. } => "drop",

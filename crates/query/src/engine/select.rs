@@ -7,9 +7,23 @@ impl Session {
     /// Plans and runs a SELECT through DataFusion.
     pub(super) async fn run_query(
         &self,
+        query: Query,
+        final_tables: std::collections::HashSet<String>,
+        settings: &Settings,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
+        self.plan_and_run(query, final_tables, settings, false)
+            .await
+    }
+
+    /// Plans a SELECT and runs it, or with `explain` answers its optimized
+    /// physical plan (one `explain` row per line; Distributed stages show
+    /// the fragment each shard runs).
+    pub(super) async fn plan_and_run(
+        &self,
         mut query: Query,
         final_tables: std::collections::HashSet<String>,
         settings: &Settings,
+        explain: bool,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
         let query = on_large_stack(|| {
             crate::rewrite::rewrite_query(&mut query);
@@ -87,6 +101,23 @@ impl Session {
             }
         }
         let df = DataFrame::new(state, plan);
+        if explain {
+            let physical = df.create_physical_plan().await.map_err(table_error)?;
+            let text = datafusion::physical_plan::displayable(physical.as_ref())
+                .set_show_schema(false)
+                .indent(true)
+                .to_string();
+            let schema: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+                datafusion::arrow::datatypes::Field::new(
+                    "explain",
+                    datafusion::arrow::datatypes::DataType::Utf8,
+                    false,
+                ),
+            ]));
+            let lines: datafusion::arrow::array::StringArray = text.lines().map(Some).collect();
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(lines)])?;
+            return Ok((schema, vec![batch], Summary::default()));
+        }
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = match self.collect_limited(df, &limits, started).await {
             Ok(b) => b,

@@ -204,6 +204,9 @@ pub enum AlterOp {
 
 #[derive(Debug, Clone)]
 pub enum Statement {
+    /// `EXPLAIN [PLAN | PIPELINE] <select>`: the optimized physical plan
+    /// (the inner statement is always a `Select`).
+    Explain(Box<Statement>),
     Select {
         query: Box<Query>,
         /// Tables named with FINAL.
@@ -463,10 +466,42 @@ pub fn parse_statement(sql: &str) -> Result<Statement> {
             return p.insert_head(Some(InsertSource::Format { name, inline }));
         }
     }
+    if first == "EXPLAIN" {
+        return explain(sql);
+    }
     let mut p = StmtParser::new(sql)?;
     let stmt = p.statement(&first)?;
     p.expect_end()?;
     Ok(stmt)
+}
+
+/// `EXPLAIN [PLAN | PIPELINE] SELECT ...`; the other kinds ClickHouse has
+/// (AST, SYNTAX, ESTIMATE, QUERY TREE) are refused.
+fn explain(sql: &str) -> Result<Statement> {
+    let start = sql.trim_start();
+    let mut rest = start.get(7..).unwrap_or("").trim_start();
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match word.as_str() {
+        "PLAN" | "PIPELINE" => rest = rest[word.len()..].trim_start(),
+        "AST" | "SYNTAX" | "ESTIMATE" | "QUERY" | "TABLE" | "CURRENT" => {
+            return Err(QueryError::other(
+                qh_types::ErrorCode::NOT_IMPLEMENTED,
+                format!("EXPLAIN {word} is not supported; EXPLAIN [PLAN] SELECT ... shows the physical plan"),
+            ))
+        }
+        _ => {}
+    }
+    match parse_statement(rest)? {
+        select @ Statement::Select { .. } => Ok(Statement::Explain(Box::new(select))),
+        _ => Err(QueryError::other(
+            qh_types::ErrorCode::NOT_IMPLEMENTED,
+            "EXPLAIN is supported for SELECT",
+        )),
+    }
 }
 
 /// A setting's value as text: strings unquoted, numbers and booleans as typed.
@@ -612,6 +647,27 @@ mod tests {
         assert!(q.contains("LEFT JOIN"), "{q}");
         let q = sql("SELECT global FROM t WHERE global IN (1)");
         assert!(q.contains("WHERE global IN (1)"), "{q}");
+    }
+
+    #[test]
+    fn explain_wraps_a_select_and_refuses_the_rest() {
+        for q in [
+            "EXPLAIN SELECT 1",
+            "explain plan SELECT 1 FORMAT TSV",
+            "EXPLAIN PIPELINE SELECT x FROM t WHERE x > 1",
+        ] {
+            assert!(
+                matches!(parse_statement(q), Ok(Statement::Explain(_))),
+                "{q}"
+            );
+        }
+        for q in [
+            "EXPLAIN AST SELECT 1",
+            "EXPLAIN INSERT INTO t VALUES (1)",
+            "EXPLAIN",
+        ] {
+            assert!(parse_statement(q).is_err(), "{q}");
+        }
     }
 
     #[test]
