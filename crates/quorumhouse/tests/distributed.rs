@@ -503,6 +503,29 @@ async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
         let w = ok(&c, 1, &q.replace("{t}", one)).await;
         assert_eq!(ok(&c, 4, &q.replace("{t}", dist)).await, w, "{q}");
     }
+    // The 3 x 1 suite on 2 x 2 too, over ReplicatedMergeTree shards.
+    ok(
+        &c,
+        1,
+        "CREATE TABLE hits_local ON CLUSTER two (ts DateTime, user_id UInt64, event String, value Float64) \
+         ENGINE = ReplicatedMergeTree('/tables/{cluster}/{shard}/hits', '{replica}') ORDER BY (user_id, ts)",
+    )
+    .await;
+    ok(&c, 1, "CREATE TABLE hits ON CLUSTER two AS hits_local ENGINE = Distributed(two, default, hits_local, user_id)").await;
+    ok(&c, 1, "CREATE TABLE hits_all (ts DateTime, user_id UInt64, event String, value Float64) ENGINE = MergeTree ORDER BY (user_id, ts)").await;
+    ok(&c, 3, &format!("INSERT INTO hits {}", rows_select("1"))).await;
+    ok(&c, 1, &format!("INSERT INTO hits_all {}", rows_select("1"))).await;
+    for node in 1..=4u64 {
+        ok(&c, node, "SYSTEM SYNC REPLICA hits_local").await;
+    }
+    for q in GOLDEN {
+        let want = ok(&c, 1, &q.replace("{t}", "hits_all")).await;
+        assert_eq!(
+            ok(&c, 4, &q.replace("{t}", "hits")).await,
+            want,
+            "2 x 2: {q}"
+        );
+    }
     // EXPLAIN shows the stage and what each shard runs.
     let plan = ok(
         &c,
