@@ -81,7 +81,7 @@ impl TestCluster {
         let mut client = qh_client::Client::connect(&[self.client_endpoint(id)]).await?;
         let out = client.query(q).await?;
         let mut text = String::new();
-        for b in &out.batches {
+        let rows = |b: &qh_types::arrow::array::RecordBatch, text: &mut String| {
             for row in 0..b.num_rows() {
                 let cells: Vec<String> = b
                     .columns()
@@ -91,6 +91,14 @@ impl TestCluster {
                 text.push_str(&cells.join("\t"));
                 text.push('\n');
             }
+        };
+        for b in &out.batches {
+            rows(b, &mut text);
+        }
+        // As TabSeparated prints WITH TOTALS: after an empty line.
+        if let Some(t) = &out.totals {
+            text.push('\n');
+            rows(t, &mut text);
         }
         Ok(text)
     }

@@ -118,6 +118,8 @@ pub struct QueryOutput {
     /// Present when the statement returns a result set.
     pub schema: Option<SchemaRef>,
     pub batches: Vec<RecordBatch>,
+    /// The `WITH TOTALS` row, when the statement asked for one.
+    pub totals: Option<RecordBatch>,
     pub summary: Summary,
 }
 
@@ -403,6 +405,7 @@ impl Client {
                 on_progress,
                 schema: None,
                 ready: VecDeque::new(),
+                totals: None,
                 summary: None,
             })
         }
@@ -442,6 +445,7 @@ pub struct BatchStream {
     on_progress: Option<ProgressCallback>,
     schema: Option<SchemaRef>,
     ready: VecDeque<RecordBatch>,
+    totals: Option<RecordBatch>,
     summary: Option<Summary>,
 }
 
@@ -473,6 +477,13 @@ impl BatchStream {
                             .push_back(b.map_err(|e| ClientError::Protocol(e.to_string()))?);
                     }
                 }
+                Some(RespKind::TotalsIpc(bytes)) => {
+                    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    for b in reader {
+                        self.totals = Some(b.map_err(|e| ClientError::Protocol(e.to_string()))?);
+                    }
+                }
                 Some(RespKind::Progress(p)) => {
                     if let Some(cb) = &self.on_progress {
                         cb(&p);
@@ -502,6 +513,11 @@ impl BatchStream {
         self.summary.as_ref()
     }
 
+    /// The `WITH TOTALS` row, once every batch was read.
+    pub fn totals(&self) -> Option<&RecordBatch> {
+        self.totals.as_ref()
+    }
+
     /// Reads the rest of the result into memory.
     pub async fn collect(mut self) -> Result<QueryOutput, ClientError> {
         let mut batches = Vec::new();
@@ -511,6 +527,7 @@ impl BatchStream {
         Ok(QueryOutput {
             schema: self.schema,
             batches,
+            totals: self.totals,
             summary: self.summary.unwrap_or_default(),
         })
     }

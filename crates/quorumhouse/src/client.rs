@@ -149,7 +149,7 @@ async fn run_one(
                 message: m,
             }
         })?;
-        if let Err(e) = print_result(fmt, schema.clone(), &out.batches) {
+        if let Err(e) = print_result(fmt, schema.clone(), &out.batches, out.totals.as_ref()) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 eprintln!("cannot write the result: {e}");
             }

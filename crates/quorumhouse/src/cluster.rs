@@ -432,6 +432,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                     qh_types::formats::OutputFormat::Pretty,
                     schema,
                     &out.batches,
+                    out.totals.as_ref(),
                 )?;
             }
             println!("try: quorumhouse client --port {first}");

@@ -143,7 +143,7 @@ async fn run_statement(
             return Err(ExitCode::from(exit_status(ErrorCode::UNKNOWN_FORMAT)));
         }
     };
-    match print_result(fmt, res.schema.clone(), &res.batches) {
+    match print_result(fmt, res.schema.clone(), &res.batches, res.totals.as_ref()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
         Err(e) => {

@@ -34,12 +34,16 @@ pub fn print_result(
     format: OutputFormat,
     schema: SchemaRef,
     batches: &[RecordBatch],
+    totals: Option<&RecordBatch>,
 ) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut w = Writer::new(format, schema);
     for b in batches {
         out.write_all(w.write_batch(b).as_bytes())?;
+    }
+    if let Some(t) = totals {
+        out.write_all(w.write_totals(t).as_bytes())?;
     }
     out.write_all(w.finish().as_bytes())?;
     out.flush()

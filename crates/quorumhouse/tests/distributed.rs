@@ -56,6 +56,9 @@ const GOLDEN: &[&str] = &[
     "SELECT toStartOfHour(ts) h, count() FROM {t} GROUP BY h ORDER BY h LIMIT 4",
     "SELECT count() FROM {t} WHERE user_id = 1000000",
     "SELECT sum(value) FROM {t} WHERE 0",
+    "SELECT event, count(), uniqExact(user_id) FROM {t} GROUP BY event WITH TOTALS ORDER BY event",
+    "SELECT user_id % 5 AS k, count() c, max(value) FROM {t} GROUP BY k WITH TOTALS HAVING c > 6000 ORDER BY k",
+    "SELECT count(), sum(user_id) FROM {t} WITH TOTALS",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,18 +225,49 @@ async fn a_distributed_table_answers_like_one_table_and_names_a_dead_shard() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("55") && err.contains("sharding key"), "{err}");
-    ok(
-        &c,
-        2,
-        "CREATE TABLE ins_strkey AS ins_local ENGINE = Distributed(sharded, default, ins_local, s)",
-    )
-    .await;
     let err = c
-        .sql(2, "INSERT INTO ins_strkey VALUES (1, 'a')")
+        .sql(
+            2,
+            "CREATE TABLE ins_strkey AS ins_local ENGINE = Distributed(sharded, default, ins_local, s)",
+        )
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("integer type"), "{err}");
+
+    // Sharded by cityHash64: each row on shard cityHash64(k) % 3, exactly
+    // where ClickHouse puts it, and a WHERE on k finds its one shard.
+    ok(
+        &c,
+        2,
+        "CREATE TABLE hash_local ON CLUSTER sharded (k UInt64, s String DEFAULT 'd') \
+         ENGINE = MergeTree ORDER BY k",
+    )
+    .await;
+    ok(
+        &c,
+        2,
+        "CREATE TABLE ins_hash ON CLUSTER sharded AS hash_local \
+         ENGINE = Distributed(sharded, default, hash_local, cityHash64(k))",
+    )
+    .await;
+    ok(
+        &c,
+        1,
+        "INSERT INTO ins_hash (k) SELECT number FROM numbers(3000)",
+    )
+    .await;
+    for node in 1..=3u64 {
+        let q = format!(
+            "SELECT toUInt8(count() > 900), countIf(cityHash64(k) % 3 != {}) FROM hash_local",
+            node - 1
+        );
+        assert_eq!(ok(&c, node, &q).await, "1\t0\n", "node {node}");
+    }
+    assert_eq!(
+        ok(&c, 3, "SELECT count(), sum(k) FROM ins_hash").await,
+        "3000\t4498500\n"
+    );
 
     // A shard whose only replica is dead: 279 naming it; or skipped.
     c.kill(3);
@@ -272,6 +306,21 @@ async fn a_distributed_table_answers_like_one_table_and_names_a_dead_shard() {
         .sql(1, "SELECT count() FROM hits WHERE user_id = 42")
         .await
         .is_err());
+    // The same with a hashed key: keys whose shard is alive are found.
+    let live: Vec<String> = ok(
+        &c,
+        1,
+        "SELECT number FROM numbers(30) WHERE cityHash64(number) % 3 != 2 ORDER BY number LIMIT 3",
+    )
+    .await
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let q = format!(
+        "SELECT count() FROM ins_hash WHERE k IN ({}) SETTINGS optimize_skip_unused_shards = 1",
+        live.join(", ")
+    );
+    assert_eq!(ok(&c, 1, &q).await, "3\n", "{q}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

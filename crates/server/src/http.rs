@@ -196,6 +196,9 @@ async fn run(
         for b in &res.batches {
             body.push_str(&w.write_batch(b));
         }
+        if let Some(t) = &res.totals {
+            body.push_str(&w.write_totals(t));
+        }
         body.push_str(&w.finish());
     }
     let mut r = body.into_response();

@@ -240,6 +240,23 @@ impl QueryService for QueryServiceImpl {
                                 .await;
                         }
                     }
+                    if let Some(totals) = &res.totals {
+                        match ipc::encode(&res.schema, Some(totals)) {
+                            Ok(bytes) => {
+                                let _ = out_tx
+                                    .send(Ok(QueryResponse {
+                                        kind: Some(RespKind::TotalsIpc(bytes)),
+                                    }))
+                                    .await;
+                            }
+                            Err(e) => {
+                                let _ = out_tx
+                                    .send(Ok(exception(ErrorCode::LOGICAL_ERROR, e.to_string())))
+                                    .await;
+                                return;
+                            }
+                        }
+                    }
                 }
                 let s = &res.summary;
                 let summary = Summary {

@@ -198,6 +198,36 @@ impl Writer {
         out
     }
 
+    /// Text for a `WITH TOTALS` row, after every batch: ClickHouse prints
+    /// it after an empty line in the text formats and as a block titled
+    /// `Totals:` in Pretty and Vertical; JSONEachRow and Null leave it out.
+    pub fn write_totals(&mut self, totals: &RecordBatch) -> String {
+        let mut out = self.finish();
+        match self.format {
+            OutputFormat::JsonEachRow | OutputFormat::Null => {}
+            OutputFormat::Pretty => {
+                out.push_str("\nTotals:\n");
+                out.push_str(&self.write_batch(totals));
+            }
+            OutputFormat::Vertical => {
+                // Rendered as a row, then retitled.
+                let rows = self.rows;
+                self.rows = 0;
+                let block = self.write_batch(totals);
+                self.rows = rows;
+                let body = block.split_once('\n').map(|x| x.1).unwrap_or("");
+                let body = body.split_once('\n').map(|x| x.1).unwrap_or("");
+                out.push_str("\nTotals:\n───────\n");
+                out.push_str(body);
+            }
+            _ => {
+                out.push('\n');
+                out.push_str(&self.write_batch(totals));
+            }
+        }
+        out
+    }
+
     /// Text to print at the end (header of an empty result for *WithNames).
     pub fn finish(&mut self) -> String {
         let mut out = String::new();
@@ -459,6 +489,24 @@ mod tests {
             OutputFormat::parse("Vertical"),
             Some(OutputFormat::Vertical)
         );
+    }
+
+    #[test]
+    fn totals_follow_an_empty_line_or_a_title() {
+        let b = batch();
+        let mut w = Writer::new(OutputFormat::TabSeparated, b.schema());
+        let mut text = w.write_batch(&b);
+        text.push_str(&w.write_totals(&b.slice(0, 1)));
+        text.push_str(&w.finish());
+        assert_eq!(text.matches('\n').count(), b.num_rows() + 2, "{text}");
+        assert!(text.contains("\n\n"), "{text}");
+        let mut w = Writer::new(OutputFormat::Pretty, b.schema());
+        let mut text = w.write_batch(&b);
+        text.push_str(&w.write_totals(&b.slice(0, 1)));
+        assert!(text.contains("\nTotals:\n┌"), "{text}");
+        let mut w = Writer::new(OutputFormat::JsonEachRow, b.schema());
+        w.write_batch(&b);
+        assert_eq!(w.write_totals(&b.slice(0, 1)), "");
     }
 
     #[test]

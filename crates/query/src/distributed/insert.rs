@@ -20,9 +20,9 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, UInt64Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use datafusion::arrow::ipc::reader::StreamReader;
 use qh_meta::{CommittedPart, Op, OpResult, Request, Response};
 use qh_proto::interserver::query_client::QueryClient;
@@ -644,39 +644,37 @@ fn split(
 }
 
 /// An integer sharding key as unsigned (negative values wrap, as
-/// ClickHouse's do).
-fn as_u64(values: &ArrayRef, key: &str) -> Result<UInt64Array> {
+/// ClickHouse's do; unsigned ones, `cityHash64` above 2^63 included, stay).
+pub(super) fn as_u64(values: &ArrayRef, key: &str) -> Result<UInt64Array> {
     let t = values.data_type();
-    let integer = matches!(
+    let unsigned = matches!(
         t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
+        DataType::UInt8
             | DataType::UInt16
             | DataType::UInt32
             | DataType::UInt64
             | DataType::Boolean
     );
-    if !integer {
-        return Err(QueryError::other(
-            ErrorCode::TYPE_MISMATCH,
-            format!("Sharding expression {key} has type {t}, but should be one of integer type"),
-        ));
+    let signed = matches!(
+        t,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+    );
+    if unsigned {
+        let wide = cast(values, &DataType::UInt64)?;
+        return Ok(wide.as_primitive::<UInt64Type>().clone());
     }
-    let wide = cast(values, &DataType::Int64).or_else(|_| cast(values, &DataType::UInt64))?;
-    if let Some(i) = wide
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Int64Array>()
-    {
-        return Ok(i.iter().map(|v| v.map(|v| v as u64)).collect());
+    if signed {
+        let wide = cast(values, &DataType::Int64)?;
+        return Ok(wide
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.map(|v| v as u64))
+            .collect());
     }
-    Ok(wide
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .cloned()
-        .unwrap_or_else(|| UInt64Array::from(Vec::<u64>::new())))
+    Err(QueryError::other(
+        ErrorCode::TYPE_MISMATCH,
+        format!("Sharding expression {key} has type {t}, but should be one of integer type"),
+    ))
 }
 
 /// One shard's rows into one of its replicas (each committing on its own):

@@ -196,6 +196,11 @@ pub fn check_definition(
                 )));
             }
         }
+        // Refused now rather than at the first INSERT, as ClickHouse does.
+        let schema = meta.arrow_schema();
+        let t = crate::keys::compile(engine.base_state(), key, &schema)?.data_type(&schema)?;
+        let empty = datafusion::arrow::array::new_empty_array(&t);
+        insert::as_u64(&empty, key)?;
     }
     Ok(())
 }

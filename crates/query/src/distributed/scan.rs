@@ -63,7 +63,7 @@ pub struct Source {
     pub final_: bool,
     /// Every replica as a shard of its own (`clusterAllReplicas`).
     pub all_replicas: bool,
-    /// A plain column the rows were placed by (`optimize_skip_unused_shards`).
+    /// The expression the rows were placed by (`optimize_skip_unused_shards`).
     pub sharding_key: Option<String>,
 }
 
@@ -195,7 +195,7 @@ pub struct DistributedProvider {
     pub database: String,
     pub table: String,
     pub final_: bool,
-    /// A plain column the rows were placed by (`optimize_skip_unused_shards`).
+    /// The expression the rows were placed by (`optimize_skip_unused_shards`).
     pub sharding_key: Option<String>,
     pub target: Arc<Target>,
 }
@@ -205,74 +205,107 @@ pub struct DistributedProvider {
 fn key_values(
     e: &Expr,
     is_key: &dyn Fn(&Expr) -> bool,
-    as_u64: &dyn Fn(&Expr) -> Option<u64>,
-) -> Option<Vec<u64>> {
+    literal: &dyn Fn(&Expr) -> Option<ScalarValue>,
+) -> Option<Vec<ScalarValue>> {
     use datafusion::logical_expr::Operator;
     match e {
         Expr::BinaryExpr(b) if b.op == Operator::Eq => {
             if is_key(&b.left) {
-                as_u64(&b.right).map(|v| vec![v])
+                literal(&b.right).map(|v| vec![v])
             } else if is_key(&b.right) {
-                as_u64(&b.left).map(|v| vec![v])
+                literal(&b.left).map(|v| vec![v])
             } else {
                 None
             }
         }
         Expr::BinaryExpr(b) if b.op == Operator::Or => {
-            let mut l = key_values(&b.left, is_key, as_u64)?;
-            l.extend(key_values(&b.right, is_key, as_u64)?);
+            let mut l = key_values(&b.left, is_key, literal)?;
+            l.extend(key_values(&b.right, is_key, literal)?);
             Some(l)
         }
-        Expr::InList(l) if !l.negated && is_key(&l.expr) => l.list.iter().map(as_u64).collect(),
+        Expr::InList(l) if !l.negated && is_key(&l.expr) => l.list.iter().map(literal).collect(),
         _ => None,
     }
 }
 
 impl DistributedProvider {
-    /// `optimize_skip_unused_shards = 1`: the shards a WHERE of `key = v`
-    /// or `key IN (v, ...)` can reach when the table is sharded by the
-    /// plain column `key` (rows inserted through the table sit on shard
-    /// `key % shards`). None: every shard.
+    /// `optimize_skip_unused_shards = 1`: the shards a WHERE of `c = v` or
+    /// `c IN (...)` can reach when the sharding key reads the one column
+    /// `c` (`c` itself, `cityHash64(c)`, `intDiv(c, 10)`): rows inserted
+    /// through the table sit on shard `key % shards`, so the key computed
+    /// over the values names them. None: every shard.
     fn reachable_shards(&self, filters: &[Expr]) -> DFResult<Option<Vec<usize>>> {
         let on = self
             .target
             .settings
             .uint("optimize_skip_unused_shards")
             .map_err(|e| DataFusionError::External(Box::new(QueryError::BadArguments(e))))?;
-        let Some(key) = self.sharding_key.as_deref().map(|k| k.trim_matches('`')) else {
+        let Some(key) = self.sharding_key.as_deref() else {
             return Ok(None);
         };
-        if on == 0 || self.schema.column_with_name(key).is_none() {
+        if on == 0 {
             return Ok(None);
         }
-        let n = self.target.shards.len() as u64;
-        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == key);
-        let as_u64 = |e: &Expr| match e {
-            Expr::Literal(v, _) => {
-                match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
-                    Ok(ScalarValue::Int64(Some(i))) => Some(i as u64),
-                    _ => match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64) {
-                        Ok(ScalarValue::UInt64(Some(u))) => Some(u),
-                        _ => None,
-                    },
-                }
-            }
+        let Ok(ast) = crate::keys::parse_expr(key) else {
+            return Ok(None);
+        };
+        let columns: Vec<String> = crate::keys::referenced_columns(&ast).into_iter().collect();
+        let [column] = columns.as_slice() else {
+            return Ok(None);
+        };
+        let Some((_, field)) = self.schema.column_with_name(column) else {
+            return Ok(None);
+        };
+        let is_key = |e: &Expr| matches!(e, Expr::Column(c) if &c.name == column);
+        let literal = |e: &Expr| match e {
+            Expr::Literal(v, _) if !v.is_null() => v.cast_to(field.data_type()).ok(),
             _ => None,
         };
         let mut reachable: Option<Vec<usize>> = None;
         for f in filters {
-            let values = key_values(f, &is_key, &as_u64);
-            if let Some(values) = values {
-                let mut shards: Vec<usize> = values.iter().map(|v| (v % n) as usize).collect();
-                shards.sort_unstable();
-                shards.dedup();
-                reachable = Some(match reachable {
-                    None => shards,
-                    Some(prev) => prev.into_iter().filter(|s| shards.contains(s)).collect(),
-                });
-            }
+            let Some(values) = key_values(f, &is_key, &literal) else {
+                continue;
+            };
+            let Some(shards) = self.shards_of(key, field, values) else {
+                continue;
+            };
+            reachable = Some(match reachable {
+                None => shards,
+                Some(prev) => prev.into_iter().filter(|s| shards.contains(s)).collect(),
+            });
         }
         Ok(reachable)
+    }
+
+    /// The shards rows whose key column holds `values` were placed on, by
+    /// the same expression and arithmetic the insert used.
+    fn shards_of(
+        &self,
+        key: &str,
+        field: &datafusion::arrow::datatypes::Field,
+        values: Vec<ScalarValue>,
+    ) -> Option<Vec<usize>> {
+        use datafusion::arrow::array::{Array, RecordBatch};
+        use datafusion::arrow::datatypes::Schema;
+        let n = self.target.shards.len() as u64;
+        let array = ScalarValue::iter_to_array(values).ok()?;
+        let field = field.clone().with_nullable(false);
+        let schema = Arc::new(Schema::new(vec![field]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![array]).ok()?;
+        let expr = crate::keys::compile(self.target.engine.base_state(), key, &schema).ok()?;
+        let out = expr
+            .evaluate(&batch)
+            .ok()?
+            .into_array(batch.num_rows())
+            .ok()?;
+        let placed = super::insert::as_u64(&out, key).ok()?;
+        if placed.null_count() > 0 || n == 0 {
+            return None;
+        }
+        let mut shards: Vec<usize> = placed.values().iter().map(|v| (v % n) as usize).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        Some(shards)
     }
 }
 

@@ -135,6 +135,8 @@ pub struct Summary {
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// The `WITH TOTALS` row, when the statement asked for one.
+    pub totals: Option<RecordBatch>,
     /// `FORMAT x` given in the statement, if any.
     pub format: Option<String>,
     pub summary: Summary,
@@ -145,6 +147,7 @@ impl QueryResult {
         QueryResult {
             schema: Arc::new(Schema::empty()),
             batches: vec![],
+            totals: None,
             format: None,
             summary: Summary::default(),
         }
@@ -395,6 +398,7 @@ pub(crate) fn result_of(
     Ok(QueryResult {
         schema,
         batches: vec![batch],
+        totals: None,
         format,
         summary: Summary::default(),
     })
@@ -571,6 +575,7 @@ impl Session {
                     final_tables,
                     format,
                     settings,
+                    ..
                 } = *select
                 else {
                     return Err(QueryError::other(
@@ -580,11 +585,12 @@ impl Session {
                 };
                 let settings = self.settings.merged_with(&settings);
                 let (schema, batches, summary) = self
-                    .plan_and_run(*query, final_tables, &settings, true)
+                    .plan_and_run(*query, final_tables, &settings, select::Run::Explain)
                     .await?;
                 Ok(QueryResult {
                     schema,
                     batches,
+                    totals: None,
                     format,
                     summary,
                 })
@@ -592,15 +598,26 @@ impl Session {
             Statement::Select {
                 query,
                 final_tables,
+                totals,
                 format,
                 settings,
             } => {
                 let settings = self.settings.merged_with(&settings);
-                let (schema, batches, summary) =
-                    self.run_query(*query, final_tables, &settings).await?;
+                let totals_query = match totals {
+                    true => Some(crate::totals::totals_query(&query)?),
+                    false => None,
+                };
+                let (schema, batches, summary) = self
+                    .run_query(*query, final_tables.clone(), &settings)
+                    .await?;
+                let totals = match totals_query {
+                    Some(q) => Some(self.totals_row(q, final_tables, &settings, &schema).await?),
+                    None => None,
+                };
                 Ok(QueryResult {
                     schema,
                     batches,
+                    totals,
                     format,
                     summary,
                 })

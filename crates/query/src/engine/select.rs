@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// What [`Session::plan_and_run`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Run {
+    /// The rows.
+    Rows,
+    /// The optimized physical plan, one `explain` row per line.
+    Explain,
+    /// The `WITH TOTALS` row of a [`crate::totals::totals_query`].
+    Totals,
+}
+
 impl Session {
     /// Plans and runs a SELECT through DataFusion.
     pub(super) async fn run_query(
@@ -11,19 +22,53 @@ impl Session {
         final_tables: std::collections::HashSet<String>,
         settings: &Settings,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
-        self.plan_and_run(query, final_tables, settings, false)
+        self.plan_and_run(query, final_tables, settings, Run::Rows)
             .await
     }
 
-    /// Plans a SELECT and runs it, or with `explain` answers its optimized
-    /// physical plan (one `explain` row per line; Distributed stages show
-    /// the fragment each shard runs).
+    /// The `WITH TOTALS` row: `query` (from [`crate::totals::totals_query`])
+    /// run like the statement, as one row of the statement's `schema`.
+    /// No group at all still has totals: the types' defaults, as in
+    /// ClickHouse.
+    pub(super) async fn totals_row(
+        &self,
+        query: Query,
+        final_tables: std::collections::HashSet<String>,
+        settings: &Settings,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let (_, batches, _) = self
+            .plan_and_run(query, final_tables, settings, Run::Totals)
+            .await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let column = match batches.iter().find(|b| b.num_rows() > 0) {
+                    Some(b) if rows > 0 => b.column(i).slice(0, 1),
+                    _ => datafusion::common::ScalarValue::new_default(f.data_type())?.to_array()?,
+                };
+                Ok(if column.data_type() == f.data_type() {
+                    column
+                } else {
+                    datafusion::arrow::compute::cast(&column, f.data_type())?
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+    }
+
+    /// Plans a SELECT and runs it; or answers its optimized physical plan
+    /// (Distributed stages show the fragment each shard runs); or its
+    /// totals row.
     pub(super) async fn plan_and_run(
         &self,
         mut query: Query,
         final_tables: std::collections::HashSet<String>,
         settings: &Settings,
-        explain: bool,
+        run: Run,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
         let query = on_large_stack(|| {
             crate::rewrite::rewrite_query(&mut query);
@@ -100,8 +145,11 @@ impl Session {
                 plan = fill(plan).map_err(table_error)?;
             }
         }
+        if run == Run::Totals {
+            plan = crate::totals::collapse_groups(plan).map_err(table_error)?;
+        }
         let df = DataFrame::new(state, plan);
-        if explain {
+        if run == Run::Explain {
             let physical = df.create_physical_plan().await.map_err(table_error)?;
             let text = datafusion::physical_plan::displayable(physical.as_ref())
                 .set_show_schema(false)

@@ -211,6 +211,8 @@ pub enum Statement {
         query: Box<Query>,
         /// Tables named with FINAL.
         final_tables: HashSet<String>,
+        /// `WITH TOTALS`: the answer carries a totals row besides its rows.
+        totals: bool,
         format: Option<String>,
         settings: Settings,
     },
@@ -767,6 +769,23 @@ mod tests {
         let e = parse_statement(&call(60)).expect_err("60 nested calls");
         assert_eq!(e.code(), qh_types::ErrorCode::SYNTAX_ERROR, "{e}");
         assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn with_totals_is_read_for_the_outer_query_and_a_cte_named_totals_is_kept() {
+        let totals = |q: &str| match parse_statement(q).unwrap() {
+            Statement::Select { totals, query, .. } => (totals, query.to_string()),
+            _ => panic!("{q}"),
+        };
+        let (t, q) =
+            totals("SELECT k, count() FROM t GROUP BY k WITH TOTALS HAVING count() > 1 ORDER BY k");
+        assert!(t);
+        assert!(!q.contains("TOTALS") && q.contains("HAVING"), "{q}");
+        assert!(totals("SELECT count() FROM t WITH TOTALS").0);
+        assert!(!totals("SELECT c FROM (SELECT count() AS c FROM t WITH TOTALS)").0);
+        let (t, q) = totals("WITH totals AS (SELECT 1 AS x) SELECT x FROM totals");
+        assert!(!t);
+        assert!(q.contains("totals AS"), "{q}");
     }
 
     #[test]

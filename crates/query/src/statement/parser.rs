@@ -8,6 +8,8 @@ pub(super) struct StmtParser<'a> {
     sql: &'a str,
     parser: Parser<'a>,
     final_tables: HashSet<String>,
+    /// The outermost SELECT said `WITH TOTALS`.
+    totals: bool,
     /// A SELECT's trailing `FORMAT x` / `SETTINGS ...`, cut off before
     /// parsing (sqlparser would take `FORMAT` for a column alias).
     trailer_format: Option<String>,
@@ -33,6 +35,7 @@ impl<'a> StmtParser<'a> {
             message: m,
         })?;
         let (tokens, final_tables) = strip_final(tokens);
+        let (tokens, totals) = strip_totals(tokens);
         let tokens = join_syntax(tokens);
         let tokens = limit_by_syntax(tokens);
         let tokens = values_function(tokens);
@@ -44,6 +47,7 @@ impl<'a> StmtParser<'a> {
             sql,
             parser,
             final_tables,
+            totals,
             trailer_format,
             trailer_settings,
         })
@@ -377,6 +381,7 @@ impl<'a> StmtParser<'a> {
         Ok(Statement::Select {
             query,
             final_tables: std::mem::take(&mut self.final_tables),
+            totals: self.totals,
             format,
             settings,
         })

@@ -737,3 +737,51 @@ pub(super) fn strip_final(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Ha
     }
     (out, finals)
 }
+
+/// Removes ClickHouse's `WITH TOTALS` (after GROUP BY, or after the FROM of
+/// an aggregate query without one) and says whether the outermost query
+/// asked for it; a subquery's totals reach nobody, as in ClickHouse. A CTE
+/// named `totals` (`WITH totals AS (...)`, `WITH totals (a) AS`) stays.
+pub(super) fn strip_totals(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool) {
+    let sig = |v: &[TokenWithSpan], from: usize| {
+        v[from..]
+            .iter()
+            .position(|t| !matches!(t.token, Token::Whitespace(_)))
+            .map(|p| p + from)
+    };
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut totals = false;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if word_of(t).as_deref() == Some("WITH") {
+            let after_something = out.iter().any(|p| !matches!(p.token, Token::Whitespace(_)))
+                && !matches!(
+                    out.iter()
+                        .rev()
+                        .find(|p| !matches!(p.token, Token::Whitespace(_)))
+                        .map(|p| &p.token),
+                    Some(Token::LParen | Token::Comma)
+                );
+            if let Some(n) = sig(&tokens, i + 1) {
+                let cte = sig(&tokens, n + 1).is_some_and(|m| {
+                    tokens[m].token == Token::LParen || word_of(&tokens[m]).as_deref() == Some("AS")
+                });
+                if word_of(&tokens[n]).as_deref() == Some("TOTALS") && after_something && !cte {
+                    totals |= depth == 0;
+                    i = n + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    (out, totals)
+}

@@ -4,6 +4,8 @@
 //! function name, so `toYYYYMM` and `toyyyymm` both reach the UDF.
 //! Time functions work in UTC (the server time zone is UTC).
 
+mod hash;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike};
@@ -658,6 +660,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         udf("isnotnull", one(), ret_bool_u8, is_not_null_fn),
     ];
     fns.extend(conversion_udfs());
+    fns.extend(hash::udfs());
     for f in fns {
         reg.register_udf(Arc::new(f))?;
     }
