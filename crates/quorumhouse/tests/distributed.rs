@@ -404,6 +404,54 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
     ok(&c, 2, "INSERT INTO rd VALUES (9000, 'x')").await;
     assert_eq!(ok(&c, 2, "SELECT count() FROM rd").await, "5001\n");
     assert_eq!(ok(&c, 2, "SELECT 1").await, "1\n");
+
+    // A replica far behind its log (node 3 cannot fetch the new part) is
+    // passed over under max_replica_delay_for_distributed_queries.
+    ok(&c, 3, "SYSTEM STOP FETCHES r").await;
+    ok(&c, 2, "INSERT INTO r VALUES (9001, 'y')").await;
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let delay = ok(
+            &c,
+            3,
+            "SELECT absolute_delay FROM system.replicas WHERE table = 'r'",
+        )
+        .await;
+        if delay.trim().parse::<u64>().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 3 never fell behind: {delay}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ok(&c, 3, "SELECT count() FROM rd").await,
+        "5001\n",
+        "the local stale replica"
+    );
+    let q = "SELECT count() FROM rd SETTINGS max_replica_delay_for_distributed_queries = 1";
+    assert_eq!(
+        ok(&c, 3, q).await,
+        "5002\n",
+        "node 2 answers for stale node 3"
+    );
+    // Each replica its own shard: node 3's shard has only a stale replica,
+    // read anyway by default, refused with 369 without the fallback.
+    let q = "SELECT count() FROM clusterAllReplicas('default', default, r) \
+             SETTINGS max_replica_delay_for_distributed_queries = 1, skip_unavailable_shards = 1";
+    assert_eq!(ok(&c, 2, q).await, "10003\n");
+    let err = c
+        .sql(
+            2,
+            &format!("{q}, fallback_to_stale_replicas_for_distributed_queries = 0"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("369") && err.contains("behind"), "{err}");
+    ok(&c, 3, "SYSTEM START FETCHES r").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,22 +323,32 @@ impl Replication {
         }
     }
 
-    /// A lazily connecting channel to another node's interserver API.
     /// A (lazily connected, cached) channel to another node's interserver API.
     pub fn channel(&self, address: &str) -> Result<Channel> {
-        if let Some(c) = self.channels.lock().get(address) {
+        self.channel_with_connect_timeout(address, Duration::from_secs(1))
+    }
+
+    /// [`Replication::channel`] giving up a connection attempt after
+    /// `connect` (a Distributed query's `connect_timeout_with_failover_ms`).
+    pub fn channel_with_connect_timeout(
+        &self,
+        address: &str,
+        connect: Duration,
+    ) -> Result<Channel> {
+        let key = format!("{address}#{}", connect.as_millis());
+        if let Some(c) = self.channels.lock().get(&key) {
             return Ok(c.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| ReplicationError::BadArguments(format!("bad address {address}: {e}")))?
-            .connect_timeout(Duration::from_secs(1))
+            .connect_timeout(connect)
             .tcp_nodelay(true)
             // Parts stream to us: HTTP/2's default 64 KiB window would cap a
             // fetch at one window per round trip.
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(32 << 20));
         let ch = endpoint.connect_lazy();
-        self.channels.lock().insert(address.to_string(), ch.clone());
+        self.channels.lock().insert(key, ch.clone());
         Ok(ch)
     }
 

@@ -60,6 +60,32 @@ pub struct LocalScan {
     pub stats: Arc<QueryStats>,
 }
 
+/// `max_replica_delay_for_distributed_queries`: a replica of a replicated
+/// local table whose queue of log entries has waited longer than that is
+/// refused with ALL_REPLICAS_ARE_STALE, so the initiator tries another (as
+/// ClickHouse measures it: the age of the oldest entry not yet executed).
+fn check_delay(local: &LocalScan, table: &Arc<MergeTreeTable>) -> DFResult<()> {
+    let max = local
+        .settings
+        .uint("max_replica_delay_for_distributed_queries")
+        .map_err(|e| ext(QueryError::BadArguments(e)))?;
+    let Some(replica) = local.replication.as_ref().and_then(|r| r.replica_of(table)) else {
+        return Ok(());
+    };
+    let delay = replica.status().absolute_delay;
+    if max > 0 && delay > max {
+        let meta = table.meta();
+        return Err(ext(QueryError::other(
+            ErrorCode::ALL_REPLICAS_ARE_STALE,
+            format!(
+                "replica of {}.{} is {delay} s behind its replication log (max_replica_delay_for_distributed_queries = {max})",
+                meta.database, meta.name
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// Encodes the Distributed leaf (initiator); decodes it as the local scan
 /// (shard, with `local` set).
 pub struct StageCodec {
@@ -89,6 +115,7 @@ impl PhysicalExtensionCodec for StageCodec {
             .catalog
             .table(&wire.database, &wire.table)
             .map_err(|e| ext(QueryError::from(e)))?;
+        check_delay(local, &table)?;
         let table_schema = table.meta().arrow_schema();
         let mut projection = Vec::with_capacity(wire.columns.len());
         for (name, want) in wire.columns.iter().zip(schema.fields()) {

@@ -198,6 +198,10 @@ enum Attempt {
     Retry(String),
     /// Lacks a part acknowledged with a quorum: another replica may hold it.
     NotInQuorum(String),
+    /// Too far behind its replication log
+    /// (`max_replica_delay_for_distributed_queries`): tried again only when
+    /// every replica is.
+    Stale(String),
     /// The stage itself failed (bad query, limits): no replica will do better.
     Fail(DataFusionError),
 }
@@ -223,6 +227,7 @@ async fn run_shard(
     };
     let mut reasons = Vec::new();
     let mut lagging = 0;
+    let mut stale = Vec::new();
     for replica in &shard.replicas {
         match attempt(&target, replica, &request, kind, &schema).await {
             Ok(batches) => return Ok(batches),
@@ -234,6 +239,42 @@ async fn run_shard(
             Err(Attempt::NotInQuorum(why)) => {
                 lagging += 1;
                 reasons.push(format!("{}: {why}", replica.describe()));
+            }
+            Err(Attempt::Stale(why)) => {
+                reasons.push(format!("{}: {why}", replica.describe()));
+                stale.push(replica);
+            }
+        }
+    }
+    if !stale.is_empty() && stale.len() == reasons.len() {
+        let fallback = target
+            .settings
+            .uint("fallback_to_stale_replicas_for_distributed_queries")
+            .map_err(|e| ext(QueryError::BadArguments(e)))?
+            != 0;
+        if !fallback {
+            return Err(ext(QueryError::other(
+                ErrorCode::ALL_REPLICAS_ARE_STALE,
+                format!(
+                    "Every replica of shard {} is stale: {}",
+                    shard.number,
+                    reasons.join("; ")
+                ),
+            )));
+        }
+        // A stale answer beats none: the same replicas without the limit.
+        let mut relaxed = request.clone();
+        relaxed.settings.insert(
+            "max_replica_delay_for_distributed_queries".into(),
+            "0".into(),
+        );
+        for replica in stale {
+            match attempt(&target, replica, &relaxed, kind, &schema).await {
+                Ok(batches) => return Ok(batches),
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Retry(why) | Attempt::NotInQuorum(why) | Attempt::Stale(why)) => {
+                    reasons.push(format!("{}: {why}", replica.describe()));
+                }
             }
         }
     }
@@ -284,7 +325,7 @@ async fn attempt(
     let stream: Batches = if replica.local {
         let s = super::service::run_stage(&target.engine, request.clone())
             .await
-            .map_err(|e| Attempt::Fail(ext(e)))?;
+            .map_err(|e| classify(ext(e)))?;
         s.boxed()
     } else {
         remote_batches(target, replica, request.clone(), Arc::clone(schema)).await?
@@ -325,6 +366,9 @@ fn classify(e: DataFusionError) -> Attempt {
     if q.code() == ErrorCode::REPLICA_IS_NOT_IN_QUORUM {
         return Attempt::NotInQuorum(q.to_string());
     }
+    if q.code() == ErrorCode::ALL_REPLICAS_ARE_STALE {
+        return Attempt::Stale(q.to_string());
+    }
     Attempt::Fail(ext(q))
 }
 
@@ -356,8 +400,12 @@ async fn remote_batches(
             "Distributed queries need the interserver API",
         )))
     })?;
+    let connect = target
+        .settings
+        .uint("connect_timeout_with_failover_ms")
+        .map_err(|e| Attempt::Fail(ext(QueryError::BadArguments(e))))?;
     let channel = repl
-        .channel(&replica.address)
+        .channel_with_connect_timeout(&replica.address, Duration::from_millis(connect.max(1)))
         .map_err(|e| Attempt::Retry(e.to_string()))?;
     let mut client = QueryClient::new(channel)
         .max_decoding_message_size(crate::distributed::service::MAX_MESSAGE_BYTES);

@@ -1,0 +1,703 @@
+//! One replica of a replicated table on this node: the queue task that
+//! executes the table's replication log, recovery at start-up, merge
+//! assignment, and the replicated forms of INSERT, OPTIMIZE, DROP PARTITION,
+//! ALTER and `SYSTEM SYNC REPLICA`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use qh_meta::state::PartMeta;
+use qh_meta::{Check, LogEntry, Op, OpResult, Request, Response};
+use qh_storage::{MergeTreeTable, Part, TableMeta};
+use qh_types::PartName;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+mod admin;
+mod queue;
+
+use crate::error::{ReplicationError, Result};
+use crate::fetch::fetch_part;
+use crate::staging::Staging;
+use crate::Replication;
+
+/// Longest pause between retries of a failing queue entry.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Parts fetched at once (network and disk overlap; 2 cores here).
+const FETCH_PARALLELISM: usize = 4;
+/// GET_PART entries at the head of the queue fetched ahead of the in-order pass.
+const MAX_PREFETCH: usize = 1000;
+/// How often staged parts are checked for cleanup.
+const STAGING_CLEANUP_EVERY: Duration = Duration::from_secs(5);
+/// How often an idle replica looks at the log even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How an INSERT wants its blocks committed.
+#[derive(Debug, Clone, Default)]
+pub struct InsertOptions {
+    /// `insert_deduplicate`: skip blocks whose id the table already has.
+    pub deduplicate: bool,
+    /// `insert_deduplication_token`: block ids from this instead of the data.
+    pub token: Option<String>,
+}
+
+/// A row of `system.replicas`.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaStatus {
+    pub database: String,
+    pub table: String,
+    pub engine: String,
+    pub zookeeper_path: String,
+    pub replica_name: String,
+    pub is_leader: bool,
+    pub is_readonly: bool,
+    pub is_session_expired: bool,
+    pub queue_size: u64,
+    pub inserts_in_queue: u64,
+    pub merges_in_queue: u64,
+    pub log_max_index: u64,
+    pub log_pointer: u64,
+    pub absolute_delay: u64,
+    pub total_replicas: u64,
+    pub active_replicas: u64,
+    pub parts_to_fetch: u64,
+    pub last_queue_update_exception: String,
+}
+
+/// A row of `system.replication_queue`.
+#[derive(Debug, Clone)]
+pub struct QueueEntry {
+    pub index: u64,
+    pub kind: &'static str,
+    pub new_part_name: String,
+    pub parts_to_merge: Vec<String>,
+    pub last_exception: String,
+    pub num_tries: u64,
+}
+
+#[derive(Default)]
+struct State {
+    initialized: bool,
+    readonly_reason: Option<String>,
+    last_exception: String,
+    /// Unexecuted log entries as last read (for system tables).
+    queue: Vec<QueueEntry>,
+    queue_since: Option<Instant>,
+    /// Since when `missing` has not been empty: a replica lacking parts of
+    /// the current set is as stale as one with entries queued.
+    missing_since: Option<Instant>,
+    /// Parts of the current set this replica lacks (found by recovery).
+    missing: BTreeSet<PartName>,
+    /// When to retry fetching `missing` parts, and the current backoff.
+    missing_retry: Option<(Instant, Duration)>,
+    /// The sources of `missing` parts that are merge results: once a
+    /// postponed source arrived, the retry merges here instead of waiting
+    /// for a replica that has the result — which, when every replica lacked
+    /// a source at its MERGE_PARTS entry, none ever will.
+    merge_sources: BTreeMap<PartName, Vec<PartName>>,
+    tries: u64,
+}
+
+pub struct Replica {
+    repl: Weak<Replication>,
+    table: Arc<MergeTreeTable>,
+    path: String,
+    name: String,
+    state: Mutex<State>,
+    wake: Notify,
+    /// This replica executed the log below this index.
+    pointer: watch::Sender<u64>,
+    /// Parts of inserts staged here, awaiting their commit.
+    pub(crate) staging: Staging,
+    /// Serialises moving staged parts into place (the writer after its
+    /// commit, the queue task, the stager's RPC).
+    activation: tokio::sync::Mutex<()>,
+    /// Inserts this replica is writing (for `system.quorum_inserts`).
+    pub(crate) inserts: Mutex<BTreeMap<String, crate::insert::InsertProgress>>,
+    /// When staged parts were last checked for cleanup.
+    last_cleanup: Mutex<Option<Instant>>,
+    fetches_stopped: AtomicBool,
+    merges_stopped: AtomicBool,
+    queue_stopped: AtomicBool,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("path", &self.path)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// One coordinator op to send after executing entries, and the part to
+/// give up on if it is refused (a merge whose result differs elsewhere).
+struct Pending {
+    op: Op,
+    on_reject: Option<PartName>,
+}
+
+impl Replica {
+    pub(crate) fn new(
+        repl: Weak<Replication>,
+        table: Arc<MergeTreeTable>,
+        path: String,
+        name: String,
+    ) -> Arc<Replica> {
+        let (pointer, _) = watch::channel(0);
+        let (stop, _) = watch::channel(false);
+        let staging = Staging::open(table.staging_dir());
+        Arc::new(Replica {
+            repl,
+            table,
+            path,
+            name,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            pointer,
+            staging,
+            activation: tokio::sync::Mutex::new(()),
+            inserts: Mutex::new(BTreeMap::new()),
+            last_cleanup: Mutex::new(None),
+            fetches_stopped: AtomicBool::new(false),
+            merges_stopped: AtomicBool::new(false),
+            queue_stopped: AtomicBool::new(false),
+            stop,
+            task: Mutex::new(None),
+        })
+    }
+
+    pub fn table(&self) -> &Arc<MergeTreeTable> {
+        &self.table
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn repl(&self) -> Result<Arc<Replication>> {
+        self.repl.upgrade().ok_or(ReplicationError::Stopped)
+    }
+
+    pub(crate) fn spawn(self: &Arc<Self>, mut node_stop: watch::Receiver<bool>) {
+        let me = Arc::clone(self);
+        let mut own_stop = self.stop.subscribe();
+        let span = info_span!("replication_queue", table = %self.path, replica = %self.name);
+        let handle = tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = me.run() => {}
+                    _ = own_stop.wait_for(|s| *s) => {}
+                    _ = node_stop.wait_for(|s| *s) => {}
+                }
+                debug!("replication queue stopped");
+            }
+            .instrument(span),
+        );
+        *self.task.lock() = Some(handle);
+    }
+
+    /// Stops the queue task and waits for it.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let handle = self.task.lock().take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+
+    /// Wakes the queue task (new entries, `SYSTEM START ...`).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn set_fetches_stopped(&self, v: bool) {
+        self.fetches_stopped.store(v, Ordering::Release);
+        self.wake();
+    }
+
+    pub fn set_merges_stopped(&self, v: bool) {
+        self.merges_stopped.store(v, Ordering::Release);
+        self.wake();
+    }
+
+    pub fn set_queue_stopped(&self, v: bool) {
+        self.queue_stopped.store(v, Ordering::Release);
+        self.wake();
+    }
+
+    /// `SYSTEM RESTART REPLICA`: re-reads everything from the coordinator and
+    /// runs recovery again.
+    pub fn restart(&self) {
+        self.state.lock().initialized = false;
+        self.wake();
+    }
+
+    /// Why inserts are refused right now, if they are.
+    pub fn readonly_reason(&self) -> Option<String> {
+        let st = self.state.lock();
+        if !st.initialized {
+            return Some(
+                st.readonly_reason
+                    .clone()
+                    .unwrap_or_else(|| "the replica is starting".into()),
+            );
+        }
+        drop(st);
+        let repl = self.repl.upgrade()?;
+        if repl.coordinator.current_leader().is_none() {
+            return Some("the coordinator has no leader".into());
+        }
+        None
+    }
+
+    async fn run(self: Arc<Self>) {
+        let Ok(repl) = self.repl() else { return };
+        let mut applied = repl.coordinator.subscribe();
+        drop(repl);
+        let mut backoff = Duration::ZERO;
+        loop {
+            let initialized = self.state.lock().initialized;
+            let outcome = if !initialized {
+                self.initialize().await.map(|_| ())
+            } else if self.queue_stopped.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                self.step().await
+            };
+            match outcome {
+                Ok(()) => {
+                    backoff = Duration::ZERO;
+                    self.state.lock().tries = 0;
+                    if let Err(e) = self.assign_merge().await {
+                        debug!(error = %e, "merge assignment");
+                    }
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+                    let mut st = self.state.lock();
+                    st.tries += 1;
+                    st.last_exception = e.to_string();
+                    if !st.initialized {
+                        st.readonly_reason = Some(e.to_string());
+                    }
+                    drop(st);
+                    debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replication queue");
+                }
+            }
+            let wait = if backoff.is_zero() {
+                IDLE_POLL
+            } else {
+                backoff
+            };
+            tokio::select! {
+                r = applied.changed(), if backoff.is_zero() => {
+                    if r.is_err() { return; }
+                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Loads the replica's pointer and compares its parts with the
+    /// coordinator's records: unexpected parts are detached, missing parts
+    /// are queued for fetch, holder records corrected.
+    async fn initialize(&self) -> Result<()> {
+        let repl = self.repl()?;
+        let path = self.path.clone();
+        let (table, records) = repl
+            .coordinator
+            .read_linearizable(|s| (s.tables.get(&path).cloned(), s.parts_of(&path)))
+            .await
+            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+        let table = table.ok_or_else(|| {
+            ReplicationError::Coordinator(format!(
+                "table {} is not registered in the coordinator",
+                self.path
+            ))
+        })?;
+        let me = table.replicas.get(&self.name).ok_or_else(|| {
+            ReplicationError::Coordinator(format!(
+                "replica {} is not registered at {}",
+                self.name, self.path
+            ))
+        })?;
+        let records: BTreeMap<PartName, PartMeta> = records
+            .into_iter()
+            .filter_map(|(n, m)| n.parse().ok().map(|n| (n, m)))
+            .collect();
+        // Parts staged here whose commit landed while we were away: move them
+        // into place first, so recovery neither fetches nor detaches them.
+        let committed: Vec<(String, PartName)> = repl.coordinator.read(|s| {
+            s.log_from(&path, me.log_pointer)
+                .into_iter()
+                .filter_map(|(_, e)| match e {
+                    LogEntry::GetPart {
+                        part,
+                        stage: Some(stage),
+                        ..
+                    } => part.parse().ok().map(|p| (stage, p)),
+                    _ => None,
+                })
+                .collect()
+        });
+        for (stage, part) in committed {
+            if self.staging.contains(&stage) && records.contains_key(&part) {
+                self.activate_staged(&stage, &part).await?;
+            }
+        }
+        let current = |n: &PartName| {
+            records
+                .iter()
+                .any(|(r, m)| m.merging_into.is_none() && r.covers(n))
+        };
+        let mut ops = Vec::new();
+        for part in self.table.active_parts() {
+            if records.contains_key(&part.name) || current(&part.name) {
+                continue;
+            }
+            warn!(part = %part.name, "part is not known to the coordinator: detaching it as unexpected");
+            self.table.detach_part(&part.name, "unexpected")?;
+        }
+        let mut missing = BTreeSet::new();
+        for (name, meta) in &records {
+            if meta.merging_into.is_some() {
+                continue;
+            }
+            let holds = meta.holders.contains(&self.name);
+            match self.table.part_or_covering(name) {
+                Some(p) if p.name == *name && !holds => ops.push(Op::AddPartHolder {
+                    table: self.path.clone(),
+                    part: name.to_string(),
+                    replica: self.name.clone(),
+                    checksum: Some(p.checksum_digest()),
+                }),
+                Some(_) => {}
+                None => {
+                    if holds {
+                        ops.push(Op::RemovePartHolder {
+                            table: self.path.clone(),
+                            part: name.to_string(),
+                            replica: self.name.clone(),
+                        });
+                    }
+                    missing.insert(name.clone());
+                }
+            }
+        }
+        if !ops.is_empty() {
+            self.send_ops(
+                &repl,
+                ops.into_iter()
+                    .map(|op| Pending {
+                        op,
+                        on_reject: None,
+                    })
+                    .collect(),
+            )
+            .await;
+        }
+        if !missing.is_empty() {
+            info!(parts = missing.len(), "recovery: parts to fetch");
+        }
+        let mut pointer = me.log_pointer;
+        if me.is_lost {
+            // The log behind us was trimmed: take the current part set (the
+            // fetches above) and continue from the log's head.
+            pointer = table.next_log;
+            let r = repl
+                .coordinator
+                .write(Request::op(Op::ReplicaRecovered {
+                    table: self.path.clone(),
+                    replica: self.name.clone(),
+                    pointer,
+                }))
+                .await
+                .map_err(|e| ReplicationError::from_write(&self.path, e))?;
+            if !r.is_ok() {
+                return Err(ReplicationError::Coordinator(format!(
+                    "cloning a lost replica: {r:?}; retrying"
+                )));
+            }
+            warn!(
+                parts = missing.len(),
+                log_pointer = pointer,
+                "this replica was lost (too far behind while down): cloned the current part set"
+            );
+        }
+        self.pointer.send_replace(pointer);
+        let mut st = self.state.lock();
+        st.missing = missing;
+        st.initialized = true;
+        st.readonly_reason = None;
+        info!(log_pointer = pointer, "replica initialized");
+        Ok(())
+    }
+
+    /// One pass: fetch missing parts, execute new log entries in order, and
+    /// record the outcome (holders, log pointer) in the coordinator.
+    async fn step(&self) -> Result<()> {
+        let repl = self.repl()?;
+        let lost = repl.coordinator.read(|s| {
+            s.tables
+                .get(&self.path)
+                .and_then(|t| t.replicas.get(&self.name))
+                .is_some_and(|r| r.is_lost)
+        });
+        if lost {
+            self.state.lock().initialized = false;
+            return Err(ReplicationError::Coordinator(
+                "this replica was marked lost; cloning".into(),
+            ));
+        }
+        let mut done: Vec<Pending> = Vec::new();
+        let mut first_error = None;
+        self.merge_postponed(&mut done).await?;
+        let missing: Vec<PartName> = {
+            let st = self.state.lock();
+            let due = st.missing_retry.is_none_or(|(at, _)| Instant::now() >= at);
+            if due {
+                st.missing.iter().cloned().collect()
+            } else {
+                Vec::new()
+            }
+        };
+        for (name, outcome) in self.fetch_many(&repl, missing).await {
+            match outcome {
+                Ok(part) => {
+                    let sources = {
+                        let mut st = self.state.lock();
+                        st.missing.remove(&name);
+                        st.merge_sources.remove(&name)
+                    };
+                    if let Some(part) = part {
+                        done.push(self.holder(&part));
+                    }
+                    if let Some(sources) = sources {
+                        self.drop_holders(&sources, &mut done);
+                    }
+                }
+                Err(e) => {
+                    if !self.in_current_set(&repl, &name) {
+                        self.state.lock().missing.remove(&name);
+                    } else if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        // Missing parts do not hold back the log (only a failing entry does);
+        // they are retried on their own backoff.
+        {
+            let mut st = self.state.lock();
+            match first_error.take() {
+                Some(e) => {
+                    let backoff = st
+                        .missing_retry
+                        .map_or(Duration::ZERO, |(_, b)| b * 2)
+                        .clamp(Duration::from_millis(100), MAX_BACKOFF);
+                    st.missing_retry = Some((Instant::now() + backoff, backoff));
+                    st.last_exception = e.to_string();
+                }
+                None if st.missing.is_empty() => st.missing_retry = None,
+                None => {}
+            }
+        }
+        let start = *self.pointer.borrow();
+        let entries = repl.coordinator.read(|s| s.log_from(&self.path, start));
+        self.note_queue(&entries);
+        // The new parts at the head of the queue are fetched several at a
+        // time; the in-order pass below then finds them present.
+        let ahead: Vec<PartName> = entries
+            .iter()
+            .take(MAX_PREFETCH)
+            .map_while(|(_, e)| match e {
+                LogEntry::GetPart { part, stage, .. } => Some((part, stage)),
+                _ => None,
+            })
+            // A part staged here is moved into place, not fetched.
+            .filter(|(_, stage)| !stage.as_ref().is_some_and(|s| self.staging.contains(s)))
+            .filter_map(|(part, _)| part.parse::<PartName>().ok())
+            .collect();
+        if first_error.is_none() && ahead.len() > 1 {
+            for (_, outcome) in self.fetch_many(&repl, ahead).await {
+                if let Ok(Some(part)) = outcome {
+                    done.push(self.holder(&part));
+                }
+            }
+        }
+        let mut pointer = start;
+        for (index, entry) in &entries {
+            if first_error.is_some() {
+                break;
+            }
+            match self.execute(&repl, entry, &mut done).await {
+                Ok(()) => pointer = index + 1,
+                Err(e) => {
+                    let mut st = self.state.lock();
+                    if let Some(q) = st.queue.iter_mut().find(|q| q.index == *index) {
+                        q.last_exception = e.to_string();
+                    }
+                    drop(st);
+                    first_error = Some(e)
+                }
+            }
+        }
+        if pointer != start {
+            done.push(Pending {
+                op: Op::SetLogPointer {
+                    table: self.path.clone(),
+                    replica: self.name.clone(),
+                    pointer,
+                },
+                on_reject: None,
+            });
+        }
+        if !done.is_empty() {
+            self.send_ops(&repl, done).await;
+        }
+        if pointer != start {
+            self.pointer.send_replace(pointer);
+            let remaining: Vec<(u64, LogEntry)> =
+                entries.into_iter().filter(|(i, _)| *i >= pointer).collect();
+            self.note_queue(&remaining);
+        }
+        self.cleanup_staging(&repl).await;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn note_queue(&self, entries: &[(u64, LogEntry)]) {
+        let mut st = self.state.lock();
+        let old: BTreeMap<u64, (String, u64)> = st
+            .queue
+            .iter()
+            .map(|q| (q.index, (q.last_exception.clone(), q.num_tries)))
+            .collect();
+        st.queue = entries
+            .iter()
+            .map(|(i, e)| {
+                let (kind, new_part, sources) = describe(e);
+                let (last_exception, tries) = old.get(i).cloned().unwrap_or_default();
+                QueueEntry {
+                    index: *i,
+                    kind,
+                    new_part_name: new_part,
+                    parts_to_merge: sources,
+                    last_exception,
+                    num_tries: tries,
+                }
+            })
+            .collect();
+        match (st.queue.is_empty(), st.queue_since) {
+            (true, _) => st.queue_since = None,
+            (false, None) => st.queue_since = Some(Instant::now()),
+            _ => {}
+        }
+        match (st.missing.is_empty(), st.missing_since) {
+            (true, _) => st.missing_since = None,
+            (false, None) => st.missing_since = Some(Instant::now()),
+            _ => {}
+        }
+    }
+
+    pub fn queue(&self) -> Vec<QueueEntry> {
+        self.state.lock().queue.clone()
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        let meta = self.table.meta();
+        let now = qh_meta::now_ms();
+        let (log_max, total, active, leader) = self
+            .repl
+            .upgrade()
+            .map(|repl| {
+                repl.coordinator.read(|s| match s.tables.get(&self.path) {
+                    Some(t) => {
+                        let alive: Vec<&String> = t
+                            .replicas
+                            .iter()
+                            .filter(|(_, r)| s.lease_active(r.node_id, now))
+                            .map(|(n, _)| n)
+                            .collect();
+                        (
+                            t.next_log.saturating_sub(1),
+                            t.replicas.len() as u64,
+                            alive.len() as u64,
+                            alive.first().is_some_and(|n| **n == self.name),
+                        )
+                    }
+                    None => (0, 0, 0, false),
+                })
+            })
+            .unwrap_or_default();
+        let readonly = self.readonly_reason().is_some();
+        let st = self.state.lock();
+        let count = |k: &str| st.queue.iter().filter(|q| q.kind == k).count() as u64;
+        ReplicaStatus {
+            database: meta.database.clone(),
+            table: meta.name.clone(),
+            engine: meta.engine_name(),
+            zookeeper_path: self.path.clone(),
+            replica_name: self.name.clone(),
+            is_leader: leader,
+            is_readonly: readonly,
+            is_session_expired: readonly,
+            queue_size: st.queue.len() as u64 + st.missing.len() as u64,
+            inserts_in_queue: count("GET_PART") + st.missing.len() as u64,
+            merges_in_queue: count("MERGE_PARTS"),
+            log_max_index: log_max,
+            log_pointer: *self.pointer.borrow(),
+            absolute_delay: [st.queue_since, st.missing_since]
+                .into_iter()
+                .flatten()
+                .map(|t| t.elapsed().as_secs())
+                .max()
+                .unwrap_or(0),
+            total_replicas: total,
+            active_replicas: active,
+            parts_to_fetch: st.missing.len() as u64,
+            last_queue_update_exception: st.last_exception.clone(),
+        }
+    }
+}
+
+fn describe(e: &LogEntry) -> (&'static str, String, Vec<String>) {
+    match e {
+        LogEntry::GetPart { part, .. } => ("GET_PART", part.clone(), vec![]),
+        LogEntry::MergeParts { parts, new_part } => {
+            ("MERGE_PARTS", new_part.clone(), parts.clone())
+        }
+        LogEntry::DropRange { partition, .. } => ("DROP_RANGE", partition.clone(), vec![]),
+        LogEntry::MutatePart { part, new_part, .. } => {
+            ("MUTATE_PART", new_part.clone(), vec![part.clone()])
+        }
+        LogEntry::AlterMetadata { version, .. } => ("ALTER_METADATA", version.to_string(), vec![]),
+    }
+}
+
+fn parse_part(s: &str) -> Result<PartName> {
+    s.parse().map_err(|e: String| {
+        ReplicationError::Coordinator(format!("bad part name in the log: {e}"))
+    })
+}
+
+fn log_index(results: &[OpResult]) -> Option<u64> {
+    results.iter().find_map(|r| match r {
+        OpResult::LogIndex(i) => Some(*i),
+        _ => None,
+    })
+}
