@@ -525,7 +525,8 @@ fn name_select_items(body: &mut SetExpr) {
     }
 }
 
-fn func(name: &str, args: Vec<Expr>) -> Function {
+/// `name(args...)`, a plain call.
+pub(crate) fn func(name: &str, args: Vec<Expr>) -> Function {
     Function {
         name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,

@@ -17,12 +17,11 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, ExprSchema, ScalarValue};
+use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{lit, Aggregate, Expr as PlanExpr, LogicalPlan, Projection};
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
-    TableAlias, TableFactor, TableWithJoins, Value,
+    BinaryOperator, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, TableAlias,
+    TableFactor, TableWithJoins, Value,
 };
 
 use crate::error::{QueryError, Result};
@@ -85,13 +84,8 @@ pub fn collapse_groups(plan: LogicalPlan) -> datafusion::error::Result<LogicalPl
                 let mut exprs = Vec::with_capacity(schema.fields().len());
                 for (i, (qualifier, field)) in schema.iter().enumerate() {
                     if i < group_expr.len() {
-                        // Nullable in ClickHouse's sense: it reads a Nullable
-                        // column (DataFusion calls every UDF's result nullable).
-                        let nullable = group_expr[i].column_refs().iter().any(|c| {
-                            input_schema
-                                .field_from_column(c)
-                                .is_ok_and(|f| f.is_nullable())
-                        });
+                        let nullable =
+                            crate::use_nulls::nullable_key(&group_expr[i], &input_schema);
                         let value = if nullable {
                             ScalarValue::try_from(field.data_type())?
                         } else {
@@ -228,23 +222,7 @@ fn empty_query() -> Query {
 }
 
 fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    Expr::Function(crate::rewrite::func(name, args))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchemaRef, Result, ScalarValue};
-use datafusion::logical_expr::{lit, Expr, ExprSchemable, JoinType, LogicalPlan, Projection};
+use datafusion::common::{DFSchema, DFSchemaRef, ExprSchema, Result, ScalarValue};
+use datafusion::logical_expr::{lit, Expr, JoinType, LogicalPlan, Projection};
 
 /// Rewrites `plan` so that outer joins fill defaults instead of NULLs.
 pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
@@ -56,7 +56,7 @@ pub fn fill_grouping_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
         let keys: Vec<bool> = set
             .distinct_expr()
             .into_iter()
-            .map(|k| matches!(k.nullable(input.as_ref()), Ok(false)))
+            .map(|k| !nullable_key(k, input))
             .collect();
         let fills: Vec<bool> = (0..node.schema().fields().len())
             .map(|i| keys.get(i).copied().unwrap_or(false))
@@ -64,6 +64,15 @@ pub fn fill_grouping_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
         project_defaults(node, &fills)
     })
     .map(|t| t.data)
+}
+
+/// Whether a GROUP BY key is Nullable in ClickHouse's sense: it reads a
+/// Nullable column. (DataFusion's own nullability calls every UDF result
+/// nullable, so `toString(x)` would show NULL where ClickHouse shows ''.)
+pub(crate) fn nullable_key(key: &Expr, input: &DFSchema) -> bool {
+    key.column_refs()
+        .iter()
+        .any(|c| input.field_from_column(c).is_ok_and(|f| f.is_nullable()))
 }
 
 /// Puts a projection over `node` that replaces NULL by the type's default in

@@ -732,6 +732,24 @@ fn clickhouse_sql_forms() {
         ),
         "0\t2\n1\t2\n\\N\t4\n"
     );
+    // A key computed by a function is not Nullable: its default, ''.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT toString(number % 2) AS a, count() FROM numbers(4) GROUP BY ROLLUP(a) ORDER BY count(), a"
+        ),
+        "0\t2\n1\t2\n\t4\n"
+    );
+    // WITH TOTALS: after an empty line, keys as defaults, over the groups
+    // HAVING keeps.
+    assert_eq!(
+        ok(
+            d,
+            "SELECT number % 3 AS k, count(), sum(number) FROM numbers(10) GROUP BY k \
+             WITH TOTALS HAVING count() > 3 ORDER BY k"
+        ),
+        "0\t4\t18\n\n0\t4\t18\n"
+    );
     assert_eq!(ok(d, "SELECT materialize('x')"), "x\n");
     // The values() table function, its three forms.
     assert_eq!(

@@ -3,6 +3,7 @@
 //! dispatches by statement kind and runs DDL and SHOW; SELECTs are in
 //! [`select`], INSERTs in [`insert`], SYSTEM and KILL QUERY in [`system`].
 
+mod definition;
 mod insert;
 mod select;
 mod shard;
@@ -643,113 +644,7 @@ impl Session {
                 }
                 Ok(QueryResult::empty())
             }
-            Statement::CreateTable(ct) => {
-                let (db, _) = self.table_ref(&ct.table);
-                if !cat.has_database(&db) {
-                    return Err(StorageError::UnknownDatabase(db).into());
-                }
-                if ct.if_not_exists && cat.table(&db, &ct.table.name).is_ok() {
-                    return Ok(QueryResult::empty());
-                }
-                let mut columns = ct.columns.clone();
-                let mut select_result = None;
-                if let Some(q) = &ct.as_select {
-                    let (schema, batches, _) = self
-                        .run_query(
-                            (**q).clone(),
-                            Default::default(),
-                            &without_result_limits(&self.settings),
-                        )
-                        .await?;
-                    if columns.is_empty() {
-                        for f in schema.fields() {
-                            let base = ChType::from_arrow(f.data_type()).ok_or_else(|| {
-                                QueryError::UnknownType(format!("cannot store {}", f.data_type()))
-                            })?;
-                            let ty = base;
-                            columns.push(ColumnSpec {
-                                name: f.name().clone(),
-                                ty,
-                                default: None,
-                            });
-                        }
-                    }
-                    select_result = Some(batches);
-                }
-                let mut as_meta = None;
-                if let Some(other) = &ct.as_table {
-                    let other = self.table(other)?.meta();
-                    if columns.is_empty() {
-                        for c in &other.columns {
-                            columns.push(ColumnSpec {
-                                name: c.name.clone(),
-                                ty: c.ty.clone(),
-                                default: match &c.default {
-                                    Some(d) => Some(crate::keys::parse_expr(d)?),
-                                    None => None,
-                                },
-                            });
-                        }
-                    }
-                    as_meta = Some(other);
-                }
-                let mut meta = match as_meta {
-                    // `AS other` without ENGINE: other's engine and keys.
-                    Some(mut other) if !ct.engine_given => {
-                        other.database = db.clone();
-                        other.name = ct.table.name.clone();
-                        other.schema_version = 1;
-                        other
-                    }
-                    _ => ddl::table_meta(&ct, &db, &columns)?,
-                };
-                if let EngineKind::Distributed {
-                    cluster,
-                    sharding_key,
-                    ..
-                } = &meta.engine
-                {
-                    crate::distributed::check_definition(
-                        &self.engine,
-                        cluster,
-                        sharding_key.as_deref(),
-                        &meta,
-                    )?;
-                }
-                if let Some(params) = meta.replicated.as_mut() {
-                    let repl = self
-                        .engine
-                        .replication_for(&format!("Engine {}", ct.engine))?;
-                    params.path = repl
-                        .expand_macros(
-                            &params.path_template,
-                            &db,
-                            &ct.table.name,
-                            &self.macro_context,
-                        )?
-                        .trim_end_matches('/')
-                        .to_string();
-                    params.replica = repl.expand_macros(
-                        &params.replica_template,
-                        &db,
-                        &ct.table.name,
-                        &self.macro_context,
-                    )?;
-                    repl.register(&meta).await?;
-                }
-                let table = cat.create_table(meta, ct.if_not_exists)?;
-                if let Some(repl) = &self.engine.replication {
-                    if repl.replica_of(&table).is_none() {
-                        repl.attach(Arc::clone(&table));
-                    }
-                }
-                if let Some(batches) = select_result {
-                    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-                    self.write_batches(&table, &names, batches, &self.settings.clone())
-                        .await?;
-                }
-                Ok(QueryResult::empty())
-            }
+            Statement::CreateTable(ct) => self.create_table(ct).await,
             Statement::DropTable { table, if_exists } => {
                 let (db, name) = self.table_ref(&table);
                 if let (Ok(t), Some(repl)) = (cat.table(&db, &name), &self.engine.replication) {
@@ -766,73 +661,7 @@ impl Session {
                 }
                 Ok(QueryResult::empty())
             }
-            Statement::Alter { table, ops } => {
-                let t = self.resolve(&table)?;
-                let mut meta = t.meta();
-                for op in ops {
-                    match op {
-                        AlterOp::AddColumn {
-                            column,
-                            if_not_exists,
-                            after,
-                            first,
-                        } => {
-                            if meta.column(&column.name).is_some() {
-                                if if_not_exists {
-                                    continue;
-                                }
-                                return Err(QueryError::DuplicateColumn(format!(
-                                    "Cannot add column {}: column with this name already exists",
-                                    column.name
-                                )));
-                            }
-                            let def = qh_storage::ColumnDef {
-                                name: column.name.clone(),
-                                ty: column.ty.clone(),
-                                default: column.default.as_ref().map(|d| d.to_string()),
-                            };
-                            let pos = if first {
-                                0
-                            } else if let Some(a) = after {
-                                meta.columns.iter().position(|c| c.name == a).map(|p| p + 1).ok_or_else(|| {
-                                    QueryError::NoSuchColumn(format!("Wrong column name. Cannot find column {a} to insert after"))
-                                })?
-                            } else {
-                                meta.columns.len()
-                            };
-                            meta.columns.insert(pos, def);
-                        }
-                        AlterOp::DropPartition(e) => {
-                            let id = self.partition_id(t.data(), &e)?;
-                            t.drop_partition(&id, self.sync_timeout()).await?;
-                            continue;
-                        }
-                        AlterOp::DropColumn { name, if_exists } => {
-                            let Some(pos) = meta.columns.iter().position(|c| c.name == name) else {
-                                if if_exists {
-                                    continue;
-                                }
-                                return Err(QueryError::NoSuchColumn(format!(
-                                    "Wrong column name. Cannot find column {name} to drop"
-                                )));
-                            };
-                            if meta.index_columns.contains(&name) {
-                                return Err(QueryError::BadArguments(format!(
-                                    "Trying to ALTER DROP key {name} column which is a part of key expression"
-                                )));
-                            }
-                            meta.columns.remove(pos);
-                        }
-                    }
-                }
-                if meta == t.meta() {
-                    return Ok(QueryResult::empty());
-                }
-                meta.schema_version += 1;
-                let keys = cat.keys_for(&meta)?;
-                t.alter(meta, keys, self.sync_timeout()).await?;
-                Ok(QueryResult::empty())
-            }
+            Statement::Alter { table, ops } => self.alter(table, ops).await,
             Statement::Optimize {
                 table,
                 partition,

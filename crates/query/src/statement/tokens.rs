@@ -74,6 +74,14 @@ pub(super) fn check_backtracking_depth(
     Ok(())
 }
 
+/// The index of the first token at or after `from` that is not whitespace.
+fn next_significant(v: &[TokenWithSpan], from: usize) -> Option<usize> {
+    v[from..]
+        .iter()
+        .position(|t| !matches!(t.token, Token::Whitespace(_)))
+        .map(|p| p + from)
+}
+
 /// Whether a word after `previous` is a name (of a table, column or alias)
 /// rather than a keyword.
 pub(super) fn names_something(previous: Option<&Token>) -> bool {
@@ -179,12 +187,6 @@ pub const WITH_TIES_MARKER: &str = "__qh_with_ties";
 /// comma form nor a second LIMIT), and `LIMIT [offset,] n WITH TIES` becomes
 /// `QUALIFY __qh_with_ties(offset, n)`. Works at any nesting depth.
 pub(super) fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let sig = |v: &[TokenWithSpan], from: usize| {
-        v[from..]
-            .iter()
-            .position(|t| !matches!(t.token, Token::Whitespace(_)))
-            .map(|p| p + from)
-    };
     let number = |t: &TokenWithSpan| match &t.token {
         Token::Number(n, _) => Some(n.clone()),
         _ => None,
@@ -215,7 +217,7 @@ pub(super) fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
             }
         }
         if w.as_deref() == Some("ORDER") {
-            let next = sig(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
+            let next = next_significant(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
             if next.as_deref() == Some("BY") {
                 if let Some(top) = order_at.last_mut() {
                     *top = Some(out.len());
@@ -224,23 +226,23 @@ pub(super) fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
         }
         if w.as_deref() == Some("LIMIT") {
             // LIMIT a [, b | OFFSET b] BY ...
-            let a = sig(&tokens, i + 1);
+            let a = next_significant(&tokens, i + 1);
             let first = a.and_then(|a| number(&tokens[a]));
             let mut parsed = None;
             if let (Some(a), Some(first)) = (a, first) {
-                let n1 = sig(&tokens, a + 1);
+                let n1 = next_significant(&tokens, a + 1);
                 let (offset, limit, after) = match n1.map(|n| (&tokens[n].token, n)) {
                     Some((Token::Comma, c)) => {
-                        let b = sig(&tokens, c + 1);
+                        let b = next_significant(&tokens, c + 1);
                         match b.and_then(|b| number(&tokens[b]).map(|v| (v, b))) {
-                            Some((v, b)) => (first.clone(), v, sig(&tokens, b + 1)),
+                            Some((v, b)) => (first.clone(), v, next_significant(&tokens, b + 1)),
                             None => ("0".to_string(), first.clone(), None),
                         }
                     }
                     Some((_, n)) if word_of(&tokens[n]).as_deref() == Some("OFFSET") => {
-                        let b = sig(&tokens, n + 1);
+                        let b = next_significant(&tokens, n + 1);
                         match b.and_then(|b| number(&tokens[b]).map(|v| (v, b))) {
-                            Some((v, b)) => (v, first.clone(), sig(&tokens, b + 1)),
+                            Some((v, b)) => (v, first.clone(), next_significant(&tokens, b + 1)),
                             None => ("0".to_string(), first.clone(), None),
                         }
                     }
@@ -248,7 +250,7 @@ pub(super) fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
                 };
                 let ties = after.filter(|w| word_of(&tokens[*w]).as_deref() == Some("WITH"));
                 let ties = ties
-                    .and_then(|w| sig(&tokens, w + 1))
+                    .and_then(|w| next_significant(&tokens, w + 1))
                     .filter(|t| word_of(&tokens[*t]).as_deref() == Some("TIES"));
                 if let Some(t) = ties {
                     parsed = Some((
@@ -333,12 +335,6 @@ pub(super) fn limit_by_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
 /// alias(a, b)`; columns are `c1, c2, ...` unless the structure names them.
 pub(super) fn values_function(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     use datafusion::sql::sqlparser::tokenizer::Whitespace;
-    let sig = |v: &[TokenWithSpan], from: usize| {
-        v[from..]
-            .iter()
-            .position(|t| !matches!(t.token, Token::Whitespace(_)))
-            .map(|p| p + from)
-    };
     let space = || TokenWithSpan::wrap(Token::Whitespace(Whitespace::Space));
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut i = 0;
@@ -349,7 +345,7 @@ pub(super) fn values_function(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
             .rev()
             .find(|p| !matches!(p.token, Token::Whitespace(_)))
             .and_then(word_of);
-        let open = sig(&tokens, i + 1).filter(|o| tokens[*o].token == Token::LParen);
+        let open = next_significant(&tokens, i + 1).filter(|o| tokens[*o].token == Token::LParen);
         let is_values = word_of(t).as_deref() == Some("VALUES")
             && matches!(prev.as_deref(), Some("FROM" | "JOIN"))
             && open.is_some();
@@ -435,9 +431,9 @@ pub(super) fn values_function(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> 
         // A following `[AS] alias` names the table.
         let mut next = close + 1;
         let mut alias = "values".to_string();
-        if let Some(a) = sig(&tokens, close + 1) {
+        if let Some(a) = next_significant(&tokens, close + 1) {
             let a = if word_of(&tokens[a]).as_deref() == Some("AS") {
-                sig(&tokens, a + 1).unwrap_or(a)
+                next_significant(&tokens, a + 1).unwrap_or(a)
             } else {
                 a
             };
@@ -571,19 +567,13 @@ pub(super) fn ternary_operator(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithS
 /// before IN and JOIN.
 pub(super) fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     const JOIN_WORDS: &[&str] = &["LEFT", "RIGHT", "INNER", "FULL", "JOIN", "OUTER", "CROSS"];
-    let sig = |v: &[TokenWithSpan], from: usize| {
-        v[from..]
-            .iter()
-            .position(|t| !matches!(t.token, Token::Whitespace(_)))
-            .map(|p| p + from)
-    };
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
         let t = &tokens[i];
         let w = word_of(t);
         if w.as_deref() == Some("ALL") {
-            let next = sig(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
+            let next = next_significant(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
             let prev = out
                 .iter()
                 .rev()
@@ -601,7 +591,7 @@ pub(super) fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         // subquery or the right side once on the initiator over every shard
         // in any case, which is what GLOBAL asks for.
         if w.as_deref() == Some("GLOBAL") {
-            let next = sig(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
+            let next = next_significant(&tokens, i + 1).and_then(|n| word_of(&tokens[n]));
             let after_operand = out
                 .iter()
                 .rev()
@@ -638,7 +628,7 @@ pub(super) fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             }
         }
         if w.as_deref() == Some("USING") {
-            if let Some(n) = sig(&tokens, i + 1) {
+            if let Some(n) = next_significant(&tokens, i + 1) {
                 if tokens[n].token != Token::LParen {
                     out.push(t.clone());
                     out.push(TokenWithSpan::wrap(Token::LParen));
@@ -646,10 +636,10 @@ pub(super) fn join_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                     loop {
                         // identifier
                         out.push(tokens[j].clone());
-                        match sig(&tokens, j + 1) {
+                        match next_significant(&tokens, j + 1) {
                             Some(c) if tokens[c].token == Token::Comma => {
                                 out.push(tokens[c].clone());
-                                match sig(&tokens, c + 1) {
+                                match next_significant(&tokens, c + 1) {
                                     Some(nx) => j = nx,
                                     None => {
                                         j = c;
@@ -743,12 +733,6 @@ pub(super) fn strip_final(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Ha
 /// asked for it; a subquery's totals reach nobody, as in ClickHouse. A CTE
 /// named `totals` (`WITH totals AS (...)`, `WITH totals (a) AS`) stays.
 pub(super) fn strip_totals(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool) {
-    let sig = |v: &[TokenWithSpan], from: usize| {
-        v[from..]
-            .iter()
-            .position(|t| !matches!(t.token, Token::Whitespace(_)))
-            .map(|p| p + from)
-    };
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut totals = false;
     let mut depth = 0usize;
@@ -769,8 +753,8 @@ pub(super) fn strip_totals(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, b
                         .map(|p| &p.token),
                     Some(Token::LParen | Token::Comma)
                 );
-            if let Some(n) = sig(&tokens, i + 1) {
-                let cte = sig(&tokens, n + 1).is_some_and(|m| {
+            if let Some(n) = next_significant(&tokens, i + 1) {
+                let cte = next_significant(&tokens, n + 1).is_some_and(|m| {
                     tokens[m].token == Token::LParen || word_of(&tokens[m]).as_deref() == Some("AS")
                 });
                 if word_of(&tokens[n]).as_deref() == Some("TOTALS") && after_something && !cte {
