@@ -789,6 +789,24 @@ mod tests {
     }
 
     #[test]
+    fn a_setting_value_is_one_literal_and_a_huge_expression_is_refused_unbuilt() {
+        let Statement::Set(s) =
+            parse_statement("SET max_threads = 2, log_comment = 'x', a = -1, b = true").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(s.get("max_threads"), Some("2"));
+        assert_eq!(s.get("log_comment"), Some("x"));
+        assert_eq!(s.get("a"), Some("-1"));
+        assert_eq!(s.get("b"), Some("1"));
+        // Printing or dropping a tree 200,000 operators deep overflowed the
+        // stack and killed the node (found by the fuzz test).
+        let long = format!("SET max_block_size = {}", vec!["10"; 200_000].join(" + "));
+        let e = parse_statement(&long).unwrap_err();
+        assert_eq!(e.code(), qh_types::ErrorCode::SYNTAX_ERROR, "{e}");
+    }
+
+    #[test]
     fn tables_named_settings_or_format_are_names() {
         for sql in [
             "SELECT name FROM system.settings WHERE name = 'x' SETTINGS max_threads = 1",

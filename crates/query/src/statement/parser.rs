@@ -183,6 +183,28 @@ impl<'a> StmtParser<'a> {
         })
     }
 
+    /// A setting's value: one literal, as ClickHouse accepts after `name =`
+    /// (`SET x = 1 + 1` is its syntax error too). Read as a token, so a
+    /// value millions of operators long is refused before any tree as deep
+    /// as it is built (printing or dropping one overflows the stack).
+    fn setting_value(&mut self) -> Result<String> {
+        let negative = self.parser.consume_token(&Token::Minus);
+        let t = self.parser.peek_token();
+        let value = match &t.token {
+            Token::Number(n, _) if negative => format!("-{n}"),
+            Token::Number(n, _) => n.clone(),
+            Token::SingleQuotedString(v) | Token::DoubleQuotedString(v) if !negative => v.clone(),
+            Token::Word(w) if !negative => match w.value.to_ascii_lowercase().as_str() {
+                "true" => "1".to_string(),
+                "false" => "0".to_string(),
+                _ => w.value.clone(),
+            },
+            _ => return self.fail("Expected a literal as the setting's value"),
+        };
+        self.parser.next_token();
+        Ok(value)
+    }
+
     pub(super) fn settings_list(&mut self) -> Result<Settings> {
         let mut s = Settings::new();
         loop {
@@ -190,8 +212,8 @@ impl<'a> StmtParser<'a> {
             if !self.parser.consume_token(&Token::Eq) {
                 return self.fail("Expected =");
             }
-            let v = self.expr()?;
-            s.set(&k, expr_to_setting_value(&v));
+            let v = self.setting_value()?;
+            s.set(&k, v);
             if !self.parser.consume_token(&Token::Comma) {
                 break;
             }
