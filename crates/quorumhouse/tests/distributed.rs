@@ -407,6 +407,9 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
 
     // A replica far behind its log (node 3 cannot fetch the new part) is
     // passed over under max_replica_delay_for_distributed_queries.
+    // Node 3 first holds everything acknowledged so far (the insert above
+    // had no quorum), then stops fetching.
+    ok(&c, 3, "SYSTEM SYNC REPLICA r").await;
     ok(&c, 3, "SYSTEM STOP FETCHES r").await;
     ok(&c, 2, "INSERT INTO r VALUES (9001, 'y')").await;
     let deadline = std::time::Instant::now() + LONG;
