@@ -178,12 +178,16 @@ fn passing_groups(select: &Select, keys: &[Expr], having: Expr) -> Expr {
         expr: key_expr.clone(),
         alias: Ident::new(KEY),
     });
-    let mut inner = Query::clone(&empty_query());
-    inner.body = Box::new(SetExpr::Select(Box::new(groups)));
-    let mut outer_select = Select::clone(match empty_query().body.as_ref() {
-        SetExpr::Select(s) => s,
-        _ => unreachable!("the empty query is a SELECT"),
-    });
+    let skeleton = empty_query();
+    let with_body = |s: Select| Query {
+        body: Box::new(SetExpr::Select(Box::new(s))),
+        ..skeleton.clone()
+    };
+    let SetExpr::Select(plain) = skeleton.body.as_ref() else {
+        unreachable!("SELECT 1 is a SELECT")
+    };
+    let inner = with_body(groups);
+    let mut outer_select = Select::clone(plain);
     outer_select.projection = vec![SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(KEY)))];
     outer_select.from = vec![TableWithJoins {
         relation: TableFactor::Derived {
@@ -199,11 +203,9 @@ fn passing_groups(select: &Select, keys: &[Expr], having: Expr) -> Expr {
         },
         joins: vec![],
     }];
-    let mut sub = empty_query();
-    sub.body = Box::new(SetExpr::Select(Box::new(outer_select)));
     Expr::InSubquery {
         expr: Box::new(key_expr),
-        subquery: Box::new(sub),
+        subquery: Box::new(with_body(outer_select)),
         negated: false,
     }
 }

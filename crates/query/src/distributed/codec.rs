@@ -72,7 +72,7 @@ fn check_delay(local: &LocalScan, table: &Arc<MergeTreeTable>) -> DFResult<()> {
     let Some(replica) = local.replication.as_ref().and_then(|r| r.replica_of(table)) else {
         return Ok(());
     };
-    let delay = replica.status().absolute_delay;
+    let delay = replica.absolute_delay();
     if max > 0 && delay > max {
         let meta = table.meta();
         return Err(ext(QueryError::other(

@@ -618,6 +618,12 @@ impl Replica {
         self.state.lock().queue.clone()
     }
 
+    /// Seconds the oldest unexecuted log entry or missing part has waited
+    /// (`system.replicas.absolute_delay`): cheap, no coordinator read.
+    pub fn absolute_delay(&self) -> u64 {
+        delay_of(&self.state.lock())
+    }
+
     pub fn status(&self) -> ReplicaStatus {
         let meta = self.table.meta();
         let now = qh_meta::now_ms();
@@ -661,18 +667,22 @@ impl Replica {
             merges_in_queue: count("MERGE_PARTS"),
             log_max_index: log_max,
             log_pointer: *self.pointer.borrow(),
-            absolute_delay: [st.queue_since, st.missing_since]
-                .into_iter()
-                .flatten()
-                .map(|t| t.elapsed().as_secs())
-                .max()
-                .unwrap_or(0),
+            absolute_delay: delay_of(&st),
             total_replicas: total,
             active_replicas: active,
             parts_to_fetch: st.missing.len() as u64,
             last_queue_update_exception: st.last_exception.clone(),
         }
     }
+}
+
+fn delay_of(st: &State) -> u64 {
+    [st.queue_since, st.missing_since]
+        .into_iter()
+        .flatten()
+        .map(|t| t.elapsed().as_secs())
+        .max()
+        .unwrap_or(0)
 }
 
 fn describe(e: &LogEntry) -> (&'static str, String, Vec<String>) {
