@@ -331,7 +331,8 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
         &c,
         1,
         "CREATE TABLE r ON CLUSTER default (id UInt64, g String) \
-         ENGINE = ReplicatedMergeTree('/tables/r', '{replica}') ORDER BY id",
+         ENGINE = ReplicatedMergeTree('/tables/r', '{replica}') ORDER BY id \
+         SETTINGS index_granularity = 256",
     )
     .await;
     ok(
@@ -363,6 +364,21 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
         "15000\n",
         "every replica counted once"
     );
+    // max_parallel_replicas: the shard's rows split by id ranges over its
+    // three replicas add up to one replica's answer.
+    let q3 = "SELECT count(), uniqExact(g), sum(id), g FROM rd GROUP BY g ORDER BY g";
+    let one = ok(&c, 3, q3).await;
+    for n in 1..=3u64 {
+        let split = format!("{q3} SETTINGS max_parallel_replicas = 3");
+        assert_eq!(ok(&c, n, &split).await, one, "node {n}: {split}");
+    }
+    let plan = ok(
+        &c,
+        2,
+        "EXPLAIN SELECT count() FROM rd SETTINGS max_parallel_replicas = 3",
+    )
+    .await;
+    assert!(plan.contains("each split over 3 replicas"), "{plan}");
     c.kill(1);
     assert_eq!(ok(&c, 3, q).await, want, "node 1 dead: node 2 answers");
 
@@ -454,6 +470,15 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
         .unwrap_err()
         .to_string();
     assert!(err.contains("369") && err.contains("behind"), "{err}");
+    // Node 3 lacks a logged part and node 1 is dead: every slice of
+    // max_parallel_replicas is read by node 2, none from node 3's stale rows.
+    for n in [2u64, 3] {
+        // In order 1, 2, 3: the last slice (the highest ids, 9001 among
+        // them) is offered to node 3 first.
+        let q = "SELECT count(), sum(id) FROM rd SETTINGS max_parallel_replicas = 3, \
+                 load_balancing = 'in_order', prefer_localhost_replica = 0";
+        assert_eq!(ok(&c, n, q).await, "5002\t12515501\n", "node {n}");
+    }
     ok(&c, 3, "SYSTEM START FETCHES r").await;
 }
 
@@ -626,6 +651,47 @@ async fn two_shards_of_two_replicas_answer_through_a_dead_replica() {
             "2 x 2: {q}"
         );
     }
+    // The same with each shard's rows split over its two replicas.
+    for q in GOLDEN {
+        let want = ok(&c, 1, &q.replace("{t}", "hits_all")).await;
+        let split = format!(
+            "{} SETTINGS max_parallel_replicas = 2",
+            q.replace("{t}", "hits")
+        );
+        assert_eq!(ok(&c, 4, &split).await, want, "2 x 2: {split}");
+    }
+    let plan = ok(
+        &c,
+        4,
+        "EXPLAIN SELECT event, count() FROM hits GROUP BY event SETTINGS max_parallel_replicas = 2",
+    )
+    .await;
+    assert!(plan.contains("each split over 2 replicas"), "{plan}");
+    // distributed_product_mode: the default (and global, allow) answer a
+    // subquery over a Distributed table over every shard; local is refused.
+    let sub = "SELECT count() FROM hd WHERE id IN (SELECT id * 3 FROM hd WHERE g = 'g1')";
+    let global = ok(&c, 1, &sub.replace("hd", "h_all")).await;
+    assert_eq!(
+        ok(
+            &c,
+            4,
+            &format!("{sub} SETTINGS distributed_product_mode = 'global'")
+        )
+        .await,
+        global
+    );
+    let err = c
+        .sql(
+            4,
+            &format!("{sub} SETTINGS distributed_product_mode = 'local'"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("48") && err.contains("distributed_product_mode"),
+        "{err}"
+    );
     // EXPLAIN shows the stage and what each shard runs.
     let plan = ok(
         &c,

@@ -11,6 +11,7 @@
 
 pub mod error_codes;
 pub mod formats;
+pub mod native;
 pub mod part_name;
 pub mod settings;
 pub mod text;

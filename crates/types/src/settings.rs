@@ -60,6 +60,8 @@ setting_defs! {
     ("max_replica_delay_for_distributed_queries", "Seconds", "300", "A Distributed query skips a replica of a replicated local table that is this far behind the replication log (0: no limit)."),
     ("fallback_to_stale_replicas_for_distributed_queries", "Bool", "1", "When every replica of a shard is too far behind, a Distributed query reads the stale ones anyway instead of failing with ALL_REPLICAS_ARE_STALE."),
     ("connect_timeout_with_failover_ms", "Milliseconds", "1000", "How long a Distributed query waits to connect to a shard replica before trying the next."),
+    ("max_parallel_replicas", "NonZeroUInt64", "1", "A Distributed aggregation splits each shard's rows by ranges of the first sorting-key column over this many of its replicas (Replicated* local tables whose replicas are caught up; else one replica reads it all)."),
+    ("distributed_product_mode", "DistributedProductMode", "deny", "A subquery or join over a Distributed table inside a query over one: deny, global and allow all compute it once over every shard (GLOBAL); local is refused."),
     ("load_balancing", "LoadBalancing", "random", "Which replica of a shard a Distributed query tries first: random, in_order, first_or_random, round_robin, nearest_hostname."),
     ("readonly", "UInt64", "0", "1: reads only; 2: reads and setting changes; 0: everything (READONLY)."),
     ("max_concurrent_queries", "UInt64", "100", "Node-wide, from the config: statements running at once (TOO_MANY_SIMULTANEOUS_QUERIES)."),

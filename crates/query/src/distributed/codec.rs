@@ -11,10 +11,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -44,6 +46,10 @@ struct LeafWire {
     partitions: usize,
     /// The leaf's schema as an empty Arrow IPC stream.
     schema: Vec<u8>,
+    /// `max_parallel_replicas`: datafusion-proto bytes of the predicate
+    /// choosing this replica's range of the first sorting-key column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    slice: Option<Vec<u8>>,
 }
 
 fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
@@ -86,10 +92,41 @@ fn check_delay(local: &LocalScan, table: &Arc<MergeTreeTable>) -> DFResult<()> {
     Ok(())
 }
 
+/// A replica asked for a slice of its shard's rows must hold every part its
+/// replication log has named so far: the slices of different replicas add
+/// up to one replica's answer only when they read the same rows.
+fn check_slice(local: &LocalScan, table: &Arc<MergeTreeTable>) -> DFResult<()> {
+    let meta = table.meta();
+    let caught_up = local
+        .replication
+        .as_ref()
+        .and_then(|r| r.replica_of(table))
+        .map(|r| r.holds_logged_parts());
+    match caught_up {
+        Some(true) => Ok(()),
+        Some(false) => Err(ext(QueryError::other(
+            ErrorCode::ALL_REPLICAS_ARE_STALE,
+            format!(
+                "replica of {}.{} has log entries to execute; it cannot read a slice for max_parallel_replicas",
+                meta.database, meta.name
+            ),
+        ))),
+        None => Err(ext(QueryError::other(
+            ErrorCode::ALL_REPLICAS_ARE_STALE,
+            format!(
+                "{}.{} is not replicated on this node: its rows cannot be split with other replicas (max_parallel_replicas)",
+                meta.database, meta.name
+            ),
+        ))),
+    }
+}
+
 /// Encodes the Distributed leaf (initiator); decodes it as the local scan
 /// (shard, with `local` set).
 pub struct StageCodec {
     pub local: Option<LocalScan>,
+    /// Encoding one slice of a shard for `max_parallel_replicas`.
+    pub slice: Option<Expr>,
 }
 
 impl fmt::Debug for StageCodec {
@@ -116,6 +153,13 @@ impl PhysicalExtensionCodec for StageCodec {
             .table(&wire.database, &wire.table)
             .map_err(|e| ext(QueryError::from(e)))?;
         check_delay(local, &table)?;
+        let slice = match &wire.slice {
+            Some(b) => {
+                check_slice(local, &table)?;
+                Some(Expr::from_bytes_with_ctx(b, ctx)?)
+            }
+            None => None,
+        };
         let table_schema = table.meta().arrow_schema();
         let mut projection = Vec::with_capacity(wire.columns.len());
         for (name, want) in wire.columns.iter().zip(schema.fields()) {
@@ -154,7 +198,9 @@ impl PhysicalExtensionCodec for StageCodec {
             final_: wire.final_,
             projection,
             filters,
-            limit: wire.limit,
+            // Before the slice's filter a limit would drop rows of the slice.
+            limit: wire.limit.filter(|_| slice.is_none()),
+            slice,
             state: Arc::clone(&local.state),
             stats: Arc::clone(&local.stats),
             props: leaf_properties(schema, wire.partitions.max(1)),
@@ -186,6 +232,10 @@ impl PhysicalExtensionCodec for StageCodec {
             final_: spec.final_,
             partitions: leaf.partitions(),
             schema: crate::distributed::exec::ipc_bytes(&leaf.schema(), None)?,
+            slice: match &self.slice {
+                Some(e) => Some(e.to_bytes()?.to_vec()),
+                None => None,
+            },
         };
         serde_json::to_writer(buf, &wire).map_err(ext)
     }
@@ -202,6 +252,9 @@ struct LocalLeafExec {
     projection: Vec<usize>,
     filters: Vec<Expr>,
     limit: Option<usize>,
+    /// This replica's share of the shard (`max_parallel_replicas`): applied
+    /// exactly above the scan, and as a pruning filter.
+    slice: Option<Expr>,
     state: Arc<SessionState>,
     stats: Arc<QueryStats>,
     props: Arc<PlanProperties>,
@@ -261,8 +314,12 @@ impl ExecutionPlan for LocalLeafExec {
             Arc::clone(&self.stats),
         );
         let (scan, state) = (Arc::clone(&self.scan), Arc::clone(&self.state));
-        let (projection, filters, limit) =
-            (self.projection.clone(), self.filters.clone(), self.limit);
+        let (projection, filters, limit, slice) = (
+            self.projection.clone(),
+            self.filters.clone(),
+            self.limit,
+            self.slice.clone(),
+        );
         let (replication, settings, table) = (
             self.replication.clone(),
             self.settings.clone(),
@@ -272,9 +329,24 @@ impl ExecutionPlan for LocalLeafExec {
             let plan = scan
                 .get_or_try_init(|| async {
                     check_sequential_consistency(replication.as_ref(), &table, &settings).await?;
-                    provider
-                        .scan(state.as_ref(), Some(&projection), &filters, limit)
-                        .await
+                    match slice {
+                        None => {
+                            provider
+                                .scan(state.as_ref(), Some(&projection), &filters, limit)
+                                .await
+                        }
+                        Some(slice) => {
+                            sliced_scan(
+                                &provider,
+                                &table,
+                                state.as_ref(),
+                                projection,
+                                filters,
+                                slice,
+                            )
+                            .await
+                        }
+                    }
                 })
                 .await?;
             let m = plan.output_partitioning().partition_count();
@@ -294,4 +366,34 @@ impl ExecutionPlan for LocalLeafExec {
                 });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
+}
+
+/// The local scan of one `max_parallel_replicas` slice: the slice's columns
+/// are read beside the projection, DataFusion's `FilterExec` keeps the
+/// slice's rows and drops those columns again.
+async fn sliced_scan(
+    provider: &MergeTreeProvider,
+    table: &Arc<MergeTreeTable>,
+    state: &SessionState,
+    projection: Vec<usize>,
+    mut filters: Vec<Expr>,
+    slice: Expr,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let schema = table.meta().arrow_schema();
+    let mut read = projection.clone();
+    for c in slice.column_refs() {
+        let i = schema.index_of(c.name())?;
+        if !read.contains(&i) {
+            read.push(i);
+        }
+    }
+    filters.push(slice.clone());
+    let scan = provider.scan(state, Some(&read), &filters, None).await?;
+    let df_schema = DFSchema::try_from(scan.schema())?;
+    let predicate = state.create_physical_expr(slice, &df_schema)?;
+    let keep: Vec<usize> = (0..projection.len()).collect();
+    let filter = FilterExecBuilder::new(predicate, scan)
+        .apply_projection(Some(keep))?
+        .build()?;
+    Ok(Arc::new(filter))
 }

@@ -17,6 +17,7 @@ use datafusion::arrow::ipc::CompressionType;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -52,6 +53,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RemoteStageExec {
     fragment: Arc<dyn ExecutionPlan>,
     plan: Arc<Vec<u8>>,
+    /// `max_parallel_replicas`: the fragment once per slice of a shard's
+    /// rows (empty when the stage is not split).
+    slices: Arc<Vec<Vec<u8>>>,
     kind: StageKind,
     target: Arc<Target>,
     props: Arc<PlanProperties>,
@@ -93,14 +97,39 @@ pub(crate) fn ipc_bytes(schema: &Schema, batch: Option<&RecordBatch>) -> DFResul
 
 impl RemoteStageExec {
     pub fn try_new(fragment: Arc<dyn ExecutionPlan>, kind: StageKind) -> DFResult<Self> {
-        let target = stage_leaf(&fragment)
-            .map(|l| Arc::clone(&l.target))
+        let leaf = stage_leaf(&fragment)
             .ok_or_else(|| DataFusionError::Internal("a stage without its scan".into()))?;
-        let codec = StageCodec { local: None };
-        let plan = datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
-            Arc::clone(&fragment),
-            &codec,
-        )?;
+        let target = Arc::clone(&leaf.target);
+        let encode = |slice: Option<Expr>| {
+            let codec = StageCodec { local: None, slice };
+            datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
+                Arc::clone(&fragment),
+                &codec,
+            )
+            .map(|b| b.to_vec())
+        };
+        let plan = encode(None)?;
+        // Partial states of slices merge like those of shards; rows are
+        // read from one replica (a row stage fails over before its first
+        // batch only, which slices could not keep).
+        let parallel = target
+            .settings
+            .uint("max_parallel_replicas")
+            .map_err(|e| ext(QueryError::BadArguments(e)))? as usize;
+        let replicas = target.shards.iter().map(|s| s.replicas.len()).min();
+        let k = parallel.min(replicas.unwrap_or(1));
+        let slices = match kind {
+            StageKind::PartialAggregate => {
+                match super::parallel::slice_predicates(&target.engine, &leaf.spec, k) {
+                    Some(preds) => preds
+                        .into_iter()
+                        .map(|p| encode(Some(p)))
+                        .collect::<DFResult<Vec<_>>>()?,
+                    None => Vec::new(),
+                }
+            }
+            StageKind::Rows => Vec::new(),
+        };
         let props = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(fragment.schema()),
             Partitioning::UnknownPartitioning(target.shards.len().max(1)),
@@ -109,7 +138,8 @@ impl RemoteStageExec {
         ));
         Ok(RemoteStageExec {
             fragment,
-            plan: Arc::new(plan.to_vec()),
+            plan: Arc::new(plan),
+            slices: Arc::new(slices),
             kind,
             target,
             props,
@@ -126,6 +156,9 @@ impl DisplayAs for RemoteStageExec {
             self.target.shards.len(),
             self.target.cluster
         )?;
+        if !self.slices.is_empty() {
+            write!(f, ", each split over {} replicas", self.slices.len())?;
+        }
         if matches!(t, DisplayFormatType::Verbose) {
             // What each shard runs, marked off from the initiator's plan.
             let fragment = displayable(self.fragment.as_ref())
@@ -174,12 +207,22 @@ impl ExecutionPlan for RemoteStageExec {
         let schema = self.schema();
         let shard = self.target.shards.get(partition).cloned();
         let (target, plan, kind) = (Arc::clone(&self.target), Arc::clone(&self.plan), self.kind);
+        let slices = Arc::clone(&self.slices);
         let out = Arc::clone(&schema);
         let span = info_span!("shard_stage", shard = partition + 1, cluster = %target.cluster);
         let batches = async move {
             let Some(shard) = shard else {
                 return Ok(futures::stream::empty().boxed());
             };
+            if !slices.is_empty() {
+                match run_slices(&target, &shard, &slices, &out).await {
+                    Ok(batches) => return Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed()),
+                    Err(Attempt::Fail(e)) => return Err(e),
+                    Err(Attempt::Retry(why) | Attempt::NotInQuorum(why) | Attempt::Stale(why)) => {
+                        warn!(shard = shard.number, %why, "max_parallel_replicas: a slice found no replica; reading the shard from one");
+                    }
+                }
+            }
             run_shard(target, shard, plan, kind, out).await
         }
         .instrument(span);
@@ -206,15 +249,9 @@ enum Attempt {
     Fail(DataFusionError),
 }
 
-async fn run_shard(
-    target: Arc<Target>,
-    shard: super::Shard,
-    plan: Arc<Vec<u8>>,
-    kind: StageKind,
-    schema: SchemaRef,
-) -> DFResult<Batches> {
-    let request = StageRequest {
-        plan: plan.to_vec(),
+fn stage_request(target: &Target, shard: &super::Shard, plan: Vec<u8>) -> StageRequest {
+    StageRequest {
+        plan,
         build: BUILD.to_string(),
         initial_query_id: target.query_id.clone(),
         initial_query: target.query.clone(),
@@ -224,7 +261,65 @@ async fn run_shard(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         shard: shard.number,
-    };
+    }
+}
+
+/// `max_parallel_replicas`: slice `j` of the shard's partial aggregate runs
+/// on its replica `j` (in the balancing order), the next one when that
+/// replica cannot read it; all slices at once. `Attempt::Fail` is the
+/// query's error; any other error means some slice found no replica (the
+/// caller reads the shard from one replica instead).
+async fn run_slices(
+    target: &Target,
+    shard: &super::Shard,
+    slices: &[Vec<u8>],
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>, Attempt> {
+    let n = shard.replicas.len();
+    let runs = slices.iter().enumerate().map(|(j, plan)| async move {
+        let request = stage_request(target, shard, plan.clone());
+        let mut last = Attempt::Retry(format!("shard {} has no replicas", shard.number));
+        for i in 0..n {
+            let replica = &shard.replicas[(j + i) % n];
+            match attempt(
+                target,
+                replica,
+                &request,
+                StageKind::PartialAggregate,
+                schema,
+            )
+            .await
+            {
+                Ok(batches) => return batches.try_collect::<Vec<_>>().await.map_err(Attempt::Fail),
+                Err(Attempt::Fail(e)) => return Err(Attempt::Fail(e)),
+                Err(other) => last = other,
+            }
+        }
+        Err(last)
+    });
+    let mut all = Vec::new();
+    let mut unplaced = None;
+    for outcome in futures::future::join_all(runs).await {
+        match outcome {
+            Ok(batches) => all.extend(batches),
+            Err(Attempt::Fail(e)) => return Err(Attempt::Fail(e)),
+            Err(other) => unplaced = Some(other),
+        }
+    }
+    match unplaced {
+        Some(why) => Err(why),
+        None => Ok(all),
+    }
+}
+
+async fn run_shard(
+    target: Arc<Target>,
+    shard: super::Shard,
+    plan: Arc<Vec<u8>>,
+    kind: StageKind,
+    schema: SchemaRef,
+) -> DFResult<Batches> {
+    let request = stage_request(&target, &shard, plan.to_vec());
     let mut reasons = Vec::new();
     let mut lagging = 0;
     let mut stale = Vec::new();

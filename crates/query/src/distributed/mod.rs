@@ -11,7 +11,9 @@
 //! local table's scan ([`codec`]), optimizes and runs the fragment and
 //! streams Arrow IPC batches back. The initiator keeps DataFusion's own
 //! final aggregation, sort and limit above the stage, so the merge of the
-//! shards' partial states is DataFusion's, not ours.
+//! shards' partial states is DataFusion's, not ours. With
+//! `max_parallel_replicas` a shard's aggregation is split by key ranges over
+//! several of its replicas ([`parallel`]).
 //!
 //! **Invariants.** Only the exact same build runs a fragment (aggregate
 //! states have no stable format). A shard's partial aggregate is buffered
@@ -24,6 +26,7 @@
 pub mod codec;
 pub mod exec;
 pub mod insert;
+pub mod parallel;
 pub mod remote;
 pub mod rule;
 pub mod scan;

@@ -35,7 +35,11 @@ impl PhysicalOptimizerRule for DistributedStages {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        match no_merge_mode(&plan)? {
+        let mut scans = Vec::new();
+        let mut others = Vec::new();
+        collect_leaves(&plan, &mut scans, &mut others);
+        product_mode(&scans)?;
+        match no_merge_mode(&scans, &others)? {
             0 => cut(plan),
             mode => whole_query(plan, mode),
         }
@@ -86,13 +90,38 @@ fn unsupported(why: String) -> DataFusionError {
     )))
 }
 
+/// `distributed_product_mode`: a subquery or join over a Distributed table
+/// inside a query over one is always computed once over every shard (what
+/// `GLOBAL` asks for), which is the answer of `deny` (where ClickHouse
+/// refuses instead), `global` and `allow` alike. `local` (each shard joins
+/// against only its own rows) would give another answer: refused, never
+/// silently answered differently.
+fn product_mode(scans: &[&DistributedScanExec]) -> DFResult<()> {
+    let Some(scan) = scans.first() else {
+        return Ok(());
+    };
+    let mode = scan
+        .target
+        .settings
+        .value_or_default("distributed_product_mode");
+    match mode.to_ascii_lowercase().as_str() {
+        "deny" | "global" | "allow" => Ok(()),
+        "local" if scans.len() < 2 => Ok(()),
+        "local" => Err(unsupported(
+            "distributed_product_mode = 'local' is not supported: a subquery or join over a Distributed table is computed over every shard, as with 'global'".into(),
+        )),
+        other => Err(DataFusionError::External(Box::new(
+            crate::error::QueryError::BadArguments(format!(
+                "Unexpected value of DistributedProductMode: '{other}' (deny, local, global, allow)"
+            )),
+        ))),
+    }
+}
+
 /// `distributed_group_by_no_merge` of the query (0 unless it reads exactly
 /// one Distributed table and nothing else).
-fn no_merge_mode(plan: &Arc<dyn ExecutionPlan>) -> DFResult<u64> {
-    let mut scans = Vec::new();
-    let mut others = Vec::new();
-    collect_leaves(plan, &mut scans, &mut others);
-    let [scan] = scans.as_slice() else {
+fn no_merge_mode(scans: &[&DistributedScanExec], others: &[String]) -> DFResult<u64> {
+    let [scan] = scans else {
         return Ok(0);
     };
     let mode = scan

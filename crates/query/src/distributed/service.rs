@@ -63,6 +63,7 @@ pub async fn run_stage(
             state: Arc::new(state),
             stats,
         }),
+        slice: None,
     };
     let mut plan = datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
         &request.plan,

@@ -5,6 +5,9 @@
 //! Time functions work in UTC (the server time zone is UTC).
 
 mod hash;
+mod server;
+
+pub use server::{TIME_ZONE, VERSION};
 
 use std::sync::Arc;
 
@@ -661,6 +664,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     ];
     fns.extend(conversion_udfs());
     fns.extend(hash::udfs());
+    fns.extend(server::udfs());
     for f in fns {
         reg.register_udf(Arc::new(f))?;
     }

@@ -56,6 +56,10 @@ struct Figures {
     /// Query → bytes the initiator received from the two remote shards per
     /// query (zstd Arrow IPC), and the bytes the query scans.
     network_bytes: BTreeMap<String, (u64, u64)>,
+    /// One shard of three replicas (1×3): query → (p50 ms, p99 ms) with
+    /// `max_parallel_replicas` 1 and 3.
+    one_replica_ms: BTreeMap<String, (f64, f64)>,
+    parallel_replicas_ms: BTreeMap<String, (f64, f64)>,
 }
 
 /// A counter of node `addr`'s `/metrics`.
@@ -160,8 +164,75 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
             d / o.max(0.001),
         );
     }
+    parallel_replicas(&cluster, &mut c, &a, &mut fig).await?;
+    println!("\n1×3 (one shard of three replicas): max_parallel_replicas = 1 vs 3");
+    println!(
+        "{:<16} {:>14} {:>14} {:>8}",
+        "query", "1 replica p50", "3 replicas p50", "ratio"
+    );
+    for (name, _) in QUERIES {
+        let one = fig.one_replica_ms[*name].0;
+        let three = fig.parallel_replicas_ms[*name].0;
+        println!(
+            "{name:<16} {one:>14.1} {three:>14.1} {:>8.2}",
+            three / one.max(0.001)
+        );
+    }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_vec_pretty(&fig)?)?;
+    }
+    Ok(())
+}
+
+/// The same rows in a ReplicatedMergeTree table on one shard of the three
+/// nodes (cluster `default`), queried through a Distributed table read by
+/// one replica and split over three (`max_parallel_replicas`).
+async fn parallel_replicas(
+    cluster: &jepsen_like_tests::TestCluster,
+    c: &mut qh_client::Client,
+    a: &DistributedArgs,
+    fig: &mut Figures,
+) -> anyhow::Result<()> {
+    c.query(&format!(
+        "CREATE TABLE hits_r ON CLUSTER default {COLUMNS} \
+         ENGINE = ReplicatedMergeTree('/tables/bench/hits_r', '{{replica}}') ORDER BY (user_id, ts)"
+    ))
+    .await?;
+    c.query(
+        "CREATE TABLE hits_rd ON CLUSTER default AS hits_r \
+         ENGINE = Distributed(default, default, hits_r)",
+    )
+    .await?;
+    eprintln!(
+        "loading {} rows into one shard of three replicas ...",
+        a.rows
+    );
+    c.query("INSERT INTO hits_r SELECT * FROM hits_one SETTINGS insert_quorum = 3")
+        .await?;
+    for node in cluster.all() {
+        cluster
+            .sql(node, "SYSTEM SYNC REPLICA hits_r")
+            .await
+            .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
+    }
+    for (name, q) in QUERIES {
+        for (parallel, out) in [
+            (1, &mut fig.one_replica_ms),
+            (3, &mut fig.parallel_replicas_ms),
+        ] {
+            let q = format!(
+                "{} SETTINGS max_parallel_replicas = {parallel}",
+                q.replace("{t}", "hits_rd")
+            );
+            c.query(&q).await?; // warm-up
+            let mut ms = Vec::with_capacity(a.runs);
+            for _ in 0..a.runs {
+                let t = Instant::now();
+                c.query(&q).await?;
+                ms.push(t.elapsed().as_secs_f64());
+            }
+            out.insert(name.to_string(), percentiles(ms));
+        }
     }
     Ok(())
 }

@@ -618,6 +618,24 @@ impl Replica {
         self.state.lock().queue.clone()
     }
 
+    /// Every part the replication log has named so far (as this node's
+    /// coordinator state has it) is here: only merges wait in the queue and
+    /// no part is missing. Replicas that all hold their logged parts read
+    /// the same rows, so `max_parallel_replicas` can split them.
+    pub fn holds_logged_parts(&self) -> bool {
+        let Some(repl) = self.repl.upgrade() else {
+            return false;
+        };
+        let pointer = *self.pointer.borrow();
+        let pending = repl.coordinator.read(|s| s.log_from(&self.path, pointer));
+        let st = self.state.lock();
+        st.initialized
+            && st.missing.is_empty()
+            && pending
+                .iter()
+                .all(|(_, e)| matches!(e, LogEntry::MergeParts { .. }))
+    }
+
     /// Seconds the oldest unexecuted log entry or missing part has waited
     /// (`system.replicas.absolute_delay`): cheap, no coordinator read.
     pub fn absolute_delay(&self) -> u64 {
