@@ -29,6 +29,9 @@ pub enum InputFormat {
     /// batches already. Columns are matched by name (by position when no
     /// name matches) and cast to the table's types.
     ArrowStream,
+    /// ClickHouse's Native blocks (clickhouse-connect's inserts): columns
+    /// matched by name like ArrowStream's.
+    Native,
 }
 
 impl InputFormat {
@@ -42,6 +45,7 @@ impl InputFormat {
             }
             "JSONEachRow" | "NDJSON" | "JSONLines" => InputFormat::JsonEachRow,
             "ArrowStream" => InputFormat::ArrowStream,
+            "Native" => InputFormat::Native,
             other => return Err(QueryError::UnknownFormat(other.to_string())),
         })
     }
@@ -88,6 +92,15 @@ pub fn read_input(
             Ok(total)
         }
         InputFormat::ArrowStream => read_arrow_stream(reader, schema, sink),
+        InputFormat::Native => {
+            let mut r = qh_types::native::NativeReader::new(reader);
+            let blocks = std::iter::from_fn(move || {
+                r.next_block()
+                    .map_err(|e| QueryError::CannotParseInput(e.to_string()))
+                    .transpose()
+            });
+            by_name(blocks, &schema, "Native", sink)
+        }
     }
 }
 
@@ -100,43 +113,41 @@ fn read_arrow_stream(
         QueryError::CannotParseInput(format!("ArrowStream: {e}"))
     };
     let r = datafusion::arrow::ipc::reader::StreamReader::try_new(reader, None).map_err(bad)?;
-    let input = r.schema();
-    // By name, like ClickHouse's Arrow input: table columns the stream lacks
-    // get their defaults, stream columns the table lacks are ignored. A
-    // stream with none of the names (say, from a tool that names columns
-    // c0, c1, ...) is taken by position.
-    let by_name = schema
-        .fields()
-        .iter()
-        .any(|f| input.index_of(f.name()).is_ok());
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (i, f) in schema.fields().iter().enumerate() {
-        let idx = if by_name {
-            input.index_of(f.name()).ok()
-        } else {
-            (i < input.fields().len()).then_some(i)
-        };
-        if let Some(idx) = idx {
-            fields.push(Arc::clone(f));
-            columns.push(idx);
-        }
-    }
-    if fields.is_empty() {
-        return Err(QueryError::CannotParseInput(
-            "the ArrowStream input has no columns of the table".into(),
-        ));
-    }
-    let schema = Arc::new(Schema::new(fields));
+    by_name(r.map(|b| b.map_err(bad)), &schema, "ArrowStream", sink)
+}
+
+/// Batches that carry their own column names (ArrowStream, Native) as
+/// batches of the inserted columns: by name, like ClickHouse's Arrow and
+/// Native input: table columns the input lacks get their defaults, input
+/// columns the table lacks are ignored. Input with none of the names (say,
+/// from a tool that names columns c0, c1, ...) is taken by position.
+fn by_name(
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    schema: &SchemaRef,
+    format: &str,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<u64> {
     let opts = CastOptions {
         safe: false,
         format_options: FormatOptions::default(),
     };
     let mut total = 0u64;
-    for b in r {
-        let b = b.map_err(bad)?;
-        let mut cols = Vec::with_capacity(columns.len());
-        for (f, &idx) in schema.fields().iter().zip(&columns) {
+    for b in batches {
+        let b = b?;
+        let input = b.schema();
+        let named = schema
+            .fields()
+            .iter()
+            .any(|f| input.index_of(f.name()).is_ok());
+        let mut fields = Vec::new();
+        let mut cols = Vec::new();
+        for (i, f) in schema.fields().iter().enumerate() {
+            let idx = if named {
+                input.index_of(f.name()).ok()
+            } else {
+                (i < input.fields().len()).then_some(i)
+            };
+            let Some(idx) = idx else { continue };
             let col = b.column(idx);
             let col = if col.data_type() == f.data_type() {
                 Arc::clone(col)
@@ -157,10 +168,16 @@ fn read_arrow_stream(
                     total + 1
                 )));
             }
+            fields.push(Arc::clone(f));
             cols.push(col);
         }
+        if fields.is_empty() {
+            return Err(QueryError::CannotParseInput(format!(
+                "the {format} input has no columns of the table"
+            )));
+        }
         let out = RecordBatch::try_new_with_options(
-            Arc::clone(&schema),
+            Arc::new(Schema::new(fields)),
             cols,
             &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
         )?;

@@ -893,6 +893,9 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "lowerutf8" => set_name(f, "lower"),
         "upperutf8" => set_name(f, "upper"),
         "lengthutf8" | "char_length" => set_name(f, "character_length"),
+        // Bytes of a string, elements of an array (DataFusion's counts
+        // characters and prints arrays first).
+        "length" => set_name(f, "__qh_length"),
         "has" => set_name(f, "array_has"),
         "ifnull" => set_name(f, "coalesce"),
         "empty" | "notempty" => set_name(f, &lname),

@@ -1,18 +1,23 @@
-//! The HTTP interface (ClickHouse's, on port 8120+N): `/?query=...` with the
-//! result as text, INSERT data in the POST body, `/ping`, and `/metrics`.
+//! The HTTP interface (ClickHouse's, on port 8120+N): `/?query=...` or the
+//! query in the POST body, results in the text formats, JSON or Native,
+//! INSERT data in the body (compressed per `Content-Encoding`), `/ping`,
+//! and `/metrics`. What clickhouse-connect relies on: errors as a non-200
+//! status with `X-ClickHouse-Exception-Code`, `X-ClickHouse-Summary`,
+//! `X-ClickHouse-Format` only for statements that return rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use qh_query::{Engine, Input};
 use qh_types::formats::{OutputFormat, Writer};
+use qh_types::native::NativeWriter;
 use qh_types::ErrorCode;
 use tokio::sync::mpsc;
 use tracing::{info_span, Instrument};
@@ -35,6 +40,9 @@ const RESERVED: &[&str] = &[
     "password",
     "query_id",
     "session_id",
+    // clickhouse-connect's probe for the TCP protocol's block headers,
+    // which HTTP answers here never carry.
+    "client_protocol_version",
 ];
 
 pub fn router(state: HttpState) -> Router {
@@ -96,38 +104,85 @@ async fn query_get(
 async fn query_post(
     State(s): State<HttpState>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(16);
+    let mut stream = body.into_data_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            let item = chunk
+                .map(|b| b.to_vec())
+                .map_err(|e| format!("request body: {e}"));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body =
+        match crate::http_body::decoded(encoding.as_deref(), Box::new(ChannelReader::new(rx))) {
+            Ok(b) => b,
+            Err(why) => return error_response(ErrorCode::BAD_ARGUMENTS, &why),
+        };
     match params.get("query") {
         // The query is in the URL: the body is INSERT data, streamed.
-        Some(q) => {
-            let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(16);
-            let mut stream = body.into_data_stream();
-            tokio::spawn(async move {
-                while let Some(chunk) = stream.next().await {
-                    let item = chunk
-                        .map(|b| b.to_vec())
-                        .map_err(|e| format!("request body: {e}"));
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        return;
-                    }
-                }
-            });
-            let input: Input = Some(Box::new(ChannelReader::new(rx)));
-            run(s, q.clone(), &params, input).await
+        Some(q) => run(s, q.clone(), &params, Some(body)).await,
+        // Otherwise the body starts with the query; an INSERT's data
+        // follows its FORMAT clause.
+        None => {
+            let split =
+                tokio::task::spawn_blocking(move || crate::http_body::split_query(body)).await;
+            match split {
+                Ok(Ok((q, data))) => run(s, q, &params, data).await,
+                Ok(Err(e)) => error_response(
+                    ErrorCode::BAD_ARGUMENTS,
+                    &format!("cannot read the query: {e}"),
+                ),
+                Err(e) => error_response(ErrorCode::LOGICAL_ERROR, &e.to_string()),
+            }
         }
-        // Otherwise the body is the query.
-        None => match axum::body::to_bytes(body, 16 << 20).await {
-            Ok(b) => match String::from_utf8(b.to_vec()) {
-                Ok(q) => run(s, q, &params, None).await,
-                Err(_) => error_response(ErrorCode::BAD_ARGUMENTS, "the query is not UTF-8"),
+    }
+}
+
+/// How a result set is encoded.
+enum Output {
+    Text(Writer),
+    Native(NativeWriter),
+}
+
+impl Output {
+    fn new(
+        name: Option<&str>,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<Output, (ErrorCode, String)> {
+        match name {
+            Some("Native") => NativeWriter::new(schema)
+                .map(Output::Native)
+                .map_err(|e| (ErrorCode::ILLEGAL_COLUMN, e.to_string())),
+            None => Ok(Output::Text(Writer::new(
+                OutputFormat::TabSeparated,
+                schema.clone(),
+            ))),
+            Some(n) => match OutputFormat::parse(n) {
+                Some(f) => Ok(Output::Text(Writer::new(f, schema.clone()))),
+                None => Err((
+                    ErrorCode::UNKNOWN_FORMAT,
+                    format!("Unknown output format {n}"),
+                )),
             },
-            Err(e) => error_response(
-                ErrorCode::BAD_ARGUMENTS,
-                &format!("cannot read the query: {e}"),
-            ),
-        },
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self {
+            Output::Native(_) => "application/octet-stream",
+            Output::Text(_) => "text/plain; charset=UTF-8",
+        }
     }
 }
 
@@ -154,10 +209,13 @@ async fn run(
     }
     let default_format = params.get("default_format").cloned();
     let statements = qh_query::split_statements(&sql);
-    let mut body = String::new();
+    let mut body: Vec<u8> = Vec::new();
     let mut query_id = String::new();
+    let mut format_header = None;
+    let mut content_type = "text/plain; charset=UTF-8";
+    let (mut read_rows, mut read_bytes, mut written_rows) = (0u64, 0u64, 0u64);
     for stmt in statements {
-        if let Some(id) = params.get("query_id") {
+        if let Some(id) = params.get("query_id").filter(|id| !id.is_empty()) {
             session.set_query_id(id);
         }
         let res = session
@@ -176,34 +234,66 @@ async fn run(
                 return error_response(e.code(), &e.to_string());
             }
         };
+        read_rows += res.summary.read_rows;
+        read_bytes += res.summary.read_bytes;
+        written_rows += res.summary.written_rows;
         if !res.has_result_set() {
             continue;
         }
         let name = res.format.clone().or_else(|| default_format.clone());
-        let format = match name.as_deref() {
-            None => OutputFormat::TabSeparated,
-            Some(n) => match OutputFormat::parse(n) {
-                Some(f) => f,
-                None => {
-                    return error_response(
-                        ErrorCode::UNKNOWN_FORMAT,
-                        &format!("Unknown output format {n}"),
-                    )
-                }
-            },
+        let mut out = match Output::new(name.as_deref(), &res.schema) {
+            Ok(o) => o,
+            Err((code, why)) => return error_response(code, &why),
         };
-        let mut w = Writer::new(format, res.schema.clone());
-        for b in &res.batches {
-            body.push_str(&w.write_batch(b));
+        format_header = Some(name.unwrap_or_else(|| "TabSeparated".to_string()));
+        content_type = out.content_type();
+        match &mut out {
+            Output::Text(w) => {
+                for b in &res.batches {
+                    body.extend_from_slice(w.write_batch(b).as_bytes());
+                }
+                if let Some(t) = &res.totals {
+                    body.extend_from_slice(w.write_totals(t).as_bytes());
+                }
+                body.extend_from_slice(w.finish().as_bytes());
+            }
+            Output::Native(w) => {
+                let mut wrote = false;
+                for b in res.batches.iter().filter(|b| b.num_rows() > 0) {
+                    match w.write_block(b) {
+                        Ok(block) => body.extend_from_slice(&block),
+                        Err(e) => return error_response(ErrorCode::ILLEGAL_COLUMN, &e.to_string()),
+                    }
+                    wrote = true;
+                }
+                if !wrote {
+                    body.extend_from_slice(&w.header_block());
+                }
+            }
         }
-        if let Some(t) = &res.totals {
-            body.push_str(&w.write_totals(t));
-        }
-        body.push_str(&w.finish());
     }
     let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&query_id) {
-        r.headers_mut().insert("X-ClickHouse-Query-Id", v);
+        h.insert("X-ClickHouse-Query-Id", v);
+    }
+    if let Some(v) = format_header.and_then(|f| HeaderValue::from_str(&f).ok()) {
+        h.insert("X-ClickHouse-Format", v);
+    }
+    h.insert(
+        "X-ClickHouse-Timezone",
+        HeaderValue::from_static(qh_query::functions::TIME_ZONE),
+    );
+    h.insert(
+        "X-ClickHouse-Server-Display-Name",
+        HeaderValue::from_static("quorumhouse"),
+    );
+    let summary = format!(
+        "{{\"read_rows\":\"{read_rows}\",\"read_bytes\":\"{read_bytes}\",\"written_rows\":\"{written_rows}\",\"total_rows_to_read\":\"{read_rows}\"}}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&summary) {
+        h.insert("X-ClickHouse-Summary", v);
     }
     r
 }

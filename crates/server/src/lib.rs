@@ -12,6 +12,7 @@
 //! name, message}` with ClickHouse's numbers, never as bare gRPC statuses.
 
 pub mod http;
+mod http_body;
 pub mod input;
 pub mod ipc;
 pub mod metrics;

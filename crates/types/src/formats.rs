@@ -17,6 +17,8 @@ pub enum OutputFormat {
     Csv,
     CsvWithNames,
     JsonEachRow,
+    /// One JSON object: `meta` (names and types), `data`, `totals`, `rows`.
+    Json,
     Pretty,
     /// One `name: value` line per column, a block per row (`\G`).
     Vertical,
@@ -36,6 +38,7 @@ impl OutputFormat {
             "CSV" | "csv" => OutputFormat::Csv,
             "CSVWithNames" => OutputFormat::CsvWithNames,
             "JSONEachRow" | "NDJSON" | "JSONLines" => OutputFormat::JsonEachRow,
+            "JSON" => OutputFormat::Json,
             "Pretty" | "PrettyCompact" | "PrettyCompactMonoBlock" | "PrettySpace" => {
                 OutputFormat::Pretty
             }
@@ -56,8 +59,11 @@ pub struct Writer {
     started: bool,
     pretty_rows: Vec<Vec<String>>,
     pretty_right: Vec<bool>,
-    /// Rows written so far (Vertical numbers them).
+    /// Rows written so far (Vertical numbers them, JSON counts them).
     rows: usize,
+    /// JSON: the WITH TOTALS row, printed after `data`.
+    json_totals: Option<String>,
+    json_closed: bool,
 }
 
 impl Writer {
@@ -84,6 +90,8 @@ impl Writer {
             started: false,
             pretty_rows: Vec::new(),
             rows: 0,
+            json_totals: None,
+            json_closed: false,
         }
     }
 
@@ -146,6 +154,13 @@ impl Writer {
                     }
                     out.push_str("}\n");
                 }
+                OutputFormat::Json => {
+                    if self.rows > 0 {
+                        out.push_str(",\n");
+                    }
+                    self.rows += 1;
+                    out.push_str(&json_object(cols, &self.schema, row));
+                }
                 OutputFormat::Pretty => {
                     let r = cols
                         .iter()
@@ -202,6 +217,12 @@ impl Writer {
     /// it after an empty line in the text formats and as a block titled
     /// `Totals:` in Pretty and Vertical; JSONEachRow and Null leave it out.
     pub fn write_totals(&mut self, totals: &RecordBatch) -> String {
+        if self.format == OutputFormat::Json {
+            if totals.num_rows() > 0 {
+                self.json_totals = Some(json_object(totals.columns(), &self.schema, 0));
+            }
+            return String::new();
+        }
         let mut out = self.finish();
         match self.format {
             OutputFormat::JsonEachRow | OutputFormat::Null => {}
@@ -237,6 +258,16 @@ impl Writer {
                 self.header(&mut out);
             }
         }
+        if self.format == OutputFormat::Json && !self.json_closed {
+            self.json_closed = true;
+            out.push_str("\n\t]");
+            if let Some(t) = self.json_totals.take() {
+                out.push_str(",\n\n\t\"totals\":\n");
+                out.push('\t');
+                out.push_str(&t.trim_start().replace("\n\t\t", "\n\t"));
+            }
+            out.push_str(&format!(",\n\n\t\"rows\": {}\n}}\n", self.rows));
+        }
         out
     }
 
@@ -263,6 +294,20 @@ impl Writer {
                 let q: Vec<String> = names.iter().map(|n| csv_quote(n)).collect();
                 out.push_str(&q.join(","));
                 out.push('\n');
+            }
+            OutputFormat::Json => {
+                out.push_str("{\n\t\"meta\":\n\t[\n");
+                for (i, f) in self.schema.fields().iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(",\n");
+                    }
+                    out.push_str("\t\t{\n\t\t\t\"name\": ");
+                    json_string(out, f.name());
+                    out.push_str(",\n\t\t\t\"type\": ");
+                    json_string(out, &type_name(f));
+                    out.push_str("\n\t\t}");
+                }
+                out.push_str("\n\t],\n\n\t\"data\":\n\t[\n");
             }
             _ => {}
         }
@@ -391,6 +436,22 @@ fn json_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// Row `row` as a JSON format object (`\t\t{ "name": value, ... }`).
+fn json_object(cols: &[arrow::array::ArrayRef], schema: &SchemaRef, row: usize) -> String {
+    let mut out = String::from("\t\t{\n");
+    for (j, (c, f)) in cols.iter().zip(schema.fields()).enumerate() {
+        if j > 0 {
+            out.push_str(",\n");
+        }
+        out.push_str("\t\t\t");
+        json_string(&mut out, f.name());
+        out.push_str(": ");
+        json_value(&mut out, c.as_ref(), row);
+    }
+    out.push_str("\n\t\t}");
+    out
 }
 
 fn json_value(out: &mut String, a: &dyn Array, i: usize) {

@@ -475,6 +475,19 @@ fn ret_first(t: &[DataType]) -> Result<DataType> {
     })
 }
 
+/// ClickHouse's `length`: bytes of a string (not characters: that is
+/// `lengthUTF8`), elements of an array.
+fn ch_length(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = match args[0].data_type() {
+        DataType::Dictionary(_, v) => cast(&args[0], v)?,
+        DataType::Utf8View => cast(&args[0], &DataType::Utf8)?,
+        DataType::BinaryView => cast(&args[0], &DataType::Binary)?,
+        _ => Arc::clone(&args[0]),
+    };
+    let n = datafusion::arrow::compute::kernels::length::length(&a)?;
+    Ok(cast(&n, &DataType::UInt64)?)
+}
+
 /// Registers every ClickHouse function we provide.
 pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     let mut fns = vec![
@@ -661,6 +674,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             sleep_fn,
         ),
         udf("isnotnull", one(), ret_bool_u8, is_not_null_fn),
+        udf("__qh_length", one(), |_| Ok(DataType::UInt64), ch_length),
     ];
     fns.extend(conversion_udfs());
     fns.extend(hash::udfs());
