@@ -58,6 +58,19 @@ def main(address: str) -> None:
     r = client.query("SELECT id, name FROM cc_events LIMIT 0")
     print("empty:", r.column_names, r.result_rows)
 
+    # Query parameters, bound by the server ({name:Type}, sent as param_name).
+    r = client.query("SELECT count() FROM cc_events WHERE name = {n:String} AND id < {m:UInt64}",
+                     parameters={"n": "n3", "m": 100})
+    print("parameters:", r.result_rows[0][0])
+
+    # Arrow (the IPC file format) straight into a pyarrow Table.
+    try:
+        import pyarrow  # noqa: F401
+        t = client.query_arrow("SELECT id, name FROM cc_events WHERE id < 10 ORDER BY id")
+        print("arrow:", t.num_rows, t.column("name")[3].as_py())
+    except ImportError:
+        print("arrow: pyarrow not installed")
+
     # Server identity.
     print("identity:", client.command("SELECT version(), timezone()"))
 

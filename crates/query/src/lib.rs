@@ -31,4 +31,4 @@ mod use_nulls;
 
 pub use engine::{Engine, EngineOptions, Input, QueryResult, Session, Summary};
 pub use error::{QueryError, Result};
-pub use statement::split_statements;
+pub use statement::{bind_parameters, split_statements};

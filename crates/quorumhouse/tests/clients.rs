@@ -182,7 +182,67 @@ async fn clickhouse_connect_works_unchanged() {
         "identity: [",
         "'UTC']",
         "error code: 60",
+        "parameters: 14",
+        "arrow: 10 n3",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+}
+
+/// clickhouse-connect inserting with `insert_quorum = 3` into a replicated
+/// table of a three-node cluster: the rows are on the other two replicas
+/// the moment the insert returns (read there with
+/// `select_sequential_consistency`), and a retry with the same
+/// `insert_deduplication_token` writes nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_connect_inserts_with_a_quorum_on_a_cluster() {
+    let probe = Command::new("python3")
+        .args(["-c", "import clickhouse_connect"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("skipped: python3 with clickhouse-connect is not available");
+        return;
+    }
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_quorumhouse"));
+    let c = jepsen_like_tests::cluster::TestCluster::start(bin, 3, &[]).expect("cluster starts");
+    let long = std::time::Duration::from_secs(60);
+    c.leader(&c.all(), long).await.unwrap();
+    c.sql(
+        1,
+        "CREATE TABLE q ON CLUSTER default (id UInt64, s String) \
+         ENGINE = ReplicatedMergeTree('/tables/q', '{replica}') ORDER BY id",
+    )
+    .await
+    .unwrap();
+    c.live_replicas(1, "q", 3, long).await.unwrap();
+    let script = r#"
+import sys, clickhouse_connect
+h1, h2, h3 = sys.argv[1:4]
+def client(a):
+    host, port = a.rsplit(":", 1)
+    return clickhouse_connect.get_client(host=host, port=int(port))
+c1 = client(h1)
+rows = [[i, f"s{i}"] for i in range(500)]
+settings = {"insert_quorum": 3, "insert_deduplication_token": "batch-1"}
+c1.insert("q", rows, column_names=["id", "s"], settings=settings)
+for a in (h2, h3):
+    n = client(a).query("SELECT count(), sum(id) FROM q",
+                        settings={"select_sequential_consistency": 1}).result_rows[0]
+    print("replica:", a, n[0], n[1])
+c1.insert("q", rows, column_names=["id", "s"], settings=settings)
+print("after retry:", c1.query("SELECT count() FROM q").result_rows[0][0])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args([c.http_addr(1), c.http_addr(2), c.http_addr(3)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(" 500 124750").count(), 2, "{text}");
+    assert!(text.contains("after retry: 500"), "{text}");
 }

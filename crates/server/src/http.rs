@@ -153,6 +153,11 @@ async fn query_post(
 enum Output {
     Text(Writer),
     Native(NativeWriter),
+    /// Arrow IPC: the file format (`Arrow`, what `query_arrow` reads) or
+    /// the stream format (`ArrowStream`).
+    Arrow {
+        file: bool,
+    },
 }
 
 impl Output {
@@ -164,6 +169,8 @@ impl Output {
             Some("Native") => NativeWriter::new(schema)
                 .map(Output::Native)
                 .map_err(|e| (ErrorCode::ILLEGAL_COLUMN, e.to_string())),
+            Some("Arrow") => Ok(Output::Arrow { file: true }),
+            Some("ArrowStream") => Ok(Output::Arrow { file: false }),
             None => Ok(Output::Text(Writer::new(
                 OutputFormat::TabSeparated,
                 schema.clone(),
@@ -180,10 +187,34 @@ impl Output {
 
     fn content_type(&self) -> &'static str {
         match self {
-            Output::Native(_) => "application/octet-stream",
+            Output::Native(_) | Output::Arrow { .. } => "application/octet-stream",
             Output::Text(_) => "text/plain; charset=UTF-8",
         }
     }
+}
+
+/// A result as one Arrow IPC file or stream.
+fn arrow_ipc(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batches: &[datafusion::arrow::array::RecordBatch],
+    file: bool,
+) -> Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::ipc::writer::{FileWriter, StreamWriter};
+    let mut buf = Vec::new();
+    if file {
+        let mut w = FileWriter::try_new(&mut buf, schema)?;
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    } else {
+        let mut w = StreamWriter::try_new(&mut buf, schema)?;
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    Ok(buf)
 }
 
 async fn run(
@@ -193,11 +224,19 @@ async fn run(
     mut input: Input,
 ) -> Response {
     let mut session = s.engine.session();
+    // `param_x=v` binds `{x:Type}` in the query; the rest are settings.
+    let mut bound = HashMap::new();
     for (k, v) in params {
-        if !RESERVED.contains(&k.as_str()) {
+        if let Some(name) = k.strip_prefix("param_") {
+            bound.insert(name.to_string(), v.clone());
+        } else if !RESERVED.contains(&k.as_str()) {
             session.settings_mut().set(k, v.clone());
         }
     }
+    let sql = match qh_query::bind_parameters(&sql, &bound) {
+        Ok(q) => q,
+        Err(e) => return error_response(e.code(), &e.to_string()),
+    };
     if let Some(db) = params.get("database") {
         if !s.engine.catalog().has_database(db) {
             return error_response(
@@ -257,6 +296,10 @@ async fn run(
                 }
                 body.extend_from_slice(w.finish().as_bytes());
             }
+            Output::Arrow { file } => match arrow_ipc(&res.schema, &res.batches, *file) {
+                Ok(bytes) => body.extend_from_slice(&bytes),
+                Err(e) => return error_response(ErrorCode::LOGICAL_ERROR, &e.to_string()),
+            },
             Output::Native(w) => {
                 let mut wrote = false;
                 for b in res.batches.iter().filter(|b| b.num_rows() > 0) {

@@ -15,8 +15,11 @@ use qh_types::{ChType, Settings};
 
 use crate::error::{syntax_error, QueryError, Result};
 
+mod params;
 mod parser;
 mod tokens;
+
+pub use params::bind_parameters;
 
 use parser::*;
 use tokens::*;
