@@ -145,6 +145,23 @@ async fn native_format_and_queries_in_the_body_over_http() {
     assert_eq!(String::from_utf8(count).unwrap(), "2\n");
     let (status, _, _) = post(port, "/", &[("Content-Encoding", "br")], b"SELECT 1");
     assert!(status.contains("400"), "{status}");
+    // A session keeps what SET changes, not the settings a request carries.
+    let get = |path: &str, q: &str| {
+        let (_, _, b) = post(port, &format!("/{path}"), &[], q.as_bytes());
+        String::from_utf8(b).unwrap()
+    };
+    get("?session_id=s1", "SET max_threads = 3");
+    let q = "SELECT value FROM system.settings WHERE name = 'max_threads' OR name = 'max_result_rows' ORDER BY name";
+    assert_eq!(get("?session_id=s1&max_result_rows=7", q), "7\n3\n");
+    assert_eq!(get("?session_id=s1", q), "0\n3\n");
+    assert_eq!(get("?session_id=s2", q), "0\n0\n");
+    let (status, _, _) = post(
+        port,
+        "/?session_id=s1&session_timeout=999999",
+        &[],
+        b"SELECT 1",
+    );
+    assert!(status.contains("400") || status.contains("500"), "{status}");
 }
 
 /// docs/python/clickhouse_connect_example.py against a real node (needs

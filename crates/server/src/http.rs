@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 pub struct HttpState {
     pub engine: Arc<Engine>,
     pub metrics: Arc<Metrics>,
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 /// Parameters that are not settings.
@@ -43,6 +45,8 @@ const RESERVED: &[&str] = &[
     // clickhouse-connect's probe for the TCP protocol's block headers,
     // which HTTP answers here never carry.
     "client_protocol_version",
+    "session_timeout",
+    "session_check",
 ];
 
 pub fn router(state: HttpState) -> Router {
@@ -217,37 +221,76 @@ fn arrow_ipc(
     Ok(buf)
 }
 
+/// Sessions (`session_id`) live this long without use unless the request
+/// says (`session_timeout`, seconds), as in ClickHouse.
+const DEFAULT_SESSION_TIMEOUT: u64 = 60;
+const MAX_SESSION_TIMEOUT: u64 = 3600;
+
 async fn run(
     s: HttpState,
     sql: String,
     params: &HashMap<String, String>,
-    mut input: Input,
+    input: Input,
 ) -> Response {
-    let mut session = s.engine.session();
     // `param_x=v` binds `{x:Type}` in the query; the rest are settings.
     let mut bound = HashMap::new();
+    let mut settings = Vec::new();
     for (k, v) in params {
         if let Some(name) = k.strip_prefix("param_") {
             bound.insert(name.to_string(), v.clone());
         } else if !RESERVED.contains(&k.as_str()) {
-            session.settings_mut().set(k, v.clone());
+            settings.push((k.clone(), v.clone()));
         }
     }
     let sql = match qh_query::bind_parameters(&sql, &bound) {
         Ok(q) => q,
         Err(e) => return error_response(e.code(), &e.to_string()),
     };
-    if let Some(db) = params.get("database") {
+    let database = params.get("database").map(String::as_str);
+    if let Some(db) = database {
         if !s.engine.catalog().has_database(db) {
             return error_response(
                 ErrorCode::UNKNOWN_DATABASE,
                 &format!("Database {db} does not exist"),
             );
         }
-        session.set_database(db);
     }
+    let id = params.get("session_id").map(String::as_str).unwrap_or("");
+    let timeout =
+        match params.get("session_timeout").map(|t| t.parse::<u64>()) {
+            None => DEFAULT_SESSION_TIMEOUT,
+            Some(Ok(t)) if t <= MAX_SESSION_TIMEOUT => t,
+            Some(_) => return error_response(
+                ErrorCode::INVALID_SESSION_TIMEOUT,
+                &format!(
+                    "Invalid session timeout: the value must be 0..{MAX_SESSION_TIMEOUT} seconds"
+                ),
+            ),
+        };
+    let slot = s.sessions.get(id, Duration::from_secs(timeout));
+    // One request at a time per session, as in ClickHouse.
+    let Ok(mut session) = slot.try_lock_owned() else {
+        return error_response(
+            ErrorCode::SESSION_IS_LOCKED,
+            &format!("Session {id} is locked by a concurrent client."),
+        );
+    };
+    let scope = crate::sessions::scoped(&mut session, &settings, database);
+    let response = statements(&s, &mut session, &sql, params, input).await;
+    crate::sessions::restore(&mut session, scope);
+    response
+}
+
+/// Runs the statements of one request in `session`.
+async fn statements(
+    s: &HttpState,
+    session: &mut qh_query::Session,
+    sql: &str,
+    params: &HashMap<String, String>,
+    mut input: Input,
+) -> Response {
     let default_format = params.get("default_format").cloned();
-    let statements = qh_query::split_statements(&sql);
+    let statements = qh_query::split_statements(sql);
     let mut body: Vec<u8> = Vec::new();
     let mut query_id = String::new();
     let mut format_header = None;

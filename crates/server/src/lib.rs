@@ -17,6 +17,7 @@ pub mod input;
 pub mod ipc;
 pub mod metrics;
 pub mod service;
+mod sessions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,7 +57,11 @@ pub async fn serve_http(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = http::router(http::HttpState { engine, metrics });
+    let app = http::router(http::HttpState {
+        sessions: Arc::new(sessions::Sessions::new(Arc::clone(&engine))),
+        engine,
+        metrics,
+    });
     info!(addr = ?listener.local_addr().ok(), "HTTP interface listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -1,10 +1,9 @@
 //! The `QueryService` gRPC implementation.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use qh_proto::query_request::Kind as ReqKind;
@@ -13,9 +12,9 @@ use qh_proto::query_service_server::QueryService;
 use qh_proto::{
     Exception, PingRequest, PingResponse, Progress, QueryRequest, QueryResponse, Summary,
 };
-use qh_query::{Engine, Input, Session};
+use qh_query::{Engine, Input};
 use qh_types::ErrorCode;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info_span, warn, Instrument};
 
@@ -24,43 +23,24 @@ use crate::ipc;
 
 /// Sessions idle longer than this are forgotten.
 const SESSION_IDLE: Duration = Duration::from_secs(3600);
-const MAX_SESSIONS: usize = 10_000;
 /// How often a running statement reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
-
-type SessionSlot = (Arc<Mutex<Session>>, Instant);
 
 pub struct QueryServiceImpl {
     engine: Arc<Engine>,
     metrics: Arc<crate::metrics::Metrics>,
     node_id: u32,
-    sessions: parking_lot::Mutex<HashMap<String, SessionSlot>>,
+    sessions: crate::sessions::Sessions,
 }
 
 impl QueryServiceImpl {
     pub fn new(engine: Arc<Engine>, metrics: Arc<crate::metrics::Metrics>, node_id: u32) -> Self {
         QueryServiceImpl {
+            sessions: crate::sessions::Sessions::new(Arc::clone(&engine)),
             engine,
             metrics,
             node_id,
-            sessions: parking_lot::Mutex::new(HashMap::new()),
         }
-    }
-
-    fn session(&self, id: &str) -> Arc<Mutex<Session>> {
-        if id.is_empty() {
-            return Arc::new(Mutex::new(self.engine.session()));
-        }
-        let mut map = self.sessions.lock();
-        let now = Instant::now();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, (_, used)| now.duration_since(*used) < SESSION_IDLE);
-        }
-        let slot = map
-            .entry(id.to_string())
-            .or_insert_with(|| (Arc::new(Mutex::new(self.engine.session())), now));
-        slot.1 = now;
-        Arc::clone(&slot.0)
     }
 }
 
@@ -97,7 +77,8 @@ impl QueryService for QueryServiceImpl {
             Some(Err(e)) => return Err(e),
             None => return Err(Status::invalid_argument("empty request stream")),
         };
-        let session = self.session(&start.session_id);
+        let session = self.sessions.get(&start.session_id, SESSION_IDLE);
+        let engine = Arc::clone(&self.engine);
         let mut input: Input = None;
         if start.has_input {
             let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(16);
@@ -127,25 +108,22 @@ impl QueryService for QueryServiceImpl {
         tokio::spawn(
             async move {
                 let mut s = session.lock().await;
-                let saved = s.settings().clone();
-                for (k, v) in &start.settings {
-                    s.settings_mut().set(k, v.clone());
-                }
-                let saved_db = if start.database.is_empty() {
-                    None
-                } else {
-                    let old = s.database().to_string();
-                    match s
-                        .execute(&format!("USE `{}`", start.database), &mut None)
-                        .await
-                    {
-                        Ok(_) => Some(old),
-                        Err(e) => {
-                            let _ = out_tx.send(Ok(exception(e.code(), e.to_string()))).await;
-                            return;
-                        }
+                let database = (!start.database.is_empty()).then_some(start.database.as_str());
+                if let Some(db) = database {
+                    if !engine.catalog().has_database(db) {
+                        let e = qh_query::QueryError::UnknownDatabase(format!(
+                            "Database {db} does not exist"
+                        ));
+                        let _ = out_tx.send(Ok(exception(e.code(), e.to_string()))).await;
+                        return;
                     }
-                };
+                }
+                let request: Vec<(String, String)> = start
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let scope = crate::sessions::scoped(&mut s, &request, database);
                 // Progress messages while the statement runs.
                 let progress = s.progress();
                 let ticker_tx = out_tx.clone();
@@ -187,18 +165,7 @@ impl QueryService for QueryServiceImpl {
                     Err(_) => metrics.record(false, 0, 0),
                 }
                 // Query-level settings do not stick to the session; SET does.
-                if !start.settings.is_empty() {
-                    let mut merged = saved;
-                    for (k, v) in s.settings().iter() {
-                        if !start.settings.contains_key(k) {
-                            merged.set(k, v);
-                        }
-                    }
-                    *s.settings_mut() = merged;
-                }
-                if let Some(db) = saved_db {
-                    let _ = s.execute(&format!("USE `{db}`"), &mut None).await;
-                }
+                crate::sessions::restore(&mut s, scope);
                 drop(s);
                 let res = match result {
                     Ok(r) => r,
