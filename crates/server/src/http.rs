@@ -256,17 +256,18 @@ async fn run(
         }
     }
     let id = params.get("session_id").map(String::as_str).unwrap_or("");
-    let timeout =
-        match params.get("session_timeout").map(|t| t.parse::<u64>()) {
-            None => DEFAULT_SESSION_TIMEOUT,
-            Some(Ok(t)) if t <= MAX_SESSION_TIMEOUT => t,
-            Some(_) => return error_response(
+    let timeout = match params.get("session_timeout").map(|t| t.parse::<u64>()) {
+        None => DEFAULT_SESSION_TIMEOUT,
+        Some(Ok(t)) if t <= MAX_SESSION_TIMEOUT => t,
+        Some(_) => {
+            return error_response(
                 ErrorCode::INVALID_SESSION_TIMEOUT,
                 &format!(
                     "Invalid session timeout: the value must be 0..{MAX_SESSION_TIMEOUT} seconds"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let slot = s.sessions.get(id, Duration::from_secs(timeout));
     // One request at a time per session, as in ClickHouse.
     let Ok(mut session) = slot.try_lock_owned() else {
