@@ -357,7 +357,7 @@ fn read_tsv(
     Ok(total)
 }
 
-fn unescape_tsv(s: &str) -> String {
+pub(crate) fn unescape_tsv(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut it = s.chars();
     while let Some(c) = it.next() {

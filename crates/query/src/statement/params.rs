@@ -69,29 +69,6 @@ fn placeholder(s: &str) -> Option<(usize, &str, &str)> {
     (ident(name) && !ty.is_empty() && !ty.contains('{')).then_some((end + 1, name, ty))
 }
 
-/// ClickHouse's escaped text form of a parameter value, unescaped.
-fn unescape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some('b') => out.push('\x08'),
-            Some('f') => out.push('\x0c'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
 fn quoted(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
@@ -108,7 +85,8 @@ fn literal(name: &str, ty: &str, raw: &str) -> Result<String> {
             literal(name, inner.trim(), raw)
         };
     }
-    let value = &unescape(raw);
+    // Escaped like a TSV field, as ClickHouse reads parameter values.
+    let value = &crate::input::unescape_tsv(raw);
     let bad = |why: &str| {
         QueryError::other(
             ErrorCode::BAD_QUERY_PARAMETER,
