@@ -164,16 +164,25 @@ async fn native_format_and_queries_in_the_body_over_http() {
     assert!(status.contains("400") || status.contains("500"), "{status}");
 }
 
+/// Whether python3 can import clickhouse-connect (`.ci/run` installs it);
+/// says why a test is skipped when not.
+fn has_clickhouse_connect() -> bool {
+    let probe = Command::new("python3")
+        .args(["-c", "import clickhouse_connect"])
+        .output();
+    let ok = probe.is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipped: python3 with clickhouse-connect is not available");
+    }
+    ok
+}
+
 /// docs/python/clickhouse_connect_example.py against a real node (needs
 /// `pip install clickhouse-connect`, which `.ci/run` does; skipped, saying
 /// why, where it is missing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_connect_works_unchanged() {
-    let probe = Command::new("python3")
-        .args(["-c", "import clickhouse_connect"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!("skipped: python3 with clickhouse-connect is not available");
+    if !has_clickhouse_connect() {
         return;
     }
     let node = Node::start().await;
@@ -213,11 +222,7 @@ async fn clickhouse_connect_works_unchanged() {
 /// `insert_deduplication_token` writes nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_connect_inserts_with_a_quorum_on_a_cluster() {
-    let probe = Command::new("python3")
-        .args(["-c", "import clickhouse_connect"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!("skipped: python3 with clickhouse-connect is not available");
+    if !has_clickhouse_connect() {
         return;
     }
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_quorumhouse"));

@@ -287,10 +287,10 @@ fn write_values(out: &mut Vec<u8>, ty: &ChType, col: &ArrayRef, name: &str) -> R
             let values = a.values().slice(base as usize, (end - base) as usize);
             write_column(out, inner, &values, name)
         }
-        ChType::Nullable(_) | ChType::LowCardinality(_) => {
-            // Nullable is handled by write_column; LowCardinality is stripped.
-            write_column(out, ty, col, name)
-        }
+        // Sent as its values' type (column_type strips it anyway).
+        ChType::LowCardinality(inner) => write_values(out, inner, col, name),
+        // An Array's Nullable elements: null map, then values.
+        ChType::Nullable(_) => write_column(out, ty, col, name),
     }
 }
 

@@ -62,6 +62,17 @@ struct Figures {
     parallel_replicas_ms: BTreeMap<String, (f64, f64)>,
 }
 
+/// (p50, p99) of `runs` runs of `q`.
+async fn timed(c: &mut qh_client::Client, q: &str, runs: usize) -> anyhow::Result<(f64, f64)> {
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        c.query(q).await?;
+        ms.push(t.elapsed().as_secs_f64());
+    }
+    Ok(percentiles(ms))
+}
+
 /// A counter of node `addr`'s `/metrics`.
 async fn metric(addr: &str, name: &str) -> anyhow::Result<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -125,13 +136,7 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
             let scanned = c.query(&q).await?.summary.read_bytes; // warm-up
             let received = "qh_distributed_received_bytes_total ";
             let before = metric(&http, received).await?;
-            let mut ms = Vec::with_capacity(a.runs);
-            for _ in 0..a.runs {
-                let t = Instant::now();
-                c.query(&q).await?;
-                ms.push(t.elapsed().as_secs_f64());
-            }
-            out.insert(name.to_string(), percentiles(ms));
+            out.insert(name.to_string(), timed(&mut c, &q, a.runs).await?);
             if table == "hits_one" {
                 let per_query = fig.network_bytes.get(*name).map_or(0, |b| b.0);
                 fig.network_bytes
@@ -225,13 +230,7 @@ async fn parallel_replicas(
                 q.replace("{t}", "hits_rd")
             );
             c.query(&q).await?; // warm-up
-            let mut ms = Vec::with_capacity(a.runs);
-            for _ in 0..a.runs {
-                let t = Instant::now();
-                c.query(&q).await?;
-                ms.push(t.elapsed().as_secs_f64());
-            }
-            out.insert(name.to_string(), percentiles(ms));
+            out.insert(name.to_string(), timed(c, &q, a.runs).await?);
         }
     }
     Ok(())
