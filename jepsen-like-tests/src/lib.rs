@@ -1,115 +1,64 @@
 //! Fault-injection harness for quorumhouse: starts real `quorumhouse`
-//! processes on free loopback ports with their own data directories, injects
-//! faults (SIGKILL, pauses, partitions) and checks invariants.
+//! processes (through [`qh_local_cluster`]), injects faults (SIGKILL, pauses,
+//! partitions) and checks invariants.
 //!
-//! This crate holds the process plumbing shared by the workloads; the
-//! workloads themselves live in `tests/`.
+//! The process plumbing lives in `qh-local-cluster`, which the product
+//! binary's benches and drills share; this crate adds what only white-box
+//! tests need: the coordinator's own status and write API ([`CoordinatorProbe`]).
+//! The workloads themselves live in `crates/quorumhouse/tests/`.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
-pub mod cluster;
-pub use cluster::TestCluster;
+pub use qh_local_cluster::{free_port, quorumhouse_binary, LocalCluster as TestCluster};
+use qh_meta::{MetaClient, NodeStatus};
 
-/// The `quorumhouse` binary to drive: `$QH_BIN`, else the one cargo built
-/// next to this test executable (`target/<profile>/quorumhouse`).
-pub fn quorumhouse_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(p) = std::env::var("QH_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> -> target/<profile>/quorumhouse
-    let profile_dir = exe.parent().and_then(|d| d.parent()).ok_or_else(|| {
-        anyhow::anyhow!("cannot locate the target directory from {}", exe.display())
-    })?;
-    let bin = profile_dir.join("quorumhouse");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        anyhow::bail!(
-            "{} not found: build it first (cargo build -p quorumhouse) or set QH_BIN",
-            bin.display()
-        )
-    }
+/// The coordinator's interserver API of a node of a [`TestCluster`]: for
+/// tests of the coordinator itself, which look below the public protocols.
+#[allow(async_fn_in_trait)]
+pub trait CoordinatorProbe {
+    /// A coordinator client talking to node `id`'s interserver port.
+    fn meta(&self, id: u64) -> MetaClient;
+
+    /// Node `id`'s Raft status, `None` while it does not answer.
+    async fn status(&self, id: u64) -> Option<NodeStatus>;
+
+    /// Waits until every node of `among` applied the same index with the same state.
+    async fn converged(
+        &self,
+        among: &BTreeSet<u64>,
+        timeout: Duration,
+    ) -> anyhow::Result<NodeStatus>;
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago, so parallel test
-/// clusters never collide on fixed ports. Picked at random in 10000..20000,
-/// below the kernel's ephemeral range (32768+): a port handed out by `:0`
-/// could be taken by any outgoing connection before the server binds it.
-///
-/// Test processes run in parallel and each picks ports between checking
-/// and the server binding them, so a port is also reserved across processes:
-/// a file `qh-test-ports/<port>` holding the owner's pid, taken over only
-/// when that process is gone.
-pub fn free_port() -> anyhow::Result<u16> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    let seed = (std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos;
-    for _ in 0..1000 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 10_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 10_000) as u16;
-        if reserve(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
+impl CoordinatorProbe for TestCluster {
+    fn meta(&self, id: u64) -> MetaClient {
+        MetaClient::new(&self.inter_addr(id)).expect("valid loopback address")
     }
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
 
-/// Claims `port` for this process (see [`free_port`]).
-fn reserve(port: u16) -> bool {
-    use std::io::Write;
-    let dir = std::env::temp_dir().join("qh-test-ports");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return true; // no reservations possible: fall back to the bind check
+    async fn status(&self, id: u64) -> Option<NodeStatus> {
+        self.meta(id).status().await.ok()
     }
-    let path = dir.join(port.to_string());
-    let me = std::process::id();
-    let claim = |f: std::fs::File| {
-        let mut f = f;
-        f.write_all(me.to_string().as_bytes()).is_ok()
-    };
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-    {
-        Ok(f) => claim(f),
-        Err(_) => {
-            let owner: Option<u32> = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            match owner {
-                Some(pid) if pid == me => false, // ours already (used by this cluster)
-                Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() => false,
-                // The owner is gone: take it over (remove + exclusive create,
-                // so two processes cannot both win).
-                _ => {
-                    let _ = std::fs::remove_file(&path);
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                        .map(claim)
-                        .unwrap_or(false)
+
+    async fn converged(
+        &self,
+        among: &BTreeSet<u64>,
+        timeout: Duration,
+    ) -> anyhow::Result<NodeStatus> {
+        self.wait_for("replicas with identical state", timeout, || async {
+            let mut first: Option<NodeStatus> = None;
+            for &id in among {
+                let st = self.status(id).await?;
+                if let Some(f) = &first {
+                    if f.applied_index != st.applied_index || f.state_digest != st.state_digest {
+                        return None;
+                    }
+                } else {
+                    first = Some(st);
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn free_ports_are_distinct_and_bindable() {
-        let a = super::free_port().unwrap();
-        let b = super::free_port().unwrap();
-        assert!(a > 0 && b > 0);
-        std::net::TcpListener::bind(("127.0.0.1", a)).unwrap();
+            first
+        })
+        .await
     }
 }

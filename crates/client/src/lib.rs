@@ -101,6 +101,20 @@ impl ClientError {
         }
     }
 
+    /// Whether sending the statement again is safe: a connection that was
+    /// never made did nothing, a call that broke may have run, a server
+    /// error says by its code ([`qh_types::ErrorCode::retry_class`]).
+    pub fn retry_class(&self) -> qh_types::RetryClass {
+        match self {
+            ClientError::Connect { .. } => qh_types::RetryClass::Retryable,
+            ClientError::Transport(_) => qh_types::RetryClass::UnknownOutcome,
+            ClientError::Protocol(_) => qh_types::RetryClass::Final,
+            ClientError::Server { code, .. } => qh_types::ErrorCode::from_i32(*code)
+                .map(qh_types::ErrorCode::retry_class)
+                .unwrap_or(qh_types::RetryClass::Final),
+        }
+    }
+
     /// The ClickHouse error name.
     pub fn name(&self) -> &str {
         match self {

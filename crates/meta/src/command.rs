@@ -200,13 +200,17 @@ pub enum Op {
         part: String,
         replica: String,
     },
-    /// Next block number of the partition; answers [`OpResult::Block`].
+    /// Retired (never proposed by this version; older logs replay it, see
+    /// `state::retired`): next block number of the partition; answers
+    /// [`OpResult::Block`].
     AllocateBlock {
         table: String,
         partition: String,
     },
-    /// Remember an inserted block for deduplication, then trim the table's
-    /// dedup ids to the last `window` and to those younger than `window_seconds`.
+    /// Retired (never proposed by this version; older logs replay it, see
+    /// `state::retired`): remember an inserted block for deduplication, then
+    /// trim the table's dedup ids to the last `window` and to those younger
+    /// than `window_seconds`.
     AddDedupBlock {
         table: String,
         block_id: String,

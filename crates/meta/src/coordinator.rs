@@ -515,7 +515,7 @@ impl Coordinator {
                 learners.insert(*id, node.addr.clone());
             }
         }
-        let now = now_ms() as i64;
+        let now = now_ms();
         let (applied_index, state_digest) = {
             use std::hash::{Hash, Hasher};
             let a = self.sm.0.applied.read();
@@ -525,13 +525,12 @@ impl Coordinator {
             (a.last_applied.map(|l| l.index).unwrap_or(0), h.finish())
         };
         let leases = self.read(|s| {
-            s.leases
-                .iter()
+            s.leases()
                 .map(|(id, l)| LeaseStatus {
-                    node_id: *id,
+                    node_id: id,
                     address: l.address.clone(),
-                    is_active: now < l.expires_ms as i64,
-                    expires_in_ms: l.expires_ms as i64 - now,
+                    is_active: l.is_live(now),
+                    expires_in_ms: l.expires_ms as i64 - now as i64,
                 })
                 .collect()
         });
@@ -563,13 +562,7 @@ impl Coordinator {
     /// Which nodes hold a live lease now (local read).
     pub fn active_nodes(&self) -> BTreeSet<NodeId> {
         let now = now_ms();
-        self.read(|s| {
-            s.leases
-                .iter()
-                .filter(|(_, l)| now < l.expires_ms)
-                .map(|(id, _)| *id)
-                .collect()
-        })
+        self.read(|s| s.live_nodes(now))
     }
 
     /// Adds a node: first as a learner (it catches up), then as a voter.

@@ -19,7 +19,6 @@ pub mod functions;
 pub mod input;
 pub mod keys;
 pub mod limits;
-pub mod on_cluster;
 pub mod processes;
 pub mod provider;
 pub mod rewrite;

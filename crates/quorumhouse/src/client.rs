@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use clap::Args;
 use qh_client::{Client, ClientError, QueryOptions, QueryOutput};
-use qh_query::statement::{parse_statement, InsertSource, Statement};
 use qh_types::ErrorCode;
 
 use crate::output::{choose_format, exit_status, print_error, print_result};
@@ -63,10 +62,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
 
 /// Whether a statement reads its INSERT data from stdin.
 fn wants_stdin(sql: &str) -> bool {
-    matches!(
-        parse_statement(sql),
-        Ok(Statement::Insert(i)) if matches!(i.source, InsertSource::Format { inline: None, .. })
-    )
+    qh_sql_lex::insert_format(sql).is_some_and(|f| f.inline.is_none())
 }
 
 fn options(args: &ClientArgs) -> QueryOptions {
@@ -208,7 +204,7 @@ async fn run_async(args: ClientArgs) -> ExitCode {
     match script {
         Some(sql) => {
             let mut stdin_free = args.query.is_some() && !std::io::stdin().is_terminal();
-            for stmt in qh_query::split_statements(&sql) {
+            for stmt in qh_sql_lex::split_statements(&sql) {
                 let stmt = crate::output::vertical_suffix(&stmt);
                 if let Err(e) = run_one(&mut client, &stmt, &args, &mut stdin_free).await {
                     return fail(&e);
@@ -238,7 +234,7 @@ async fn interactive(client: &mut Client, args: &ClientArgs) -> ExitCode {
             Line::Statements(t) => t,
         };
         let mut never = false;
-        for stmt in qh_query::split_statements(&text) {
+        for stmt in qh_sql_lex::split_statements(&text) {
             let stmt = crate::output::vertical_suffix(&stmt);
             let started = Instant::now();
             let outcome = tokio::select! {

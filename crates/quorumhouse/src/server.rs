@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use qh_query::{Engine, EngineOptions};
 use tracing::{error, info};
 
 #[derive(Args, Debug)]
@@ -148,17 +147,14 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
             .unwrap_or_default();
         args.node_id = node_id_of_hostname(host.trim())?;
     }
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .map_err(|e| anyhow::anyhow!("bad listen address {}:{}: {e}", args.host, args.port))?;
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.data_dir.display()))?;
-    let inter_addr: SocketAddr = format!("{}:{}", args.host, args.interserver_port)
-        .parse()
-        .map_err(|e| anyhow::anyhow!("bad interserver address: {e}"))?;
-    let inter_listener = tokio::net::TcpListener::bind(inter_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {inter_addr}: {e}"))?;
+    let listen = |port: u16, what: &str| -> anyhow::Result<SocketAddr> {
+        format!("{}:{port}", args.host)
+            .parse()
+            .map_err(|e| anyhow::anyhow!("bad {what} address {}:{port}: {e}", args.host))
+    };
+    let client_addr = listen(args.port, "listen")?;
+    let http_addr = listen(args.http_port, "HTTP")?;
+    let interserver_addr = listen(args.interserver_port, "interserver")?;
     let members = parse_peers(&args.peers)?;
     // Unless told otherwise, others reach this node where --peers says it is
     // (a listen address like 0.0.0.0 is no address to give out).
@@ -166,11 +162,11 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         .advertise
         .clone()
         .or_else(|| members.get(&u64::from(args.node_id)).cloned())
-        .unwrap_or_else(|| inter_addr.to_string());
+        .unwrap_or_else(|| interserver_addr.to_string());
     let mut cfg = qh_meta::CoordinatorConfig::new(
         u64::from(args.node_id),
         args.data_dir.join("coordinator"),
-        advertise,
+        advertise.clone(),
     );
     cfg.members = members;
     if !cfg.members.is_empty() && !cfg.members.contains_key(&cfg.node_id) {
@@ -185,8 +181,6 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     cfg.keep_logs = args.raft_keep_logs;
     cfg.lease_ttl_ms = args.lease_ttl_ms;
     cfg.write_timeout = std::time::Duration::from_millis(args.coordinator_write_timeout_ms);
-    let advertise = cfg.advertise.clone();
-    let coordinator = qh_meta::Coordinator::start(cfg).await?;
     let mut replication =
         qh_replication::ReplicationConfig::new(u64::from(args.node_id), advertise);
     replication.macros.extend(node_config.macros);
@@ -196,72 +190,19 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     if let Some(s) = &args.shard {
         replication.macros.insert("shard".into(), s.clone());
     }
-    let opts = EngineOptions {
-        coordinator: Some(coordinator.clone()),
-        replication: Some(replication),
+    let node = qh_node::Node::start(qh_node::NodeOptions {
+        data_dir: args.data_dir.clone(),
+        client_addr,
+        http_addr,
+        interserver_addr,
+        coordinator: cfg,
+        replication,
         default_settings: node_config.profile,
         clusters: qh_query::clusters::Clusters::new(node_config.clusters),
-        ..EngineOptions::default()
-    };
-    let engine = Engine::open(&args.data_dir, opts)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.data_dir.display()))?;
-    info!(node_id = args.node_id, %addr, data_dir = %args.data_dir.display(), "node starting");
-    let http_addr: SocketAddr = format!("{}:{}", args.host, args.http_port)
-        .parse()
-        .map_err(|e| anyhow::anyhow!("bad HTTP address: {e}"))?;
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {http_addr}: {e}"))?;
-    // One signal stops both endpoints.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let inter = tokio::spawn(qh_server::serve_interserver(
-        coordinator.clone(),
-        engine.replication().cloned(),
-        Some(engine.clone()),
-        inter_listener,
-        stopped(stop_rx.clone()),
-    ));
-    let ddl_worker = tokio::spawn(qh_query::on_cluster::run_ddl_worker(
-        engine.clone(),
-        coordinator.clone(),
-        args.data_dir.join("coordinator_ddl_done"),
-        stop_rx.clone(),
-    ));
-    let metrics = std::sync::Arc::new(qh_server::metrics::Metrics::default());
-    let http = tokio::spawn(qh_server::serve_http(
-        engine.clone(),
-        metrics.clone(),
-        http_listener,
-        stopped(stop_rx.clone()),
-    ));
-    let served = qh_server::serve(
-        engine.clone(),
-        metrics,
-        addr,
-        args.node_id,
-        stopped(stop_rx),
-    )
-    .await;
-    if let Ok(Err(e)) = http.await {
-        error!(error = %e, "HTTP interface failed");
-    }
-    let _ = ddl_worker.await;
-    if let Ok(Err(e)) = inter.await {
-        error!(error = %e, "interserver API failed");
-    }
-    engine.shutdown_replication().await;
-    coordinator.shutdown().await;
-    // In-flight statements have finished; stop merges and flush.
-    engine.shutdown();
-    info!("node stopped");
-    served.map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .await?;
+    node.run_until(shutdown_signal()).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ async fn clickhouse_connect_inserts_with_a_quorum_on_a_cluster() {
         return;
     }
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_quorumhouse"));
-    let c = jepsen_like_tests::cluster::TestCluster::start(bin, 3, &[]).expect("cluster starts");
+    let c = jepsen_like_tests::TestCluster::start(bin, 3, &[]).expect("cluster starts");
     let long = std::time::Duration::from_secs(60);
     c.leader(&c.all(), long).await.unwrap();
     c.sql(

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jepsen_like_tests::TestCluster;
+use jepsen_like_tests::{CoordinatorProbe, TestCluster};
 use qh_meta::{Check, MetaError, Op, Request, Response};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quorumhouse");

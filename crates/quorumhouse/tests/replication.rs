@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use jepsen_like_tests::TestCluster;
+use jepsen_like_tests::{CoordinatorProbe, TestCluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quorumhouse");
 const LONG: Duration = Duration::from_secs(60);

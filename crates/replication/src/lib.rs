@@ -189,7 +189,7 @@ impl Replication {
         for _ in 0..10 {
             let existing = self
                 .coordinator
-                .read_linearizable(|s| s.tables.get(&path).cloned())
+                .read_linearizable(|s| s.table(&path).cloned())
                 .await
                 .map_err(|e| ReplicationError::from_write(&path, e))?;
             let req = match existing {
@@ -296,7 +296,7 @@ impl Replication {
         let path = params.path;
         let t = self
             .coordinator
-            .read_linearizable(|s| s.tables.get(&path).cloned())
+            .read_linearizable(|s| s.table(&path).cloned())
             .await
             .map_err(|e| ReplicationError::from_write(&path, e))?;
         let Some(t) = t else { return Ok(()) };

@@ -107,6 +107,46 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// What a client may do after a statement failed with a code: the one
+/// rule the client library's fail-over and the fault-injection harness use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Nothing took effect: send the same statement again, to this node or
+    /// another.
+    Retryable,
+    /// It may or may not have taken effect (an INSERT whose commit was not
+    /// confirmed): retry only with the same `insert_deduplication_token`,
+    /// which makes the retry answer the first attempt's part.
+    UnknownOutcome,
+    /// Retrying gives the same answer: fix the statement or the data.
+    Final,
+}
+
+impl ErrorCode {
+    pub fn retry_class(self) -> RetryClass {
+        use ErrorCode::*;
+        match self {
+            // Refused before anything was written: no live quorum, no
+            // leader (the table is read-only meanwhile), a replica behind,
+            // a node at its limit, nobody reachable.
+            TOO_FEW_LIVE_REPLICAS
+            | UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
+            | REPLICA_IS_NOT_IN_QUORUM
+            | ALL_REPLICAS_ARE_STALE
+            | NO_REPLICA_HAS_PART
+            | TABLE_IS_READ_ONLY
+            | TOO_MANY_SIMULTANEOUS_QUERIES
+            | SESSION_IS_LOCKED
+            | ALL_CONNECTION_TRIES_FAILED => RetryClass::Retryable,
+            // Sent, but the answer was lost or came too late.
+            UNKNOWN_STATUS_OF_INSERT | NETWORK_ERROR | TIMEOUT_EXCEEDED | KEEPER_EXCEPTION => {
+                RetryClass::UnknownOutcome
+            }
+            _ => RetryClass::Final,
+        }
+    }
+}
+
 /// Renders an error the way `clickhouse-client` does, as fixed in the CLI
 /// contract: `Code: 60. Table default.x does not exist. (UNKNOWN_TABLE)`.
 pub fn render(code: ErrorCode, message: &str) -> String {
@@ -117,6 +157,19 @@ pub fn render(code: ErrorCode, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_classes() {
+        assert_eq!(
+            ErrorCode::TOO_FEW_LIVE_REPLICAS.retry_class(),
+            RetryClass::Retryable
+        );
+        assert_eq!(
+            ErrorCode::UNKNOWN_STATUS_OF_INSERT.retry_class(),
+            RetryClass::UnknownOutcome
+        );
+        assert_eq!(ErrorCode::SYNTAX_ERROR.retry_class(), RetryClass::Final);
+    }
 
     #[test]
     fn numbers_and_names_roundtrip() {

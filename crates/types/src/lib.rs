@@ -17,7 +17,7 @@ pub mod settings;
 pub mod text;
 pub mod types;
 
-pub use error_codes::ErrorCode;
+pub use error_codes::{ErrorCode, RetryClass};
 pub use part_name::PartName;
 pub use settings::Settings;
 pub use types::{ChType, TypeError};

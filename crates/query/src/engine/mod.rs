@@ -5,6 +5,7 @@
 
 mod definition;
 mod insert;
+pub mod on_cluster;
 mod select;
 mod shard;
 mod system;
@@ -484,7 +485,7 @@ impl Session {
         query_id: &str,
     ) -> Result<QueryResult> {
         self.current_query = (query_id.to_string(), sql.to_string());
-        if let Some((cluster, local_sql)) = crate::on_cluster::split_on_cluster(sql) {
+        if let Some((cluster, local_sql)) = crate::statement::split_on_cluster(sql) {
             crate::limits::check_readonly(&self.settings, true, false)?;
             let span = info_span!("query", kind = "on_cluster", cluster = %cluster, query_id);
             return self

@@ -15,9 +15,13 @@ use qh_types::{ChType, Settings};
 
 use crate::error::{syntax_error, QueryError, Result};
 
+mod on_cluster;
 mod params;
 mod parser;
 mod tokens;
+
+pub use on_cluster::split_on_cluster;
+pub use qh_sql_lex::split_statements;
 
 pub use params::bind_parameters;
 
@@ -285,140 +289,6 @@ pub enum Statement {
     },
 }
 
-/// Splits a script on top-level `;` (outside quotes and comments).
-pub fn split_statements(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let chars: Vec<char> = sql.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '-' && chars.get(i + 1) == Some(&'-') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-            cur.push('\n');
-            i += 1;
-            continue;
-        }
-        if c == '/' && chars.get(i + 1) == Some(&'*') {
-            let mut depth = 1;
-            i += 2;
-            while i < chars.len() && depth > 0 {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                } else {
-                    i += 1;
-                }
-            }
-            cur.push(' ');
-            continue;
-        }
-        if c == '\'' || c == '"' || c == '`' {
-            cur.push(c);
-            i += 1;
-            while i < chars.len() {
-                let d = chars[i];
-                cur.push(d);
-                i += 1;
-                if d == '\\' && i < chars.len() {
-                    cur.push(chars[i]);
-                    i += 1;
-                    continue;
-                }
-                if d == c {
-                    if chars.get(i) == Some(&c) {
-                        cur.push(c);
-                        i += 1;
-                        continue;
-                    }
-                    break;
-                }
-            }
-            continue;
-        }
-        if c == ';' {
-            let s = cur.trim();
-            if !s.is_empty() {
-                out.push(s.to_string());
-            }
-            cur.clear();
-            i += 1;
-            continue;
-        }
-        cur.push(c);
-        i += 1;
-    }
-    let s = cur.trim();
-    if !s.is_empty() {
-        out.push(s.to_string());
-    }
-    out
-}
-
-/// Finds a top-level `FORMAT <name>` in an INSERT (outside quotes and before
-/// VALUES/SELECT): returns (byte offset of FORMAT, name, offset after name).
-fn find_insert_format(sql: &str) -> Option<(usize, String, usize)> {
-    let b = sql.as_bytes();
-    let mut i = 0;
-    let mut depth = 0i32;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'\'' | b'"' | b'`' => {
-                i += 1;
-                while i < b.len() && b[i] != c {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
-                continue;
-            }
-            b'(' => depth += 1,
-            b')' => depth -= 1,
-            _ => {}
-        }
-        if depth == 0 && c.is_ascii_alphabetic() && (i == 0 || !is_ident_byte(b[i - 1])) {
-            let start = i;
-            while i < b.len() && is_ident_byte(b[i]) {
-                i += 1;
-            }
-            let word = sql[start..i].to_ascii_uppercase();
-            match word.as_str() {
-                "VALUES" | "SELECT" | "WITH" => return None,
-                "FORMAT" => {
-                    let mut j = i;
-                    while j < b.len() && b[j].is_ascii_whitespace() {
-                        j += 1;
-                    }
-                    let ns = j;
-                    while j < b.len() && is_ident_byte(b[j]) {
-                        j += 1;
-                    }
-                    if ns == j {
-                        return None;
-                    }
-                    return Some((start, sql[ns..j].to_string(), j));
-                }
-                _ => continue,
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-fn is_ident_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
-}
-
-/// Parses one statement (no trailing `;`).
 /// How `KILL QUERY` waits: ASYNC (the default) asks and returns, SYNC waits
 /// until the statements stopped, TEST only lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,6 +317,7 @@ pub fn values_query(rows: Vec<Vec<Expr>>) -> Result<Box<Query>> {
     Ok(query)
 }
 
+/// Parses one statement (no trailing `;`).
 pub fn parse_statement(sql: &str) -> Result<Statement> {
     let first = sql
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
@@ -454,21 +325,12 @@ pub fn parse_statement(sql: &str) -> Result<Statement> {
         .unwrap_or("")
         .to_ascii_uppercase();
     if first == "INSERT" {
-        if let Some((fpos, name, after)) = find_insert_format(sql) {
-            let head = &sql[..fpos];
-            let data = &sql[after..];
-            let data = data
-                .strip_prefix("\r\n")
-                .or_else(|| data.strip_prefix('\n'))
-                .or_else(|| data.strip_prefix(' '))
-                .unwrap_or(data);
-            let inline = if data.trim().is_empty() {
-                None
-            } else {
-                Some(data.to_string())
-            };
-            let mut p = StmtParser::new(head)?;
-            return p.insert_head(Some(InsertSource::Format { name, inline }));
+        if let Some(f) = qh_sql_lex::insert_format(sql) {
+            let mut p = StmtParser::new(f.head)?;
+            return p.insert_head(Some(InsertSource::Format {
+                name: f.name.to_string(),
+                inline: f.inline.map(str::to_string),
+            }));
         }
     }
     if first == "EXPLAIN" {
@@ -531,12 +393,6 @@ pub fn parse_ch_type(s: &str) -> Result<ChType> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_scripts() {
-        let s = split_statements("SELECT 1; SELECT ';' -- x;\n; /* ; */ SELECT 2");
-        assert_eq!(s, vec!["SELECT 1", "SELECT ';'", "SELECT 2"]);
-    }
 
     #[test]
     fn parses_create_table() {

@@ -254,8 +254,15 @@ pub async fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     let exe = std::env::current_exe()?;
-    let cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
-    let all = Target::Ours(cluster.all().iter().map(|&n| cluster.meta(n)).collect());
+    let cluster = qh_local_cluster::LocalCluster::start(Path::new(&exe), 3, &[])?;
+    let meta = |n: u64| qh_meta::MetaClient::new(&cluster.inter_addr(n));
+    let all = Target::Ours(
+        cluster
+            .all()
+            .into_iter()
+            .map(meta)
+            .collect::<Result<_, _>>()?,
+    );
     wait_writable(&all, "quorumhouse").await?;
     let target = match a.via.as_str() {
         "all" => all,
@@ -263,7 +270,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
             let leader = cluster
                 .leader(&cluster.all(), Duration::from_secs(30))
                 .await?;
-            Target::Ours(vec![cluster.meta(leader)])
+            Target::Ours(vec![meta(leader)?])
         }
         other => anyhow::bail!("--via must be all or leader, not {other:?}"),
     };

@@ -88,7 +88,7 @@ async fn metric(addr: &str, name: &str) -> anyhow::Result<u64> {
 
 pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
+    let cluster = qh_local_cluster::LocalCluster::start(Path::new(&exe), 3, &[])?;
     cluster
         .leader(&cluster.all(), Duration::from_secs(30))
         .await?;
@@ -193,7 +193,7 @@ pub async fn distributed(a: DistributedArgs) -> anyhow::Result<()> {
 /// nodes (cluster `default`), queried through a Distributed table read by
 /// one replica and split over three (`max_parallel_replicas`).
 async fn parallel_replicas(
-    cluster: &jepsen_like_tests::TestCluster,
+    cluster: &qh_local_cluster::LocalCluster,
     c: &mut qh_client::Client,
     a: &DistributedArgs,
     fig: &mut Figures,

@@ -76,7 +76,7 @@ fn csv(rng: &mut Rng, writer: usize, batch: usize, rows: u64) -> Vec<u8> {
 }
 
 async fn connect(
-    cluster: &jepsen_like_tests::TestCluster,
+    cluster: &qh_local_cluster::LocalCluster,
     node: u64,
 ) -> anyhow::Result<qh_client::Client> {
     Ok(qh_client::Client::connect(&[cluster.client_endpoint(node)]).await?)
@@ -84,7 +84,7 @@ async fn connect(
 
 pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
+    let mut cluster = qh_local_cluster::LocalCluster::start(Path::new(&exe), 3, &[])?;
     cluster
         .leader(&cluster.all(), Duration::from_secs(30))
         .await?;

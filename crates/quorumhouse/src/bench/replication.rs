@@ -52,7 +52,7 @@ const TABLE: &str = "CREATE TABLE bench_repl (batch UInt64, id UInt64, payload S
     ENGINE = ReplicatedMergeTree('/bench/repl', '{replica}') ORDER BY (batch, id)";
 
 async fn client(
-    cluster: &jepsen_like_tests::TestCluster,
+    cluster: &qh_local_cluster::LocalCluster,
     node: u64,
 ) -> anyhow::Result<qh_client::Client> {
     Ok(qh_client::Client::connect(&[cluster.client_endpoint(node)]).await?)
@@ -82,7 +82,7 @@ fn csv_batch(rng: &mut Rng, batch: u64, rows: u64, payload: usize) -> Vec<u8> {
 
 pub async fn replication(a: ReplicationArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut cluster = jepsen_like_tests::TestCluster::start(Path::new(&exe), 3, &[])?;
+    let mut cluster = qh_local_cluster::LocalCluster::start(Path::new(&exe), 3, &[])?;
     cluster
         .leader(&cluster.all(), Duration::from_secs(30))
         .await?;

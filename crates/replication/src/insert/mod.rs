@@ -329,7 +329,7 @@ impl Replica {
         let (total, live) = repl
             .coordinator
             .read_linearizable(|s| {
-                let Some(t) = s.tables.get(&path) else {
+                let Some(t) = s.table(&path) else {
                     return (0, Vec::new());
                 };
                 let live: Vec<(String, String)> = t

@@ -12,7 +12,7 @@ impl Replica {
         let path = self.path.clone();
         let target = repl
             .coordinator
-            .read_linearizable(|s| s.tables.get(&path).map(|t| t.next_log))
+            .read_linearizable(|s| s.table(&path).map(|t| t.next_log))
             .await
             .map_err(|e| ReplicationError::from_write(&self.path, e))?
             .ok_or_else(|| {
@@ -110,7 +110,7 @@ impl Replica {
                 attempts += 1;
                 let target = repl
                     .coordinator
-                    .read(|s| s.tables.get(&self.path).map(|t| t.next_log))
+                    .read(|s| s.table(&self.path).map(|t| t.next_log))
                     .unwrap_or(0);
                 self.wait_pointer(target, deadline.saturating_duration_since(Instant::now()))
                     .await?;
@@ -129,8 +129,7 @@ impl Replica {
             .read_linearizable(|s| {
                 (
                     s.parts_of(&path),
-                    s.tables
-                        .get(&path)
+                    s.table(&path)
                         .map(|t| t.block_numbers.clone())
                         .unwrap_or_default(),
                 )
@@ -189,7 +188,7 @@ impl Replica {
         let path = self.path.clone();
         let version = repl
             .coordinator
-            .read_linearizable(|s| s.tables.get(&path).map(|t| t.version))
+            .read_linearizable(|s| s.table(&path).map(|t| t.version))
             .await
             .map_err(|e| ReplicationError::from_write(&self.path, e))?
             .ok_or_else(|| {
@@ -215,7 +214,7 @@ impl Replica {
             Response::Ok { .. } => {
                 let next = repl
                     .coordinator
-                    .read(|s| s.tables.get(&self.path).map(|t| t.next_log))
+                    .read(|s| s.table(&self.path).map(|t| t.next_log))
                     .unwrap_or(0);
                 self.wait_pointer(next, timeout).await
             }

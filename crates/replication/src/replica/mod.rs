@@ -318,7 +318,7 @@ impl Replica {
         let path = self.path.clone();
         let (table, records) = repl
             .coordinator
-            .read_linearizable(|s| (s.tables.get(&path).cloned(), s.parts_of(&path)))
+            .read_linearizable(|s| (s.table(&path).cloned(), s.parts_of(&path)))
             .await
             .map_err(|e| ReplicationError::from_write(&self.path, e))?;
         let table = table.ok_or_else(|| {
@@ -450,8 +450,7 @@ impl Replica {
     async fn step(&self) -> Result<()> {
         let repl = self.repl()?;
         let lost = repl.coordinator.read(|s| {
-            s.tables
-                .get(&self.path)
+            s.table(&self.path)
                 .and_then(|t| t.replicas.get(&self.name))
                 .is_some_and(|r| r.is_lost)
         });
@@ -649,7 +648,7 @@ impl Replica {
             .repl
             .upgrade()
             .map(|repl| {
-                repl.coordinator.read(|s| match s.tables.get(&self.path) {
+                repl.coordinator.read(|s| match s.table(&self.path) {
                     Some(t) => {
                         let alive: Vec<&String> = t
                             .replicas

@@ -254,7 +254,7 @@ impl Replica {
         }
         let now = qh_meta::now_ms();
         let mut candidates: Vec<(String, String)> = repl.coordinator.read(|s| {
-            let Some(t) = s.tables.get(&self.path) else {
+            let Some(t) = s.table(&self.path) else {
                 return Vec::new();
             };
             let mut holders = BTreeSet::new();
@@ -325,7 +325,7 @@ impl Replica {
         let repl = self.repl()?;
         let now = qh_meta::now_ms();
         let leader = repl.coordinator.read(|s| {
-            s.tables.get(&self.path).and_then(|t| {
+            s.table(&self.path).and_then(|t| {
                 t.replicas
                     .iter()
                     .filter(|(_, r)| s.lease_active(r.node_id, now))
@@ -436,7 +436,7 @@ impl Replica {
                     _ => None,
                 })
                 .collect();
-            (s.clock_ms, named)
+            (s.clock_ms(), named)
         });
         let writing: BTreeSet<String> = self.inserts.lock().keys().cloned().collect();
         for p in staged {

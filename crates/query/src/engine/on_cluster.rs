@@ -19,30 +19,6 @@ use tokio::sync::watch;
 use crate::engine::{result_of, Engine, QueryResult, Session};
 use crate::error::{QueryError, Result};
 
-/// Splits `... ON CLUSTER name ...` of a DDL statement into the cluster
-/// name and the statement without the clause.
-pub fn split_on_cluster(sql: &str) -> Option<(String, String)> {
-    let first = sql.split_whitespace().next()?.to_ascii_uppercase();
-    if !matches!(
-        first.as_str(),
-        "CREATE" | "DROP" | "ALTER" | "TRUNCATE" | "RENAME"
-    ) {
-        return None;
-    }
-    let re =
-        regex::Regex::new(r#"(?i)\s+ON\s+CLUSTER\s+('[^']*'|"[^"]*"|`[^`]*`|[A-Za-z0-9_{}]+)"#)
-            .ok()?;
-    let m = re.captures(sql)?;
-    let name = m
-        .get(1)?
-        .as_str()
-        .trim_matches(|c| c == '\'' || c == '"' || c == '`')
-        .to_string();
-    let whole = m.get(0)?;
-    let local = format!("{}{}", &sql[..whole.start()], &sql[whole.end()..]);
-    Some((name, local))
-}
-
 fn coordinator_error(e: qh_meta::MetaError) -> QueryError {
     QueryError::Other {
         code: ErrorCode::KEEPER_EXCEPTION,
@@ -105,7 +81,7 @@ impl Session {
         let mut applied = coordinator.subscribe();
         let finished = loop {
             let finished = coordinator
-                .read(|s| s.ddl.get(&seq).map(|t| t.finished.clone()))
+                .read(|s| s.ddl_task(seq).map(|t| t.finished.clone()))
                 .unwrap_or_default();
             if hosts.iter().all(|h| finished.contains_key(h)) {
                 break finished;
@@ -186,9 +162,8 @@ pub async fn run_ddl_worker(
     let mut applied = coordinator.subscribe();
     loop {
         let pending: Vec<(u64, qh_meta::state::DdlTask)> = coordinator.read(|s| {
-            s.ddl
-                .range(done + 1..)
-                .map(|(k, t)| (*k, t.clone()))
+            s.ddl_tasks_after(done)
+                .map(|(k, t)| (k, t.clone()))
                 .collect()
         });
         for (seq, task) in pending {
@@ -250,24 +225,5 @@ pub async fn run_ddl_worker(
             _ = applied.changed() => {}
             _ = stop.changed() => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_on_cluster;
-
-    #[test]
-    fn on_cluster_is_split_off_ddl_only() {
-        let (c, q) = split_on_cluster(
-            "CREATE TABLE t ON CLUSTER default (a UInt8) ENGINE = MergeTree ORDER BY a",
-        )
-        .unwrap();
-        assert_eq!(c, "default");
-        assert_eq!(q, "CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a");
-        let (c, q) = split_on_cluster("drop database db on cluster 'main'").unwrap();
-        assert_eq!((c.as_str(), q.as_str()), ("main", "drop database db"));
-        assert!(split_on_cluster("SELECT 'ON CLUSTER x'").is_none());
-        assert!(split_on_cluster("CREATE TABLE t (a UInt8) ENGINE = Memory").is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! A cluster of real `quorumhouse server` processes on free loopback ports,
-//! each with its own data directory under one temporary directory, for
-//! multi-process tests: start, SIGKILL, SIGTERM, wipe, partition and query
-//! the coordinator of any node. Every wait polls a condition with a bound.
+//! each with its own data directory under one temporary directory: start,
+//! SIGKILL, SIGTERM, wipe, query any node and read the coordinator's view
+//! through `system.coordinator`. Every wait polls a condition with a bound.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use qh_meta::{MetaClient, NodeStatus};
-
-pub struct TestNode {
+pub struct LocalNode {
     pub id: u64,
     pub port: u16,
     pub http_port: u16,
@@ -19,15 +17,15 @@ pub struct TestNode {
     child: Option<Child>,
 }
 
-impl TestNode {
+impl LocalNode {
     /// A node with free ports, not started.
-    fn allocate(id: u64) -> anyhow::Result<TestNode> {
+    fn allocate(id: u64) -> anyhow::Result<LocalNode> {
         let (port, http_port, inter_port) = (
             crate::free_port()?,
             crate::free_port()?,
             crate::free_port()?,
         );
-        Ok(TestNode {
+        Ok(LocalNode {
             id,
             port,
             http_port,
@@ -37,22 +35,22 @@ impl TestNode {
     }
 }
 
-pub struct TestCluster {
+pub struct LocalCluster {
     bin: PathBuf,
     dir: tempfile::TempDir,
-    pub nodes: BTreeMap<u64, TestNode>,
+    pub nodes: BTreeMap<u64, LocalNode>,
     extra: Vec<String>,
 }
 
-impl TestCluster {
+impl LocalCluster {
     /// Starts `n` nodes (ids 1..=n) that bootstrap one coordinator group.
     /// `extra` are added to every `server` command line.
-    pub fn start(bin: &Path, n: u64, extra: &[&str]) -> anyhow::Result<TestCluster> {
+    pub fn start(bin: &Path, n: u64, extra: &[&str]) -> anyhow::Result<LocalCluster> {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
-            nodes.insert(id, TestNode::allocate(id)?);
+            nodes.insert(id, LocalNode::allocate(id)?);
         }
-        let mut c = TestCluster {
+        let mut c = LocalCluster {
             bin: bin.to_path_buf(),
             dir: tempfile::tempdir()?,
             nodes,
@@ -67,7 +65,7 @@ impl TestCluster {
     /// Allocates ports for a new node `id` and starts it (it joins nobody by
     /// itself: add it with `SYSTEM ADD NODE`).
     pub fn add_process(&mut self, id: u64) -> anyhow::Result<()> {
-        self.nodes.insert(id, TestNode::allocate(id)?);
+        self.nodes.insert(id, LocalNode::allocate(id)?);
         self.spawn(id)
     }
 
@@ -207,14 +205,6 @@ impl TestCluster {
         format!("127.0.0.1:{}", self.nodes[&id].http_port)
     }
 
-    pub fn meta(&self, id: u64) -> MetaClient {
-        MetaClient::new(&self.inter_addr(id)).expect("valid loopback address")
-    }
-
-    pub async fn status(&self, id: u64) -> Option<NodeStatus> {
-        self.meta(id).status().await.ok()
-    }
-
     /// Polls `f` every 50 ms until it returns Some, or fails after `timeout`.
     pub async fn wait_for<T, F, Fut>(
         &self,
@@ -255,45 +245,34 @@ impl TestCluster {
         .await
     }
 
+    /// Node `id`'s view of the coordinator: (its role, the leader it
+    /// follows), read from `system.coordinator`.
+    pub async fn coordinator_view(&self, id: u64) -> Option<(String, Option<u64>)> {
+        let t = self
+            .sql(id, "SELECT role, leader FROM system.coordinator")
+            .await
+            .ok()?;
+        let (role, leader) = t.trim().split_once('\t')?;
+        let leader: u64 = leader.parse().ok()?;
+        Some((role.to_string(), (leader != 0).then_some(leader)))
+    }
+
     /// The leader that every node of `among` agrees on, itself one of them
     /// and confirming it leads.
     pub async fn leader(&self, among: &BTreeSet<u64>, timeout: Duration) -> anyhow::Result<u64> {
         self.wait_for("an agreed leader", timeout, || async {
             let mut leader = None;
             for &id in among {
-                let st = self.status(id).await?;
-                let l = st.leader?;
+                let (_, l) = self.coordinator_view(id).await?;
+                let l = l?;
                 if leader.is_some_and(|x| x != l) {
                     return None;
                 }
                 leader = Some(l);
             }
             let l = leader.filter(|l| among.contains(l))?;
-            let st = self.status(l).await?;
-            (st.role == "leader").then_some(l)
-        })
-        .await
-    }
-
-    /// Waits until every node of `among` applied the same index with the same state.
-    pub async fn converged(
-        &self,
-        among: &BTreeSet<u64>,
-        timeout: Duration,
-    ) -> anyhow::Result<NodeStatus> {
-        self.wait_for("replicas with identical state", timeout, || async {
-            let mut first: Option<NodeStatus> = None;
-            for &id in among {
-                let st = self.status(id).await?;
-                if let Some(f) = &first {
-                    if f.applied_index != st.applied_index || f.state_digest != st.state_digest {
-                        return None;
-                    }
-                } else {
-                    first = Some(st);
-                }
-            }
-            first
+            let (role, _) = self.coordinator_view(l).await?;
+            (role == "leader").then_some(l)
         })
         .await
     }
@@ -317,7 +296,7 @@ impl TestCluster {
     }
 }
 
-impl Drop for TestCluster {
+impl Drop for LocalCluster {
     fn drop(&mut self) {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for id in &ids {

@@ -1,0 +1,201 @@
+//! One quorumhouse node.
+//!
+//! [`Node::start`] opens the data directory and starts, in this order: the
+//! interserver listener (peers must reach the coordinator while it boots),
+//! the coordinator, the engine (with its merges and, when the node hosts
+//! replicas, replication), the distributed-DDL worker, the HTTP interface
+//! and the gRPC client API. `quorumhouse server` is a thin call into it.
+//!
+//! **Invariant:** every background task the node starts is registered in its
+//! [`TaskRegistry`] by name and joined by [`Node::stop`], which stops them in
+//! the reverse of the order a statement flows through them: the client doors
+//! first (no new statement starts, in-flight ones finish), then the DDL
+//! worker and the interserver door, then replication, the coordinator, and
+//! last the engine (merges, flush). Tasks owned by the coordinator and the
+//! replicas are stopped by their owners' `shutdown`.
+
+pub mod tasks;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use qh_query::{Engine, EngineOptions};
+use qh_types::Settings;
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use tasks::TaskRegistry;
+
+/// Where a node listens and what it runs.
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    /// The gRPC client API.
+    pub client_addr: SocketAddr,
+    /// ClickHouse's HTTP protocol, `/ping`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// Raft, part fetches and stages, shard stages of distributed queries.
+    pub interserver_addr: SocketAddr,
+    pub coordinator: qh_meta::CoordinatorConfig,
+    /// This node as a replica host of Replicated* tables.
+    pub replication: qh_replication::ReplicationConfig,
+    /// Settings every session starts with (the config's default profile).
+    pub default_settings: Settings,
+    /// Clusters the config defines (beside `default` and `sharded`).
+    pub clusters: qh_query::clusters::Clusters,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("coordinator did not start: {0}")]
+    Coordinator(#[from] qh_meta::MetaError),
+    #[error("cannot open {path}: {source}")]
+    Engine {
+        path: PathBuf,
+        #[source]
+        source: qh_query::QueryError,
+    },
+    /// A server stopped serving by itself (its error is in the log).
+    #[error("the {0} task ended unexpectedly; the node stopped")]
+    TaskEnded(&'static str),
+}
+
+/// Task names, in the order [`Node::stop`] joins them.
+const CLIENT_API: &str = "client_api";
+const HTTP: &str = "http";
+const DDL_WORKER: &str = "ddl_worker";
+const INTERSERVER: &str = "interserver";
+const STOP_ORDER: [&str; 4] = [CLIENT_API, HTTP, DDL_WORKER, INTERSERVER];
+
+/// A running node: its engine, its coordinator and the tasks serving them.
+pub struct Node {
+    engine: Arc<Engine>,
+    coordinator: Arc<qh_meta::Coordinator>,
+    tasks: TaskRegistry,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })
+}
+
+impl Node {
+    pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|source| NodeError::DataDir {
+            path: opts.data_dir.clone(),
+            source,
+        })?;
+        let inter_listener = bind(opts.interserver_addr).await?;
+        let node_id = opts.coordinator.node_id;
+        let coordinator = qh_meta::Coordinator::start(opts.coordinator).await?;
+        let engine_opts = EngineOptions {
+            coordinator: Some(coordinator.clone()),
+            replication: Some(opts.replication),
+            default_settings: opts.default_settings,
+            clusters: opts.clusters,
+            ..EngineOptions::default()
+        };
+        let engine =
+            Engine::open(&opts.data_dir, engine_opts).map_err(|source| NodeError::Engine {
+                path: opts.data_dir.clone(),
+                source,
+            })?;
+        info!(node_id, addr = %opts.client_addr, data_dir = %opts.data_dir.display(), "node starting");
+        let http_listener = bind(opts.http_addr).await?;
+        let client_listener = bind(opts.client_addr).await?;
+
+        let mut tasks = TaskRegistry::default();
+        tasks.spawn(
+            INTERSERVER,
+            errors_as_text(qh_server::serve_interserver(
+                coordinator.clone(),
+                engine.replication().cloned(),
+                Some(engine.clone()),
+                inter_listener,
+                tasks.stopped(),
+            )),
+        );
+        let ddl_worker = qh_query::engine::on_cluster::run_ddl_worker(
+            engine.clone(),
+            coordinator.clone(),
+            opts.data_dir.join("coordinator_ddl_done"),
+            tasks.stop_signal(),
+        );
+        tasks.spawn(DDL_WORKER, async move {
+            ddl_worker.await;
+            Ok(())
+        });
+        let metrics = Arc::new(qh_server::metrics::Metrics::default());
+        tasks.spawn(
+            HTTP,
+            errors_as_text(qh_server::serve_http(
+                engine.clone(),
+                metrics.clone(),
+                http_listener,
+                tasks.stopped(),
+            )),
+        );
+        tasks.spawn(
+            CLIENT_API,
+            errors_as_text(qh_server::serve_on(
+                engine.clone(),
+                metrics,
+                client_listener,
+                u32::try_from(node_id).unwrap_or(u32::MAX),
+                tasks.stopped(),
+            )),
+        );
+        Ok(Node {
+            engine,
+            coordinator,
+            tasks,
+        })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` completes (a signal) or a server ends by
+    /// itself, then stops in order.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+        let ended = tokio::select! {
+            _ = shutdown => None,
+            name = self.tasks.any_finished() => Some(name),
+        };
+        self.stop().await;
+        match ended {
+            Some(name) => Err(NodeError::TaskEnded(name)),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops every task in order (see the crate doc) and flushes the engine.
+    pub async fn stop(self) {
+        self.tasks.stop(&STOP_ORDER).await;
+        self.engine.shutdown_replication().await;
+        self.coordinator.shutdown().await;
+        self.engine.shutdown();
+        info!("node stopped");
+    }
+}
+
+async fn errors_as_text<E: std::fmt::Display>(
+    f: impl Future<Output = Result<(), E>>,
+) -> tasks::TaskResult {
+    f.await.map_err(|e| e.to_string())
+}
