@@ -11,9 +11,9 @@ use qh_proto::interserver::{
 use tonic::transport::Channel;
 
 use crate::command::{Request, Response};
-use crate::coordinator::NodeStatus;
 use crate::error::MetaError;
 use crate::network::{channel, MAX_MESSAGE_BYTES};
+use crate::status::NodeStatus;
 use crate::NodeId;
 
 #[derive(Clone)]

@@ -12,7 +12,6 @@ use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
 use qh_proto::interserver::meta_client::MetaClient as GrpcMetaClient;
 use qh_proto::interserver::{MembershipRequest, ReadIndexRequest, StatusRequest, WriteRequest};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -24,6 +23,7 @@ use crate::log_store::LogStore;
 use crate::network::{channel, Faults, Network, MAX_MESSAGE_BYTES};
 use crate::state::MetaState;
 use crate::state_machine::StateMachineStore;
+pub use crate::status::{LeaseStatus, NodeStatus};
 use crate::{now_ms, NodeId, Raft};
 
 /// How a node joins the coordinator group. Defaults are documented in
@@ -67,36 +67,6 @@ impl CoordinatorConfig {
             write_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// One node's view of the group (`system.coordinator`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeStatus {
-    pub node_id: NodeId,
-    pub initialized: bool,
-    pub role: String,
-    pub term: u64,
-    pub leader: Option<NodeId>,
-    pub last_log_index: u64,
-    pub applied_index: u64,
-    pub snapshot_index: u64,
-    pub purged_index: u64,
-    pub voters: BTreeMap<NodeId, String>,
-    pub learners: BTreeMap<NodeId, String>,
-    pub leases: Vec<LeaseStatus>,
-    pub isolated_from: Vec<NodeId>,
-    /// Hash of the state bytes at `applied_index`: equal on replicas that
-    /// applied the same entries.
-    pub state_digest: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeaseStatus {
-    pub node_id: NodeId,
-    pub address: String,
-    pub is_active: bool,
-    /// Milliseconds until the lease lapses (negative: lapsed that long ago).
-    pub expires_in_ms: i64,
 }
 
 pub struct Coordinator {

@@ -28,6 +28,7 @@ mod network;
 mod service;
 pub mod state;
 mod state_machine;
+pub mod status;
 
 pub use client::MetaClient;
 pub use command::{

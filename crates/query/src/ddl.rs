@@ -99,7 +99,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
                 let date = ident_name(&args[0]).ok_or_else(|| {
                     QueryError::BadArguments("first engine argument must be a date column".into())
                 })?;
-                partition_by = Some(crate::keys::parse_expr(&format!("toYYYYMM({date})"))?);
+                partition_by = Some(crate::statement::parse_expr(&format!("toYYYYMM({date})"))?);
                 order_by = Some(match &args[1] {
                     Expr::Tuple(items) => items.clone(),
                     Expr::Nested(inner) => vec![(**inner).clone()],
@@ -168,7 +168,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         key_exprs.push(p.to_string());
     }
     for k in &key_exprs {
-        let e = crate::keys::parse_expr(k)?;
+        let e = crate::statement::parse_expr(k)?;
         for c in referenced_columns(&e) {
             if !names.contains(&c) {
                 return Err(QueryError::UnknownIdentifier(format!(

@@ -11,20 +11,11 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
-use datafusion::sql::sqlparser::dialect::ClickHouseDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use qh_storage::{KeyEvaluator, StorageError, TableMeta};
 
 use crate::error::{QueryError, Result};
 use crate::rewrite::rewrite_standalone_expr;
-
-/// Parses one ClickHouse expression.
-pub fn parse_expr(sql: &str) -> Result<Expr> {
-    Parser::new(&ClickHouseDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| crate::error::syntax_error(sql, &e))
-}
+use crate::statement::parse_expr;
 
 /// Compiles `sql` against `schema` into a physical expression.
 pub fn compile(

@@ -778,7 +778,7 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                     "array_element(array_sort(array_agg({x}), 'ASC', 'NULLS LAST'), \
                      least(CAST(floor(({p}) * count({x})) AS BIGINT), count({x}) - 1) + 1)"
                 );
-                return crate::keys::parse_expr(&sql).ok();
+                return crate::statement::parse_expr(&sql).ok();
             }
             let mut nf = func("approx_percentile_cont", vec![p]);
             nf.within_group = vec![OrderByExpr {

@@ -12,7 +12,7 @@ use std::path::Path;
 use qh_types::Settings;
 use toml_edit::{DocumentMut, Item, Value};
 
-use crate::server::ServerArgs;
+use crate::server_args::ServerArgs;
 
 /// One option: its key (= flag without `--`, `_` for `-`), default, and what it does.
 struct ConfigOption {

@@ -12,6 +12,7 @@ mod output;
 mod progress;
 mod repl;
 mod server;
+mod server_args;
 
 use std::process::ExitCode;
 

@@ -268,3 +268,68 @@ print("after retry:", c1.query("SELECT count() FROM q").result_rows[0][0])
     assert_eq!(text.matches(" 500 124750").count(), 2, "{text}");
     assert!(text.contains("after retry: 500"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_binary_formats_over_http() {
+    let node = Node::start().await;
+    let port = node.http_port;
+    for sql in [
+        "CREATE TABLE rb (id UInt32, s Nullable(String), a Array(UInt8), d Date, t DateTime) ENGINE = MergeTree ORDER BY id",
+        "INSERT INTO rb VALUES (1, 'x', [1, 2], '1970-01-02', '1970-01-01 00:00:10'), (2, NULL, [], '1970-01-01', '1970-01-01 00:00:00')",
+    ] {
+        let (status, _, text) = post(port, "/", &[], sql.as_bytes());
+        assert!(status.contains("200"), "{status} {}", String::from_utf8_lossy(&text));
+    }
+    // ClickHouse's layout: Nullable is a flag then the value only when not
+    // NULL, Array a VarUInt length then its elements.
+    let mut rows = Vec::new();
+    rows.extend(1u32.to_le_bytes());
+    rows.extend([0, 1, b'x']);
+    rows.extend([2, 1, 2]);
+    rows.extend(1u16.to_le_bytes());
+    rows.extend(10u32.to_le_bytes());
+    rows.extend(2u32.to_le_bytes());
+    rows.extend([1]);
+    rows.extend([0]);
+    rows.extend(0u16.to_le_bytes());
+    rows.extend(0u32.to_le_bytes());
+    let (status, head, body) = post(
+        port,
+        "/?default_format=RowBinary",
+        &[],
+        b"SELECT * FROM rb ORDER BY id",
+    );
+    assert!(status.contains("200"), "{status}");
+    assert!(head.contains("RowBinary"), "{head}");
+    assert_eq!(body, rows);
+    let mut want = Vec::new();
+    var_uint(&mut want, 5);
+    for n in ["id", "s", "a", "d", "t"] {
+        string(&mut want, n.as_bytes());
+    }
+    for t in [
+        "UInt32",
+        "Nullable(String)",
+        "Array(UInt8)",
+        "Date",
+        "DateTime",
+    ] {
+        string(&mut want, t.as_bytes());
+    }
+    want.extend(&rows);
+    let (_, _, body) = post(
+        port,
+        "/",
+        &[],
+        b"SELECT * FROM rb ORDER BY id FORMAT RowBinaryWithNamesAndTypes",
+    );
+    assert_eq!(body, want);
+    // An empty result is the header alone.
+    let (_, _, body) = post(
+        port,
+        "/",
+        &[],
+        b"SELECT id FROM rb WHERE id > 5 FORMAT RowBinaryWithNames",
+    );
+    assert_eq!(body, [1, 2, b'i', b'd']);
+}

@@ -1,5 +1,5 @@
 //! The HTTP interface (ClickHouse's, on port 8120+N): `/?query=...` or the
-//! query in the POST body, results in the text formats, JSON or Native,
+//! query in the POST body, results in the text formats, JSON, Native, RowBinary*,
 //! INSERT data in the body (compressed per `Content-Encoding`), `/ping`,
 //! and `/metrics`. What clickhouse-connect relies on: errors as a non-200
 //! status with `X-ClickHouse-Exception-Code`, `X-ClickHouse-Summary`,
@@ -19,6 +19,7 @@ use futures::StreamExt;
 use qh_query::{Engine, Input};
 use qh_types::formats::{OutputFormat, Writer};
 use qh_types::native::NativeWriter;
+use qh_types::row_binary::{RowBinaryHeader, RowBinaryWriter};
 use qh_types::ErrorCode;
 use tokio::sync::mpsc;
 use tracing::{info_span, Instrument};
@@ -157,6 +158,7 @@ async fn query_post(
 enum Output {
     Text(Writer),
     Native(NativeWriter),
+    RowBinary(RowBinaryWriter),
     /// Arrow IPC: the file format (`Arrow`, what `query_arrow` reads) or
     /// the stream format (`ArrowStream`).
     Arrow {
@@ -169,6 +171,11 @@ impl Output {
         name: Option<&str>,
         schema: &datafusion::arrow::datatypes::SchemaRef,
     ) -> Result<Output, (ErrorCode, String)> {
+        if let Some(header) = name.and_then(RowBinaryHeader::of_format) {
+            return RowBinaryWriter::new(schema, header)
+                .map(Output::RowBinary)
+                .map_err(|e| (ErrorCode::ILLEGAL_COLUMN, e.to_string()));
+        }
         match name {
             Some("Native") => NativeWriter::new(schema)
                 .map(Output::Native)
@@ -191,7 +198,9 @@ impl Output {
 
     fn content_type(&self) -> &'static str {
         match self {
-            Output::Native(_) | Output::Arrow { .. } => "application/octet-stream",
+            Output::Native(_) | Output::RowBinary(_) | Output::Arrow { .. } => {
+                "application/octet-stream"
+            }
             Output::Text(_) => "text/plain; charset=UTF-8",
         }
     }
@@ -344,6 +353,15 @@ async fn statements(
                 Ok(bytes) => body.extend_from_slice(&bytes),
                 Err(e) => return error_response(ErrorCode::LOGICAL_ERROR, &e.to_string()),
             },
+            Output::RowBinary(w) => {
+                body.extend_from_slice(&w.header());
+                for b in &res.batches {
+                    match w.write_batch(b) {
+                        Ok(rows) => body.extend_from_slice(&rows),
+                        Err(e) => return error_response(ErrorCode::ILLEGAL_COLUMN, &e.to_string()),
+                    }
+                }
+            }
             Output::Native(w) => {
                 let mut wrote = false;
                 for b in res.batches.iter().filter(|b| b.num_rows() > 0) {

@@ -13,6 +13,7 @@ pub mod error_codes;
 pub mod formats;
 pub mod native;
 pub mod part_name;
+pub mod row_binary;
 pub mod settings;
 pub mod text;
 pub mod types;

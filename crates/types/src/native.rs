@@ -83,7 +83,7 @@ fn strip_low_cardinality(t: ChType) -> ChType {
     }
 }
 
-fn var_uint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn var_uint(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let b = (v & 0x7f) as u8;
         v >>= 7;
@@ -95,7 +95,7 @@ fn var_uint(out: &mut Vec<u8>, mut v: u64) {
     }
 }
 
-fn string(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn string(out: &mut Vec<u8>, s: &[u8]) {
     var_uint(out, s.len() as u64);
     out.extend_from_slice(s);
 }
@@ -150,20 +150,26 @@ impl NativeWriter {
     }
 }
 
-fn unsupported(name: &str, col: &ArrayRef) -> NativeError {
+pub(crate) fn unsupported(name: &str, col: &ArrayRef) -> NativeError {
     NativeError::Unsupported {
         column: name.to_string(),
         ty: col.data_type().to_string(),
     }
 }
 
-fn write_column(out: &mut Vec<u8>, ty: &ChType, col: &ArrayRef, name: &str) -> Result<()> {
-    let col = match col.data_type() {
+/// The column in the layout the writers read: dictionary values decoded,
+/// strings and lists with 32-bit offsets.
+pub(crate) fn plain_column(col: &ArrayRef) -> Result<ArrayRef> {
+    Ok(match col.data_type() {
         DataType::Dictionary(_, v) => cast(col, v)?,
         DataType::LargeUtf8 | DataType::Utf8View => cast(col, &DataType::Utf8)?,
         DataType::LargeList(f) => cast(col, &DataType::List(Arc::clone(f)))?,
         _ => Arc::clone(col),
-    };
+    })
+}
+
+fn write_column(out: &mut Vec<u8>, ty: &ChType, col: &ArrayRef, name: &str) -> Result<()> {
+    let col = plain_column(col)?;
     if let ChType::Nullable(inner) = ty {
         for i in 0..col.len() {
             out.push(u8::from(col.is_null(i)));
@@ -184,7 +190,12 @@ fn primitive<T: ArrowPrimitiveType>(out: &mut Vec<u8>, col: &ArrayRef, name: &st
 
 /// Values of a non-Nullable type (a NULL slot writes whatever its buffer
 /// holds, as ClickHouse's placeholder does).
-fn write_values(out: &mut Vec<u8>, ty: &ChType, col: &ArrayRef, name: &str) -> Result<()> {
+pub(crate) fn write_values(
+    out: &mut Vec<u8>,
+    ty: &ChType,
+    col: &ArrayRef,
+    name: &str,
+) -> Result<()> {
     match ty {
         ChType::UInt8 => match col.data_type() {
             DataType::Boolean => bools(out, col, name),

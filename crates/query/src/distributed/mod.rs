@@ -191,7 +191,7 @@ pub fn check_definition(
         ));
     }
     if let Some(key) = sharding_key {
-        let e = crate::keys::parse_expr(key)?;
+        let e = crate::statement::parse_expr(key)?;
         for c in crate::keys::referenced_columns(&e) {
             if meta.column(&c).is_none() {
                 return Err(QueryError::UnknownIdentifier(format!(

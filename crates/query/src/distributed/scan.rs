@@ -246,7 +246,7 @@ impl DistributedProvider {
         if on == 0 {
             return Ok(None);
         }
-        let Ok(ast) = crate::keys::parse_expr(key) else {
+        let Ok(ast) = crate::statement::parse_expr(key) else {
             return Ok(None);
         };
         let columns: Vec<String> = crate::keys::referenced_columns(&ast).into_iter().collect();

@@ -48,7 +48,7 @@ impl Session {
                         name: c.name.clone(),
                         ty: c.ty.clone(),
                         default: match &c.default {
-                            Some(d) => Some(crate::keys::parse_expr(d)?),
+                            Some(d) => Some(crate::statement::parse_expr(d)?),
                             None => None,
                         },
                     });

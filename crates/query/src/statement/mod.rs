@@ -317,6 +317,14 @@ pub fn values_query(rows: Vec<Vec<Expr>>) -> Result<Box<Query>> {
     Ok(query)
 }
 
+/// Parses one ClickHouse expression (a key, a default, a sharding key).
+pub fn parse_expr(sql: &str) -> Result<Expr> {
+    Parser::new(&parser::DIALECT)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| syntax_error(sql, &e))
+}
+
 /// Parses one statement (no trailing `;`).
 pub fn parse_statement(sql: &str) -> Result<Statement> {
     let first = sql

@@ -36,7 +36,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::{ReplicationError, Result};
 use crate::fetch::{read_part_files, MAX_MESSAGE};
-use crate::replica::Replica;
+use crate::replica::{InsertProgress, Replica};
 use crate::staging::{StageInfo, StagedPart};
 use crate::Replication;
 
@@ -103,17 +103,6 @@ impl Default for InsertOptions {
             parallel: true,
         }
     }
-}
-
-/// An insert this replica is writing (a row of `system.quorum_inserts`).
-#[derive(Debug, Clone)]
-pub struct InsertProgress {
-    pub quorum: u64,
-    pub state: &'static str,
-    pub parts: usize,
-    pub rows: u64,
-    pub replicas: Vec<String>,
-    pub started_ms: u64,
 }
 
 /// One part of the insert, staged on this replica.

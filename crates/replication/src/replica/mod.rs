@@ -102,6 +102,17 @@ struct State {
     tries: u64,
 }
 
+/// An insert this replica is writing (a row of `system.quorum_inserts`).
+#[derive(Debug, Clone)]
+pub struct InsertProgress {
+    pub quorum: u64,
+    pub state: &'static str,
+    pub parts: usize,
+    pub rows: u64,
+    pub replicas: Vec<String>,
+    pub started_ms: u64,
+}
+
 pub struct Replica {
     repl: Weak<Replication>,
     table: Arc<MergeTreeTable>,
@@ -117,7 +128,7 @@ pub struct Replica {
     /// commit, the queue task, the stager's RPC).
     activation: tokio::sync::Mutex<()>,
     /// Inserts this replica is writing (for `system.quorum_inserts`).
-    pub(crate) inserts: Mutex<BTreeMap<String, crate::insert::InsertProgress>>,
+    pub(crate) inserts: Mutex<BTreeMap<String, InsertProgress>>,
     /// When staged parts were last checked for cleanup.
     last_cleanup: Mutex<Option<Instant>>,
     fetches_stopped: AtomicBool,
