@@ -11,6 +11,8 @@ use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
 
+use qh_types::row_binary::{RowBinaryHeader, RowBinaryReader};
+
 use crate::error::{QueryError, Result};
 
 /// Rows per batch handed to the sink while parsing.
@@ -32,6 +34,9 @@ pub enum InputFormat {
     /// ClickHouse's Native blocks (clickhouse-connect's inserts): columns
     /// matched by name like ArrowStream's.
     Native,
+    /// ClickHouse's RowBinary rows (JDBC-style clients): plain rows hold
+    /// the inserted columns in order; a header names them.
+    RowBinary(RowBinaryHeader),
 }
 
 impl InputFormat {
@@ -46,7 +51,10 @@ impl InputFormat {
             "JSONEachRow" | "NDJSON" | "JSONLines" => InputFormat::JsonEachRow,
             "ArrowStream" => InputFormat::ArrowStream,
             "Native" => InputFormat::Native,
-            other => return Err(QueryError::UnknownFormat(other.to_string())),
+            other => match RowBinaryHeader::of_format(other) {
+                Some(header) => InputFormat::RowBinary(header),
+                None => return Err(QueryError::UnknownFormat(other.to_string())),
+            },
         })
     }
 }
@@ -100,6 +108,29 @@ pub fn read_input(
                     .transpose()
             });
             by_name(blocks, &schema, "Native", sink)
+        }
+        InputFormat::RowBinary(header) => {
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let t = qh_types::native::column_type(f).ok_or_else(|| {
+                        QueryError::CannotParseInput(format!(
+                            "RowBinary: column {} of type {} cannot be read",
+                            f.name(),
+                            f.data_type()
+                        ))
+                    })?;
+                    Ok((f.name().clone(), t))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut r = RowBinaryReader::new(reader, header, columns);
+            let blocks = std::iter::from_fn(move || {
+                r.next_block()
+                    .map_err(|e| QueryError::CannotParseInput(e.to_string()))
+                    .transpose()
+            });
+            by_name(blocks, &schema, "RowBinary", sink)
         }
     }
 }

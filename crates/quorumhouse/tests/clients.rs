@@ -332,4 +332,29 @@ async fn row_binary_formats_over_http() {
         b"SELECT id FROM rb WHERE id > 5 FORMAT RowBinaryWithNames",
     );
     assert_eq!(body, [1, 2, b'i', b'd']);
+    // The same bytes go back in: with the header, and as plain rows.
+    for (format, data) in [("RowBinaryWithNamesAndTypes", &want), ("RowBinary", &rows)] {
+        let mut body = format!("INSERT INTO rb FORMAT {format}\n").into_bytes();
+        body.extend(data.iter());
+        let (status, _, text) = post(port, "/", &[], &body);
+        assert!(
+            status.contains("200"),
+            "{status} {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    let (_, _, text) = post(
+        port,
+        "/",
+        &[],
+        b"SELECT count(), countIf(s IS NULL), sum(length(a)) FROM rb",
+    );
+    assert_eq!(String::from_utf8(text).unwrap(), "6\t3\t6\n");
+    // Rows cut short write nothing.
+    let mut body = b"INSERT INTO rb FORMAT RowBinary\n".to_vec();
+    body.extend(&rows[..rows.len() - 1]);
+    let (status, _, _) = post(port, "/", &[], &body);
+    assert!(!status.contains("200"), "{status}");
+    let (_, _, text) = post(port, "/", &[], b"SELECT count() FROM rb");
+    assert_eq!(String::from_utf8(text).unwrap(), "6\n");
 }

@@ -313,7 +313,7 @@ fn bools(out: &mut Vec<u8>, col: &ArrayRef, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn decimal_width(p: u8) -> usize {
+pub(crate) fn decimal_width(p: u8) -> usize {
     match p {
         0..=9 => 4,
         10..=18 => 8,
