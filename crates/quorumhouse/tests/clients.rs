@@ -358,3 +358,58 @@ async fn row_binary_formats_over_http() {
     let (_, _, text) = post(port, "/", &[], b"SELECT count() FROM rb");
     assert_eq!(String::from_utf8(text).unwrap(), "6\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_status_and_json_compact_over_http() {
+    let node = Node::start().await;
+    let port = node.http_port;
+    let (status, _, body) = node::http(port, "GET", "/replicas_status", b"");
+    assert_eq!((status, body.as_str()), (200, "Ok.\n"));
+    let (status, _, text) = post(
+        port,
+        "/",
+        &[],
+        b"CREATE TABLE r (id UInt64, s String) ENGINE = ReplicatedMergeTree('/tables/rs', '{replica}') ORDER BY id",
+    );
+    assert!(
+        status.contains("200"),
+        "{status} {}",
+        String::from_utf8_lossy(&text)
+    );
+    // 503 while the new replica is still read-only (no lease yet), then 200.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let (status, _, body) = node::http(port, "GET", "/replicas_status?verbose=1", b"");
+        match status {
+            200 => break body,
+            503 if std::time::Instant::now() < deadline => {
+                assert!(body.contains("default.r:"), "{body}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            _ => panic!("{status} {body}"),
+        }
+    };
+    assert!(body.starts_with("default.r:\tAbsolute delay: "), "{body}");
+    post(port, "/", &[], b"INSERT INTO r VALUES (1, 'a'), (2, 'b')");
+    let (_, _, json) = post(
+        port,
+        "/",
+        &[],
+        b"SELECT id, s FROM r ORDER BY id FORMAT JSONCompactEachRow",
+    );
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        "[\"1\", \"a\"]\n[\"2\", \"b\"]\n"
+    );
+    let (_, _, json) = post(
+        port,
+        "/",
+        &[],
+        b"SELECT id, s FROM r ORDER BY id FORMAT JSONCompact",
+    );
+    let text = String::from_utf8(json).unwrap();
+    assert!(
+        text.contains("\t\"data\":\n\t[\n\t\t[\"1\", \"a\"],\n\t\t[\"2\", \"b\"]\n\t],"),
+        "{text}"
+    );
+}

@@ -55,7 +55,52 @@ pub fn router(state: HttpState) -> Router {
         .route("/", get(query_get).post(query_post))
         .route("/ping", get(|| async { "Ok.\n" }))
         .route("/metrics", get(metrics))
+        .route("/replicas_status", get(replicas_status))
         .with_state(state)
+}
+
+/// ClickHouse's `/replicas_status` for load balancers: `Ok.` (200) when
+/// every replicated table here is writable and less than
+/// `max_replica_delay_for_distributed_queries` behind, else 503 naming the
+/// tables that are not (`?verbose=1`: every table's line instead of `Ok.`).
+async fn replicas_status(
+    State(s): State<HttpState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let verbose = params.get("verbose").is_some_and(|v| v != "0");
+    let max_delay = s
+        .engine
+        .session()
+        .settings()
+        .uint("max_replica_delay_for_distributed_queries")
+        .unwrap_or(300);
+    let mut ok = true;
+    let mut text = String::new();
+    let replicas = s
+        .engine
+        .replication()
+        .map(|r| r.replicas())
+        .unwrap_or_default();
+    for st in replicas.iter().map(|r| r.status()) {
+        let name = format!("{}.{}", st.database, st.table);
+        let line = if st.is_readonly {
+            ok = false;
+            format!("{name}:\tis readonly.\n")
+        } else {
+            let late = max_delay > 0 && st.absolute_delay >= max_delay;
+            ok &= !late;
+            if !late && !verbose {
+                continue;
+            }
+            format!("{name}:\tAbsolute delay: {}.\n", st.absolute_delay)
+        };
+        text.push_str(&line);
+    }
+    match (ok, verbose) {
+        (true, false) => (StatusCode::OK, "Ok.\n".to_string()).into_response(),
+        (true, true) => (StatusCode::OK, text).into_response(),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, text).into_response(),
+    }
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {

@@ -1,5 +1,6 @@
 //! Output formats for result sets: TSV, TSVWithNames, CSV, CSVWithNames,
-//! JSONEachRow, Pretty (ClickHouse's PrettyCompact look) and Null.
+//! JSON, JSONCompact, JSONEachRow, JSONCompactEachRow, Pretty (ClickHouse's
+//! PrettyCompact look), Vertical and Null.
 
 use std::fmt::Write;
 
@@ -17,8 +18,12 @@ pub enum OutputFormat {
     Csv,
     CsvWithNames,
     JsonEachRow,
+    /// One JSON array of values per line.
+    JsonCompactEachRow,
     /// One JSON object: `meta` (names and types), `data`, `totals`, `rows`.
     Json,
+    /// Like `Json`, with each row (and the totals) an array of values.
+    JsonCompact,
     Pretty,
     /// One `name: value` line per column, a block per row (`\G`).
     Vertical,
@@ -39,6 +44,8 @@ impl OutputFormat {
             "CSVWithNames" => OutputFormat::CsvWithNames,
             "JSONEachRow" | "NDJSON" | "JSONLines" => OutputFormat::JsonEachRow,
             "JSON" => OutputFormat::Json,
+            "JSONCompact" => OutputFormat::JsonCompact,
+            "JSONCompactEachRow" => OutputFormat::JsonCompactEachRow,
             "Pretty" | "PrettyCompact" | "PrettyCompactMonoBlock" | "PrettySpace" => {
                 OutputFormat::Pretty
             }
@@ -154,12 +161,21 @@ impl Writer {
                     }
                     out.push_str("}\n");
                 }
-                OutputFormat::Json => {
+                OutputFormat::JsonCompactEachRow => {
+                    out.push_str(&json_array(cols, row));
+                    out.push('\n');
+                }
+                OutputFormat::Json | OutputFormat::JsonCompact => {
                     if self.rows > 0 {
                         out.push_str(",\n");
                     }
                     self.rows += 1;
-                    out.push_str(&json_object(cols, &self.schema, row));
+                    if self.format == OutputFormat::Json {
+                        out.push_str(&json_object(cols, &self.schema, row));
+                    } else {
+                        out.push_str("\t\t");
+                        out.push_str(&json_array(cols, row));
+                    }
                 }
                 OutputFormat::Pretty => {
                     let r = cols
@@ -223,9 +239,15 @@ impl Writer {
             }
             return String::new();
         }
+        if self.format == OutputFormat::JsonCompact {
+            if totals.num_rows() > 0 {
+                self.json_totals = Some(json_array(totals.columns(), 0));
+            }
+            return String::new();
+        }
         let mut out = self.finish();
         match self.format {
-            OutputFormat::JsonEachRow | OutputFormat::Null => {}
+            OutputFormat::JsonEachRow | OutputFormat::JsonCompactEachRow | OutputFormat::Null => {}
             OutputFormat::Pretty => {
                 out.push_str("\nTotals:\n");
                 out.push_str(&self.write_batch(totals));
@@ -258,7 +280,9 @@ impl Writer {
                 self.header(&mut out);
             }
         }
-        if self.format == OutputFormat::Json && !self.json_closed {
+        if matches!(self.format, OutputFormat::Json | OutputFormat::JsonCompact)
+            && !self.json_closed
+        {
             self.json_closed = true;
             out.push_str("\n\t]");
             if let Some(t) = self.json_totals.take() {
@@ -295,7 +319,7 @@ impl Writer {
                 out.push_str(&q.join(","));
                 out.push('\n');
             }
-            OutputFormat::Json => {
+            OutputFormat::Json | OutputFormat::JsonCompact => {
                 out.push_str("{\n\t\"meta\":\n\t[\n");
                 for (i, f) in self.schema.fields().iter().enumerate() {
                     if i > 0 {
@@ -454,6 +478,19 @@ fn json_object(cols: &[arrow::array::ArrayRef], schema: &SchemaRef, row: usize) 
     out
 }
 
+/// `[v1, v2, ...]`: a row of JSONCompact and JSONCompactEachRow.
+fn json_array(cols: &[arrow::array::ArrayRef], row: usize) -> String {
+    let mut out = String::from("[");
+    for (j, c) in cols.iter().enumerate() {
+        if j > 0 {
+            out.push_str(", ");
+        }
+        json_value(&mut out, c.as_ref(), row);
+    }
+    out.push(']');
+    out
+}
+
 fn json_value(out: &mut String, a: &dyn Array, i: usize) {
     if crate::text::null_at(a, i) {
         out.push_str("null");
@@ -534,6 +571,25 @@ mod tests {
             w.write_batch(&b),
             "{\"n\":\"1\",\"s\":\"a\\tb\"}\n{\"n\":null,\"s\":\"x\\\"y\"}\n"
         );
+    }
+
+    #[test]
+    fn json_compact_rows_are_arrays() {
+        let b = batch();
+        let mut w = Writer::new(OutputFormat::JsonCompactEachRow, b.schema());
+        assert_eq!(
+            w.write_batch(&b),
+            "[\"1\", \"a\\tb\"]\n[null, \"x\\\"y\"]\n"
+        );
+        let mut w = Writer::new(OutputFormat::JsonCompact, b.schema());
+        let mut text = w.write_batch(&b);
+        text.push_str(&w.write_totals(&b.slice(0, 1)));
+        text.push_str(&w.finish());
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["meta"][1]["name"], "s");
+        assert_eq!(v["data"][1][1], "x\"y");
+        assert_eq!(v["totals"][0], "1");
+        assert_eq!(v["rows"], 2);
     }
 
     #[test]
