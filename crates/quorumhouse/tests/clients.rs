@@ -397,10 +397,7 @@ async fn replicas_status_and_json_compact_over_http() {
         &[],
         b"SELECT id, s FROM r ORDER BY id FORMAT JSONCompactEachRow",
     );
-    assert_eq!(
-        String::from_utf8(json).unwrap(),
-        "[\"1\", \"a\"]\n[\"2\", \"b\"]\n"
-    );
+    assert_eq!(String::from_utf8(json).unwrap(), "[1, \"a\"]\n[2, \"b\"]\n");
     let (_, _, json) = post(
         port,
         "/",
@@ -409,7 +406,57 @@ async fn replicas_status_and_json_compact_over_http() {
     );
     let text = String::from_utf8(json).unwrap();
     assert!(
-        text.contains("\t\"data\":\n\t[\n\t\t[\"1\", \"a\"],\n\t\t[\"2\", \"b\"]\n\t],"),
+        text.contains("\t\"data\":\n\t[\n\t\t[1, \"a\"],\n\t\t[2, \"b\"]\n\t],"),
         "{text}"
     );
+}
+
+/// Our result bytes against ClickHouse's own for a table of every type we
+/// have (`tests/golden/make.py` made the references with chDB 4.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formats_match_clickhouses_bytes() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let node = Node::start().await;
+    let port = node.http_port;
+    let sql = std::fs::read_to_string(golden.join("all_types.sql")).unwrap();
+    for stmt in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+        let (status, _, text) = post(port, "/", &[], stmt.as_bytes());
+        assert!(
+            status.contains("200"),
+            "{status} {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+    for format in [
+        "RowBinaryWithNamesAndTypes",
+        "TSVWithNamesAndTypes",
+        "CSVWithNames",
+        "JSONEachRow",
+        "JSONCompact",
+    ] {
+        let want = std::fs::read(golden.join(format!("all_types.{format}"))).unwrap();
+        let q = format!("SELECT * FROM g ORDER BY u8 FORMAT {format}");
+        let (status, _, mut ours) = post(port, "/", &[], q.as_bytes());
+        assert!(status.contains("200"), "{format}: {status}");
+        let mut want = want;
+        if format == "JSONCompact" {
+            // ClickHouse ends with timing statistics; compare up to "rows".
+            let cut = |b: &mut Vec<u8>| {
+                let text = String::from_utf8_lossy(b).to_string();
+                let end = text
+                    .find("\"rows\": 2")
+                    .map(|i| i + 9)
+                    .unwrap_or(text.len());
+                *b = text.as_bytes()[..end].to_vec();
+            };
+            cut(&mut want);
+            cut(&mut ours);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&want),
+            "{format}"
+        );
+        assert_eq!(ours, want, "{format}");
+    }
 }

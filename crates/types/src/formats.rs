@@ -497,12 +497,10 @@ fn json_value(out: &mut String, a: &dyn Array, i: usize) {
         return;
     }
     match a.data_type() {
-        // ClickHouse quotes 64-bit integers in JSON by default.
-        DataType::Int64 | DataType::UInt64 | DataType::Decimal128(..) => {
-            let mut s = String::new();
-            write_value(&mut s, a, i, false);
-            json_string(out, &s);
-        }
+        // Numbers as numbers, 64-bit and Decimal too: ClickHouse's defaults
+        // (output_format_json_quote_64bit_integers and _decimals off), checked
+        // against chDB's bytes in tests/golden.
+        DataType::Decimal128(..) => write_value(out, a, i, false),
         DataType::Boolean => out.push_str(if a.as_boolean().value(i) {
             "true"
         } else {
@@ -569,7 +567,7 @@ mod tests {
         let mut w = Writer::new(OutputFormat::JsonEachRow, b.schema());
         assert_eq!(
             w.write_batch(&b),
-            "{\"n\":\"1\",\"s\":\"a\\tb\"}\n{\"n\":null,\"s\":\"x\\\"y\"}\n"
+            "{\"n\":1,\"s\":\"a\\tb\"}\n{\"n\":null,\"s\":\"x\\\"y\"}\n"
         );
     }
 
@@ -577,10 +575,7 @@ mod tests {
     fn json_compact_rows_are_arrays() {
         let b = batch();
         let mut w = Writer::new(OutputFormat::JsonCompactEachRow, b.schema());
-        assert_eq!(
-            w.write_batch(&b),
-            "[\"1\", \"a\\tb\"]\n[null, \"x\\\"y\"]\n"
-        );
+        assert_eq!(w.write_batch(&b), "[1, \"a\\tb\"]\n[null, \"x\\\"y\"]\n");
         let mut w = Writer::new(OutputFormat::JsonCompact, b.schema());
         let mut text = w.write_batch(&b);
         text.push_str(&w.write_totals(&b.slice(0, 1)));
@@ -588,7 +583,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["meta"][1]["name"], "s");
         assert_eq!(v["data"][1][1], "x\"y");
-        assert_eq!(v["totals"][0], "1");
+        assert_eq!(v["totals"][0], 1);
         assert_eq!(v["rows"], 2);
     }
 

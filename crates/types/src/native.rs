@@ -52,6 +52,13 @@ type Result<T> = std::result::Result<T, NativeError>;
 /// the best name for its Arrow type (Nullable when the column may hold
 /// NULLs). LowCardinality is sent as its values' type.
 pub fn column_type(f: &Field) -> Option<ChType> {
+    declared_type(f).map(strip_low_cardinality)
+}
+
+/// The ClickHouse type of a result column as declared (LowCardinality
+/// kept): its metadata's, or the best name for its Arrow type (Nullable
+/// when the column may hold NULLs).
+pub fn declared_type(f: &Field) -> Option<ChType> {
     let declared = f
         .metadata()
         .get(CH_TYPE_KEY)
@@ -71,7 +78,7 @@ pub fn column_type(f: &Field) -> Option<ChType> {
             }
         }
     };
-    Some(strip_low_cardinality(t))
+    Some(t)
 }
 
 fn strip_low_cardinality(t: ChType) -> ChType {

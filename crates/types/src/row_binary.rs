@@ -38,7 +38,8 @@ impl RowBinaryHeader {
 }
 
 /// Writes result batches as RowBinary rows, with the types fixed by the
-/// schema (as Native sends them).
+/// schema (LowCardinality named in the header, its values written plain,
+/// as ClickHouse does).
 pub struct RowBinaryWriter {
     types: Vec<ChType>,
     names: Vec<String>,
@@ -50,7 +51,7 @@ impl RowBinaryWriter {
         let mut types = Vec::with_capacity(schema.fields().len());
         for f in schema.fields() {
             types.push(
-                native::column_type(f).ok_or_else(|| NativeError::Unsupported {
+                native::declared_type(f).ok_or_else(|| NativeError::Unsupported {
                     column: f.name().clone(),
                     ty: f.data_type().to_string(),
                 })?,

@@ -14,8 +14,14 @@ pub struct DedupBlock {
 /// `replicated_deduplication_window[_seconds]`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Window {
-    pub(super) count: u64,
-    pub(super) seconds: u64,
+    count: u64,
+    seconds: u64,
+}
+
+impl Window {
+    pub(super) fn new(count: u64, seconds: u64) -> Window {
+        Window { count, seconds }
+    }
 }
 
 /// Remembers `block_id` → `part`, then trims the table's ids to the last

@@ -307,10 +307,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> ApplyResult<OpResult> {
             window,
             window_seconds,
         } => {
-            let window = dedup::Window {
-                count: *window,
-                seconds: *window_seconds,
-            };
+            let window = dedup::Window::new(*window, *window_seconds);
             let committed = parts::commit(tx, table, parts, *deadline_ms, *quorum, window, now_ms)?;
             return Ok(OpResult::Parts(committed));
         }
@@ -353,10 +350,7 @@ fn apply_op(tx: &mut Tx<'_>, op: &Op, now_ms: u64) -> ApplyResult<OpResult> {
             window,
             window_seconds,
         } => {
-            let window = dedup::Window {
-                count: *window,
-                seconds: *window_seconds,
-            };
+            let window = dedup::Window::new(*window, *window_seconds);
             dedup::add_block(tx, table, block_id, part, window, now_ms)?
         }
     }
