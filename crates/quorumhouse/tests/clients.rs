@@ -360,7 +360,7 @@ async fn row_binary_formats_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_status_and_json_compact_over_http() {
+async fn replicas_status_json_compact_and_compression_over_http() {
     let node = Node::start().await;
     let port = node.http_port;
     let (status, _, body) = node::http(port, "GET", "/replicas_status", b"");
@@ -409,6 +409,24 @@ async fn replicas_status_and_json_compact_over_http() {
         text.contains("\t\"data\":\n\t[\n\t\t[1, \"a\"],\n\t\t[2, \"b\"]\n\t],"),
         "{text}"
     );
+    // Compressed only when asked twice: the setting and Accept-Encoding.
+    let q = b"SELECT id, s FROM r ORDER BY id";
+    let (_, head, plain) = post(port, "/", &[("Accept-Encoding", "zstd")], q);
+    assert!(
+        !head.to_ascii_lowercase().contains("content-encoding"),
+        "{head}"
+    );
+    let (_, head, z) = post(
+        port,
+        "/?enable_http_compression=1",
+        &[("Accept-Encoding", "br, zstd")],
+        q,
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("content-encoding: zstd"),
+        "{head}"
+    );
+    assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), plain);
 }
 
 /// Our result bytes against ClickHouse's own for a table of every type we
@@ -440,7 +458,12 @@ async fn formats_match_clickhouses_bytes() {
         assert!(status.contains("200"), "{format}: {status}");
         let mut want = want;
         if format == "JSONCompact" {
-            // ClickHouse ends with timing statistics; compare up to "rows".
+            // Both end with statistics whose timings differ; the rest is
+            // compared up to "rows", and the statistics' shape below.
+            let text = String::from_utf8_lossy(&ours).to_string();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(v["statistics"]["elapsed"].is_f64(), "{text}");
+            assert_eq!(v["statistics"]["rows_read"], 2, "{text}");
             let cut = |b: &mut Vec<u8>| {
                 let text = String::from_utf8_lossy(b).to_string();
                 let end = text

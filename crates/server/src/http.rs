@@ -136,8 +136,9 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
 async fn query_get(
     State(s): State<HttpState>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
-    match params.get("query") {
+    let response = match params.get("query") {
         // As in ClickHouse, a GET only reads: readonly = 2 unless the
         // request sets readonly itself (writes need POST).
         Some(q) => {
@@ -148,6 +149,41 @@ async fn query_get(
             run(s, q.clone(), &params, None).await
         }
         None => "Ok.\n".into_response(),
+    };
+    compressed(&headers, &params, response).await
+}
+
+/// The response compressed when the request asks twice, as ClickHouse
+/// requires: `enable_http_compression=1` and an `Accept-Encoding` we write.
+async fn compressed(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+    response: Response,
+) -> Response {
+    let enabled = params
+        .get("enable_http_compression")
+        .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let Some(accept) = accept.filter(|_| enabled) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    // The body is already whole in memory (results are buffered).
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return error_response(ErrorCode::LOGICAL_ERROR, &e.to_string()),
+    };
+    match crate::http_body::encoded(accept, &bytes) {
+        Some((encoding, out)) => {
+            parts
+                .headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(out))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 
@@ -179,7 +215,7 @@ async fn query_post(
             Ok(b) => b,
             Err(why) => return error_response(ErrorCode::BAD_ARGUMENTS, &why),
         };
-    match params.get("query") {
+    let response = match params.get("query") {
         // The query is in the URL: the body is INSERT data, streamed.
         Some(q) => run(s, q.clone(), &params, Some(body)).await,
         // Otherwise the body starts with the query; an INSERT's data
@@ -196,7 +232,8 @@ async fn query_post(
                 Err(e) => error_response(ErrorCode::LOGICAL_ERROR, &e.to_string()),
             }
         }
-    }
+    };
+    compressed(&headers, &params, response).await
 }
 
 /// How a result set is encoded.
@@ -344,6 +381,7 @@ async fn statements(
     params: &HashMap<String, String>,
     mut input: Input,
 ) -> Response {
+    let started = std::time::Instant::now();
     let default_format = params.get("default_format").cloned();
     let statements = qh_query::split_statements(sql);
     let mut body: Vec<u8> = Vec::new();
@@ -392,6 +430,11 @@ async fn statements(
                 if let Some(t) = &res.totals {
                     body.extend_from_slice(w.write_totals(t).as_bytes());
                 }
+                w.set_statistics(
+                    started.elapsed().as_secs_f64(),
+                    res.summary.read_rows,
+                    res.summary.read_bytes,
+                );
                 body.extend_from_slice(w.finish().as_bytes());
             }
             Output::Arrow { file } => match arrow_ipc(&res.schema, &res.batches, *file) {

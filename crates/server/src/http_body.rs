@@ -33,6 +33,51 @@ pub fn decoded(
     )
 }
 
+/// `body` compressed with the first encoding of `accept` (an
+/// `Accept-Encoding` value, in the client's order) that we write: zstd,
+/// lz4 (one frame), gzip or deflate. `None` when none is acceptable.
+pub fn encoded(accept: &str, body: &[u8]) -> Option<(&'static str, Vec<u8>)> {
+    use std::io::Write;
+    for token in accept.split(',') {
+        let name = token
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let out = match name.as_str() {
+            "zstd" => zstd::stream::encode_all(body, 3).ok().map(|b| ("zstd", b)),
+            "lz4" => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(body)
+                    .ok()
+                    .and_then(|_| e.finish().ok())
+                    .map(|b| ("lz4", b))
+            }
+            "gzip" | "x-gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(body)
+                    .ok()
+                    .and_then(|_| e.finish().ok())
+                    .map(|b| ("gzip", b))
+            }
+            "deflate" => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(body)
+                    .ok()
+                    .and_then(|_| e.finish().ok())
+                    .map(|b| ("deflate", b))
+            }
+            _ => None,
+        };
+        if out.is_some() {
+            return out;
+        }
+    }
+    None
+}
+
 /// Concatenated lz4 frames (clickhouse-connect sends one per block):
 /// lz4_flex's decoder reports the end of each frame as the end of data.
 struct Lz4Frames<R: io::BufRead>(lz4_flex::frame::FrameDecoder<R>);
@@ -240,6 +285,28 @@ mod tests {
                 data: 25
             }
         );
+    }
+
+    #[test]
+    fn responses_are_encoded_as_the_client_accepts() {
+        let raw = b"a result that compresses well well well well".repeat(20);
+        assert!(encoded("br", &raw).is_none());
+        for (accept, want) in [
+            ("br, lz4;q=0.9, gzip", "lz4"),
+            ("gzip", "gzip"),
+            ("deflate", "deflate"),
+            ("zstd", "zstd"),
+        ] {
+            let (enc, bytes) = encoded(accept, &raw).unwrap();
+            assert_eq!(enc, want);
+            assert!(bytes.len() < raw.len());
+            let mut back = Vec::new();
+            decoded(Some(enc), Box::new(Cursor::new(bytes)))
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, raw);
+        }
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Writer {
     /// JSON: the WITH TOTALS row, printed after `data`.
     json_totals: Option<String>,
     json_closed: bool,
+    /// JSON: `statistics` (seconds elapsed, rows and bytes read), when the
+    /// caller measured them.
+    json_statistics: Option<(f64, u64, u64)>,
 }
 
 impl Writer {
@@ -99,6 +102,7 @@ impl Writer {
             rows: 0,
             json_totals: None,
             json_closed: false,
+            json_statistics: None,
         }
     }
 
@@ -290,9 +294,21 @@ impl Writer {
                 out.push('\t');
                 out.push_str(&t.trim_start().replace("\n\t\t", "\n\t"));
             }
-            out.push_str(&format!(",\n\n\t\"rows\": {}\n}}\n", self.rows));
+            out.push_str(&format!(",\n\n\t\"rows\": {}", self.rows));
+            if let Some((elapsed, rows, bytes)) = self.json_statistics {
+                out.push_str(&format!(
+                    ",\n\n\t\"statistics\":\n\t{{\n\t\t\"elapsed\": {elapsed},\n\t\t\"rows_read\": {rows},\n\t\t\"bytes_read\": {bytes}\n\t}}"
+                ));
+            }
+            out.push_str("\n}\n");
         }
         out
+    }
+
+    /// The `statistics` object JSON and JSONCompact end with, as
+    /// ClickHouse's HTTP interface writes it; call before [`Writer::finish`].
+    pub fn set_statistics(&mut self, elapsed_seconds: f64, rows_read: u64, bytes_read: u64) {
+        self.json_statistics = Some((elapsed_seconds, rows_read, bytes_read));
     }
 
     fn header(&self, out: &mut String) {

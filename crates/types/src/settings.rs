@@ -63,6 +63,7 @@ setting_defs! {
     ("max_parallel_replicas", "NonZeroUInt64", "1", "A Distributed aggregation splits each shard's rows by ranges of the first sorting-key column over this many of its replicas (Replicated* local tables whose replicas are caught up; else one replica reads it all)."),
     ("distributed_product_mode", "DistributedProductMode", "deny", "A subquery or join over a Distributed table inside a query over one: deny, global and allow all compute it once over every shard (GLOBAL); local is refused."),
     ("load_balancing", "LoadBalancing", "random", "Which replica of a shard a Distributed query tries first: random, in_order, first_or_random, round_robin, nearest_hostname."),
+    ("enable_http_compression", "Bool", "0", "Compress HTTP responses with the first encoding of Accept-Encoding we write (zstd, lz4, gzip, deflate)."),
     ("readonly", "UInt64", "0", "1: reads only; 2: reads and setting changes; 0: everything (READONLY)."),
     ("max_concurrent_queries", "UInt64", "100", "Node-wide, from the config: statements running at once (TOO_MANY_SIMULTANEOUS_QUERIES)."),
     ("max_server_memory_usage", "UInt64", "0", "Node-wide, from the config: bytes all queries may hold (0: the ratio of RAM)."),
