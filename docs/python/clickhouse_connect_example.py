@@ -84,6 +84,10 @@ def main(address: str) -> None:
         import pandas  # noqa: F401
         df = client.query_df("SELECT name, count() AS c FROM cc_events GROUP BY name ORDER BY name")
         print("dataframe:", len(df), int(df["c"].sum()))
+        # A DataFrame in: its columns by name, the table's others get defaults.
+        client.insert_df("cc_events", pandas.DataFrame({"id": [5000, 5001], "name": ["df-a", "df-b"]}))
+        back = client.query_df("SELECT id, name, price FROM cc_events WHERE id >= 5000 ORDER BY id")
+        print("insert_df:", back["name"].tolist(), [str(p) for p in back["price"]])
     except ImportError:
         print("dataframe: pandas not installed")
 

@@ -210,6 +210,8 @@ async fn clickhouse_connect_works_unchanged() {
         "error code: 60",
         "parameters: 14",
         "arrow: 10 n3",
+        "dataframe: 7 1000",
+        "insert_df: ['df-a', 'df-b'] ['0.00', '0.00']",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

@@ -113,6 +113,19 @@ fn every_input_format_and_values() {
     assert_eq!(out, "{\"id\":4,\"s\":\"e,f\"}\n");
 }
 
+/// Columns an INSERT leaves out get their type's default, arrays of
+/// non-Nullable elements too (pandas' `insert_df` of some columns).
+#[test]
+fn omitted_array_columns_get_empty_arrays() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE t (id UInt64, tags Array(String), n Array(Nullable(Int32))) ENGINE = MergeTree ORDER BY id",
+    );
+    ok(d.path(), "INSERT INTO t (id) VALUES (1)");
+    assert_eq!(ok(d.path(), "SELECT id, tags, n FROM t"), "1\t[]\t[]\n");
+}
+
 #[test]
 fn errors_carry_clickhouse_codes() {
     let d = tempfile::tempdir().unwrap();

@@ -630,9 +630,15 @@ pub fn type_default(dt: &DataType, nullable: bool) -> Result<ScalarValue> {
         return ScalarValue::try_from(dt).map_err(df_err);
     }
     match dt {
-        DataType::List(f) => Ok(ScalarValue::List(ScalarValue::new_list_nullable(
-            &[],
-            f.data_type(),
+        // An empty list whose element field is the column's own (a
+        // non-Nullable element type stays non-nullable).
+        DataType::List(f) => Ok(ScalarValue::List(std::sync::Arc::new(
+            datafusion::arrow::array::ListArray::new(
+                std::sync::Arc::clone(f),
+                datafusion::arrow::buffer::OffsetBuffer::from_lengths([0]),
+                datafusion::arrow::array::new_empty_array(f.data_type()),
+                None,
+            ),
         ))),
         _ => ScalarValue::new_zero(dt)
             .or_else(|_| ScalarValue::try_from_string(String::new(), dt))
