@@ -1,11 +1,28 @@
-//! Fault-injection harness for quorumhouse: starts real `quorumhouse`
-//! processes (through [`qh_local_cluster`]), injects faults (SIGKILL, pauses,
-//! partitions) and checks invariants.
+//! Fault-injection harness for quorumhouse, Jepsen's way: a fresh cluster of
+//! real `quorumhouse` processes (through [`qh_local_cluster`]), concurrent
+//! clients recording a history ([`history`]) through the public gRPC
+//! protocol ([`workload`]), faults on a schedule drawn from a seed
+//! ([`nemesis`]; partitions and slow links inside per-node network
+//! namespaces, [`net`]), and a checker that reads every replica at the end
+//! ([`checker`]). One run is [`run::run`]; the binary and `run-suite.sh`
+//! drive it.
 //!
-//! The process plumbing lives in `qh-local-cluster`, which the product
-//! binary's benches and drills share; this crate adds what only white-box
-//! tests need: the coordinator's own status and write API ([`CoordinatorProbe`]).
-//! The workloads themselves live in `crates/quorumhouse/tests/`.
+//! Invariant: a run is `valid` only on its safety properties (nothing
+//! acknowledged lost, nothing duplicated, nothing that definitely failed
+//! present, no stale sequential read, replicas in agreement); availability
+//! is measured and reported, never a pass/fail timing.
+//!
+//! For white-box tests the crate also exposes the coordinator's own status
+//! API ([`CoordinatorProbe`]); the fixed-script fault tests live in
+//! `crates/quorumhouse/tests/`.
+
+pub mod checker;
+pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod report;
+pub mod run;
+pub mod workload;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 pub struct LocalNode {
     pub id: u64,
+    /// The address the node listens on and is reached at.
+    pub host: String,
+    /// The network namespace it runs in (`ip netns exec`), if not the caller's.
+    pub netns: Option<String>,
     pub port: u16,
     pub http_port: u16,
     pub inter_port: u16,
@@ -19,7 +23,7 @@ pub struct LocalNode {
 
 impl LocalNode {
     /// A node with free ports, not started.
-    fn allocate(id: u64) -> anyhow::Result<LocalNode> {
+    fn allocate(id: u64, place: Placement) -> anyhow::Result<LocalNode> {
         let (port, http_port, inter_port) = (
             crate::free_port()?,
             crate::free_port()?,
@@ -27,11 +31,31 @@ impl LocalNode {
         );
         Ok(LocalNode {
             id,
+            host: place.host,
+            netns: place.netns,
             port,
             http_port,
             inter_port,
             child: None,
         })
+    }
+}
+
+/// Where a node runs: its address, and the network namespace holding it
+/// (created by the caller; a fault-injection harness cuts links between
+/// namespaces).
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub host: String,
+    pub netns: Option<String>,
+}
+
+impl Placement {
+    pub fn loopback() -> Placement {
+        Placement {
+            host: "127.0.0.1".to_string(),
+            netns: None,
+        }
     }
 }
 
@@ -46,9 +70,19 @@ impl LocalCluster {
     /// Starts `n` nodes (ids 1..=n) that bootstrap one coordinator group.
     /// `extra` are added to every `server` command line.
     pub fn start(bin: &Path, n: u64, extra: &[&str]) -> anyhow::Result<LocalCluster> {
+        Self::start_placed(bin, n, extra, |_| Placement::loopback())
+    }
+
+    /// [`LocalCluster::start`] with node `id` at `place(id)`.
+    pub fn start_placed(
+        bin: &Path,
+        n: u64,
+        extra: &[&str],
+        place: impl Fn(u64) -> Placement,
+    ) -> anyhow::Result<LocalCluster> {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
-            nodes.insert(id, LocalNode::allocate(id)?);
+            nodes.insert(id, LocalNode::allocate(id, place(id))?);
         }
         let mut c = LocalCluster {
             bin: bin.to_path_buf(),
@@ -65,7 +99,8 @@ impl LocalCluster {
     /// Allocates ports for a new node `id` and starts it (it joins nobody by
     /// itself: add it with `SYSTEM ADD NODE`).
     pub fn add_process(&mut self, id: u64) -> anyhow::Result<()> {
-        self.nodes.insert(id, LocalNode::allocate(id)?);
+        self.nodes
+            .insert(id, LocalNode::allocate(id, Placement::loopback())?);
         self.spawn(id)
     }
 
@@ -114,7 +149,7 @@ impl LocalCluster {
         let each = self
             .nodes
             .values()
-            .map(|n| format!("{}=127.0.0.1:{}", n.id, n.inter_port));
+            .map(|n| format!("{}={}:{}", n.id, n.host, n.inter_port));
         each.collect::<Vec<_>>().join(",")
     }
 
@@ -130,8 +165,18 @@ impl LocalCluster {
             .nodes
             .get_mut(&id)
             .ok_or_else(|| anyhow::anyhow!("no node {id}"))?;
-        let child = Command::new(&self.bin)
+        let mut cmd = match &node.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                // `ip netns exec` execs the binary: the pid is the server's.
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .arg("server")
+            .args(["--host", &node.host])
             .arg("--data-dir")
             .arg(&dir)
             .args(["--node-id", &id.to_string()])
@@ -193,16 +238,19 @@ impl LocalCluster {
     }
 
     pub fn inter_addr(&self, id: u64) -> String {
-        format!("127.0.0.1:{}", self.nodes[&id].inter_port)
+        let n = &self.nodes[&id];
+        format!("{}:{}", n.host, n.inter_port)
     }
 
     pub fn client_endpoint(&self, id: u64) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[&id].port)
+        let n = &self.nodes[&id];
+        format!("http://{}:{}", n.host, n.port)
     }
 
     /// The node's HTTP interface (`/metrics`, ClickHouse's HTTP protocol).
     pub fn http_addr(&self, id: u64) -> String {
-        format!("127.0.0.1:{}", self.nodes[&id].http_port)
+        let n = &self.nodes[&id];
+        format!("{}:{}", n.host, n.http_port)
     }
 
     /// Polls `f` every 50 ms until it returns Some, or fails after `timeout`.

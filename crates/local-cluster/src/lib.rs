@@ -10,28 +10,30 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 pub mod cluster;
-pub use cluster::{LocalCluster, LocalNode};
+pub use cluster::{LocalCluster, LocalNode, Placement};
 
 /// The `quorumhouse` binary to drive: `$QH_BIN`, else the one cargo built
-/// next to this test executable (`target/<profile>/quorumhouse`).
+/// next to this executable (`target/<profile>/quorumhouse`).
 pub fn quorumhouse_binary() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("QH_BIN") {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> -> target/<profile>/quorumhouse
-    let profile_dir = exe.parent().and_then(|d| d.parent()).ok_or_else(|| {
+    // A binary: target/<profile>/<bin>; a test: target/<profile>/deps/<test>.
+    let dir = exe.parent().ok_or_else(|| {
         anyhow::anyhow!("cannot locate the target directory from {}", exe.display())
     })?;
-    let bin = profile_dir.join("quorumhouse");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        anyhow::bail!(
-            "{} not found: build it first (cargo build -p quorumhouse) or set QH_BIN",
-            bin.display()
-        )
+    let candidates = [Some(dir), dir.parent()];
+    for d in candidates.into_iter().flatten() {
+        let bin = d.join("quorumhouse");
+        if bin.is_file() {
+            return Ok(bin);
+        }
     }
+    anyhow::bail!(
+        "quorumhouse not found next to {}: build it first (cargo build -p quorumhouse) or set QH_BIN",
+        exe.display()
+    )
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, so parallel test

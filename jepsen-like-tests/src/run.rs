@@ -1,0 +1,267 @@
+//! One run: a fresh cluster, the workload's workers and the nemesis
+//! together for the run's time, then heal everything, let the replicas
+//! converge, read every replica, check, and write `history.jsonl` and
+//! `results.json` into the run's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::checker::{
+    self, FaultStats, OpCounts, ReplacingResult, ReplicaRows, ReplicaVersions, SequentialResult,
+    SetResult,
+};
+use crate::history::{self, Recorder};
+use crate::nemesis::{self, Nemesis};
+use crate::net::Network;
+use crate::workload::{self, Workload, KV_TABLE, TABLE};
+use crate::TestCluster;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetMode {
+    /// Every node on 127.0.0.1 (no partitions possible).
+    Loopback,
+    /// Every node in its own network namespace (root).
+    Namespaces,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub bin: PathBuf,
+    pub workload: Workload,
+    pub nemesis: Nemesis,
+    pub time: Duration,
+    pub rate: f64,
+    pub workers: usize,
+    pub nodes: u64,
+    pub quorum: u32,
+    pub seed: u64,
+    pub net: NetMode,
+    pub op_timeout: Duration,
+    pub store: PathBuf,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Results {
+    /// No lost, duplicated, unexpected or stale data and every replica
+    /// readable and in agreement. Availability is reported, not judged.
+    pub valid: bool,
+    pub problems: Vec<String>,
+    pub workload: String,
+    pub nemesis: String,
+    pub seed: u64,
+    pub time_s: f64,
+    pub rate: f64,
+    pub nodes: u64,
+    pub quorum: u32,
+    pub net: String,
+    pub ops: OpCounts,
+    /// `set` and `sequential`.
+    pub set: Option<SetResult>,
+    pub sequential: Option<SequentialResult>,
+    pub replacing: Option<ReplacingResult>,
+    pub faults: Vec<FaultStats>,
+    /// Seconds from the heal of the last fault until every replica agreed.
+    pub converged_s: Option<f64>,
+    pub dir: PathBuf,
+}
+
+const SETUP: Duration = Duration::from_secs(90);
+/// How long the replicas get to agree once every fault is healed.
+const CONVERGE: Duration = Duration::from_secs(120);
+
+pub async fn run(opts: &RunOptions) -> anyhow::Result<Results> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let dir = opts.store.join(format!(
+        "{}-{}-{}-{stamp}",
+        opts.workload.name(),
+        opts.nemesis.name(),
+        opts.seed
+    ));
+    std::fs::create_dir_all(&dir)?;
+    if opts.nemesis.needs_network() && opts.net != NetMode::Namespaces {
+        anyhow::bail!(
+            "nemesis {} needs --net namespaces (each node in its own network namespace)",
+            opts.nemesis.name()
+        );
+    }
+    let net = match opts.net {
+        NetMode::Namespaces => Some(Network::create(&(1..=opts.nodes).collect::<Vec<_>>())?),
+        NetMode::Loopback => None,
+    };
+    let mut cluster = TestCluster::start_placed(&opts.bin, opts.nodes, &[], |id| match &net {
+        Some(n) => n.placement(id),
+        None => qh_local_cluster::Placement::loopback(),
+    })?;
+    let result = drive(opts, &mut cluster, net.as_ref(), &dir).await;
+    // Keep the nodes' logs with the run.
+    for id in cluster.all() {
+        let _ = std::fs::write(dir.join(format!("node{id}.log")), cluster.log_text(id));
+    }
+    drop(cluster);
+    drop(net);
+    result
+}
+
+async fn drive(
+    opts: &RunOptions,
+    cluster: &mut TestCluster,
+    net: Option<&Network>,
+    dir: &Path,
+) -> anyhow::Result<Results> {
+    cluster.leader(&cluster.all(), SETUP).await?;
+    for id in cluster.all() {
+        for sql in workload::create_tables_sql() {
+            cluster
+                .sql(id, &sql)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating a table on node {id}: {e}"))?;
+        }
+    }
+    for table in [TABLE, KV_TABLE] {
+        cluster
+            .live_replicas(1, table, opts.nodes as usize, SETUP)
+            .await?;
+    }
+
+    let start = Instant::now();
+    let rec = Arc::new(Recorder::new(start));
+    let cfg = Arc::new(workload::Config {
+        workload: opts.workload,
+        quorum: opts.quorum,
+        endpoints: cluster
+            .all()
+            .iter()
+            .map(|&id| cluster.client_endpoint(id))
+            .collect(),
+        rate: opts.rate,
+        workers: opts.workers,
+        op_timeout: opts.op_timeout,
+        attempts: 3,
+        ids_per_batch: 3,
+        seed: opts.seed,
+        versions: std::sync::atomic::AtomicU64::new(1),
+    });
+    let deadline = start + opts.time;
+    let workers: Vec<_> = (0..opts.workers)
+        .map(|w| tokio::spawn(workload::worker(w, cfg.clone(), rec.clone(), deadline)))
+        .collect();
+    let plan = nemesis::schedule(opts.seed, opts.time);
+    let faults = nemesis::run(opts.nemesis, plan, cluster, net, rec.clone(), start).await;
+    for w in workers {
+        w.await?;
+    }
+    let end_ms = rec.now_ms();
+    // Heal whatever is left (a nemesis that failed part-way), then let the
+    // replicas catch up and agree.
+    if let Some(net) = net {
+        net.heal()?;
+    }
+    for id in cluster.all() {
+        if !cluster.is_running(id) {
+            cluster.spawn(id)?;
+        } else if let Some(pid) = cluster.pid(id) {
+            // SAFETY: signalling our own child; a no-op unless it is stopped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGCONT);
+            }
+        }
+    }
+    let healed = Instant::now();
+    let history = rec.history();
+    history::write_jsonl(&dir.join("history.jsonl"), &history)?;
+    let (mut set, mut sequential, mut replacing) = (None, None, None);
+    let mut problems = Vec::new();
+    let converged = match opts.workload {
+        Workload::Set | Workload::Sequential => {
+            let q = format!("SELECT id, count() FROM {TABLE} GROUP BY id ORDER BY id");
+            let (replicas, converged) = final_reads(cluster, TABLE, &q).await;
+            let r = checker::check_set(&history, &replicas);
+            problems.extend(r.problems());
+            set = Some(r);
+            if opts.workload == Workload::Sequential {
+                sequential = Some(checker::check_sequential(&history));
+            }
+            converged
+        }
+        Workload::Replacing => {
+            let q = format!("SELECT key, version FROM {KV_TABLE} FINAL ORDER BY key");
+            let (replicas, converged): (ReplicaVersions, bool) =
+                final_reads(cluster, KV_TABLE, &q).await;
+            let r = checker::check_replacing(&history, &replicas);
+            problems.extend(r.problems());
+            replacing = Some(r);
+            converged
+        }
+    };
+    let converged_s = converged.then(|| healed.elapsed().as_secs_f64());
+    if let Some(s) = &sequential {
+        if !s.stale.is_empty() {
+            problems.push(format!("{} stale reads", s.stale.len()));
+        }
+    }
+    if let Err(e) = &faults {
+        problems.push(format!("nemesis failed: {e:#}"));
+    }
+    let results = Results {
+        valid: problems.is_empty(),
+        problems,
+        workload: opts.workload.name().to_string(),
+        nemesis: opts.nemesis.name().to_string(),
+        seed: opts.seed,
+        time_s: opts.time.as_secs_f64(),
+        rate: opts.rate,
+        nodes: opts.nodes,
+        quorum: opts.quorum,
+        net: match opts.net {
+            NetMode::Loopback => "loopback".into(),
+            NetMode::Namespaces => "namespaces".into(),
+        },
+        ops: checker::count_ops(&history),
+        set,
+        sequential,
+        replacing,
+        faults: checker::availability(&history, end_ms),
+        converged_s,
+        dir: dir.to_path_buf(),
+    };
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    Ok(results)
+}
+
+/// Every replica's answer to `q` (two numbers a row) once they agree, or
+/// after [`CONVERGE`] as they are.
+async fn final_reads(cluster: &TestCluster, table: &str, q: &str) -> (ReplicaRows, bool) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let mut replicas: ReplicaRows = BTreeMap::new();
+        for id in cluster.all() {
+            // Pull everything the log holds before reading.
+            let _ = cluster
+                .sql(id, &format!("SYSTEM SYNC REPLICA {table}"))
+                .await;
+            let rows = cluster.sql(id, q).await.ok().map(|text| {
+                text.lines()
+                    .filter_map(|l| {
+                        let (a, b) = l.split_once('\t')?;
+                        Some((a.parse().ok()?, b.parse().ok()?))
+                    })
+                    .collect::<BTreeMap<u64, u64>>()
+            });
+            replicas.insert(id, rows);
+        }
+        let mut sets = replicas.values();
+        let first = sets.next().cloned().flatten();
+        let agree = first.is_some() && sets.all(|r| r.as_ref() == first.as_ref());
+        if agree || Instant::now() > deadline {
+            return (replicas, agree);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

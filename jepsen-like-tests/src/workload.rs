@@ -1,0 +1,279 @@
+//! Client workloads: concurrent workers speaking only the public gRPC
+//! client protocol, each recording its ops.
+//!
+//! * **set**: a worker inserts batches of unique ids with `insert_quorum`
+//!   and an `insert_deduplication_token`; on an unknown outcome it retries
+//!   the batch with the same token on the next node (bounded attempts).
+//! * **sequential**: after each acknowledged insert the worker reads the id
+//!   back on another node with `select_sequential_consistency = 1`.
+//! * **replacing**: upserts of a few keys (new versions, some of them
+//!   deletes with `is_deleted = 1`) into a ReplicatedReplacingMergeTree,
+//!   and re-runs of an acknowledged batch — the idempotent load of a
+//!   warehouse pipeline; `FINAL` must show the last version of each key.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qh_client::{Client, ClientError};
+use qh_types::RetryClass;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::history::{KvRow, Op, OpType, Recorder};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Set,
+    Sequential,
+    Replacing,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Set => "set",
+            Workload::Sequential => "sequential",
+            Workload::Replacing => "replacing",
+        }
+    }
+}
+
+impl FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Workload, String> {
+        match s {
+            "set" => Ok(Workload::Set),
+            "sequential" => Ok(Workload::Sequential),
+            "replacing" => Ok(Workload::Replacing),
+            _ => Err(format!(
+                "unknown workload {s:?} (set, sequential, replacing)"
+            )),
+        }
+    }
+}
+
+/// The table `set` and `sequential` write: one replica on each node.
+pub const TABLE: &str = "jepsen";
+/// The table `replacing` writes.
+pub const KV_TABLE: &str = "jepsen_kv";
+/// Keys the `replacing` workload upserts (few, so versions contend).
+const KEYS: u64 = 24;
+
+/// The tables every run creates on every node.
+pub fn create_tables_sql() -> Vec<String> {
+    vec![
+        format!(
+            "CREATE TABLE {TABLE} (id UInt64, token String) \
+             ENGINE = ReplicatedMergeTree('/tables/{TABLE}', '{{replica}}') ORDER BY id"
+        ),
+        format!(
+            "CREATE TABLE {KV_TABLE} (key UInt64, version UInt64, is_deleted UInt8, token String) \
+             ENGINE = ReplicatedReplacingMergeTree('/tables/{KV_TABLE}', '{{replica}}', version, is_deleted) \
+             ORDER BY key"
+        ),
+    ]
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub workload: Workload,
+    /// `insert_quorum` of every insert.
+    pub quorum: u32,
+    /// gRPC endpoints, node `i + 1` at index `i`.
+    pub endpoints: Vec<String>,
+    /// Ops per second over all workers.
+    pub rate: f64,
+    pub workers: usize,
+    /// A call that has not answered by then is abandoned: outcome unknown.
+    pub op_timeout: Duration,
+    /// Attempts per batch (the first plus retries of an unknown outcome).
+    pub attempts: u32,
+    pub ids_per_batch: u64,
+    pub seed: u64,
+    /// The next upsert version (shared: versions increase over the run).
+    pub versions: std::sync::atomic::AtomicU64,
+}
+
+/// How an op ended, from the client's error.
+fn outcome(e: &ClientError) -> OpType {
+    match e.retry_class() {
+        RetryClass::Retryable | RetryClass::Final => OpType::Fail,
+        RetryClass::UnknownOutcome => OpType::Info,
+    }
+}
+
+struct Connections {
+    endpoints: Vec<String>,
+    clients: Vec<Option<Client>>,
+}
+
+impl Connections {
+    async fn run(
+        &mut self,
+        node: u64,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<qh_client::QueryOutput, (OpType, String)> {
+        let i = (node - 1) as usize;
+        let result = tokio::time::timeout(timeout, async {
+            if self.clients[i].is_none() {
+                let c = Client::connect_with_timeout(&[&self.endpoints[i]], timeout).await?;
+                self.clients[i] = Some(c);
+            }
+            match self.clients[i].as_mut() {
+                Some(c) => c.query(sql).await,
+                None => Err(ClientError::Protocol("no connection".into())),
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => {
+                if !matches!(e, ClientError::Server { .. }) {
+                    self.clients[i] = None;
+                }
+                Err((outcome(&e), e.to_string()))
+            }
+            Err(_) => {
+                self.clients[i] = None;
+                Err((OpType::Info, format!("no answer within {timeout:?}")))
+            }
+        }
+    }
+}
+
+/// One worker until `deadline`.
+pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: Instant) {
+    let n = cfg.endpoints.len() as u64;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (w as u64).wrapping_mul(0x9E37_79B9));
+    let mut conns = Connections {
+        endpoints: cfg.endpoints.clone(),
+        clients: (0..n).map(|_| None).collect(),
+    };
+    let process = w.to_string();
+    let home = w as u64 % n + 1;
+    let mean_pause = cfg.workers as f64 / cfg.rate.max(0.001);
+    let mut seq: u64 = 0;
+    while Instant::now() < deadline {
+        // Exponential-ish think time around the mean keeps the total rate.
+        let pause = mean_pause * rng.random_range(0.5..1.5);
+        tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+        if Instant::now() >= deadline {
+            break;
+        }
+        seq += 1;
+        let token = format!("w{w}-{seq}");
+        let first = (w as u64 + 1) * 100_000_000 + seq * cfg.ids_per_batch;
+        let (f, sql, ids, kv) = match cfg.workload {
+            Workload::Set | Workload::Sequential => {
+                let ids: Vec<u64> = (first..first + cfg.ids_per_batch).collect();
+                let rows: Vec<String> = ids.iter().map(|id| format!("({id}, '{token}')")).collect();
+                let sql = format!(
+                    "INSERT INTO {TABLE} SETTINGS insert_quorum = {}, insert_deduplication_token = '{token}' VALUES {}",
+                    cfg.quorum,
+                    rows.join(", ")
+                );
+                ("insert", sql, ids, Vec::new())
+            }
+            Workload::Replacing => {
+                let n_rows = rng.random_range(1..=3);
+                let kv: Vec<KvRow> = (0..n_rows)
+                    .map(|_| KvRow {
+                        key: rng.random_range(0..KEYS),
+                        version: cfg
+                            .versions
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        deleted: rng.random_bool(0.15),
+                    })
+                    .collect();
+                let rows: Vec<String> = kv
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "({}, {}, {}, '{token}')",
+                            r.key,
+                            r.version,
+                            u8::from(r.deleted)
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {KV_TABLE} SETTINGS insert_quorum = {}, insert_deduplication_token = '{token}' VALUES {}",
+                    cfg.quorum,
+                    rows.join(", ")
+                );
+                ("upsert", sql, Vec::new(), kv)
+            }
+        };
+        // The replacing workload re-runs some acknowledged batches, as a
+        // pipeline that restarts a step does: they must change nothing.
+        let runs = if cfg.workload == Workload::Replacing && rng.random_bool(0.25) {
+            2
+        } else {
+            1
+        };
+        let mut acked_on = None;
+        for run in 0..runs {
+            if run > 0 && acked_on.is_none() {
+                break;
+            }
+            let mut node = home + run as u64;
+            node = (node - 1) % n + 1;
+            for attempt in 0..cfg.attempts {
+                let op = Op::new(&process, OpType::Invoke, f)
+                    .node(node)
+                    .ids(ids.clone())
+                    .rows(kv.clone())
+                    .token(&token);
+                rec.record(op.clone());
+                match conns.run(node, &sql, cfg.op_timeout).await {
+                    Ok(_) => {
+                        rec.record(op.complete(OpType::Ok));
+                        acked_on = Some(node);
+                        break;
+                    }
+                    Err((kind, e)) => {
+                        rec.record(op.complete(kind).error(e));
+                        // A definite failure wrote nothing: the batch is done
+                        // (it stays absent). Unknown: retry it elsewhere, same token.
+                        if kind == OpType::Fail || attempt + 1 == cfg.attempts {
+                            break;
+                        }
+                        node = node % n + 1;
+                    }
+                }
+            }
+        }
+        if cfg.workload == Workload::Sequential {
+            if let Some(on) = acked_on {
+                let reader = on % n + 1;
+                let sql = format!(
+                    "SELECT count() FROM {TABLE} WHERE id = {first} \
+                     SETTINGS select_sequential_consistency = 1"
+                );
+                let op = Op::new(&process, OpType::Invoke, "read")
+                    .node(reader)
+                    .ids(vec![first]);
+                rec.record(op.clone());
+                match conns.run(reader, &sql, cfg.op_timeout).await {
+                    Ok(out) => match first_u64(&out) {
+                        Some(v) => rec.record(op.complete(OpType::Ok).value(v)),
+                        None => {
+                            rec.record(op.complete(OpType::Fail).error("no count in the answer"))
+                        }
+                    },
+                    // A read changes nothing: any failure is a definite one.
+                    Err((_, e)) => rec.record(op.complete(OpType::Fail).error(e)),
+                };
+            }
+        }
+    }
+}
+
+fn first_u64(out: &qh_client::QueryOutput) -> Option<u64> {
+    let b = out.batches.iter().find(|b| b.num_rows() > 0)?;
+    qh_types::text::value_text(b.column(0).as_ref(), 0)
+        .parse()
+        .ok()
+}
