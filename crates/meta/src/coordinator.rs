@@ -304,9 +304,14 @@ impl Coordinator {
                 }
                 Some(l) => {
                     if let Some(mut client) = self.peer_of(l) {
-                        match tokio::time::timeout(left, client.read_index(ReadIndexRequest {}))
-                            .await
-                        {
+                        // A frozen or cut-off leader is replaced within an
+                        // election timeout: ask the new one then (a read is
+                        // safe to repeat) instead of waiting out `left`.
+                        let asked = tokio::select! {
+                            r = tokio::time::timeout(left, client.read_index(ReadIndexRequest {})) => r,
+                            _ = self.leader_replaced(l) => continue,
+                        };
+                        match asked {
                             Ok(Ok(r)) => {
                                 let r = r.into_inner();
                                 if r.error.is_empty() && r.leader_id == l {
@@ -386,6 +391,21 @@ impl Coordinator {
         }
     }
 
+    /// Resolves once this node follows a leader other than `leader`.
+    async fn leader_replaced(&self, leader: NodeId) {
+        let mut m = self.raft.metrics();
+        loop {
+            let now = m.borrow().current_leader;
+            if now.is_some_and(|l| l != leader) {
+                return;
+            }
+            if m.changed().await.is_err() {
+                // Raft stopped: the call's own timeout ends the wait.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Sends a write to the leader; the leader does not forward it further.
     async fn forward(
         &self,
@@ -399,15 +419,27 @@ impl Coordinator {
             )));
         };
         let command = serde_json::to_vec(req).map_err(|e| MetaError::Protocol(e.to_string()))?;
-        match tokio::time::timeout(
+        let call = tokio::time::timeout(
             left,
             client.write(WriteRequest {
                 command,
                 forwarded: true,
             }),
-        )
-        .await
-        {
+        );
+        // A leader that froze or was cut off with the write in hand is
+        // replaced within an election timeout. The write may still commit
+        // (it may have reached a follower's log), so the outcome is unknown;
+        // saying so then lets the caller retry idempotently at once rather
+        // than after the whole write timeout.
+        let answered = tokio::select! {
+            r = call => r,
+            _ = self.leader_replaced(leader) => {
+                return Err(MetaError::Unknown(format!(
+                    "leader {leader} was replaced while the write was in flight"
+                )))
+            }
+        };
+        match answered {
             Err(_) => Err(MetaError::Unknown(format!(
                 "leader {leader} did not answer in time"
             ))),

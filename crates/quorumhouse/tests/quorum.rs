@@ -335,7 +335,8 @@ async fn a_stager_killed_mid_transfer_fails_definitely_or_is_replaced() {
     assert_eq!(ok(&c, victim, "SELECT count() FROM big").await, "0\n");
     assert!(staged(&c, victim).is_empty(), "{:?}", staged(&c, victim));
 
-    // With four replicas the dead target is replaced by the spare one.
+    // With four replicas the spare one, staged in parallel with the others
+    // (hedged staging), takes the dead target's place.
     let mut c = start(4);
     c.leader(&c.all(), LONG).await.unwrap();
     for n in 1..=4 {
@@ -343,10 +344,6 @@ async fn a_stager_killed_mid_transfer_fails_definitely_or_is_replaced() {
     }
     let (outcome, victim) = kill_a_stager_mid_transfer(&mut c, &[2, 3, 4], 3).await;
     outcome.expect("a spare replica takes the dead target's place");
-    assert!(
-        c.log_text(1).contains("replacing it"),
-        "no replacement logged"
-    );
     let holders: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|n| *n != victim).collect();
     for n in holders {
         assert_eq!(

@@ -169,11 +169,7 @@ async fn receive_stage(
         .replica_by_path(&header.table_path)
         .ok_or_else(|| Status::not_found(format!("no table {} here", header.table_path)))?;
     if header.exclusive {
-        if let Some(other) = replica
-            .staging
-            .uncommitted_other_than(&header.stage_id)
-            .filter(|p| p.info.quorum > 1)
-        {
+        if let Some(other) = replica.uncommitted_quorum_stage(repl, &header.stage_id) {
             return Err(Status::failed_precondition(format!(
                 "part staged by {} (stage {}) is not committed yet",
                 other.info.writer, other.id

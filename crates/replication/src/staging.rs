@@ -190,13 +190,17 @@ impl Staging {
         self.parts.lock().values().cloned().collect()
     }
 
-    /// Another staged part is awaiting its commit (for
-    /// `insert_quorum_parallel = 0`).
-    pub fn uncommitted_other_than(&self, id: &str) -> Option<StagedPart> {
+    /// A staged part of another insert that `committed` does not know as
+    /// committed (for `insert_quorum_parallel = 0`).
+    pub fn uncommitted_other_than(
+        &self,
+        id: &str,
+        committed: impl Fn(&StagedPart) -> bool,
+    ) -> Option<StagedPart> {
         self.parts
             .lock()
             .values()
-            .find(|p| id_prefix(&p.id) != id_prefix(id))
+            .find(|p| id_prefix(&p.id) != id_prefix(id) && !committed(p))
             .cloned()
     }
 }
@@ -264,8 +268,9 @@ mod tests {
         assert_eq!(s.list()[0].info, info());
         assert!(!tmp.join("r2_half.0").exists());
         assert!(!s.receive_dir("r3_x.0").exists());
-        assert!(s.uncommitted_other_than("r9_y.0").is_some());
-        assert!(s.uncommitted_other_than(&id).is_none());
+        assert!(s.uncommitted_other_than("r9_y.0", |_| false).is_some());
+        assert!(s.uncommitted_other_than("r9_y.0", |p| p.id == id).is_none());
+        assert!(s.uncommitted_other_than(&id, |_| false).is_none());
         assert!(s.discard(&id));
         assert!(Staging::open(tmp.clone()).list().is_empty());
         assert!(s.add("../etc", &tmp, info()).is_err());

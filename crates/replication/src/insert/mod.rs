@@ -215,11 +215,7 @@ impl Replica {
         let insert_id = self.staging.new_id(self.name());
         let exclusive = quorum > 1 && !opts.parallel;
         if exclusive {
-            if let Some(other) = self
-                .staging
-                .uncommitted_other_than(&insert_id)
-                .filter(|p| p.info.quorum > 1)
-            {
+            if let Some(other) = self.uncommitted_quorum_stage(&repl, &insert_id) {
                 discard(prepared);
                 return Err(ReplicationError::PreviousQuorum(format!(
                     "part staged by {} at {} ms is not committed yet (stage {})",
@@ -244,6 +240,7 @@ impl Replica {
             id: insert_id,
             local: Vec::new(),
             stagers: Vec::new(),
+            extras: None,
             quorum,
             until,
             timeout: opts.timeout,
@@ -283,7 +280,10 @@ impl Replica {
                 ))
             });
             match outcome {
-                Ok(t) => staged.stagers = t,
+                Ok((t, extras)) => {
+                    staged.stagers = t;
+                    staged.extras = extras;
+                }
                 Err((e, touched)) => {
                     staged.stagers = touched;
                     staged.abandon().await;
@@ -463,9 +463,16 @@ impl Replica {
             .collect())
     }
 
-    /// Streams every part to `need` of `candidates`, replacing any that
-    /// fails. On failure returns the error and every target that may hold
-    /// a (partial) copy.
+    /// Streams every part to the candidates and returns once `need` of
+    /// them hold it durably. Hedged: every candidate is sent the parts at
+    /// once (a quorum-1 replica set that has a slow, frozen or cut-off
+    /// member goes ahead on the others); the transfers still running carry
+    /// on in the background, and their copies are activated when the commit
+    /// reaches those replicas through the log (or removed by cleanup if it
+    /// never lands). With `insert_quorum_parallel = 0` (exclusive staging)
+    /// only `need` are sent at a time and a failed one is replaced, so no
+    /// extra copy blocks the next quorum insert. On failure returns the
+    /// error and every target that may hold a (partial) copy.
     async fn stage_remotely(
         &self,
         repl: &Arc<Replication>,
@@ -473,17 +480,40 @@ impl Replica {
         candidates: Vec<Target>,
         need: usize,
         exclusive: bool,
-    ) -> std::result::Result<Vec<Target>, (ReplicationError, Vec<Target>)> {
+    ) -> std::result::Result<(Vec<Target>, Option<ExtrasFate>), (ReplicationError, Vec<Target>)>
+    {
+        let plan: Arc<[StagePlan]> = local
+            .iter()
+            .map(|l| StagePlan {
+                header: StageHeader {
+                    table_path: self.path().to_string(),
+                    stage_id: l.staged.id.clone(),
+                    partition_id: l.staged.info.partition_id.clone(),
+                    deadline_ms: l.staged.info.deadline_ms,
+                    writer: self.name().to_string(),
+                    rows: l.staged.info.rows,
+                    exclusive,
+                    quorum: l.staged.info.quorum,
+                },
+                part: Arc::clone(&l.part),
+                checksum: l.staged.info.checksum.clone(),
+            })
+            .collect();
+        let at_once = if exclusive { need } else { candidates.len() };
         let mut waiting = candidates.into_iter();
         let mut running = FuturesUnordered::new();
         let mut touched = Vec::new();
-        for t in waiting.by_ref().take(need) {
+        for t in waiting.by_ref().take(at_once) {
             touched.push(t.clone());
-            running.push(self.stage_on(repl, local, t, exclusive));
+            running.push(stage_on(Arc::clone(repl), Arc::clone(&plan), t));
         }
         let mut staged = Vec::new();
+        let mut failed: Vec<Target> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
-        while let Some((target, outcome)) = running.next().await {
+        while staged.len() < need {
+            let Some((target, outcome)) = running.next().await else {
+                break;
+            };
             match outcome {
                 Ok(()) => staged.push(target),
                 Err(e) => {
@@ -496,10 +526,11 @@ impl Replica {
                             warn!(failed = %target.name, replacement = %next.name, error = %e,
                                 "staging target failed; replacing it");
                             touched.push(next.clone());
-                            running.push(self.stage_on(repl, local, next, exclusive));
+                            running.push(stage_on(Arc::clone(repl), Arc::clone(&plan), next));
                         }
                         None => warn!(failed = %target.name, error = %e, "staging target failed"),
                     }
+                    failed.push(target);
                 }
             }
         }
@@ -512,58 +543,50 @@ impl Replica {
             ));
             return Err((e, touched));
         }
-        // Targets that failed but may still hold a copy (a stall that ended
-        // late): tell them, without holding up the insert.
-        let failed: Vec<Target> = touched
-            .into_iter()
-            .filter(|t| !staged.iter().any(|s| s.name == t.name))
-            .collect();
-        if !failed.is_empty() {
+        // The transfers still running finish without holding up the insert
+        // (a stalled one is given up after STAGE_STALL). Their copies are
+        // not holders in the commit; once the insert's fate is known, those
+        // of blocks that were duplicates or never committed are discarded;
+        // targets that failed may still hold a copy (a stall that ended
+        // late) and are told to discard it.
+        let mut extras = None;
+        if !running.is_empty() || !failed.is_empty() {
             let ids: Vec<String> = local.iter().map(|l| l.staged.id.clone()).collect();
+            let (tx, fate) = tokio::sync::oneshot::channel::<Fate>();
+            extras = Some(tx);
             let (repl, path) = (Arc::clone(repl), self.path().to_string());
-            tokio::spawn(async move { discard_on(&repl, &path, &failed, &ids).await });
-        }
-        Ok(staged)
-    }
-
-    /// Stages every part of the insert on one target.
-    async fn stage_on(
-        &self,
-        repl: &Arc<Replication>,
-        local: &[LocalPart],
-        target: Target,
-        exclusive: bool,
-    ) -> (Target, Result<()>) {
-        let span = info_span!("stage_part", to = %target.name);
-        let outcome = async {
-            for l in local {
-                let header = StageHeader {
-                    table_path: self.path().to_string(),
-                    stage_id: l.staged.id.clone(),
-                    partition_id: l.staged.info.partition_id.clone(),
-                    deadline_ms: l.staged.info.deadline_ms,
-                    writer: self.name().to_string(),
-                    rows: l.staged.info.rows,
-                    exclusive,
-                    quorum: l.staged.info.quorum,
-                };
-                let digest = send_stage(repl, &target, header, &l.part).await?;
-                if digest != l.staged.info.checksum {
-                    return Err(ReplicationError::Fetch {
-                        part: l.staged.id.clone(),
-                        replica: target.name.clone(),
-                        why: format!(
-                            "staged copy has checksum digest {digest}, expected {} (CHECKSUM_DOESNT_MATCH)",
-                            l.staged.info.checksum
-                        ),
-                    });
+            let span = info_span!("staging_extras", table = %path);
+            tokio::spawn(
+                async move {
+                    let mut copies = Vec::new();
+                    while let Some((target, outcome)) = running.next().await {
+                        match outcome {
+                            Ok(()) => copies.push(target),
+                            Err(e) => {
+                                debug!(replica = %target.name, error = %e, "extra staging failed");
+                                failed.push(target);
+                            }
+                        }
+                    }
+                    discard_on(&repl, &path, &failed, &ids).await;
+                    match tokio::time::timeout(COMMIT_WINDOW, fate).await {
+                        // Committed: each copy is activated by its replica's
+                        // queue if it arrived before the queue reached the
+                        // entry, else removed as superseded (never activated
+                        // from here: the part may have been dropped since).
+                        Ok(Ok(Fate::Committed { duplicates })) => {
+                            discard_on(&repl, &path, &copies, &duplicates).await;
+                        }
+                        Ok(Ok(Fate::Abandoned)) => discard_on(&repl, &path, &copies, &ids).await,
+                        // Unknown outcome: the log activates them or cleanup
+                        // removes them after their deadline.
+                        Ok(Err(_)) | Err(_) => {}
+                    }
                 }
-            }
-            Ok(())
+                .instrument(span),
+            );
         }
-        .instrument(span)
-        .await;
-        (target, outcome)
+        Ok((staged, extras))
     }
 
     /// The insert failed before committing: drop its staged copies here and
@@ -586,33 +609,7 @@ impl Replica {
         targets: &[Target],
         parts: &[(String, PartName)],
     ) {
-        if parts.is_empty() {
-            return;
-        }
-        let calls = targets.iter().map(|t| async move {
-            for (id, name) in parts {
-                let req = StagedRequest {
-                    table_path: self.path().to_string(),
-                    stage_id: id.clone(),
-                    part: name.to_string(),
-                };
-                let r = async {
-                    let mut c = ReplicationClient::new(repl.channel(&t.address)?);
-                    c.activate_staged(req)
-                        .await
-                        .map_err(|s| ReplicationError::Coordinator(s.message().to_string()))
-                };
-                match tokio::time::timeout(ACTIVATE_WAIT, r).await {
-                    Ok(Ok(_)) => {}
-                    // Committed regardless: the stager's queue activates it.
-                    Ok(Err(e)) => {
-                        warn!(replica = %t.name, part = %name, error = %e, "stager did not activate at once")
-                    }
-                    Err(_) => warn!(replica = %t.name, part = %name, "stager did not answer in time"),
-                }
-            }
-        });
-        futures::future::join_all(calls).await;
+        activate_on(repl, self.path(), targets, parts).await
     }
 
     /// Waits until `quorum` replicas hold `part` (or a part covering it).
@@ -769,6 +766,53 @@ pub struct QuorumInsertRow {
     pub deadline_ms: u64,
 }
 
+/// What became of an insert, for the task finishing its extra staged copies.
+pub(super) enum Fate {
+    /// Committed; these stage ids were blocks that were duplicates.
+    Committed { duplicates: Vec<String> },
+    /// Never committed: discard every copy.
+    Abandoned,
+}
+
+pub(super) type ExtrasFate = tokio::sync::oneshot::Sender<Fate>;
+
+/// Tells `targets` to move their staged copies into place as the committed
+/// parts (best effort: their queues do it anyway when the log reaches them).
+async fn activate_on(
+    repl: &Replication,
+    path: &str,
+    targets: &[Target],
+    parts: &[(String, PartName)],
+) {
+    if parts.is_empty() {
+        return;
+    }
+    let calls = targets.iter().map(|t| async move {
+        for (id, name) in parts {
+            let req = StagedRequest {
+                table_path: path.to_string(),
+                stage_id: id.clone(),
+                part: name.to_string(),
+            };
+            let r = async {
+                let mut c = ReplicationClient::new(repl.channel(&t.address)?);
+                c.activate_staged(req)
+                    .await
+                    .map_err(|s| ReplicationError::Coordinator(s.message().to_string()))
+            };
+            match tokio::time::timeout(ACTIVATE_WAIT, r).await {
+                Ok(Ok(_)) => {}
+                // Committed regardless: the stager's queue activates it.
+                Ok(Err(e)) => {
+                    warn!(replica = %t.name, part = %name, error = %e, "stager did not activate at once")
+                }
+                Err(_) => warn!(replica = %t.name, part = %name, "stager did not answer in time"),
+            }
+        }
+    });
+    futures::future::join_all(calls).await;
+}
+
 /// Asks `targets` to drop the staged copies `ids` (best effort: cleanup
 /// removes what is missed once the commit deadline passed).
 async fn discard_on(repl: &Replication, path: &str, targets: &[Target], ids: &[String]) {
@@ -796,6 +840,43 @@ async fn discard_on(repl: &Replication, path: &str, targets: &[Target], ids: &[S
         }
     });
     futures::future::join_all(calls).await;
+}
+
+/// One part as it is sent to a staging target.
+struct StagePlan {
+    header: StageHeader,
+    part: Arc<Part>,
+    /// The digest the target must answer.
+    checksum: String,
+}
+
+/// Stages every part of the insert on one target (owned, so a transfer can
+/// outlive the insert that started it: hedged staging).
+async fn stage_on(
+    repl: Arc<Replication>,
+    plan: Arc<[StagePlan]>,
+    target: Target,
+) -> (Target, Result<()>) {
+    let span = info_span!("stage_part", to = %target.name);
+    let outcome = async {
+        for p in plan.iter() {
+            let digest = send_stage(&repl, &target, p.header.clone(), &p.part).await?;
+            if digest != p.checksum {
+                return Err(ReplicationError::Fetch {
+                    part: p.header.stage_id.clone(),
+                    replica: target.name.clone(),
+                    why: format!(
+                        "staged copy has checksum digest {digest}, expected {} (CHECKSUM_DOESNT_MATCH)",
+                        p.checksum
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+    .instrument(span)
+    .await;
+    (target, outcome)
 }
 
 /// Streams one staged part to `target` (client streaming `StagePart`) and

@@ -13,6 +13,9 @@ pub struct StagedInsert {
     pub(super) id: String,
     pub(super) local: Vec<LocalPart>,
     pub(super) stagers: Vec<Target>,
+    /// Tells the task finishing hedged staging's extra copies what became
+    /// of the insert (dropped unsent: the outcome is unknown).
+    pub(super) extras: Option<ExtrasFate>,
     pub(super) quorum: u64,
     pub(super) until: Instant,
     pub(super) timeout: Duration,
@@ -83,7 +86,10 @@ impl StagedInsert {
     /// The commit was refused or never reached the coordinator: drops the
     /// staged copies here and on the stagers (best effort; cleanup removes
     /// what is missed).
-    pub async fn abandon(self) {
+    pub async fn abandon(mut self) {
+        if let Some(tx) = self.extras.take() {
+            let _ = tx.send(Fate::Abandoned);
+        }
         if let Ok(repl) = self.replica.repl() {
             self.replica
                 .drop_everywhere(&repl, &self.local, &self.stagers)
@@ -99,7 +105,7 @@ impl StagedInsert {
     /// on the stagers; a deduplicated block with a quorum waits until that
     /// many replicas hold the part that already has it. Returns the rows
     /// written (duplicates excluded).
-    pub async fn activate(self, committed: Vec<CommittedPart>) -> Result<u64> {
+    pub async fn activate(mut self, committed: Vec<CommittedPart>) -> Result<u64> {
         if committed.len() != self.local.len() {
             return Err(ReplicationError::Coordinator(format!(
                 "a commit of {} parts answered for {}",
@@ -138,11 +144,16 @@ impl StagedInsert {
             activations.push((l.staged.id.clone(), name));
         }
         replica.wake();
+        let dup_ids: Vec<String> = duplicates
+            .iter()
+            .map(|(l, _)| l.staged.id.clone())
+            .collect();
+        if let Some(tx) = self.extras.take() {
+            let _ = tx.send(Fate::Committed {
+                duplicates: dup_ids.clone(),
+            });
+        }
         if !self.stagers.is_empty() {
-            let dup_ids: Vec<String> = duplicates
-                .iter()
-                .map(|(l, _)| l.staged.id.clone())
-                .collect();
             tokio::join!(
                 replica.activate_remotely(&repl, &self.stagers, &activations),
                 replica.discard_remotely(&repl, &self.stagers, &dup_ids),

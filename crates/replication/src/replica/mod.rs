@@ -99,8 +99,14 @@ struct State {
     /// for a replica that has the result — which, when every replica lacked
     /// a source at its MERGE_PARTS entry, none ever will.
     merge_sources: BTreeMap<PartName, Vec<PartName>>,
+    /// Stages of GET_PART entries executed here without their staged copy
+    /// (the part was fetched): a copy arriving later (hedged staging) is
+    /// redundant. The newest [`SUPERSEDED_KEPT`].
+    superseded_stages: std::collections::VecDeque<String>,
     tries: u64,
 }
+
+const SUPERSEDED_KEPT: usize = 4096;
 
 /// An insert this replica is writing (a row of `system.quorum_inserts`).
 #[derive(Debug, Clone)]
@@ -155,6 +161,46 @@ struct Pending {
 }
 
 impl Replica {
+    /// Notes that the GET_PART naming `stage` was executed without its
+    /// staged copy here.
+    pub(crate) fn supersede_stage(&self, stage: &str) {
+        let mut st = self.state.lock();
+        if st.superseded_stages.len() >= SUPERSEDED_KEPT {
+            st.superseded_stages.pop_front();
+        }
+        st.superseded_stages.push_back(stage.to_string());
+    }
+
+    /// A staged copy here of another quorum insert whose commit this node
+    /// does not know of: what `insert_quorum_parallel = 0` refuses to stage
+    /// beside. Copies named by a GET_PART in the log (committed; an extra
+    /// copy of hedged staging waiting for its entry) or superseded do not count.
+    pub(crate) fn uncommitted_quorum_stage(
+        &self,
+        repl: &Replication,
+        except: &str,
+    ) -> Option<crate::staging::StagedPart> {
+        let committed: BTreeSet<String> = repl.coordinator.read(|s| {
+            s.log_from(&self.path, 0)
+                .into_iter()
+                .filter_map(|(_, e)| match e {
+                    LogEntry::GetPart { stage, .. } => stage,
+                    _ => None,
+                })
+                .collect()
+        });
+        let superseded: BTreeSet<String> = self
+            .state
+            .lock()
+            .superseded_stages
+            .iter()
+            .cloned()
+            .collect();
+        self.staging.uncommitted_other_than(except, |p| {
+            p.info.quorum <= 1 || committed.contains(&p.id) || superseded.contains(&p.id)
+        })
+    }
+
     pub(crate) fn new(
         repl: Weak<Replication>,
         table: Arc<MergeTreeTable>,

@@ -45,6 +45,16 @@ impl Replica {
         }
     }
 
+    /// Whether the coordinator lists this replica among `name`'s holders.
+    fn is_holder(&self, repl: &Replication, name: &PartName) -> bool {
+        let part = name.to_string();
+        repl.coordinator.read(|s| {
+            s.parts_of(&self.path)
+                .iter()
+                .any(|(n, m)| *n == part && m.holders.contains(&self.name))
+        })
+    }
+
     /// Whether `name` (or a part covering it) is still among the table's parts.
     pub(super) fn in_current_set(&self, repl: &Replication, name: &PartName) -> bool {
         repl.coordinator.read(|s| {
@@ -66,8 +76,18 @@ impl Replica {
                 let name = parse_part(part)?;
                 if let Some(stage) = stage {
                     if self.activate_staged(stage, &name).await? {
+                        // An extra copy of hedged staging: not among the
+                        // holders the commit named, so say it holds it now.
+                        if !self.is_holder(repl, &name) {
+                            if let Some(p) = self.table.part_or_covering(&name) {
+                                if p.name == name {
+                                    done.push(self.holder(&p));
+                                }
+                            }
+                        }
                         return Ok(());
                     }
+                    self.supersede_stage(stage);
                 }
                 if self.table.part_or_covering(&name).is_some() {
                     return Ok(());
@@ -414,6 +434,9 @@ impl Replica {
     /// coordinator's clock (in this node's applied state, a prefix of the
     /// committed log) passed their deadline, so any later commit of them is
     /// refused, and no log entry this replica has yet to execute names them.
+    /// Also removes copies named by an entry this replica already executed
+    /// (an extra copy of hedged staging that arrived after the queue
+    /// fetched the part): nothing will ever activate them.
     pub(super) async fn cleanup_staging(&self, repl: &Replication) {
         {
             let mut last = self.last_cleanup.lock();
@@ -427,25 +450,43 @@ impl Replica {
             return;
         }
         let pointer = *self.pointer.borrow();
-        let (clock, named): (u64, BTreeSet<String>) = repl.coordinator.read(|s| {
-            let named = s
-                .log_from(&self.path, pointer)
-                .into_iter()
-                .filter_map(|(_, e)| match e {
-                    LogEntry::GetPart { stage, .. } => stage,
-                    _ => None,
-                })
-                .collect();
-            (s.clock_ms(), named)
+        let (clock, named, executed) = repl.coordinator.read(|s| {
+            let (mut named, mut executed) = (BTreeSet::new(), BTreeSet::new());
+            for (index, e) in s.log_from(&self.path, 0) {
+                if let LogEntry::GetPart {
+                    stage: Some(stage), ..
+                } = e
+                {
+                    if index >= pointer {
+                        named.insert(stage);
+                    } else {
+                        executed.insert(stage);
+                    }
+                }
+            }
+            (s.clock_ms(), named, executed)
         });
         let writing: BTreeSet<String> = self.inserts.lock().keys().cloned().collect();
+        let superseded: BTreeSet<String> = self
+            .state
+            .lock()
+            .superseded_stages
+            .iter()
+            .cloned()
+            .collect();
         for p in staged {
             let own = writing.iter().any(|w| p.id.starts_with(w.as_str()));
-            if own || named.contains(&p.id) || clock <= p.info.deadline_ms {
+            if own || named.contains(&p.id) {
                 continue;
             }
-            info!(stage = %p.id, writer = %p.info.writer, rows = p.info.rows,
-                "removing a staged part whose insert was never committed");
+            if executed.contains(&p.id) || superseded.contains(&p.id) {
+                debug!(stage = %p.id, "removing a staged copy whose part is already here");
+            } else if clock <= p.info.deadline_ms {
+                continue;
+            } else {
+                info!(stage = %p.id, writer = %p.info.writer, rows = p.info.rows,
+                    "removing a staged part whose insert was never committed");
+            }
             self.staging.discard(&p.id);
         }
     }
