@@ -4,10 +4,10 @@
 #
 #   run-suite.sh --short   set, sequential, replacing x kill, kill-leader,
 #                          pause, partition; 25 s each, one seed (~7 min; CI)
-#   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3 (~70 min)
+#   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3 (~80 min)
 #
-# Partitions need root (network namespaces); without root the suite runs the
-# faults that need none and says which it skipped. Results: each run's
+# Partitions, slow links and full disks need root (network namespaces, tmpfs
+# mounts); without root the suite runs the faults that need none and says so. Results: each run's
 # directory under jepsen-like-tests/store/, and a summary table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 mode="${1:---short}"
 case "$mode" in
   --short) nemeses="kill kill-leader pause partition"; time=25; seeds="1" ;;
-  --long)  nemeses="none kill kill-leader pause partition partition-one-way slow"; time=60; seeds="1 2 3" ;;
+  --long)  nemeses="none kill kill-leader pause partition partition-one-way slow disk-full"; time=60; seeds="1 2 3" ;;
   *) echo "usage: $0 [--short|--long]" >&2; exit 2 ;;
 esac
 
@@ -28,8 +28,8 @@ bin="$target_dir/debug/jepsen-like-tests"
 export QH_BIN="$target_dir/debug/quorumhouse"
 
 if [ "$(id -u)" != 0 ]; then
-  echo "not root: skipping partition nemeses (they need network namespaces)"
-  nemeses="$(echo "$nemeses" | tr ' ' '\n' | grep -v -e partition -e slow | tr '\n' ' ')"
+  echo "not root: skipping partition, slow and disk-full (they need network namespaces and mounts)"
+  nemeses="$(echo "$nemeses" | tr ' ' '\n' | grep -v -e partition -e slow -e disk-full | tr '\n' ' ')"
 fi
 
 summary="$(mktemp)"

@@ -1,11 +1,12 @@
 //! Fault-injection harness for quorumhouse, Jepsen's way: a fresh cluster of
 //! real `quorumhouse` processes (through [`qh_local_cluster`]), concurrent
-//! clients recording a history ([`history`]) through the public gRPC
-//! protocol ([`workload`]), faults on a schedule drawn from a seed
-//! ([`nemesis`]; partitions and slow links inside per-node network
-//! namespaces, [`net`]), and a checker that reads every replica at the end
-//! ([`checker`]). One run is [`run::run`]; the binary and `run-suite.sh`
-//! drive it.
+//! clients recording a history through the public gRPC protocol, faults on
+//! a schedule drawn from a seed ([`nemesis`]; partitions and slow links
+//! inside per-node network namespaces, [`net`]), and checkers that read
+//! every replica at the end. The workloads, histories and checkers are
+//! `qh-checker`'s (re-exported as [`workload`], [`history`], [`checker`]),
+//! shared with `quorumhouse drill`. One run is [`run::run`] (its
+//! `timeline.png`: [`timeline`]); the binary and `run-suite.sh` drive it.
 //!
 //! Invariant: a run is `valid` only on its safety properties (nothing
 //! acknowledged lost, nothing duplicated, nothing that definitely failed
@@ -16,13 +17,16 @@
 //! API ([`CoordinatorProbe`]); the fixed-script fault tests live in
 //! `crates/quorumhouse/tests/`.
 
-pub mod checker;
-pub mod history;
+pub mod disk;
 pub mod nemesis;
 pub mod net;
 pub mod report;
 pub mod run;
-pub mod workload;
+pub mod timeline;
+
+// The workloads, histories and checkers are shared with `quorumhouse drill`.
+pub use qh_checker::check as checker;
+pub use qh_checker::{history, workload};
 
 use std::collections::BTreeSet;
 use std::time::Duration;

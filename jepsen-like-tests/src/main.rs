@@ -19,7 +19,7 @@ struct Args {
     /// set | sequential | replacing
     #[arg(long, default_value = "set")]
     workload: Workload,
-    /// none | kill | kill-leader | pause | partition | partition-one-way | slow
+    /// none | kill | kill-leader | pause | partition | partition-one-way | slow | disk-full
     #[arg(long, default_value = "kill")]
     nemesis: Nemesis,
     /// Seconds of workload (faults start after 3–5 s and heal 3 s before the end).

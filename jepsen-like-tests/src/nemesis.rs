@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::disk::Disks;
 use crate::history::{Op, OpType, Recorder, NEMESIS};
 use crate::net::Network;
 use crate::TestCluster;
@@ -31,6 +32,8 @@ pub enum Nemesis {
     PartitionOneWay,
     /// 100 ms ± 50 ms delay and 10 % loss on everything a random node sends.
     Slow,
+    /// Fill a random node's disk (every node has a small tmpfs of its own).
+    DiskFull,
 }
 
 pub const ALL: &[Nemesis] = &[
@@ -41,6 +44,7 @@ pub const ALL: &[Nemesis] = &[
     Nemesis::Partition,
     Nemesis::PartitionOneWay,
     Nemesis::Slow,
+    Nemesis::DiskFull,
 ];
 
 impl Nemesis {
@@ -53,6 +57,7 @@ impl Nemesis {
             Nemesis::Partition => "partition",
             Nemesis::PartitionOneWay => "partition-one-way",
             Nemesis::Slow => "slow",
+            Nemesis::DiskFull => "disk-full",
         }
     }
 
@@ -110,6 +115,7 @@ pub async fn run(
     plan: Vec<Planned>,
     cluster: &mut TestCluster,
     net: Option<&Network>,
+    disks: Option<&Disks>,
     rec: Arc<Recorder>,
     start: Instant,
 ) -> anyhow::Result<()> {
@@ -143,6 +149,7 @@ pub async fn run(
             Nemesis::Partition => network(net)?.isolate(target),
             Nemesis::PartitionOneWay => network(net)?.drop_from(target, other),
             Nemesis::Slow => network(net)?.slow(target, 100, 10),
+            Nemesis::DiskFull => own_disks(disks)?.fill(target),
         };
         if let Err(e) = started {
             rec.record(op.complete(OpType::Info).error(e.to_string()));
@@ -154,6 +161,7 @@ pub async fn run(
             Nemesis::Kill | Nemesis::KillLeader => cluster.spawn(target),
             Nemesis::Pause => signal(cluster, target, libc::SIGCONT),
             Nemesis::Partition | Nemesis::PartitionOneWay | Nemesis::Slow => network(net)?.heal(),
+            Nemesis::DiskFull => own_disks(disks)?.heal(),
         };
         match healed {
             Ok(()) => rec.record(op.complete(OpType::Ok)),
@@ -168,6 +176,10 @@ pub async fn run(
 
 fn network(net: Option<&Network>) -> anyhow::Result<&Network> {
     net.ok_or_else(|| anyhow::anyhow!("this nemesis needs --net namespaces"))
+}
+
+fn own_disks(disks: Option<&Disks>) -> anyhow::Result<&Disks> {
+    disks.ok_or_else(|| anyhow::anyhow!("this nemesis needs a disk per node"))
 }
 
 fn signal(cluster: &TestCluster, id: u64, sig: i32) -> anyhow::Result<()> {

@@ -123,6 +123,7 @@ impl Network {
         Placement {
             host: self.addr(id),
             netns: Some(self.netns(id)),
+            data_dir: None,
         }
     }
 

@@ -85,6 +85,10 @@ pub fn text(r: &Results) -> String {
         out.push_str(&t.to_string());
         out.push('\n');
     }
-    out.push_str(&format!("  history and results: {}\n", r.dir.display()));
+    out.push_str(&format!(
+        "  history and results: {}\n  timeline: {}\n",
+        r.dir.display(),
+        r.timeline
+    ));
     out
 }

@@ -14,6 +14,7 @@ use crate::checker::{
     self, FaultStats, OpCounts, ReplacingResult, ReplicaRows, ReplicaVersions, SequentialResult,
     SetResult,
 };
+use crate::disk::Disks;
 use crate::history::{self, Recorder};
 use crate::nemesis::{self, Nemesis};
 use crate::net::Network;
@@ -64,12 +65,18 @@ pub struct Results {
     pub sequential: Option<SequentialResult>,
     pub replacing: Option<ReplacingResult>,
     pub faults: Vec<FaultStats>,
+    /// `timeline.png` in the run's directory, or why it was not drawn.
+    pub timeline: String,
     /// Seconds from the heal of the last fault until every replica agreed.
     pub converged_s: Option<f64>,
     pub dir: PathBuf,
 }
 
 const SETUP: Duration = Duration::from_secs(90);
+/// Each node's disk under the disk-full nemesis.
+const DISK_MB: u64 = 256;
+/// Any one statement of the final reads.
+const STATEMENT: Duration = Duration::from_secs(15);
 /// How long the replicas get to agree once every fault is healed.
 const CONVERGE: Duration = Duration::from_secs(120);
 
@@ -92,16 +99,28 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Results> {
         NetMode::Namespaces => Some(Network::create(&(1..=opts.nodes).collect::<Vec<_>>())?),
         NetMode::Loopback => None,
     };
-    let mut cluster = TestCluster::start_placed(&opts.bin, opts.nodes, &[], |id| match &net {
-        Some(n) => n.placement(id),
-        None => qh_local_cluster::Placement::loopback(),
+    let disks = match opts.nemesis {
+        Nemesis::DiskFull => Some(Disks::create(
+            &(1..=opts.nodes).collect::<Vec<_>>(),
+            DISK_MB,
+        )?),
+        _ => None,
+    };
+    let mut cluster = TestCluster::start_placed(&opts.bin, opts.nodes, &[], |id| {
+        let mut place = match &net {
+            Some(n) => n.placement(id),
+            None => qh_local_cluster::Placement::loopback(),
+        };
+        place.data_dir = disks.as_ref().and_then(|d| d.data_dir(id));
+        place
     })?;
-    let result = drive(opts, &mut cluster, net.as_ref(), &dir).await;
+    let result = drive(opts, &mut cluster, net.as_ref(), disks.as_ref(), &dir).await;
     // Keep the nodes' logs with the run.
     for id in cluster.all() {
         let _ = std::fs::write(dir.join(format!("node{id}.log")), cluster.log_text(id));
     }
     drop(cluster);
+    drop(disks);
     drop(net);
     result
 }
@@ -110,6 +129,7 @@ async fn drive(
     opts: &RunOptions,
     cluster: &mut TestCluster,
     net: Option<&Network>,
+    disks: Option<&Disks>,
     dir: &Path,
 ) -> anyhow::Result<Results> {
     cluster.leader(&cluster.all(), SETUP).await?;
@@ -144,13 +164,14 @@ async fn drive(
         ids_per_batch: 3,
         seed: opts.seed,
         versions: std::sync::atomic::AtomicU64::new(1),
+        table: TABLE.to_string(),
     });
     let deadline = start + opts.time;
     let workers: Vec<_> = (0..opts.workers)
         .map(|w| tokio::spawn(workload::worker(w, cfg.clone(), rec.clone(), deadline)))
         .collect();
     let plan = nemesis::schedule(opts.seed, opts.time);
-    let faults = nemesis::run(opts.nemesis, plan, cluster, net, rec.clone(), start).await;
+    let faults = nemesis::run(opts.nemesis, plan, cluster, net, disks, rec.clone(), start).await;
     for w in workers {
         w.await?;
     }
@@ -159,6 +180,9 @@ async fn drive(
     // replicas catch up and agree.
     if let Some(net) = net {
         net.heal()?;
+    }
+    if let Some(disks) = disks {
+        disks.heal()?;
     }
     for id in cluster.all() {
         if !cluster.is_running(id) {
@@ -173,6 +197,18 @@ async fn drive(
     let healed = Instant::now();
     let history = rec.history();
     history::write_jsonl(&dir.join("history.jsonl"), &history)?;
+    let png = dir.join("timeline.png");
+    let title = format!(
+        "{} under {}, seed {}, insert_quorum {}",
+        opts.workload.name(),
+        opts.nemesis.name(),
+        opts.seed,
+        opts.quorum
+    );
+    let timeline = match crate::timeline::draw(&history, &png, &title) {
+        Ok(()) => png.display().to_string(),
+        Err(e) => format!("not drawn: {e:#}"),
+    };
     let (mut set, mut sequential, mut replacing) = (None, None, None);
     let mut problems = Vec::new();
     let converged = match opts.workload {
@@ -226,6 +262,7 @@ async fn drive(
         replacing,
         faults: checker::availability(&history, end_ms),
         converged_s,
+        timeline,
         dir: dir.to_path_buf(),
     };
     std::fs::write(
@@ -242,11 +279,12 @@ async fn final_reads(cluster: &TestCluster, table: &str, q: &str) -> (ReplicaRow
     loop {
         let mut replicas: ReplicaRows = BTreeMap::new();
         for id in cluster.all() {
-            // Pull everything the log holds before reading.
-            let _ = cluster
-                .sql(id, &format!("SYSTEM SYNC REPLICA {table}"))
-                .await;
-            let rows = cluster.sql(id, q).await.ok().map(|text| {
+            // Pull everything the log holds before reading (bounded: a
+            // replica that cannot sync is read as it is, and re-read).
+            let sync = format!("SYSTEM SYNC REPLICA {table}");
+            let _ = tokio::time::timeout(STATEMENT, cluster.sql(id, &sync)).await;
+            let read = tokio::time::timeout(STATEMENT, cluster.sql(id, q)).await;
+            let rows = read.ok().and_then(|r| r.ok()).map(|text| {
                 text.lines()
                     .filter_map(|l| {
                         let (a, b) = l.split_once('\t')?;

@@ -41,6 +41,12 @@ async fn a_set_run_under_kill_is_valid_and_recorded() {
         .filter(|o| o.process == NEMESIS && o.kind == OpType::Invoke)
         .count();
     assert_eq!(kills, r.faults.len());
+    // Drawn wherever a TrueType font is installed (Debian's fonts-dejavu).
+    assert!(
+        r.dir.join("timeline.png").is_file() || r.timeline.contains("no TrueType font"),
+        "{}",
+        r.timeline
+    );
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(r.dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["valid"], true);

@@ -15,6 +15,7 @@ pub struct LocalNode {
     pub host: String,
     /// The network namespace it runs in (`ip netns exec`), if not the caller's.
     pub netns: Option<String>,
+    data_dir: Option<PathBuf>,
     pub port: u16,
     pub http_port: u16,
     pub inter_port: u16,
@@ -33,6 +34,7 @@ impl LocalNode {
             id,
             host: place.host,
             netns: place.netns,
+            data_dir: place.data_dir,
             port,
             http_port,
             inter_port,
@@ -48,6 +50,9 @@ impl LocalNode {
 pub struct Placement {
     pub host: String,
     pub netns: Option<String>,
+    /// Its data directory, when not one under the cluster's temp directory
+    /// (a small file system of its own, to fill).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Placement {
@@ -55,6 +60,7 @@ impl Placement {
         Placement {
             host: "127.0.0.1".to_string(),
             netns: None,
+            data_dir: None,
         }
     }
 }
@@ -105,7 +111,10 @@ impl LocalCluster {
     }
 
     pub fn data_dir(&self, id: u64) -> PathBuf {
-        self.dir.path().join(format!("node{id}"))
+        match self.nodes.get(&id).and_then(|n| n.data_dir.clone()) {
+            Some(d) => d,
+            None => self.dir.path().join(format!("node{id}")),
+        }
     }
 
     /// Runs one statement on node `id` and returns its rows as TSV text

@@ -113,7 +113,7 @@ pub(crate) fn node_dir(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("node{n}"))
 }
 
-fn port_of(cf: &ClusterFile, n: u32) -> u16 {
+pub(crate) fn port_of(cf: &ClusterFile, n: u32) -> u16 {
     cf.base_port + n as u16
 }
 

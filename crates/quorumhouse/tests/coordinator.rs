@@ -438,6 +438,28 @@ fn cluster_up_drill_leader_loss_and_down() {
         text.contains("SIGTERM -> first write under the new leader"),
         "{text}"
     );
+    let leader_text = text;
+    // The workload drills: every acknowledged row on every replica once.
+    for drill in [
+        &["drill", "replica-loss", "--hold", "2", "--json"][..],
+        &["drill", "pause", "--hold", "2", "--json"],
+        &["drill", "full-restart", "--hold", "1", "--json"],
+    ] {
+        let done = std::process::Command::new(BIN)
+            .args(drill)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&done.stdout);
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{drill:?}: {out}{err}");
+        let report: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{drill:?}: not JSON ({e}): {out}{err}"));
+        assert_eq!(report["held"], true, "{out}");
+        assert!(report["rows_acknowledged"].as_u64().unwrap() > 0, "{out}");
+    }
+    let (ok, text) = (ok, leader_text);
     let (_, status) = run(&["cluster", "status"]);
     let (down_ok, down) = run(&["cluster", "down"]);
     assert!(ok, "{text}\n{status}");

@@ -19,7 +19,7 @@ impl Replica {
                 Ok(Response::Ok { .. }) => {}
                 Ok(other) => {
                     warn!(op = ?p.op, outcome = ?other, "coordinator refused a replica update");
-                    if let Some(part) = p.on_reject {
+                    if let Some(part) = p.on_reject.filter(|part| self.differs(repl, part, &p.op)) {
                         // Our copy differs from the first holder's: never
                         // serve it; fetch theirs.
                         if let Err(e) = self.table.detach_part(&part, "ignored") {
@@ -31,6 +31,30 @@ impl Replica {
                 Err(e) => warn!(op = ?p.op, error = %e, "replica update not written"),
             }
         }
+    }
+
+    /// Whether the coordinator's record of `part` has a checksum other
+    /// than the one `op` reported for our copy. A refusal for any other
+    /// reason (the record is gone: merged away, or dropped by an entry the
+    /// queue has yet to execute) leaves our copy in place: detaching it
+    /// would hide rows a covering part does not yet replace here, between a
+    /// `select_sequential_consistency` check and the scan after it.
+    fn differs(&self, repl: &Replication, part: &PartName, op: &Op) -> bool {
+        let Op::AddPartHolder {
+            checksum: Some(ours),
+            ..
+        } = op
+        else {
+            return false;
+        };
+        let name = part.to_string();
+        repl.coordinator.read(|s| {
+            s.parts_of(&self.path)
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, m)| m.checksum)
+                .is_some_and(|have| have != *ours)
+        })
     }
 
     pub(super) fn holder(&self, part: &Part) -> Pending {

@@ -101,7 +101,7 @@ pub struct FaultStats {
 
 /// Each client completion with the time its invocation was recorded
 /// (a worker runs one op at a time, so its previous invoke is this op's).
-fn completions(history: &[Op]) -> Vec<(f64, &Op)> {
+pub fn completions(history: &[Op]) -> Vec<(f64, &Op)> {
     let mut open: BTreeMap<&str, f64> = BTreeMap::new();
     let mut out = Vec::new();
     for op in history.iter().filter(|o| o.process != NEMESIS) {

@@ -91,6 +91,9 @@ pub struct Config {
     pub attempts: u32,
     pub ids_per_batch: u64,
     pub seed: u64,
+    /// The table `set` and `sequential` write (with `id` and `token`
+    /// columns, as [`TABLE`]).
+    pub table: String,
     /// The next upsert version (shared: versions increase over the run).
     pub versions: std::sync::atomic::AtomicU64,
 }
@@ -170,7 +173,8 @@ pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: In
                 let ids: Vec<u64> = (first..first + cfg.ids_per_batch).collect();
                 let rows: Vec<String> = ids.iter().map(|id| format!("({id}, '{token}')")).collect();
                 let sql = format!(
-                    "INSERT INTO {TABLE} SETTINGS insert_quorum = {}, insert_deduplication_token = '{token}' VALUES {}",
+                    "INSERT INTO {} SETTINGS insert_quorum = {}, insert_deduplication_token = '{token}' VALUES {}",
+                    cfg.table,
                     cfg.quorum,
                     rows.join(", ")
                 );
@@ -249,8 +253,9 @@ pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: In
             if let Some(on) = acked_on {
                 let reader = on % n + 1;
                 let sql = format!(
-                    "SELECT count() FROM {TABLE} WHERE id = {first} \
-                     SETTINGS select_sequential_consistency = 1"
+                    "SELECT count() FROM {} WHERE id = {first} \
+                     SETTINGS select_sequential_consistency = 1",
+                    cfg.table
                 );
                 let op = Op::new(&process, OpType::Invoke, "read")
                     .node(reader)

@@ -1,69 +1,20 @@
-//! `quorumhouse drill <name>`: rehearse a failure on a running local cluster
-//! (`cluster up`) and report what held and how long recovery took.
-//!
-//! `leader-loss`: SIGKILL (or, `--signal term`, SIGTERM) the coordinator
+//! `drill leader-loss`: SIGKILL (or, `--signal term`, SIGTERM) the coordinator
 //! leader, measure the gap until a write through a survivor commits under a
 //! new leader, restart the stopped node and measure its catch-up; committed
 //! writes made before the kill are checked after it.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Subcommand};
 use qh_meta::{Check, MetaClient, Op, Request};
 
 use crate::cluster::{alive, interserver_of, load, read_pid, signal, spawn_node, wait_ready};
 
-#[derive(Args, Debug)]
-pub struct DrillArgs {
-    #[command(subcommand)]
-    cmd: DrillCmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum DrillCmd {
-    /// Kill -9 the coordinator leader (or stop it with SIGTERM) and measure
-    /// recovery.
-    LeaderLoss {
-        #[arg(long, default_value = "./qh-data")]
-        data_dir: PathBuf,
-        /// `kill` (SIGKILL: a crash) or `term` (SIGTERM: a graceful stop,
-        /// which hands leadership to the most up-to-date follower).
-        #[arg(long, default_value = "kill", value_parser = ["kill", "term"])]
-        signal: String,
-        /// Give up waiting for recovery after this many seconds.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
-    },
-}
-
-pub fn run(args: DrillArgs) -> ExitCode {
-    let rt = match crate::output::runtime(false) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let res = match args.cmd {
-        DrillCmd::LeaderLoss {
-            data_dir,
-            signal,
-            timeout,
-        } => rt.block_on(leader_loss(
-            data_dir,
-            signal == "term",
-            Duration::from_secs(timeout),
-        )),
-    };
-    match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("drill failed: {e:#}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-async fn leader_loss(dir: PathBuf, graceful: bool, timeout: Duration) -> anyhow::Result<()> {
+pub(super) async fn leader_loss(
+    dir: PathBuf,
+    graceful: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let cf = load(&dir)?;
     let running: Vec<u32> = cf
         .nodes
