@@ -123,24 +123,13 @@ impl LocalCluster {
         let mut client = qh_client::Client::connect(&[self.client_endpoint(id)]).await?;
         let out = client.query(q).await?;
         let mut text = String::new();
-        let rows = |b: &qh_types::arrow::array::RecordBatch, text: &mut String| {
-            for row in 0..b.num_rows() {
-                let cells: Vec<String> = b
-                    .columns()
-                    .iter()
-                    .map(|col| qh_types::text::value_text(col.as_ref(), row))
-                    .collect();
-                text.push_str(&cells.join("\t"));
-                text.push('\n');
-            }
-        };
         for b in &out.batches {
-            rows(b, &mut text);
+            qh_types::text::append_rows_tsv(&mut text, b);
         }
         // As TabSeparated prints WITH TOTALS: after an empty line.
         if let Some(t) = &out.totals {
             text.push('\n');
-            rows(t, &mut text);
+            qh_types::text::append_rows_tsv(&mut text, t);
         }
         Ok(text)
     }

@@ -6,6 +6,20 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::*;
 use chrono::DateTime;
 
+/// Every row of `b` as a line of tab-separated [`value_text`] cells (the
+/// plain TSV tests and tools compare against; no escaping).
+pub fn append_rows_tsv(out: &mut String, b: &arrow::array::RecordBatch) {
+    for row in 0..b.num_rows() {
+        for (i, col) in b.columns().iter().enumerate() {
+            if i > 0 {
+                out.push('\t');
+            }
+            out.push_str(&value_text(col.as_ref(), row));
+        }
+        out.push('\n');
+    }
+}
+
 /// The text of row `i` of `a` (not NULL-aware: check `is_null` first).
 pub fn value_text(a: &dyn Array, i: usize) -> String {
     let mut s = String::new();

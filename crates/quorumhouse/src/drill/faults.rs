@@ -79,15 +79,7 @@ async fn sql(ep: &str, q: &str) -> anyhow::Result<String> {
         .map_err(|_| anyhow::anyhow!("{ep}: no answer to {q:?} within {STATEMENT_TIMEOUT:?}"))??;
     let mut text = String::new();
     for b in &out.batches {
-        for row in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|col| qh_types::text::value_text(col.as_ref(), row))
-                .collect();
-            text.push_str(&cells.join("\t"));
-            text.push('\n');
-        }
+        qh_types::text::append_rows_tsv(&mut text, b);
     }
     Ok(text)
 }

@@ -171,6 +171,16 @@ impl Replica {
         st.superseded_stages.push_back(stage.to_string());
     }
 
+    /// Stages of GET_PART entries executed here without their staged copy.
+    pub(crate) fn superseded_stages(&self) -> BTreeSet<String> {
+        self.state
+            .lock()
+            .superseded_stages
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// A staged copy here of another quorum insert whose commit this node
     /// does not know of: what `insert_quorum_parallel = 0` refuses to stage
     /// beside. Copies named by a GET_PART in the log (committed; an extra
@@ -189,13 +199,7 @@ impl Replica {
                 })
                 .collect()
         });
-        let superseded: BTreeSet<String> = self
-            .state
-            .lock()
-            .superseded_stages
-            .iter()
-            .cloned()
-            .collect();
+        let superseded = self.superseded_stages();
         self.staging.uncommitted_other_than(except, |p| {
             p.info.quorum <= 1 || committed.contains(&p.id) || superseded.contains(&p.id)
         })

@@ -491,13 +491,7 @@ impl Replica {
             (s.clock_ms(), named, executed)
         });
         let writing: BTreeSet<String> = self.inserts.lock().keys().cloned().collect();
-        let superseded: BTreeSet<String> = self
-            .state
-            .lock()
-            .superseded_stages
-            .iter()
-            .cloned()
-            .collect();
+        let superseded = self.superseded_stages();
         for p in staged {
             let own = writing.iter().any(|w| p.id.starts_with(w.as_str()));
             if own || named.contains(&p.id) {
