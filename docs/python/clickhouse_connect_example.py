@@ -91,6 +91,56 @@ def main(address: str) -> None:
     except ImportError:
         print("dataframe: pandas not installed")
 
+    # insert_arrow: an Arrow IPC file in the body.
+    try:
+        import pyarrow
+        client.insert_arrow("cc_events", pyarrow.table({"id": [6000, 6001], "name": ["ar-a", "ar-b"]}))
+        back = client.query("SELECT name FROM cc_events WHERE id >= 6000 AND id < 7000 ORDER BY id")
+        print("insert_arrow:", [r[0] for r in back.result_rows])
+    except ImportError:
+        print("insert_arrow: pyarrow not installed")
+
+    # LowCardinality: dictionary-encoded Native both ways.
+    client.command("DROP TABLE IF EXISTS cc_lc")
+    client.command("CREATE TABLE cc_lc (id UInt32, city LowCardinality(String), "
+                   "tag LowCardinality(Nullable(String))) ENGINE = MergeTree ORDER BY id")
+    client.insert("cc_lc", [[i, ["oslo", "rome", ""][i % 3], None if i % 4 == 0 else f"t{i % 2}"]
+                            for i in range(100)], column_names=["id", "city", "tag"])
+    r = client.query("SELECT id, city, tag FROM cc_lc WHERE id < 5 ORDER BY id")
+    print("lowcardinality:", r.result_rows, [t.name for t in r.column_types])
+    r = client.query("SELECT count(), countIf(city = 'oslo'), countIf(tag IS NULL) FROM cc_lc")
+    print("lowcardinality counts:", r.result_rows[0])
+
+    # A temporary table lives in the client's session (clickhouse-connect
+    # sends a session_id): visible to its own queries and inserts only.
+    client.command("CREATE TEMPORARY TABLE cc_tmp (x UInt32, s String)")
+    client.insert("cc_tmp", [[i, f"s{i}"] for i in range(10)], column_names=["x", "s"])
+    print("temporary:", client.query("SELECT count(), sum(x) FROM cc_tmp").result_rows[0])
+    other = clickhouse_connect.get_client(host=host, port=int(port))
+    try:
+        other.query("SELECT count() FROM cc_tmp")
+    except DatabaseError as e:
+        print("temporary elsewhere:", getattr(e, "code", None))
+
+    # Parquet both ways: a file pandas writes goes in, the result comes back
+    # as a Parquet file pyarrow reads.
+    try:
+        import io
+
+        import pandas
+        import pyarrow.parquet as pq
+        buf = io.BytesIO()
+        pandas.DataFrame({"id": [7000, 7001, 7002], "name": ["pq-a", "pq-b", "pq/c"],
+                          "score": [0.5, None, 2.5]}).to_parquet(buf)
+        client.raw_insert("cc_events", ["id", "name", "score"], insert_block=buf.getvalue(),
+                          fmt="Parquet")
+        raw = client.raw_query("SELECT id, name, score FROM cc_events WHERE id >= 7000 ORDER BY id",
+                               fmt="Parquet")
+        t = pq.read_table(io.BytesIO(raw))
+        print("parquet:", t.num_rows, t.column("name").to_pylist(), t.column("score").to_pylist())
+    except ImportError:
+        print("parquet: pandas or pyarrow not installed")
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:8121")

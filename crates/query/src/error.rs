@@ -37,6 +37,8 @@ pub enum QueryError {
     #[error("{0}")]
     DuplicateColumn(String),
     #[error("{0}")]
+    Setting(#[from] qh_types::settings::SettingError),
+    #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("{0}")]
     DataFusion(String),
@@ -60,6 +62,12 @@ impl QueryError {
             QueryError::NotImplemented(_) => ErrorCode::NOT_IMPLEMENTED,
             QueryError::NoSuchColumn(_) => ErrorCode::NO_SUCH_COLUMN_IN_TABLE,
             QueryError::DuplicateColumn(_) => ErrorCode::DUPLICATE_COLUMN,
+            QueryError::Setting(qh_types::settings::SettingError::Unknown(_)) => {
+                ErrorCode::UNKNOWN_SETTING
+            }
+            QueryError::Setting(qh_types::settings::SettingError::NotHonoured { .. }) => {
+                ErrorCode::NOT_IMPLEMENTED
+            }
             QueryError::Storage(e) => e.code(),
             QueryError::DataFusion(_) => ErrorCode::BAD_ARGUMENTS,
             QueryError::Other { code, .. } => *code,

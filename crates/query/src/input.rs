@@ -34,6 +34,12 @@ pub enum InputFormat {
     /// ClickHouse's Native blocks (clickhouse-connect's inserts): columns
     /// matched by name like ArrowStream's.
     Native,
+    /// Arrow's IPC file (clickhouse-connect's `insert_arrow`): read whole,
+    /// since its footer comes last; columns matched by name.
+    ArrowFile,
+    /// Parquet (what pandas and Spark write): read whole, since its footer
+    /// comes last; columns matched by name like ArrowStream's.
+    Parquet,
     /// ClickHouse's RowBinary rows (JDBC-style clients): plain rows hold
     /// the inserted columns in order; a header names them.
     RowBinary(RowBinaryHeader),
@@ -50,7 +56,9 @@ impl InputFormat {
             }
             "JSONEachRow" | "NDJSON" | "JSONLines" => InputFormat::JsonEachRow,
             "ArrowStream" => InputFormat::ArrowStream,
+            "Arrow" => InputFormat::ArrowFile,
             "Native" => InputFormat::Native,
+            "Parquet" => InputFormat::Parquet,
             other => match RowBinaryHeader::of_format(other) {
                 Some(header) => InputFormat::RowBinary(header),
                 None => return Err(QueryError::UnknownFormat(other.to_string())),
@@ -100,6 +108,8 @@ pub fn read_input(
             Ok(total)
         }
         InputFormat::ArrowStream => read_arrow_stream(reader, schema, sink),
+        InputFormat::Parquet => read_parquet(reader, schema, sink),
+        InputFormat::ArrowFile => read_arrow_file(reader, schema, sink),
         InputFormat::Native => {
             let mut r = qh_types::native::NativeReader::new(reader);
             let blocks = std::iter::from_fn(move || {
@@ -145,6 +155,45 @@ fn read_arrow_stream(
     };
     let r = datafusion::arrow::ipc::reader::StreamReader::try_new(reader, None).map_err(bad)?;
     by_name(r.map(|b| b.map_err(bad)), &schema, "ArrowStream", sink)
+}
+
+fn read_whole(mut reader: impl Read, format: &str) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    reader
+        .read_to_end(&mut data)
+        .map_err(|e| QueryError::CannotParseInput(format!("{format}: {e}")))?;
+    Ok(data)
+}
+
+fn read_arrow_file(
+    reader: impl Read,
+    schema: SchemaRef,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<u64> {
+    let data = read_whole(reader, "Arrow")?;
+    let bad = |e: datafusion::arrow::error::ArrowError| {
+        QueryError::CannotParseInput(format!("Arrow: {e}"))
+    };
+    let r = datafusion::arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(data), None)
+        .map_err(bad)?;
+    by_name(r.map(|b| b.map_err(bad)), &schema, "Arrow", sink)
+}
+
+fn read_parquet(
+    reader: impl Read,
+    schema: SchemaRef,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<u64> {
+    let data = read_whole(reader, "Parquet")?;
+    let bad = |e: &dyn std::fmt::Display| QueryError::CannotParseInput(format!("Parquet: {e}"));
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(data),
+    )
+    .map_err(|e| bad(&e))?
+    .with_batch_size(BATCH_ROWS)
+    .build()
+    .map_err(|e| bad(&e))?;
+    by_name(r.map(|b| b.map_err(|e| bad(&e))), &schema, "Parquet", sink)
 }
 
 /// Batches that carry their own column names (ArrowStream, Native) as

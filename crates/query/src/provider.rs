@@ -128,6 +128,9 @@ pub struct QueryContext {
     pub query: String,
     /// The session's current database.
     pub database: String,
+    /// The hidden names of the session's temporary tables: the only tables
+    /// of `TEMPORARY_DATABASE` its queries may read.
+    pub temporary: HashSet<String>,
 }
 
 /// Catalog provider: one schema per database, plus `system`.
@@ -167,6 +170,9 @@ impl SchemaProvider for QhSchema {
         if self.database == "system" {
             return system::TABLES.iter().map(|s| s.to_string()).collect();
         }
+        if self.database == qh_storage::TEMPORARY_DATABASE {
+            return self.ctx.temporary.iter().cloned().collect();
+        }
         self.ctx
             .catalog
             .tables(&self.database)
@@ -177,6 +183,9 @@ impl SchemaProvider for QhSchema {
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
         if self.database == "system" {
             return system::table(&self.ctx, name);
+        }
+        if self.database == qh_storage::TEMPORARY_DATABASE && !self.ctx.temporary.contains(name) {
+            return Ok(None);
         }
         match self.ctx.catalog.table(&self.database, name) {
             Ok(t) if matches!(t.meta().engine, EngineKind::Distributed { .. }) => {
@@ -200,6 +209,9 @@ impl SchemaProvider for QhSchema {
     fn table_exist(&self, name: &str) -> bool {
         if self.database == "system" {
             return system::TABLES.contains(&name);
+        }
+        if self.database == qh_storage::TEMPORARY_DATABASE && !self.ctx.temporary.contains(name) {
+            return false;
         }
         self.ctx.catalog.table(&self.database, name).is_ok()
     }

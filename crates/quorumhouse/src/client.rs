@@ -11,6 +11,7 @@ use qh_types::ErrorCode;
 use crate::output::{choose_format, exit_status, print_error, print_result};
 use crate::progress::ProgressDisplay;
 use crate::repl::{Line, Prompt};
+use qh_types::formats::FormatOptions;
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -138,18 +139,24 @@ async fn run_one(
     }
     if let Some(schema) = &out.schema {
         let stmt_format = (!out.summary.format.is_empty()).then_some(out.summary.format.as_str());
-        let fmt = choose_format(stmt_format, args.common.format.as_deref()).map_err(|m| {
-            ClientError::Server {
-                code: ErrorCode::UNKNOWN_FORMAT as i32,
-                name: ErrorCode::UNKNOWN_FORMAT.name().into(),
-                message: m,
-            }
-        })?;
-        if let Err(e) = print_result(fmt, schema.clone(), &out.batches, out.totals.as_ref()) {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                eprintln!("cannot write the result: {e}");
-            }
+        let fmt = choose_format(stmt_format, args.common.format.as_deref());
+        let mut settings = qh_types::Settings::new();
+        for (k, v) in &out.summary.format_settings {
+            settings.set(k, v.clone());
         }
+        let opts = FormatOptions::from_settings(&settings).unwrap_or_default();
+        print_result(
+            &fmt,
+            opts,
+            schema.clone(),
+            &out.batches,
+            out.totals.as_ref(),
+        )
+        .map_err(|(code, message)| ClientError::Server {
+            code: code as i32,
+            name: code.name().into(),
+            message,
+        })?;
     }
     Ok(())
 }

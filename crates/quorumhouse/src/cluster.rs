@@ -429,11 +429,13 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 .await?;
             if let Some(schema) = out.schema {
                 crate::output::print_result(
-                    qh_types::formats::OutputFormat::Pretty,
+                    "PrettyCompact",
+                    Default::default(),
                     schema,
                     &out.batches,
                     out.totals.as_ref(),
-                )?;
+                )
+                .map_err(|(_, message)| anyhow::anyhow!(message))?;
             }
             println!("try: quorumhouse client --port {first}");
             Ok(())

@@ -238,6 +238,8 @@ fn apply_text(
                             "config {name}: setting `{k}` must be a number, bool or string"
                         )
                     })?;
+                    qh_types::settings::check_setting(k, &value)
+                        .map_err(|e| anyhow::anyhow!("config {name}: profiles.default: {e}"))?;
                     profile.set(k, value);
                 }
             }
@@ -458,5 +460,13 @@ mod tests {
         let e =
             apply_text("[profiles.web]\nx = 1\n", "t", &mut defaults(), &|_| false).unwrap_err();
         assert!(e.to_string().contains("unknown profile `web`"), "{e}");
+        let e = apply_text(
+            "[profiles.default]\ninsert_qourum = 2\n",
+            "t",
+            &mut defaults(),
+            &|_| false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("insert_qourum is neither"), "{e}");
     }
 }

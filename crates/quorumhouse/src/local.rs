@@ -136,21 +136,18 @@ async fn run_statement(
     if !res.has_result_set() {
         return Ok(());
     }
-    let fmt = match choose_format(res.format.as_deref(), args.common.format.as_deref()) {
-        Ok(f) => f,
-        Err(m) => {
-            print_error(ErrorCode::UNKNOWN_FORMAT, &m);
-            return Err(ExitCode::from(exit_status(ErrorCode::UNKNOWN_FORMAT)));
-        }
-    };
-    match print_result(fmt, res.schema.clone(), &res.batches, res.totals.as_ref()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
-        Err(e) => {
-            print_error(ErrorCode::CANNOT_WRITE_TO_FILE_DESCRIPTOR, &e.to_string());
-            Err(ExitCode::from(1))
-        }
-    }
+    let fmt = choose_format(res.format.as_deref(), args.common.format.as_deref());
+    let printed = print_result(
+        &fmt,
+        res.format_options,
+        res.schema.clone(),
+        &res.batches,
+        res.totals.as_ref(),
+    );
+    printed.map_err(|(code, message)| {
+        print_error(code, &message);
+        ExitCode::from(exit_status(code))
+    })
 }
 
 /// clickhouse-local's prompt: errors are printed and the prompt goes on.

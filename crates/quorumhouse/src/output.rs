@@ -4,20 +4,17 @@ use std::io::{IsTerminal, Write};
 
 use qh_types::arrow::array::RecordBatch;
 use qh_types::arrow::datatypes::SchemaRef;
-use qh_types::formats::{OutputFormat, Writer};
+use qh_types::encode::ResultEncoder;
+use qh_types::formats::FormatOptions;
 use qh_types::ErrorCode;
 
 /// The format to print with: the statement's FORMAT, else `--format`, else
-/// Pretty on a terminal and TSV when piped.
-pub fn choose_format(
-    stmt_format: Option<&str>,
-    flag: Option<&str>,
-) -> Result<OutputFormat, String> {
-    let name = stmt_format.or(flag);
-    match name {
-        Some(n) => OutputFormat::parse(n).ok_or_else(|| format!("Unknown output format {n}")),
-        None if std::io::stdout().is_terminal() => Ok(OutputFormat::Pretty),
-        None => Ok(OutputFormat::TabSeparated),
+/// Pretty on a terminal and TSV when piped. Checked when the encoder is made.
+pub fn choose_format(stmt_format: Option<&str>, flag: Option<&str>) -> String {
+    match stmt_format.or(flag) {
+        Some(n) => n.to_string(),
+        None if std::io::stdout().is_terminal() => "PrettyCompact".to_string(),
+        None => "TabSeparated".to_string(),
     }
 }
 
@@ -29,24 +26,41 @@ pub fn vertical_suffix(stmt: &str) -> String {
     }
 }
 
-/// Writes a whole result set to stdout.
+/// Writes a whole result set to stdout in the format `name`, the binary
+/// ones (Native, RowBinary, Arrow, Parquet) included. A reader that went
+/// away (`| head`) is not an error.
 pub fn print_result(
-    format: OutputFormat,
+    name: &str,
+    opts: FormatOptions,
     schema: SchemaRef,
     batches: &[RecordBatch],
     totals: Option<&RecordBatch>,
-) -> std::io::Result<()> {
+) -> Result<(), (ErrorCode, String)> {
+    let mut enc =
+        ResultEncoder::new(Some(name), &schema, opts).map_err(|e| (e.code(), e.to_string()))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut w = Writer::new(format, schema);
+    let mut write = |bytes: Vec<u8>| match out.write_all(&bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err((
+            ErrorCode::CANNOT_WRITE_TO_FILE_DESCRIPTOR,
+            format!("cannot write the result: {e}"),
+        )),
+        _ => Ok(()),
+    };
     for b in batches {
-        out.write_all(w.write_batch(b).as_bytes())?;
+        write(enc.write_batch(b).map_err(|e| (e.code(), e.to_string()))?)?;
     }
     if let Some(t) = totals {
-        out.write_all(w.write_totals(t).as_bytes())?;
+        write(enc.write_totals(t))?;
     }
-    out.write_all(w.finish().as_bytes())?;
-    out.flush()
+    write(enc.finish().map_err(|e| (e.code(), e.to_string()))?)?;
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err((
+            ErrorCode::CANNOT_WRITE_TO_FILE_DESCRIPTOR,
+            format!("cannot write the result: {e}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `Code: 60. Table default.x does not exist. (UNKNOWN_TABLE)` on stderr.

@@ -32,6 +32,15 @@ fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (String
     (status, head, out[split + 4..].to_vec())
 }
 
+/// Whether the response head has `line` (header names in any case).
+fn has_header(head: &str, line: &str) -> bool {
+    let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+    head.lines().any(|l| {
+        l.split_once(": ")
+            .is_some_and(|(n, v)| n.eq_ignore_ascii_case(name) && v.starts_with(value))
+    })
+}
+
 fn var_uint(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let b = (v & 0x7f) as u8;
@@ -164,6 +173,74 @@ async fn native_format_and_queries_in_the_body_over_http() {
     assert!(status.contains("400") || status.contains("500"), "{status}");
 }
 
+/// `CREATE TEMPORARY TABLE` in an HTTP session: visible only there, before
+/// a table of the same name in the current database, gone when dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_tables_live_in_their_session() {
+    let node = Node::start().await;
+    let port = node.http_port;
+    let run = |session: &str, q: &str| {
+        let (status, head, b) = post(port, &format!("/?session_id={session}"), &[], q.as_bytes());
+        let code = head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-clickhouse-exception-code: ")
+                .map(str::to_string)
+        });
+        assert_eq!(status.contains("200"), code.is_none(), "{q}: {status}");
+        (code, String::from_utf8_lossy(&b).to_string())
+    };
+    let ok = |session: &str, q: &str| {
+        let (code, text) = run(session, q);
+        assert_eq!(code, None, "{q}: {text}");
+        text
+    };
+    ok("s1", "CREATE TEMPORARY TABLE tt (x UInt32, s String)");
+    ok("s1", "INSERT INTO tt VALUES (1, 'a'), (2, 'b')");
+    ok("s1", "INSERT INTO tt SELECT x + 10, s FROM tt");
+    assert_eq!(
+        ok(
+            "s1",
+            "SELECT tt.x, t2.s FROM tt JOIN tt AS t2 ON tt.x = t2.x ORDER BY 1"
+        ),
+        "1\ta\n2\tb\n11\ta\n12\tb\n"
+    );
+    // A table of the current database with the same name is shadowed.
+    ok(
+        "s1",
+        "CREATE TABLE tt (x UInt8) ENGINE = MergeTree ORDER BY x",
+    );
+    ok("s1", "INSERT INTO default.tt VALUES (9)");
+    assert_eq!(ok("s1", "SELECT count() FROM tt"), "4\n");
+    assert_eq!(ok("s1", "SELECT count() FROM default.tt"), "1\n");
+    assert_eq!(ok("s2", "SELECT count() FROM tt"), "1\n");
+    ok("s1", "CREATE TEMPORARY TABLE only_s1 (x UInt8)");
+    assert_eq!(run("s2", "SELECT * FROM only_s1").0.as_deref(), Some("60"));
+    assert_eq!(
+        run("s1", "CREATE TEMPORARY TABLE tt (x UInt8)")
+            .0
+            .as_deref(),
+        Some("57")
+    );
+    ok("s1", "CREATE TEMPORARY TABLE IF NOT EXISTS tt (x UInt8)");
+    assert_eq!(
+        run("s1", "CREATE TEMPORARY TABLE default.t9 (x UInt8)")
+            .0
+            .as_deref(),
+        Some("442")
+    );
+    // Not among the database's tables, nor is its hidden database listed.
+    assert_eq!(ok("s1", "SHOW TABLES"), "tt\n");
+    assert!(!ok("s1", "SHOW DATABASES").contains("_temporary"));
+    ok("s1", "DROP TABLE tt");
+    assert_eq!(
+        ok("s1", "SELECT count() FROM tt"),
+        "1\n",
+        "the database's tt again"
+    );
+    ok("s1", "DROP TEMPORARY TABLE only_s1");
+    assert_eq!(run("s1", "SELECT * FROM only_s1").0.as_deref(), Some("60"));
+}
+
 /// Whether python3 can import clickhouse-connect (`.ci/run` installs it);
 /// says why a test is skipped when not.
 fn has_clickhouse_connect() -> bool {
@@ -210,8 +287,14 @@ async fn clickhouse_connect_works_unchanged() {
         "error code: 60",
         "parameters: 14",
         "arrow: 10 n3",
+        "insert_arrow: ['ar-a', 'ar-b']",
         "dataframe: 7 1000",
         "insert_df: ['df-a', 'df-b'] ['0.00', '0.00']",
+        "parquet: 3 ['pq-a', 'pq-b', 'pq/c'] [0.5, None, 2.5]",
+        "lowcardinality: [(0, 'oslo', None), (1, 'rome', 't1'), (2, '', 't0'), (3, 'oslo', 't1'), (4, 'rome', None)] ['UInt32', 'LowCardinality(String)', 'LowCardinality(Nullable(String))']",
+        "lowcardinality counts: (100, 34, 25)",
+        "temporary: (10, 45)",
+        "temporary elsewhere: 60",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
@@ -431,6 +514,122 @@ async fn replicas_status_json_compact_and_compression_over_http() {
     assert_eq!(zstd::stream::decode_all(&z[..]).unwrap(), plain);
 }
 
+/// Settings as ClickHouse checks them: an unknown name is UNKNOWN_SETTING
+/// (115) wherever it is given, a ClickHouse setting we do not act on is
+/// accepted at its default and refused at a value that would change the
+/// answer; the JSON output settings and Parquet both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_checked_json_options_and_parquet_over_http() {
+    let node = Node::start().await;
+    let port = node.http_port;
+    for (path, body) in [
+        ("/?insert_qourum=2", &b"SELECT 1"[..]),
+        ("/", b"SELECT 1 SETTINGS insert_qourum = 2"),
+        ("/", b"SET insert_qourum = 2"),
+    ] {
+        let (status, head, text) = post(port, path, &[], body);
+        let text = String::from_utf8_lossy(&text);
+        assert!(!status.contains("200"), "{path} {status}");
+        assert!(
+            has_header(&head, "X-ClickHouse-Exception-Code: 115"),
+            "{head}"
+        );
+        assert!(
+            text.contains("Setting insert_qourum is neither a builtin setting")
+                && text.contains("(UNKNOWN_SETTING)"),
+            "{text}"
+        );
+    }
+    // ClickHouse's settings: kept (no effect here) or, when they would
+    // change the result, refused unless at their default.
+    let (status, _, text) = post(
+        port,
+        "/?max_block_size=1000&transform_null_in=0&wait_end_of_query=1",
+        &[],
+        b"SELECT 1 IN (1, NULL)",
+    );
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(String::from_utf8_lossy(&text), "1\n");
+    let (_, head, text) = post(port, "/", &[], b"SELECT 1 SETTINGS transform_null_in = 1");
+    assert!(
+        has_header(&head, "X-ClickHouse-Exception-Code: 48"),
+        "{head}"
+    );
+    assert!(
+        String::from_utf8_lossy(&text).contains("transform_null_in = 1 is not supported"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+
+    let q = b"SELECT toUInt64(1) AS u, toInt32(2) AS i, 'a/b' AS s FORMAT JSONEachRow";
+    let (_, _, text) = post(port, "/", &[], q);
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        "{\"u\":1,\"i\":2,\"s\":\"a\\/b\"}\n"
+    );
+    let (_, head, text) = post(
+        port,
+        "/?output_format_json_quote_64bit_integers=1&output_format_json_escape_forward_slashes=0&send_progress_in_http_headers=1",
+        &[],
+        q,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        "{\"u\":\"1\",\"i\":2,\"s\":\"a/b\"}\n"
+    );
+    assert!(has_header(&head, "X-ClickHouse-Progress: {"), "{head}");
+
+    // Parquet out of one table and into another: the same rows.
+    post(
+        port,
+        "/",
+        &[],
+        b"CREATE TABLE pq (id UInt64, s String, n Nullable(Float64), d DateTime, a Array(String)) ENGINE = MergeTree ORDER BY id",
+    );
+    post(
+        port,
+        "/",
+        &[],
+        b"INSERT INTO pq SELECT number, toString(number), if(number % 3 = 0, NULL, number / 2), toDateTime('2026-12-01 00:00:00') + number, [toString(number)] FROM numbers(5000)",
+    );
+    post(port, "/", &[], b"CREATE TABLE pq2 AS pq");
+    let (status, head, parquet) = post(port, "/", &[], b"SELECT * FROM pq FORMAT Parquet");
+    assert!(status.contains("200"), "{status}");
+    assert!(has_header(&head, "X-ClickHouse-Format: Parquet"), "{head}");
+    assert_eq!(&parquet[..4], b"PAR1");
+    let (status, _, text) = post(
+        port,
+        "/?query=INSERT%20INTO%20pq2%20FORMAT%20Parquet",
+        &[],
+        &parquet,
+    );
+    assert!(
+        status.contains("200"),
+        "{status} {}",
+        String::from_utf8_lossy(&text)
+    );
+    let digest = |t: &str| {
+        let q = format!("SELECT count(), sum(id), sum(length(s)), round(sum(n), 3), countIf(n IS NULL), sum(toUInt32(d)), sum(length(a)) FROM {t}");
+        String::from_utf8(post(port, "/", &[], q.as_bytes()).2).unwrap()
+    };
+    assert_eq!(digest("pq"), digest("pq2"));
+    assert!(digest("pq2").starts_with("5000\t"), "{}", digest("pq2"));
+    // A cut-short file writes nothing.
+    let (status, _, text) = post(
+        port,
+        "/?query=INSERT%20INTO%20pq2%20FORMAT%20Parquet",
+        &[],
+        &parquet[..parquet.len() / 2],
+    );
+    assert!(!status.contains("200"), "{status}");
+    assert!(
+        String::from_utf8_lossy(&text).contains("Parquet"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(digest("pq2").starts_with("5000\t"));
+}
+
 /// Our result bytes against ClickHouse's own for a table of every type we
 /// have (`tests/golden/make.py` made the references with chDB 4.4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,6 +652,7 @@ async fn formats_match_clickhouses_bytes() {
         "CSVWithNames",
         "JSONEachRow",
         "JSONCompact",
+        "Native",
     ] {
         let want = std::fs::read(golden.join(format!("all_types.{format}"))).unwrap();
         let q = format!("SELECT * FROM g ORDER BY u8 FORMAT {format}");

@@ -113,6 +113,56 @@ fn every_input_format_and_values() {
     assert_eq!(out, "{\"id\":4,\"s\":\"e,f\"}\n");
 }
 
+/// The binary formats from the command line: what `SELECT ... FORMAT X`
+/// prints, `INSERT ... FORMAT X` reads back from stdin to the same rows.
+#[test]
+fn binary_formats_round_trip_through_stdout_and_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE t (id UInt32, s LowCardinality(String), n Nullable(Float64), a Array(String), d DateTime) ENGINE = MergeTree ORDER BY id",
+    );
+    ok(
+        d.path(),
+        "INSERT INTO t SELECT number, toString(number % 3), if(number % 4 = 0, NULL, number / 8), [toString(number)], toDateTime('2026-12-02 00:00:00') + number FROM numbers(3000)",
+    );
+    let digest = |table: &str| {
+        ok(
+            d.path(),
+            &format!("SELECT count(), sum(id), uniqExact(s), round(sum(n), 3), countIf(n IS NULL), sum(length(a)), max(d) FROM {table} FORMAT TSV"),
+        )
+    };
+    let want = digest("t");
+    for format in [
+        "Parquet",
+        "Native",
+        "RowBinaryWithNamesAndTypes",
+        "ArrowStream",
+    ] {
+        let out = local(d.path(), &format!("SELECT * FROM t FORMAT {format}"), None);
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copy = format!("t_{}", format.to_lowercase());
+        ok(d.path(), &format!("CREATE TABLE {copy} AS t"));
+        let o = local(
+            d.path(),
+            &format!("INSERT INTO {copy} FORMAT {format}"),
+            Some(&out.stdout),
+        );
+        assert!(
+            o.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(digest(&copy), want, "{format}");
+    }
+    let e = err(d.path(), "SELECT 1 FORMAT Parket", None);
+    assert!(e.contains("Code: 73"), "{e}");
+}
+
 /// Columns an INSERT leaves out get their type's default, arrays of
 /// non-Nullable elements too (pandas' `insert_df` of some columns).
 #[test]

@@ -17,9 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use qh_query::{Engine, Input};
-use qh_types::formats::{OutputFormat, Writer};
-use qh_types::native::NativeWriter;
-use qh_types::row_binary::{RowBinaryHeader, RowBinaryWriter};
+use qh_types::encode::{EncodeError, ResultEncoder};
 use qh_types::ErrorCode;
 use tokio::sync::mpsc;
 use tracing::{info_span, Instrument};
@@ -48,6 +46,16 @@ const RESERVED: &[&str] = &[
     "client_protocol_version",
     "session_timeout",
     "session_check",
+    "close_session",
+    // HTTP-only parameters of ClickHouse's handler, not settings.
+    "compress",
+    "decompress",
+    "buffer_size",
+    "wait_end_of_query",
+    "quota_key",
+    "stacktrace",
+    "with_stacktrace",
+    "role",
 ];
 
 pub fn router(state: HttpState) -> Router {
@@ -119,7 +127,10 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
         | ErrorCode::TOO_BIG_AST => StatusCode::BAD_REQUEST,
         ErrorCode::READONLY => StatusCode::FORBIDDEN,
         ErrorCode::QUERY_IS_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::UNKNOWN_TABLE | ErrorCode::UNKNOWN_DATABASE => StatusCode::NOT_FOUND,
+        ErrorCode::UNKNOWN_TABLE | ErrorCode::UNKNOWN_DATABASE | ErrorCode::UNKNOWN_SETTING => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::NOT_IMPLEMENTED => StatusCode::NOT_IMPLEMENTED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let mut r = (
@@ -236,80 +247,28 @@ async fn query_post(
     compressed(&headers, &params, response).await
 }
 
-/// How a result set is encoded.
-enum Output {
-    Text(Writer),
-    Native(NativeWriter),
-    RowBinary(RowBinaryWriter),
-    /// Arrow IPC: the file format (`Arrow`, what `query_arrow` reads) or
-    /// the stream format (`ArrowStream`).
-    Arrow {
-        file: bool,
-    },
-}
-
-impl Output {
-    fn new(
-        name: Option<&str>,
-        schema: &datafusion::arrow::datatypes::SchemaRef,
-    ) -> Result<Output, (ErrorCode, String)> {
-        if let Some(header) = name.and_then(RowBinaryHeader::of_format) {
-            return RowBinaryWriter::new(schema, header)
-                .map(Output::RowBinary)
-                .map_err(|e| (ErrorCode::ILLEGAL_COLUMN, e.to_string()));
-        }
-        match name {
-            Some("Native") => NativeWriter::new(schema)
-                .map(Output::Native)
-                .map_err(|e| (ErrorCode::ILLEGAL_COLUMN, e.to_string())),
-            Some("Arrow") => Ok(Output::Arrow { file: true }),
-            Some("ArrowStream") => Ok(Output::Arrow { file: false }),
-            None => Ok(Output::Text(Writer::new(
-                OutputFormat::TabSeparated,
-                schema.clone(),
-            ))),
-            Some(n) => match OutputFormat::parse(n) {
-                Some(f) => Ok(Output::Text(Writer::new(f, schema.clone()))),
-                None => Err((
-                    ErrorCode::UNKNOWN_FORMAT,
-                    format!("Unknown output format {n}"),
-                )),
-            },
-        }
+/// A whole result in the format `name`: its bytes, the format's name and
+/// the content type.
+fn encode(
+    res: &qh_query::QueryResult,
+    name: Option<&str>,
+    elapsed_seconds: f64,
+) -> Result<(Vec<u8>, String, &'static str), EncodeError> {
+    let mut e = ResultEncoder::new(name, &res.schema, res.format_options)?;
+    let mut out = Vec::new();
+    for b in &res.batches {
+        out.extend(e.write_batch(b)?);
     }
-
-    fn content_type(&self) -> &'static str {
-        match self {
-            Output::Native(_) | Output::RowBinary(_) | Output::Arrow { .. } => {
-                "application/octet-stream"
-            }
-            Output::Text(_) => "text/plain; charset=UTF-8",
-        }
+    if let Some(t) = &res.totals {
+        out.extend(e.write_totals(t));
     }
-}
-
-/// A result as one Arrow IPC file or stream.
-fn arrow_ipc(
-    schema: &datafusion::arrow::datatypes::SchemaRef,
-    batches: &[datafusion::arrow::array::RecordBatch],
-    file: bool,
-) -> Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
-    use datafusion::arrow::ipc::writer::{FileWriter, StreamWriter};
-    let mut buf = Vec::new();
-    if file {
-        let mut w = FileWriter::try_new(&mut buf, schema)?;
-        for b in batches {
-            w.write(b)?;
-        }
-        w.finish()?;
-    } else {
-        let mut w = StreamWriter::try_new(&mut buf, schema)?;
-        for b in batches {
-            w.write(b)?;
-        }
-        w.finish()?;
-    }
-    Ok(buf)
+    e.set_statistics(
+        elapsed_seconds,
+        res.summary.read_rows,
+        res.summary.read_bytes,
+    );
+    out.extend(e.finish()?);
+    Ok((out, e.format_name().to_string(), e.content_type()))
 }
 
 /// Sessions (`session_id`) live this long without use unless the request
@@ -416,53 +375,13 @@ async fn statements(
             continue;
         }
         let name = res.format.clone().or_else(|| default_format.clone());
-        let mut out = match Output::new(name.as_deref(), &res.schema) {
-            Ok(o) => o,
-            Err((code, why)) => return error_response(code, &why),
-        };
-        format_header = Some(name.unwrap_or_else(|| "TabSeparated".to_string()));
-        content_type = out.content_type();
-        match &mut out {
-            Output::Text(w) => {
-                for b in &res.batches {
-                    body.extend_from_slice(w.write_batch(b).as_bytes());
-                }
-                if let Some(t) = &res.totals {
-                    body.extend_from_slice(w.write_totals(t).as_bytes());
-                }
-                w.set_statistics(
-                    started.elapsed().as_secs_f64(),
-                    res.summary.read_rows,
-                    res.summary.read_bytes,
-                );
-                body.extend_from_slice(w.finish().as_bytes());
+        match encode(&res, name.as_deref(), started.elapsed().as_secs_f64()) {
+            Ok((bytes, format, ct)) => {
+                body.extend_from_slice(&bytes);
+                format_header = Some(format);
+                content_type = ct;
             }
-            Output::Arrow { file } => match arrow_ipc(&res.schema, &res.batches, *file) {
-                Ok(bytes) => body.extend_from_slice(&bytes),
-                Err(e) => return error_response(ErrorCode::LOGICAL_ERROR, &e.to_string()),
-            },
-            Output::RowBinary(w) => {
-                body.extend_from_slice(&w.header());
-                for b in &res.batches {
-                    match w.write_batch(b) {
-                        Ok(rows) => body.extend_from_slice(&rows),
-                        Err(e) => return error_response(ErrorCode::ILLEGAL_COLUMN, &e.to_string()),
-                    }
-                }
-            }
-            Output::Native(w) => {
-                let mut wrote = false;
-                for b in res.batches.iter().filter(|b| b.num_rows() > 0) {
-                    match w.write_block(b) {
-                        Ok(block) => body.extend_from_slice(&block),
-                        Err(e) => return error_response(ErrorCode::ILLEGAL_COLUMN, &e.to_string()),
-                    }
-                    wrote = true;
-                }
-                if !wrote {
-                    body.extend_from_slice(&w.header_block());
-                }
-            }
+            Err(e) => return error_response(e.code(), &e.to_string()),
         }
     }
     let mut r = body.into_response();
@@ -486,6 +405,15 @@ async fn statements(
         "{{\"read_rows\":\"{read_rows}\",\"read_bytes\":\"{read_bytes}\",\"written_rows\":\"{written_rows}\",\"total_rows_to_read\":\"{read_rows}\"}}"
     );
     if let Ok(v) = HeaderValue::from_str(&summary) {
+        // Results are computed whole before the response starts, so the
+        // progress ClickHouse would send while running arrives once, final.
+        if session
+            .settings()
+            .get_bool("send_progress_in_http_headers", false)
+            .unwrap_or(false)
+        {
+            h.insert("X-ClickHouse-Progress", v.clone());
+        }
         h.insert("X-ClickHouse-Summary", v);
     }
     r

@@ -236,6 +236,7 @@ impl QueryService for QueryServiceImpl {
                     elapsed_micros: s.elapsed.as_micros() as u64,
                     format: res.format.clone().unwrap_or_default(),
                     has_result_set: res.has_result_set(),
+                    format_settings: res.format_options.changed().into_iter().collect(),
                 };
                 if out_tx
                     .send(Ok(QueryResponse {

@@ -23,6 +23,11 @@ pub type KeysFactory = Arc<dyn Fn(&TableMeta) -> Result<Arc<dyn KeyEvaluator>> +
 
 type Tables = BTreeMap<String, BTreeMap<String, Arc<MergeTreeTable>>>;
 
+/// Where sessions keep their temporary tables (ClickHouse's name). Hidden
+/// from [`Catalog::databases`], emptied at open: a temporary table never
+/// outlives its session, let alone the process.
+pub const TEMPORARY_DATABASE: &str = "_temporary_and_external_tables";
+
 pub struct Catalog {
     root: PathBuf,
     dbs: RwLock<Tables>,
@@ -42,6 +47,11 @@ impl Catalog {
     /// `default` database always exists.
     pub fn open(root: &Path, make_keys: KeysFactory) -> Result<Catalog> {
         fs::create_dir_all(root.join("default")).map_err(|e| StorageError::io(root, e))?;
+        let temporary = root.join(TEMPORARY_DATABASE);
+        if temporary.exists() {
+            fs::remove_dir_all(&temporary).map_err(|e| StorageError::io(&temporary, e))?;
+        }
+        fs::create_dir_all(&temporary).map_err(|e| StorageError::io(&temporary, e))?;
         let mut dbs = Tables::new();
         for entry in fs::read_dir(root).map_err(|e| StorageError::io(root, e))? {
             let entry = entry.map_err(|e| StorageError::io(root, e))?;
@@ -82,8 +92,14 @@ impl Catalog {
         (self.make_keys)(meta)
     }
 
+    /// The databases a user sees (not the sessions' temporary tables).
     pub fn databases(&self) -> Vec<String> {
-        self.dbs.read().keys().cloned().collect()
+        self.dbs
+            .read()
+            .keys()
+            .filter(|d| *d != TEMPORARY_DATABASE)
+            .cloned()
+            .collect()
     }
 
     pub fn has_database(&self, db: &str) -> bool {

@@ -22,7 +22,7 @@ pub mod meta;
 pub mod part;
 pub mod table;
 
-pub use catalog::{BackgroundMerges, Catalog, KeysFactory};
+pub use catalog::{BackgroundMerges, Catalog, KeysFactory, TEMPORARY_DATABASE};
 pub use error::{Result, StorageError};
 pub use keys::KeyEvaluator;
 pub use meta::{ColumnDef, EngineKind, ReplicationParams, TableMeta};

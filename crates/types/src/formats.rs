@@ -56,9 +56,57 @@ impl OutputFormat {
     }
 }
 
+/// The output settings the formats honour (ClickHouse's
+/// `output_format_*`), read once from a statement's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatOptions {
+    /// `output_format_json_quote_64bit_integers`: (U)Int64 as JSON strings.
+    pub json_quote_64bit_integers: bool,
+    /// `output_format_json_escape_forward_slashes`: `/` as `\/`.
+    pub json_escape_forward_slashes: bool,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        FormatOptions {
+            json_quote_64bit_integers: false,
+            json_escape_forward_slashes: true,
+        }
+    }
+}
+
+impl FormatOptions {
+    pub fn from_settings(s: &crate::Settings) -> Result<FormatOptions, String> {
+        Ok(FormatOptions {
+            json_quote_64bit_integers: s
+                .get_bool("output_format_json_quote_64bit_integers", false)?,
+            json_escape_forward_slashes: s
+                .get_bool("output_format_json_escape_forward_slashes", true)?,
+        })
+    }
+
+    /// The settings that differ from the defaults, to send with a result
+    /// that is formatted elsewhere (the gRPC client).
+    pub fn changed(&self) -> Vec<(String, String)> {
+        let d = FormatOptions::default();
+        let mut out = Vec::new();
+        if self.json_quote_64bit_integers != d.json_quote_64bit_integers {
+            out.push(("output_format_json_quote_64bit_integers".into(), "1".into()));
+        }
+        if self.json_escape_forward_slashes != d.json_escape_forward_slashes {
+            out.push((
+                "output_format_json_escape_forward_slashes".into(),
+                "0".into(),
+            ));
+        }
+        out
+    }
+}
+
 /// Renders batches incrementally; `header` is emitted before the first rows.
 pub struct Writer {
     format: OutputFormat,
+    opts: FormatOptions,
     schema: SchemaRef,
     /// Per column: a Boolean that is not a `Bool` column prints as 1/0, like
     /// ClickHouse's UInt8 results of comparisons.
@@ -78,8 +126,13 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(format: OutputFormat, schema: SchemaRef) -> Writer {
+        Writer::with_options(format, schema, FormatOptions::default())
+    }
+
+    pub fn with_options(format: OutputFormat, schema: SchemaRef, opts: FormatOptions) -> Writer {
         Writer {
             format,
+            opts,
             bool_as_number: schema
                 .fields()
                 .iter()
@@ -159,14 +212,14 @@ impl Writer {
                         if j > 0 {
                             out.push(',');
                         }
-                        json_string(&mut out, f.name());
+                        json_string(&mut out, f.name(), &self.opts);
                         out.push(':');
-                        json_value(&mut out, c.as_ref(), row);
+                        json_value(&mut out, c.as_ref(), row, &self.opts);
                     }
                     out.push_str("}\n");
                 }
                 OutputFormat::JsonCompactEachRow => {
-                    out.push_str(&json_array(cols, row));
+                    out.push_str(&json_array(cols, row, &self.opts));
                     out.push('\n');
                 }
                 OutputFormat::Json | OutputFormat::JsonCompact => {
@@ -175,10 +228,10 @@ impl Writer {
                     }
                     self.rows += 1;
                     if self.format == OutputFormat::Json {
-                        out.push_str(&json_object(cols, &self.schema, row));
+                        out.push_str(&json_object(cols, &self.schema, row, &self.opts));
                     } else {
                         out.push_str("\t\t");
-                        out.push_str(&json_array(cols, row));
+                        out.push_str(&json_array(cols, row, &self.opts));
                     }
                 }
                 OutputFormat::Pretty => {
@@ -239,13 +292,13 @@ impl Writer {
     pub fn write_totals(&mut self, totals: &RecordBatch) -> String {
         if self.format == OutputFormat::Json {
             if totals.num_rows() > 0 {
-                self.json_totals = Some(json_object(totals.columns(), &self.schema, 0));
+                self.json_totals = Some(json_object(totals.columns(), &self.schema, 0, &self.opts));
             }
             return String::new();
         }
         if self.format == OutputFormat::JsonCompact {
             if totals.num_rows() > 0 {
-                self.json_totals = Some(json_array(totals.columns(), 0));
+                self.json_totals = Some(json_array(totals.columns(), 0, &self.opts));
             }
             return String::new();
         }
@@ -342,9 +395,9 @@ impl Writer {
                         out.push_str(",\n");
                     }
                     out.push_str("\t\t{\n\t\t\t\"name\": ");
-                    json_string(out, f.name());
+                    json_string(out, f.name(), &self.opts);
                     out.push_str(",\n\t\t\t\"type\": ");
-                    json_string(out, &type_name(f));
+                    json_string(out, &type_name(f), &self.opts);
                     out.push_str("\n\t\t}");
                 }
                 out.push_str("\n\t],\n\n\t\"data\":\n\t[\n");
@@ -460,10 +513,11 @@ fn csv_value(out: &mut String, a: &dyn Array, i: usize) {
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
+fn json_string(out: &mut String, s: &str, opts: &FormatOptions) {
     out.push('"');
     for c in s.chars() {
         match c {
+            '/' if opts.json_escape_forward_slashes => out.push_str("\\/"),
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
@@ -479,35 +533,40 @@ fn json_string(out: &mut String, s: &str) {
 }
 
 /// Row `row` as a JSON format object (`\t\t{ "name": value, ... }`).
-fn json_object(cols: &[arrow::array::ArrayRef], schema: &SchemaRef, row: usize) -> String {
+fn json_object(
+    cols: &[arrow::array::ArrayRef],
+    schema: &SchemaRef,
+    row: usize,
+    opts: &FormatOptions,
+) -> String {
     let mut out = String::from("\t\t{\n");
     for (j, (c, f)) in cols.iter().zip(schema.fields()).enumerate() {
         if j > 0 {
             out.push_str(",\n");
         }
         out.push_str("\t\t\t");
-        json_string(&mut out, f.name());
+        json_string(&mut out, f.name(), opts);
         out.push_str(": ");
-        json_value(&mut out, c.as_ref(), row);
+        json_value(&mut out, c.as_ref(), row, opts);
     }
     out.push_str("\n\t\t}");
     out
 }
 
 /// `[v1, v2, ...]`: a row of JSONCompact and JSONCompactEachRow.
-fn json_array(cols: &[arrow::array::ArrayRef], row: usize) -> String {
+fn json_array(cols: &[arrow::array::ArrayRef], row: usize, opts: &FormatOptions) -> String {
     let mut out = String::from("[");
     for (j, c) in cols.iter().enumerate() {
         if j > 0 {
             out.push_str(", ");
         }
-        json_value(&mut out, c.as_ref(), row);
+        json_value(&mut out, c.as_ref(), row, opts);
     }
     out.push(']');
     out
 }
 
-fn json_value(out: &mut String, a: &dyn Array, i: usize) {
+fn json_value(out: &mut String, a: &dyn Array, i: usize, opts: &FormatOptions) {
     if crate::text::null_at(a, i) {
         out.push_str("null");
         return;
@@ -531,6 +590,11 @@ fn json_value(out: &mut String, a: &dyn Array, i: usize) {
                 out.push_str(&s);
             }
         }
+        DataType::Int64 | DataType::UInt64 if opts.json_quote_64bit_integers => {
+            out.push('"');
+            write_value(out, a, i, false);
+            out.push('"');
+        }
         dt if dt.is_integer() => write_value(out, a, i, false),
         DataType::List(_) => {
             let l = a.as_list::<i32>().value(i);
@@ -539,14 +603,14 @@ fn json_value(out: &mut String, a: &dyn Array, i: usize) {
                 if j > 0 {
                     out.push(',');
                 }
-                json_value(out, l.as_ref(), j);
+                json_value(out, l.as_ref(), j, opts);
             }
             out.push(']');
         }
         _ => {
             let mut s = String::new();
             write_value(&mut s, a, i, false);
-            json_string(out, &s);
+            json_string(out, &s, opts);
         }
     }
 }

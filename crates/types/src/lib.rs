@@ -9,6 +9,7 @@
 //! **Architecture Invariant:** numbers in [`ErrorCode`] are ClickHouse's, so a
 //! user's error handling written for ClickHouse keeps working.
 
+pub mod encode;
 pub mod error_codes;
 pub mod formats;
 pub mod native;

@@ -6,8 +6,9 @@
 //! fixed-width little-endian numbers; `String` as VarUInt length + bytes;
 //! `Nullable(T)` as one byte per row (1 = NULL) followed by T's values for
 //! every row; `Array(T)` as cumulative UInt64 end offsets followed by the
-//! flattened elements; `LowCardinality(T)` (read only: we send plain T) as
-//! a dictionary and keys. Dates are UInt16 days, DateTime UInt32 seconds,
+//! flattened elements; `LowCardinality(T)` as a dictionary (the type's
+//! default first, after a NULL placeholder when T is Nullable) and keys,
+//! after a version prefix written before any of the column's data. Dates are UInt16 days, DateTime UInt32 seconds,
 //! DateTime64(p) Int64 ticks of 10^-p s, Decimal(P, S) a signed integer of
 //! 4, 8 or 16 bytes by P. No BlockInfo header: that belongs to the TCP
 //! protocol's client revisions, which HTTP clients that do not ask for it
@@ -48,9 +49,9 @@ pub enum NativeError {
 
 type Result<T> = std::result::Result<T, NativeError>;
 
-/// The ClickHouse type a result column is sent as: its declared type, or
-/// the best name for its Arrow type (Nullable when the column may hold
-/// NULLs). LowCardinality is sent as its values' type.
+/// The ClickHouse type of a column's values: its declared type without
+/// LowCardinality, or the best name for its Arrow type (Nullable when the
+/// column may hold NULLs). What RowBinary rows hold.
 pub fn column_type(f: &Field) -> Option<ChType> {
     declared_type(f).map(strip_low_cardinality)
 }
@@ -108,7 +109,8 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Writes result batches as Native blocks, with the types fixed by the
-/// schema so every block agrees with the first.
+/// schema so every block agrees with the first (LowCardinality columns as
+/// dictionaries, as ClickHouse sends them).
 pub struct NativeWriter {
     types: Vec<ChType>,
     names: Vec<String>,
@@ -118,7 +120,7 @@ impl NativeWriter {
     pub fn new(schema: &Schema) -> Result<NativeWriter> {
         let mut types = Vec::with_capacity(schema.fields().len());
         for f in schema.fields() {
-            types.push(column_type(f).ok_or_else(|| NativeError::Unsupported {
+            types.push(declared_type(f).ok_or_else(|| NativeError::Unsupported {
                 column: f.name().clone(),
                 ty: f.data_type().to_string(),
             })?);
@@ -138,6 +140,7 @@ impl NativeWriter {
             string(&mut out, name.as_bytes());
             string(&mut out, ty.to_string().as_bytes());
             if batch.num_rows() > 0 {
+                write_prefix(&mut out, ty);
                 write_column(&mut out, ty, col, name)?;
             }
         }
@@ -305,11 +308,98 @@ pub(crate) fn write_values(
             let values = a.values().slice(base as usize, (end - base) as usize);
             write_column(out, inner, &values, name)
         }
-        // Sent as its values' type (column_type strips it anyway).
-        ChType::LowCardinality(inner) => write_values(out, inner, col, name),
+        ChType::LowCardinality(inner) => low_cardinality(out, inner, col, name),
         // An Array's Nullable elements: null map, then values.
         ChType::Nullable(_) => write_column(out, ty, col, name),
     }
+}
+
+/// ClickHouse's LowCardinality serialization version (shared dictionaries
+/// with additional keys), written once per column before its data.
+const LOW_CARDINALITY_VERSION: u64 = 1;
+/// Index-type flags: this block carries its own keys ("additional keys")
+/// and replaces any dictionary before it.
+const HAS_ADDITIONAL_KEYS: u64 = 1 << 9;
+const NEED_UPDATE_DICTIONARY: u64 = 1 << 10;
+
+/// The state prefixes of a column's type, before its data: one per
+/// LowCardinality inside it.
+fn write_prefix(out: &mut Vec<u8>, ty: &ChType) {
+    match ty {
+        ChType::LowCardinality(_) => out.extend_from_slice(&LOW_CARDINALITY_VERSION.to_le_bytes()),
+        ChType::Array(inner) | ChType::Nullable(inner) => write_prefix(out, inner),
+        _ => {}
+    }
+}
+
+/// A LowCardinality block: flags with the index width, the dictionary (a
+/// NULL placeholder if `inner` is Nullable, the type's default, then the
+/// other values in order of first appearance, as ClickHouse's dictionary
+/// holds them), then one index per row.
+fn low_cardinality(out: &mut Vec<u8>, inner: &ChType, col: &ArrayRef, name: &str) -> Result<()> {
+    let (nullable, base) = match inner {
+        ChType::Nullable(b) => (true, b.as_ref()),
+        b => (false, b),
+    };
+    let value_type = base.to_arrow();
+    let col = cast(col, &value_type)?;
+    let dict = cast(
+        &col,
+        &DataType::Dictionary(Box::new(DataType::UInt32), Box::new(value_type.clone())),
+    )?;
+    let dict = dict
+        .as_dictionary_opt::<arrow::datatypes::UInt32Type>()
+        .ok_or_else(|| unsupported(name, &col))?;
+    let values = dict.values();
+    let default = match value_type {
+        DataType::Utf8 => Arc::new(arrow::array::StringArray::from(vec![""])) as ArrayRef,
+        ref t => cast(
+            &(Arc::new(arrow::array::Int64Array::from(vec![0])) as ArrayRef),
+            t,
+        )?,
+    };
+    let is_default =
+        arrow::compute::kernels::cmp::eq(values, &arrow::array::Scalar::new(&default))?;
+    let reserved: u64 = if nullable { 2 } else { 1 };
+    let default_index = reserved - 1;
+    // Dictionary position -> index in ClickHouse's dictionary.
+    let mut remap = Vec::with_capacity(values.len());
+    let mut next = reserved;
+    for j in 0..values.len() {
+        if is_default.value(j) {
+            remap.push(default_index);
+        } else {
+            remap.push(next);
+            next += 1;
+        }
+    }
+    let others = arrow::compute::filter(values, &arrow::compute::not(&is_default)?)?;
+    let prefix = if nullable {
+        arrow::compute::concat(&[default.as_ref(), default.as_ref()])?
+    } else {
+        Arc::clone(&default)
+    };
+    let keys = arrow::compute::concat(&[prefix.as_ref(), others.as_ref()])?;
+    let (width, kind) = match next {
+        0..=0x100 => (1, 0u64),
+        0x101..=0x1_0000 => (2, 1),
+        0x1_0001..=0xffff_ffff => (4, 2),
+        _ => (8, 3),
+    };
+    out.extend_from_slice(&(kind | HAS_ADDITIONAL_KEYS | NEED_UPDATE_DICTIONARY).to_le_bytes());
+    out.extend_from_slice(&next.to_le_bytes());
+    write_values(out, base, &keys, name)?;
+    out.extend_from_slice(&(dict.len() as u64).to_le_bytes());
+    for (i, k) in dict.keys().iter().enumerate() {
+        let index = match k {
+            Some(k) if !(nullable && col.is_null(i)) => remap[k as usize],
+            // NULL: the placeholder; a NULL in a non-Nullable column: the default.
+            _ if nullable => 0,
+            _ => default_index,
+        };
+        out.extend_from_slice(&index.to_le_bytes()[..width]);
+    }
+    Ok(())
 }
 
 fn bools(out: &mut Vec<u8>, col: &ArrayRef, name: &str) -> Result<()> {
@@ -684,6 +774,51 @@ mod tests {
         let header = w.header_block();
         let mut r = NativeReader::new(&header[..]);
         assert_eq!(r.next_block().unwrap().unwrap().num_columns(), 7);
+    }
+
+    #[test]
+    fn low_cardinality_written_as_clickhouse_writes_it() {
+        // chDB 4.4's bytes for the same columns (`... FORMAT Native`).
+        let hex = |h: &str| -> Vec<u8> {
+            h.split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+                .collect()
+        };
+        let field = |t: &str| {
+            Field::new("lc", DataType::Utf8, true).with_metadata(
+                [(CH_TYPE_KEY.to_string(), t.to_string())]
+                    .into_iter()
+                    .collect(),
+            )
+        };
+        for (ty, values, want) in [
+            (
+                "LowCardinality(String)",
+                vec![Some("b"), Some("a"), Some("b"), Some("c")],
+                "01 04 02 6c 63 16 4c 6f 77 43 61 72 64 69 6e 61 6c 69 74 79 28 53 74 72 69 6e 67 29 01 00 00 00 00 00 00 00 00 06 00 00 00 00 00 00 04 00 00 00 00 00 00 00 00 01 62 01 61 01 63 04 00 00 00 00 00 00 00 01 02 01 03",
+            ),
+            (
+                "LowCardinality(Nullable(String))",
+                vec![Some("b"), None, Some("b"), Some("")],
+                "01 04 02 6c 63 20 4c 6f 77 43 61 72 64 69 6e 61 6c 69 74 79 28 4e 75 6c 6c 61 62 6c 65 28 53 74 72 69 6e 67 29 29 01 00 00 00 00 00 00 00 00 06 00 00 00 00 00 00 03 00 00 00 00 00 00 00 00 00 01 62 04 00 00 00 00 00 00 00 02 00 02 01",
+            ),
+        ] {
+            let schema = Arc::new(Schema::new(vec![field(ty)]));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(arrow::array::StringArray::from(values.clone()))],
+            )
+            .unwrap();
+            let bytes = NativeWriter::new(&schema).unwrap().write_block(&batch).unwrap();
+            assert_eq!(bytes, hex(want), "{ty}");
+            let back = NativeReader::new(&bytes[..]).next_block().unwrap().unwrap();
+            let back = plain_column(back.column(0)).unwrap();
+            let back = back.as_string::<i32>();
+            let got: Vec<Option<&str>> = (0..back.len())
+                .map(|i| back.is_valid(i).then(|| back.value(i)))
+                .collect();
+            assert_eq!(got, values, "{ty}");
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Query and session settings (`SETTINGS k = v`, `SET k = v`, `--setting k=v`).
 //!
-//! ClickHouse has thousands of settings; scripts written for it set many we do
-//! not act on, so unknown names are kept rather than refused. The ones we act on
-//! are listed once, in [`SETTING_DEFS`], with ClickHouse's types and defaults.
+//! ClickHouse has about two thousand settings; scripts written for it set many
+//! we do not act on, so a name ClickHouse knows is accepted and kept, and only
+//! a name it does not know is refused (UNKNOWN_SETTING, as ClickHouse does).
+//! The ones we act on are listed once, in [`SETTING_DEFS`], with ClickHouse's
+//! types and defaults. A few that would change a result if honoured and are
+//! not ([`NOT_HONOURED`]) are refused unless set to their default: an error
+//! instead of a different answer.
 
 use std::collections::BTreeMap;
 
@@ -64,10 +68,102 @@ setting_defs! {
     ("distributed_product_mode", "DistributedProductMode", "deny", "A subquery or join over a Distributed table inside a query over one: deny, global and allow all compute it once over every shard (GLOBAL); local is refused."),
     ("load_balancing", "LoadBalancing", "random", "Which replica of a shard a Distributed query tries first: random, in_order, first_or_random, round_robin, nearest_hostname."),
     ("enable_http_compression", "Bool", "0", "Compress HTTP responses with the first encoding of Accept-Encoding we write (zstd, lz4, gzip, deflate)."),
+    ("final", "Bool", "0", "Read every table of the query as with FINAL (ReplacingMergeTree rows collapsed)."),
+    ("output_format_json_quote_64bit_integers", "Bool", "0", "JSON formats write (U)Int64 values as strings."),
+    ("output_format_json_escape_forward_slashes", "Bool", "1", "JSON formats escape / in strings as \\/."),
+    ("send_progress_in_http_headers", "Bool", "0", "HTTP: an X-ClickHouse-Progress header; sent once, with the final counts, since results are computed before the response starts."),
     ("readonly", "UInt64", "0", "1: reads only; 2: reads and setting changes; 0: everything (READONLY)."),
     ("max_concurrent_queries", "UInt64", "100", "Node-wide, from the config: statements running at once (TOO_MANY_SIMULTANEOUS_QUERIES)."),
     ("max_server_memory_usage", "UInt64", "0", "Node-wide, from the config: bytes all queries may hold (0: the ratio of RAM)."),
     ("max_server_memory_usage_to_ram_ratio", "Double", "0.9", "Node-wide, from the config: share of RAM all queries may hold."),
+}
+
+/// Every setting name ClickHouse knows, aliases included, one per line
+/// (generated from chDB by `data/gen_clickhouse_settings.py`).
+const CLICKHOUSE_SETTINGS: &str = include_str!("../data/clickhouse_settings.txt");
+
+/// ClickHouse settings that change a result and that quorumhouse does not
+/// act on, with the values that mean ClickHouse's default behaviour (what
+/// we do). Any other value is refused rather than silently ignored.
+pub const NOT_HONOURED: &[(&str, &[&str])] = &[
+    ("transform_null_in", &["0"]),
+    ("extremes", &["0"]),
+    ("limit", &["0"]),
+    ("offset", &["0"]),
+    ("aggregate_functions_null_for_empty", &["0"]),
+    ("cast_keep_nullable", &["0"]),
+    ("join_default_strictness", &["ALL", ""]),
+    ("any_join_distinct_right_table_keys", &["0"]),
+    ("prefer_column_name_to_alias", &["0"]),
+    ("totals_mode", &["after_having_exclusive"]),
+    ("empty_result_for_aggregation_by_empty_set", &["0"]),
+    ("data_type_default_nullable", &["0"]),
+    ("do_not_merge_across_partitions_select_final", &["0"]),
+    ("count_distinct_implementation", &["uniqExact"]),
+    ("additional_table_filters", &["", "{}"]),
+    ("additional_result_filter", &[""]),
+    ("session_timezone", &["", "UTC"]),
+    ("date_time_output_format", &["simple"]),
+    ("output_format_decimal_trailing_zeros", &["0"]),
+    ("output_format_json_quote_decimals", &["0"]),
+    ("output_format_json_quote_denormals", &["0"]),
+    ("output_format_json_quote_64bit_floats", &["0"]),
+    ("output_format_csv_crlf_end_of_line", &["0"]),
+    ("output_format_tsv_crlf_end_of_line", &["0"]),
+    ("format_csv_delimiter", &[","]),
+    ("format_csv_null_representation", &["\\N"]),
+    ("format_tsv_null_representation", &["\\N"]),
+];
+
+/// Why a setting is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// Neither ours nor ClickHouse's (UNKNOWN_SETTING).
+    #[error("Setting {0} is neither a builtin setting nor started with the prefix 'custom_' registered for user-defined settings")]
+    Unknown(String),
+    /// A [`NOT_HONOURED`] setting at a value we would not act on.
+    #[error("Setting {name} = {value} is not supported by quorumhouse: it would change the result, and only its default is implemented")]
+    NotHonoured { name: String, value: String },
+}
+
+fn clickhouse_knows(name: &str) -> bool {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            CLICKHOUSE_SETTINGS
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .collect()
+        })
+        .contains(name)
+}
+
+/// Whether `name = value` may be set: ours, or ClickHouse's and not
+/// changing a result we would compute differently, or `custom_*`.
+pub fn check_setting(name: &str, value: &str) -> Result<(), SettingError> {
+    if setting_def(name).is_some() || name.starts_with("custom_") {
+        return Ok(());
+    }
+    if !clickhouse_knows(name) {
+        return Err(SettingError::Unknown(name.to_string()));
+    }
+    match NOT_HONOURED.iter().find(|(n, _)| *n == name) {
+        Some((_, defaults)) if !defaults.iter().any(|d| same_value(d, value)) => {
+            Err(SettingError::NotHonoured {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn same_value(a: &str, b: &str) -> bool {
+    match (parse_bool_or_u64(a), parse_bool_or_u64(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
 }
 
 /// The definition of a setting we act on.
@@ -140,6 +236,11 @@ impl Settings {
         self.get_u64(name, default as u64).map(|v| v != 0)
     }
 
+    /// Every setting here may be set ([`check_setting`]).
+    pub fn check(&self) -> Result<(), SettingError> {
+        self.iter().try_for_each(|(k, v)| check_setting(k, v))
+    }
+
     /// `max_insert_block_size`: rows per part written by one INSERT.
     pub fn max_insert_block_size(&self) -> Result<u64, String> {
         self.uint("max_insert_block_size")
@@ -182,6 +283,36 @@ mod tests {
                     d.default
                 );
             }
+        }
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_and_clickhouses_kept() {
+        assert_eq!(check_setting("insert_quorum", "2"), Ok(()));
+        assert_eq!(check_setting("max_block_size", "1000"), Ok(()));
+        assert_eq!(check_setting("custom_anything", "x"), Ok(()));
+        // An alias ClickHouse lists.
+        assert_eq!(check_setting("insert_distributed_sync", "1"), Ok(()));
+        assert!(matches!(
+            check_setting("insert_qourum", "2"),
+            Err(SettingError::Unknown(n)) if n == "insert_qourum"
+        ));
+        assert_eq!(check_setting("transform_null_in", "0"), Ok(()));
+        assert_eq!(check_setting("transform_null_in", "false"), Ok(()));
+        assert!(matches!(
+            check_setting("transform_null_in", "1"),
+            Err(SettingError::NotHonoured { .. })
+        ));
+        assert_eq!(check_setting("session_timezone", "UTC"), Ok(()));
+        for (name, defaults) in NOT_HONOURED {
+            assert!(clickhouse_knows(name), "{name} is ClickHouse's");
+            assert!(setting_def(name).is_none(), "{name} is honoured");
+            for d in *defaults {
+                assert_eq!(check_setting(name, d), Ok(()));
+            }
+        }
+        for d in SETTING_DEFS {
+            assert_eq!(check_setting(d.name, d.default), Ok(()));
         }
     }
 

@@ -5,8 +5,22 @@ use super::*;
 use crate::statement::CreateTable;
 
 impl Session {
-    pub(super) async fn create_table(&mut self, ct: Box<CreateTable>) -> Result<QueryResult> {
+    pub(super) async fn create_table(&mut self, mut ct: Box<CreateTable>) -> Result<QueryResult> {
         let cat = Arc::clone(&self.engine.catalog);
+        let temporary = match ct.temporary {
+            true => match self.prepare_temporary(&mut ct)? {
+                Some(name) => Some(name),
+                None => return Ok(QueryResult::empty()),
+            },
+            false => {
+                // A permanent table goes to the current database even when a
+                // temporary table of the same name would shadow it.
+                if ct.table.database.is_none() {
+                    ct.table.database = Some(self.database.clone());
+                }
+                None
+            }
+        };
         let (db, _) = self.table_ref(&ct.table);
         if !cat.has_database(&db) {
             return Err(StorageError::UnknownDatabase(db).into());
@@ -101,6 +115,9 @@ impl Session {
             repl.register(&meta).await?;
         }
         let table = cat.create_table(meta, ct.if_not_exists)?;
+        if let Some(name) = temporary {
+            self.add_temporary(name, ct.table.name.clone());
+        }
         if let Some(repl) = &self.engine.replication {
             if repl.replica_of(&table).is_none() {
                 repl.attach(Arc::clone(&table));

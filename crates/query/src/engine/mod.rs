@@ -9,6 +9,7 @@ pub mod on_cluster;
 mod select;
 mod shard;
 mod system;
+mod temporary;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -40,6 +41,7 @@ use qh_storage::{
     BackgroundMerges, Catalog, EngineKind, InsertTxn, KeyEvaluator, MergeTreeTable, StorageError,
     TableMeta,
 };
+use qh_types::formats::FormatOptions;
 use qh_types::{ChType, ErrorCode, Settings};
 use tracing::{debug, info_span, Instrument};
 
@@ -141,6 +143,8 @@ pub struct QueryResult {
     pub totals: Option<RecordBatch>,
     /// `FORMAT x` given in the statement, if any.
     pub format: Option<String>,
+    /// The statement's `output_format_*` settings, for whoever encodes it.
+    pub format_options: FormatOptions,
     pub summary: Summary,
 }
 
@@ -151,6 +155,7 @@ impl QueryResult {
             batches: vec![],
             totals: None,
             format: None,
+            format_options: FormatOptions::default(),
             summary: Summary::default(),
         }
     }
@@ -353,6 +358,8 @@ impl Engine {
             next_query_id: String::new(),
             macro_context: BTreeMap::new(),
             current_query: Default::default(),
+            temporary: BTreeMap::new(),
+            number: temporary::next_session_number(),
         }
     }
 
@@ -383,6 +390,10 @@ pub struct Session {
     macro_context: BTreeMap<String, String>,
     /// The running statement's id and text (shard stages carry them).
     current_query: (String, String),
+    /// Names this session's temporary tables' hidden names (see
+    /// `temporary.rs`), numbered by `number`.
+    temporary: BTreeMap<String, String>,
+    number: u64,
 }
 
 pub(crate) fn result_of(
@@ -402,6 +413,7 @@ pub(crate) fn result_of(
         batches: vec![batch],
         totals: None,
         format,
+        format_options: FormatOptions::default(),
         summary: Summary::default(),
     })
 }
@@ -493,7 +505,10 @@ impl Session {
                 .instrument(span)
                 .await;
         }
-        let stmt = self.parse_checked(sql)?;
+        let (stmt, settings) = self.parse_checked(sql)?;
+        settings.check()?;
+        let format_options =
+            FormatOptions::from_settings(&settings).map_err(QueryError::BadArguments)?;
         let changes_settings = match &stmt {
             Statement::Set(_) => true,
             Statement::Select { settings, .. } => settings.iter().next().is_some(),
@@ -525,27 +540,41 @@ impl Session {
                 .instrument(span)
                 .await;
         }
-        self.dispatch(stmt, input).instrument(span).await
+        let mut res = self.dispatch(stmt, input).instrument(span).await?;
+        res.format_options = format_options;
+        Ok(res)
     }
 
     /// Parses one statement and applies ClickHouse's AST limits
     /// (`max_ast_depth`, `max_ast_elements`) from the session's and the
-    /// statement's settings. Runs on a large stack: the parsed tree of a
-    /// long operator chain is as deep as the chain until the check cuts it.
-    fn parse_checked(&self, sql: &str) -> Result<Statement> {
+    /// statement's settings, which it returns merged. Runs on a large stack:
+    /// the parsed tree of a long operator chain is as deep as the chain
+    /// until the check cuts it.
+    fn parse_checked(&self, sql: &str) -> Result<(Statement, Settings)> {
         on_large_stack(|| {
             let mut stmt = parse_statement(sql)?;
             let settings = match &stmt {
                 Statement::Select { settings, .. } => self.settings.merged_with(settings),
                 Statement::Insert(ins) => self.settings.merged_with(&ins.settings),
+                Statement::Set(s) => self.settings.merged_with(s),
                 _ => self.settings.clone(),
             };
             crate::complexity::check_statement(&mut stmt, AstLimits::parsed(&settings)?)?;
-            Ok(stmt)
+            Ok((stmt, settings))
         })
     }
 
+    /// The database and table `t` names: this session's temporary table
+    /// for an unqualified name it has, else in the current database.
     fn table_ref(&self, t: &TableRef) -> (String, String) {
+        if t.database.is_none() {
+            if let Some(hidden) = self.temporary_table(&t.name) {
+                return (
+                    qh_storage::TEMPORARY_DATABASE.to_string(),
+                    hidden.to_string(),
+                );
+            }
+        }
         (
             t.database.clone().unwrap_or_else(|| self.database.clone()),
             t.name.clone(),
@@ -594,6 +623,7 @@ impl Session {
                     batches,
                     totals: None,
                     format,
+                    format_options: FormatOptions::default(),
                     summary,
                 })
             }
@@ -621,6 +651,7 @@ impl Session {
                     batches,
                     totals,
                     format,
+                    format_options: FormatOptions::default(),
                     summary,
                 })
             }
@@ -652,6 +683,9 @@ impl Session {
                     repl.drop_replica(&t).await?;
                 }
                 cat.drop_table(&db, &name, if_exists)?;
+                if db == qh_storage::TEMPORARY_DATABASE {
+                    self.forget_temporary(&name);
+                }
                 Ok(QueryResult::empty())
             }
             Statement::Truncate { table, if_exists } => {

@@ -66,11 +66,12 @@ impl Session {
     pub(super) async fn plan_and_run(
         &self,
         mut query: Query,
-        final_tables: std::collections::HashSet<String>,
+        mut final_tables: std::collections::HashSet<String>,
         settings: &Settings,
         run: Run,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
         let query = on_large_stack(|| {
+            self.qualify_temporary(&mut query, &mut final_tables);
             crate::rewrite::rewrite_query(&mut query);
             crate::complexity::check_query(&mut query, AstLimits::expanded(settings)?)?;
             Ok::<_, QueryError>(query)
@@ -93,6 +94,7 @@ impl Session {
             query_id: self.current_query.0.clone(),
             query: self.current_query.1.clone(),
             database: self.database.clone(),
+            temporary: self.temporary_hidden_names(),
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog(

@@ -173,6 +173,8 @@ pub struct CreateTable {
     pub as_table: Option<TableRef>,
     /// Whether ENGINE was written (`AS other` copies it when not).
     pub engine_given: bool,
+    /// `CREATE TEMPORARY TABLE`: the session's own table.
+    pub temporary: bool,
 }
 
 #[derive(Debug, Clone)]

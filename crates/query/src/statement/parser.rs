@@ -505,8 +505,8 @@ impl<'a> StmtParser<'a> {
     pub(super) fn create(&mut self) -> Result<Statement> {
         self.parser.next_token();
         self.eat_seq(&["OR", "REPLACE"]);
-        // A temporary table without ENGINE is a Memory table, as in ClickHouse
-        // (it lives as long as the table, not the session, here).
+        // A temporary table without ENGINE is a Memory table, as in ClickHouse;
+        // it lives as long as the session.
         let temporary = self.eat("TEMPORARY");
         if self.eat("DATABASE") {
             let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
@@ -577,6 +577,7 @@ impl<'a> StmtParser<'a> {
             as_select: None,
             as_table: None,
             engine_given: false,
+            temporary,
         };
         loop {
             if self.eat("ENGINE") {

@@ -18,6 +18,7 @@ use clap::{Args, Subcommand};
 use qh_query::{Engine, EngineOptions, Input};
 use serde::Serialize;
 
+mod clients;
 mod coordinator;
 mod distributed;
 mod quorum;
@@ -43,6 +44,8 @@ enum BenchCmd {
     Quorum(quorum::QuorumArgs),
     /// Queries through a Distributed table (3×1) next to one node's table.
     Distributed(distributed::DistributedArgs),
+    /// clickhouse-connect over HTTP next to the Rust client's Arrow path.
+    Clients(clients::ClientsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +124,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         BenchCmd::Replication(r) => rt.block_on(replication::replication(r)),
         BenchCmd::Quorum(q) => rt.block_on(quorum::quorum(q)),
         BenchCmd::Distributed(d) => rt.block_on(distributed::distributed(d)),
+        BenchCmd::Clients(c) => rt.block_on(clients::clients(c)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ from chdb import session
 
 HERE = Path(__file__).parent
 FORMATS = ["RowBinaryWithNamesAndTypes", "TSVWithNamesAndTypes", "CSVWithNames",
-           "JSONEachRow", "JSONCompact"]
+           "JSONEachRow", "JSONCompact", "Native"]
 
 s = session.Session()
 for stmt in (HERE / "all_types.sql").read_text().split(";\n"):
