@@ -8,7 +8,7 @@ use qh_storage::{ColumnDef, EngineKind, TableMeta};
 
 use crate::error::{QueryError, Result};
 use crate::keys::referenced_columns;
-use crate::statement::{ColumnSpec, CreateTable};
+use crate::statement::{expr_sql, ColumnSpec, CreateTable};
 
 fn ident_name(e: &Expr) -> Option<String> {
     match e {
@@ -141,13 +141,9 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
             ))
         }
     };
-    let order_by: Vec<String> = order_by
-        .unwrap_or_default()
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let order_by: Vec<String> = order_by.unwrap_or_default().iter().map(expr_sql).collect();
     let primary_key: Vec<String> = match &ct.primary_key {
-        Some(pk) => pk.iter().map(|e| e.to_string()).collect(),
+        Some(pk) => pk.iter().map(expr_sql).collect(),
         None => order_by.clone(),
     };
     let order_by = if order_by.is_empty() {
@@ -165,7 +161,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
     let mut key_exprs: Vec<String> = primary_key.clone();
     key_exprs.extend(order_by.iter().cloned());
     if let Some(p) = &partition_by {
-        key_exprs.push(p.to_string());
+        key_exprs.push(expr_sql(p));
     }
     for k in &key_exprs {
         let e = crate::statement::parse_expr(k)?;
@@ -189,13 +185,13 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
             .map(|c| ColumnDef {
                 name: c.name.clone(),
                 ty: c.ty.clone(),
-                default: c.default.as_ref().map(|d| d.to_string()),
+                default: c.default.as_ref().map(expr_sql),
             })
             .collect(),
         engine,
         order_by,
         primary_key,
-        partition_by: partition_by.map(|p| p.to_string()),
+        partition_by: partition_by.as_ref().map(expr_sql),
         index_columns,
         settings,
         schema_version: 1,
@@ -233,7 +229,7 @@ fn distributed_engine(args: &[Expr], database: &str) -> Result<EngineKind> {
         cluster: name(&args[0], "the cluster")?,
         database: name(&args[1], "the remote database")?,
         table: name(&args[2], "the remote table")?,
-        sharding_key: args.get(3).map(|e| e.to_string()),
+        sharding_key: args.get(3).map(expr_sql),
     })
 }
 

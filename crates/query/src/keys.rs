@@ -1,7 +1,7 @@
 //! Compiles a table's key and DEFAULT expressions (SQL text) into DataFusion
 //! physical expressions that storage can evaluate.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
-use qh_storage::{KeyEvaluator, StorageError, TableMeta};
+use qh_storage::{ColumnDefaults, ComputedDefault, KeyEvaluator, StorageError, TableMeta};
 
 use crate::error::{QueryError, Result};
 use crate::rewrite::rewrite_standalone_expr;
@@ -61,7 +61,39 @@ pub fn referenced_columns(e: &Expr) -> BTreeSet<String> {
 pub struct CompiledKeys {
     sort: Vec<Arc<dyn PhysicalExpr>>,
     partition: Option<Arc<dyn PhysicalExpr>>,
-    defaults: HashMap<String, ScalarValue>,
+    defaults: ColumnDefaults,
+}
+
+/// A DEFAULT expression compiled over the table columns it reads.
+#[derive(Debug)]
+struct ComputedColumn {
+    inputs: SchemaRef,
+    expr: Arc<dyn PhysicalExpr>,
+}
+
+impl ComputedColumn {
+    fn new(state: &SessionState, sql: &str, table: &SchemaRef) -> Result<ComputedColumn> {
+        let read = referenced_columns(&parse_expr(sql)?);
+        let fields: Vec<_> = table
+            .fields()
+            .iter()
+            .filter(|f| read.contains(f.name()))
+            .cloned()
+            .collect();
+        let inputs: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let expr = compile(state, sql, &inputs)?;
+        Ok(ComputedColumn { inputs, expr })
+    }
+}
+
+impl ComputedDefault for ComputedColumn {
+    fn inputs(&self) -> &SchemaRef {
+        &self.inputs
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> qh_storage::Result<ArrayRef> {
+        eval(&self.expr, batch)
+    }
 }
 
 impl CompiledKeys {
@@ -76,13 +108,20 @@ impl CompiledKeys {
             Some(p) => Some(compile(state, p, &schema)?),
             None => None,
         };
-        let mut defaults = HashMap::new();
+        let mut defaults = ColumnDefaults::default();
         for c in &meta.columns {
             let Some(d) = &c.default else { continue };
-            // Only constant defaults can fill parts written before the column
-            // existed; the rest fall back to the type's default.
-            if let Ok(v) = constant_value(state, d, &c.ty.to_arrow()) {
-                defaults.insert(c.name.clone(), v);
+            // Parts written before the column existed get its DEFAULT: a
+            // constant, or the expression over the part's own rows.
+            match constant_value(state, d, &c.ty.to_arrow()) {
+                Ok(v) => defaults.add_constant(&c.name, v),
+                // One that does not compile fails the inserts that need it;
+                // old parts then read the type's default, as before.
+                Err(_) => {
+                    if let Ok(computed) = ComputedColumn::new(state, d, &schema) {
+                        defaults.add_computed(&c.name, Arc::new(computed));
+                    }
+                }
             }
         }
         Ok(CompiledKeys {
@@ -126,7 +165,7 @@ impl KeyEvaluator for CompiledKeys {
         self.partition.as_ref().map(|e| eval(e, batch)).transpose()
     }
 
-    fn column_defaults(&self) -> HashMap<String, ScalarValue> {
+    fn column_defaults(&self) -> ColumnDefaults {
         self.defaults.clone()
     }
 }

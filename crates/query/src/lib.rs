@@ -26,6 +26,7 @@ pub mod statement;
 pub mod system;
 pub mod table;
 pub mod totals;
+mod typecheck;
 mod use_nulls;
 
 pub use engine::{Engine, EngineOptions, Input, QueryResult, Session, Summary};

@@ -489,7 +489,7 @@ type ReadTask = (Arc<Part>, Vec<Range<usize>>);
 struct PartScan {
     schema: SchemaRef,
     tasks: Vec<ReadTask>,
-    defaults: std::collections::HashMap<String, ScalarValue>,
+    defaults: qh_storage::ColumnDefaults,
     /// Keeps the table (and so its parts' files) alive while reading.
     table: Arc<MergeTreeTable>,
     stats: Arc<QueryStats>,

@@ -887,6 +887,17 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 right: Box::new(args[1].clone()),
             });
         }
+        // ClickHouse's REGEXP_REPLACE is replaceRegexpAll: every match,
+        // where DataFusion's replaces the first unless flagged 'g'.
+        "replaceregexpall" | "regexp_replace" if args.len() == 3 => {
+            let mut args = args.to_vec();
+            args.push(Expr::value(
+                datafusion::sql::sqlparser::ast::Value::SingleQuotedString("g".into()),
+            ));
+            return Some(Expr::Function(func("regexp_replace", args)));
+        }
+        "replaceregexpone" => set_name(f, "regexp_replace"),
+        "match" if args.len() == 2 => set_name(f, "regexp_like"),
         "sumwithoverflow" => set_name(f, "sum"),
         "arraysort" => set_name(f, "array_sort"),
         "arrayjoin" => set_name(f, "unnest"),

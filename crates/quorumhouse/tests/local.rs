@@ -163,6 +163,30 @@ fn binary_formats_round_trip_through_stdout_and_stdin() {
     assert!(e.contains("Code: 73"), "{e}");
 }
 
+/// String literals read as ClickHouse reads them: a backslash before a
+/// character without an escape meaning stays (regexes, LIKE patterns,
+/// back-references), `\xHH` is a byte; REGEXP_REPLACE replaces every match.
+/// Expected values from ClickHouse (chDB 4.4).
+#[test]
+fn string_literals_keep_clickhouses_backslashes() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(
+        d.path(),
+        r"SELECT '\1', length('\1'), match('a1', '\d'), 'a_b' LIKE 'a\_b', 'axb' LIKE 'a\_b', REGEXP_REPLACE('aaa', 'a', 'b'), replaceRegexpOne('aaa', 'a', 'b'), replaceRegexpAll('abc', '(b)', '[\1]'), '\x41' FORMAT TSV",
+    );
+    assert_eq!(out, "\\\\1\t2\t1\t1\t0\tbbb\tbaa\ta[b]c\tA\n");
+    // A default holding backslashes is stored and read back unchanged.
+    ok(
+        d.path(),
+        r"CREATE TABLE t (id UInt8, re String DEFAULT 'x\d+\\n') ENGINE = MergeTree ORDER BY id",
+    );
+    ok(d.path(), "INSERT INTO t (id) VALUES (1)");
+    assert_eq!(
+        ok(d.path(), "SELECT re, length(re) FROM t FORMAT TSV"),
+        "x\\\\d+\\\\n\t6\n"
+    );
+}
+
 /// Columns an INSERT leaves out get their type's default, arrays of
 /// non-Nullable elements too (pandas' `insert_df` of some columns).
 #[test]
@@ -199,6 +223,21 @@ fn errors_carry_clickhouse_codes() {
         None,
     );
     assert!(e.contains("Code: 50."), "{e}");
+    // A Date compared with a number: ClickHouse refuses (43) rather than
+    // compare days with the integer `2018 - 11 - 14`.
+    let e = err(
+        d.path(),
+        "SELECT count() FROM hits WHERE toDate(ts) < 2018-11-14",
+        None,
+    );
+    assert!(
+        e.contains("Code: 43.") && e.contains("(Date, Int64)"),
+        "{e}"
+    );
+    assert_eq!(
+        ok(d.path(), "SELECT toDate('2018-01-01') < '2018-11-14', toDate('2018-01-01') = toDate('2018-01-01')"),
+        "1\t1\n"
+    );
 }
 
 #[test]
@@ -311,6 +350,24 @@ fn alter_add_column_reads_default_from_old_parts() {
     );
     ok(d.path(), "ALTER TABLE a DROP COLUMN s");
     assert_eq!(ok(d.path(), "SELECT * FROM a ORDER BY k"), "1\t0\n2\t7\n");
+    // A DEFAULT over other columns: old parts compute it from their own
+    // rows (before and after a merge), as ClickHouse does.
+    ok(d.path(), "ALTER TABLE a ADD COLUMN twice UInt64 DEFAULT k * 2, ADD COLUMN label String DEFAULT concat('k', toString(k))");
+    ok(d.path(), "INSERT INTO a (k, n) VALUES (3, 1)");
+    let want = "1\t2\tk1\n2\t4\tk2\n3\t6\tk3\n";
+    assert_eq!(
+        ok(d.path(), "SELECT k, twice, label FROM a ORDER BY k"),
+        want
+    );
+    assert_eq!(
+        ok(d.path(), "SELECT sum(twice) FROM a WHERE label != 'k2'"),
+        "8\n"
+    );
+    ok(d.path(), "OPTIMIZE TABLE a FINAL");
+    assert_eq!(
+        ok(d.path(), "SELECT k, twice, label FROM a ORDER BY k"),
+        want
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
@@ -21,10 +22,53 @@ pub trait KeyEvaluator: Send + Sync + Debug {
     fn sort_key(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>>;
     /// The PARTITION BY value of each row, or None when unpartitioned.
     fn partition_key(&self, batch: &RecordBatch) -> Result<Option<ArrayRef>>;
-    /// Constant DEFAULT values of columns, used for parts written before the
-    /// column was added.
-    fn column_defaults(&self) -> HashMap<String, ScalarValue> {
-        HashMap::new()
+    /// What fills columns of parts written before the column was added.
+    fn column_defaults(&self) -> ColumnDefaults {
+        ColumnDefaults::default()
+    }
+}
+
+/// A DEFAULT expression over other columns of the row (`DEFAULT x * 2`).
+pub trait ComputedDefault: Send + Sync + Debug {
+    /// The columns it reads, in the order [`ComputedDefault::evaluate`]'s
+    /// batch holds them.
+    fn inputs(&self) -> &SchemaRef;
+    /// Its value for each row of `batch` (columns as in `inputs`).
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef>;
+}
+
+/// The values of columns a part lacks (added by ALTER after it was
+/// written), as ClickHouse computes them: the column's DEFAULT, a constant
+/// or an expression over the part's own rows, else the type's default.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnDefaults {
+    constants: HashMap<String, ScalarValue>,
+    computed: HashMap<String, Arc<dyn ComputedDefault>>,
+}
+
+impl ColumnDefaults {
+    pub fn add_constant(&mut self, column: &str, v: ScalarValue) {
+        self.constants.insert(column.to_string(), v);
+    }
+
+    pub fn add_computed(&mut self, column: &str, d: Arc<dyn ComputedDefault>) {
+        self.computed.insert(column.to_string(), d);
+    }
+
+    pub fn constant(&self, column: &str) -> Option<&ScalarValue> {
+        self.constants.get(column)
+    }
+
+    pub fn computed(&self, column: &str) -> Option<&Arc<dyn ComputedDefault>> {
+        self.computed.get(column)
+    }
+
+    /// Only the constants (what fills the inputs of a computed default).
+    pub fn constants_only(&self) -> ColumnDefaults {
+        ColumnDefaults {
+            constants: self.constants.clone(),
+            computed: HashMap::new(),
+        }
     }
 }
 

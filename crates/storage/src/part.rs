@@ -37,6 +37,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::codec;
 use crate::error::{Result, StorageError};
 use crate::fsutil::{escape_file_name, sync_dir, sync_files};
+use crate::keys::{ColumnDefaults, ComputedDefault};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartColumn {
@@ -430,23 +431,19 @@ impl Part {
     }
 
     /// Reads every row of the part.
-    pub fn read_all(
-        &self,
-        schema: &SchemaRef,
-        defaults: &HashMap<String, ScalarValue>,
-    ) -> Result<RecordBatch> {
+    pub fn read_all(&self, schema: &SchemaRef, defaults: &ColumnDefaults) -> Result<RecordBatch> {
         let all = std::iter::once(0..self.granules()).collect::<Vec<_>>();
         self.read(schema, &all, defaults)
     }
 
     /// Reads the given granule ranges of the named columns into one batch of
-    /// `schema`. Columns the part lacks (added by ALTER later) are filled with
-    /// `defaults` (one value each, by column name) or the type's default.
+    /// `schema`. Columns the part lacks (added by ALTER later) are filled
+    /// from `defaults`.
     pub fn read(
         &self,
         schema: &SchemaRef,
         granules: &[Range<usize>],
-        defaults: &HashMap<String, ScalarValue>,
+        defaults: &ColumnDefaults,
     ) -> Result<RecordBatch> {
         let rows: usize = granules
             .iter()
@@ -462,12 +459,13 @@ impl Part {
                 } else {
                     a
                 }
+            } else if let Some(d) = defaults.computed(field.name()) {
+                let inputs = self.read(d.inputs(), granules, &defaults.constants_only())?;
+                computed(d.as_ref(), &inputs, field.data_type())?
             } else {
-                let v = match defaults.get(field.name()) {
-                    Some(v) => v.clone(),
-                    None => type_default(field.data_type(), field.is_nullable())?,
-                };
-                v.to_array_of_size(rows).map_err(df_err)?
+                constant_default(defaults, field)?
+                    .to_array_of_size(rows)
+                    .map_err(df_err)?
             };
             arrays.push(arr);
         }
@@ -513,7 +511,7 @@ impl Part {
         &self,
         schema: &SchemaRef,
         granules: &[Range<usize>],
-        defaults: &HashMap<String, ScalarValue>,
+        defaults: &ColumnDefaults,
     ) -> Result<Vec<RecordBatch>> {
         let sizes: Vec<usize> = granules
             .iter()
@@ -530,11 +528,13 @@ impl Part {
                     }
                 }
                 p
+            } else if let Some(d) = defaults.computed(field.name()) {
+                self.read_granules(d.inputs(), granules, &defaults.constants_only())?
+                    .iter()
+                    .map(|inputs| computed(d.as_ref(), inputs, field.data_type()))
+                    .collect::<Result<Vec<_>>>()?
             } else {
-                let v = match defaults.get(field.name()) {
-                    Some(v) => v.clone(),
-                    None => type_default(field.data_type(), field.is_nullable())?,
-                };
+                let v = constant_default(defaults, field)?;
                 sizes
                     .iter()
                     .map(|n| v.to_array_of_size(*n).map_err(df_err))
@@ -621,6 +621,24 @@ impl Part {
         }
         Ok(())
     }
+}
+
+/// A constant DEFAULT of a column the part lacks, else its type's default.
+fn constant_default(defaults: &ColumnDefaults, field: &Field) -> Result<ScalarValue> {
+    match defaults.constant(field.name()) {
+        Some(v) => Ok(v.clone()),
+        None => type_default(field.data_type(), field.is_nullable()),
+    }
+}
+
+/// A computed DEFAULT over `inputs` (the part's rows), as `dt`.
+fn computed(d: &dyn ComputedDefault, inputs: &RecordBatch, dt: &DataType) -> Result<ArrayRef> {
+    let v = d.evaluate(inputs)?;
+    Ok(if v.data_type() == dt {
+        v
+    } else {
+        datafusion::arrow::compute::cast(&v, dt)?
+    })
 }
 
 /// The value ClickHouse fills in for a column absent from a part: NULL for

@@ -1,6 +1,5 @@
 //! Property tests of the part format and merges.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
@@ -76,7 +75,7 @@ fn read_all(t: &MergeTreeTable) -> Vec<Vec<(i64, Option<String>)>> {
     t.active_parts()
         .iter()
         .map(|p| {
-            let b = p.read_all(&schema, &HashMap::new()).unwrap();
+            let b = p.read_all(&schema, &Default::default()).unwrap();
             let k = b.column(0).as_primitive::<Int64Type>();
             let v = b.column(1).as_string::<i32>();
             (0..b.num_rows())

@@ -159,7 +159,7 @@ impl Session {
                     let def = qh_storage::ColumnDef {
                         name: column.name.clone(),
                         ty: column.ty.clone(),
-                        default: column.default.as_ref().map(|d| d.to_string()),
+                        default: column.default.as_ref().map(crate::statement::expr_sql),
                     };
                     let pos = if first {
                         0

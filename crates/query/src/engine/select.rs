@@ -127,6 +127,7 @@ impl Session {
             ))))
             .await
             .map_err(table_error)?;
+        crate::typecheck::check_plan(&plan)?;
         // ClickHouse's defaults where DataFusion gives NULLs, unless the
         // settings ask for NULLs.
         type Fill = fn(

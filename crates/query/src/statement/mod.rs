@@ -15,11 +15,13 @@ use qh_types::{ChType, Settings};
 
 use crate::error::{syntax_error, QueryError, Result};
 
+mod literals;
 mod on_cluster;
 mod params;
 mod parser;
 mod tokens;
 
+pub use literals::expr_sql;
 pub use on_cluster::split_on_cluster;
 pub use qh_sql_lex::split_statements;
 
@@ -321,9 +323,11 @@ pub fn values_query(rows: Vec<Vec<Expr>>) -> Result<Box<Query>> {
 
 /// Parses one ClickHouse expression (a key, a default, a sharding key).
 pub fn parse_expr(sql: &str) -> Result<Expr> {
+    let tokens = literals::tokenize(sql)
+        .map_err(|e| syntax_error(sql, &ParserError::TokenizerError(e.to_string())))?;
     Parser::new(&parser::DIALECT)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
+        .with_tokens_with_locations(tokens)
+        .parse_expr()
         .map_err(|e| syntax_error(sql, &e))
 }
 

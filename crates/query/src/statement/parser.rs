@@ -27,8 +27,7 @@ pub(super) fn word_of(t: &TokenWithSpan) -> Option<String> {
 
 impl<'a> StmtParser<'a> {
     pub(super) fn new(sql: &'a str) -> Result<Self> {
-        let tokens = Tokenizer::new(&DIALECT, sql)
-            .tokenize_with_location()
+        let tokens = super::literals::tokenize(sql)
             .map_err(|e| syntax_error(sql, &ParserError::TokenizerError(e.to_string())))?;
         check_backtracking_depth(&tokens).map_err(|m| QueryError::Syntax {
             position: 0,
