@@ -51,6 +51,40 @@ pub fn rewrite_standalone_expr(e: &mut Expr) {
     let _ = e.visit(&mut Rewriter);
 }
 
+/// `x IN (1, NULL)`: ClickHouse (`transform_null_in = 0`, the default) skips
+/// NULLs in the list, so `2 IN (1, NULL)` is 0, not SQL's NULL. A list of
+/// NULLs only is empty: false (true for NOT IN), NULL for a NULL `x`.
+fn null_free_in_list(e: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::Value;
+    let Expr::InList {
+        expr,
+        list,
+        negated,
+    } = e
+    else {
+        return;
+    };
+    let is_null = |x: &Expr| matches!(x, Expr::Value(v) if v.value == Value::Null);
+    if !list.iter().any(is_null) {
+        return;
+    }
+    list.retain(|x| !is_null(x));
+    if list.is_empty() {
+        *e = Expr::Case {
+            case_token:
+                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+            end_token:
+                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+            operand: None,
+            conditions: vec![CaseWhen {
+                condition: Expr::IsNull(expr.clone()),
+                result: Expr::value(Value::Null),
+            }],
+            else_result: Some(Box::new(Expr::value(Value::Boolean(*negated)))),
+        };
+    }
+}
+
 /// ClickHouse takes any number as a condition (`WHERE active`); DataFusion
 /// wants booleans. Conditions that are not boolean by their syntax get
 /// `__qh_bool(x)` (x != 0); comparisons stay as they are so pruning sees them.
@@ -579,6 +613,7 @@ fn is_datetime_call(e: &Expr) -> bool {
 }
 
 fn rewrite_expr(e: &mut Expr) {
+    null_free_in_list(e);
     // Unary minus on a non-literal: ClickHouse's negate (unsigned → signed);
     // literals stay literals (typing, pruning).
     if let Expr::UnaryOp {

@@ -187,6 +187,26 @@ fn string_literals_keep_clickhouses_backslashes() {
     );
 }
 
+/// intDiv rounding toward zero, NULLs in IN lists skipped
+/// (`transform_null_in = 0`). Expected values from ClickHouse (chDB 4.4).
+#[test]
+fn int_div_and_in_lists_answer_as_clickhouse() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(
+        ok(d.path(), "SELECT intDiv(-7, 2), intDiv(7, -2)"),
+        "-3\t-3\n"
+    );
+    let e = err(d.path(), "SELECT intDiv(7, 0)", None);
+    assert!(e.contains("Code: 153."), "{e}");
+    assert_eq!(
+        ok(
+            d.path(),
+            "SELECT 2 IN (NULL), NULL IN (1, NULL), 2 NOT IN (1, NULL), 1 NOT IN (1, NULL), 2 IN (1, NULL)"
+        ),
+        "0\t\\N\t1\t0\t0\n"
+    );
+}
+
 /// Columns an INSERT leaves out get their type's default, arrays of
 /// non-Nullable elements too (pandas' `insert_df` of some columns).
 #[test]

@@ -173,6 +173,7 @@ fn merge_parts(
         new_key,
         Some(PartMeta {
             quorum,
+            merged_from: parts.to_vec(),
             ..Default::default()
         }),
     );

@@ -20,6 +20,11 @@ pub struct PartMeta {
     /// reads require these.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub quorum: u64,
+    /// For a merge result: the parts it was merged from. Their records go
+    /// once no replica holds them, so the surviving records alone cannot
+    /// tell whether a replica has every source's rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -477,6 +477,8 @@ fn merged_parts_keep_the_quorum_of_their_sources() {
     assert!(s.apply(&req(vec![merge], 2)).is_ok());
     let recs: BTreeMap<String, PartMeta> = s.parts_of("db.t").into_iter().collect();
     assert_eq!(recs["p_1_2_1"].quorum, 2);
+    // The sources are listed: their own records go once nobody holds them.
+    assert_eq!(recs["p_1_2_1"].merged_from, vec!["p_1_1_0", "p_2_2_0"]);
 }
 
 #[test]

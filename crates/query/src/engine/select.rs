@@ -127,7 +127,8 @@ impl Session {
             ))))
             .await
             .map_err(table_error)?;
-        crate::typecheck::check_plan(&plan)?;
+        // Deep as the query's longest operator chain: on a large stack.
+        on_large_stack(|| crate::typecheck::check_plan(&plan))?;
         // ClickHouse's defaults where DataFusion gives NULLs, unless the
         // settings ask for NULLs.
         type Fill = fn(

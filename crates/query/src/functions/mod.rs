@@ -18,12 +18,14 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast, cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::common::{exec_err, DataFusionError, Result, ScalarValue};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use qh_types::ChType;
+use qh_types::{ChType, ErrorCode};
+
+use crate::error::QueryError;
 
 type RetFn = fn(&[DataType]) -> Result<DataType>;
 type EvalFn = fn(&[ArrayRef], usize) -> Result<ArrayRef>;
@@ -273,9 +275,13 @@ fn int_div(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
         if a.is_null(i) || b.is_null(i) {
             out.push(None);
         } else if b.value(i) == 0 {
-            return exec_err!("Division by zero");
+            return Err(DataFusionError::External(Box::new(QueryError::other(
+                ErrorCode::ILLEGAL_DIVISION,
+                "Division by zero",
+            ))));
         } else {
-            out.push(Some(a.value(i).div_euclid(b.value(i))));
+            // ClickHouse rounds toward zero (intDiv(-7, 2) = -3).
+            out.push(Some(a.value(i).wrapping_div(b.value(i))));
         }
     }
     Ok(Arc::new(datafusion::arrow::array::Int64Array::from(out)))

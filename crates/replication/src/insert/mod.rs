@@ -683,7 +683,9 @@ impl Replica {
     }
 
     /// This replica has `name`'s rows: the part, one covering it, or every
-    /// quorum source of the merge that produced it.
+    /// quorum source of the merge that produced it. A source whose record
+    /// is gone (every holder merged it away) counts as not held unless the
+    /// part is here: its quorum can no longer be told.
     fn holds(
         &self,
         name: &PartName,
@@ -692,15 +694,31 @@ impl Replica {
         if self.table().part_or_covering(name).is_some() {
             return true;
         }
-        let target = name.to_string();
-        let sources: Vec<(&PartName, &qh_meta::state::PartMeta)> = records
-            .iter()
-            .filter(|(_, m)| m.merging_into.as_deref() == Some(target.as_str()))
-            .collect();
-        !sources.is_empty()
-            && sources
-                .into_iter()
-                .all(|(s, m)| m.quorum == 0 || self.holds(s, records))
+        let Some(meta) = records.get(name) else {
+            return false;
+        };
+        if meta.merged_from.is_empty() {
+            // A record from before merges listed their sources: the sources
+            // still recorded, as before.
+            let target = name.to_string();
+            let sources: Vec<(&PartName, &qh_meta::state::PartMeta)> = records
+                .iter()
+                .filter(|(_, m)| m.merging_into.as_deref() == Some(target.as_str()))
+                .collect();
+            return !sources.is_empty()
+                && sources
+                    .into_iter()
+                    .all(|(s, m)| m.quorum == 0 || self.holds(s, records));
+        }
+        meta.merged_from.iter().all(|source| {
+            let Ok(source) = source.parse::<PartName>() else {
+                return false;
+            };
+            match records.get(&source) {
+                Some(m) if m.quorum == 0 => true,
+                _ => self.holds(&source, records),
+            }
+        })
     }
 
     /// Rows of `system.quorum_inserts`: inserts being written here, and
