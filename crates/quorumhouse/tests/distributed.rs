@@ -44,7 +44,7 @@ const GOLDEN: &[&str] = &[
     "SELECT event, user_id % 3 AS k, count() FROM {t} GROUP BY event, k ORDER BY event, k",
     "SELECT event, count() c FROM {t} GROUP BY event HAVING c > 2300 ORDER BY event",
     "SELECT count() FROM {t} WHERE user_id BETWEEN 100 AND 200",
-    "SELECT count(), sum(value) FROM {t} WHERE event = 'e3' AND value > 50",
+    "SELECT count(), round(sum(value), 3) FROM {t} WHERE event = 'e3' AND value > 50",
     "SELECT user_id, ts FROM {t} WHERE user_id = 42 ORDER BY ts LIMIT 5",
     "SELECT ts, event FROM {t} ORDER BY ts DESC LIMIT 3",
     "SELECT user_id, ts, event FROM {t} ORDER BY value DESC, user_id, ts LIMIT 7",
