@@ -100,10 +100,15 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
-/// A write attempt that did not apply and may be retried.
+/// How one write attempt ended.
 pub(crate) enum Attempt {
     Done(Response),
+    /// Not delivered to a leader: nothing was applied, safe to send again.
     Retry(String),
+    /// The connection broke after the request may have gone out: it may
+    /// still commit. Sending again is what the caller did before, so the
+    /// loop retries, but it may no longer say "nothing was committed".
+    RetryMaybeSent(String),
 }
 
 impl Coordinator {
@@ -353,10 +358,18 @@ impl Coordinator {
         }
         let deadline = Instant::now() + self.cfg.write_timeout;
         let mut why = String::from("no leader elected");
+        // Once an attempt may have reached a leader, running out of time
+        // means "unknown", never the definite "nothing was committed".
+        let mut maybe_sent: Option<String> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(MetaError::NoLeader(why));
+                return Err(match maybe_sent {
+                    Some(sent) => {
+                        MetaError::Unknown(format!("{sent}; then until the write timeout: {why}"))
+                    }
+                    None => MetaError::NoLeader(why),
+                });
             }
             let leader = self.raft.metrics().borrow().current_leader;
             let attempt = match leader {
@@ -367,6 +380,10 @@ impl Coordinator {
             match attempt {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Retry(w) => why = w,
+                Attempt::RetryMaybeSent(w) => {
+                    maybe_sent = Some(w.clone());
+                    why = w;
+                }
             }
             let mut m = self.raft.metrics();
             let _ = tokio::time::timeout(Duration::from_millis(50), m.changed()).await;
@@ -443,9 +460,14 @@ impl Coordinator {
             Err(_) => Err(MetaError::Unknown(format!(
                 "leader {leader} did not answer in time"
             ))),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Ok(Attempt::Retry(
-                format!("leader {leader} unreachable: {}", status.message()),
-            )),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                let why = format!("leader {leader} unreachable: {}", status.message());
+                Ok(if never_sent(&status) {
+                    Attempt::Retry(why)
+                } else {
+                    Attempt::RetryMaybeSent(why)
+                })
+            }
             Ok(Err(status)) => Err(MetaError::Unknown(format!(
                 "leader {leader}: {}",
                 status.message()
@@ -830,5 +852,52 @@ async fn batch_task(
                 let _ = w.send(a);
             }
         });
+    }
+}
+
+/// Whether a call that failed with `Unavailable` certainly never reached the
+/// server: the connection could not be opened (tonic reports every connector
+/// failure, refused or timed out, as hyper-util's "tcp connect error" or
+/// "dns error"). A connection that broke later (reset, keep-alive timeout,
+/// GOAWAY) may have carried the request.
+fn never_sent(status: &tonic::Status) -> bool {
+    let m = status.message().to_ascii_lowercase();
+    m.contains("connect error") || m.contains("dns error") || m.contains("connection refused")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connection is "never sent" (an isolated node keeps its
+    /// definite 242); the check reads tonic's real message, so a tonic
+    /// upgrade that rewords it fails here rather than turning every
+    /// unreachable leader into an unknown outcome.
+    #[tokio::test]
+    async fn a_refused_connection_is_never_sent() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let mut client = GrpcMetaClient::new(channel(&addr.to_string()).expect("channel"));
+        let status = client
+            .write(WriteRequest {
+                command: Vec::new(),
+                forwarded: true,
+            })
+            .await
+            .expect_err("nothing listens there");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(never_sent(&status), "{status:?}");
+    }
+
+    #[test]
+    fn a_broken_connection_may_have_sent() {
+        for m in [
+            "transport error",
+            "error reading a body from connection: connection reset",
+            "keep-alive timed out",
+        ] {
+            assert!(!never_sent(&tonic::Status::unavailable(m)), "{m}");
+        }
     }
 }

@@ -134,6 +134,7 @@ impl Meta for MetaService {
                         ..Default::default()
                     }));
                 }
+                Ok(Attempt::RetryMaybeSent(w)) => Err(MetaError::Unknown(w)),
                 Err(e) => Err(e),
             }
         } else {
