@@ -162,6 +162,8 @@ pub struct Client {
     session_id: String,
     settings: HashMap<String, String>,
     on_progress: Option<ProgressCallback>,
+    /// User and password sent with every query (none: `default`).
+    credentials: Option<(String, String)>,
 }
 
 impl Client {
@@ -209,6 +211,7 @@ impl Client {
                         ),
                         settings: HashMap::new(),
                         on_progress: None,
+                        credentials: None,
                     });
                 }
                 Err(err) => {
@@ -234,6 +237,12 @@ impl Client {
     /// The endpoint this client is connected to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Runs every query as `user` with `password` (`--user`, `--password`).
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
+        self.credentials = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// A setting sent with every query (like `--setting k=v`).
@@ -408,7 +417,11 @@ impl Client {
                 }
             }
         };
-        let reqs = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let mut reqs = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        if let Some((user, password)) = &self.credentials {
+            put_metadata(reqs.metadata_mut(), "user", user);
+            put_metadata(reqs.metadata_mut(), "password", password);
+        }
         let mut inner = self.inner.clone();
         let on_progress = self.on_progress.clone();
         async move {
@@ -422,6 +435,26 @@ impl Client {
                 totals: None,
                 summary: None,
             })
+        }
+    }
+}
+
+/// `key` as ASCII metadata, or as `key-bin` when `value` is not ASCII
+/// (the server reads either).
+fn put_metadata(m: &mut tonic::metadata::MetadataMap, key: &'static str, value: &str) {
+    match tonic::metadata::MetadataValue::try_from(value) {
+        Ok(v) => {
+            m.insert(key, v);
+        }
+        Err(_) => {
+            if let Ok(k) =
+                tonic::metadata::BinaryMetadataKey::from_bytes(format!("{key}-bin").as_bytes())
+            {
+                m.insert_bin(
+                    k,
+                    tonic::metadata::MetadataValue::from_bytes(value.as_bytes()),
+                );
+            }
         }
     }
 }

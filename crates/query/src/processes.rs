@@ -17,6 +17,7 @@ use qh_types::ErrorCode;
 
 struct Entry {
     query: String,
+    user: String,
     /// Set for a shard stage of another node's query.
     initial_query_id: Option<String>,
     started: Instant,
@@ -29,6 +30,7 @@ struct Entry {
 pub struct ProcessInfo {
     pub query_id: String,
     pub query: String,
+    pub user: String,
     pub elapsed: f64,
     pub read_rows: u64,
     pub read_bytes: u64,
@@ -104,9 +106,10 @@ impl ProcessList {
         self: &Arc<Self>,
         query_id: &str,
         query: &str,
+        user: &str,
         stats: Arc<QueryStats>,
     ) -> Result<Running> {
-        self.register_as(query_id, query, stats, None)
+        self.register_as(query_id, query, user, stats, None)
     }
 
     /// Lists a shard stage of `initial_query_id` (another node's query)
@@ -117,13 +120,21 @@ impl ProcessList {
         query: &str,
         stats: Arc<QueryStats>,
     ) -> Result<Running> {
-        self.register_as("", query, stats, Some(initial_query_id.to_string()))
+        // The initiating user does not travel with a stage yet.
+        self.register_as(
+            "",
+            query,
+            "default",
+            stats,
+            Some(initial_query_id.to_string()),
+        )
     }
 
     fn register_as(
         self: &Arc<Self>,
         query_id: &str,
         query: &str,
+        user: &str,
         stats: Arc<QueryStats>,
         initial_query_id: Option<String>,
     ) -> Result<Running> {
@@ -157,6 +168,7 @@ impl ProcessList {
             id.clone(),
             Entry {
                 query: query.to_string(),
+                user: user.to_string(),
                 initial_query_id,
                 started: Instant::now(),
                 stats,
@@ -192,6 +204,7 @@ impl ProcessList {
             .map(|(id, e)| ProcessInfo {
                 query_id: id.clone(),
                 query: e.query.clone(),
+                user: e.user.clone(),
                 elapsed: e.started.elapsed().as_secs_f64(),
                 read_rows: e.stats.rows_read.load(Ordering::Relaxed),
                 read_bytes: e.stats.bytes_read.load(Ordering::Relaxed),
@@ -235,13 +248,17 @@ mod tests {
     async fn register_kill_and_duplicate_ids() {
         let list = Arc::new(ProcessList::default());
         let stats = Arc::new(QueryStats::default());
-        let mut a = list.register("q1", "SELECT 1", Arc::clone(&stats)).unwrap();
-        let dup = list.register("q1", "SELECT 2", Arc::clone(&stats));
+        let mut a = list
+            .register("q1", "SELECT 1", "default", Arc::clone(&stats))
+            .unwrap();
+        let dup = list.register("q1", "SELECT 2", "default", Arc::clone(&stats));
         assert_eq!(
             dup.err().map(|e| e.code()),
             Some(ErrorCode::QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING)
         );
-        let b = list.register("", "SELECT 3", Arc::clone(&stats)).unwrap();
+        let b = list
+            .register("", "SELECT 3", "default", Arc::clone(&stats))
+            .unwrap();
         assert_eq!(b.query_id().len(), 36);
         assert_eq!(list.snapshot().len(), 2);
         assert!(list.kill("q1"));

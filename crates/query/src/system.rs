@@ -28,6 +28,7 @@ pub const TABLES: &[&str] = &[
     "processes",
     "clusters",
     "macros",
+    "users",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -96,6 +97,31 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                 ],
             )
         }
+        "users" => {
+            let users = ctx.engine.access().map(|a| a.users()).unwrap_or_default();
+            mem(
+                vec![
+                    ("name", DataType::Utf8),
+                    ("storage", DataType::Utf8),
+                    ("auth_type", DataType::Utf8),
+                    ("host_ip", DataType::Utf8),
+                    ("default_database", DataType::Utf8),
+                ],
+                vec![
+                    s(users.iter().map(|u| u.name.clone()).collect()),
+                    s(vec!["replicated".to_string(); users.len()]),
+                    s(users
+                        .iter()
+                        .map(|u| u.auth.type_name().to_string())
+                        .collect()),
+                    s(users.iter().map(|u| host_ip(&u.hosts)).collect()),
+                    s(users
+                        .iter()
+                        .map(|u| u.default_database.clone().unwrap_or_default())
+                        .collect()),
+                ],
+            )
+        }
         "processes" => {
             let ps = ctx.processes.snapshot();
             mem(
@@ -114,7 +140,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                 ],
                 vec![
                     s(ps.iter().map(|p| p.query_id.clone()).collect()),
-                    s(vec!["default".to_string(); ps.len()]),
+                    s(ps.iter().map(|p| p.user.clone()).collect()),
                     Arc::new(datafusion::arrow::array::Float64Array::from(
                         ps.iter().map(|p| p.elapsed).collect::<Vec<_>>(),
                     )),
@@ -605,4 +631,20 @@ fn settings_table(settings: &Settings) -> DFResult<Option<Arc<dyn TableProvider>
             s(default),
         ],
     )
+}
+
+/// `system.users.host_ip`: the networks a user may connect from, as
+/// ClickHouse lists them (`::/0` for any host), comma-separated.
+fn host_ip(hosts: &qh_access::Hosts) -> String {
+    match hosts {
+        qh_access::Hosts::Any => "::/0".into(),
+        qh_access::Hosts::List { rules } => rules
+            .iter()
+            .map(|r| match r {
+                qh_access::HostRule::Local => "::1, 127.0.0.1".to_string(),
+                qh_access::HostRule::Ip { net } => net.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }

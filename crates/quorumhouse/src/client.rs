@@ -38,10 +38,16 @@ pub struct ClientArgs {
     /// query_id = '...'` stops it).
     #[arg(long = "query_id", alias = "query-id")]
     pub query_id: Option<String>,
-    #[arg(long)]
+    /// User to run as (default: `default`).
+    #[arg(long, short = 'u')]
     pub user: Option<String>,
+    /// The user's password (visible in the process list: prefer
+    /// `--ask-password`).
     #[arg(long)]
     pub password: Option<String>,
+    /// Read the password from the terminal without echoing it.
+    #[arg(long, conflicts_with = "password")]
+    pub ask_password: bool,
 }
 
 fn fail(e: &ClientError) -> ExitCode {
@@ -178,6 +184,26 @@ async fn run_async(args: ClientArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    let password = if args.ask_password {
+        match rpassword::prompt_password("Password: ") {
+            Ok(p) => Some(p),
+            Err(e) => {
+                print_error(
+                    ErrorCode::BAD_ARGUMENTS,
+                    &format!("cannot read the password: {e}"),
+                );
+                return ExitCode::from(exit_status(ErrorCode::BAD_ARGUMENTS));
+            }
+        }
+    } else {
+        args.password.clone()
+    };
+    if args.user.is_some() || password.is_some() {
+        client = client.with_credentials(
+            args.user.as_deref().unwrap_or("default"),
+            password.as_deref().unwrap_or(""),
+        );
+    }
     match args.common.parsed_settings() {
         Ok(list) => {
             for (k, v) in list {

@@ -6,12 +6,13 @@
 //! `X-ClickHouse-Format` only for statements that return rows.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -125,7 +126,10 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
         | ErrorCode::TYPE_MISMATCH
         | ErrorCode::TOO_DEEP_AST
         | ErrorCode::TOO_BIG_AST => StatusCode::BAD_REQUEST,
-        ErrorCode::READONLY => StatusCode::FORBIDDEN,
+        ErrorCode::READONLY
+        | ErrorCode::AUTHENTICATION_FAILED
+        | ErrorCode::ACCESS_DENIED
+        | ErrorCode::UNKNOWN_USER => StatusCode::FORBIDDEN,
         ErrorCode::QUERY_IS_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UNKNOWN_TABLE | ErrorCode::UNKNOWN_DATABASE | ErrorCode::UNKNOWN_SETTING => {
             StatusCode::NOT_FOUND
@@ -144,11 +148,20 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
     r
 }
 
+/// The client's address, when the server was started with connect info.
+fn peer_of(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 async fn query_get(
     State(s): State<HttpState>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    extensions: Extensions,
 ) -> Response {
+    let peer = peer_of(&extensions);
     let response = match params.get("query") {
         // As in ClickHouse, a GET only reads: readonly = 2 unless the
         // request sets readonly itself (writes need POST).
@@ -157,7 +170,7 @@ async fn query_get(
             params
                 .entry("readonly".to_string())
                 .or_insert_with(|| "2".to_string());
-            run(s, q.clone(), &params, None).await
+            run(s, q.clone(), &params, &headers, peer, None).await
         }
         None => "Ok.\n".into_response(),
     };
@@ -202,8 +215,10 @@ async fn query_post(
     State(s): State<HttpState>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
+    let peer = peer_of(&extensions);
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(16);
     let mut stream = body.into_data_stream();
     tokio::spawn(async move {
@@ -228,14 +243,14 @@ async fn query_post(
         };
     let response = match params.get("query") {
         // The query is in the URL: the body is INSERT data, streamed.
-        Some(q) => run(s, q.clone(), &params, Some(body)).await,
+        Some(q) => run(s, q.clone(), &params, &headers, peer, Some(body)).await,
         // Otherwise the body starts with the query; an INSERT's data
         // follows its FORMAT clause.
         None => {
             let split =
                 tokio::task::spawn_blocking(move || crate::http_body::split_query(body)).await;
             match split {
-                Ok(Ok((q, data))) => run(s, q, &params, data).await,
+                Ok(Ok((q, data))) => run(s, q, &params, &headers, peer, data).await,
                 Ok(Err(e)) => error_response(
                     ErrorCode::BAD_ARGUMENTS,
                     &format!("cannot read the query: {e}"),
@@ -280,8 +295,17 @@ async fn run(
     s: HttpState,
     sql: String,
     params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
     input: Input,
 ) -> Response {
+    let user = match crate::auth::Credentials::from_http(headers, params)
+        .authenticate(&s.engine, &s.metrics, peer)
+        .await
+    {
+        Ok(u) => u,
+        Err((code, message)) => return error_response(code, &message),
+    };
     // `param_x=v` binds `{x:Type}` in the query; the rest are settings.
     let mut bound = HashMap::new();
     let mut settings = Vec::new();
@@ -318,7 +342,7 @@ async fn run(
             )
         }
     };
-    let slot = s.sessions.get(id, Duration::from_secs(timeout));
+    let slot = s.sessions.get(&user, id, Duration::from_secs(timeout));
     // One request at a time per session, as in ClickHouse.
     let Ok(mut session) = slot.try_lock_owned() else {
         return error_response(

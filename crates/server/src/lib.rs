@@ -11,6 +11,7 @@
 //! **Architecture Invariant:** errors cross the wire as `Exception {code,
 //! name, message}` with ClickHouse's numbers, never as bare gRPC statuses.
 
+mod auth;
 pub mod http;
 mod http_body;
 pub mod input;
@@ -63,9 +64,13 @@ pub async fn serve_http(
         metrics,
     });
     info!(addr = ?listener.local_addr().ok(), "HTTP interface listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // With the peer's address: users may be limited to hosts.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Serves the interserver API (coordinator Raft + Meta services, part

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub failed_queries: AtomicU64,
     pub inserted_rows: AtomicU64,
     pub read_rows: AtomicU64,
+    /// Connections refused with AUTHENTICATION_FAILED.
+    pub failed_logins: AtomicU64,
 }
 
 impl Metrics {
@@ -53,6 +55,11 @@ impl Metrics {
             "qh_read_rows_total",
             "Rows read from parts.",
             self.read_rows.load(Ordering::Relaxed),
+        );
+        counter(
+            "qh_failed_logins_total",
+            "Requests refused with AUTHENTICATION_FAILED (unknown user, wrong password or host).",
+            self.failed_logins.load(Ordering::Relaxed),
         );
         let traffic = engine.distributed_traffic();
         counter(

@@ -64,6 +64,17 @@ impl QueryService for QueryServiceImpl {
         &self,
         request: Request<Streaming<QueryRequest>>,
     ) -> Result<Response<Self::QueryStream>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
+        let user = match crate::auth::Credentials::from_grpc(request.metadata())
+            .authenticate(&self.engine, &self.metrics, peer)
+            .await
+        {
+            Ok(u) => u,
+            Err((code, message)) => {
+                let only = futures::stream::once(async move { Ok(exception(code, message)) });
+                return Ok(Response::new(Box::pin(only)));
+            }
+        };
         let mut stream = request.into_inner();
         let start = match stream.next().await {
             Some(Ok(QueryRequest {
@@ -77,7 +88,7 @@ impl QueryService for QueryServiceImpl {
             Some(Err(e)) => return Err(e),
             None => return Err(Status::invalid_argument("empty request stream")),
         };
-        let session = self.sessions.get(&start.session_id, SESSION_IDLE);
+        let session = self.sessions.get(&user, &start.session_id, SESSION_IDLE);
         let engine = Arc::clone(&self.engine);
         let mut input: Input = None;
         if start.has_input {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qh_access::UserDef;
 use qh_query::{Engine, Session};
 use qh_types::Settings;
 use tokio::sync::Mutex;
@@ -29,10 +30,23 @@ impl Sessions {
 
     /// The session `id` (a new one for an unknown id), forgotten after
     /// `idle` without use; an empty id is a session of its own.
-    pub fn get(&self, id: &str, idle: Duration) -> Arc<Mutex<Session>> {
+    /// Sessions belong to their user: the same id of another user is
+    /// another session.
+    pub fn get(&self, user: &UserDef, id: &str, idle: Duration) -> Arc<Mutex<Session>> {
+        let fresh = || {
+            let mut s = self.engine.session();
+            s.set_user(&user.name);
+            if let Some(db) = &user.default_database {
+                if self.engine.catalog().has_database(db) {
+                    s.set_database(db);
+                }
+            }
+            Arc::new(Mutex::new(s))
+        };
         if id.is_empty() {
-            return Arc::new(Mutex::new(self.engine.session()));
+            return fresh();
         }
+        let id = format!("{}\0{id}", user.name);
         let mut map = self.map.lock();
         let now = Instant::now();
         map.retain(|_, (_, used, idle)| now.duration_since(*used) < *idle);
@@ -42,9 +56,7 @@ impl Sessions {
                 map.remove(&oldest);
             }
         }
-        let slot = map
-            .entry(id.to_string())
-            .or_insert_with(|| (Arc::new(Mutex::new(self.engine.session())), now, idle));
+        let slot = map.entry(id).or_insert_with(|| (fresh(), now, idle));
         slot.1 = now;
         slot.2 = idle;
         Arc::clone(&slot.0)

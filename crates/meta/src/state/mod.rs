@@ -235,6 +235,20 @@ impl MetaState {
         self.kv.get(key).map(String::as_str)
     }
 
+    /// Plain keys starting with `prefix`, in order, with their values.
+    pub fn keys_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.kv
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The coordinator's clock (see the field).
     pub fn clock_ms(&self) -> u64 {
         self.clock_ms

@@ -3,9 +3,11 @@
 //! dispatches by statement kind and runs DDL and SHOW; SELECTs are in
 //! [`select`], INSERTs in [`insert`], SYSTEM and KILL QUERY in [`system`].
 
+mod access;
 mod definition;
 mod insert;
 pub mod on_cluster;
+mod privileges;
 mod select;
 mod shard;
 mod system;
@@ -111,6 +113,8 @@ pub struct Engine {
     /// Shard blocks staged for other nodes' atomic Distributed inserts.
     pending_inserts: crate::distributed::insert::PendingInserts,
     traffic: crate::distributed::Traffic,
+    /// Users, in the coordinator; None for `local` (no logins there).
+    access: Option<Arc<qh_access::Access>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -230,7 +234,12 @@ impl Engine {
                 .uint("max_concurrent_queries")
                 .map_err(QueryError::BadArguments)?,
         ));
+        let access = opts
+            .coordinator
+            .as_ref()
+            .map(|c| Arc::new(qh_access::Access::new(Arc::clone(c))));
         Ok(Arc::new(Engine {
+            access,
             server_memory,
             pending_inserts: Default::default(),
             traffic: Default::default(),
@@ -349,6 +358,11 @@ impl Engine {
         self.coordinator.as_ref()
     }
 
+    /// Users and the check of credentials; None for `local`.
+    pub fn access(&self) -> Option<&Arc<qh_access::Access>> {
+        self.access.as_ref()
+    }
+
     pub fn session(self: &Arc<Self>) -> Session {
         Session {
             engine: Arc::clone(self),
@@ -360,6 +374,8 @@ impl Engine {
             current_query: Default::default(),
             temporary: BTreeMap::new(),
             number: temporary::next_session_number(),
+            user: "default".into(),
+            checked: false,
         }
     }
 
@@ -394,6 +410,12 @@ pub struct Session {
     /// `temporary.rs`), numbered by `number`.
     temporary: BTreeMap<String, String>,
     number: u64,
+    /// Who runs this session's statements (`currentUser()`).
+    user: String,
+    /// Whether its statements are checked against the user's grants: a
+    /// client's session is; the node's own (the DDL worker's, `local`'s)
+    /// is not.
+    checked: bool,
 }
 
 pub(crate) fn result_of(
@@ -457,7 +479,13 @@ impl Session {
         let mut running = self
             .engine
             .processes
-            .register(&id, sql, Arc::clone(&self.progress))?;
+            // A password in CREATE/ALTER USER never shows in system.processes.
+            .register(
+                &id,
+                &crate::statement::mask_secrets(sql),
+                &self.user,
+                Arc::clone(&self.progress),
+            )?;
         let query_id = running.query_id().to_string();
         let outcome = tokio::select! {
             r = self.execute_statement(sql, input, &query_id) => r,
@@ -484,6 +512,17 @@ impl Session {
         self.macro_context = macros;
     }
 
+    /// The session runs as `user` (the door authenticated it).
+    /// Its statements are checked against that user's grants from now on.
+    pub fn set_user(&mut self, user: &str) {
+        self.user = user.to_string();
+        self.checked = true;
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// Runs the next statement under this id (clickhouse-client's
     /// `--query_id`); the id shows in `system.processes` and `KILL QUERY`.
     pub fn set_query_id(&mut self, query_id: &str) {
@@ -499,6 +538,9 @@ impl Session {
         self.current_query = (query_id.to_string(), sql.to_string());
         if let Some((cluster, local_sql)) = crate::statement::split_on_cluster(sql) {
             crate::limits::check_readonly(&self.settings, true, false)?;
+            // Every host runs it as the node's own session: check here.
+            let (stmt, _) = self.parse_checked(&local_sql)?;
+            self.check_privileges(&stmt)?;
             let span = info_span!("query", kind = "on_cluster", cluster = %cluster, query_id);
             return self
                 .execute_on_cluster(&cluster, local_sql)
@@ -506,6 +548,7 @@ impl Session {
                 .await;
         }
         let (stmt, settings) = self.parse_checked(sql)?;
+        self.check_privileges(&stmt)?;
         settings.check()?;
         let format_options =
             FormatOptions::from_settings(&settings).map_err(QueryError::BadArguments)?;
@@ -526,6 +569,10 @@ impl Session {
                 | Statement::Exists { .. }
                 | Statement::Use(_)
                 | Statement::Set(_)
+                | Statement::Access(
+                    qh_access::AccessStatement::ShowUsers
+                        | qh_access::AccessStatement::ShowCreateUser { .. }
+                )
         );
         crate::limits::check_readonly(&self.settings, !reads_only, changes_settings)?;
         let span = info_span!("query", kind = stmt_kind(&stmt), query_id);
@@ -838,6 +885,7 @@ impl Session {
                     format,
                 )
             }
+            Statement::Access(stmt) => self.access_statement(stmt).await,
             // Handled before dispatch (it needs the statement's own id).
             Statement::KillQuery { .. } => Err(QueryError::other(
                 ErrorCode::LOGICAL_ERROR,

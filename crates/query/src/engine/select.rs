@@ -80,7 +80,10 @@ impl Session {
         let limits = QueryLimits::from_settings(settings)?;
         let started = Instant::now();
         stats.set_read_limits(limits.max_rows_to_read, limits.max_bytes_to_read);
-        let state = self.engine.query_state(settings, &self.database, &stats)?;
+        let mut state = self.engine.query_state(settings, &self.database, &stats)?;
+        for f in functions::server::session_udfs(&self.user, &self.database) {
+            datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(f))?;
+        }
         let ctx = Arc::new(QueryContext {
             engine: Arc::clone(&self.engine),
             catalog: Arc::clone(&self.engine.catalog),

@@ -5,7 +5,7 @@
 //! Time functions work in UTC (the server time zone is UTC).
 
 mod hash;
-mod server;
+pub(crate) mod server;
 
 pub use server::{TIME_ZONE, VERSION};
 

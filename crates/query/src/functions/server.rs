@@ -2,7 +2,8 @@
 //! `serverTimezone()`, `uptime()`, `hostName()`. Clients ask these first
 //! (clickhouse-connect's connect sends `SELECT version(), timezone()`),
 //! so they answer in ClickHouse's shapes: a `MAJOR.MINOR.PATCH.BUILD`
-//! version of our own, the server's time zone name.
+//! version of our own, the server's time zone name. `currentUser()` and
+//! `currentDatabase()` are per session ([`session_udfs`]).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -69,4 +70,49 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
             },
         ),
     ]
+}
+
+/// A constant of the running session (`currentUser()`, `currentDatabase()`),
+/// registered into each query's state; Stable, so the planner folds it to a
+/// literal before any plan fragment travels to a shard.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionConstant {
+    name: &'static str,
+    value: String,
+    signature: Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for SessionConstant {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(
+        &self,
+        _: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::Utf8(Some(self.value.clone())),
+        ))
+    }
+}
+
+/// `currentuser()` and `currentdatabase()` for a session of `user` in
+/// `database`.
+pub fn session_udfs(user: &str, database: &str) -> Vec<ScalarUDF> {
+    [("currentuser", user), ("currentdatabase", database)]
+        .into_iter()
+        .map(|(name, value)| {
+            ScalarUDF::new_from_impl(SessionConstant {
+                name,
+                value: value.to_string(),
+                signature: Signature::nullary(Volatility::Stable),
+            })
+        })
+        .collect()
 }

@@ -15,12 +15,14 @@ use qh_types::{ChType, Settings};
 
 use crate::error::{syntax_error, QueryError, Result};
 
+mod access;
 mod literals;
 mod on_cluster;
 mod params;
 mod parser;
 mod tokens;
 
+pub use access::{is_access_statement, mask_secrets};
 pub use literals::expr_sql;
 pub use on_cluster::split_on_cluster;
 pub use qh_sql_lex::split_statements;
@@ -291,6 +293,8 @@ pub enum Statement {
         table: TableRef,
         format: Option<String>,
     },
+    /// Users (`CREATE/ALTER/DROP USER`, `SHOW USERS`, `SHOW CREATE USER`).
+    Access(qh_access::AccessStatement),
 }
 
 /// How `KILL QUERY` waits: ASYNC (the default) asks and returns, SYNC waits

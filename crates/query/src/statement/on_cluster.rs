@@ -17,7 +17,9 @@ pub fn split_on_cluster(sql: &str) -> Option<(String, String)> {
         .ok()?;
     let significant = |t: &&TokenWithSpan| !matches!(t.token, Token::Whitespace(_));
     let first = tokens.iter().find(significant).and_then(word_of)?;
-    if !DDL_WORDS.contains(&first.as_str()) {
+    // Users live in the coordinator, replicated by it: ON CLUSTER is
+    // accepted and changes nothing (the parser skips it).
+    if !DDL_WORDS.contains(&first.as_str()) || super::is_access_statement(sql) {
         return None;
     }
     let at = (0..tokens.len()).find(|&i| {

@@ -6,14 +6,14 @@ use super::*;
 
 pub(super) struct StmtParser<'a> {
     sql: &'a str,
-    parser: Parser<'a>,
+    pub(super) parser: Parser<'a>,
     final_tables: HashSet<String>,
     /// The outermost SELECT said `WITH TOTALS`.
     totals: bool,
     /// A SELECT's trailing `FORMAT x` / `SETTINGS ...`, cut off before
     /// parsing (sqlparser would take `FORMAT` for a column alias).
     trailer_format: Option<String>,
-    trailer_settings: Settings,
+    pub(super) trailer_settings: Settings,
 }
 
 pub(super) const DIALECT: ClickHouseDialect = ClickHouseDialect {};
@@ -242,6 +242,8 @@ impl<'a> StmtParser<'a> {
                 Ok(Statement::Truncate { table, if_exists })
             }
             "ALTER" => self.alter(),
+            "GRANT" => self.grant_stmt(),
+            "REVOKE" => self.revoke_stmt(),
             "CHECK" => {
                 self.parser.next_token();
                 self.eat("TABLE");
@@ -503,7 +505,10 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn create(&mut self) -> Result<Statement> {
         self.parser.next_token();
-        self.eat_seq(&["OR", "REPLACE"]);
+        let or_replace = self.eat_seq(&["OR", "REPLACE"]);
+        if self.peek_word().as_deref() == Some("USER") {
+            return self.create_user(or_replace);
+        }
         // A temporary table without ENGINE is a Memory table, as in ClickHouse;
         // it lives as long as the session.
         let temporary = self.eat("TEMPORARY");
@@ -681,6 +686,9 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn drop_stmt(&mut self) -> Result<Statement> {
         self.parser.next_token();
+        if self.peek_word().as_deref() == Some("USER") {
+            return self.drop_user();
+        }
         if self.eat("DATABASE") {
             let if_exists = self.eat_seq(&["IF", "EXISTS"]);
             let name = self.ident()?;
@@ -700,6 +708,9 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn alter(&mut self) -> Result<Statement> {
         self.parser.next_token();
+        if self.peek_word().as_deref() == Some("USER") {
+            return self.alter_user();
+        }
         self.expect("TABLE")?;
         let table = self.table_ref()?;
         self.on_cluster()?;
@@ -742,6 +753,9 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn show(&mut self) -> Result<Statement> {
         self.parser.next_token();
+        if let Some(s) = self.show_access()? {
+            return Ok(s);
+        }
         if self.eat("DATABASES") {
             let format = self.format_suffix()?;
             return Ok(Statement::ShowDatabases { format });
@@ -773,6 +787,6 @@ impl<'a> StmtParser<'a> {
                 format,
             });
         }
-        self.fail("Expected TABLES, DATABASES or CREATE TABLE after SHOW")
+        self.fail("Expected TABLES, DATABASES, USERS, CREATE TABLE or CREATE USER after SHOW")
     }
 }

@@ -1,0 +1,47 @@
+//! What can go wrong managing users and checking credentials, each with its
+//! ClickHouse code ([`AccessError::code`]).
+
+use qh_meta::MetaError;
+use qh_types::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// A wrong password, an unknown user and a refused host all read the
+    /// same, as in ClickHouse: the answer never says which part was wrong.
+    #[error(
+        "{user}: Authentication failed: password is incorrect, or there is no user with such name."
+    )]
+    AuthenticationFailed { user: String },
+    #[error("user `{0}`: cannot insert because user `{0}` already exists in replicated")]
+    UserExists(String),
+    #[error("There is no user `{0}` in replicated")]
+    UnknownUser(String),
+    #[error("{0}")]
+    BadArguments(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    /// The coordinator did not take the change (no leader, or the outcome
+    /// is unknown: the statement may be repeated, it is idempotent).
+    #[error("coordinator: {0}")]
+    Coordinator(#[from] MetaError),
+    /// The coordinator refused the change (e.g. a concurrent change of the
+    /// same user won).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl AccessError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AccessError::AuthenticationFailed { .. } => ErrorCode::AUTHENTICATION_FAILED,
+            AccessError::UserExists(_) => ErrorCode::ACCESS_ENTITY_ALREADY_EXISTS,
+            AccessError::UnknownUser(_) => ErrorCode::UNKNOWN_USER,
+            AccessError::BadArguments(_) => ErrorCode::BAD_ARGUMENTS,
+            AccessError::NotImplemented(_) => ErrorCode::NOT_IMPLEMENTED,
+            AccessError::Coordinator(MetaError::NoLeader(_)) => ErrorCode::TABLE_IS_READ_ONLY,
+            AccessError::Coordinator(MetaError::Unknown(_)) => ErrorCode::UNKNOWN_STATUS_OF_INSERT,
+            AccessError::Coordinator(_) => ErrorCode::KEEPER_EXCEPTION,
+            AccessError::Conflict(_) => ErrorCode::KEEPER_EXCEPTION,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Access control: who may connect to a node.
+//!
+//! Owns users ([`UserDef`]: name, a salted password hash, the hosts it may
+//! connect from, its [`Grant`]s), their storage in the coordinator ([`Access`]: one key per
+//! user, changed by compare-and-set, so a user created on one node holds on
+//! every node), the check of credentials every client door makes
+//! ([`Access::authenticate`]), and the AST of the access statements
+//! ([`AccessStatement`]; `qh_query` parses them and runs them here).
+//!
+//! **Invariants:** a password is never stored, logged or shown — only its
+//! salted hash is kept, [`AuthSpec`]'s `Debug` omits it, and a failed login
+//! says the same thing whether the user, the password or the host was wrong.
+
+mod error;
+mod grant;
+mod statement;
+mod store;
+mod user;
+
+pub use error::AccessError;
+pub use grant::{allows, Grant, Need, Privilege, Target};
+pub use statement::{AccessStatement, AuthSpec, TargetSpec};
+pub use store::{Access, UserChange};
+pub use user::{Auth, HostRule, Hosts, UserDef};

@@ -1,0 +1,460 @@
+//! [`Access`]: users kept in the coordinator, so a user created on one node
+//! exists on every node (ClickHouse's replicated user directory, with the
+//! coordinator in Keeper's place). Each user is one key,
+//! `access/user/<name>` → the JSON of its [`UserDef`]; every change is a
+//! compare-and-set on that key, so concurrent changes never lose one
+//! another silently.
+//!
+//! Until the first access statement a cluster has only the built-in
+//! `default` user (no password). That statement first writes `default`
+//! into the coordinator together with the marker `access/bootstrapped`;
+//! from then on `default` is an ordinary user (its password can change, it
+//! can be dropped).
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use qh_meta::command::{Check, Op, Request, Response};
+use qh_meta::{Coordinator, MetaState};
+use sha2::{Digest, Sha256};
+
+use crate::error::AccessError;
+use crate::grant::{Grant, Privilege, Target};
+use crate::statement::AuthSpec;
+use crate::user::{Auth, Hosts, UserDef};
+
+const USER_PREFIX: &str = "access/user/";
+const BOOTSTRAPPED: &str = "access/bootstrapped";
+/// Remembered successful bcrypt checks (each costs ~0.2 s of CPU).
+const VERIFIED_CACHE: usize = 1024;
+
+fn user_key(name: &str) -> String {
+    format!("{USER_PREFIX}{name}")
+}
+
+/// The user `name` in `state`.
+fn lookup(state: &MetaState, name: &str) -> Option<UserDef> {
+    match state.key(&user_key(name)) {
+        Some(json) => serde_json::from_str(json).ok(),
+        None if name == "default" && state.key(BOOTSTRAPPED).is_none() => {
+            Some(UserDef::builtin_default())
+        }
+        None => None,
+    }
+}
+
+fn stored(state: &MetaState, name: &str) -> Option<String> {
+    state.key(&user_key(name)).map(str::to_string)
+}
+
+/// What `ALTER USER` changes.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub rename_to: Option<String>,
+    pub auth: Option<AuthSpec>,
+    pub hosts: Option<Hosts>,
+    pub default_database: Option<Option<String>>,
+}
+
+pub struct Access {
+    coordinator: Arc<Coordinator>,
+    /// Digests of (user, password, stored hash) that passed a bcrypt check.
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").finish_non_exhaustive()
+    }
+}
+
+impl Access {
+    pub fn new(coordinator: Arc<Coordinator>) -> Self {
+        Access {
+            coordinator,
+            verified: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The user `user` if `password` from `peer` proves it. A user this
+    /// node does not know yet, or whose password does not match here, is
+    /// looked up once more through a linearizable read: a user created or
+    /// changed a moment ago on another node works at once.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<UserDef, AccessError> {
+        if let Some(u) = self.coordinator.read(|s| lookup(s, user)) {
+            if self.admits(&u, password, peer) {
+                return Ok(u);
+            }
+        }
+        let fresh = self
+            .coordinator
+            .read_linearizable(|s| lookup(s, user))
+            .await
+            .ok()
+            .flatten();
+        match fresh {
+            Some(u) if self.admits(&u, password, peer) => Ok(u),
+            _ => Err(AccessError::AuthenticationFailed {
+                user: user.to_string(),
+            }),
+        }
+    }
+
+    fn admits(&self, u: &UserDef, password: &str, peer: Option<IpAddr>) -> bool {
+        let Auth::Bcrypt { hash } = &u.auth else {
+            return u.admits(password, peer);
+        };
+        if !peer.is_none_or(|p| u.hosts.allows(p)) {
+            return false;
+        }
+        let mut d = Sha256::new();
+        for part in [u.name.as_str(), password, hash.as_str()] {
+            d.update(part.as_bytes());
+            d.update([0u8]);
+        }
+        let digest: [u8; 32] = d.finalize().into();
+        if self.verified.lock().contains(&digest) {
+            return true;
+        }
+        let ok = u.auth.verify(password);
+        if ok {
+            let mut v = self.verified.lock();
+            if v.len() >= VERIFIED_CACHE {
+                v.clear();
+            }
+            v.insert(digest);
+        }
+        ok
+    }
+
+    /// The user `name` as this node knows it now (no round trip: checked
+    /// before every statement).
+    pub fn local_user(&self, name: &str) -> Option<UserDef> {
+        self.coordinator.read(|s| lookup(s, name))
+    }
+
+    /// Every user this node knows, by name.
+    pub fn users(&self) -> Vec<UserDef> {
+        self.coordinator.read(|s| {
+            let mut users: Vec<UserDef> = s
+                .keys_with_prefix(USER_PREFIX)
+                .filter_map(|(_, v)| serde_json::from_str(v).ok())
+                .collect();
+            if s.key(BOOTSTRAPPED).is_none() && s.key(&user_key("default")).is_none() {
+                users.push(UserDef::builtin_default());
+            }
+            users.sort_by(|a, b| a.name.cmp(&b.name));
+            users
+        })
+    }
+
+    /// The user `name` as of a linearizable read.
+    pub async fn user(&self, name: &str) -> Result<Option<UserDef>, AccessError> {
+        Ok(self
+            .coordinator
+            .read_linearizable(|s| lookup(s, name))
+            .await?)
+    }
+
+    /// Writes the built-in `default` user into the coordinator before the
+    /// first change to users (see the module doc).
+    async fn bootstrap(&self) -> Result<(), AccessError> {
+        if self.coordinator.read(|s| s.key(BOOTSTRAPPED).is_some()) {
+            return Ok(());
+        }
+        let default = serde_json::to_string(&UserDef::builtin_default())
+            .map_err(|e| AccessError::BadArguments(e.to_string()))?;
+        let req = Request::ops(vec![
+            Op::Put {
+                key: user_key("default"),
+                value: default,
+            },
+            Op::Put {
+                key: BOOTSTRAPPED.into(),
+                value: "1".into(),
+            },
+        ])
+        .with_checks(vec![
+            Check::KeyEquals {
+                key: BOOTSTRAPPED.into(),
+                value: None,
+            },
+            Check::KeyEquals {
+                key: user_key("default"),
+                value: None,
+            },
+        ]);
+        // A failed check: another node bootstrapped first.
+        self.coordinator.write(req).await?;
+        Ok(())
+    }
+
+    pub async fn create_user(
+        &self,
+        user: UserDef,
+        if_not_exists: bool,
+        or_replace: bool,
+    ) -> Result<(), AccessError> {
+        check_name(&user.name)?;
+        self.bootstrap().await?;
+        let value =
+            serde_json::to_string(&user).map_err(|e| AccessError::BadArguments(e.to_string()))?;
+        let key = user_key(&user.name);
+        let checks = if or_replace {
+            Vec::new()
+        } else {
+            vec![Check::KeyEquals {
+                key: key.clone(),
+                value: None,
+            }]
+        };
+        let req = Request::op(Op::Put { key, value }).with_checks(checks);
+        match self.coordinator.write(req).await? {
+            Response::Ok { .. } => Ok(()),
+            Response::CheckFailed { .. } if if_not_exists => Ok(()),
+            Response::CheckFailed { .. } => Err(AccessError::UserExists(user.name)),
+            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
+        }
+    }
+
+    pub async fn alter_user(
+        &self,
+        name: &str,
+        if_exists: bool,
+        change: UserChange,
+    ) -> Result<(), AccessError> {
+        self.update_user(name, if_exists, |user| {
+            if let Some(a) = &change.auth {
+                user.auth = a.to_auth()?;
+            }
+            if let Some(h) = change.hosts {
+                user.hosts = h;
+            }
+            if let Some(d) = change.default_database {
+                user.default_database = d;
+            }
+            if let Some(n) = change.rename_to {
+                user.name = n;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds `grants` to each of `users`.
+    pub async fn grant(&self, users: &[String], grants: &[Grant]) -> Result<(), AccessError> {
+        for name in users {
+            self.update_user(name, false, |user| {
+                for g in grants {
+                    merge_grant(&mut user.grants, g.clone());
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes `privileges` on `target` from each of `users` (only the grant
+    /// option when `grant_option_only`).
+    pub async fn revoke(
+        &self,
+        users: &[String],
+        privileges: &[(Privilege, Option<BTreeSet<String>>)],
+        target: &Target,
+        grant_option_only: bool,
+    ) -> Result<(), AccessError> {
+        for name in users {
+            self.update_user(name, false, |user| {
+                for (p, columns) in privileges {
+                    revoke_from(
+                        &mut user.grants,
+                        *p,
+                        columns.as_ref(),
+                        target,
+                        grant_option_only,
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Changes the stored user `name` by `change` (which may rename it),
+    /// as a compare-and-set on its current value.
+    async fn update_user(
+        &self,
+        name: &str,
+        if_exists: bool,
+        change: impl FnOnce(&mut UserDef) -> Result<(), AccessError>,
+    ) -> Result<(), AccessError> {
+        self.bootstrap().await?;
+        let current = self
+            .coordinator
+            .read_linearizable(|s| stored(s, name))
+            .await?;
+        let Some(old_json) = current else {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(AccessError::UnknownUser(name.to_string()))
+            };
+        };
+        let mut user: UserDef = serde_json::from_str(&old_json)
+            .map_err(|e| AccessError::Conflict(format!("stored user {name}: {e}")))?;
+        change(&mut user)?;
+        let mut checks = vec![Check::KeyEquals {
+            key: user_key(name),
+            value: Some(old_json),
+        }];
+        let mut ops = Vec::new();
+        if user.name != name {
+            check_name(&user.name)?;
+            checks.push(Check::KeyEquals {
+                key: user_key(&user.name),
+                value: None,
+            });
+            ops.push(Op::Delete {
+                key: user_key(name),
+            });
+        }
+        let value =
+            serde_json::to_string(&user).map_err(|e| AccessError::BadArguments(e.to_string()))?;
+        ops.push(Op::Put {
+            key: user_key(&user.name),
+            value,
+        });
+        match self
+            .coordinator
+            .write(Request::ops(ops).with_checks(checks))
+            .await?
+        {
+            Response::Ok { .. } => Ok(()),
+            Response::CheckFailed { index: 1, .. } => Err(AccessError::UserExists(user.name)),
+            Response::CheckFailed { .. } => Err(AccessError::Conflict(format!(
+                "user {name} was changed concurrently; run the statement again"
+            ))),
+            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
+        }
+    }
+
+    pub async fn drop_user(&self, name: &str, if_exists: bool) -> Result<(), AccessError> {
+        self.bootstrap().await?;
+        let current = self
+            .coordinator
+            .read_linearizable(|s| stored(s, name))
+            .await?;
+        let Some(old_json) = current else {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(AccessError::UnknownUser(name.to_string()))
+            };
+        };
+        let req = Request::op(Op::Delete {
+            key: user_key(name),
+        })
+        .with_checks(vec![Check::KeyEquals {
+            key: user_key(name),
+            value: Some(old_json),
+        }]);
+        match self.coordinator.write(req).await? {
+            Response::Ok { .. } => Ok(()),
+            Response::CheckFailed { .. } => Err(AccessError::Conflict(format!(
+                "user {name} was changed concurrently; run the statement again"
+            ))),
+            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), AccessError> {
+    if name.is_empty() || name.len() > 256 || name.contains(['\0', '/']) {
+        return Err(AccessError::BadArguments(format!(
+            "Invalid user name '{name}': 1 to 256 bytes, no '/' or NUL"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds `g` to `grants`, folding it into a grant of the same privilege on
+/// the same target (columns united, a whole-table grant wins, the grant
+/// option kept if either has it).
+fn merge_grant(grants: &mut Vec<Grant>, g: Grant) {
+    let same = grants
+        .iter_mut()
+        .find(|x| x.privilege == g.privilege && x.database == g.database && x.table == g.table);
+    match same {
+        Some(x) => {
+            x.grant_option |= g.grant_option;
+            x.columns = match (x.columns.take(), g.columns) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    Some(a)
+                }
+                _ => None,
+            };
+        }
+        None => grants.push(g),
+    }
+    grants.sort();
+}
+
+/// Takes privilege `p` (on `columns`, when given) on `target` out of
+/// `grants`. A grant on something wider than `target` would need a partial
+/// revoke, which is refused rather than silently leaving the access.
+fn revoke_from(
+    grants: &mut Vec<Grant>,
+    p: Privilege,
+    columns: Option<&BTreeSet<String>>,
+    target: &Target,
+    grant_option_only: bool,
+) -> Result<(), AccessError> {
+    let partial = |g: &Grant| {
+        AccessError::NotImplemented(format!(
+            "partial revokes are not supported: {} is granted on {}, wider than the revoke; revoke that and grant what should remain",
+            p.name(),
+            Target::text(g.database.as_deref(), g.table.as_deref())
+        ))
+    };
+    let mut kept = Vec::with_capacity(grants.len());
+    for mut g in grants.drain(..) {
+        if g.privilege != p {
+            kept.push(g);
+            continue;
+        }
+        let within = target.contains(&g.target());
+        if !within {
+            if g.target().contains(target) {
+                return Err(partial(&g));
+            }
+            kept.push(g);
+            continue;
+        }
+        match (columns, &mut g.columns) {
+            (None, _) if grant_option_only => {
+                g.grant_option = false;
+                kept.push(g);
+            }
+            (None, _) => {}
+            (Some(cols), Some(have)) => {
+                have.retain(|c| !cols.contains(c));
+                if !have.is_empty() {
+                    kept.push(g);
+                }
+            }
+            (Some(_), None) => return Err(partial(&g)),
+        }
+    }
+    *grants = kept;
+    Ok(())
+}

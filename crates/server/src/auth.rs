@@ -1,0 +1,158 @@
+//! Credentials at the client doors, checked against the node's users
+//! (`qh_access`). HTTP takes them as ClickHouse does — basic auth, the
+//! `X-ClickHouse-User` / `X-ClickHouse-Key` headers, or the `user` /
+//! `password` parameters; gRPC from the `user` / `password` metadata. No
+//! credentials at all means the `default` user with no password.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use axum::http::{header, HeaderMap};
+use base64::Engine as _;
+use qh_access::UserDef;
+use qh_query::Engine;
+use qh_types::ErrorCode;
+
+use crate::metrics::Metrics;
+
+/// Longest user name or password accepted before any lookup.
+const MAX_CREDENTIAL_BYTES: usize = 4096;
+
+/// Who a request says it is.
+pub struct Credentials {
+    pub user: String,
+    password: String,
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    fn new(user: Option<String>, password: Option<String>) -> Self {
+        Credentials {
+            user: user
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            password: password.unwrap_or_default(),
+        }
+    }
+
+    /// From an HTTP request: the basic-auth header, else the ClickHouse
+    /// headers, else the URL parameters.
+    pub fn from_http(headers: &HeaderMap, params: &HashMap<String, String>) -> Self {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if let Some((user, password)) = text(header::AUTHORIZATION.as_str())
+            .as_deref()
+            .and_then(basic)
+        {
+            return Credentials::new(Some(user), Some(password));
+        }
+        let user = text("x-clickhouse-user").or_else(|| params.get("user").cloned());
+        let password = text("x-clickhouse-key").or_else(|| params.get("password").cloned());
+        Credentials::new(user, password)
+    }
+
+    /// From gRPC metadata (`user`, `password`; `user-bin`, `password-bin`
+    /// for values that are not ASCII).
+    pub fn from_grpc(metadata: &tonic::metadata::MetadataMap) -> Self {
+        let text = |name: &str| {
+            metadata
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| {
+                    let bin = metadata.get_bin(format!("{name}-bin"))?.to_bytes().ok()?;
+                    String::from_utf8(bin.to_vec()).ok()
+                })
+        };
+        Credentials::new(text("user"), text("password"))
+    }
+
+    /// The user these credentials prove, or AUTHENTICATION_FAILED (counted
+    /// in `/metrics`) with ClickHouse's text, the same for every cause.
+    pub async fn authenticate(
+        &self,
+        engine: &Engine,
+        metrics: &Metrics,
+        peer: Option<IpAddr>,
+    ) -> Result<UserDef, (ErrorCode, String)> {
+        let refused = || {
+            metrics.failed_logins.fetch_add(1, Ordering::Relaxed);
+            let e = qh_access::AccessError::AuthenticationFailed {
+                user: self.user.chars().take(256).collect(),
+            };
+            tracing::info!(user = %self.user.chars().take(256).collect::<String>(), ?peer, "login refused");
+            (e.code(), e.to_string())
+        };
+        if self.user.len() > MAX_CREDENTIAL_BYTES || self.password.len() > MAX_CREDENTIAL_BYTES {
+            return Err(refused());
+        }
+        match engine.access() {
+            Some(a) => a
+                .authenticate(&self.user, &self.password, peer)
+                .await
+                .map_err(|_| refused()),
+            // No coordinator (an in-process engine): only `default`.
+            None if self.user == "default" && self.password.is_empty() => {
+                Ok(UserDef::builtin_default())
+            }
+            None => Err(refused()),
+        }
+    }
+}
+
+/// `Basic base64(user:password)`.
+fn basic(value: &str) -> Option<(String, String)> {
+    let (scheme, b64) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_credentials_in_clickhouse_order() {
+        let mut h = HeaderMap::new();
+        let params = HashMap::from([
+            ("user".to_string(), "p".to_string()),
+            ("password".to_string(), "pp".to_string()),
+        ]);
+        let c = Credentials::from_http(&h, &params);
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("p", "pp"));
+        h.insert("x-clickhouse-user", "h".parse().unwrap());
+        h.insert("x-clickhouse-key", "hk".parse().unwrap());
+        let c = Credentials::from_http(&h, &params);
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("h", "hk"));
+        // alice:s3:cret
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic YWxpY2U6czM6Y3JldA==".parse().unwrap(),
+        );
+        let c = Credentials::from_http(&h, &params);
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("alice", "s3:cret"));
+        let c = Credentials::from_http(&HeaderMap::new(), &HashMap::new());
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("default", ""));
+        assert!(!format!("{c:?}").contains("password"));
+    }
+}
