@@ -29,6 +29,7 @@ pub const TABLES: &[&str] = &[
     "clusters",
     "macros",
     "users",
+    "grants",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -121,6 +122,57 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                         .collect()),
                 ],
             )
+        }
+        "grants" => {
+            let users = ctx.engine.access().map(|a| a.users()).unwrap_or_default();
+            // One row per grant, or per column of a column grant.
+            let mut rows: Vec<GrantRow> = Vec::new();
+            for u in &users {
+                for g in &u.grants {
+                    let base = |column: Option<String>| {
+                        (
+                            u.name.clone(),
+                            g.privilege.name(),
+                            g.database.clone(),
+                            g.table.clone(),
+                            column,
+                            g.grant_option as u8,
+                        )
+                    };
+                    match &g.columns {
+                        None => rows.push(base(None)),
+                        Some(cols) => rows.extend(cols.iter().map(|c| base(Some(c.clone())))),
+                    }
+                }
+            }
+            let opt = |v: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("user_name", DataType::Utf8, true),
+                Field::new("role_name", DataType::Utf8, true),
+                Field::new("access_type", DataType::Utf8, false),
+                Field::new("database", DataType::Utf8, true),
+                Field::new("table", DataType::Utf8, true),
+                Field::new("column", DataType::Utf8, true),
+                Field::new("is_partial_revoke", DataType::UInt8, false),
+                Field::new("grant_option", DataType::UInt8, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    opt(rows.iter().map(|r| Some(r.0.clone())).collect()),
+                    opt(vec![None; rows.len()]),
+                    s(rows.iter().map(|r| r.1.to_string()).collect()),
+                    opt(rows.iter().map(|r| r.2.clone()).collect()),
+                    opt(rows.iter().map(|r| r.3.clone()).collect()),
+                    opt(rows.iter().map(|r| r.4.clone()).collect()),
+                    u8s(vec![0; rows.len()]),
+                    u8s(rows.iter().map(|r| r.5).collect()),
+                ],
+            )?;
+            Ok(Some(Arc::new(MemTable::try_new(
+                schema,
+                vec![vec![batch]],
+            )?)))
         }
         "processes" => {
             let ps = ctx.processes.snapshot();
@@ -648,3 +700,14 @@ fn host_ip(hosts: &qh_access::Hosts) -> String {
             .join(", "),
     }
 }
+
+/// A `system.grants` row: user, privilege, database, table, column, grant
+/// option.
+type GrantRow = (
+    String,
+    &'static str,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    u8,
+);

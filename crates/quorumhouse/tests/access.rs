@@ -264,6 +264,7 @@ async fn grants_allow_exactly_what_they_name_on_every_node() {
         "CREATE TABLE db.t ON CLUSTER default (a UInt64, b String) ENGINE = ReplicatedMergeTree ORDER BY a",
         "CREATE TABLE db.u ON CLUSTER default (a UInt64, secret String) ENGINE = ReplicatedMergeTree ORDER BY a",
         "INSERT INTO db.t VALUES (1, 'x')",
+        "CREATE TABLE db.d ON CLUSTER default AS db.t ENGINE = Distributed(default, db, t)",
         "CREATE USER bob IDENTIFIED BY 'pw'",
     ] {
         let (status, body) = post(&n1, "/", &[], sql);
@@ -310,6 +311,8 @@ async fn grants_allow_exactly_what_they_name_on_every_node() {
         ("CREATE USER eve", "ACCESS MANAGEMENT ON *.*"),
         ("SHOW TABLES FROM db", "SHOW ON db.*"),
         ("SELECT * FROM remote('127.0.0.1', db.u)", "SELECT ON *.*"),
+        ("SELECT name FROM system.users", "ACCESS MANAGEMENT ON *.*"),
+        ("SELECT * FROM system.grants", "ACCESS MANAGEMENT ON *.*"),
     ] {
         assert_eq!(bob(&n3, sql), (403, denied(grant)), "{sql}");
     }
@@ -343,6 +346,34 @@ async fn grants_allow_exactly_what_they_name_on_every_node() {
         "GRANT ALL ON *.* TO default WITH GRANT OPTION\n"
     );
 
+    let (_, rows) = post(
+        &n1,
+        "/",
+        &[],
+        "SELECT access_type, database, table, column, grant_option FROM system.grants WHERE user_name = 'bob' ORDER BY access_type, table, column FORMAT TSV",
+    );
+    assert_eq!(
+        rows,
+        "INSERT\tdb\t\\N\t\\N\t0\nSELECT\tdb\tt\t\\N\t0\nSELECT\tdb\tu\ta\t0\n"
+    );
+
+    // Through a Distributed table the shards read the table under it: the
+    // user needs SELECT on both, as ClickHouse checks on every shard.
+    assert_eq!(post(&n1, "/", &[], "GRANT SELECT ON db.d TO bob").0, 200);
+    c.wait_for("the grant on db.d to reach node 3", LONG, || async {
+        (bob(&n3, "SELECT a FROM db.d").1 != denied("SELECT(a) ON db.d")).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(bob(&n3, "SELECT count() FROM db.d").0, 200);
+    post(&n1, "/", &[], "REVOKE SELECT ON db.t FROM bob");
+    c.wait_for("the revoke of db.t to reach node 3", LONG, || async {
+        (bob(&n3, "SELECT a FROM db.d") == (403, denied("SELECT(a) ON db.t"))).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(post(&n1, "/", &[], "GRANT SELECT ON db.t TO bob").0, 200);
+
     // Revoked on node 2: the next query on node 3 fails.
     assert_eq!(post(&n2, "/", &[], "REVOKE SELECT ON db.t FROM bob").0, 200);
     c.wait_for("the revoke to reach node 3", LONG, || async {
@@ -353,4 +384,29 @@ async fn grants_allow_exactly_what_they_name_on_every_node() {
     // A revoke narrower than a grant is refused, never silently ignored.
     let (_, body) = post(&n1, "/", &[], "REVOKE SELECT ON db.t FROM default");
     assert_eq!(code_of(&body), 48, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_credentials_are_refused_and_the_node_stays_up() {
+    let c = TestCluster::start(Path::new(BIN), 1, &[]).expect("node starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    let n = c.http_addr(1);
+    let long = "x".repeat(64 << 10);
+    let huge_basic = basic(&long, &long);
+    for (name, value) in [
+        ("Authorization", "Basic !!!not base64"),
+        ("Authorization", "Bearer token"),
+        ("Authorization", "Basic bm9jb2xvbg=="), // "nocolon"
+        ("Authorization", huge_basic.as_str()),
+        ("X-ClickHouse-User", long.as_str()),
+    ] {
+        let (status, body) = post(&n, "/", &[(name, value)], "SELECT 1");
+        // Refused as a login (403, 516), or the header refused whole by
+        // the HTTP layer (431): never a query run as `default`.
+        assert!(
+            (status == 403 && code_of(&body) == 516) || status == 431,
+            "{name}: {status} {body}"
+        );
+    }
+    assert_eq!(post(&n, "/", &[], "SELECT 1"), (200, "1\n".into()));
 }

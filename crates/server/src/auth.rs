@@ -23,6 +23,9 @@ const MAX_CREDENTIAL_BYTES: usize = 4096;
 pub struct Credentials {
     pub user: String,
     password: String,
+    /// An `Authorization` header that is not valid basic auth: refused,
+    /// never read as "no credentials" (which would be `default`).
+    malformed: bool,
 }
 
 /// Never prints the password.
@@ -41,6 +44,7 @@ impl Credentials {
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "default".into()),
             password: password.unwrap_or_default(),
+            malformed: false,
         }
     }
 
@@ -53,11 +57,13 @@ impl Credentials {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some((user, password)) = text(header::AUTHORIZATION.as_str())
-            .as_deref()
-            .and_then(basic)
-        {
-            return Credentials::new(Some(user), Some(password));
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let parsed = value.to_str().ok().and_then(basic);
+            let malformed = parsed.is_none();
+            let (user, password) = parsed.unzip();
+            let mut c = Credentials::new(user, password);
+            c.malformed = malformed;
+            return c;
         }
         let user = text("x-clickhouse-user").or_else(|| params.get("user").cloned());
         let password = text("x-clickhouse-key").or_else(|| params.get("password").cloned());
@@ -96,7 +102,10 @@ impl Credentials {
             tracing::info!(user = %self.user.chars().take(256).collect::<String>(), ?peer, "login refused");
             (e.code(), e.to_string())
         };
-        if self.user.len() > MAX_CREDENTIAL_BYTES || self.password.len() > MAX_CREDENTIAL_BYTES {
+        if self.malformed
+            || self.user.len() > MAX_CREDENTIAL_BYTES
+            || self.password.len() > MAX_CREDENTIAL_BYTES
+        {
             return Err(refused());
         }
         match engine.access() {
@@ -153,6 +162,11 @@ mod tests {
         assert_eq!((c.user.as_str(), c.password.as_str()), ("alice", "s3:cret"));
         let c = Credentials::from_http(&HeaderMap::new(), &HashMap::new());
         assert_eq!((c.user.as_str(), c.password.as_str()), ("default", ""));
+        assert!(!c.malformed);
+        for bad in ["Basic !!!", "Bearer x", "Basic", "Basic bm9jb2xvbg=="] {
+            h.insert(header::AUTHORIZATION, bad.parse().unwrap());
+            assert!(Credentials::from_http(&h, &params).malformed, "{bad}");
+        }
         assert!(!format!("{c:?}").contains("password"));
     }
 }

@@ -153,7 +153,7 @@ impl Session {
             Statement::Select { query, .. } => self.select_needs(query),
             Statement::Explain(inner) => self.needs(inner),
             Statement::Insert(ins) => {
-                let mut n = vec![self.table_need(Privilege::Insert, &ins.table)];
+                let mut n = self.insert_needs(&ins.table);
                 if let crate::statement::InsertSource::Select(q) = &ins.source {
                     n.extend(self.select_needs(q));
                 }
@@ -242,24 +242,61 @@ impl Session {
                 [d, t] => (d.clone(), t.clone()),
                 _ => continue,
             };
+            if db == "system" && (table == "users" || table == "grants") {
+                // Who exists and what they may do: for access managers.
+                needs.push(Need::global(Privilege::AccessManagement));
+                continue;
+            }
             if db == "system" || db.eq_ignore_ascii_case("information_schema") {
                 continue;
             }
             let mut need = Need::on(Privilege::Select, &db, Some(&table));
-            if !reads.wildcard {
-                if let Ok(t) = self.engine.catalog().table(&db, &table) {
+            if let Ok(t) = self.engine.catalog().table(&db, &table) {
+                let meta = t.meta();
+                if !reads.wildcard {
                     need.columns = Some(
-                        t.meta()
-                            .columns
+                        meta.columns
                             .iter()
                             .map(|c| c.name.clone())
                             .filter(|c| reads.idents.contains(c))
                             .collect(),
                     );
                 }
+                // The shards read the underlying table with the node's own
+                // rights: the user must hold the same on it (ClickHouse
+                // checks it on every shard; grants are cluster-wide here).
+                if let Some(under) = underlying(&meta.engine) {
+                    needs.push(Need {
+                        table: Some(under.1),
+                        database: Some(under.0),
+                        ..need.clone()
+                    });
+                }
             }
             needs.push(need);
         }
         needs
+    }
+
+    /// INSERT on `t`, and on the table a Distributed `t` writes to.
+    fn insert_needs(&self, t: &TableRef) -> Vec<Need> {
+        let mut n = vec![self.table_need(Privilege::Insert, t)];
+        let db = t.database.clone().unwrap_or_else(|| self.database.clone());
+        if let Ok(table) = self.engine.catalog().table(&db, &t.name) {
+            if let Some((d, u)) = underlying(&table.meta().engine) {
+                n.push(Need::on(Privilege::Insert, &d, Some(&u)));
+            }
+        }
+        n
+    }
+}
+
+/// The `(database, table)` a Distributed table reads and writes.
+fn underlying(engine: &qh_storage::EngineKind) -> Option<(String, String)> {
+    match engine {
+        qh_storage::EngineKind::Distributed {
+            database, table, ..
+        } => Some((database.clone(), table.clone())),
+        _ => None,
     }
 }
