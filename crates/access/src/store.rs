@@ -107,6 +107,22 @@ impl Access {
         }
     }
 
+    /// [`Access::authenticate`] against this node's state only, with no
+    /// round trip (for synchronous checks: gRPC interceptors).
+    pub fn authenticate_local(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<UserDef, AccessError> {
+        match self.coordinator.read(|s| lookup(s, user)) {
+            Some(u) if self.admits(&u, password, peer) => Ok(u),
+            _ => Err(AccessError::AuthenticationFailed {
+                user: user.to_string(),
+            }),
+        }
+    }
+
     fn admits(&self, u: &UserDef, password: &str, peer: Option<IpAddr>) -> bool {
         let Auth::Bcrypt { hash } = &u.auth else {
             return u.admits(password, peer);
@@ -289,6 +305,25 @@ impl Access {
         Ok(())
     }
 
+    /// The stored value of user `name` as of a linearizable read; `None`
+    /// when it does not exist and `if_exists` allows that.
+    async fn stored_value(
+        &self,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<Option<String>, AccessError> {
+        self.bootstrap().await?;
+        let current = self
+            .coordinator
+            .read_linearizable(|s| stored(s, name))
+            .await?;
+        match current {
+            Some(v) => Ok(Some(v)),
+            None if if_exists => Ok(None),
+            None => Err(AccessError::UnknownUser(name.to_string())),
+        }
+    }
+
     /// Changes the stored user `name` by `change` (which may rename it),
     /// as a compare-and-set on its current value.
     async fn update_user(
@@ -297,17 +332,8 @@ impl Access {
         if_exists: bool,
         change: impl FnOnce(&mut UserDef) -> Result<(), AccessError>,
     ) -> Result<(), AccessError> {
-        self.bootstrap().await?;
-        let current = self
-            .coordinator
-            .read_linearizable(|s| stored(s, name))
-            .await?;
-        let Some(old_json) = current else {
-            return if if_exists {
-                Ok(())
-            } else {
-                Err(AccessError::UnknownUser(name.to_string()))
-            };
+        let Some(old_json) = self.stored_value(name, if_exists).await? else {
+            return Ok(());
         };
         let mut user: UserDef = serde_json::from_str(&old_json)
             .map_err(|e| AccessError::Conflict(format!("stored user {name}: {e}")))?;
@@ -348,17 +374,8 @@ impl Access {
     }
 
     pub async fn drop_user(&self, name: &str, if_exists: bool) -> Result<(), AccessError> {
-        self.bootstrap().await?;
-        let current = self
-            .coordinator
-            .read_linearizable(|s| stored(s, name))
-            .await?;
-        let Some(old_json) = current else {
-            return if if_exists {
-                Ok(())
-            } else {
-                Err(AccessError::UnknownUser(name.to_string()))
-            };
+        let Some(old_json) = self.stored_value(name, if_exists).await? else {
+            return Ok(());
         };
         let req = Request::op(Op::Delete {
             key: user_key(name),

@@ -410,3 +410,42 @@ async fn malformed_and_oversized_credentials_are_refused_and_the_node_stays_up()
     }
     assert_eq!(post(&n, "/", &[], "SELECT 1"), (200, "1\n".into()));
 }
+
+/// The shard-stage API on the client port (what `remote()` calls) runs
+/// plan fragments that can scan any table: it answers only a caller that
+/// proves a user who may read everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stage_api_on_the_client_port_needs_a_user_who_may_read_everything() {
+    let c = TestCluster::start(Path::new(BIN), 1, &[]).expect("node starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    let n = c.http_addr(1);
+    let client_port = c.client_endpoint(1).rsplit(':').next().unwrap().to_string();
+    let remote = format!("SELECT count() FROM remote('127.0.0.1:{client_port}', default, t)");
+    for sql in [
+        "CREATE TABLE t (a UInt64) ENGINE = MergeTree ORDER BY a",
+        "INSERT INTO t VALUES (1), (2)",
+    ] {
+        assert_eq!(post(&n, "/", &[], sql).0, 200, "{sql}");
+    }
+    // `default` without a password: the node calls as `default`.
+    assert_eq!(post(&n, "/", &[], &remote), (200, "2\n".into()));
+    // With a password the anonymous stage call is refused.
+    assert_eq!(
+        post(&n, "/", &[], "ALTER USER default IDENTIFIED BY 'pw'").0,
+        200
+    );
+    let auth = basic("default", "pw");
+    let (status, body) = post(&n, "/", &[("Authorization", auth.as_str())], &remote);
+    assert_ne!(status, 200, "{body}");
+    assert!(body.contains("Authentication failed"), "{body}");
+    // The same node's own tables stay readable to the user.
+    assert_eq!(
+        post(
+            &n,
+            "/",
+            &[("Authorization", auth.as_str())],
+            "SELECT count() FROM t"
+        ),
+        (200, "2\n".into())
+    );
+}

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
@@ -118,6 +119,40 @@ impl Credentials {
                 Ok(UserDef::builtin_default())
             }
             None => Err(refused()),
+        }
+    }
+}
+
+/// Guards the shard-stage API on the client port (what `remote()` calls):
+/// a caller must prove a user that may read everything, since a stage is a
+/// plan fragment that can scan any table. Nodes reach each other's stage
+/// API on the interserver port instead.
+pub fn stage_gate(
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |req: tonic::Request<()>| {
+        let Some(access) = engine.access() else {
+            return Ok(req);
+        };
+        let c = Credentials::from_grpc(req.metadata());
+        let peer = req.remote_addr().map(|a| a.ip());
+        let user = match access.authenticate_local(&c.user, &c.password, peer) {
+            Ok(u) => u,
+            Err(e) => {
+                metrics.failed_logins.fetch_add(1, Ordering::Relaxed);
+                return Err(tonic::Status::unauthenticated(e.to_string()));
+            }
+        };
+        let need = qh_access::Need::global(qh_access::Privilege::Select);
+        if user.may(&need, false) {
+            Ok(req)
+        } else {
+            Err(tonic::Status::permission_denied(format!(
+                "{}: Not enough privileges. To execute this query, it's necessary to have the grant {}",
+                user.name,
+                need.grant_text()
+            )))
         }
     }
 }

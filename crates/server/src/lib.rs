@@ -125,8 +125,12 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().ok();
     // The shard stage API too, so that `remote('host:port', ...)` works
-    // with the port clients use, as ClickHouse's native port does.
-    let stages = qh_query::distributed::service::service(Arc::clone(&engine));
+    // with the port clients use, as ClickHouse's native port does; only
+    // for a user who may read everything (`auth::stage_gate`).
+    let stages = tonic::service::interceptor::InterceptedService::new(
+        qh_query::distributed::service::service(Arc::clone(&engine)),
+        auth::stage_gate(Arc::clone(&engine), Arc::clone(&metrics)),
+    );
     let svc = QueryServiceImpl::new(engine, metrics, node_id);
     info!(?addr, "client API listening");
     tonic::transport::Server::builder()

@@ -67,6 +67,28 @@ fn grant_lines(u: &UserDef) -> Vec<String> {
     out
 }
 
+/// A one-column result of `lines(user)` for each of `names`, as of a
+/// linearizable read (UNKNOWN_USER for a name that does not exist).
+async fn user_lines(
+    access: &qh_access::Access,
+    names: &[String],
+    column: &str,
+    lines: impl Fn(&UserDef) -> Vec<String>,
+) -> Result<QueryResult> {
+    let mut out = Vec::new();
+    for name in names {
+        match access.user(name).await.map_err(access_error)? {
+            Some(u) => out.extend(lines(&u)),
+            None => return Err(access_error(AccessError::UnknownUser(name.clone()))),
+        }
+    }
+    result_of(
+        vec![(column, DataType::Utf8)],
+        vec![Arc::new(StringArray::from(out))],
+        None,
+    )
+}
+
 impl Session {
     fn resolve_target(&self, t: TargetSpec) -> Target {
         match t {
@@ -206,34 +228,12 @@ impl Session {
                 if users.iter().any(|u| u != &self.user) {
                     self.check_privileges(&Statement::Access(AccessStatement::ShowUsers))?;
                 }
-                let mut lines = Vec::new();
-                for name in &users {
-                    match access.user(name).await.map_err(access_error)? {
-                        Some(u) => lines.extend(grant_lines(&u)),
-                        None => return Err(access_error(AccessError::UnknownUser(name.clone()))),
-                    }
-                }
                 let column = format!("GRANTS FOR {}", users.join(", "));
-                result_of(
-                    vec![(column.as_str(), DataType::Utf8)],
-                    vec![Arc::new(StringArray::from(lines))],
-                    None,
-                )
+                user_lines(&access, &users, &column, grant_lines).await
             }
             AccessStatement::ShowCreateUser { names } => {
-                let mut lines = Vec::with_capacity(names.len());
-                for name in &names {
-                    match access.user(name).await.map_err(access_error)? {
-                        Some(u) => lines.push(u.create_sql()),
-                        None => return Err(access_error(AccessError::UnknownUser(name.clone()))),
-                    }
-                }
                 let column = format!("CREATE USER {}", names.join(", "));
-                result_of(
-                    vec![(column.as_str(), DataType::Utf8)],
-                    vec![Arc::new(StringArray::from(lines))],
-                    None,
-                )
+                user_lines(&access, &names, &column, |u| vec![u.create_sql()]).await
             }
         }
     }
