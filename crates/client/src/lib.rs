@@ -211,7 +211,7 @@ impl Client {
                         ),
                         settings: HashMap::new(),
                         on_progress: None,
-                        credentials: None,
+                        credentials: env_credentials(),
                     });
                 }
                 Err(err) => {
@@ -239,7 +239,9 @@ impl Client {
         &self.endpoint
     }
 
-    /// Runs every query as `user` with `password` (`--user`, `--password`).
+    /// Runs every query as `user` with `password` (`--user`, `--password`);
+    /// without it, as `QUORUMHOUSE_USER` / `QUORUMHOUSE_PASSWORD` when set,
+    /// else as `default`.
     pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
         self.credentials = Some((user.to_string(), password.to_string()));
         self
@@ -437,6 +439,22 @@ impl Client {
             })
         }
     }
+}
+
+/// `QUORUMHOUSE_USER` / `QUORUMHOUSE_PASSWORD` from the environment, when
+/// either is set: every tool built on this client (`cluster status`, the
+/// drills, the benches) then logs in as that user, as clickhouse-client
+/// reads `CLICKHOUSE_USER` / `CLICKHOUSE_PASSWORD`.
+fn env_credentials() -> Option<(String, String)> {
+    let user = std::env::var("QUORUMHOUSE_USER").ok();
+    let password = std::env::var("QUORUMHOUSE_PASSWORD").ok();
+    if user.is_none() && password.is_none() {
+        return None;
+    }
+    Some((
+        user.unwrap_or_else(|| "default".into()),
+        password.unwrap_or_default(),
+    ))
 }
 
 /// `key` as ASCII metadata, or as `key-bin` when `value` is not ASCII

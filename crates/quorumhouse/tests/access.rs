@@ -162,6 +162,50 @@ async fn users_created_on_one_node_log_in_on_every_node() {
         "alice\tsha256_password\t::1, 127.0.0.1\ndefault\tno_password\t::/0\nfar\tsha256_password\t10.99.0.0/16\n"
     );
 
+    // The CLI: flags, or the environment every tool reads.
+    let cli = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .args([
+                "client",
+                "--host",
+                &c.client_endpoint(3).replace("http://", ""),
+            ])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert_eq!(
+        cli(
+            &[
+                "--user",
+                "alice",
+                "--password",
+                "s3cret",
+                "-q",
+                "SELECT currentUser()"
+            ],
+            &[]
+        ),
+        "alice\n"
+    );
+    assert_eq!(
+        cli(
+            &["-q", "SELECT currentUser()"],
+            &[
+                ("QUORUMHOUSE_USER", "alice"),
+                ("QUORUMHOUSE_PASSWORD", "s3cret")
+            ]
+        ),
+        "alice\n"
+    );
+    assert!(cli(
+        &["--user", "alice", "--password", "no", "-q", "SELECT 1"],
+        &[]
+    )
+    .contains("Code: 516."));
+
     // A changed password: the old one stops working on every node.
     let (status, body) = post(&n2, "/", &[], "ALTER USER alice IDENTIFIED BY 'n3w'");
     assert_eq!(status, 200, "{body}");
