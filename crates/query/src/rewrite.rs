@@ -70,18 +70,13 @@ fn null_free_in_list(e: &mut Expr) {
     }
     list.retain(|x| !is_null(x));
     if list.is_empty() {
-        *e = Expr::Case {
-            case_token:
-                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-            end_token:
-                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-            operand: None,
-            conditions: vec![CaseWhen {
+        *e = searched_case(
+            vec![CaseWhen {
                 condition: Expr::IsNull(expr.clone()),
                 result: Expr::value(Value::Null),
             }],
-            else_result: Some(Box::new(Expr::value(Value::Boolean(*negated)))),
-        };
+            Expr::value(Value::Boolean(*negated)),
+        );
     }
 }
 
@@ -856,18 +851,13 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "if" if args.len() == 3 => {
             let mut condition = args[0].clone();
             as_condition(&mut condition);
-            return Some(Expr::Case {
-                case_token:
-                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                end_token:
-                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                operand: None,
-                conditions: vec![CaseWhen {
+            return Some(searched_case(
+                vec![CaseWhen {
                     condition,
                     result: args[1].clone(),
                 }],
-                else_result: Some(Box::new(args[2].clone())),
-            });
+                args[2].clone(),
+            ));
         }
         "multiif" if args.len() >= 3 && args.len() % 2 == 1 => {
             let conditions = args[..args.len() - 1]
@@ -881,15 +871,7 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                     }
                 })
                 .collect();
-            return Some(Expr::Case {
-                case_token:
-                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                end_token:
-                    datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                operand: None,
-                conditions,
-                else_result: Some(Box::new(args[args.len() - 1].clone())),
-            });
+            return Some(searched_case(conditions, args[args.len() - 1].clone()));
         }
         "plus" | "minus" | "multiply" | "modulo" | "equals" | "notequals" | "less" | "greater"
         | "lessorequals" | "greaterorequals" | "and" | "or"
@@ -948,6 +930,18 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
         _ => set_name(f, &lname),
     }
     None
+}
+
+/// `CASE WHEN c1 THEN r1 ... ELSE otherwise END`, built (no source tokens).
+fn searched_case(conditions: Vec<CaseWhen>, otherwise: Expr) -> Expr {
+    use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions,
+        else_result: Some(Box::new(otherwise)),
+    }
 }
 
 #[cfg(test)]
