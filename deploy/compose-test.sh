@@ -31,6 +31,7 @@ fi
 project="qhtest$$"
 # Its own tag, so a test run never replaces the image a user built.
 export QH_IMAGE="${QH_IMAGE:-quorumhouse:compose-test}"
+export QH_CLUSTER_SECRET="${QH_CLUSTER_SECRET:-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')}"
 TAG="$QH_IMAGE" BIN="$bin" "$here/build-image.sh"
 dc() { "${compose[@]}" -p "$project" -f "$here/docker-compose.yml" "$@"; }
 cleanup() {

@@ -32,7 +32,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub use qh_local_cluster::{free_port, quorumhouse_binary, LocalCluster as TestCluster};
-use qh_meta::{MetaClient, NodeStatus};
+use qh_meta::{ClusterSecret, MetaClient, NodeStatus};
 
 /// The coordinator's interserver API of a node of a [`TestCluster`]: for
 /// tests of the coordinator itself, which look below the public protocols.
@@ -54,7 +54,11 @@ pub trait CoordinatorProbe {
 
 impl CoordinatorProbe for TestCluster {
     fn meta(&self, id: u64) -> MetaClient {
-        MetaClient::new(&self.inter_addr(id)).expect("valid loopback address")
+        MetaClient::new(
+            &self.inter_addr(id),
+            &ClusterSecret::new(self.cluster_secret()),
+        )
+        .expect("valid loopback address")
     }
 
     async fn status(&self, id: u64) -> Option<NodeStatus> {

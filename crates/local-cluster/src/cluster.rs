@@ -19,6 +19,9 @@ pub struct LocalNode {
     pub port: u16,
     pub http_port: u16,
     pub inter_port: u16,
+    /// A cluster secret of its own instead of the cluster's (tests of a
+    /// stranger being refused).
+    secret: Option<String>,
     child: Option<Child>,
 }
 
@@ -38,6 +41,7 @@ impl LocalNode {
             port,
             http_port,
             inter_port,
+            secret: None,
             child: None,
         })
     }
@@ -70,6 +74,8 @@ pub struct LocalCluster {
     dir: tempfile::TempDir,
     pub nodes: BTreeMap<u64, LocalNode>,
     extra: Vec<String>,
+    /// Every node's cluster secret (through the environment, not `ps`).
+    secret: String,
 }
 
 impl LocalCluster {
@@ -95,6 +101,7 @@ impl LocalCluster {
             dir: tempfile::tempdir()?,
             nodes,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            secret: crate::new_cluster_secret()?,
         };
         for id in 1..=n {
             c.spawn(id)?;
@@ -107,6 +114,15 @@ impl LocalCluster {
     pub fn add_process(&mut self, id: u64) -> anyhow::Result<()> {
         self.nodes
             .insert(id, LocalNode::allocate(id, Placement::loopback())?);
+        self.spawn(id)
+    }
+
+    /// [`LocalCluster::add_process`] with a cluster secret other than the
+    /// cluster's: a stranger to its interserver ports.
+    pub fn add_stranger(&mut self, id: u64, secret: &str) -> anyhow::Result<()> {
+        let mut node = LocalNode::allocate(id, Placement::loopback())?;
+        node.secret = Some(secret.to_string());
+        self.nodes.insert(id, node);
         self.spawn(id)
     }
 
@@ -184,6 +200,10 @@ impl LocalCluster {
             .args(["--peers", &peers])
             .args(&self.extra)
             .env("RUST_LOG", "info")
+            .env(
+                "QUORUMHOUSE_CLUSTER_SECRET",
+                node.secret.as_deref().unwrap_or(&self.secret),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -233,6 +253,11 @@ impl LocalCluster {
             fs::remove_dir_all(d)?;
         }
         Ok(())
+    }
+
+    /// The cluster secret its nodes' interserver ports ask for.
+    pub fn cluster_secret(&self) -> &str {
+        &self.secret
     }
 
     pub fn inter_addr(&self, id: u64) -> String {

@@ -46,6 +46,19 @@ pub fn quorumhouse_binary() -> anyhow::Result<PathBuf> {
 /// a file `qh-test-ports/<port>` holding the owner's pid, taken over only
 /// when that process is gone.
 pub fn free_port() -> anyhow::Result<u16> {
+    free_port_inner()
+}
+
+/// A fresh random cluster secret (192 bits from the kernel, as hex): what
+/// `cluster up` and every test cluster give their nodes.
+pub fn new_cluster_secret() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn free_port_inner() -> anyhow::Result<u16> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

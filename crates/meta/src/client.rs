@@ -8,25 +8,26 @@ use qh_proto::interserver::meta_client::MetaClient as GrpcMetaClient;
 use qh_proto::interserver::{
     ElectRequest, FaultRequest, MembershipRequest, StatusRequest, WriteRequest,
 };
-use tonic::transport::Channel;
 
 use crate::command::{Request, Response};
 use crate::error::MetaError;
 use crate::network::{channel, MAX_MESSAGE_BYTES};
 use crate::status::NodeStatus;
+use crate::trust::{ClusterSecret, InterChannel};
 use crate::NodeId;
 
 #[derive(Clone)]
 pub struct MetaClient {
     addr: String,
-    inner: GrpcMetaClient<Channel>,
+    inner: GrpcMetaClient<InterChannel>,
 }
 
 impl MetaClient {
     /// A client of the node at `addr` ("host:port" of its interserver port).
     /// Connects lazily; calls fail with `Connect` while the node is down.
-    pub fn new(addr: &str) -> Result<Self, MetaError> {
-        let ch = channel(addr).map_err(|message| MetaError::Connect {
+    /// `secret` is the cluster's (a node with one refuses calls without it).
+    pub fn new(addr: &str, secret: &ClusterSecret) -> Result<Self, MetaError> {
+        let ch = channel(addr, secret).map_err(|message| MetaError::Connect {
             addr: addr.into(),
             message,
         })?;

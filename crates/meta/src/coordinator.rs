@@ -14,7 +14,6 @@ use qh_proto::interserver::meta_client::MetaClient as GrpcMetaClient;
 use qh_proto::interserver::{MembershipRequest, ReadIndexRequest, StatusRequest, WriteRequest};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::command::{Batch, Op, Request, Response};
@@ -24,6 +23,7 @@ use crate::network::{channel, Faults, Network, MAX_MESSAGE_BYTES};
 use crate::state::MetaState;
 use crate::state_machine::StateMachineStore;
 pub use crate::status::{LeaseStatus, NodeStatus};
+use crate::trust::{ClusterSecret, InterChannel};
 use crate::{now_ms, NodeId, Raft};
 
 /// How a node joins the coordinator group. Defaults are documented in
@@ -49,6 +49,9 @@ pub struct CoordinatorConfig {
     pub lease_renew_ms: u64,
     /// How long a write may wait for a leader and a commit.
     pub write_timeout: Duration,
+    /// What every interserver call carries and the interserver port asks of
+    /// callers (see [`crate::trust`]).
+    pub cluster_secret: ClusterSecret,
 }
 
 impl CoordinatorConfig {
@@ -65,6 +68,7 @@ impl CoordinatorConfig {
             lease_ttl_ms: 4000,
             lease_renew_ms: 1000,
             write_timeout: Duration::from_secs(10),
+            cluster_secret: ClusterSecret::none(),
         }
     }
 }
@@ -74,7 +78,7 @@ pub struct Coordinator {
     pub(crate) raft: Raft,
     pub(crate) sm: StateMachineStore,
     pub(crate) faults: Arc<Faults>,
-    peers: Mutex<HashMap<String, GrpcMetaClient<Channel>>>,
+    peers: Mutex<HashMap<String, GrpcMetaClient<InterChannel>>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Writes this node proposes as leader, batched by `batch_task`.
@@ -145,6 +149,7 @@ impl Coordinator {
         let network = Network {
             node_id: cfg.node_id,
             faults: faults.clone(),
+            secret: cfg.cluster_secret.clone(),
         };
         let raft = Raft::new(cfg.node_id, Arc::new(raft_cfg), network, log, sm.clone())
             .await
@@ -201,7 +206,7 @@ impl Coordinator {
         if let Some((node, addr)) = successor {
             let lease = Duration::from_millis(self.cfg.election_timeout_ms * 2);
             let after = lease + Duration::from_millis(20);
-            match crate::client::MetaClient::new(&addr) {
+            match crate::client::MetaClient::new(&addr, &self.cfg.cluster_secret) {
                 Ok(c) => match c.elect_after(after, self.cfg.node_id).await {
                     Ok(()) => tracing::info!(successor = node, "leadership handed off"),
                     Err(e) => tracing::warn!(error = %e, successor = node, "hand-off failed"),
@@ -498,13 +503,34 @@ impl Coordinator {
             .or_else(|| self.cfg.members.get(&node).cloned())
     }
 
-    fn peer_of(&self, node: NodeId) -> Option<GrpcMetaClient<Channel>> {
+    /// What a call to `addr` carries: the cluster's token when `addr` is a
+    /// member's interserver address (or this node's), nothing otherwise — a
+    /// `remote('host:port')` a user names gets no token to keep.
+    pub fn secret_for(&self, addr: &str) -> ClusterSecret {
+        let member = addr == self.cfg.advertise
+            || self.cfg.members.values().any(|a| a == addr)
+            || self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .nodes()
+                .any(|(_, n)| n.addr == addr);
+        if member {
+            self.cfg.cluster_secret.clone()
+        } else {
+            ClusterSecret::none()
+        }
+    }
+
+    fn peer_of(&self, node: NodeId) -> Option<GrpcMetaClient<InterChannel>> {
         let addr = self.address_of(node)?;
         let mut peers = self.peers.lock();
         if let Some(c) = peers.get(&addr) {
             return Some(c.clone());
         }
-        let c = GrpcMetaClient::new(channel(&addr).ok()?)
+        let c = GrpcMetaClient::new(channel(&addr, &self.cfg.cluster_secret).ok()?)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         peers.insert(addr, c.clone());
@@ -679,7 +705,7 @@ impl Coordinator {
 
     /// Asks a peer whether it belongs to an initialized group.
     async fn peer_initialized(&self, addr: &str) -> Option<bool> {
-        let mut client = GrpcMetaClient::new(channel(addr).ok()?);
+        let mut client = GrpcMetaClient::new(channel(addr, &self.cfg.cluster_secret).ok()?);
         let fut = client.status(StatusRequest {});
         match tokio::time::timeout(Duration::from_secs(1), fut).await {
             Ok(Ok(r)) => Some(r.into_inner().initialized),
@@ -878,7 +904,9 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = closed.local_addr().expect("addr");
         drop(closed);
-        let mut client = GrpcMetaClient::new(channel(&addr.to_string()).expect("channel"));
+        let mut client = GrpcMetaClient::new(
+            channel(&addr.to_string(), &ClusterSecret::none()).expect("channel"),
+        );
         let status = client
             .write(WriteRequest {
                 command: Vec::new(),

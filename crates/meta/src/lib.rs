@@ -12,7 +12,8 @@
 //! Module map: `command` (the log entry language), `state` (the state and
 //! how a command applies), `log_store` / `state_machine` (openraft storage
 //! over sled), `network` (Raft RPCs over tonic), `service` (the gRPC servers),
-//! `coordinator` (the handle a node uses), `client` (a remote handle for tools).
+//! `coordinator` (the handle a node uses), `client` (a remote handle for tools),
+//! `trust` (the cluster secret every interserver call carries).
 
 // openraft's storage traits fix `StorageError` (224 bytes) as the error type.
 #![allow(clippy::result_large_err)]
@@ -29,6 +30,7 @@ mod service;
 pub mod state;
 mod state_machine;
 pub mod status;
+pub mod trust;
 
 pub use client::MetaClient;
 pub use command::{
@@ -38,6 +40,7 @@ pub use command::{
 pub use coordinator::{Coordinator, CoordinatorConfig, LeaseStatus, NodeStatus};
 pub use error::MetaError;
 pub use state::MetaState;
+pub use trust::{ClusterSecret, InterChannel};
 
 pub type NodeId = u64;
 

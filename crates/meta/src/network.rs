@@ -21,8 +21,10 @@ use qh_proto::interserver::raft_client::RaftClient;
 use qh_proto::interserver::RaftRequest;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
 
+use crate::trust::{ClusterSecret, InterChannel};
 use crate::{NodeId, TypeConfig};
 
 /// Largest interserver message accepted (snapshot chunks, log batches).
@@ -48,20 +50,22 @@ impl Faults {
     }
 }
 
-/// A lazily connecting channel to `addr` ("host:port").
-pub fn channel(addr: &str) -> Result<Channel, String> {
+/// A lazily connecting channel to `addr` ("host:port") whose calls carry
+/// `secret`'s token.
+pub fn channel(addr: &str, secret: &ClusterSecret) -> Result<InterChannel, String> {
     let ep = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("bad address {addr}: {e}"))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5));
-    Ok(ep.connect_lazy())
+    Ok(InterceptedService::new(ep.connect_lazy(), secret.clone()))
 }
 
 pub struct Network {
     pub node_id: NodeId,
     pub faults: Arc<Faults>,
+    pub secret: ClusterSecret,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -71,7 +75,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             from: self.node_id,
             target,
-            client: channel(&node.addr).map(|c| {
+            client: channel(&node.addr, &self.secret).map(|c| {
                 RaftClient::new(c)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -84,7 +88,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Connection {
     from: NodeId,
     target: NodeId,
-    client: Result<RaftClient<Channel>, String>,
+    client: Result<RaftClient<InterChannel>, String>,
     faults: Arc<Faults>,
 }
 

@@ -119,12 +119,14 @@ impl Node {
         let client_listener = bind(opts.client_addr).await?;
 
         let mut tasks = TaskRegistry::default();
+        let metrics = Arc::new(qh_server::metrics::Metrics::default());
         tasks.spawn(
             INTERSERVER,
             errors_as_text(qh_server::serve_interserver(
                 coordinator.clone(),
                 engine.replication().cloned(),
                 Some(engine.clone()),
+                metrics.clone(),
                 inter_listener,
                 tasks.stopped(),
             )),
@@ -139,7 +141,6 @@ impl Node {
             ddl_worker.await;
             Ok(())
         });
-        let metrics = Arc::new(qh_server::metrics::Metrics::default());
         tasks.spawn(
             HTTP,
             errors_as_text(qh_server::serve_http(

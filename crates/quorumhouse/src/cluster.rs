@@ -99,6 +99,31 @@ pub(crate) struct ClusterFile {
     /// `--shards/--replicas`: the `sharded` cluster's shards (node ids).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharded: Option<Vec<Vec<u32>>>,
+    /// The nodes' cluster secret (created by `up`; a cluster made before
+    /// secrets existed has none and keeps its interserver ports open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl ClusterFile {
+    /// What the tools' interserver calls (status, drills) carry.
+    pub fn cluster_secret(&self) -> qh_meta::ClusterSecret {
+        qh_meta::ClusterSecret::new(self.secret.as_deref().unwrap_or(""))
+    }
+}
+
+/// Writes `cluster.json`, readable by its owner only: it holds the secret.
+pub(crate) fn save(dir: &Path, cf: &ClusterFile) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(cluster_file(dir))?;
+    f.write_all(&serde_json::to_vec_pretty(cf)?)?;
+    Ok(())
 }
 
 fn default_http_base() -> u16 {
@@ -258,6 +283,10 @@ pub(crate) fn spawn_node(dir: &Path, cf: &ClusterFile, n: u32) -> anyhow::Result
         )?;
         cmd.arg("--config").arg(&config);
     }
+    if let Some(secret) = &cf.secret {
+        // Through the environment: a flag would show in `ps`.
+        cmd.env(crate::server::CLUSTER_SECRET_ENV, secret);
+    }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -307,7 +336,7 @@ pub(crate) async fn wait_ready(
     // The coordinator: a leader, and a live lease for each node started.
     for &n in nodes {
         let addr = interserver_of(cf, n);
-        let client = qh_meta::MetaClient::new(&addr)?;
+        let client = qh_meta::MetaClient::new(&addr, &cf.cluster_secret())?;
         loop {
             let last = match client.status().await {
                 Ok(st) => {
@@ -395,8 +424,9 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                         http_base_port,
                         nodes: (1..=nodes).collect(),
                         sharded,
+                        secret: Some(qh_local_cluster::new_cluster_secret()?),
                     };
-                    fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
+                    save(&data_dir, &cf)?;
                     cf
                 }
             };
@@ -509,9 +539,10 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                     "-".to_string(),
                 );
                 if running {
-                    if let Ok(st) = qh_meta::MetaClient::new(&interserver_of(&cf, n))?
-                        .status()
-                        .await
+                    if let Ok(st) =
+                        qh_meta::MetaClient::new(&interserver_of(&cf, n), &cf.cluster_secret())?
+                            .status()
+                            .await
                     {
                         role = st.role;
                         term = st.term.to_string();
@@ -581,7 +612,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
             let node = cf.nodes.iter().max().copied().unwrap_or(0) + 1;
             let via = live_node(&data_dir, &cf, node)?;
             cf.nodes.push(node);
-            fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
+            save(&data_dir, &cf)?;
             spawn_node(&data_dir, &cf, node)?;
             let sql = format!("SYSTEM ADD NODE {node} '{}'", interserver_of(&cf, node));
             let mut c =
@@ -610,7 +641,7 @@ async fn run_async(cmd: ClusterCmd) -> anyhow::Result<()> {
                 signal(p, libc::SIGTERM);
             }
             cf.nodes.retain(|n| *n != node);
-            fs::write(cluster_file(&data_dir), serde_json::to_vec_pretty(&cf)?)?;
+            save(&data_dir, &cf)?;
             println!(
                 "node{node} removed from the group and stopped (its data stays in {})",
                 node_dir(&data_dir, node).display()

@@ -109,6 +109,12 @@ const OPTIONS: &[ConfigOption] = &[
         true,
     ),
     opt(
+        "cluster_secret",
+        "",
+        "The secret every interserver call must carry; the same on every node (empty: none, the interserver port is open). QUORUMHOUSE_CLUSTER_SECRET in the environment when not set here.",
+        false,
+    ),
+    opt(
         "replica",
         "",
         "The {replica} macro of Replicated* engines (empty: node<id>).",
@@ -347,6 +353,7 @@ fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
         "raft_keep_logs" => a.raft_keep_logs = num(v)?,
         "lease_ttl_ms" => a.lease_ttl_ms = num(v)?,
         "coordinator_write_timeout_ms" => a.coordinator_write_timeout_ms = num(v)?,
+        "cluster_secret" => a.cluster_secret = opt(v),
         "replica" => a.replica = opt(v),
         "shard" => a.shard = opt(v),
         other => anyhow::bail!("no such option {other}"),

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 pub use crate::server_args::ServerArgs;
 use tracing::{error, info};
 
+/// Where the cluster secret comes from when neither a flag nor the config
+/// file sets it (Docker and Kubernetes secrets arrive this way).
+pub const CLUSTER_SECRET_ENV: &str = "QUORUMHOUSE_CLUSTER_SECRET";
+
 /// `quorumhouse-2` → node 3: a StatefulSet pod's ordinal, plus one.
 pub fn node_id_of_hostname(host: &str) -> anyhow::Result<u32> {
     host.rsplit_once('-')
@@ -115,6 +119,14 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
     cfg.keep_logs = args.raft_keep_logs;
     cfg.lease_ttl_ms = args.lease_ttl_ms;
     cfg.write_timeout = std::time::Duration::from_millis(args.coordinator_write_timeout_ms);
+    // Flag, then config file (it fills the flag), then the environment.
+    let secret = args
+        .cluster_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var(CLUSTER_SECRET_ENV).ok())
+        .unwrap_or_default();
+    cfg.cluster_secret = qh_meta::ClusterSecret::new(&secret);
     let mut replication =
         qh_replication::ReplicationConfig::new(u64::from(args.node_id), advertise);
     replication.macros.extend(node_config.macros);

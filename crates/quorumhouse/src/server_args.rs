@@ -61,6 +61,13 @@ pub struct ServerArgs {
     /// (a Kubernetes StatefulSet pod `quorumhouse-0` is node 1).
     #[arg(long)]
     pub node_id_from_hostname: bool,
+    /// The cluster secret: every interserver call (Raft, part transfer,
+    /// shard stages) must carry it, so all nodes of a cluster share it.
+    /// Prefer `cluster_secret` in the config file or the environment variable
+    /// QUORUMHOUSE_CLUSTER_SECRET (a flag shows in `ps`). Empty: none, the
+    /// interserver port admits anyone who reaches it.
+    #[arg(long)]
+    pub cluster_secret: Option<String>,
     /// Node configuration file (TOML; see docs/configuration.md). Flags
     /// given on the command line win over it.
     #[arg(long)]

@@ -7,10 +7,26 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jepsen_like_tests::{CoordinatorProbe, TestCluster};
-use qh_meta::{Check, MetaError, Op, Request, Response};
+use qh_meta::{Check, ClusterSecret, MetaClient, MetaError, Op, Request, Response};
+use qh_proto::interserver::replication_client::ReplicationClient;
+use qh_proto::interserver::{FetchPartRequest, StatusRequest};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quorumhouse");
 const LONG: Duration = Duration::from_secs(60);
+
+/// `GET path` on the HTTP port; the whole response.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
 
 fn put(key: &str, value: &str) -> Request {
     Request::op(Op::Put {
@@ -241,16 +257,52 @@ async fn wiped_node_rejoins_through_a_snapshot() {
 async fn malformed_rpcs_are_rejected_and_the_node_lives() {
     let mut c = start(1, &[]);
     c.leader(&c.all(), LONG).await.unwrap();
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", c.inter_addr(1)))
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{}", c.inter_addr(1)))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut raft = qh_proto::interserver::raft_client::RaftClient::new(ch.clone());
     let garbage = qh_proto::interserver::RaftRequest {
         from: 7,
         payload: b"{not json".to_vec(),
     };
+    // A process without the cluster secret: refused by every service
+    // (Raft, the coordinator, part fetches) before anything is decoded.
+    let unauthenticated = |s: tonic::Status| {
+        assert_eq!(s.code(), tonic::Code::Unauthenticated, "{s:?}");
+        assert!(s.message().contains("AUTHENTICATION_FAILED"), "{s:?}");
+    };
+    for secret in [ClusterSecret::none(), ClusterSecret::new("not the secret")] {
+        let ch = tonic::service::interceptor::InterceptedService::new(plain.clone(), secret);
+        let mut raft = qh_proto::interserver::raft_client::RaftClient::new(ch.clone());
+        unauthenticated(raft.vote(garbage.clone()).await.unwrap_err());
+        let mut meta = qh_proto::interserver::meta_client::MetaClient::new(ch.clone());
+        unauthenticated(meta.status(StatusRequest {}).await.unwrap_err());
+        let mut fetch = ReplicationClient::new(ch);
+        unauthenticated(
+            fetch
+                .fetch_part(FetchPartRequest::default())
+                .await
+                .unwrap_err(),
+        );
+    }
+    let stranger = MetaClient::new(&c.inter_addr(1), &ClusterSecret::new("guess")).unwrap();
+    assert!(stranger.status().await.is_err());
+    // Counted and logged on the refusing node.
+    let metrics = http_get(c.nodes[&1].http_port, "/metrics");
+    assert!(
+        metrics.contains("qh_interserver_refused_total 7"),
+        "{metrics}"
+    );
+    assert!(c
+        .log_text(1)
+        .contains("interserver call refused: missing or wrong cluster secret"));
+    // With the secret, the same calls reach the services.
+    let ch = tonic::service::interceptor::InterceptedService::new(
+        plain,
+        ClusterSecret::new(c.cluster_secret()),
+    );
+    let mut raft = qh_proto::interserver::raft_client::RaftClient::new(ch.clone());
     let err = raft.append_entries(garbage.clone()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let err = raft.vote(garbage).await.unwrap_err();

@@ -27,9 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
+use qh_meta::InterChannel;
 use qh_meta::{Check, Coordinator, Op, Request, Response};
 use qh_storage::{Catalog, MergeTreeTable, TableMeta};
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tracing::info;
 
@@ -323,8 +325,10 @@ impl Replication {
         }
     }
 
-    /// A (lazily connected, cached) channel to another node's interserver API.
-    pub fn channel(&self, address: &str) -> Result<Channel> {
+    /// A (lazily connected, cached) channel to another node's interserver
+    /// API; its calls carry the cluster secret's token when `address` is a
+    /// member's (`Coordinator::secret_for`).
+    pub fn channel(&self, address: &str) -> Result<InterChannel> {
         self.channel_with_connect_timeout(address, Duration::from_secs(1))
     }
 
@@ -334,10 +338,11 @@ impl Replication {
         &self,
         address: &str,
         connect: Duration,
-    ) -> Result<Channel> {
+    ) -> Result<InterChannel> {
+        let secret = self.coordinator.secret_for(address);
         let key = format!("{address}#{}", connect.as_millis());
         if let Some(c) = self.channels.lock().get(&key) {
-            return Ok(c.clone());
+            return Ok(InterceptedService::new(c.clone(), secret));
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| ReplicationError::BadArguments(format!("bad address {address}: {e}")))?
@@ -349,7 +354,7 @@ impl Replication {
             .initial_connection_window_size(Some(32 << 20));
         let ch = endpoint.connect_lazy();
         self.channels.lock().insert(key, ch.clone());
-        Ok(ch)
+        Ok(InterceptedService::new(ch, secret))
     }
 
     /// Stops every replica task (node shutdown).

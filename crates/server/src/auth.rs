@@ -157,6 +157,36 @@ pub fn stage_gate(
     }
 }
 
+/// Guards the interserver port: a call must carry the cluster secret's
+/// token (see `qh_meta::trust`). Refusals are counted and logged, at most
+/// one line per ten seconds: a misconfigured peer retries Raft calls many
+/// times a second.
+pub fn interserver_gate(
+    secret: qh_meta::ClusterSecret,
+    metrics: Arc<Metrics>,
+) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    let last_logged = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    move |req: tonic::Request<()>| {
+        if secret.admits(req.metadata()) {
+            return Ok(req);
+        }
+        let refused = metrics.interserver_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut last) = last_logged.lock() {
+            if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+                *last = Some(std::time::Instant::now());
+                tracing::warn!(
+                    peer = ?req.remote_addr(),
+                    refused_so_far = refused,
+                    "interserver call refused: missing or wrong cluster secret"
+                );
+            }
+        }
+        Err(tonic::Status::unauthenticated(
+            "Code: 516. DB::Exception: Interserver authentication failed: the call does not carry this cluster's secret. (AUTHENTICATION_FAILED)",
+        ))
+    }
+}
+
 /// `Basic base64(user:password)`.
 fn basic(value: &str) -> Option<(String, String)> {
     let (scheme, b64) = value.trim().split_once(' ')?;

@@ -75,17 +75,30 @@ pub async fn serve_http(
 
 /// Serves the interserver API (coordinator Raft + Meta services, part
 /// fetches of replicated tables, shard stages of distributed queries) on
-/// `listener` until `shutdown` completes.
+/// `listener` until `shutdown` completes. Every call must carry the
+/// coordinator's cluster secret (`auth::interserver_gate`).
 pub async fn serve_interserver(
     coordinator: Arc<qh_meta::Coordinator>,
     replication: Option<Arc<qh_replication::Replication>>,
     engine: Option<Arc<Engine>>,
+    metrics: Arc<metrics::Metrics>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    info!(addr = ?listener.local_addr().ok(), "interserver API listening");
+    let secret = coordinator.config().cluster_secret.clone();
+    if secret.is_set() {
+        info!(addr = ?listener.local_addr().ok(), "interserver API listening (cluster secret required)");
+    } else {
+        tracing::warn!(
+            addr = ?listener.local_addr().ok(),
+            "interserver API listening WITHOUT a cluster secret: any process that reaches this port can join the coordinator and read or write parts; set cluster_secret (docs/configuration.md)"
+        );
+    }
     let (raft, meta) = coordinator.services();
     tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(
+            auth::interserver_gate(secret, metrics),
+        ))
         // Staged parts stream to us: a 64 KiB window would cap the transfer
         // at one window per round trip.
         .initial_stream_window_size(Some(8 << 20))

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub read_rows: AtomicU64,
     /// Connections refused with AUTHENTICATION_FAILED.
     pub failed_logins: AtomicU64,
+    /// Interserver calls refused for a missing or wrong cluster secret.
+    pub interserver_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -60,6 +62,11 @@ impl Metrics {
             "qh_failed_logins_total",
             "Requests refused with AUTHENTICATION_FAILED (unknown user, wrong password or host).",
             self.failed_logins.load(Ordering::Relaxed),
+        );
+        counter(
+            "qh_interserver_refused_total",
+            "Interserver calls (Raft, coordinator, part transfer, shard stages) refused for a missing or wrong cluster secret.",
+            self.interserver_refused.load(Ordering::Relaxed),
         );
         let traffic = engine.distributed_traffic();
         counter(

@@ -398,7 +398,7 @@ async fn stage_here(
 
 #[allow(clippy::too_many_arguments)]
 async fn stage_there(
-    client: &mut QueryClient<tonic::transport::Channel>,
+    client: &mut QueryClient<qh_meta::InterChannel>,
     database: &str,
     table: &str,
     block: &RecordBatch,
@@ -454,7 +454,7 @@ fn shard_error(shard: u32, node: u64, e: QueryError) -> QueryError {
     )
 }
 
-fn query_client(engine: &Engine, address: &str) -> Result<QueryClient<tonic::transport::Channel>> {
+fn query_client(engine: &Engine, address: &str) -> Result<QueryClient<qh_meta::InterChannel>> {
     let repl = engine
         .replication()
         .ok_or_else(|| QueryError::other(ErrorCode::NOT_IMPLEMENTED, "no interserver API"))?;

@@ -255,7 +255,8 @@ pub async fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let exe = std::env::current_exe()?;
     let cluster = qh_local_cluster::LocalCluster::start(Path::new(&exe), 3, &[])?;
-    let meta = |n: u64| qh_meta::MetaClient::new(&cluster.inter_addr(n));
+    let secret = qh_meta::ClusterSecret::new(cluster.cluster_secret());
+    let meta = |n: u64| qh_meta::MetaClient::new(&cluster.inter_addr(n), &secret);
     let all = Target::Ours(
         cluster
             .all()

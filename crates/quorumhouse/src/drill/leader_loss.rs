@@ -25,7 +25,8 @@ pub(super) async fn leader_loss(
     if running.len() < 3 {
         anyhow::bail!("the drill needs at least 3 running nodes (running: {running:?}); run `quorumhouse cluster up`");
     }
-    let client = |n: u32| MetaClient::new(&interserver_of(&cf, n));
+    let secret = cf.cluster_secret();
+    let client = |n: u32| MetaClient::new(&interserver_of(&cf, n), &secret);
     let mut leader = None;
     for &n in &running {
         if let Ok(st) = client(n)?.status().await {
