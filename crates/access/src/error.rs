@@ -12,10 +12,22 @@ pub enum AccessError {
         "{user}: Authentication failed: password is incorrect, or there is no user with such name."
     )]
     AuthenticationFailed { user: String },
-    #[error("user `{0}`: cannot insert because user `{0}` already exists in replicated")]
-    UserExists(String),
+    /// A user or role of that name exists (they share one namespace here,
+    /// so `GRANT ... TO name` is never ambiguous).
+    #[error(
+        "{kind} `{name}`: cannot insert because {existing} `{name}` already exists in replicated"
+    )]
+    AlreadyExists {
+        kind: &'static str,
+        existing: &'static str,
+        name: String,
+    },
     #[error("There is no user `{0}` in replicated")]
     UnknownUser(String),
+    #[error("There is no role `{0}` in replicated")]
+    UnknownRole(String),
+    #[error("There is no user or role `{0}` in replicated")]
+    UnknownGrantee(String),
     #[error("{0}")]
     BadArguments(String),
     #[error("{0}")]
@@ -34,8 +46,9 @@ impl AccessError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AccessError::AuthenticationFailed { .. } => ErrorCode::AUTHENTICATION_FAILED,
-            AccessError::UserExists(_) => ErrorCode::ACCESS_ENTITY_ALREADY_EXISTS,
-            AccessError::UnknownUser(_) => ErrorCode::UNKNOWN_USER,
+            AccessError::AlreadyExists { .. } => ErrorCode::ACCESS_ENTITY_ALREADY_EXISTS,
+            AccessError::UnknownUser(_) | AccessError::UnknownGrantee(_) => ErrorCode::UNKNOWN_USER,
+            AccessError::UnknownRole(_) => ErrorCode::UNKNOWN_ROLE,
             AccessError::BadArguments(_) => ErrorCode::BAD_ARGUMENTS,
             AccessError::NotImplemented(_) => ErrorCode::NOT_IMPLEMENTED,
             AccessError::Coordinator(MetaError::NoLeader(_)) => ErrorCode::TABLE_IS_READ_ONLY,

@@ -1,8 +1,9 @@
 //! Access control: who may connect to a node.
 //!
 //! Owns users ([`UserDef`]: name, a salted password hash, the hosts it may
-//! connect from, its [`Grant`]s), their storage in the coordinator ([`Access`]: one key per
-//! user, changed by compare-and-set, so a user created on one node holds on
+//! connect from, its [`Grant`]s and roles), roles ([`RoleDef`]: grants and
+//! roles under a name), their storage in the coordinator ([`Access`]: one key per
+//! user or role, changed by compare-and-set, so a user created on one node holds on
 //! every node), the check of credentials every client door makes
 //! ([`Access::authenticate`]), and the AST of the access statements
 //! ([`AccessStatement`]; `qh_query` parses them and runs them here).
@@ -13,12 +14,15 @@
 
 mod error;
 mod grant;
+mod role;
+mod role_store;
 mod statement;
 mod store;
 mod user;
 
 pub use error::AccessError;
 pub use grant::{allows, Grant, Need, Privilege, Target};
+pub use role::{RoleDef, RoleGrant};
 pub use statement::{AccessStatement, AuthSpec, TargetSpec};
 pub use store::{Access, UserChange};
 pub use user::{Auth, HostRule, Hosts, UserDef};

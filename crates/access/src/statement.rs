@@ -1,5 +1,7 @@
 //! The access statements as `qh_query` parses them (`CREATE/ALTER/DROP
-//! USER`, `SHOW USERS`, `SHOW CREATE USER`); [`crate::Access`] runs them.
+//! USER`, `CREATE/DROP ROLE`, `GRANT`/`REVOKE` of privileges and of roles,
+//! `SHOW USERS/ROLES/GRANTS`, `SHOW CREATE USER/ROLE`); [`crate::Access`]
+//! runs them.
 
 use std::collections::BTreeSet;
 
@@ -35,23 +37,49 @@ pub enum AccessStatement {
     ShowCreateUser {
         names: Vec<String>,
     },
-    /// `GRANT priv[(cols)], ... ON target TO users [WITH GRANT OPTION]`.
+    CreateRole {
+        names: Vec<String>,
+        if_not_exists: bool,
+        or_replace: bool,
+    },
+    DropRole {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    ShowRoles,
+    ShowCreateRole {
+        names: Vec<String>,
+    },
+    /// `GRANT priv[(cols)], ... ON target TO grantees [WITH GRANT OPTION]`
+    /// (grantees: users or roles).
     Grant {
         privileges: Vec<(Privilege, Option<BTreeSet<String>>)>,
         target: TargetSpec,
-        users: Vec<String>,
+        grantees: Vec<String>,
         grant_option: bool,
     },
-    /// `REVOKE [GRANT OPTION FOR] priv[(cols)], ... ON target FROM users`.
+    /// `REVOKE [GRANT OPTION FOR] priv[(cols)], ... ON target FROM grantees`.
     Revoke {
         privileges: Vec<(Privilege, Option<BTreeSet<String>>)>,
         target: TargetSpec,
-        users: Vec<String>,
+        grantees: Vec<String>,
         grant_option_only: bool,
     },
-    /// `SHOW GRANTS [FOR users]` (none: the current user).
+    /// `GRANT roles TO grantees [WITH ADMIN OPTION]`.
+    GrantRoles {
+        roles: Vec<String>,
+        grantees: Vec<String>,
+        admin_option: bool,
+    },
+    /// `REVOKE [ADMIN OPTION FOR] roles FROM grantees`.
+    RevokeRoles {
+        roles: Vec<String>,
+        grantees: Vec<String>,
+        admin_option_only: bool,
+    },
+    /// `SHOW GRANTS [FOR users or roles]` (none: the current user).
     ShowGrants {
-        users: Vec<String>,
+        names: Vec<String>,
     },
 }
 

@@ -22,30 +22,47 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AccessError;
 use crate::grant::{Grant, Privilege, Target};
+use crate::role::{resolve, RoleDef};
 use crate::statement::AuthSpec;
 use crate::user::{Auth, Hosts, UserDef};
 
 const USER_PREFIX: &str = "access/user/";
+pub(crate) const ROLE_PREFIX: &str = "access/role/";
 const BOOTSTRAPPED: &str = "access/bootstrapped";
 /// Remembered successful bcrypt checks (each costs ~0.2 s of CPU).
 const VERIFIED_CACHE: usize = 1024;
 
-fn user_key(name: &str) -> String {
+pub(crate) fn user_key(name: &str) -> String {
     format!("{USER_PREFIX}{name}")
 }
 
-/// The user `name` in `state`.
-fn lookup(state: &MetaState, name: &str) -> Option<UserDef> {
-    match state.key(&user_key(name)) {
-        Some(json) => serde_json::from_str(json).ok(),
-        None if name == "default" && state.key(BOOTSTRAPPED).is_none() => {
-            Some(UserDef::builtin_default())
-        }
-        None => None,
-    }
+pub(crate) fn role_key(name: &str) -> String {
+    format!("{ROLE_PREFIX}{name}")
 }
 
-fn stored(state: &MetaState, name: &str) -> Option<String> {
+/// The role `name` in `state`.
+pub(crate) fn lookup_role(state: &MetaState, name: &str) -> Option<RoleDef> {
+    state
+        .key(&role_key(name))
+        .and_then(|json| serde_json::from_str(json).ok())
+}
+
+/// The user `name` in `state`, with what its roles give it resolved.
+fn lookup(state: &MetaState, name: &str) -> Option<UserDef> {
+    let mut user: UserDef = match state.key(&user_key(name)) {
+        Some(json) => serde_json::from_str(json).ok()?,
+        None if name == "default" && state.key(BOOTSTRAPPED).is_none() => {
+            UserDef::builtin_default()
+        }
+        None => return None,
+    };
+    let (active, inherited) = resolve(&user.roles, |r| lookup_role(state, r));
+    user.active_roles = active;
+    user.inherited = inherited;
+    Some(user)
+}
+
+pub(crate) fn stored(state: &MetaState, name: &str) -> Option<String> {
     state.key(&user_key(name)).map(str::to_string)
 }
 
@@ -59,7 +76,7 @@ pub struct UserChange {
 }
 
 pub struct Access {
-    coordinator: Arc<Coordinator>,
+    pub(crate) coordinator: Arc<Coordinator>,
     /// Digests of (user, password, stored hash) that passed a bcrypt check.
     verified: Mutex<HashSet<[u8; 32]>>,
 }
@@ -181,7 +198,7 @@ impl Access {
 
     /// Writes the built-in `default` user into the coordinator before the
     /// first change to users (see the module doc).
-    async fn bootstrap(&self) -> Result<(), AccessError> {
+    pub(crate) async fn bootstrap(&self) -> Result<(), AccessError> {
         if self.coordinator.read(|s| s.key(BOOTSTRAPPED).is_some()) {
             return Ok(());
         }
@@ -223,19 +240,28 @@ impl Access {
         let value =
             serde_json::to_string(&user).map_err(|e| AccessError::BadArguments(e.to_string()))?;
         let key = user_key(&user.name);
-        let checks = if or_replace {
-            Vec::new()
-        } else {
-            vec![Check::KeyEquals {
+        // A role of the same name: refused even by OR REPLACE.
+        let mut checks = vec![Check::KeyEquals {
+            key: role_key(&user.name),
+            value: None,
+        }];
+        if !or_replace {
+            checks.push(Check::KeyEquals {
                 key: key.clone(),
                 value: None,
-            }]
-        };
+            });
+        }
         let req = Request::op(Op::Put { key, value }).with_checks(checks);
+        let exists = |existing| AccessError::AlreadyExists {
+            kind: "user",
+            existing,
+            name: user.name.clone(),
+        };
         match self.coordinator.write(req).await? {
             Response::Ok { .. } => Ok(()),
+            Response::CheckFailed { index: 0, .. } => Err(exists("role")),
             Response::CheckFailed { .. } if if_not_exists => Ok(()),
-            Response::CheckFailed { .. } => Err(AccessError::UserExists(user.name)),
+            Response::CheckFailed { .. } => Err(exists("user")),
             Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
         }
     }
@@ -264,12 +290,12 @@ impl Access {
         .await
     }
 
-    /// Adds `grants` to each of `users`.
-    pub async fn grant(&self, users: &[String], grants: &[Grant]) -> Result<(), AccessError> {
-        for name in users {
-            self.update_user(name, false, |user| {
+    /// Adds `grants` to each of `grantees` (users or roles).
+    pub async fn grant(&self, grantees: &[String], grants: &[Grant]) -> Result<(), AccessError> {
+        for name in grantees {
+            self.update_grantee(name, |held, _| {
                 for g in grants {
-                    merge_grant(&mut user.grants, g.clone());
+                    merge_grant(held, g.clone());
                 }
                 Ok(())
             })
@@ -278,25 +304,19 @@ impl Access {
         Ok(())
     }
 
-    /// Takes `privileges` on `target` from each of `users` (only the grant
-    /// option when `grant_option_only`).
+    /// Takes `privileges` on `target` from each of `grantees` (only the
+    /// grant option when `grant_option_only`).
     pub async fn revoke(
         &self,
-        users: &[String],
+        grantees: &[String],
         privileges: &[(Privilege, Option<BTreeSet<String>>)],
         target: &Target,
         grant_option_only: bool,
     ) -> Result<(), AccessError> {
-        for name in users {
-            self.update_user(name, false, |user| {
+        for name in grantees {
+            self.update_grantee(name, |held, _| {
                 for (p, columns) in privileges {
-                    revoke_from(
-                        &mut user.grants,
-                        *p,
-                        columns.as_ref(),
-                        target,
-                        grant_option_only,
-                    )?;
+                    revoke_from(held, *p, columns.as_ref(), target, grant_option_only)?;
                 }
                 Ok(())
             })
@@ -326,7 +346,7 @@ impl Access {
 
     /// Changes the stored user `name` by `change` (which may rename it),
     /// as a compare-and-set on its current value.
-    async fn update_user(
+    pub(crate) async fn update_user(
         &self,
         name: &str,
         if_exists: bool,
@@ -349,6 +369,10 @@ impl Access {
                 key: user_key(&user.name),
                 value: None,
             });
+            checks.push(Check::KeyEquals {
+                key: role_key(&user.name),
+                value: None,
+            });
             ops.push(Op::Delete {
                 key: user_key(name),
             });
@@ -365,7 +389,11 @@ impl Access {
             .await?
         {
             Response::Ok { .. } => Ok(()),
-            Response::CheckFailed { index: 1, .. } => Err(AccessError::UserExists(user.name)),
+            Response::CheckFailed { index: 1 | 2, .. } => Err(AccessError::AlreadyExists {
+                kind: "user",
+                existing: "user or role",
+                name: user.name,
+            }),
             Response::CheckFailed { .. } => Err(AccessError::Conflict(format!(
                 "user {name} was changed concurrently; run the statement again"
             ))),
@@ -394,10 +422,10 @@ impl Access {
     }
 }
 
-fn check_name(name: &str) -> Result<(), AccessError> {
+pub(crate) fn check_name(name: &str) -> Result<(), AccessError> {
     if name.is_empty() || name.len() > 256 || name.contains(['\0', '/']) {
         return Err(AccessError::BadArguments(format!(
-            "Invalid user name '{name}': 1 to 256 bytes, no '/' or NUL"
+            "Invalid name '{name}': 1 to 256 bytes, no '/' or NUL"
         )));
     }
     Ok(())

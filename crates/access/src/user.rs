@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AccessError;
 use crate::grant::{Grant, Need, Privilege};
+use crate::role::RoleGrant;
 
 /// ClickHouse's default `bcrypt_workfactor`.
 const BCRYPT_COST: u32 = 12;
@@ -25,6 +26,17 @@ pub struct UserDef {
     /// What the user may do; a new user may do nothing until granted.
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// Roles granted to the user (all of them active).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleGrant>,
+    /// The grants of its roles, resolved when the user is looked up
+    /// (`Access`); never stored.
+    #[serde(skip)]
+    pub inherited: Vec<Grant>,
+    /// Every role it holds, directly or through roles, with whether it may
+    /// grant it on (the admin option); resolved with `inherited`.
+    #[serde(skip)]
+    pub active_roles: std::collections::BTreeMap<String, bool>,
 }
 
 impl UserDef {
@@ -34,10 +46,6 @@ impl UserDef {
     /// with `access_management` on.
     pub fn builtin_default() -> Self {
         UserDef {
-            name: "default".into(),
-            auth: Auth::NoPassword,
-            hosts: Hosts::Any,
-            default_database: None,
             grants: Privilege::ALL
                 .into_iter()
                 .map(|privilege| Grant {
@@ -48,12 +56,39 @@ impl UserDef {
                     grant_option: true,
                 })
                 .collect(),
+            ..UserDef::new("default".into())
         }
     }
 
-    /// Whether the user has `need` (with the grant option when asked).
+    /// A user with no password, no grants and no roles.
+    pub fn new(name: String) -> Self {
+        UserDef {
+            name,
+            auth: Auth::NoPassword,
+            hosts: Hosts::Any,
+            default_database: None,
+            grants: Vec::new(),
+            roles: Vec::new(),
+            inherited: Vec::new(),
+            active_roles: Default::default(),
+        }
+    }
+
+    /// Whether the user has `need` (with the grant option when asked),
+    /// by its own grants or its roles'.
     pub fn may(&self, need: &Need, grant_option: bool) -> bool {
-        crate::grant::allows(&self.grants, need, grant_option)
+        if self.inherited.is_empty() {
+            return crate::grant::allows(&self.grants, need, grant_option);
+        }
+        let all: Vec<Grant> = self.grants.iter().chain(&self.inherited).cloned().collect();
+        crate::grant::allows(&all, need, grant_option)
+    }
+
+    /// Whether the user may grant or revoke `role`: it holds it with the
+    /// admin option, or it manages access.
+    pub fn may_admin(&self, role: &str) -> bool {
+        self.active_roles.get(role).copied().unwrap_or(false)
+            || self.may(&Need::global(Privilege::AccessManagement), false)
     }
 
     /// Whether `password` from `peer` (unknown for in-process callers)
@@ -314,13 +349,12 @@ mod tests {
     #[test]
     fn create_sql_hides_the_password() {
         let u = UserDef {
-            name: "alice".into(),
             auth: Auth::sha256("pw").unwrap(),
             hosts: Hosts::List {
                 rules: vec![HostRule::Local, HostRule::ip("10.0.0.0/8").unwrap()],
             },
             default_database: Some("db".into()),
-            grants: Vec::new(),
+            ..UserDef::new("alice".into())
         };
         assert_eq!(
             u.create_sql(),

@@ -29,6 +29,8 @@ pub const TABLES: &[&str] = &[
     "clusters",
     "macros",
     "users",
+    "roles",
+    "role_grants",
     "grants",
 ];
 
@@ -123,21 +125,90 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                 ],
             )
         }
+        "roles" => {
+            let roles = ctx.engine.access().map(|a| a.roles()).unwrap_or_default();
+            mem(
+                vec![("name", DataType::Utf8), ("storage", DataType::Utf8)],
+                vec![
+                    s(roles.iter().map(|r| r.name.clone()).collect()),
+                    s(vec!["replicated".to_string(); roles.len()]),
+                ],
+            )
+        }
+        "role_grants" => {
+            let access = ctx.engine.access();
+            let users = access.map(|a| a.users()).unwrap_or_default();
+            let roles = access.map(|a| a.roles()).unwrap_or_default();
+            // (user, role, granted role, admin option): one row per grant.
+            let mut rows: Vec<(Option<String>, Option<String>, String, u8)> = Vec::new();
+            for u in &users {
+                rows.extend(u.roles.iter().map(|g| {
+                    (
+                        Some(u.name.clone()),
+                        None,
+                        g.role.clone(),
+                        g.admin_option as u8,
+                    )
+                }));
+            }
+            for r in &roles {
+                rows.extend(r.roles.iter().map(|g| {
+                    (
+                        None,
+                        Some(r.name.clone()),
+                        g.role.clone(),
+                        g.admin_option as u8,
+                    )
+                }));
+            }
+            let opt = |v: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("user_name", DataType::Utf8, true),
+                Field::new("role_name", DataType::Utf8, true),
+                Field::new("granted_role_name", DataType::Utf8, false),
+                Field::new("granted_role_is_default", DataType::UInt8, false),
+                Field::new("with_admin_option", DataType::UInt8, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    opt(rows.iter().map(|r| r.0.clone()).collect()),
+                    opt(rows.iter().map(|r| r.1.clone()).collect()),
+                    s(rows.iter().map(|r| r.2.clone()).collect()),
+                    // Every granted role is active (DEFAULT ROLE ALL).
+                    u8s(vec![1; rows.len()]),
+                    u8s(rows.iter().map(|r| r.3).collect()),
+                ],
+            )?;
+            Ok(Some(Arc::new(MemTable::try_new(
+                schema,
+                vec![vec![batch]],
+            )?)))
+        }
         "grants" => {
-            let users = ctx.engine.access().map(|a| a.users()).unwrap_or_default();
+            let access = ctx.engine.access();
+            let users = access.map(|a| a.users()).unwrap_or_default();
+            let roles = access.map(|a| a.roles()).unwrap_or_default();
             // One row per grant, or per column of a column grant.
             let mut rows: Vec<GrantRow> = Vec::new();
-            for u in &users {
-                for g in &u.grants {
-                    let base = |column: Option<String>| {
-                        (
-                            u.name.clone(),
-                            g.privilege.name(),
-                            g.database.clone(),
-                            g.table.clone(),
-                            column,
-                            g.grant_option as u8,
-                        )
+            let holders = users
+                .iter()
+                .map(|u| (Some(u.name.clone()), None, &u.grants))
+                .chain(
+                    roles
+                        .iter()
+                        .map(|r| (None, Some(r.name.clone()), &r.grants)),
+                );
+            for (user, role, grants) in holders {
+                for g in grants {
+                    let base = |column: Option<String>| GrantRow {
+                        user: user.clone(),
+                        role: role.clone(),
+                        privilege: g.privilege.name(),
+                        database: g.database.clone(),
+                        table: g.table.clone(),
+                        column,
+                        grant_option: g.grant_option as u8,
                     };
                     match &g.columns {
                         None => rows.push(base(None)),
@@ -159,14 +230,14 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
             let batch = RecordBatch::try_new(
                 Arc::clone(&schema),
                 vec![
-                    opt(rows.iter().map(|r| Some(r.0.clone())).collect()),
-                    opt(vec![None; rows.len()]),
-                    s(rows.iter().map(|r| r.1.to_string()).collect()),
-                    opt(rows.iter().map(|r| r.2.clone()).collect()),
-                    opt(rows.iter().map(|r| r.3.clone()).collect()),
-                    opt(rows.iter().map(|r| r.4.clone()).collect()),
+                    opt(rows.iter().map(|r| r.user.clone()).collect()),
+                    opt(rows.iter().map(|r| r.role.clone()).collect()),
+                    s(rows.iter().map(|r| r.privilege.to_string()).collect()),
+                    opt(rows.iter().map(|r| r.database.clone()).collect()),
+                    opt(rows.iter().map(|r| r.table.clone()).collect()),
+                    opt(rows.iter().map(|r| r.column.clone()).collect()),
                     u8s(vec![0; rows.len()]),
-                    u8s(rows.iter().map(|r| r.5).collect()),
+                    u8s(rows.iter().map(|r| r.grant_option).collect()),
                 ],
             )?;
             Ok(Some(Arc::new(MemTable::try_new(
@@ -701,13 +772,13 @@ fn host_ip(hosts: &qh_access::Hosts) -> String {
     }
 }
 
-/// A `system.grants` row: user, privilege, database, table, column, grant
-/// option.
-type GrantRow = (
-    String,
-    &'static str,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    u8,
-);
+/// A `system.grants` row (of a user or of a role).
+struct GrantRow {
+    user: Option<String>,
+    role: Option<String>,
+    privilege: &'static str,
+    database: Option<String>,
+    table: Option<String>,
+    column: Option<String>,
+    grant_option: u8,
+}

@@ -428,6 +428,105 @@ async fn grants_allow_exactly_what_they_name_on_every_node() {
     // A revoke narrower than a grant is refused, never silently ignored.
     let (_, body) = post(&n1, "/", &[], "REVOKE SELECT ON db.t FROM default");
     assert_eq!(code_of(&body), 48, "{body}");
+
+    // Roles: a group's rights in one place; roles hold roles; every node.
+    for sql in [
+        "CREATE ROLE reader",
+        "CREATE ROLE IF NOT EXISTS analyst, reader",
+        "GRANT SELECT ON db.t TO reader",
+        "GRANT reader TO analyst",
+        "GRANT OPTIMIZE ON db.t TO analyst",
+        "GRANT analyst TO bob",
+    ] {
+        let (status, body) = post(&n1, "/", &[], sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+    }
+    c.wait_for("the role's grant to reach node 3", LONG, || async {
+        (bob(&n3, "SELECT a, b FROM db.t") == (200, "1\tx\n".to_string())).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(bob(&n3, "OPTIMIZE TABLE db.t FINAL").0, 200);
+    assert_eq!(bob(&n3, "DROP TABLE db.t"), (403, denied("DROP ON db.t")));
+    assert_eq!(
+        post(&n1, "/", &[], "SHOW GRANTS FOR bob").1,
+        "GRANT INSERT ON db.* TO bob\nGRANT SELECT ON db.d TO bob\nGRANT SELECT(a) ON db.u TO bob\nGRANT analyst TO bob\n"
+    );
+    assert_eq!(
+        post(&n2, "/", &[], "SHOW GRANTS FOR analyst").1,
+        "GRANT OPTIMIZE ON db.t TO analyst\nGRANT reader TO analyst\n"
+    );
+    assert_eq!(
+        post(
+            &n2,
+            "/",
+            &[],
+            "SELECT name FROM system.roles ORDER BY name FORMAT TSV"
+        )
+        .1,
+        "analyst\nreader\n"
+    );
+    assert_eq!(
+        post(
+            &n2,
+            "/",
+            &[],
+            "SELECT user_name, role_name, granted_role_name, with_admin_option FROM system.role_grants ORDER BY granted_role_name FORMAT TSV"
+        )
+        .1,
+        "bob\t\\N\tanalyst\t0\n\\N\tanalyst\treader\t0\n"
+    );
+    assert_eq!(
+        post(
+            &n2,
+            "/",
+            &[],
+            "SELECT role_name, access_type, table FROM system.grants WHERE role_name != '' ORDER BY role_name FORMAT TSV"
+        )
+        .1,
+        "analyst\tOPTIMIZE\tt\nreader\tSELECT\tt\n"
+    );
+    // A cycle, an unknown role and a name taken by the other kind: refused.
+    for (sql, code) in [
+        ("GRANT analyst TO reader", 36),
+        ("GRANT reader TO reader", 36),
+        ("GRANT nope TO bob", 511),
+        ("GRANT reader TO nobody", 192),
+        ("CREATE USER reader", 493),
+        ("CREATE ROLE bob", 493),
+        ("CREATE ROLE analyst", 493),
+        ("DROP ROLE nope", 511),
+    ] {
+        let (_, body) = post(&n1, "/", &[], sql);
+        assert_eq!(code_of(&body), code, "{sql}: {body}");
+    }
+    // Holding a role is not administering it.
+    let (status, body) = bob(&n3, "GRANT analyst TO default");
+    assert_eq!((status, code_of(&body)), (403, 497), "{body}");
+    // Revoked on node 2: bob's next query on node 3 fails.
+    assert_eq!(post(&n2, "/", &[], "REVOKE analyst FROM bob").0, 200);
+    c.wait_for("the role's revoke to reach node 3", LONG, || async {
+        (bob(&n3, "SELECT a FROM db.t").0 == 403).then_some(())
+    })
+    .await
+    .unwrap();
+    // A dropped role is gone from everyone who held it.
+    assert_eq!(post(&n1, "/", &[], "GRANT analyst TO bob").0, 200);
+    c.wait_for("the role to be back on node 3", LONG, || async {
+        (bob(&n3, "SELECT a FROM db.t").0 == 200).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(post(&n1, "/", &[], "DROP ROLE reader").0, 200);
+    c.wait_for("the drop to reach node 3", LONG, || async {
+        (bob(&n3, "SELECT a FROM db.t").0 == 403).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        post(&n1, "/", &[], "SHOW GRANTS FOR analyst").1,
+        "GRANT OPTIMIZE ON db.t TO analyst\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,10 @@
-//! Running the access statements (`CREATE/ALTER/DROP USER`, `SHOW USERS`,
-//! `SHOW CREATE USER`) against the node's [`qh_access::Access`].
+//! Running the access statements (users, roles, grants and what shows
+//! them) against the node's [`qh_access::Access`].
 
 use datafusion::arrow::array::StringArray;
 use qh_access::{
-    AccessError, AccessStatement, Grant, Need, Privilege, Target, TargetSpec, UserChange, UserDef,
+    AccessError, AccessStatement, Grant, Need, Privilege, RoleDef, RoleGrant, Target, TargetSpec,
+    UserChange, UserDef,
 };
 
 use super::*;
@@ -26,11 +27,12 @@ fn need_for(
     need
 }
 
-/// `SHOW GRANTS` lines: the privileges of one target and option on one
-/// line, `ALL` when they are every privilege, as ClickHouse prints them.
-fn grant_lines(u: &UserDef) -> Vec<String> {
+/// `SHOW GRANTS` lines of the user or role `name`: the privileges of one
+/// target and option on one line (`ALL` when they are every privilege), then
+/// its roles, as ClickHouse prints them.
+fn grant_lines(name: &str, grants: &[Grant], roles: &[RoleGrant]) -> Vec<String> {
     let mut groups: std::collections::BTreeMap<_, Vec<&Grant>> = Default::default();
-    for g in &u.grants {
+    for g in grants {
         groups
             .entry((g.database.clone(), g.table.clone(), g.grant_option))
             .or_default()
@@ -53,10 +55,9 @@ fn grant_lines(u: &UserDef) -> Vec<String> {
             items.push(format!("{}({})", g.privilege.name(), cols.join(", ")));
         }
         out.push(format!(
-            "GRANT {} ON {} TO {}{}",
+            "GRANT {} ON {} TO {name}{}",
             items.join(", "),
             Target::text(db.as_deref(), table.as_deref()),
-            u.name,
             if grant_option {
                 " WITH GRANT OPTION"
             } else {
@@ -64,22 +65,52 @@ fn grant_lines(u: &UserDef) -> Vec<String> {
             }
         ));
     }
+    for admin in [false, true] {
+        let held: Vec<&str> = roles
+            .iter()
+            .filter(|r| r.admin_option == admin)
+            .map(|r| r.role.as_str())
+            .collect();
+        if !held.is_empty() {
+            out.push(format!(
+                "GRANT {} TO {name}{}",
+                held.join(", "),
+                if admin { " WITH ADMIN OPTION" } else { "" }
+            ));
+        }
+    }
     out
 }
 
-/// A one-column result of `lines(user)` for each of `names`, as of a
-/// linearizable read (UNKNOWN_USER for a name that does not exist).
-async fn user_lines(
+/// A user or a role, as `SHOW GRANTS` and `SHOW CREATE` find it.
+enum Grantee {
+    User(UserDef),
+    Role(RoleDef),
+}
+
+/// A one-column result of `lines(grantee)` for each of `names`, as of a
+/// linearizable read; `unknown` is the error for a name that is neither
+/// (or not of the kind `lines` wants: it returns `None`).
+async fn grantee_lines(
     access: &qh_access::Access,
     names: &[String],
     column: &str,
-    lines: impl Fn(&UserDef) -> Vec<String>,
+    unknown: fn(String) -> AccessError,
+    lines: impl Fn(&Grantee) -> Option<Vec<String>>,
 ) -> Result<QueryResult> {
     let mut out = Vec::new();
     for name in names {
-        match access.user(name).await.map_err(access_error)? {
-            Some(u) => out.extend(lines(&u)),
-            None => return Err(access_error(AccessError::UnknownUser(name.clone()))),
+        let found = match access.user(name).await.map_err(access_error)? {
+            Some(u) => Some(Grantee::User(u)),
+            None => access
+                .role(name)
+                .await
+                .map_err(access_error)?
+                .map(Grantee::Role),
+        };
+        match found.as_ref().and_then(&lines) {
+            Some(l) => out.extend(l),
+            None => return Err(access_error(unknown(name.clone()))),
         }
     }
     result_of(
@@ -129,14 +160,13 @@ impl Session {
             } => {
                 for name in names {
                     let user = UserDef {
-                        name,
                         auth: match &auth {
                             Some(a) => a.to_auth().map_err(access_error)?,
                             None => qh_access::Auth::NoPassword,
                         },
                         hosts: hosts.clone().unwrap_or_default(),
                         default_database: default_database.clone(),
-                        grants: Vec::new(),
+                        ..UserDef::new(name)
                     };
                     access
                         .create_user(user, if_not_exists, or_replace)
@@ -182,10 +212,78 @@ impl Session {
                     None,
                 )
             }
+            AccessStatement::CreateRole {
+                names,
+                if_not_exists,
+                or_replace,
+            } => {
+                for name in names {
+                    access
+                        .create_role(RoleDef::new(name), if_not_exists, or_replace)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::DropRole { names, if_exists } => {
+                for name in names {
+                    access
+                        .drop_role(&name, if_exists)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::ShowRoles => {
+                let names: Vec<String> = access.roles().into_iter().map(|r| r.name).collect();
+                result_of(
+                    vec![("name", DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(names))],
+                    None,
+                )
+            }
+            AccessStatement::ShowCreateRole { names } => {
+                let column = format!("CREATE ROLE {}", names.join(", "));
+                grantee_lines(
+                    &access,
+                    &names,
+                    &column,
+                    AccessError::UnknownRole,
+                    |g| match g {
+                        Grantee::Role(r) => Some(vec![format!("CREATE ROLE {}", r.name)]),
+                        Grantee::User(_) => None,
+                    },
+                )
+                .await
+            }
+            AccessStatement::GrantRoles {
+                roles,
+                grantees,
+                admin_option,
+            } => {
+                self.check_role_admin(&roles)?;
+                access
+                    .grant_roles(&roles, &grantees, admin_option)
+                    .await
+                    .map_err(access_error)?;
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::RevokeRoles {
+                roles,
+                grantees,
+                admin_option_only,
+            } => {
+                self.check_role_admin(&roles)?;
+                access
+                    .revoke_roles(&roles, &grantees, admin_option_only)
+                    .await
+                    .map_err(access_error)?;
+                Ok(QueryResult::empty())
+            }
             AccessStatement::Grant {
                 privileges,
                 target,
-                users,
+                grantees,
                 grant_option,
             } => {
                 let target = self.resolve_target(target);
@@ -200,13 +298,16 @@ impl Session {
                         grant_option,
                     });
                 }
-                access.grant(&users, &grants).await.map_err(access_error)?;
+                access
+                    .grant(&grantees, &grants)
+                    .await
+                    .map_err(access_error)?;
                 Ok(QueryResult::empty())
             }
             AccessStatement::Revoke {
                 privileges,
                 target,
-                users,
+                grantees,
                 grant_option_only,
             } => {
                 let target = self.resolve_target(target);
@@ -214,26 +315,42 @@ impl Session {
                     self.check_grant_option(&need_for(*privilege, &target, columns.as_ref()))?;
                 }
                 access
-                    .revoke(&users, &privileges, &target, grant_option_only)
+                    .revoke(&grantees, &privileges, &target, grant_option_only)
                     .await
                     .map_err(access_error)?;
                 Ok(QueryResult::empty())
             }
-            AccessStatement::ShowGrants { users } => {
-                let users = if users.is_empty() {
+            AccessStatement::ShowGrants { names } => {
+                let names = if names.is_empty() {
                     vec![self.user.clone()]
                 } else {
-                    users
+                    names
                 };
-                if users.iter().any(|u| u != &self.user) {
+                if names.iter().any(|u| u != &self.user) {
                     self.check_privileges(&Statement::Access(AccessStatement::ShowUsers))?;
                 }
-                let column = format!("GRANTS FOR {}", users.join(", "));
-                user_lines(&access, &users, &column, grant_lines).await
+                let column = format!("GRANTS FOR {}", names.join(", "));
+                grantee_lines(&access, &names, &column, AccessError::UnknownGrantee, |g| {
+                    Some(match g {
+                        Grantee::User(u) => grant_lines(&u.name, &u.grants, &u.roles),
+                        Grantee::Role(r) => grant_lines(&r.name, &r.grants, &r.roles),
+                    })
+                })
+                .await
             }
             AccessStatement::ShowCreateUser { names } => {
                 let column = format!("CREATE USER {}", names.join(", "));
-                user_lines(&access, &names, &column, |u| vec![u.create_sql()]).await
+                grantee_lines(
+                    &access,
+                    &names,
+                    &column,
+                    AccessError::UnknownUser,
+                    |g| match g {
+                        Grantee::User(u) => Some(vec![u.create_sql()]),
+                        Grantee::Role(_) => None,
+                    },
+                )
+                .await
             }
         }
     }

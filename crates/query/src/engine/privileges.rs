@@ -141,6 +141,26 @@ impl Session {
         Ok(())
     }
 
+    /// Refuses a GRANT or REVOKE of `roles` unless the user holds each with
+    /// the admin option or manages access (ClickHouse's ROLE ADMIN).
+    pub(super) fn check_role_admin(&self, roles: &[String]) -> Result<()> {
+        if !self.checked {
+            return Ok(());
+        }
+        if let Some(user) = self.current_user()? {
+            if let Some(r) = roles.iter().find(|r| !user.may_admin(r)) {
+                return Err(QueryError::other(
+                    ErrorCode::ACCESS_DENIED,
+                    format!(
+                        "{}: Not enough privileges. To execute this query, it's necessary to have the role {r} WITH ADMIN OPTION or the grant ACCESS MANAGEMENT ON *.*",
+                        user.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn table_need(&self, p: Privilege, t: &TableRef) -> Need {
         let db = t.database.clone().unwrap_or_else(|| self.database.clone());
         Need::on(p, &db, Some(&t.name))
@@ -204,11 +224,17 @@ impl Session {
                 | AccessStatement::AlterUser { .. }
                 | AccessStatement::DropUser { .. }
                 | AccessStatement::ShowUsers
-                | AccessStatement::ShowCreateUser { .. } => {
+                | AccessStatement::ShowCreateUser { .. }
+                | AccessStatement::CreateRole { .. }
+                | AccessStatement::DropRole { .. }
+                | AccessStatement::ShowRoles
+                | AccessStatement::ShowCreateRole { .. } => {
                     vec![Need::global(Privilege::AccessManagement)]
                 }
                 AccessStatement::Grant { .. }
                 | AccessStatement::Revoke { .. }
+                | AccessStatement::GrantRoles { .. }
+                | AccessStatement::RevokeRoles { .. }
                 | AccessStatement::ShowGrants { .. } => Vec::new(),
             },
         }
@@ -242,7 +268,9 @@ impl Session {
                 [d, t] => (d.clone(), t.clone()),
                 _ => continue,
             };
-            if db == "system" && (table == "users" || table == "grants") {
+            if db == "system"
+                && ["users", "grants", "roles", "role_grants"].contains(&table.as_str())
+            {
                 // Who exists and what they may do: for access managers.
                 needs.push(Need::global(Privilege::AccessManagement));
                 continue;

@@ -1,5 +1,6 @@
-//! Access statements: `CREATE USER`, `ALTER USER`, `DROP USER`,
-//! `SHOW USERS`, `SHOW CREATE USER`, in ClickHouse's syntax; and
+//! Access statements: `CREATE/ALTER/DROP USER`, `CREATE/DROP ROLE`,
+//! `GRANT`/`REVOKE` of privileges or roles, `SHOW USERS/ROLES/GRANTS`,
+//! `SHOW CREATE USER/ROLE`, in ClickHouse's syntax; and
 //! [`mask_secrets`], which hides the password in a statement's text before
 //! it is traced or shown in `system.processes`.
 
@@ -17,8 +18,9 @@ pub fn is_access_statement(sql: &str) -> bool {
     // first words, never tokenizing a large INSERT.
     let words = leading_words(sql, 4);
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let entity = |w: &str| w == "USER" || w == "ROLE";
     matches!(w(0), "CREATE" | "ALTER" | "DROP")
-        && (w(1) == "USER" || (w(1) == "OR" && w(2) == "REPLACE" && w(3) == "USER"))
+        && (entity(w(1)) || (w(1) == "OR" && w(2) == "REPLACE" && entity(w(3))))
 }
 
 /// Up to `n` leading words of `sql`, uppercased, skipping blanks and
@@ -152,14 +154,80 @@ impl StmtParser<'_> {
         }))
     }
 
-    /// `GRANT privileges ON target TO users [WITH GRANT OPTION]`.
+    /// After `CREATE [OR REPLACE]`, at `ROLE`.
+    pub(super) fn create_role(&mut self, or_replace: bool) -> Result<Statement> {
+        self.expect("ROLE")?;
+        let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
+        let names = self.user_names()?;
+        self.on_cluster()?;
+        if self.peek_word().as_deref() == Some("SETTINGS") {
+            return Err(QueryError::NotImplemented(
+                "SETTINGS of a role are not supported yet".into(),
+            ));
+        }
+        Ok(Statement::Access(AccessStatement::CreateRole {
+            names,
+            if_not_exists,
+            or_replace,
+        }))
+    }
+
+    /// After `DROP`, at `ROLE`.
+    pub(super) fn drop_role(&mut self) -> Result<Statement> {
+        self.expect("ROLE")?;
+        let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+        let names = self.user_names()?;
+        self.on_cluster()?;
+        Ok(Statement::Access(AccessStatement::DropRole {
+            names,
+            if_exists,
+        }))
+    }
+
+    /// Whether a GRANT or REVOKE names roles (`... TO/FROM` comes before any
+    /// `ON` outside parentheses) rather than privileges on a target.
+    fn names_roles(&self, until: &str) -> bool {
+        let mut depth = 0usize;
+        for i in 0.. {
+            match &self.parser.peek_nth_token(i).token {
+                Token::EOF => return false,
+                Token::LParen => depth += 1,
+                Token::RParen => depth = depth.saturating_sub(1),
+                Token::Word(w) if depth == 0 && w.quote_style.is_none() => {
+                    let u = w.value.to_ascii_uppercase();
+                    if u == "ON" {
+                        return false;
+                    }
+                    if u == until {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// `GRANT privileges ON target TO grantees [WITH GRANT OPTION]` or
+    /// `GRANT roles TO grantees [WITH ADMIN OPTION]`.
     pub(super) fn grant_stmt(&mut self) -> Result<Statement> {
         self.parser.next_token();
         self.on_cluster()?;
+        if self.names_roles("TO") {
+            let roles = self.user_names()?;
+            self.expect("TO")?;
+            let grantees = self.user_names()?;
+            let admin_option = self.eat_seq(&["WITH", "ADMIN", "OPTION"]);
+            return Ok(Statement::Access(AccessStatement::GrantRoles {
+                roles,
+                grantees,
+                admin_option,
+            }));
+        }
         let privileges = self.privileges()?;
         let target = self.grant_target()?;
         self.expect("TO")?;
-        let users = self.user_names()?;
+        let grantees = self.user_names()?;
         let grant_option = self.eat_seq(&["WITH", "GRANT", "OPTION"]);
         if self.eat_seq(&["WITH", "REPLACE", "OPTION"]) {
             return Err(QueryError::NotImplemented(
@@ -169,24 +237,36 @@ impl StmtParser<'_> {
         Ok(Statement::Access(AccessStatement::Grant {
             privileges,
             target,
-            users,
+            grantees,
             grant_option,
         }))
     }
 
-    /// `REVOKE [GRANT OPTION FOR] privileges ON target FROM users`.
+    /// `REVOKE [GRANT OPTION FOR] privileges ON target FROM grantees` or
+    /// `REVOKE [ADMIN OPTION FOR] roles FROM grantees`.
     pub(super) fn revoke_stmt(&mut self) -> Result<Statement> {
         self.parser.next_token();
         self.on_cluster()?;
+        let admin_option_only = self.eat_seq(&["ADMIN", "OPTION", "FOR"]);
+        if admin_option_only || self.names_roles("FROM") {
+            let roles = self.user_names()?;
+            self.expect("FROM")?;
+            let grantees = self.user_names()?;
+            return Ok(Statement::Access(AccessStatement::RevokeRoles {
+                roles,
+                grantees,
+                admin_option_only,
+            }));
+        }
         let grant_option_only = self.eat_seq(&["GRANT", "OPTION", "FOR"]);
         let privileges = self.privileges()?;
         let target = self.grant_target()?;
         self.expect("FROM")?;
-        let users = self.user_names()?;
+        let grantees = self.user_names()?;
         Ok(Statement::Access(AccessStatement::Revoke {
             privileges,
             target,
-            users,
+            grantees,
             grant_option_only,
         }))
     }
@@ -262,20 +342,30 @@ impl StmtParser<'_> {
         }
     }
 
-    /// After `SHOW`: `USERS`, `CREATE USER names` or `GRANTS [FOR names]`.
+    /// After `SHOW`: `USERS`, `ROLES`, `CREATE USER|ROLE names` or
+    /// `GRANTS [FOR names]`.
     pub(super) fn show_access(&mut self) -> Result<Option<Statement>> {
         if self.eat("GRANTS") {
-            let users = if self.eat("FOR") {
+            let names = if self.eat("FOR") {
                 self.user_names()?
             } else {
                 Vec::new()
             };
             return Ok(Some(Statement::Access(AccessStatement::ShowGrants {
-                users,
+                names,
             })));
         }
         if self.eat("USERS") {
             return Ok(Some(Statement::Access(AccessStatement::ShowUsers)));
+        }
+        if self.eat("ROLES") {
+            return Ok(Some(Statement::Access(AccessStatement::ShowRoles)));
+        }
+        if self.eat_seq(&["CREATE", "ROLE"]) {
+            let names = self.user_names()?;
+            return Ok(Some(Statement::Access(AccessStatement::ShowCreateRole {
+                names,
+            })));
         }
         if self.eat_seq(&["CREATE", "USER"]) {
             let names = self.user_names()?;
@@ -467,7 +557,7 @@ mod tests {
                     (Privilege::KillQuery, None),
                 ],
                 target: TargetSpec::Database(Some("db".into())),
-                users: vec!["alice".into(), "bob".into()],
+                grantees: vec!["alice".into(), "bob".into()],
                 grant_option: true,
             })
         );
@@ -492,6 +582,62 @@ mod tests {
             parse_statement("SHOW GRANTS FOR a").unwrap().access(),
             Some(AccessStatement::ShowGrants { .. })
         ));
+        assert_eq!(
+            parse_statement("GRANT reader, `ops team` TO alice, writer WITH ADMIN OPTION")
+                .unwrap()
+                .access(),
+            Some(AccessStatement::GrantRoles {
+                roles: vec!["reader".into(), "ops team".into()],
+                grantees: vec!["alice".into(), "writer".into()],
+                admin_option: true,
+            })
+        );
+        assert!(matches!(
+            parse_statement("REVOKE ADMIN OPTION FOR reader FROM alice")
+                .unwrap()
+                .access(),
+            Some(AccessStatement::RevokeRoles {
+                admin_option_only: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_statement("REVOKE reader FROM alice")
+                .unwrap()
+                .access(),
+            Some(AccessStatement::RevokeRoles {
+                admin_option_only: false,
+                ..
+            })
+        ));
+        // A column named like a keyword inside the column list: still privileges.
+        assert!(matches!(
+            parse_statement("GRANT SELECT(`to`, b) ON db.t TO r")
+                .unwrap()
+                .access(),
+            Some(AccessStatement::Grant { .. })
+        ));
+        assert!(matches!(
+            parse_statement("CREATE ROLE IF NOT EXISTS r1, r2")
+                .unwrap()
+                .access(),
+            Some(AccessStatement::CreateRole {
+                if_not_exists: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_statement("DROP ROLE IF EXISTS r1").unwrap().access(),
+            Some(AccessStatement::DropRole {
+                if_exists: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_statement("SHOW ROLES").unwrap().access(),
+            Some(AccessStatement::ShowRoles)
+        ));
+        assert!(is_access_statement("create role r"));
         assert_eq!(
             parse_statement("GRANT DANCE ON *.* TO a")
                 .unwrap_err()

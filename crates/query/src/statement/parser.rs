@@ -506,8 +506,10 @@ impl<'a> StmtParser<'a> {
     pub(super) fn create(&mut self) -> Result<Statement> {
         self.parser.next_token();
         let or_replace = self.eat_seq(&["OR", "REPLACE"]);
-        if self.peek_word().as_deref() == Some("USER") {
-            return self.create_user(or_replace);
+        match self.peek_word().as_deref() {
+            Some("USER") => return self.create_user(or_replace),
+            Some("ROLE") => return self.create_role(or_replace),
+            _ => {}
         }
         // A temporary table without ENGINE is a Memory table, as in ClickHouse;
         // it lives as long as the session.
@@ -686,8 +688,10 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn drop_stmt(&mut self) -> Result<Statement> {
         self.parser.next_token();
-        if self.peek_word().as_deref() == Some("USER") {
-            return self.drop_user();
+        match self.peek_word().as_deref() {
+            Some("USER") => return self.drop_user(),
+            Some("ROLE") => return self.drop_role(),
+            _ => {}
         }
         if self.eat("DATABASE") {
             let if_exists = self.eat_seq(&["IF", "EXISTS"]);
