@@ -154,6 +154,37 @@ fn input_request(b: Vec<u8>) -> QueryRequest {
 /// Called with the running totals while a statement runs.
 pub type ProgressCallback = std::sync::Arc<dyn Fn(&Progress) + Send + Sync>;
 
+/// How a TLS connection checks the server: against this CA (PEM) or, when
+/// none is given, the system's trusted roots; the name its certificate must
+/// carry is the endpoint's host unless `domain` says otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    pub ca_pem: Option<Vec<u8>>,
+    pub domain: Option<String>,
+}
+
+impl Tls {
+    /// Trusts the CA certificate(s) in the PEM file at `path`.
+    pub fn with_ca_file(path: impl AsRef<std::path::Path>) -> std::io::Result<Tls> {
+        Ok(Tls {
+            ca_pem: Some(std::fs::read(path)?),
+            domain: None,
+        })
+    }
+
+    fn tonic(&self) -> tonic::transport::ClientTlsConfig {
+        let mut c = tonic::transport::ClientTlsConfig::new();
+        c = match &self.ca_pem {
+            Some(pem) => c.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            None => c.with_native_roots(),
+        };
+        match &self.domain {
+            Some(d) => c.domain_name(d.clone()),
+            None => c,
+        }
+    }
+}
+
 /// A connection to one node (the first of the given endpoints that answers).
 #[derive(Clone)]
 pub struct Client {
@@ -179,18 +210,44 @@ impl Client {
         endpoints: &[S],
         timeout: Duration,
     ) -> Result<Client, ClientError> {
+        Self::connect_with(endpoints, timeout, None).await
+    }
+
+    /// [`Client::connect_with_timeout`] over TLS (a server's `secure_port`):
+    /// `https://` endpoints, or `host:port` ones taken as such.
+    pub async fn connect_tls<S: AsRef<str>>(
+        endpoints: &[S],
+        timeout: Duration,
+        tls: &Tls,
+    ) -> Result<Client, ClientError> {
+        Self::connect_with(endpoints, timeout, Some(tls)).await
+    }
+
+    async fn connect_with<S: AsRef<str>>(
+        endpoints: &[S],
+        timeout: Duration,
+        tls: Option<&Tls>,
+    ) -> Result<Client, ClientError> {
         // Owned before the first await, so the future is `Send` for any
         // caller (a borrowed iterator held across awaits is not, generally).
         let endpoints: Vec<String> = endpoints.iter().map(|e| e.as_ref().to_string()).collect();
         let mut failures: Vec<String> = Vec::new();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         for e in endpoints.clone() {
             let url = if e.contains("://") {
                 e
             } else {
-                format!("http://{e}")
+                format!("{scheme}://{e}")
             };
-            let ep = match Endpoint::from_shared(url.clone()) {
-                Ok(ep) => ep.connect_timeout(timeout).tcp_nodelay(true),
+            let ep = Endpoint::from_shared(url.clone()).and_then(|ep| {
+                let ep = ep.connect_timeout(timeout).tcp_nodelay(true);
+                match tls {
+                    Some(t) => ep.tls_config(t.tonic()),
+                    None => Ok(ep),
+                }
+            });
+            let ep = match ep {
+                Ok(ep) => ep,
                 Err(err) => {
                     failures.push(format!("{url}: {err}"));
                     continue;

@@ -31,10 +31,13 @@ pub use tasks::TaskRegistry;
 /// Where a node listens and what it runs.
 pub struct NodeOptions {
     pub data_dir: PathBuf,
-    /// The gRPC client API.
-    pub client_addr: SocketAddr,
-    /// ClickHouse's HTTP protocol, `/ping`, `/metrics`.
-    pub http_addr: SocketAddr,
+    /// The gRPC client API in plaintext (`None`: TLS only).
+    pub client_addr: Option<SocketAddr>,
+    /// ClickHouse's HTTP protocol, `/ping`, `/metrics` in plaintext
+    /// (`None`: TLS only).
+    pub http_addr: Option<SocketAddr>,
+    /// The same two doors over TLS.
+    pub tls: Option<TlsDoors>,
     /// Raft, part fetches and stages, shard stages of distributed queries.
     pub interserver_addr: SocketAddr,
     pub coordinator: qh_meta::CoordinatorConfig,
@@ -44,6 +47,14 @@ pub struct NodeOptions {
     pub default_settings: Settings,
     /// Clusters the config defines (beside `default` and `sharded`).
     pub clusters: qh_query::clusters::Clusters,
+}
+
+/// The client doors over TLS: one certificate, two ports (ClickHouse's
+/// `tcp_port_secure` and `https_port`).
+pub struct TlsDoors {
+    pub config: qh_server::tls::TlsConfig,
+    pub client_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +86,19 @@ pub enum NodeError {
 
 /// Task names, in the order [`Node::stop`] joins them.
 const CLIENT_API: &str = "client_api";
+const CLIENT_API_TLS: &str = "client_api_tls";
 const HTTP: &str = "http";
+const HTTPS: &str = "https";
 const DDL_WORKER: &str = "ddl_worker";
 const INTERSERVER: &str = "interserver";
-const STOP_ORDER: [&str; 4] = [CLIENT_API, HTTP, DDL_WORKER, INTERSERVER];
+const STOP_ORDER: [&str; 6] = [
+    CLIENT_API,
+    CLIENT_API_TLS,
+    HTTP,
+    HTTPS,
+    DDL_WORKER,
+    INTERSERVER,
+];
 
 /// A running node: its engine, its coordinator and the tasks serving them.
 pub struct Node {
@@ -114,9 +134,25 @@ impl Node {
                 path: opts.data_dir.clone(),
                 source,
             })?;
-        info!(node_id, addr = %opts.client_addr, data_dir = %opts.data_dir.display(), "node starting");
-        let http_listener = bind(opts.http_addr).await?;
-        let client_listener = bind(opts.client_addr).await?;
+        info!(node_id, addr = ?opts.client_addr, data_dir = %opts.data_dir.display(), "node starting");
+        // Every door is bound before any serves: a port taken fails the start.
+        let bind_opt = |addr: Option<SocketAddr>| async move {
+            match addr {
+                Some(a) => bind(a).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let http_listener = bind_opt(opts.http_addr).await?;
+        let client_listener = bind_opt(opts.client_addr).await?;
+        let (tls_config, tls_client, https) = match opts.tls {
+            Some(t) => (
+                Some(t.config),
+                bind_opt(t.client_addr).await?,
+                bind_opt(t.https_addr).await?,
+            ),
+            None => (None, None, None),
+        };
+        let grpc_id = u32::try_from(node_id).unwrap_or(u32::MAX);
 
         let mut tasks = TaskRegistry::default();
         let metrics = Arc::new(qh_server::metrics::Metrics::default());
@@ -141,25 +177,41 @@ impl Node {
             ddl_worker.await;
             Ok(())
         });
-        tasks.spawn(
-            HTTP,
-            errors_as_text(qh_server::serve_http(
-                engine.clone(),
-                metrics.clone(),
-                http_listener,
-                tasks.stopped(),
-            )),
-        );
-        tasks.spawn(
-            CLIENT_API,
-            errors_as_text(qh_server::serve_on(
-                engine.clone(),
-                metrics,
-                client_listener,
-                u32::try_from(node_id).unwrap_or(u32::MAX),
-                tasks.stopped(),
-            )),
-        );
+        let doors = [
+            (HTTP, http_listener, None),
+            (HTTPS, https, tls_config.clone()),
+        ];
+        for (name, listener, tls) in doors {
+            let Some(listener) = listener else { continue };
+            tasks.spawn(
+                name,
+                errors_as_text(qh_server::serve_http(
+                    engine.clone(),
+                    metrics.clone(),
+                    listener,
+                    tls,
+                    tasks.stopped(),
+                )),
+            );
+        }
+        let doors = [
+            (CLIENT_API, client_listener, None),
+            (CLIENT_API_TLS, tls_client, tls_config),
+        ];
+        for (name, listener, tls) in doors {
+            let Some(listener) = listener else { continue };
+            tasks.spawn(
+                name,
+                errors_as_text(qh_server::serve_on(
+                    engine.clone(),
+                    metrics.clone(),
+                    listener,
+                    grpc_id,
+                    tls,
+                    tasks.stopped(),
+                )),
+            );
+        }
         Ok(Node {
             engine,
             coordinator,

@@ -19,9 +19,16 @@ pub struct ClientArgs {
     /// fail-over: `host` or `host:port`, tried in order.
     #[arg(long, default_value = "127.0.0.1", value_delimiter = ',')]
     pub host: Vec<String>,
-    /// Port of hosts given without one.
-    #[arg(long, default_value_t = 9001)]
-    pub port: u16,
+    /// Port of hosts given without one (default 9001, with --secure 9440).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Connect over TLS (a server's secure_port), checking its certificate.
+    #[arg(long, short = 's')]
+    pub secure: bool,
+    /// The CA certificate (PEM) that signed the server's (with --secure;
+    /// default: the system's trusted roots).
+    #[arg(long)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Seconds each host gets to accept the connection before the next is tried.
     #[arg(long, default_value_t = 2)]
     pub connect_timeout: u64,
@@ -168,19 +175,36 @@ async fn run_one(
 }
 
 async fn run_async(args: ClientArgs) -> ExitCode {
+    let port = args.port.unwrap_or(if args.secure { 9440 } else { 9001 });
     let endpoints: Vec<String> = args
         .host
         .iter()
         .map(|h| {
             if h.contains(':') {
-                format!("http://{h}")
+                h.clone()
             } else {
-                format!("http://{h}:{}", args.port)
+                format!("{h}:{port}")
             }
         })
         .collect();
     let timeout = std::time::Duration::from_secs(args.connect_timeout.max(1));
-    let mut client = match Client::connect_with_timeout(&endpoints, timeout).await {
+    let connected = if args.secure {
+        let tls = match &args.tls_ca_file {
+            Some(path) => match qh_client::Tls::with_ca_file(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = format!("cannot read {}: {e}", path.display());
+                    print_error(ErrorCode::BAD_ARGUMENTS, &msg);
+                    return ExitCode::from(exit_status(ErrorCode::BAD_ARGUMENTS));
+                }
+            },
+            None => qh_client::Tls::default(),
+        };
+        Client::connect_tls(&endpoints, timeout, &tls).await
+    } else {
+        Client::connect_with_timeout(&endpoints, timeout).await
+    };
+    let mut client = match connected {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };

@@ -115,6 +115,31 @@ const OPTIONS: &[ConfigOption] = &[
         false,
     ),
     opt(
+        "tls_cert_file",
+        "",
+        "The server certificate chain (PEM) of the TLS doors (empty: no TLS).",
+        false,
+    ),
+    opt("tls_key_file", "", "Its private key (PEM).", false),
+    opt(
+        "secure_port",
+        "",
+        "Port of the gRPC client API over TLS (empty: 9440 when a certificate is set).",
+        false,
+    ),
+    opt(
+        "https_port",
+        "",
+        "Port of the HTTPS interface (empty: 8443 when a certificate is set).",
+        false,
+    ),
+    opt(
+        "tls_only",
+        "false",
+        "Open only the TLS doors: no plaintext client API or HTTP port.",
+        false,
+    ),
+    opt(
         "replica",
         "",
         "The {replica} macro of Replicated* engines (empty: node<id>).",
@@ -328,6 +353,14 @@ fn scalar(item: &Item) -> Option<String> {
     }
 }
 
+fn switch(v: &str) -> anyhow::Result<bool> {
+    match v {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => anyhow::bail!("true or false expected, not {v:?}"),
+    }
+}
+
 fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
     let num = |v: &str| v.parse::<u64>().map_err(|e| anyhow::anyhow!("{e}"));
     let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
@@ -337,13 +370,7 @@ fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
         "port" => a.port = u16::try_from(num(v)?)?,
         "http_port" => a.http_port = u16::try_from(num(v)?)?,
         "node_id" => a.node_id = u32::try_from(num(v)?)?,
-        "node_id_from_hostname" => {
-            a.node_id_from_hostname = match v {
-                "1" | "true" => true,
-                "0" | "false" => false,
-                _ => anyhow::bail!("true or false expected, not {v:?}"),
-            }
-        }
+        "node_id_from_hostname" => a.node_id_from_hostname = switch(v)?,
         "interserver_port" => a.interserver_port = u16::try_from(num(v)?)?,
         "advertise" => a.advertise = opt(v),
         "peers" => a.peers = v.to_string(),
@@ -354,6 +381,11 @@ fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
         "lease_ttl_ms" => a.lease_ttl_ms = num(v)?,
         "coordinator_write_timeout_ms" => a.coordinator_write_timeout_ms = num(v)?,
         "cluster_secret" => a.cluster_secret = opt(v),
+        "tls_cert_file" => a.tls_cert_file = opt(v).map(Into::into),
+        "tls_key_file" => a.tls_key_file = opt(v).map(Into::into),
+        "secure_port" => a.secure_port = opt(v).map(|p| p.parse()).transpose()?,
+        "https_port" => a.https_port = opt(v).map(|p| p.parse()).transpose()?,
+        "tls_only" => a.tls_only = switch(v)?,
         "replica" => a.replica = opt(v),
         "shard" => a.shard = opt(v),
         other => anyhow::bail!("no such option {other}"),

@@ -90,8 +90,21 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
             .parse()
             .map_err(|e| anyhow::anyhow!("bad {what} address {}:{port}: {e}", args.host))
     };
-    let client_addr = listen(args.port, "listen")?;
-    let http_addr = listen(args.http_port, "HTTP")?;
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(qh_node::TlsDoors {
+            config: qh_server::tls::TlsConfig::from_files(cert, key)?,
+            client_addr: Some(listen(args.secure_port.unwrap_or(9440), "secure")?),
+            https_addr: Some(listen(args.https_port.unwrap_or(8443), "HTTPS")?),
+        }),
+        (None, None) if args.tls_only => {
+            anyhow::bail!("--tls-only needs --tls-cert-file and --tls-key-file")
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both --tls-cert-file and --tls-key-file"),
+    };
+    let plain = !args.tls_only;
+    let client_addr = plain.then(|| listen(args.port, "listen")).transpose()?;
+    let http_addr = plain.then(|| listen(args.http_port, "HTTP")).transpose()?;
     let interserver_addr = listen(args.interserver_port, "interserver")?;
     let members = parse_peers(&args.peers)?;
     // Unless told otherwise, others reach this node where --peers says it is
@@ -140,6 +153,7 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         client_addr,
         http_addr,
+        tls,
         interserver_addr,
         coordinator: cfg,
         replication,

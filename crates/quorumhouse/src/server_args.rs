@@ -68,6 +68,21 @@ pub struct ServerArgs {
     /// interserver port admits anyone who reaches it.
     #[arg(long)]
     pub cluster_secret: Option<String>,
+    /// The server certificate chain (PEM) of the TLS doors.
+    #[arg(long)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// Port of the gRPC client API over TLS (with a certificate; default 9440).
+    #[arg(long)]
+    pub secure_port: Option<u16>,
+    /// Port of the HTTPS interface (with a certificate; default 8443).
+    #[arg(long)]
+    pub https_port: Option<u16>,
+    /// Open only the TLS doors: no plaintext client API or HTTP port.
+    #[arg(long)]
+    pub tls_only: bool,
     /// Node configuration file (TOML; see docs/configuration.md). Flags
     /// given on the command line win over it.
     #[arg(long)]

@@ -19,6 +19,7 @@ pub mod ipc;
 pub mod metrics;
 pub mod service;
 mod sessions;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,26 +52,39 @@ fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpI
 /// Largest gRPC message accepted (input chunks, result batches).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// Serves the HTTP interface on `listener` until `shutdown` completes.
+/// Serves the HTTP interface on `listener` until `shutdown` completes;
+/// HTTPS with `tls`.
 pub async fn serve_http(
     engine: Arc<Engine>,
     metrics: Arc<metrics::Metrics>,
     listener: tokio::net::TcpListener,
+    tls: Option<tls::TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = http::router(http::HttpState {
         sessions: Arc::new(sessions::Sessions::new(Arc::clone(&engine))),
         engine,
         metrics,
     });
-    info!(addr = ?listener.local_addr().ok(), "HTTP interface listening");
     // With the peer's address: users may be limited to hosts.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            info!(addr = ?listener.local_addr().ok(), "HTTP interface listening");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            info!(addr = ?listener.local_addr().ok(), "HTTPS interface listening");
+            // `tap_io` gives the TLS listener axum's SocketAddr connect info.
+            let listener = tls::TlsListener::new(listener, &tls)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// Serves the interserver API (coordinator Raft + Meta services, part
@@ -125,15 +139,17 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    serve_on(engine, metrics, listener, node_id, shutdown).await
+    serve_on(engine, metrics, listener, node_id, None, shutdown).await
 }
 
-/// Like [`serve`] on an already bound listener (tests bind port 0).
+/// Like [`serve`] on an already bound listener (tests bind port 0); over
+/// TLS with `tls`.
 pub async fn serve_on(
     engine: Arc<Engine>,
     metrics: Arc<metrics::Metrics>,
     listener: tokio::net::TcpListener,
     node_id: u32,
+    tls: Option<tls::TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().ok();
@@ -145,8 +161,14 @@ pub async fn serve_on(
         auth::stage_gate(Arc::clone(&engine), Arc::clone(&metrics)),
     );
     let svc = QueryServiceImpl::new(engine, metrics, node_id);
-    info!(?addr, "client API listening");
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        server = server.tls_config(tls.grpc())?;
+        info!(?addr, "client API listening (TLS)");
+    } else {
+        info!(?addr, "client API listening");
+    }
+    server
         .add_service(
             QueryServiceServer::new(svc)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
