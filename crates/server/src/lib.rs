@@ -2,8 +2,9 @@
 //!
 //! Owns the HTTP interface (`/?query=`, `/ping`, `/metrics`, in [`http`]) and
 //! the interserver API (coordinator services of `qh_meta`, see
-//! `proto/interserver.proto`) and the gRPC client API (`QueryService`, see
-//! `proto/quorumhouse.proto`):
+//! `proto/interserver.proto`, behind the cluster secret's gate in `auth`)
+//! and the gRPC client API (`QueryService`, see `proto/quorumhouse.proto`),
+//! the client doors also over TLS ([`tls`]); who may use them (`auth`):
 //! sessions, streaming INSERT input into the engine, and streaming results
 //! back as Arrow IPC with a final summary or a ClickHouse exception. It runs
 //! statements through `qh_query`; it does not parse SQL itself.
