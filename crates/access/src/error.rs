@@ -28,8 +28,23 @@ pub enum AccessError {
     UnknownRole(String),
     #[error("There is no user or role `{0}` in replicated")]
     UnknownGrantee(String),
+    #[error("There is no settings profile `{0}` in replicated")]
+    UnknownProfile(String),
+    #[error("There is no quota `{0}` in replicated")]
+    UnknownQuota(String),
     #[error("{0}")]
     BadArguments(String),
+    #[error(transparent)]
+    Setting(#[from] qh_types::settings::SettingError),
+    /// A profile's MIN, MAX or CONST refused a setting's new value.
+    #[error("{0}")]
+    Constraint(String),
+    /// `readonly` refused a setting's change.
+    #[error("{0}")]
+    Readonly(String),
+    /// A quota's limit is used up for the current interval.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     NotImplemented(String),
     /// The coordinator did not take the change (no leader, or the outcome
@@ -49,7 +64,13 @@ impl AccessError {
             AccessError::AlreadyExists { .. } => ErrorCode::ACCESS_ENTITY_ALREADY_EXISTS,
             AccessError::UnknownUser(_) | AccessError::UnknownGrantee(_) => ErrorCode::UNKNOWN_USER,
             AccessError::UnknownRole(_) => ErrorCode::UNKNOWN_ROLE,
+            AccessError::UnknownProfile(_) => ErrorCode::THERE_IS_NO_PROFILE,
+            AccessError::UnknownQuota(_) => ErrorCode::UNKNOWN_QUOTA,
             AccessError::BadArguments(_) => ErrorCode::BAD_ARGUMENTS,
+            AccessError::Setting(e) => e.code(),
+            AccessError::Constraint(_) => ErrorCode::SETTING_CONSTRAINT_VIOLATION,
+            AccessError::Readonly(_) => ErrorCode::READONLY,
+            AccessError::QuotaExceeded(_) => ErrorCode::QUOTA_EXCEEDED,
             AccessError::NotImplemented(_) => ErrorCode::NOT_IMPLEMENTED,
             AccessError::Coordinator(MetaError::NoLeader(_)) => ErrorCode::TABLE_IS_READ_ONLY,
             AccessError::Coordinator(MetaError::Unknown(_)) => ErrorCode::UNKNOWN_STATUS_OF_INSERT,

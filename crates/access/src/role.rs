@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::grant::Grant;
+use crate::profile::SettingElement;
 
 /// A role held by a user or a role.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,6 +31,9 @@ pub struct RoleDef {
     /// Roles granted to this role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleGrant>,
+    /// `SETTINGS ...`: what holders' sessions get.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingElement>,
 }
 
 impl RoleDef {
@@ -38,6 +42,7 @@ impl RoleDef {
             name,
             grants: Vec::new(),
             roles: Vec::new(),
+            settings: Vec::new(),
         }
     }
 }
@@ -104,6 +109,7 @@ mod tests {
                     admin_option: false,
                 })
                 .collect(),
+            settings: Vec::new(),
         }
     }
 

@@ -50,6 +50,7 @@ impl Access {
         or_replace: bool,
     ) -> Result<(), AccessError> {
         crate::store::check_name(&role.name)?;
+        self.check_elements(&role.settings).await?;
         self.bootstrap().await?;
         let key = role_key(&role.name);
         let mut checks = vec![Check::KeyEquals {

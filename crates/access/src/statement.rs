@@ -1,15 +1,19 @@
 //! The access statements as `qh_query` parses them (`CREATE/ALTER/DROP
-//! USER`, `CREATE/DROP ROLE`, `GRANT`/`REVOKE` of privileges and of roles,
-//! `SHOW USERS/ROLES/GRANTS`, `SHOW CREATE USER/ROLE`); [`crate::Access`]
-//! runs them.
+//! USER`, `CREATE/ALTER/DROP ROLE`, `CREATE/ALTER/DROP SETTINGS PROFILE`,
+//! `CREATE/ALTER/DROP QUOTA`,
+//! `GRANT`/`REVOKE` of privileges and of roles, `SHOW USERS/ROLES/GRANTS/
+//! SETTINGS PROFILES`, `SHOW CREATE USER/ROLE/SETTINGS PROFILE`);
+//! [`crate::Access`] runs them.
 
 use std::collections::BTreeSet;
 
 use crate::error::AccessError;
 use crate::grant::Privilege;
+use crate::profile::{Applies, SettingElement};
+use crate::quota::{KeyType, QuotaInterval};
 use crate::user::{Auth, Hosts};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AccessStatement {
     CreateUser {
         names: Vec<String>,
@@ -19,6 +23,7 @@ pub enum AccessStatement {
         auth: Option<AuthSpec>,
         hosts: Option<Hosts>,
         default_database: Option<String>,
+        settings: Vec<SettingElement>,
     },
     AlterUser {
         name: String,
@@ -28,6 +33,8 @@ pub enum AccessStatement {
         hosts: Option<Hosts>,
         /// `Some(None)`: `DEFAULT DATABASE NONE`.
         default_database: Option<Option<String>>,
+        /// `SETTINGS ...` replaces the user's (`SETTINGS NONE`: empty).
+        settings: Option<Vec<SettingElement>>,
     },
     DropUser {
         names: Vec<String>,
@@ -41,7 +48,62 @@ pub enum AccessStatement {
         names: Vec<String>,
         if_not_exists: bool,
         or_replace: bool,
+        settings: Vec<SettingElement>,
     },
+    /// `ALTER ROLE name SETTINGS ...`.
+    AlterRole {
+        name: String,
+        if_exists: bool,
+        settings: Option<Vec<SettingElement>>,
+    },
+    CreateProfile {
+        names: Vec<String>,
+        if_not_exists: bool,
+        or_replace: bool,
+        elements: Vec<SettingElement>,
+        to: Applies,
+    },
+    AlterProfile {
+        name: String,
+        if_exists: bool,
+        rename_to: Option<String>,
+        elements: Option<Vec<SettingElement>>,
+        to: Option<Applies>,
+    },
+    DropProfile {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    ShowProfiles,
+    ShowCreateProfile {
+        names: Vec<String>,
+    },
+    CreateQuota {
+        names: Vec<String>,
+        if_not_exists: bool,
+        or_replace: bool,
+        keyed_by: KeyType,
+        intervals: Vec<QuotaInterval>,
+        to: Applies,
+    },
+    AlterQuota {
+        name: String,
+        if_exists: bool,
+        rename_to: Option<String>,
+        keyed_by: Option<KeyType>,
+        intervals: Option<Vec<QuotaInterval>>,
+        to: Option<Applies>,
+    },
+    DropQuota {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    ShowQuotas,
+    ShowCreateQuota {
+        names: Vec<String>,
+    },
+    /// `SHOW QUOTA`: what the current user has used of its quotas.
+    ShowQuota,
     DropRole {
         names: Vec<String>,
         if_exists: bool,

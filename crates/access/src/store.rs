@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AccessError;
 use crate::grant::{Grant, Privilege, Target};
+use crate::profile::SettingElement;
 use crate::role::{resolve, RoleDef};
 use crate::statement::AuthSpec;
 use crate::user::{Auth, Hosts, UserDef};
@@ -59,6 +60,7 @@ fn lookup(state: &MetaState, name: &str) -> Option<UserDef> {
     let (active, inherited) = resolve(&user.roles, |r| lookup_role(state, r));
     user.active_roles = active;
     user.inherited = inherited;
+    user.resolved_settings = crate::profile_store::resolve_settings(state, &user);
     Some(user)
 }
 
@@ -73,12 +75,16 @@ pub struct UserChange {
     pub auth: Option<AuthSpec>,
     pub hosts: Option<Hosts>,
     pub default_database: Option<Option<String>>,
+    /// `SETTINGS ...` (`SETTINGS NONE`: empty).
+    pub settings: Option<Vec<SettingElement>>,
 }
 
 pub struct Access {
     pub(crate) coordinator: Arc<Coordinator>,
     /// Digests of (user, password, stored hash) that passed a bcrypt check.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// What users' statements used of their quotas on this node.
+    pub(crate) quota_usage: crate::quota::QuotaUsage,
 }
 
 impl std::fmt::Debug for Access {
@@ -92,6 +98,7 @@ impl Access {
         Access {
             coordinator,
             verified: Mutex::new(HashSet::new()),
+            quota_usage: Default::default(),
         }
     }
 
@@ -236,6 +243,7 @@ impl Access {
         or_replace: bool,
     ) -> Result<(), AccessError> {
         check_name(&user.name)?;
+        self.check_elements(&user.settings).await?;
         self.bootstrap().await?;
         let value =
             serde_json::to_string(&user).map_err(|e| AccessError::BadArguments(e.to_string()))?;
@@ -272,6 +280,9 @@ impl Access {
         if_exists: bool,
         change: UserChange,
     ) -> Result<(), AccessError> {
+        if let Some(e) = &change.settings {
+            self.check_elements(e).await?;
+        }
         self.update_user(name, if_exists, |user| {
             if let Some(a) = &change.auth {
                 user.auth = a.to_auth()?;
@@ -281,6 +292,9 @@ impl Access {
             }
             if let Some(d) = change.default_database {
                 user.default_database = d;
+            }
+            if let Some(e) = change.settings {
+                user.settings = e;
             }
             if let Some(n) = change.rename_to {
                 user.name = n;

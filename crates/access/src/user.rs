@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AccessError;
 use crate::grant::{Grant, Need, Privilege};
+use crate::profile::{settings_sql, ResolvedSettings, SettingElement};
 use crate::role::RoleGrant;
 
 /// ClickHouse's default `bcrypt_workfactor`.
@@ -37,6 +38,13 @@ pub struct UserDef {
     /// grant it on (the admin option); resolved with `inherited`.
     #[serde(skip)]
     pub active_roles: std::collections::BTreeMap<String, bool>,
+    /// `SETTINGS ...`: what the user's sessions get.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingElement>,
+    /// The settings and constraints of its profiles, its roles' and its
+    /// own `SETTINGS`, resolved with `inherited`; never stored.
+    #[serde(skip)]
+    pub resolved_settings: ResolvedSettings,
 }
 
 impl UserDef {
@@ -71,6 +79,8 @@ impl UserDef {
             roles: Vec::new(),
             inherited: Vec::new(),
             active_roles: Default::default(),
+            settings: Vec::new(),
+            resolved_settings: Default::default(),
         }
     }
 
@@ -127,6 +137,7 @@ impl UserDef {
             s.push_str(" DEFAULT DATABASE ");
             s.push_str(&quote_name(db));
         }
+        s.push_str(&settings_sql(&self.settings));
         s
     }
 }

@@ -62,12 +62,7 @@ impl QueryError {
             QueryError::NotImplemented(_) => ErrorCode::NOT_IMPLEMENTED,
             QueryError::NoSuchColumn(_) => ErrorCode::NO_SUCH_COLUMN_IN_TABLE,
             QueryError::DuplicateColumn(_) => ErrorCode::DUPLICATE_COLUMN,
-            QueryError::Setting(qh_types::settings::SettingError::Unknown(_)) => {
-                ErrorCode::UNKNOWN_SETTING
-            }
-            QueryError::Setting(qh_types::settings::SettingError::NotHonoured { .. }) => {
-                ErrorCode::NOT_IMPLEMENTED
-            }
+            QueryError::Setting(e) => e.code(),
             QueryError::Storage(e) => e.code(),
             QueryError::DataFusion(_) => ErrorCode::BAD_ARGUMENTS,
             QueryError::Other { code, .. } => *code,

@@ -131,6 +131,9 @@ pub struct QueryContext {
     /// The hidden names of the session's temporary tables: the only tables
     /// of `TEMPORARY_DATABASE` its queries may read.
     pub temporary: HashSet<String>,
+    /// Who runs the statement and from where (`system.quota_usage`).
+    pub user: String,
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

@@ -592,3 +592,282 @@ async fn the_stage_api_on_the_client_port_needs_a_user_who_may_read_everything()
         (200, "2\n".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_profiles_set_and_constrain_a_users_sessions_on_every_node() {
+    let c = TestCluster::start(Path::new(BIN), 2, &[]).expect("cluster starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    let [n1, n2] = [1, 2].map(|i| c.http_addr(i));
+    let admin = |sql: &str| {
+        let (status, body) = post(&n1, "/", &[], sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+    };
+    for sql in [
+        "CREATE TABLE t ON CLUSTER default (a UInt64) ENGINE = ReplicatedMergeTree ORDER BY a",
+        "CREATE USER robin IDENTIFIED BY 'pw'",
+        "GRANT SELECT, INSERT ON default.t TO robin",
+        "CREATE SETTINGS PROFILE xyz SETTINGS max_memory_usage = 100000001 MIN 90000000 MAX 110000000 TO robin",
+    ] {
+        admin(sql);
+    }
+    let auth = basic("robin", "pw");
+    let robin = |path: &str, sql: &str| post(&n2, path, &[("Authorization", auth.as_str())], sql);
+    let setting = "SELECT value FROM system.settings WHERE name = 'max_memory_usage'";
+    // Made on node 1, the profile sets robin's sessions on node 2.
+    c.wait_for("the profile to reach node 2", LONG, || async {
+        (robin("/", setting) == (200, "100000001\n".to_string())).then_some(())
+    })
+    .await
+    .unwrap();
+    let err =
+        |code: u32, name: &str, text: &str| (code, format!("Code: {code}. {text}. ({name})\n"));
+    let refused = |(_, body): (u16, String)| (code_of(&body), body);
+    // Its MIN and MAX hold for SETTINGS, SET and a request's parameters.
+    assert_eq!(
+        refused(robin("/", "SELECT 1 SETTINGS max_memory_usage = 80000000")),
+        err(
+            452,
+            "SETTING_CONSTRAINT_VIOLATION",
+            "Setting max_memory_usage shouldn't be less than 90000000"
+        )
+    );
+    assert_eq!(
+        refused(robin("/?max_memory_usage=120000000", "SELECT 1")),
+        err(
+            452,
+            "SETTING_CONSTRAINT_VIOLATION",
+            "Setting max_memory_usage shouldn't be greater than 110000000"
+        )
+    );
+    assert_eq!(
+        robin("/", "SELECT 1 SETTINGS max_memory_usage = 100000000"),
+        (200, "1\n".into())
+    );
+    // Anyone else is free.
+    assert_eq!(
+        post(&n2, "/", &[], "SELECT 1 SETTINGS max_memory_usage = 1").0,
+        200
+    );
+
+    // readonly = 1 from a profile: reads only, no setting changes, even
+    // by a parameter; a GET still reads.
+    admin("ALTER SETTINGS PROFILE xyz SETTINGS readonly = 1");
+    c.wait_for("readonly to reach node 2", LONG, || async {
+        // A probe that writes nothing while readonly is not there yet.
+        (code_of(&robin("/", "SELECT 1 SETTINGS max_threads = 1").1) == 164).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code_of(&robin("/", "INSERT INTO t VALUES (1)").1), 164);
+    assert_eq!(
+        refused(robin("/", "SELECT 1 SETTINGS max_threads = 1")),
+        err(
+            164,
+            "READONLY",
+            "Cannot modify 'max_threads' setting in readonly mode"
+        )
+    );
+    assert_eq!(
+        refused(robin("/?readonly=0", "INSERT INTO t VALUES (1)")),
+        err(
+            164,
+            "READONLY",
+            "Cannot modify 'readonly' setting in readonly mode"
+        )
+    );
+    assert_eq!(
+        request(
+            "GET",
+            &n2,
+            "/?query=SELECT%20count()%20FROM%20t",
+            &[("Authorization", auth.as_str())],
+            ""
+        ),
+        (200, "0\n".into())
+    );
+
+    // A role's settings: CONST is never changed; the profile no longer
+    // applies once it applies to nobody.
+    admin("ALTER SETTINGS PROFILE xyz TO NONE");
+    admin("CREATE ROLE limited SETTINGS max_result_rows = 5 CONST");
+    admin("GRANT limited TO robin");
+    c.wait_for("the role's settings to reach node 2", LONG, || async {
+        (code_of(&robin("/", "SELECT number FROM numbers(100)").1) == 396).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(robin("/", "INSERT INTO t VALUES (1)").0, 200);
+    assert_eq!(
+        refused(robin("/", "SELECT 1 SETTINGS max_result_rows = 1000")),
+        err(
+            452,
+            "SETTING_CONSTRAINT_VIOLATION",
+            "Setting max_result_rows should not be changed"
+        )
+    );
+
+    // Shown as ClickHouse shows them, to access managers only.
+    assert_eq!(
+        post(&n2, "/", &[], "SHOW CREATE SETTINGS PROFILE xyz"),
+        (
+            200,
+            "CREATE SETTINGS PROFILE xyz SETTINGS readonly = 1\n".into()
+        )
+    );
+    assert_eq!(
+        post(&n2, "/", &[], "SHOW CREATE ROLE limited"),
+        (
+            200,
+            "CREATE ROLE limited SETTINGS max_result_rows = 5 CONST\n".into()
+        )
+    );
+    assert_eq!(
+        post(
+            &n2,
+            "/",
+            &[],
+            "SELECT profile_name, role_name, setting_name, value, writability FROM system.settings_profile_elements ORDER BY setting_name FORMAT CSV"
+        ),
+        (
+            200,
+            "\\N,\"limited\",\"max_result_rows\",\"5\",\"CONST\"\n\"xyz\",\\N,\"readonly\",\"1\",\\N\n".into()
+        )
+    );
+    assert_eq!(
+        code_of(&robin("/", "SELECT * FROM system.settings_profiles").1),
+        497
+    );
+
+    // Mistakes are refused with ClickHouse's codes and change nothing.
+    for (sql, code) in [
+        (
+            "CREATE SETTINGS PROFILE bad SETTINGS no_such_setting = 1",
+            115,
+        ),
+        (
+            "CREATE SETTINGS PROFILE bad SETTINGS PROFILE 'missing'",
+            180,
+        ),
+        ("CREATE SETTINGS PROFILE xyz", 493),
+        ("DROP SETTINGS PROFILE missing", 180),
+        ("ALTER ROLE missing SETTINGS NONE", 511),
+    ] {
+        assert_eq!(code_of(&post(&n1, "/", &[], sql).1), code, "{sql}");
+    }
+    admin("DROP SETTINGS PROFILE xyz");
+    admin("DROP SETTINGS PROFILE IF EXISTS xyz");
+    assert_eq!(
+        post(&n1, "/", &[], "SHOW SETTINGS PROFILES"),
+        (200, String::new())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_refuse_a_users_statements_once_a_limit_is_used_up() {
+    let c = TestCluster::start(Path::new(BIN), 2, &[]).expect("cluster starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    let [n1, n2] = [1, 2].map(|i| c.http_addr(i));
+    let admin = |addr: &str, sql: &str| {
+        let (status, body) = post(addr, "/", &[], sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+        body
+    };
+    for sql in [
+        "CREATE TABLE t ON CLUSTER default (a UInt64) ENGINE = ReplicatedMergeTree ORDER BY a",
+        "INSERT INTO t SELECT number FROM numbers(100)",
+        "CREATE USER amy IDENTIFIED BY 'pw'",
+        "CREATE ROLE analysts",
+        "GRANT SELECT ON default.t TO analysts",
+        "GRANT analysts TO amy",
+        "CREATE QUOTA q KEYED BY user_name FOR INTERVAL 1 hour MAX queries = 3 TO analysts",
+    ] {
+        admin(&n1, sql);
+    }
+    // Wait without spending amy's queries: as default, for the quota, the
+    // role and the rows to reach node 2.
+    c.wait_for("the quota to reach node 2", LONG, || async {
+        let q = post(&n2, "/", &[], "SELECT count() FROM system.quotas");
+        let r = post(
+            &n2,
+            "/",
+            &[],
+            "SELECT count() FROM system.role_grants WHERE user_name = 'amy'",
+        );
+        let rows = post(&n2, "/", &[], "SELECT count() FROM t");
+        (q.1 == "1\n" && r.1 == "1\n" && rows.1 == "100\n").then_some(())
+    })
+    .await
+    .unwrap();
+    let auth = basic("amy", "pw");
+    let amy = |addr: &str, sql: &str| post(addr, "/", &[("Authorization", auth.as_str())], sql);
+    for _ in 0..3 {
+        assert_eq!(amy(&n2, "SELECT 1"), (200, "1\n".into()));
+    }
+    let (status, body) = amy(&n2, "SELECT 1");
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body.starts_with("Code: 201. Quota for user `amy` for 3600s has been exceeded: queries = 4/3. Interval will end at "),
+        "{body}"
+    );
+    assert!(
+        body.ends_with(". Name of quota template: `q`. (QUOTA_EXCEEDED)\n"),
+        "{body}"
+    );
+    // Others are not limited; each node counts its own, as ClickHouse's
+    // servers do.
+    assert_eq!(post(&n2, "/", &[], "SELECT 1").0, 200);
+    assert_eq!(
+        amy(
+            &n1,
+            "SELECT quota_name, quota_key, queries, max_queries FROM system.quota_usage FORMAT CSV"
+        ),
+        (200, "\"q\",\"amy\",1,3\n".into())
+    );
+
+    // A changed quota applies to the next statement; rows read count too,
+    // and the statement that crosses the limit completes.
+    admin(
+        &n1,
+        "ALTER QUOTA q FOR INTERVAL 1 hour MAX queries = 1000, read_rows = 50",
+    );
+    c.wait_for("the new limit to reach node 2", LONG, || async {
+        (amy(&n2, "SELECT 1").0 == 200).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(amy(&n2, "SELECT sum(a) FROM t"), (200, "4950\n".into()));
+    let body = amy(&n2, "SELECT 1").1;
+    let read: u64 = body
+        .split_once("has been exceeded: read_rows = ")
+        .and_then(|(_, r)| r.split_once("/50."))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(read >= 100, "{body}");
+    assert_eq!(
+        admin(&n2, "SHOW CREATE QUOTA q"),
+        "CREATE QUOTA q KEYED BY user_name FOR INTERVAL 1 hour MAX queries = 1000, read_rows = 50 TO analysts\n"
+    );
+    assert_eq!(
+        admin(&n2, "SELECT quota_name, duration, max_queries, max_read_rows, max_errors FROM system.quota_limits FORMAT CSV"),
+        "\"q\",3600,1000,50,\\N\n"
+    );
+    assert_eq!(code_of(&amy(&n2, "SHOW QUOTAS").1), 497);
+
+    // Without the role the quota no longer applies.
+    admin(&n1, "REVOKE analysts FROM amy");
+    admin(&n1, "GRANT SELECT ON default.t TO amy");
+    c.wait_for("the revoke to reach node 2", LONG, || async {
+        (amy(&n2, "SELECT count() FROM t") == (200, "100\n".to_string())).then_some(())
+    })
+    .await
+    .unwrap();
+    for (sql, code) in [
+        ("DROP QUOTA missing", 199),
+        ("CREATE QUOTA q", 493),
+        ("CREATE QUOTA bad FOR INTERVAL 1 hour MAX cpu = 1", 36),
+    ] {
+        assert_eq!(code_of(&post(&n1, "/", &[], sql).1), code, "{sql}");
+    }
+    admin(&n1, "DROP QUOTA q");
+    assert_eq!(admin(&n1, "SHOW QUOTAS"), "");
+}

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use qh_query::{Engine, Input};
+use qh_query::{Engine, Input, Session};
 use qh_types::encode::{EncodeError, ResultEncoder};
 use qh_types::ErrorCode;
 use tokio::sync::mpsc;
@@ -131,6 +131,7 @@ fn error_response(code: ErrorCode, message: &str) -> Response {
         | ErrorCode::ACCESS_DENIED
         | ErrorCode::UNKNOWN_USER => StatusCode::FORBIDDEN,
         ErrorCode::QUERY_IS_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::QUOTA_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::UNKNOWN_TABLE | ErrorCode::UNKNOWN_DATABASE | ErrorCode::UNKNOWN_SETTING => {
             StatusCode::NOT_FOUND
         }
@@ -163,15 +164,7 @@ async fn query_get(
 ) -> Response {
     let peer = peer_of(&extensions);
     let response = match params.get("query") {
-        // As in ClickHouse, a GET only reads: readonly = 2 unless the
-        // request sets readonly itself (writes need POST).
-        Some(q) => {
-            let mut params = params.clone();
-            params
-                .entry("readonly".to_string())
-                .or_insert_with(|| "2".to_string());
-            run(s, q.clone(), &params, &headers, peer, None).await
-        }
+        Some(q) => run(s, q.clone(), &params, &headers, peer, Method::Get).await,
         None => "Ok.\n".into_response(),
     };
     compressed(&headers, &params, response).await
@@ -243,14 +236,24 @@ async fn query_post(
         };
     let response = match params.get("query") {
         // The query is in the URL: the body is INSERT data, streamed.
-        Some(q) => run(s, q.clone(), &params, &headers, peer, Some(body)).await,
+        Some(q) => {
+            run(
+                s,
+                q.clone(),
+                &params,
+                &headers,
+                peer,
+                Method::Post(Some(body)),
+            )
+            .await
+        }
         // Otherwise the body starts with the query; an INSERT's data
         // follows its FORMAT clause.
         None => {
             let split =
                 tokio::task::spawn_blocking(move || crate::http_body::split_query(body)).await;
             match split {
-                Ok(Ok((q, data))) => run(s, q, &params, &headers, peer, data).await,
+                Ok(Ok((q, data))) => run(s, q, &params, &headers, peer, Method::Post(data)).await,
                 Ok(Err(e)) => error_response(
                     ErrorCode::BAD_ARGUMENTS,
                     &format!("cannot read the query: {e}"),
@@ -291,14 +294,25 @@ fn encode(
 const DEFAULT_SESSION_TIMEOUT: u64 = 60;
 const MAX_SESSION_TIMEOUT: u64 = 3600;
 
+/// How a request came: a GET only reads and has no body.
+enum Method {
+    Get,
+    Post(Input),
+}
+
 async fn run(
     s: HttpState,
     sql: String,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
-    input: Input,
+    method: Method,
 ) -> Response {
+    let get = matches!(method, Method::Get);
+    let input = match method {
+        Method::Get => None,
+        Method::Post(input) => input,
+    };
     let user = match crate::auth::Credentials::from_http(headers, params)
         .authenticate(&s.engine, &s.metrics, peer)
         .await
@@ -350,7 +364,13 @@ async fn run(
             &format!("Session {id} is locked by a concurrent client."),
         );
     };
-    let scope = crate::sessions::scoped(&mut session, &settings, database);
+    // As in ClickHouse, a GET only reads: readonly = 2 unless the request
+    // or the session (a profile) says otherwise (writes need POST).
+    let unset = |s: &Session| s.settings().get_u64("readonly", 0).unwrap_or(0) == 0;
+    if get && !settings.iter().any(|(k, _)| k == "readonly") && unset(&session) {
+        settings.push(("readonly".to_string(), "2".to_string()));
+    }
+    let scope = crate::sessions::scoped(&mut session, &settings, database, peer);
     let response = statements(&s, &mut session, &sql, params, input).await;
     crate::sessions::restore(&mut session, scope);
     response

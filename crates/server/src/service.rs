@@ -134,7 +134,7 @@ impl QueryService for QueryServiceImpl {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                let scope = crate::sessions::scoped(&mut s, &request, database);
+                let scope = crate::sessions::scoped(&mut s, &request, database, peer);
                 // Progress messages while the statement runs.
                 let progress = s.progress();
                 let ticker_tx = out_tx.clone();

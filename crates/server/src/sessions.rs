@@ -3,6 +3,7 @@
 //! request carries do not ([`Sessions::scoped`] restores them).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ impl Sessions {
     pub fn get(&self, user: &UserDef, id: &str, idle: Duration) -> Arc<Mutex<Session>> {
         let fresh = || {
             let mut s = self.engine.session();
-            s.set_user(&user.name);
+            s.set_user(user);
             if let Some(db) = &user.default_database {
                 if self.engine.catalog().has_database(db) {
                     s.set_database(db);
@@ -70,10 +71,16 @@ pub struct Scope {
     saved_db: Option<String>,
 }
 
-/// Applies a request's own settings and database to `s`; [`restore`]
+/// Applies a request's own settings, database and address to `s`; [`restore`]
 /// undoes them afterwards, keeping what a `SET` or `USE` of the request
 /// changed.
-pub fn scoped(s: &mut Session, settings: &[(String, String)], database: Option<&str>) -> Scope {
+pub fn scoped(
+    s: &mut Session,
+    settings: &[(String, String)],
+    database: Option<&str>,
+    peer: Option<IpAddr>,
+) -> Scope {
+    s.set_peer(peer);
     let saved = s.settings().clone();
     for (k, v) in settings {
         s.settings_mut().set(k, v.clone());

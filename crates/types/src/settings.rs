@@ -126,6 +126,15 @@ pub enum SettingError {
     NotHonoured { name: String, value: String },
 }
 
+impl SettingError {
+    pub fn code(&self) -> crate::ErrorCode {
+        match self {
+            SettingError::Unknown(_) => crate::ErrorCode::UNKNOWN_SETTING,
+            SettingError::NotHonoured { .. } => crate::ErrorCode::NOT_IMPLEMENTED,
+        }
+    }
+}
+
 fn clickhouse_knows(name: &str) -> bool {
     static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
         std::sync::OnceLock::new();
@@ -159,7 +168,9 @@ pub fn check_setting(name: &str, value: &str) -> Result<(), SettingError> {
     }
 }
 
-fn same_value(a: &str, b: &str) -> bool {
+/// Whether two textual values of a setting are the same value (`1` and
+/// `true` are).
+pub fn same_value(a: &str, b: &str) -> bool {
     match (parse_bool_or_u64(a), parse_bool_or_u64(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,

@@ -1,10 +1,10 @@
-//! Running the access statements (users, roles, grants and what shows
-//! them) against the node's [`qh_access::Access`].
+//! Running the access statements (users, roles, grants, settings profiles,
+//! quotas and what shows them) against the node's [`qh_access::Access`].
 
 use datafusion::arrow::array::StringArray;
 use qh_access::{
-    AccessError, AccessStatement, Grant, Need, Privilege, RoleDef, RoleGrant, Target, TargetSpec,
-    UserChange, UserDef,
+    AccessError, AccessStatement, Grant, Need, Privilege, ProfileChange, ProfileDef, QuotaChange,
+    QuotaDef, RoleDef, RoleGrant, Target, TargetSpec, UserChange, UserDef,
 };
 
 use super::*;
@@ -84,7 +84,7 @@ fn grant_lines(name: &str, grants: &[Grant], roles: &[RoleGrant]) -> Vec<String>
 
 /// A user or a role, as `SHOW GRANTS` and `SHOW CREATE` find it.
 enum Grantee {
-    User(UserDef),
+    User(Box<UserDef>),
     Role(RoleDef),
 }
 
@@ -101,7 +101,7 @@ async fn grantee_lines(
     let mut out = Vec::new();
     for name in names {
         let found = match access.user(name).await.map_err(access_error)? {
-            Some(u) => Some(Grantee::User(u)),
+            Some(u) => Some(Grantee::User(Box::new(u))),
             None => access
                 .role(name)
                 .await
@@ -157,9 +157,11 @@ impl Session {
                 auth,
                 hosts,
                 default_database,
+                settings,
             } => {
                 for name in names {
                     let user = UserDef {
+                        settings: settings.clone(),
                         auth: match &auth {
                             Some(a) => a.to_auth().map_err(access_error)?,
                             None => qh_access::Auth::NoPassword,
@@ -182,12 +184,14 @@ impl Session {
                 auth,
                 hosts,
                 default_database,
+                settings,
             } => {
                 let change = UserChange {
                     rename_to,
                     auth,
                     hosts,
                     default_database,
+                    settings,
                 };
                 access
                     .alter_user(&name, if_exists, change)
@@ -216,10 +220,15 @@ impl Session {
                 names,
                 if_not_exists,
                 or_replace,
+                settings,
             } => {
                 for name in names {
+                    let role = RoleDef {
+                        settings: settings.clone(),
+                        ..RoleDef::new(name)
+                    };
                     access
-                        .create_role(RoleDef::new(name), if_not_exists, or_replace)
+                        .create_role(role, if_not_exists, or_replace)
                         .await
                         .map_err(access_error)?;
                 }
@@ -250,7 +259,11 @@ impl Session {
                     &column,
                     AccessError::UnknownRole,
                     |g| match g {
-                        Grantee::Role(r) => Some(vec![format!("CREATE ROLE {}", r.name)]),
+                        Grantee::Role(r) => Some(vec![format!(
+                            "CREATE ROLE {}{}",
+                            r.name,
+                            qh_access::settings_sql(&r.settings)
+                        )]),
                         Grantee::User(_) => None,
                     },
                 )
@@ -337,6 +350,183 @@ impl Session {
                     })
                 })
                 .await
+            }
+            AccessStatement::AlterRole {
+                name,
+                if_exists,
+                settings,
+            } => {
+                if let Some(settings) = settings {
+                    access
+                        .set_role_settings(&name, if_exists, settings)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::CreateProfile {
+                names,
+                if_not_exists,
+                or_replace,
+                elements,
+                to,
+            } => {
+                for name in names {
+                    let profile = ProfileDef {
+                        name,
+                        elements: elements.clone(),
+                        to: to.clone(),
+                    };
+                    access
+                        .create_profile(profile, if_not_exists, or_replace)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::AlterProfile {
+                name,
+                if_exists,
+                rename_to,
+                elements,
+                to,
+            } => {
+                let change = ProfileChange {
+                    rename_to,
+                    elements,
+                    to,
+                };
+                access
+                    .alter_profile(&name, if_exists, change)
+                    .await
+                    .map_err(access_error)?;
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::DropProfile { names, if_exists } => {
+                for name in names {
+                    access
+                        .drop_profile(&name, if_exists)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::ShowProfiles => {
+                let names: Vec<String> = access.profiles().into_iter().map(|p| p.name).collect();
+                result_of(
+                    vec![("name", DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(names))],
+                    None,
+                )
+            }
+            AccessStatement::ShowCreateProfile { names } => {
+                let mut out = Vec::new();
+                for name in &names {
+                    match access.profile(name).await.map_err(access_error)? {
+                        Some(p) => out.push(p.create_sql()),
+                        None => {
+                            return Err(access_error(AccessError::UnknownProfile(name.clone())))
+                        }
+                    }
+                }
+                let column = format!("CREATE SETTINGS PROFILE {}", names.join(", "));
+                result_of(
+                    vec![(column.as_str(), DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(out))],
+                    None,
+                )
+            }
+            AccessStatement::CreateQuota {
+                names,
+                if_not_exists,
+                or_replace,
+                keyed_by,
+                intervals,
+                to,
+            } => {
+                for name in names {
+                    let quota = QuotaDef {
+                        name,
+                        keyed_by,
+                        intervals: intervals.clone(),
+                        to: to.clone(),
+                    };
+                    access
+                        .create_quota(quota, if_not_exists, or_replace)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::AlterQuota {
+                name,
+                if_exists,
+                rename_to,
+                keyed_by,
+                intervals,
+                to,
+            } => {
+                let change = QuotaChange {
+                    rename_to,
+                    keyed_by,
+                    intervals,
+                    to,
+                };
+                access
+                    .alter_quota(&name, if_exists, change)
+                    .await
+                    .map_err(access_error)?;
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::DropQuota { names, if_exists } => {
+                for name in names {
+                    access
+                        .drop_quota(&name, if_exists)
+                        .await
+                        .map_err(access_error)?;
+                }
+                Ok(QueryResult::empty())
+            }
+            AccessStatement::ShowQuotas => {
+                let names: Vec<String> = access.quotas().into_iter().map(|q| q.name).collect();
+                result_of(
+                    vec![("name", DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(names))],
+                    None,
+                )
+            }
+            AccessStatement::ShowCreateQuota { names } => {
+                let mut out = Vec::new();
+                for name in &names {
+                    match access.quota(name).await.map_err(access_error)? {
+                        Some(q) => out.push(q.create_sql()),
+                        None => return Err(access_error(AccessError::UnknownQuota(name.clone()))),
+                    }
+                }
+                let column = format!("CREATE QUOTA {}", names.join(", "));
+                result_of(
+                    vec![(column.as_str(), DataType::Utf8)],
+                    vec![Arc::new(StringArray::from(out))],
+                    None,
+                )
+            }
+            AccessStatement::ShowQuota => {
+                let sql = "SELECT * FROM system.quota_usage";
+                let query = match crate::statement::parse_statement(sql)? {
+                    Statement::Select { query, .. } => query,
+                    _ => return Err(QueryError::other(ErrorCode::LOGICAL_ERROR, "SHOW QUOTA")),
+                };
+                let settings = self.settings.clone();
+                let (schema, batches, summary) =
+                    Box::pin(self.run_query(*query, Default::default(), &settings)).await?;
+                Ok(QueryResult {
+                    schema,
+                    batches,
+                    totals: None,
+                    format: None,
+                    format_options: FormatOptions::default(),
+                    summary,
+                })
             }
             AccessStatement::ShowCreateUser { names } => {
                 let column = format!("CREATE USER {}", names.join(", "));

@@ -12,6 +12,7 @@ mod select;
 mod shard;
 mod system;
 mod temporary;
+mod user_limits;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -376,6 +377,10 @@ impl Engine {
             number: temporary::next_session_number(),
             user: "default".into(),
             checked: false,
+            profile: Default::default(),
+            baseline: self.default_settings.clone(),
+            peer: None,
+            charged: None,
         }
     }
 
@@ -416,6 +421,16 @@ pub struct Session {
     /// client's session is; the node's own (the DDL worker's, `local`'s)
     /// is not.
     checked: bool,
+    /// The user's profiles' settings and constraints (`user_limits.rs`).
+    profile: qh_access::ResolvedSettings,
+    /// The settings the user's sessions start with: the node's defaults
+    /// and its profiles' values; a statement's change is checked against them.
+    baseline: Settings,
+    /// Where the running request came from (quotas keyed by IP address).
+    peer: Option<std::net::IpAddr>,
+    /// The user the running statement was charged to, for what it used
+    /// once it ends (`user_limits.rs`).
+    charged: Option<qh_access::UserDef>,
 }
 
 pub(crate) fn result_of(
@@ -495,6 +510,7 @@ impl Session {
             )),
         };
         drop(running);
+        self.charge_finish(&outcome, started);
         let mut res = outcome?;
         res.summary.elapsed = started.elapsed();
         res.summary.query_id = query_id;
@@ -510,13 +526,6 @@ impl Session {
     /// DDL worker sets `{cluster}` and the node's `{shard}` in it.
     pub fn set_macro_context(&mut self, macros: BTreeMap<String, String>) {
         self.macro_context = macros;
-    }
-
-    /// The session runs as `user` (the door authenticated it).
-    /// Its statements are checked against that user's grants from now on.
-    pub fn set_user(&mut self, user: &str) {
-        self.user = user.to_string();
-        self.checked = true;
     }
 
     pub fn user(&self) -> &str {
@@ -539,8 +548,10 @@ impl Session {
         if let Some((cluster, local_sql)) = crate::statement::split_on_cluster(sql) {
             crate::limits::check_readonly(&self.settings, true, false)?;
             // Every host runs it as the node's own session: check here.
-            let (stmt, _) = self.parse_checked(&local_sql)?;
+            let (stmt, settings) = self.parse_checked(&local_sql)?;
             self.check_privileges(&stmt)?;
+            self.check_setting_changes(&settings)?;
+            self.charge_start(&stmt, &settings)?;
             let span = info_span!("query", kind = "on_cluster", cluster = %cluster, query_id);
             return self
                 .execute_on_cluster(&cluster, local_sql)
@@ -550,6 +561,8 @@ impl Session {
         let (stmt, settings) = self.parse_checked(sql)?;
         self.check_privileges(&stmt)?;
         settings.check()?;
+        self.check_setting_changes(&settings)?;
+        self.charge_start(&stmt, &settings)?;
         let format_options =
             FormatOptions::from_settings(&settings).map_err(QueryError::BadArguments)?;
         let changes_settings = match &stmt {
@@ -572,6 +585,14 @@ impl Session {
                 | Statement::Access(
                     qh_access::AccessStatement::ShowUsers
                         | qh_access::AccessStatement::ShowCreateUser { .. }
+                        | qh_access::AccessStatement::ShowRoles
+                        | qh_access::AccessStatement::ShowCreateRole { .. }
+                        | qh_access::AccessStatement::ShowGrants { .. }
+                        | qh_access::AccessStatement::ShowProfiles
+                        | qh_access::AccessStatement::ShowCreateProfile { .. }
+                        | qh_access::AccessStatement::ShowQuotas
+                        | qh_access::AccessStatement::ShowCreateQuota { .. }
+                        | qh_access::AccessStatement::ShowQuota
                 )
         );
         crate::limits::check_readonly(&self.settings, !reads_only, changes_settings)?;

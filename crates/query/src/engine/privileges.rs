@@ -228,14 +228,26 @@ impl Session {
                 | AccessStatement::CreateRole { .. }
                 | AccessStatement::DropRole { .. }
                 | AccessStatement::ShowRoles
-                | AccessStatement::ShowCreateRole { .. } => {
+                | AccessStatement::ShowCreateRole { .. }
+                | AccessStatement::AlterRole { .. }
+                | AccessStatement::CreateProfile { .. }
+                | AccessStatement::AlterProfile { .. }
+                | AccessStatement::DropProfile { .. }
+                | AccessStatement::ShowProfiles
+                | AccessStatement::ShowCreateProfile { .. }
+                | AccessStatement::CreateQuota { .. }
+                | AccessStatement::AlterQuota { .. }
+                | AccessStatement::DropQuota { .. }
+                | AccessStatement::ShowQuotas
+                | AccessStatement::ShowCreateQuota { .. } => {
                     vec![Need::global(Privilege::AccessManagement)]
                 }
                 AccessStatement::Grant { .. }
                 | AccessStatement::Revoke { .. }
                 | AccessStatement::GrantRoles { .. }
                 | AccessStatement::RevokeRoles { .. }
-                | AccessStatement::ShowGrants { .. } => Vec::new(),
+                | AccessStatement::ShowGrants { .. }
+                | AccessStatement::ShowQuota => Vec::new(),
             },
         }
     }
@@ -268,9 +280,7 @@ impl Session {
                 [d, t] => (d.clone(), t.clone()),
                 _ => continue,
             };
-            if db == "system"
-                && ["users", "grants", "roles", "role_grants"].contains(&table.as_str())
-            {
+            if db == "system" && crate::system::ACCESS_TABLES.contains(&table.as_str()) {
                 // Who exists and what they may do: for access managers.
                 needs.push(Need::global(Privilege::AccessManagement));
                 continue;

@@ -98,6 +98,8 @@ impl Session {
             query: self.current_query.1.clone(),
             database: self.database.clone(),
             temporary: self.temporary_hidden_names(),
+            user: self.user.clone(),
+            peer: self.peer,
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog(

@@ -18,7 +18,7 @@ pub fn is_access_statement(sql: &str) -> bool {
     // first words, never tokenizing a large INSERT.
     let words = leading_words(sql, 4);
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
-    let entity = |w: &str| w == "USER" || w == "ROLE";
+    let entity = |w: &str| matches!(w, "USER" | "ROLE" | "SETTINGS" | "PROFILE" | "QUOTA");
     matches!(w(0), "CREATE" | "ALTER" | "DROP")
         && (entity(w(1)) || (w(1) == "OR" && w(2) == "REPLACE" && entity(w(3))))
 }
@@ -86,7 +86,7 @@ fn access_err(e: AccessError) -> QueryError {
 
 impl StmtParser<'_> {
     /// A user name: an identifier or a string.
-    fn user_name(&mut self) -> Result<String> {
+    pub(super) fn user_name(&mut self) -> Result<String> {
         let t = self.parser.peek_token();
         if let Token::SingleQuotedString(s) = &t.token {
             let s = s.clone();
@@ -96,7 +96,7 @@ impl StmtParser<'_> {
         self.ident()
     }
 
-    fn user_names(&mut self) -> Result<Vec<String>> {
+    pub(super) fn user_names(&mut self) -> Result<Vec<String>> {
         let mut names = vec![self.user_name()?];
         while self.parser.consume_token(&Token::Comma) {
             names.push(self.user_name()?);
@@ -122,6 +122,7 @@ impl StmtParser<'_> {
             auth: clauses.auth,
             hosts: clauses.hosts,
             default_database: clauses.default_database.flatten(),
+            settings: clauses.settings.unwrap_or_default(),
         }))
     }
 
@@ -139,6 +140,7 @@ impl StmtParser<'_> {
             auth: clauses.auth,
             hosts: clauses.hosts,
             default_database: clauses.default_database,
+            settings: clauses.settings,
         }))
     }
 
@@ -160,15 +162,15 @@ impl StmtParser<'_> {
         let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
         let names = self.user_names()?;
         self.on_cluster()?;
-        if self.peek_word().as_deref() == Some("SETTINGS") {
-            return Err(QueryError::NotImplemented(
-                "SETTINGS of a role are not supported yet".into(),
-            ));
-        }
+        let settings = match self.eat("SETTINGS") {
+            true => self.setting_elements()?,
+            false => Vec::new(),
+        };
         Ok(Statement::Access(AccessStatement::CreateRole {
             names,
             if_not_exists,
             or_replace,
+            settings,
         }))
     }
 
@@ -361,6 +363,16 @@ impl StmtParser<'_> {
         if self.eat("ROLES") {
             return Ok(Some(Statement::Access(AccessStatement::ShowRoles)));
         }
+        if self.eat_seq(&["SETTINGS", "PROFILES"]) || self.eat("PROFILES") {
+            return Ok(Some(Statement::Access(AccessStatement::ShowProfiles)));
+        }
+        if self.eat_seq(&["CREATE", "SETTINGS", "PROFILE"]) || self.eat_seq(&["CREATE", "PROFILE"])
+        {
+            let names = self.user_names()?;
+            return Ok(Some(Statement::Access(
+                AccessStatement::ShowCreateProfile { names },
+            )));
+        }
         if self.eat_seq(&["CREATE", "ROLE"]) {
             let names = self.user_names()?;
             return Ok(Some(Statement::Access(AccessStatement::ShowCreateRole {
@@ -393,22 +405,19 @@ impl StmtParser<'_> {
                 } else {
                     Some(self.ident()?)
                 });
+            } else if self.eat("SETTINGS") {
+                c.settings = Some(self.setting_elements()?);
             } else if matches!(
                 self.peek_word().as_deref(),
-                Some("DEFAULT" | "SETTINGS" | "GRANTEES" | "VALID" | "IN" | "ADD" | "DROP")
+                Some("DEFAULT" | "GRANTEES" | "VALID" | "IN" | "ADD" | "DROP")
             ) {
                 let word = self.peek_word().unwrap_or_default();
                 return Err(QueryError::NotImplemented(format!(
-                    "{word} in a user definition is not supported yet (IDENTIFIED, HOST, DEFAULT DATABASE are)"
+                    "{word} in a user definition is not supported yet (IDENTIFIED, HOST, DEFAULT DATABASE, SETTINGS are)"
                 )));
             } else {
                 break;
             }
-        }
-        if self.trailer_settings.iter().next().is_some() {
-            return Err(QueryError::NotImplemented(
-                "SETTINGS in a user definition are not supported yet".into(),
-            ));
         }
         Ok(c)
     }
@@ -480,6 +489,7 @@ struct UserClauses {
     auth: Option<AuthSpec>,
     hosts: Option<Hosts>,
     default_database: Option<Option<String>>,
+    settings: Option<Vec<qh_access::SettingElement>>,
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ mod literals;
 mod on_cluster;
 mod params;
 mod parser;
+mod profiles;
+mod quotas;
 mod tokens;
 
 pub use access::{is_access_statement, mask_secrets};

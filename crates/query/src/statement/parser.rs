@@ -186,7 +186,7 @@ impl<'a> StmtParser<'a> {
     /// (`SET x = 1 + 1` is its syntax error too). Read as a token, so a
     /// value millions of operators long is refused before any tree as deep
     /// as it is built (printing or dropping one overflows the stack).
-    fn setting_value(&mut self) -> Result<String> {
+    pub(super) fn setting_value(&mut self) -> Result<String> {
         let negative = self.parser.consume_token(&Token::Minus);
         let t = self.parser.peek_token();
         let value = match &t.token {
@@ -509,6 +509,8 @@ impl<'a> StmtParser<'a> {
         match self.peek_word().as_deref() {
             Some("USER") => return self.create_user(or_replace),
             Some("ROLE") => return self.create_role(or_replace),
+            Some("SETTINGS" | "PROFILE") => return self.create_profile(or_replace),
+            Some("QUOTA") => return self.create_quota(or_replace),
             _ => {}
         }
         // A temporary table without ENGINE is a Memory table, as in ClickHouse;
@@ -691,6 +693,8 @@ impl<'a> StmtParser<'a> {
         match self.peek_word().as_deref() {
             Some("USER") => return self.drop_user(),
             Some("ROLE") => return self.drop_role(),
+            Some("SETTINGS" | "PROFILE") => return self.drop_profile(),
+            Some("QUOTA") => return self.drop_quota(),
             _ => {}
         }
         if self.eat("DATABASE") {
@@ -712,8 +716,12 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn alter(&mut self) -> Result<Statement> {
         self.parser.next_token();
-        if self.peek_word().as_deref() == Some("USER") {
-            return self.alter_user();
+        match self.peek_word().as_deref() {
+            Some("USER") => return self.alter_user(),
+            Some("ROLE") => return self.alter_role(),
+            Some("SETTINGS" | "PROFILE") => return self.alter_profile(),
+            Some("QUOTA") => return self.alter_quota(),
+            _ => {}
         }
         self.expect("TABLE")?;
         let table = self.table_ref()?;
@@ -758,6 +766,9 @@ impl<'a> StmtParser<'a> {
     pub(super) fn show(&mut self) -> Result<Statement> {
         self.parser.next_token();
         if let Some(s) = self.show_access()? {
+            return Ok(s);
+        }
+        if let Some(s) = self.show_quota()? {
             return Ok(s);
         }
         if self.eat("DATABASES") {

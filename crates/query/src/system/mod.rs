@@ -12,6 +12,10 @@ use qh_types::Settings;
 
 use crate::provider::QueryContext;
 
+mod access;
+
+pub use access::ACCESS_TABLES;
+
 pub const TABLES: &[&str] = &[
     "tables",
     "parts",
@@ -32,6 +36,11 @@ pub const TABLES: &[&str] = &[
     "roles",
     "role_grants",
     "grants",
+    "settings_profiles",
+    "settings_profile_elements",
+    "quotas",
+    "quota_limits",
+    "quota_usage",
 ];
 
 fn s(v: Vec<String>) -> ArrayRef {
@@ -100,151 +109,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                 ],
             )
         }
-        "users" => {
-            let users = ctx.engine.access().map(|a| a.users()).unwrap_or_default();
-            mem(
-                vec![
-                    ("name", DataType::Utf8),
-                    ("storage", DataType::Utf8),
-                    ("auth_type", DataType::Utf8),
-                    ("host_ip", DataType::Utf8),
-                    ("default_database", DataType::Utf8),
-                ],
-                vec![
-                    s(users.iter().map(|u| u.name.clone()).collect()),
-                    s(vec!["replicated".to_string(); users.len()]),
-                    s(users
-                        .iter()
-                        .map(|u| u.auth.type_name().to_string())
-                        .collect()),
-                    s(users.iter().map(|u| host_ip(&u.hosts)).collect()),
-                    s(users
-                        .iter()
-                        .map(|u| u.default_database.clone().unwrap_or_default())
-                        .collect()),
-                ],
-            )
-        }
-        "roles" => {
-            let roles = ctx.engine.access().map(|a| a.roles()).unwrap_or_default();
-            mem(
-                vec![("name", DataType::Utf8), ("storage", DataType::Utf8)],
-                vec![
-                    s(roles.iter().map(|r| r.name.clone()).collect()),
-                    s(vec!["replicated".to_string(); roles.len()]),
-                ],
-            )
-        }
-        "role_grants" => {
-            let access = ctx.engine.access();
-            let users = access.map(|a| a.users()).unwrap_or_default();
-            let roles = access.map(|a| a.roles()).unwrap_or_default();
-            // (user, role, granted role, admin option): one row per grant.
-            let mut rows: Vec<(Option<String>, Option<String>, String, u8)> = Vec::new();
-            for u in &users {
-                rows.extend(u.roles.iter().map(|g| {
-                    (
-                        Some(u.name.clone()),
-                        None,
-                        g.role.clone(),
-                        g.admin_option as u8,
-                    )
-                }));
-            }
-            for r in &roles {
-                rows.extend(r.roles.iter().map(|g| {
-                    (
-                        None,
-                        Some(r.name.clone()),
-                        g.role.clone(),
-                        g.admin_option as u8,
-                    )
-                }));
-            }
-            let opt = |v: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("user_name", DataType::Utf8, true),
-                Field::new("role_name", DataType::Utf8, true),
-                Field::new("granted_role_name", DataType::Utf8, false),
-                Field::new("granted_role_is_default", DataType::UInt8, false),
-                Field::new("with_admin_option", DataType::UInt8, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    opt(rows.iter().map(|r| r.0.clone()).collect()),
-                    opt(rows.iter().map(|r| r.1.clone()).collect()),
-                    s(rows.iter().map(|r| r.2.clone()).collect()),
-                    // Every granted role is active (DEFAULT ROLE ALL).
-                    u8s(vec![1; rows.len()]),
-                    u8s(rows.iter().map(|r| r.3).collect()),
-                ],
-            )?;
-            Ok(Some(Arc::new(MemTable::try_new(
-                schema,
-                vec![vec![batch]],
-            )?)))
-        }
-        "grants" => {
-            let access = ctx.engine.access();
-            let users = access.map(|a| a.users()).unwrap_or_default();
-            let roles = access.map(|a| a.roles()).unwrap_or_default();
-            // One row per grant, or per column of a column grant.
-            let mut rows: Vec<GrantRow> = Vec::new();
-            let holders = users
-                .iter()
-                .map(|u| (Some(u.name.clone()), None, &u.grants))
-                .chain(
-                    roles
-                        .iter()
-                        .map(|r| (None, Some(r.name.clone()), &r.grants)),
-                );
-            for (user, role, grants) in holders {
-                for g in grants {
-                    let base = |column: Option<String>| GrantRow {
-                        user: user.clone(),
-                        role: role.clone(),
-                        privilege: g.privilege.name(),
-                        database: g.database.clone(),
-                        table: g.table.clone(),
-                        column,
-                        grant_option: g.grant_option as u8,
-                    };
-                    match &g.columns {
-                        None => rows.push(base(None)),
-                        Some(cols) => rows.extend(cols.iter().map(|c| base(Some(c.clone())))),
-                    }
-                }
-            }
-            let opt = |v: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("user_name", DataType::Utf8, true),
-                Field::new("role_name", DataType::Utf8, true),
-                Field::new("access_type", DataType::Utf8, false),
-                Field::new("database", DataType::Utf8, true),
-                Field::new("table", DataType::Utf8, true),
-                Field::new("column", DataType::Utf8, true),
-                Field::new("is_partial_revoke", DataType::UInt8, false),
-                Field::new("grant_option", DataType::UInt8, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    opt(rows.iter().map(|r| r.user.clone()).collect()),
-                    opt(rows.iter().map(|r| r.role.clone()).collect()),
-                    s(rows.iter().map(|r| r.privilege.to_string()).collect()),
-                    opt(rows.iter().map(|r| r.database.clone()).collect()),
-                    opt(rows.iter().map(|r| r.table.clone()).collect()),
-                    opt(rows.iter().map(|r| r.column.clone()).collect()),
-                    u8s(vec![0; rows.len()]),
-                    u8s(rows.iter().map(|r| r.grant_option).collect()),
-                ],
-            )?;
-            Ok(Some(Arc::new(MemTable::try_new(
-                schema,
-                vec![vec![batch]],
-            )?)))
-        }
+        _ if ACCESS_TABLES.contains(&name) || name == "quota_usage" => access::table(ctx, name),
         "processes" => {
             let ps = ctx.processes.snapshot();
             mem(
@@ -754,31 +619,4 @@ fn settings_table(settings: &Settings) -> DFResult<Option<Arc<dyn TableProvider>
             s(default),
         ],
     )
-}
-
-/// `system.users.host_ip`: the networks a user may connect from, as
-/// ClickHouse lists them (`::/0` for any host), comma-separated.
-fn host_ip(hosts: &qh_access::Hosts) -> String {
-    match hosts {
-        qh_access::Hosts::Any => "::/0".into(),
-        qh_access::Hosts::List { rules } => rules
-            .iter()
-            .map(|r| match r {
-                qh_access::HostRule::Local => "::1, 127.0.0.1".to_string(),
-                qh_access::HostRule::Ip { net } => net.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-}
-
-/// A `system.grants` row (of a user or of a role).
-struct GrantRow {
-    user: Option<String>,
-    role: Option<String>,
-    privilege: &'static str,
-    database: Option<String>,
-    table: Option<String>,
-    column: Option<String>,
-    grant_option: u8,
 }
