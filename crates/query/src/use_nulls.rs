@@ -2,8 +2,12 @@
 //! `join_use_nulls = 0` (its default) — in an outer JOIN, a row without a
 //! match gets the default value of each column from the other side (0, '',
 //! 1970-01-01) unless that column is Nullable in its table — and
-//! `group_by_use_nulls = 0` for ROLLUP/CUBE rows. Each such join or
-//! aggregate in the plan gets a projection on top that fills the defaults.
+//! `group_by_use_nulls = 0` for ROLLUP/CUBE rows, and
+//! `aggregate_functions_null_for_empty = 0` — `sum`, `min`, `max`, `any`,
+//! `anyLast`, `argMin`/`argMax` over no rows (or no rows passing an `-If`)
+//! give their type's default and `avg` gives nan, unless the argument is
+//! Nullable. Each such join or aggregate in the plan gets a projection on
+//! top that fills the defaults.
 
 use std::sync::Arc;
 
@@ -66,6 +70,70 @@ pub fn fill_grouping_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
     .map(|t| t.data)
 }
 
+/// ClickHouse's `aggregate_functions_null_for_empty = 0` (its default): an
+/// aggregate of a non-Nullable argument over no rows is its type's default
+/// (`avg`: nan), where DataFusion gives NULL.
+pub fn fill_aggregate_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        let LogicalPlan::Aggregate(agg) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let input = agg.input.schema();
+        let out = node.schema();
+        // The aggregates are the last fields of the output.
+        let first = out.fields().len() - agg.aggr_expr.len();
+        let mut fills: Vec<Option<ScalarValue>> = vec![None; out.fields().len()];
+        for (i, e) in agg.aggr_expr.iter().enumerate() {
+            let field = out.field(first + i);
+            fills[first + i] = empty_default(e, input, field.data_type());
+        }
+        project_values(node, &fills)
+    })
+    .map(|t| t.data)
+}
+
+/// What ClickHouse answers for the aggregate `e` over no rows where
+/// DataFusion answers NULL; `None` when they agree (or we are not sure).
+fn empty_default(
+    e: &Expr,
+    input: &DFSchema,
+    ty: &datafusion::arrow::datatypes::DataType,
+) -> Option<ScalarValue> {
+    let e = match e {
+        Expr::Alias(a) => a.expr.as_ref(),
+        e => e,
+    };
+    let Expr::AggregateFunction(f) = e else {
+        return None;
+    };
+    if f.params.args.iter().any(|a| nullable_arg(a, input)) {
+        return None;
+    }
+    match f.func.name() {
+        "sum" | "min" | "max" | "first_value" | "last_value" => ScalarValue::new_default(ty).ok(),
+        "avg" => match ty {
+            datafusion::arrow::datatypes::DataType::Float64 => {
+                Some(ScalarValue::Float64(Some(f64::NAN)))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether an aggregate's argument is Nullable in ClickHouse's sense: it
+/// reads a Nullable column or holds a NULL.
+fn nullable_arg(arg: &Expr, input: &DFSchema) -> bool {
+    let mut null_literal = false;
+    let _ = arg.apply(|e| {
+        if let Expr::Literal(v, _) = e {
+            null_literal |= v.is_null();
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    null_literal || nullable_key(arg, input)
+}
+
 /// Whether a GROUP BY key is Nullable in ClickHouse's sense: it reads a
 /// Nullable column. (DataFusion's own nullability calls every UDF result
 /// nullable, so `toString(x)` would show NULL where ClickHouse shows ''.)
@@ -78,6 +146,29 @@ pub(crate) fn nullable_key(key: &Expr, input: &DFSchema) -> bool {
 /// Puts a projection over `node` that replaces NULL by the type's default in
 /// the output fields `fills` marks, and passes the others through.
 fn project_defaults(node: LogicalPlan, fills: &[bool]) -> Result<Transformed<LogicalPlan>> {
+    let values: Vec<Option<ScalarValue>> = node
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            fills
+                .get(i)
+                .copied()
+                .unwrap_or(false)
+                .then(|| ScalarValue::new_default(f.data_type()).ok())
+                .flatten()
+        })
+        .collect();
+    project_values(node, &values)
+}
+
+/// Puts a projection over `node` that replaces NULL in output field `i` by
+/// `values[i]` where that is given, and passes the others through.
+fn project_values(
+    node: LogicalPlan,
+    values: &[Option<ScalarValue>],
+) -> Result<Transformed<LogicalPlan>> {
     let out: DFSchemaRef = Arc::clone(node.schema());
     let mut changed = false;
     let mut exprs = Vec::with_capacity(out.fields().len());
@@ -86,13 +177,7 @@ fn project_defaults(node: LogicalPlan, fills: &[bool]) -> Result<Transformed<Log
             qualifier.cloned(),
             field.name(),
         ));
-        let default = fills
-            .get(i)
-            .copied()
-            .unwrap_or(false)
-            .then(|| ScalarValue::new_default(field.data_type()).ok())
-            .flatten();
-        match default {
+        match values.get(i).cloned().flatten() {
             Some(d) => {
                 changed = true;
                 let filled = datafusion::functions::core::expr_fn::coalesce(vec![column, lit(d)]);

@@ -783,6 +783,47 @@ fn outer_joins_fill_defaults_unless_join_use_nulls() {
     );
 }
 
+/// `aggregate_functions_null_for_empty = 0` (ClickHouse's default): over no
+/// rows, `sum`/`min`/`max`/`any`/`argMin` of a non-Nullable argument give
+/// the type's default and `avg` nan; a Nullable argument gives NULL.
+#[test]
+fn aggregates_over_no_rows_give_clickhouses_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        "CREATE TABLE e (a UInt64, s String, day Date, n Nullable(Int32)) ENGINE = MergeTree ORDER BY a",
+    );
+    assert_eq!(
+        ok(
+            d,
+            "SELECT sum(a), min(s), max(day), avg(a), any(a), anyLast(s), argMin(s, a), count(), sum(n), min(n) FROM e"
+        ),
+        "0\t\t1970-01-01\tnan\t0\t\t\t0\t\\N\t\\N\n"
+    );
+    ok(
+        d,
+        "INSERT INTO e VALUES (1, 'x', '2024-01-02', NULL), (2, 'y', '2024-01-03', 5)",
+    );
+    // No row passes the WHERE, or an -If's condition in a group.
+    assert_eq!(ok(d, "SELECT sum(a), max(s) FROM e WHERE a > 5"), "0\t\n");
+    assert_eq!(
+        ok(
+            d,
+            "SELECT a, sumIf(a, a > 1), sum(n) FROM e GROUP BY a ORDER BY a"
+        ),
+        "1\t0\t\\N\n2\t2\t5\n"
+    );
+    assert_eq!(ok(d, "SELECT sum(if(a > 5, a, NULL)) FROM e"), "\\N\n");
+    assert_eq!(
+        ok(
+            d,
+            "SELECT sum(a) FROM e WHERE a > 5 SETTINGS aggregate_functions_null_for_empty = 1"
+        ),
+        "\\N\n"
+    );
+}
+
 /// ClickHouse's `LIMIT [offset,] n BY columns`, with aliases, OFFSET, and an
 /// ordinary LIMIT after it; `LIMIT [offset,] n WITH TIES`.
 #[test]

@@ -149,6 +149,10 @@ impl Session {
                 "group_by_use_nulls",
                 crate::use_nulls::fill_grouping_defaults,
             ),
+            (
+                "aggregate_functions_null_for_empty",
+                crate::use_nulls::fill_aggregate_defaults,
+            ),
         ] {
             if settings.uint(setting).map_err(QueryError::BadArguments)? == 0 {
                 plan = fill(plan).map_err(table_error)?;
