@@ -24,6 +24,9 @@ pub enum AccessError {
     },
     #[error("There is no user `{0}` in replicated")]
     UnknownUser(String),
+    /// A user of the config file: changed only there.
+    #[error("Cannot update user `{0}` in users_xml because this storage is readonly: it is defined in the node's config file")]
+    ReadOnlyUser(String),
     #[error("There is no role `{0}` in replicated")]
     UnknownRole(String),
     #[error("There is no user or role `{0}` in replicated")]
@@ -64,6 +67,7 @@ impl AccessError {
             AccessError::AlreadyExists { .. } => ErrorCode::ACCESS_ENTITY_ALREADY_EXISTS,
             AccessError::UnknownUser(_) | AccessError::UnknownGrantee(_) => ErrorCode::UNKNOWN_USER,
             AccessError::UnknownRole(_) => ErrorCode::UNKNOWN_ROLE,
+            AccessError::ReadOnlyUser(_) => ErrorCode::ACCESS_STORAGE_READONLY,
             AccessError::UnknownProfile(_) => ErrorCode::THERE_IS_NO_PROFILE,
             AccessError::UnknownQuota(_) => ErrorCode::UNKNOWN_QUOTA,
             AccessError::BadArguments(_) => ErrorCode::BAD_ARGUMENTS,

@@ -8,12 +8,15 @@
 //! user or role, changed by compare-and-set, so a user created on one node holds on
 //! every node), the check of credentials every client door makes
 //! ([`Access::authenticate`]), and the AST of the access statements
-//! ([`AccessStatement`]; `qh_query` parses them and runs them here).
+//! ([`AccessStatement`]; `qh_query` parses them and runs them here). Users
+//! of the node's config file ([`ConfigUserSpec`]) sit beside the replicated
+//! ones, read-only to SQL.
 //!
 //! **Invariants:** a password is never stored, logged or shown — only its
 //! salted hash is kept, [`AuthSpec`]'s `Debug` omits it, and a failed login
 //! says the same thing whether the user, the password or the host was wrong.
 
+mod config_users;
 mod error;
 mod grant;
 mod profile;
@@ -26,6 +29,7 @@ mod statement;
 mod store;
 mod user;
 
+pub use config_users::{parse_grant, ConfigUserSpec};
 pub use error::AccessError;
 pub use grant::{allows, Grant, Need, Privilege, Target};
 pub use profile::{

@@ -50,6 +50,7 @@ impl Access {
         or_replace: bool,
     ) -> Result<(), AccessError> {
         crate::store::check_name(&role.name)?;
+        self.check_writable(&role.name)?;
         self.check_elements(&role.settings).await?;
         self.bootstrap().await?;
         let key = role_key(&role.name);
@@ -197,6 +198,7 @@ impl Access {
         name: &str,
         change: impl FnOnce(&mut Vec<Grant>, &mut Vec<RoleGrant>) -> Result<(), AccessError>,
     ) -> Result<(), AccessError> {
+        self.check_writable(name)?;
         self.bootstrap().await?;
         let (user, role) = self
             .coordinator

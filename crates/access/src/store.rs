@@ -11,7 +11,7 @@
 //! from then on `default` is an ordinary user (its password can change, it
 //! can be dropped).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -48,14 +48,16 @@ pub(crate) fn lookup_role(state: &MetaState, name: &str) -> Option<RoleDef> {
         .and_then(|json| serde_json::from_str(json).ok())
 }
 
-/// The user `name` in `state`, with what its roles give it resolved.
-fn lookup(state: &MetaState, name: &str) -> Option<UserDef> {
-    let mut user: UserDef = match state.key(&user_key(name)) {
-        Some(json) => serde_json::from_str(json).ok()?,
-        None if name == "default" && state.key(BOOTSTRAPPED).is_none() => {
+/// The user `name` in `state` (or the config file's, which wins), with
+/// what its roles and profiles give it resolved.
+fn lookup(state: &MetaState, config: &BTreeMap<String, UserDef>, name: &str) -> Option<UserDef> {
+    let mut user: UserDef = match (config.get(name), state.key(&user_key(name))) {
+        (Some(u), _) => u.clone(),
+        (None, Some(json)) => serde_json::from_str(json).ok()?,
+        (None, None) if name == "default" && state.key(BOOTSTRAPPED).is_none() => {
             UserDef::builtin_default()
         }
-        None => return None,
+        (None, None) => return None,
     };
     let (active, inherited) = resolve(&user.roles, |r| lookup_role(state, r));
     user.active_roles = active;
@@ -85,6 +87,8 @@ pub struct Access {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// What users' statements used of their quotas on this node.
     pub(crate) quota_usage: crate::quota::QuotaUsage,
+    /// Users of the node's config file, by name (`config_users.rs`).
+    config: BTreeMap<String, UserDef>,
 }
 
 impl std::fmt::Debug for Access {
@@ -95,10 +99,24 @@ impl std::fmt::Debug for Access {
 
 impl Access {
     pub fn new(coordinator: Arc<Coordinator>) -> Self {
+        Self::with_config_users(coordinator, Vec::new())
+    }
+
+    /// [`Access::new`] with the users of the node's config file.
+    pub fn with_config_users(coordinator: Arc<Coordinator>, users: Vec<UserDef>) -> Self {
         Access {
             coordinator,
             verified: Mutex::new(HashSet::new()),
             quota_usage: Default::default(),
+            config: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+        }
+    }
+
+    /// Refuses a change to a user of the config file.
+    pub(crate) fn check_writable(&self, name: &str) -> Result<(), AccessError> {
+        match self.config.contains_key(name) {
+            true => Err(AccessError::ReadOnlyUser(name.to_string())),
+            false => Ok(()),
         }
     }
 
@@ -112,14 +130,14 @@ impl Access {
         password: &str,
         peer: Option<IpAddr>,
     ) -> Result<UserDef, AccessError> {
-        if let Some(u) = self.coordinator.read(|s| lookup(s, user)) {
+        if let Some(u) = self.coordinator.read(|s| lookup(s, &self.config, user)) {
             if self.admits(&u, password, peer) {
                 return Ok(u);
             }
         }
         let fresh = self
             .coordinator
-            .read_linearizable(|s| lookup(s, user))
+            .read_linearizable(|s| lookup(s, &self.config, user))
             .await
             .ok()
             .flatten();
@@ -139,7 +157,7 @@ impl Access {
         password: &str,
         peer: Option<IpAddr>,
     ) -> Result<UserDef, AccessError> {
-        match self.coordinator.read(|s| lookup(s, user)) {
+        match self.coordinator.read(|s| lookup(s, &self.config, user)) {
             Some(u) if self.admits(&u, password, peer) => Ok(u),
             _ => Err(AccessError::AuthenticationFailed {
                 user: user.to_string(),
@@ -177,17 +195,24 @@ impl Access {
     /// The user `name` as this node knows it now (no round trip: checked
     /// before every statement).
     pub fn local_user(&self, name: &str) -> Option<UserDef> {
-        self.coordinator.read(|s| lookup(s, name))
+        self.coordinator.read(|s| lookup(s, &self.config, name))
     }
 
-    /// Every user this node knows, by name.
+    /// Every user this node knows, by name (the config file's first: they
+    /// hide replicated users of their name).
     pub fn users(&self) -> Vec<UserDef> {
         self.coordinator.read(|s| {
-            let mut users: Vec<UserDef> = s
-                .keys_with_prefix(USER_PREFIX)
-                .filter_map(|(_, v)| serde_json::from_str(v).ok())
-                .collect();
-            if s.key(BOOTSTRAPPED).is_none() && s.key(&user_key("default")).is_none() {
+            let mut users: Vec<UserDef> = self.config.values().cloned().collect();
+            users.extend(
+                s.keys_with_prefix(USER_PREFIX)
+                    .filter_map(|(_, v)| serde_json::from_str::<UserDef>(v).ok())
+                    .filter(|u| !self.config.contains_key(&u.name)),
+            );
+            let stored_default = s.key(&user_key("default")).is_some();
+            if s.key(BOOTSTRAPPED).is_none()
+                && !stored_default
+                && !self.config.contains_key("default")
+            {
                 users.push(UserDef::builtin_default());
             }
             users.sort_by(|a, b| a.name.cmp(&b.name));
@@ -199,7 +224,7 @@ impl Access {
     pub async fn user(&self, name: &str) -> Result<Option<UserDef>, AccessError> {
         Ok(self
             .coordinator
-            .read_linearizable(|s| lookup(s, name))
+            .read_linearizable(|s| lookup(s, &self.config, name))
             .await?)
     }
 
@@ -243,6 +268,7 @@ impl Access {
         or_replace: bool,
     ) -> Result<(), AccessError> {
         check_name(&user.name)?;
+        self.check_writable(&user.name)?;
         self.check_elements(&user.settings).await?;
         self.bootstrap().await?;
         let value =
@@ -346,6 +372,7 @@ impl Access {
         name: &str,
         if_exists: bool,
     ) -> Result<Option<String>, AccessError> {
+        self.check_writable(name)?;
         self.bootstrap().await?;
         let current = self
             .coordinator

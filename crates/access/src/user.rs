@@ -45,6 +45,10 @@ pub struct UserDef {
     /// own `SETTINGS`, resolved with `inherited`; never stored.
     #[serde(skip)]
     pub resolved_settings: ResolvedSettings,
+    /// Defined in the node's config file (`config_users.rs`): read-only to
+    /// SQL, listed with the storage `users_xml`.
+    #[serde(skip)]
+    pub read_only: bool,
 }
 
 impl UserDef {
@@ -81,6 +85,7 @@ impl UserDef {
             active_roles: Default::default(),
             settings: Vec::new(),
             resolved_settings: Default::default(),
+            read_only: false,
         }
     }
 

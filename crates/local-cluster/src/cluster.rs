@@ -22,6 +22,8 @@ pub struct LocalNode {
     /// A cluster secret of its own instead of the cluster's (tests of a
     /// stranger being refused).
     secret: Option<String>,
+    /// Arguments of this node's `server` command line only.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -42,6 +44,7 @@ impl LocalNode {
             http_port,
             inter_port,
             secret: None,
+            extra: Vec::new(),
             child: None,
         })
     }
@@ -92,9 +95,31 @@ impl LocalCluster {
         extra: &[&str],
         place: impl Fn(u64) -> Placement,
     ) -> anyhow::Result<LocalCluster> {
+        Self::start_with(bin, n, extra, place, |_| Vec::new())
+    }
+
+    /// [`LocalCluster::start`] with `own(id)` added to node `id`'s command
+    /// line only (ports of its own, say).
+    pub fn start_each(
+        bin: &Path,
+        n: u64,
+        own: impl Fn(u64) -> Vec<String>,
+    ) -> anyhow::Result<LocalCluster> {
+        Self::start_with(bin, n, &[], |_| Placement::loopback(), own)
+    }
+
+    fn start_with(
+        bin: &Path,
+        n: u64,
+        extra: &[&str],
+        place: impl Fn(u64) -> Placement,
+        own: impl Fn(u64) -> Vec<String>,
+    ) -> anyhow::Result<LocalCluster> {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
-            nodes.insert(id, LocalNode::allocate(id, place(id))?);
+            let mut node = LocalNode::allocate(id, place(id))?;
+            node.extra = own(id);
+            nodes.insert(id, node);
         }
         let mut c = LocalCluster {
             bin: bin.to_path_buf(),
@@ -199,6 +224,7 @@ impl LocalCluster {
             .args(["--interserver-port", &node.inter_port.to_string()])
             .args(["--peers", &peers])
             .args(&self.extra)
+            .args(&node.extra)
             .env("RUST_LOG", "info")
             .env(
                 "QUORUMHOUSE_CLUSTER_SECRET",

@@ -13,7 +13,7 @@ use crate::command::{Request, Response};
 use crate::error::MetaError;
 use crate::network::{channel, MAX_MESSAGE_BYTES};
 use crate::status::NodeStatus;
-use crate::trust::{ClusterSecret, InterChannel};
+use crate::trust::{ClusterSecret, InterChannel, InterTls};
 use crate::NodeId;
 
 #[derive(Clone)]
@@ -27,7 +27,16 @@ impl MetaClient {
     /// Connects lazily; calls fail with `Connect` while the node is down.
     /// `secret` is the cluster's (a node with one refuses calls without it).
     pub fn new(addr: &str, secret: &ClusterSecret) -> Result<Self, MetaError> {
-        let ch = channel(addr, secret).map_err(|message| MetaError::Connect {
+        Self::with_tls(addr, secret, None)
+    }
+
+    /// [`MetaClient::new`] over interserver TLS when `tls` is given.
+    pub fn with_tls(
+        addr: &str,
+        secret: &ClusterSecret,
+        tls: Option<&InterTls>,
+    ) -> Result<Self, MetaError> {
+        let ch = channel(addr, secret, tls).map_err(|message| MetaError::Connect {
             addr: addr.into(),
             message,
         })?;

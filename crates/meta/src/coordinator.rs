@@ -52,6 +52,8 @@ pub struct CoordinatorConfig {
     /// What every interserver call carries and the interserver port asks of
     /// callers (see [`crate::trust`]).
     pub cluster_secret: ClusterSecret,
+    /// Mutual TLS on the interserver links (None: plaintext).
+    pub interserver_tls: Option<crate::trust::InterTls>,
 }
 
 impl CoordinatorConfig {
@@ -69,6 +71,7 @@ impl CoordinatorConfig {
             lease_renew_ms: 1000,
             write_timeout: Duration::from_secs(10),
             cluster_secret: ClusterSecret::none(),
+            interserver_tls: None,
         }
     }
 }
@@ -150,6 +153,7 @@ impl Coordinator {
             node_id: cfg.node_id,
             faults: faults.clone(),
             secret: cfg.cluster_secret.clone(),
+            tls: cfg.interserver_tls.clone(),
         };
         let raft = Raft::new(cfg.node_id, Arc::new(raft_cfg), network, log, sm.clone())
             .await
@@ -206,7 +210,11 @@ impl Coordinator {
         if let Some((node, addr)) = successor {
             let lease = Duration::from_millis(self.cfg.election_timeout_ms * 2);
             let after = lease + Duration::from_millis(20);
-            match crate::client::MetaClient::new(&addr, &self.cfg.cluster_secret) {
+            match crate::client::MetaClient::with_tls(
+                &addr,
+                &self.cfg.cluster_secret,
+                self.cfg.interserver_tls.as_ref(),
+            ) {
                 Ok(c) => match c.elect_after(after, self.cfg.node_id).await {
                     Ok(()) => tracing::info!(successor = node, "leadership handed off"),
                     Err(e) => tracing::warn!(error = %e, successor = node, "hand-off failed"),
@@ -530,9 +538,16 @@ impl Coordinator {
         if let Some(c) = peers.get(&addr) {
             return Some(c.clone());
         }
-        let c = GrpcMetaClient::new(channel(&addr, &self.cfg.cluster_secret).ok()?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let c = GrpcMetaClient::new(
+            channel(
+                &addr,
+                &self.cfg.cluster_secret,
+                self.cfg.interserver_tls.as_ref(),
+            )
+            .ok()?,
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
         peers.insert(addr, c.clone());
         Some(c)
     }
@@ -705,7 +720,14 @@ impl Coordinator {
 
     /// Asks a peer whether it belongs to an initialized group.
     async fn peer_initialized(&self, addr: &str) -> Option<bool> {
-        let mut client = GrpcMetaClient::new(channel(addr, &self.cfg.cluster_secret).ok()?);
+        let mut client = GrpcMetaClient::new(
+            channel(
+                addr,
+                &self.cfg.cluster_secret,
+                self.cfg.interserver_tls.as_ref(),
+            )
+            .ok()?,
+        );
         let fut = client.status(StatusRequest {});
         match tokio::time::timeout(Duration::from_secs(1), fut).await {
             Ok(Ok(r)) => Some(r.into_inner().initialized),
@@ -905,7 +927,7 @@ mod tests {
         let addr = closed.local_addr().expect("addr");
         drop(closed);
         let mut client = GrpcMetaClient::new(
-            channel(&addr.to_string(), &ClusterSecret::none()).expect("channel"),
+            channel(&addr.to_string(), &ClusterSecret::none(), None).expect("channel"),
         );
         let status = client
             .write(WriteRequest {

@@ -40,7 +40,7 @@ pub use command::{
 pub use coordinator::{Coordinator, CoordinatorConfig, LeaseStatus, NodeStatus};
 pub use error::MetaError;
 pub use state::MetaState;
-pub use trust::{ClusterSecret, InterChannel};
+pub use trust::{ClusterSecret, InterChannel, InterTls};
 
 pub type NodeId = u64;
 

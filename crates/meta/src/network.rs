@@ -22,9 +22,8 @@ use qh_proto::interserver::RaftRequest;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Endpoint;
 
-use crate::trust::{ClusterSecret, InterChannel};
+use crate::trust::{ClusterSecret, InterChannel, InterTls};
 use crate::{NodeId, TypeConfig};
 
 /// Largest interserver message accepted (snapshot chunks, log batches).
@@ -51,10 +50,13 @@ impl Faults {
 }
 
 /// A lazily connecting channel to `addr` ("host:port") whose calls carry
-/// `secret`'s token.
-pub fn channel(addr: &str, secret: &ClusterSecret) -> Result<InterChannel, String> {
-    let ep = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad address {addr}: {e}"))?
+/// `secret`'s token, over TLS when `tls` is given.
+pub fn channel(
+    addr: &str,
+    secret: &ClusterSecret,
+    tls: Option<&InterTls>,
+) -> Result<InterChannel, String> {
+    let ep = crate::trust::endpoint(addr, tls)?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
@@ -66,6 +68,7 @@ pub struct Network {
     pub node_id: NodeId,
     pub faults: Arc<Faults>,
     pub secret: ClusterSecret,
+    pub tls: Option<InterTls>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -75,7 +78,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             from: self.node_id,
             target,
-            client: channel(&node.addr, &self.secret).map(|c| {
+            client: channel(&node.addr, &self.secret, self.tls.as_ref()).map(|c| {
                 RaftClient::new(c)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES)

@@ -13,11 +13,19 @@
 //! into `remote()`. Without TLS the link is as private as the network it
 //! runs on. A node without a secret accepts every call (ClickHouse's default
 //! too) and says so at start-up.
+//!
+//! With interserver TLS ([`InterTls`]) the links are also encrypted and
+//! mutual: every node presents its certificate and accepts only peers whose
+//! certificate the cluster's CA signed, so a process without one cannot even
+//! complete a connection; the secret still travels inside, for clusters that
+//! share a CA with other services.
 
 use sha2::{Digest, Sha256};
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
 
 /// The gRPC metadata key of the token.
 pub const TOKEN_KEY: &str = "x-quorumhouse-cluster-token";
@@ -78,6 +86,52 @@ impl ClusterSecret {
         };
         let (a, b) = (want.as_bytes(), got.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Mutual TLS between nodes: this node's certificate chain and key (PEM)
+/// and the CA that signs every node's certificate. Never printed.
+#[derive(Clone)]
+pub struct InterTls {
+    pub ca_pem: Vec<u8>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for InterTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InterTls")
+    }
+}
+
+impl InterTls {
+    /// What this node's interserver port serves: its certificate, and only
+    /// clients presenting a certificate the CA signed.
+    pub fn server(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .client_ca_root(Certificate::from_pem(&self.ca_pem))
+    }
+
+    /// What this node's calls to others present and check.
+    pub fn client(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+    }
+}
+
+/// An endpoint for another node's interserver port `addr` ("host:port"):
+/// over TLS when `tls` is given (the peer's certificate must name `host`).
+pub fn endpoint(addr: &str, tls: Option<&InterTls>) -> Result<Endpoint, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .map_err(|e| format!("bad address {addr}: {e}"))?;
+    match tls {
+        Some(t) => ep
+            .tls_config(t.client())
+            .map_err(|e| format!("interserver TLS for {addr}: {e}")),
+        None => Ok(ep),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct NodeOptions {
     pub default_settings: Settings,
     /// Clusters the config defines (beside `default` and `sharded`).
     pub clusters: qh_query::clusters::Clusters,
+    /// Users of the node's config file (read-only to SQL).
+    pub users: Vec<qh_access::UserDef>,
 }
 
 /// The client doors over TLS: one certificate, two ports (ClickHouse's
@@ -127,6 +129,7 @@ impl Node {
             replication: Some(opts.replication),
             default_settings: opts.default_settings,
             clusters: opts.clusters,
+            users: opts.users,
             ..EngineOptions::default()
         };
         let engine =

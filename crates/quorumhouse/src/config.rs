@@ -1,7 +1,8 @@
 //! The node configuration file (TOML) of `quorumhouse server --config F`:
 //! every server option under the name of its flag (`http_port` for
-//! `--http-port`), and `[profiles.default]`, the settings every session of
-//! the node starts with (`insert_quorum = 2`, ...). A flag given on the
+//! `--http-port`), `[profiles.default]`, the settings every session of
+//! the node starts with (`insert_quorum = 2`, ...), and `[users.<name>]`,
+//! users of the file (read-only to SQL, as ClickHouse's users.xml). A flag given on the
 //! command line wins over the file; a key the node does not know is an error
 //! naming it. `quorumhouse server --print-default-config` prints every option
 //! with its default.
@@ -140,6 +141,18 @@ const OPTIONS: &[ConfigOption] = &[
         false,
     ),
     opt(
+        "tls_ca_file",
+        "",
+        "The CA (PEM) that signs every node's certificate (interserver TLS checks peers against it).",
+        false,
+    ),
+    opt(
+        "interserver_tls",
+        "false",
+        "Mutual TLS on the interserver port and this node's calls to others (needs tls_cert_file, tls_key_file, tls_ca_file; the certificate must name the address others reach this node at).",
+        false,
+    ),
+    opt(
         "replica",
         "",
         "The {replica} macro of Replicated* engines (empty: node<id>).",
@@ -188,7 +201,17 @@ pub fn default_config() -> String {
          # `default` (one shard of every node) and `sharded` (every node a shard)\n\
          # exist without configuration and follow the membership.\n\
          # [clusters.two_shards]\n\
-         # shards = [[1, 2], [3]]\n",
+         # shards = [[1, 2], [3]]\n\n\
+         # Users of this file (ClickHouse's users.xml): read-only to SQL, the same\n\
+         # file on every node. A [users.default] replaces the built-in default.\n\
+         # [users.default]\n\
+         # networks = [\"::1\", \"127.0.0.1\"]    # default: any host\n\
+         # access_management = true              # ALL ON *.* WITH GRANT OPTION\n\
+         # [users.etl]\n\
+         # password_sha256_hex = \"...\"          # echo -n pw | sha256sum (or password = \"...\")\n\
+         # grants = [\"SELECT, INSERT ON warehouse.*\"]\n\
+         # roles = [\"analyst\"]\n\
+         # profile = \"etl_limits\"               # a settings profile (CREATE SETTINGS PROFILE)\n",
     );
     out
 }
@@ -202,6 +225,8 @@ pub struct NodeConfig {
     pub macros: BTreeMap<String, String>,
     /// `[clusters.<name>] shards = [[node ids]]`.
     pub clusters: BTreeMap<String, Vec<Vec<u64>>>,
+    /// `[users.<name>]`: users of this file, read-only to SQL.
+    pub users: Vec<qh_access::UserDef>,
 }
 
 /// Reads `path` into `args` (options not given as flags, per `given`) and
@@ -228,7 +253,17 @@ fn apply_text(
     let mut profile = Settings::new();
     let mut macros = BTreeMap::new();
     let mut clusters = BTreeMap::new();
+    let mut users = Vec::new();
     for (key, item) in doc.iter() {
+        if key == "users" {
+            let table = item
+                .as_table_like()
+                .ok_or_else(|| anyhow::anyhow!("config {name}: `users` must be a table"))?;
+            for (uname, u) in table.iter() {
+                users.push(config_user(name, uname, u)?);
+            }
+            continue;
+        }
         if key == "macros" {
             let table = item
                 .as_table_like()
@@ -257,7 +292,7 @@ fn apply_text(
             for (pname, p) in table.iter() {
                 if pname != "default" {
                     anyhow::bail!(
-                        "config {name}: unknown profile `{pname}` (only `profiles.default` exists: users come later)"
+                        "config {name}: unknown profile `{pname}` (only `profiles.default` exists here; other profiles are CREATE SETTINGS PROFILE)"
                     );
                 }
                 let settings = p.as_table_like().ok_or_else(|| {
@@ -297,7 +332,52 @@ fn apply_text(
         profile,
         macros,
         clusters,
+        users,
     })
+}
+
+/// `[users.<uname>]`: password (or password_sha256_hex), networks, grants,
+/// access_management, roles, profile, default_database.
+fn config_user(name: &str, uname: &str, item: &Item) -> anyhow::Result<qh_access::UserDef> {
+    let table = item
+        .as_table_like()
+        .ok_or_else(|| anyhow::anyhow!("config {name}: `users.{uname}` must be a table"))?;
+    let err = |what: &str| anyhow::anyhow!("config {name}: users.{uname}: {what}");
+    let strings = |v: &Item| -> Option<Vec<String>> {
+        v.as_array()
+            .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect())
+    };
+    let mut spec = qh_access::ConfigUserSpec::default();
+    for (k, v) in table.iter() {
+        match k {
+            "password" => spec.password = Some(scalar(v).ok_or_else(|| err("password must be a string"))?),
+            "password_sha256_hex" => {
+                spec.password_sha256_hex =
+                    Some(scalar(v).ok_or_else(|| err("password_sha256_hex must be a string"))?)
+            }
+            "networks" => {
+                spec.networks = Some(strings(v).ok_or_else(|| err("networks must be a list of strings"))?)
+            }
+            "grants" => spec.grants = strings(v).ok_or_else(|| err("grants must be a list of strings"))?,
+            "roles" => spec.roles = strings(v).ok_or_else(|| err("roles must be a list of strings"))?,
+            "access_management" => {
+                spec.access_management = v
+                    .as_bool()
+                    .ok_or_else(|| err("access_management must be true or false"))?
+            }
+            "profile" => spec.profile = Some(scalar(v).ok_or_else(|| err("profile must be a string"))?),
+            "default_database" => {
+                spec.default_database =
+                    Some(scalar(v).ok_or_else(|| err("default_database must be a string"))?)
+            }
+            other => {
+                return Err(err(&format!(
+                    "unknown key `{other}` (known: password, password_sha256_hex, networks, grants, access_management, roles, profile, default_database)"
+                )))
+            }
+        }
+    }
+    spec.into_user(uname).map_err(|e| err(&e.to_string()))
 }
 
 /// `[clusters.<cname>] shards = [[1, 2], [3]]`: shards of node ids.
@@ -386,6 +466,8 @@ fn set(a: &mut ServerArgs, key: &str, v: &str) -> anyhow::Result<()> {
         "secure_port" => a.secure_port = opt(v).map(|p| p.parse()).transpose()?,
         "https_port" => a.https_port = opt(v).map(|p| p.parse()).transpose()?,
         "tls_only" => a.tls_only = switch(v)?,
+        "tls_ca_file" => a.tls_ca_file = opt(v).map(Into::into),
+        "interserver_tls" => a.interserver_tls = switch(v)?,
         "replica" => a.replica = opt(v),
         "shard" => a.shard = opt(v),
         other => anyhow::bail!("no such option {other}"),
@@ -487,6 +569,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("unknown key `shard`"), "{e}");
+        for (text, says) in [
+            ("[users.u]\npasword = \"x\"\n", "unknown key `pasword`"),
+            ("[users.u]\nnetworks = \"::1\"\n", "networks must be a list"),
+            ("[users.u]\ngrants = [\"SELECT db.t\"]\n", "SELECT db.t"),
+            (
+                "[users.u]\npassword_sha256_hex = \"abc\"\n",
+                "64 hexadecimal",
+            ),
+        ] {
+            let e = apply_text(text, "t", &mut defaults(), &|_| false).unwrap_err();
+            assert!(e.to_string().contains(says), "{text}: {e}");
+        }
+        let users = apply_text(
+            "[users.etl]\npassword = \"pw\"\ngrants = [\"SELECT ON db.*\"]\n",
+            "t",
+            &mut defaults(),
+            &|_| false,
+        )
+        .unwrap()
+        .users;
+        assert_eq!(users.len(), 1);
+        assert!(users[0].read_only && users[0].admits("pw", None));
         assert_eq!(a.replica.as_deref(), Some("r1"));
         assert_eq!(profile.get("insert_quorum"), Some("2"));
         assert_eq!(profile.get("select_sequential_consistency"), Some("1"));

@@ -96,6 +96,11 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
             client_addr: Some(listen(args.secure_port.unwrap_or(9440), "secure")?),
             https_addr: Some(listen(args.https_port.unwrap_or(8443), "HTTPS")?),
         }),
+        (None, None) if args.interserver_tls => {
+            anyhow::bail!(
+                "--interserver-tls needs --tls-cert-file, --tls-key-file and --tls-ca-file"
+            )
+        }
         (None, None) if args.tls_only => {
             anyhow::bail!("--tls-only needs --tls-cert-file and --tls-key-file")
         }
@@ -140,6 +145,14 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         .or_else(|| std::env::var(CLUSTER_SECRET_ENV).ok())
         .unwrap_or_default();
     cfg.cluster_secret = qh_meta::ClusterSecret::new(&secret);
+    if args.interserver_tls {
+        let (Some(doors), Some(ca)) = (&tls, &args.tls_ca_file) else {
+            anyhow::bail!(
+                "--interserver-tls needs --tls-cert-file, --tls-key-file and --tls-ca-file"
+            );
+        };
+        cfg.interserver_tls = Some(doors.config.interserver(ca)?);
+    }
     let mut replication =
         qh_replication::ReplicationConfig::new(u64::from(args.node_id), advertise);
     replication.macros.extend(node_config.macros);
@@ -159,6 +172,7 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         replication,
         default_settings: node_config.profile,
         clusters: qh_query::clusters::Clusters::new(node_config.clusters),
+        users: node_config.users,
     })
     .await?;
     node.run_until(shutdown_signal()).await?;

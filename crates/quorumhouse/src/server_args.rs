@@ -83,6 +83,14 @@ pub struct ServerArgs {
     /// Open only the TLS doors: no plaintext client API or HTTP port.
     #[arg(long)]
     pub tls_only: bool,
+    /// The CA (PEM) that signs every node's certificate, for interserver TLS.
+    #[arg(long)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Mutual TLS on the interserver port and on this node's calls to
+    /// others, with the certificate above (it must name the address others
+    /// reach this node at) and peers checked against --tls-ca-file.
+    #[arg(long)]
+    pub interserver_tls: bool,
     /// Node configuration file (TOML; see docs/configuration.md). Flags
     /// given on the command line win over it.
     #[arg(long)]

@@ -521,3 +521,81 @@ async fn http_database_parameter_selects_the_database() {
     assert_eq!(st, 404, "{body}");
     assert!(body.starts_with("Code: 81."), "{body}");
 }
+
+/// Users of the config file (ClickHouse's users.xml): they log in with
+/// the password whose hash the file holds, have exactly its grants, are
+/// listed as `users_xml`, and SQL cannot change or drop them.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_of_the_config_file_log_in_and_are_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    // sha256("etl-pw"), as `echo -n etl-pw | sha256sum` gives it.
+    let hash = "c61b05cfa61ba427637c8a03240e404b8d65c048722890a5401835e3cca1a3e9";
+    std::fs::write(
+        &config,
+        format!(
+            "[users.default]\nnetworks = [\"::1\", \"127.0.0.1\"]\naccess_management = true\n\n\
+             [users.etl]\npassword_sha256_hex = \"{hash}\"\ngrants = [\"SELECT, INSERT ON warehouse.*\"]\n"
+        ),
+    )
+    .unwrap();
+    let node = Node::start_with(&["--config", config.to_str().unwrap()]).await;
+    let port = node.http_port;
+    let admin = |sql: &str| {
+        let (status, _, body) = http(port, "POST", "/", sql.as_bytes());
+        assert_eq!(status, 200, "{sql}: {body}");
+    };
+    admin("CREATE DATABASE warehouse");
+    admin("CREATE TABLE warehouse.t (a UInt64) ENGINE = MergeTree ORDER BY a");
+    admin("CREATE TABLE default.secret (a UInt64) ENGINE = MergeTree ORDER BY a");
+    let etl = |sql: &str, password: &str| {
+        let (status, _, body) = http(
+            port,
+            "POST",
+            &format!("/?user=etl&password={password}"),
+            sql.as_bytes(),
+        );
+        (status, body)
+    };
+    assert_eq!(etl("INSERT INTO warehouse.t VALUES (1)", "etl-pw").0, 200);
+    assert_eq!(
+        etl("SELECT count() FROM warehouse.t", "etl-pw"),
+        (200, "1\n".into())
+    );
+    assert!(etl("SELECT 1", "wrong").1.starts_with("Code: 516."));
+    assert!(etl("SELECT * FROM default.secret", "etl-pw")
+        .1
+        .starts_with("Code: 497."));
+    let (status, _, body) = http(
+        port,
+        "POST",
+        "/",
+        b"SELECT name, storage FROM system.users ORDER BY name FORMAT CSV",
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "\"default\",\"users_xml\"\n\"etl\",\"users_xml\"\n")
+    );
+    for sql in [
+        "ALTER USER etl IDENTIFIED BY 'other'",
+        "DROP USER etl",
+        "GRANT SELECT ON default.secret TO etl",
+        "CREATE USER etl",
+        "ALTER USER default IDENTIFIED BY 'x'",
+    ] {
+        let (_, _, body) = http(port, "POST", "/", sql.as_bytes());
+        assert!(
+            body.starts_with("Code: 495.") && body.contains("users_xml"),
+            "{sql}: {body}"
+        );
+    }
+    // SQL users live beside them.
+    admin("CREATE USER bob IDENTIFIED BY 'b'");
+    let (_, _, body) = http(
+        port,
+        "POST",
+        "/?user=bob&password=b",
+        b"SELECT currentUser()",
+    );
+    assert_eq!(body, "bob\n");
+}

@@ -32,7 +32,7 @@ use qh_meta::{Check, Coordinator, Op, Request, Response};
 use qh_storage::{Catalog, MergeTreeTable, TableMeta};
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::info;
 
 pub use error::{ReplicationError, Result};
@@ -344,8 +344,9 @@ impl Replication {
         if let Some(c) = self.channels.lock().get(&key) {
             return Ok(InterceptedService::new(c.clone(), secret));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| ReplicationError::BadArguments(format!("bad address {address}: {e}")))?
+        let tls = self.coordinator.config().interserver_tls.as_ref();
+        let endpoint = qh_meta::trust::endpoint(address, tls)
+            .map_err(ReplicationError::BadArguments)?
             .connect_timeout(connect)
             .tcp_nodelay(true)
             // Parts stream to us: HTTP/2's default 64 KiB window would cap a

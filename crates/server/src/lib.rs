@@ -110,7 +110,12 @@ pub async fn serve_interserver(
         );
     }
     let (raft, meta) = coordinator.services();
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &coordinator.config().interserver_tls {
+        info!("interserver API over mutual TLS (peers need a certificate the cluster's CA signed)");
+        builder = builder.tls_config(tls.server())?;
+    }
+    builder
         .layer(tonic::service::InterceptorLayer::new(
             auth::interserver_gate(secret, metrics),
         ))

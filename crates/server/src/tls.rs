@@ -1,7 +1,8 @@
 //! TLS on the client doors: one certificate and key (PEM files) serve the
 //! gRPC client API (through tonic's rustls) and the HTTP interface (through
 //! tokio-rustls under axum), on ports of their own — ClickHouse's
-//! `tcp_port_secure` and `https_port`.
+//! `tcp_port_secure` and `https_port` — and, with the cluster's CA, the
+//! interserver port's mutual TLS ([`TlsConfig::interserver`]).
 //!
 //! **Invariant:** a TLS handshake never holds up the accept loop: each runs
 //! on its own task with a deadline, and only finished handshakes reach the
@@ -92,6 +93,29 @@ impl TlsConfig {
             cert_pem,
             key_pem,
             http: Arc::new(http),
+        })
+    }
+
+    /// The same identity for mutual TLS between nodes, trusting peers whose
+    /// certificate the CA in `ca` (PEM) signed.
+    pub fn interserver(&self, ca: &Path) -> Result<qh_meta::InterTls, TlsError> {
+        let ca_pem = read(ca)?;
+        let roots = CertificateDer::pem_slice_iter(&ca_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Pem {
+                path: ca.to_path_buf(),
+                what: format!("not a PEM certificate: {e}"),
+            })?;
+        if roots.is_empty() {
+            return Err(TlsError::Pem {
+                path: ca.to_path_buf(),
+                what: "holds no certificate".into(),
+            });
+        }
+        Ok(qh_meta::InterTls {
+            ca_pem,
+            cert_pem: self.cert_pem.clone(),
+            key_pem: self.key_pem.clone(),
         })
     }
 

@@ -82,6 +82,8 @@ pub struct EngineOptions {
     pub default_settings: Settings,
     /// Clusters the config defines (beside `default` and `sharded`).
     pub clusters: crate::clusters::Clusters,
+    /// Users the config defines (read-only to SQL).
+    pub users: Vec<qh_access::UserDef>,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +97,7 @@ impl Default for EngineOptions {
             replication: None,
             default_settings: Settings::new(),
             clusters: Default::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -235,10 +238,12 @@ impl Engine {
                 .uint("max_concurrent_queries")
                 .map_err(QueryError::BadArguments)?,
         ));
-        let access = opts
-            .coordinator
-            .as_ref()
-            .map(|c| Arc::new(qh_access::Access::new(Arc::clone(c))));
+        let access = opts.coordinator.as_ref().map(|c| {
+            Arc::new(qh_access::Access::with_config_users(
+                Arc::clone(c),
+                opts.users.clone(),
+            ))
+        });
         Ok(Arc::new(Engine {
             access,
             server_memory,

@@ -108,7 +108,17 @@ pub(super) fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn T
                 ],
                 vec![
                     s(users.iter().map(|u| u.name.clone()).collect()),
-                    s(vec!["replicated".to_string(); users.len()]),
+                    s(users
+                        .iter()
+                        .map(|u| {
+                            if u.read_only {
+                                "users_xml"
+                            } else {
+                                "replicated"
+                            }
+                            .to_string()
+                        })
+                        .collect()),
                     s(users
                         .iter()
                         .map(|u| u.auth.type_name().to_string())
