@@ -4,6 +4,10 @@
 //! answer ACCESS_STORAGE_READONLY, as ClickHouse's do. A config user of a
 //! name hides a replicated user of that name on this node (`default`
 //! included), so every node of a cluster should carry the same file.
+//!
+//! [`AccessConfig`] also says where the built-in `default` may connect
+//! from: the loopback only unless the node says otherwise, as ClickHouse's
+//! packages and images ship it.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +16,55 @@ use crate::grant::{Grant, Privilege};
 use crate::profile::SettingElement;
 use crate::role::RoleGrant;
 use crate::user::{Auth, HostRule, Hosts, UserDef};
+
+/// What a node's configuration says about users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// `[users.<name>]` of the config file.
+    pub users: Vec<UserDef>,
+    /// Where the built-in `default` (before any access statement) may
+    /// connect from.
+    pub default_hosts: Hosts,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            users: Vec::new(),
+            default_hosts: Hosts::List {
+                rules: vec![HostRule::Local],
+            },
+        }
+    }
+}
+
+impl AccessConfig {
+    /// `networks` as a comma-separated list (`::/0` for any host, `local`,
+    /// IPs and CIDRs), as `QUORUMHOUSE_DEFAULT_USER_NETWORKS` gives it.
+    pub fn parse_networks(list: &str) -> Result<Hosts, AccessError> {
+        let nets: Vec<String> = list
+            .split(',')
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        networks(&nets)
+    }
+}
+
+/// Hosts of a `networks` list; `::/0` or `0.0.0.0/0` is any host.
+fn networks(nets: &[String]) -> Result<Hosts, AccessError> {
+    if nets.iter().any(|n| n == "::/0" || n == "0.0.0.0/0") {
+        return Ok(Hosts::Any);
+    }
+    let mut rules = Vec::new();
+    for n in nets {
+        match n.as_str() {
+            "local" | "LOCAL" => rules.push(HostRule::Local),
+            net => rules.push(HostRule::ip(net)?),
+        }
+    }
+    Ok(Hosts::List { rules })
+}
 
 /// A `[users.<name>]` table as the config file writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,17 +103,7 @@ impl ConfigUserSpec {
         };
         let hosts = match &self.networks {
             None => Hosts::Any,
-            Some(nets) if nets.iter().any(|n| n == "::/0" || n == "0.0.0.0/0") => Hosts::Any,
-            Some(nets) => {
-                let mut rules = Vec::new();
-                for n in nets {
-                    match n.as_str() {
-                        "local" | "LOCAL" => rules.push(HostRule::Local),
-                        net => rules.push(HostRule::ip(net).map_err(|e| bad(e.to_string()))?),
-                    }
-                }
-                Hosts::List { rules }
-            }
+            Some(nets) => networks(nets).map_err(|e| bad(e.to_string()))?,
         };
         self.finish(name, auth, hosts)
     }
@@ -178,6 +221,19 @@ pub fn parse_grant(text: &str) -> Result<Vec<Grant>, AccessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_default_keeps_to_the_loopback_unless_told() {
+        let local = AccessConfig::default().default_hosts;
+        assert!(local.allows("127.0.0.1".parse().unwrap()));
+        assert!(local.allows("::1".parse().unwrap()));
+        assert!(!local.allows("10.1.2.3".parse().unwrap()));
+        assert_eq!(AccessConfig::parse_networks("::/0").unwrap(), Hosts::Any);
+        let nets = AccessConfig::parse_networks("local, 10.0.0.0/8").unwrap();
+        assert!(nets.allows("10.1.2.3".parse().unwrap()));
+        assert!(!nets.allows("192.168.1.1".parse().unwrap()));
+        assert!(AccessConfig::parse_networks("10.0.0.0/99").is_err());
+    }
 
     #[test]
     fn grants_as_the_config_writes_them() {

@@ -29,7 +29,7 @@ mod statement;
 mod store;
 mod user;
 
-pub use config_users::{parse_grant, ConfigUserSpec};
+pub use config_users::{parse_grant, AccessConfig, ConfigUserSpec};
 pub use error::AccessError;
 pub use grant::{allows, Grant, Need, Privilege, Target};
 pub use profile::{

@@ -20,6 +20,7 @@ use qh_meta::command::{Check, Op, Request, Response};
 use qh_meta::{Coordinator, MetaState};
 use sha2::{Digest, Sha256};
 
+use crate::config_users::AccessConfig;
 use crate::error::AccessError;
 use crate::grant::{Grant, Privilege, Target};
 use crate::profile::SettingElement;
@@ -50,12 +51,12 @@ pub(crate) fn lookup_role(state: &MetaState, name: &str) -> Option<RoleDef> {
 
 /// The user `name` in `state` (or the config file's, which wins), with
 /// what its roles and profiles give it resolved.
-fn lookup(state: &MetaState, config: &BTreeMap<String, UserDef>, name: &str) -> Option<UserDef> {
-    let mut user: UserDef = match (config.get(name), state.key(&user_key(name))) {
+fn lookup(state: &MetaState, config: &Config, name: &str) -> Option<UserDef> {
+    let mut user: UserDef = match (config.users.get(name), state.key(&user_key(name))) {
         (Some(u), _) => u.clone(),
         (None, Some(json)) => serde_json::from_str(json).ok()?,
         (None, None) if name == "default" && state.key(BOOTSTRAPPED).is_none() => {
-            UserDef::builtin_default()
+            config.builtin_default()
         }
         (None, None) => return None,
     };
@@ -87,8 +88,25 @@ pub struct Access {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// What users' statements used of their quotas on this node.
     pub(crate) quota_usage: crate::quota::QuotaUsage,
+    config: Config,
+}
+
+/// The node's configuration of users, ready for lookups.
+#[derive(Debug)]
+struct Config {
     /// Users of the node's config file, by name (`config_users.rs`).
-    config: BTreeMap<String, UserDef>,
+    users: BTreeMap<String, UserDef>,
+    /// Where the built-in `default` may connect from.
+    default_hosts: Hosts,
+}
+
+impl Config {
+    fn builtin_default(&self) -> UserDef {
+        UserDef {
+            hosts: self.default_hosts.clone(),
+            ..UserDef::builtin_default()
+        }
+    }
 }
 
 impl std::fmt::Debug for Access {
@@ -99,22 +117,29 @@ impl std::fmt::Debug for Access {
 
 impl Access {
     pub fn new(coordinator: Arc<Coordinator>) -> Self {
-        Self::with_config_users(coordinator, Vec::new())
+        Self::with_config(coordinator, AccessConfig::default())
     }
 
-    /// [`Access::new`] with the users of the node's config file.
-    pub fn with_config_users(coordinator: Arc<Coordinator>, users: Vec<UserDef>) -> Self {
+    /// [`Access::new`] with the node's configuration of users.
+    pub fn with_config(coordinator: Arc<Coordinator>, config: AccessConfig) -> Self {
         Access {
             coordinator,
             verified: Mutex::new(HashSet::new()),
             quota_usage: Default::default(),
-            config: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            config: Config {
+                users: config
+                    .users
+                    .into_iter()
+                    .map(|u| (u.name.clone(), u))
+                    .collect(),
+                default_hosts: config.default_hosts,
+            },
         }
     }
 
     /// Refuses a change to a user of the config file.
     pub(crate) fn check_writable(&self, name: &str) -> Result<(), AccessError> {
-        match self.config.contains_key(name) {
+        match self.config.users.contains_key(name) {
             true => Err(AccessError::ReadOnlyUser(name.to_string())),
             false => Ok(()),
         }
@@ -202,18 +227,16 @@ impl Access {
     /// hide replicated users of their name).
     pub fn users(&self) -> Vec<UserDef> {
         self.coordinator.read(|s| {
-            let mut users: Vec<UserDef> = self.config.values().cloned().collect();
+            let config = &self.config.users;
+            let mut users: Vec<UserDef> = config.values().cloned().collect();
             users.extend(
                 s.keys_with_prefix(USER_PREFIX)
                     .filter_map(|(_, v)| serde_json::from_str::<UserDef>(v).ok())
-                    .filter(|u| !self.config.contains_key(&u.name)),
+                    .filter(|u| !config.contains_key(&u.name)),
             );
             let stored_default = s.key(&user_key("default")).is_some();
-            if s.key(BOOTSTRAPPED).is_none()
-                && !stored_default
-                && !self.config.contains_key("default")
-            {
-                users.push(UserDef::builtin_default());
+            if s.key(BOOTSTRAPPED).is_none() && !stored_default && !config.contains_key("default") {
+                users.push(self.config.builtin_default());
             }
             users.sort_by(|a, b| a.name.cmp(&b.name));
             users
@@ -234,7 +257,7 @@ impl Access {
         if self.coordinator.read(|s| s.key(BOOTSTRAPPED).is_some()) {
             return Ok(());
         }
-        let default = serde_json::to_string(&UserDef::builtin_default())
+        let default = serde_json::to_string(&self.config.builtin_default())
             .map_err(|e| AccessError::BadArguments(e.to_string()))?;
         let req = Request::ops(vec![
             Op::Put {

@@ -213,6 +213,11 @@ impl LocalCluster {
             }
             None => Command::new(&self.bin),
         };
+        if node.netns.is_some() {
+            // Clients and peers reach a node in a namespace from outside the
+            // loopback, where the built-in `default` is refused by default.
+            cmd.env("QUORUMHOUSE_DEFAULT_USER_NETWORKS", "::/0");
+        }
         let child = cmd
             .arg("server")
             .args(["--host", &node.host])

@@ -9,7 +9,8 @@
 //! **Invariant:** every background task the node starts is registered in its
 //! [`TaskRegistry`] by name and joined by [`Node::stop`], which stops them in
 //! the reverse of the order a statement flows through them: the client doors
-//! first (no new statement starts, in-flight ones finish), then the DDL
+//! first (no new statement starts, in-flight ones finish — within a drain
+//! of 10 s, past which they are cancelled, so a stop never hangs), then the DDL
 //! worker and the interserver door, then replication, the coordinator, and
 //! last the engine (merges, flush). Tasks owned by the coordinator and the
 //! replicas are stopped by their owners' `shutdown`.
@@ -47,8 +48,9 @@ pub struct NodeOptions {
     pub default_settings: Settings,
     /// Clusters the config defines (beside `default` and `sharded`).
     pub clusters: qh_query::clusters::Clusters,
-    /// Users of the node's config file (read-only to SQL).
-    pub users: Vec<qh_access::UserDef>,
+    /// Users of the node's config file (read-only to SQL) and where the
+    /// built-in `default` may connect from.
+    pub access: qh_access::AccessConfig,
 }
 
 /// The client doors over TLS: one certificate, two ports (ClickHouse's
@@ -93,6 +95,15 @@ const HTTP: &str = "http";
 const HTTPS: &str = "https";
 const DDL_WORKER: &str = "ddl_worker";
 const INTERSERVER: &str = "interserver";
+/// How long a stopping node lets in-flight statements finish before it
+/// cancels them (ClickHouse's `shutdown_wait_unfinished`, 5 s there): when
+/// every node stops at once, a quorum insert may wait on replicas that are
+/// going away too, and a stop must not hang on it.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The whole stop (drain, replication, coordinator, flush) has this long.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25);
+
 const STOP_ORDER: [&str; 6] = [
     CLIENT_API,
     CLIENT_API_TLS,
@@ -129,7 +140,7 @@ impl Node {
             replication: Some(opts.replication),
             default_settings: opts.default_settings,
             clusters: opts.clusters,
-            users: opts.users,
+            access: opts.access,
             ..EngineOptions::default()
         };
         let engine =
@@ -233,7 +244,17 @@ impl Node {
             _ = shutdown => None,
             name = self.tasks.any_finished() => Some(name),
         };
-        self.stop().await;
+        // Past this the process exits anyway: what a stop did not finish is
+        // what a crash leaves, which start-up recovers.
+        if tokio::time::timeout(STOP_DEADLINE, self.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?STOP_DEADLINE,
+                "the node did not stop in time: exiting anyway"
+            );
+        }
         match ended {
             Some(name) => Err(NodeError::TaskEnded(name)),
             None => Ok(()),
@@ -242,7 +263,7 @@ impl Node {
 
     /// Stops every task in order (see the crate doc) and flushes the engine.
     pub async fn stop(self) {
-        self.tasks.stop(&STOP_ORDER).await;
+        self.tasks.stop(&STOP_ORDER, DRAIN).await;
         self.engine.shutdown_replication().await;
         self.coordinator.shutdown().await;
         self.engine.shutdown();

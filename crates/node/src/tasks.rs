@@ -2,6 +2,7 @@
 //! and is joined when the node stops, so none outlives its owner.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -78,9 +79,13 @@ impl TaskRegistry {
     }
 
     /// Signals stop, then joins the tasks named in `order` one after the
-    /// other, then any others in the order they were started.
-    pub async fn stop(mut self, order: &[&str]) {
+    /// other, then any others in the order they were started. A task still
+    /// running `drain` after the stop signal (a server waiting on a
+    /// statement that cannot finish: its replicas are stopping too) is
+    /// aborted, which cancels what it was serving.
+    pub async fn stop(mut self, order: &[&str], drain: Duration) {
         let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + drain;
         let mut ordered = Vec::new();
         for name in order {
             while let Some(i) = self.tasks.iter().position(|t| t.name == *name) {
@@ -88,11 +93,24 @@ impl TaskRegistry {
             }
         }
         ordered.append(&mut self.tasks);
-        for t in ordered {
-            match t.handle.await {
+        for mut t in ordered {
+            let joined = match tokio::time::timeout_at(deadline, &mut t.handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    warn!(
+                        task = t.name,
+                        ?drain,
+                        "still busy after the drain: cancelled"
+                    );
+                    t.handle.abort();
+                    (&mut t.handle).await
+                }
+            };
+            match joined {
                 Ok(Ok(())) => info!(task = t.name, "stopped"),
                 Ok(Err(e)) => warn!(task = t.name, error = %e, "ended with an error"),
-                Err(e) => warn!(task = t.name, error = %e, "panicked or was cancelled"),
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => warn!(task = t.name, error = %e, "panicked"),
             }
         }
     }
@@ -115,7 +133,7 @@ mod tests {
                 Ok(())
             });
         }
-        reg.stop(&["c", "a"]).await;
+        reg.stop(&["c", "a"], Duration::from_secs(10)).await;
         let mut seen = order.lock().unwrap().clone();
         seen.sort();
         assert_eq!(seen, ["a", "b", "c"]);
@@ -131,6 +149,24 @@ mod tests {
         });
         reg.spawn("broken", async { Err("cannot bind".to_string()) });
         assert_eq!(reg.any_finished().await, "broken");
-        reg.stop(&[]).await;
+        reg.stop(&[], Duration::from_secs(10)).await;
+    }
+
+    #[tokio::test]
+    async fn a_task_busy_past_the_drain_is_cancelled() {
+        let mut reg = TaskRegistry::default();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        // Ignores the stop signal, as a server does while a statement that
+        // cannot finish is in flight.
+        reg.spawn("stuck", async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        let started = tokio::time::Instant::now();
+        reg.stop(&["stuck"], Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(!done.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -131,9 +131,12 @@ pub struct QueryContext {
     /// The hidden names of the session's temporary tables: the only tables
     /// of `TEMPORARY_DATABASE` its queries may read.
     pub temporary: HashSet<String>,
-    /// Who runs the statement and from where (`system.quota_usage`).
+    /// Who runs the statement and from where (`system.quota_usage`), and
+    /// whether its rights are checked (a client's session; not the node's
+    /// own).
     pub user: String,
     pub peer: Option<std::net::IpAddr>,
+    pub checked: bool,
 }
 
 /// Catalog provider: one schema per database, plus `system`.

@@ -10,6 +10,9 @@ use tracing::{error, info};
 /// Where the cluster secret comes from when neither a flag nor the config
 /// file sets it (Docker and Kubernetes secrets arrive this way).
 pub const CLUSTER_SECRET_ENV: &str = "QUORUMHOUSE_CLUSTER_SECRET";
+/// Where the built-in `default` user may connect from (comma-separated:
+/// `::/0`, `local`, IPs, CIDRs); unset: the loopback only.
+pub const DEFAULT_USER_NETWORKS_ENV: &str = "QUORUMHOUSE_DEFAULT_USER_NETWORKS";
 
 /// `quorumhouse-2` → node 3: a StatefulSet pod's ordinal, plus one.
 pub fn node_id_of_hostname(host: &str) -> anyhow::Result<u32> {
@@ -47,7 +50,10 @@ pub fn run(args: ServerArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(run_async(args)) {
+    let outcome = rt.block_on(run_async(args));
+    // Blocking work a cancelled statement left behind must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %e, "server stopped with an error");
@@ -153,6 +159,13 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         };
         cfg.interserver_tls = Some(doors.config.interserver(ca)?);
     }
+    // The built-in `default`: the loopback only, unless the environment
+    // opens it (containers, whose clients come from outside).
+    let default_hosts = match std::env::var(DEFAULT_USER_NETWORKS_ENV) {
+        Ok(list) if !list.trim().is_empty() => qh_access::AccessConfig::parse_networks(&list)
+            .map_err(|e| anyhow::anyhow!("{DEFAULT_USER_NETWORKS_ENV}: {e}"))?,
+        _ => qh_access::AccessConfig::default().default_hosts,
+    };
     let mut replication =
         qh_replication::ReplicationConfig::new(u64::from(args.node_id), advertise);
     replication.macros.extend(node_config.macros);
@@ -172,7 +185,10 @@ async fn run_async(mut args: ServerArgs) -> anyhow::Result<()> {
         replication,
         default_settings: node_config.profile,
         clusters: qh_query::clusters::Clusters::new(node_config.clusters),
-        users: node_config.users,
+        access: qh_access::AccessConfig {
+            users: node_config.users,
+            default_hosts,
+        },
     })
     .await?;
     node.run_until(shutdown_signal()).await?;

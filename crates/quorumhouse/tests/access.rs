@@ -159,7 +159,7 @@ async fn users_created_on_one_node_log_in_on_every_node() {
     );
     assert_eq!(
         body,
-        "alice\tsha256_password\t::1, 127.0.0.1\ndefault\tno_password\t::/0\nfar\tsha256_password\t10.99.0.0/16\n"
+        "alice\tsha256_password\t::1, 127.0.0.1\ndefault\tno_password\t::1, 127.0.0.1\nfar\tsha256_password\t10.99.0.0/16\n"
     );
 
     // The CLI: flags, or the environment every tool reads.
@@ -870,4 +870,55 @@ async fn quotas_refuse_a_users_statements_once_a_limit_is_used_up() {
     }
     admin(&n1, "DROP QUOTA q");
     assert_eq!(admin(&n1, "SHOW QUOTAS"), "");
+}
+
+/// Shards run a distributed query's stages with the initiating user's
+/// rights as each shard knows them: a user only node 1's config file
+/// defines reads node 1's shard and is refused by node 2's; a replicated
+/// user with the grants reads every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_check_the_initiating_users_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node1.toml");
+    std::fs::write(
+        &config,
+        "[users.etl]\npassword = \"pw\"\ngrants = [\"SELECT ON default.*\"]\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let c = TestCluster::start_each(Path::new(BIN), 2, |id| match id {
+        1 => vec!["--config".to_string(), config.clone()],
+        _ => Vec::new(),
+    })
+    .expect("cluster starts");
+    c.leader(&c.all(), LONG).await.unwrap();
+    let n1 = c.http_addr(1);
+    for sql in [
+        "CREATE TABLE t ON CLUSTER sharded (a UInt64) ENGINE = MergeTree ORDER BY a",
+        "CREATE TABLE d ON CLUSTER sharded AS t ENGINE = Distributed(sharded, default, t, a)",
+        "INSERT INTO d SELECT number FROM numbers(10)",
+        "CREATE USER bob IDENTIFIED BY 'b'",
+        "GRANT SELECT ON default.* TO bob",
+    ] {
+        let (status, body) = post(&n1, "/", &[], sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+    }
+    c.wait_for("the rows on both shards", LONG, || async {
+        (post(&n1, "/", &[], "SELECT count() FROM d").1 == "10\n").then_some(())
+    })
+    .await
+    .unwrap();
+    let as_user = |user: &str, password: &str, sql: &str| {
+        let auth = basic(user, password);
+        post(&n1, "/", &[("Authorization", auth.as_str())], sql)
+    };
+    assert_eq!(
+        as_user("bob", "b", "SELECT count() FROM d"),
+        (200, "10\n".into())
+    );
+    // etl passes node 1's check (its config grants it) but node 2 has no
+    // such user: its shard refuses the stage.
+    assert_eq!(as_user("etl", "pw", "SELECT count() FROM t").0, 200);
+    let (_, body) = as_user("etl", "pw", "SELECT count() FROM d");
+    assert!(body.contains("There is no user `etl`"), "{body}");
 }

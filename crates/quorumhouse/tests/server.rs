@@ -598,4 +598,13 @@ async fn users_of_the_config_file_log_in_and_are_read_only() {
         b"SELECT currentUser()",
     );
     assert_eq!(body, "bob\n");
+    // Without a config, the built-in `default` keeps to the loopback.
+    let plain = Node::start().await;
+    let (_, _, body) = http(
+        plain.http_port,
+        "POST",
+        "/",
+        b"SELECT host_ip FROM system.users WHERE name = 'default'",
+    );
+    assert_eq!(body, "::1, 127.0.0.1\n");
 }

@@ -163,7 +163,7 @@ pub async fn serve_on(
     // with the port clients use, as ClickHouse's native port does; only
     // for a user who may read everything (`auth::stage_gate`).
     let stages = tonic::service::interceptor::InterceptedService::new(
-        qh_query::distributed::service::service(Arc::clone(&engine)),
+        qh_query::distributed::service::client_port_service(Arc::clone(&engine)),
         auth::stage_gate(Arc::clone(&engine), Arc::clone(&metrics)),
     );
     let svc = QueryServiceImpl::new(engine, metrics, node_id);

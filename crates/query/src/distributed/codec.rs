@@ -64,6 +64,10 @@ pub struct LocalScan {
     pub settings: Settings,
     pub state: Arc<SessionState>,
     pub stats: Arc<QueryStats>,
+    /// The initial user, whose SELECT on the local table the stage needs
+    /// (`None`: not checked — a node's own statement, or a caller of the
+    /// client port's stage API, which proved it may read everything).
+    pub user: Option<qh_access::UserDef>,
 }
 
 /// `max_replica_delay_for_distributed_queries`: a replica of a replicated
@@ -152,6 +156,24 @@ impl PhysicalExtensionCodec for StageCodec {
             .catalog
             .table(&wire.database, &wire.table)
             .map_err(|e| ext(QueryError::from(e)))?;
+        if let Some(user) = &local.user {
+            let need = qh_access::Need {
+                privilege: qh_access::Privilege::Select,
+                database: Some(wire.database.clone()),
+                table: Some(wire.table.clone()),
+                columns: (!wire.columns.is_empty()).then(|| wire.columns.iter().cloned().collect()),
+            };
+            if !user.may(&need, false) {
+                return Err(ext(QueryError::other(
+                    ErrorCode::ACCESS_DENIED,
+                    format!(
+                        "{}: Not enough privileges. To execute this query, it's necessary to have the grant {}",
+                        user.name,
+                        need.grant_text()
+                    ),
+                )));
+            }
+        }
         check_delay(local, &table)?;
         let slice = match &wire.slice {
             Some(b) => {

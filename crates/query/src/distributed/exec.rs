@@ -261,6 +261,7 @@ fn stage_request(target: &Target, shard: &super::Shard, plan: Vec<u8>) -> StageR
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         shard: shard.number,
+        initial_user: target.user.clone().unwrap_or_default(),
     }
 }
 
@@ -418,7 +419,7 @@ async fn attempt(
     schema: &SchemaRef,
 ) -> Result<Batches, Attempt> {
     let stream: Batches = if replica.local {
-        let s = super::service::run_stage(&target.engine, request.clone())
+        let s = super::service::run_stage(&target.engine, request.clone(), true)
             .await
             .map_err(|e| classify(ext(e)))?;
         s.boxed()

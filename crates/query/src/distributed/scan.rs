@@ -33,6 +33,9 @@ pub struct Target {
     pub settings: Settings,
     pub query_id: String,
     pub query: String,
+    /// The user whose rights the shards check (`None`: a node's own
+    /// statement).
+    pub user: Option<String>,
 }
 
 impl fmt::Debug for Target {
@@ -116,6 +119,7 @@ pub fn provider_over(
             settings: ctx.settings.clone(),
             query_id: ctx.query_id.clone(),
             query: ctx.query.clone(),
+            user: ctx.checked.then(|| ctx.user.clone()),
         }),
     }))
 }

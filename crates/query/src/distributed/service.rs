@@ -36,6 +36,7 @@ const KEEPALIVE: Duration = Duration::from_secs(1);
 pub async fn run_stage(
     engine: &Arc<Engine>,
     request: StageRequest,
+    trust_initial_user: bool,
 ) -> Result<SendableRecordBatchStream> {
     if request.build != BUILD {
         return Err(QueryError::other(
@@ -46,6 +47,22 @@ pub async fn run_stage(
             ),
         ));
     }
+    // The initial user's rights, as this node knows them.
+    let user = match (
+        trust_initial_user,
+        request.initial_user.as_str(),
+        engine.access(),
+    ) {
+        (true, name, Some(access)) if !name.is_empty() => {
+            Some(access.local_user(name).ok_or_else(|| {
+                QueryError::other(
+                    ErrorCode::UNKNOWN_USER,
+                    format!("There is no user `{name}` in replicated"),
+                )
+            })?)
+        }
+        _ => None,
+    };
     let mut settings = Settings::new();
     for (k, v) in &request.settings {
         settings.set(k, v.clone());
@@ -62,6 +79,7 @@ pub async fn run_stage(
             settings: settings.clone(),
             state: Arc::new(state),
             stats,
+            user,
         }),
         slice: None,
     };
@@ -79,13 +97,29 @@ pub async fn run_stage(
 
 pub struct StageService {
     engine: Arc<Engine>,
+    /// Whether a request's `initial_user` is believed and checked: on the
+    /// interserver port, whose callers proved the cluster secret; not on
+    /// the client port, whose caller proved a user who may read everything.
+    trust_initial_user: bool,
 }
 
 /// The `Query` interserver service of this node.
 pub fn service(engine: Arc<Engine>) -> QueryServer<StageService> {
-    QueryServer::new(StageService { engine })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    server(engine, true)
+}
+
+/// The same service on the client port (`remote()` of another server).
+pub fn client_port_service(engine: Arc<Engine>) -> QueryServer<StageService> {
+    server(engine, false)
+}
+
+fn server(engine: Arc<Engine>, trust_initial_user: bool) -> QueryServer<StageService> {
+    QueryServer::new(StageService {
+        engine,
+        trust_initial_user,
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 fn exception(e: &QueryError) -> StageChunk {
@@ -117,6 +151,7 @@ impl Query for StageService {
             shard = request.shard
         );
         let engine = Arc::clone(&self.engine);
+        let trust = self.trust_initial_user;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<StageChunk, Status>>(4);
         // Ends when the stage does or the initiator hangs up (send fails),
         // which drops the plan and stops its work.
@@ -134,7 +169,7 @@ impl Query for StageService {
                         return;
                     }
                 };
-                let mut stream = match run_stage(&engine, request).await {
+                let mut stream = match run_stage(&engine, request, trust).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Ok(exception(&e))).await;

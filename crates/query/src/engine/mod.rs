@@ -82,8 +82,9 @@ pub struct EngineOptions {
     pub default_settings: Settings,
     /// Clusters the config defines (beside `default` and `sharded`).
     pub clusters: crate::clusters::Clusters,
-    /// Users the config defines (read-only to SQL).
-    pub users: Vec<qh_access::UserDef>,
+    /// Users the config defines (read-only to SQL) and where the built-in
+    /// `default` may connect from.
+    pub access: qh_access::AccessConfig,
 }
 
 impl Default for EngineOptions {
@@ -97,7 +98,7 @@ impl Default for EngineOptions {
             replication: None,
             default_settings: Settings::new(),
             clusters: Default::default(),
-            users: Vec::new(),
+            access: Default::default(),
         }
     }
 }
@@ -239,9 +240,9 @@ impl Engine {
                 .map_err(QueryError::BadArguments)?,
         ));
         let access = opts.coordinator.as_ref().map(|c| {
-            Arc::new(qh_access::Access::with_config_users(
+            Arc::new(qh_access::Access::with_config(
                 Arc::clone(c),
-                opts.users.clone(),
+                opts.access.clone(),
             ))
         });
         Ok(Arc::new(Engine {

@@ -100,6 +100,7 @@ impl Session {
             temporary: self.temporary_hidden_names(),
             user: self.user.clone(),
             peer: self.peer,
+            checked: self.checked,
         });
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog(
