@@ -17,6 +17,7 @@
 //! says the same thing whether the user, the password or the host was wrong.
 
 mod config_users;
+mod entity;
 mod error;
 mod grant;
 mod profile;

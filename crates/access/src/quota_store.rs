@@ -1,33 +1,30 @@
-//! Quotas in the coordinator: one key per quota, `access/quota/<name>` →
-//! the JSON of its [`QuotaDef`], changed by compare-and-set like users
-//! (`store.rs`); and the charging of a user's statements against the
-//! quotas that apply to it, counted by this node ([`QuotaUsage`]).
+//! Quotas in the coordinator (one key per quota, `access/quota/<name>` →
+//! the JSON of its [`QuotaDef`], kept by `entity.rs`), and the charging of
+//! a user's statements against the quotas that apply to it, counted by this
+//! node ([`crate::quota::QuotaUsage`]).
 
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use qh_meta::command::{Check, Op, Request, Response};
-use qh_meta::MetaState;
-
+use crate::entity::{self, Entity};
 use crate::error::AccessError;
 use crate::profile::Applies;
 use crate::quota::{QueryKind, QuotaDef, QuotaInterval, Resource, UsageRow, Who};
 use crate::store::Access;
 use crate::user::UserDef;
 
-const QUOTA_PREFIX: &str = "access/quota/";
-
-fn quota_key(name: &str) -> String {
-    format!("{QUOTA_PREFIX}{name}")
-}
-
-fn all_quotas(state: &MetaState) -> Vec<QuotaDef> {
-    let mut out: Vec<QuotaDef> = state
-        .keys_with_prefix(QUOTA_PREFIX)
-        .filter_map(|(_, v)| serde_json::from_str(v).ok())
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+impl Entity for QuotaDef {
+    const PREFIX: &'static str = "access/quota/";
+    const KIND: &'static str = "quota";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+    fn unknown(name: &str) -> AccessError {
+        AccessError::UnknownQuota(name.to_string())
+    }
 }
 
 fn now() -> u64 {
@@ -61,17 +58,11 @@ pub struct StatementUse {
 impl Access {
     /// Every quota this node knows, by name.
     pub fn quotas(&self) -> Vec<QuotaDef> {
-        self.coordinator.read(all_quotas)
+        self.coordinator.read(entity::all::<QuotaDef>)
     }
 
     pub async fn quota(&self, name: &str) -> Result<Option<QuotaDef>, AccessError> {
-        Ok(self
-            .coordinator
-            .read_linearizable(|s| {
-                s.key(&quota_key(name))
-                    .and_then(|v| serde_json::from_str(v).ok())
-            })
-            .await?)
+        self.entity(name).await
     }
 
     /// The quotas that apply to `user` (to it or one of its roles).
@@ -135,28 +126,7 @@ impl Access {
         if_not_exists: bool,
         or_replace: bool,
     ) -> Result<(), AccessError> {
-        crate::store::check_name(&quota.name)?;
-        let key = quota_key(&quota.name);
-        let checks = match or_replace {
-            true => Vec::new(),
-            false => vec![Check::KeyEquals {
-                key: key.clone(),
-                value: None,
-            }],
-        };
-        let value =
-            serde_json::to_string(&quota).map_err(|e| AccessError::BadArguments(e.to_string()))?;
-        let req = Request::op(Op::Put { key, value }).with_checks(checks);
-        match self.coordinator.write(req).await? {
-            Response::Ok { .. } => Ok(()),
-            Response::CheckFailed { .. } if if_not_exists => Ok(()),
-            Response::CheckFailed { .. } => Err(AccessError::AlreadyExists {
-                kind: "quota",
-                existing: "quota",
-                name: quota.name,
-            }),
-            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
-        }
+        self.create_entity(&quota, if_not_exists, or_replace).await
     }
 
     pub async fn alter_quota(
@@ -165,96 +135,26 @@ impl Access {
         if_exists: bool,
         change: QuotaChange,
     ) -> Result<(), AccessError> {
-        let old = self
-            .coordinator
-            .read_linearizable(|s| s.key(&quota_key(name)).map(str::to_string))
-            .await?;
-        let Some(old) = old else {
-            return match if_exists {
-                true => Ok(()),
-                false => Err(AccessError::UnknownQuota(name.to_string())),
-            };
-        };
-        let mut q: QuotaDef = serde_json::from_str(&old)
-            .map_err(|e| AccessError::Conflict(format!("stored quota {name}: {e}")))?;
-        if let Some(k) = change.keyed_by {
-            q.keyed_by = k;
-        }
-        if let Some(new) = change.intervals {
-            // ALTER replaces the intervals it names and keeps the others.
-            for i in new {
-                q.intervals.retain(|x| x.seconds != i.seconds);
-                q.intervals.push(i);
+        self.alter_entity(name, if_exists, change.rename_to, |q: &mut QuotaDef| {
+            if let Some(k) = change.keyed_by {
+                q.keyed_by = k;
             }
-            q.intervals.sort_by_key(|i| i.seconds);
-        }
-        if let Some(to) = change.to {
-            q.to = to;
-        }
-        let mut checks = vec![Check::KeyEquals {
-            key: quota_key(name),
-            value: Some(old),
-        }];
-        let mut ops = Vec::new();
-        if let Some(new) = change.rename_to.filter(|n| n != name) {
-            crate::store::check_name(&new)?;
-            checks.push(Check::KeyEquals {
-                key: quota_key(&new),
-                value: None,
-            });
-            ops.push(Op::Delete {
-                key: quota_key(name),
-            });
-            q.name = new;
-        }
-        let value =
-            serde_json::to_string(&q).map_err(|e| AccessError::BadArguments(e.to_string()))?;
-        ops.push(Op::Put {
-            key: quota_key(&q.name),
-            value,
-        });
-        match self
-            .coordinator
-            .write(Request::ops(ops).with_checks(checks))
-            .await?
-        {
-            Response::Ok { .. } => Ok(()),
-            Response::CheckFailed { index: 1, .. } => Err(AccessError::AlreadyExists {
-                kind: "quota",
-                existing: "quota",
-                name: q.name,
-            }),
-            Response::CheckFailed { .. } => Err(AccessError::Conflict(format!(
-                "quota {name} was changed concurrently; run the statement again"
-            ))),
-            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
-        }
+            if let Some(new) = change.intervals {
+                // ALTER replaces the intervals it names and keeps the others.
+                for i in new {
+                    q.intervals.retain(|x| x.seconds != i.seconds);
+                    q.intervals.push(i);
+                }
+                q.intervals.sort_by_key(|i| i.seconds);
+            }
+            if let Some(to) = change.to {
+                q.to = to;
+            }
+        })
+        .await
     }
 
     pub async fn drop_quota(&self, name: &str, if_exists: bool) -> Result<(), AccessError> {
-        let old = self
-            .coordinator
-            .read_linearizable(|s| s.key(&quota_key(name)).map(str::to_string))
-            .await?;
-        let Some(old) = old else {
-            return match if_exists {
-                true => Ok(()),
-                false => Err(AccessError::UnknownQuota(name.to_string())),
-            };
-        };
-        let req = Request::op(Op::Delete {
-            key: quota_key(name),
-        })
-        .with_checks(vec![Check::KeyEquals {
-            key: quota_key(name),
-            value: Some(old),
-        }]);
-        match self.coordinator.write(req).await? {
-            Response::Ok { .. } => Ok(()),
-            Response::CheckFailed { .. } => Err(AccessError::Conflict(format!(
-                "quota {name} was changed concurrently; run the statement again"
-            ))),
-            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
-        }
+        self.drop_entity::<QuotaDef>(name, if_exists).await
     }
 }

@@ -209,25 +209,49 @@ impl Access {
                 self.update_user(name, false, |u| change(&mut u.grants, &mut u.roles))
                     .await
             }
-            (None, Some(old)) => {
-                let mut role: RoleDef = serde_json::from_str(&old)
-                    .map_err(|e| AccessError::Conflict(format!("stored role {name}: {e}")))?;
-                change(&mut role.grants, &mut role.roles)?;
-                let req = Request::op(Op::Put {
-                    key: role_key(name),
-                    value: to_json(&role)?,
-                })
-                .with_checks(vec![Check::KeyEquals {
-                    key: role_key(name),
-                    value: Some(old),
-                }]);
-                match self.coordinator.write(req).await? {
-                    Response::Ok { .. } => Ok(()),
-                    Response::CheckFailed { .. } => Err(conflict(&format!("role {name}"))),
-                    Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
-                }
+            (None, Some(_)) => {
+                self.update_role(name, false, |r| change(&mut r.grants, &mut r.roles))
+                    .await
             }
             (None, None) => Err(AccessError::UnknownGrantee(name.to_string())),
+        }
+    }
+}
+
+impl Access {
+    /// Changes the stored role `name` by `change`, as a compare-and-set on
+    /// its current value.
+    pub(crate) async fn update_role(
+        &self,
+        name: &str,
+        if_exists: bool,
+        change: impl FnOnce(&mut RoleDef) -> Result<(), AccessError>,
+    ) -> Result<(), AccessError> {
+        let old = self
+            .coordinator
+            .read_linearizable(|s| s.key(&role_key(name)).map(str::to_string))
+            .await?;
+        let Some(old) = old else {
+            return match if_exists {
+                true => Ok(()),
+                false => Err(AccessError::UnknownRole(name.to_string())),
+            };
+        };
+        let mut role: RoleDef = serde_json::from_str(&old)
+            .map_err(|e| AccessError::Conflict(format!("stored role {name}: {e}")))?;
+        change(&mut role)?;
+        let req = Request::op(Op::Put {
+            key: role_key(name),
+            value: to_json(&role)?,
+        })
+        .with_checks(vec![Check::KeyEquals {
+            key: role_key(name),
+            value: Some(old),
+        }]);
+        match self.coordinator.write(req).await? {
+            Response::Ok { .. } => Ok(()),
+            Response::CheckFailed { .. } => Err(conflict(&format!("role {name}"))),
+            Response::Rejected { reason, .. } => Err(AccessError::Conflict(reason)),
         }
     }
 }
