@@ -256,8 +256,10 @@ fn mutate(r: &mut Rng, sql: &str) -> String {
             }
             3 if !words.is_empty() => {
                 // A long repetition: the shape generated statements take.
+                // Bounded: repeating a repetition again would otherwise
+                // grow a statement to gigabytes (it once did, 780 MB).
                 let w = words[at.min(words.len() - 1)].clone();
-                let n = 1 + r.below(2_000);
+                let n = 1 + r.below(2_000.min(64 * 1024 / (w.len() + 3)));
                 let sep = r.pick(&[" + ", " OR ", " AND ", ", ", " "]);
                 words.insert(at, vec![w; n].join(sep));
             }

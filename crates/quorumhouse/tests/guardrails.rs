@@ -362,3 +362,21 @@ async fn oversized_and_endless_inserts_write_nothing() {
     assert_eq!(node::text(&out), format!("2\t{}\n", 20 << 20));
     alive(&node);
 }
+
+/// A query longer than the body limit (16 MiB) is refused with ClickHouse's
+/// "Max query size exceeded" syntax error before it is read whole (a fuzzed
+/// 780 MB SELECT once took the node to 13 GB).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_longer_than_the_limit_is_refused() {
+    let node = Node::start().await;
+    let long = format!("SELECT {}", chain(3_000_000, |_| "'xyz'".into(), " + "));
+    assert!(long.len() > 16 << 20);
+    assert_eq!(code(&node, "", &long), 62, "SYNTAX_ERROR");
+    let (_, body) = post(&node, "", &long);
+    assert!(
+        body.contains("Max query size exceeded"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    alive(&node);
+}

@@ -66,15 +66,19 @@ fn create_insert_select_over_part_files() {
         "SELECT event, count(), avg(value) FROM hits GROUP BY event ORDER BY 2 DESC",
     );
     assert_eq!(out, "click\t2\t2.25\nview\t1\t2.5\n");
-    // One part per partition, each a directory of column files.
+    // One part per partition, each a directory; small parts are compact
+    // (every column in data.bin).
     let table_dir = d.path().join("data/default/hits");
-    assert!(table_dir.join("202401_1_1_0/user_id.bin").exists());
+    assert!(table_dir.join("202401_1_1_0/data.bin").exists());
     assert!(table_dir.join("202402_2_2_0/checksums.json").exists());
     let parts = ok(
         d.path(),
-        "SELECT partition, name, rows FROM system.parts WHERE active ORDER BY name",
+        "SELECT partition, name, rows, part_type FROM system.parts WHERE active ORDER BY name",
     );
-    assert_eq!(parts, "202401\t202401_1_1_0\t2\n202402\t202402_2_2_0\t1\n");
+    assert_eq!(
+        parts,
+        "202401\t202401_1_1_0\t2\tCompact\n202402\t202402_2_2_0\t1\tCompact\n"
+    );
 }
 
 #[test]
@@ -300,27 +304,33 @@ fn a_bad_row_rejects_the_whole_insert() {
 
 #[test]
 fn corrupted_column_file_is_a_checksum_error() {
-    let d = tempfile::tempdir().unwrap();
-    ok(
-        d.path(),
-        "CREATE TABLE t (k UInt64, v String) ENGINE = MergeTree ORDER BY k",
-    );
-    ok(
-        d.path(),
-        "INSERT INTO t SELECT number, toString(number) FROM numbers(10000)",
-    );
-    let bin = d.path().join("data/default/t/all_1_1_0/v.bin");
-    let mut bytes = std::fs::read(&bin).unwrap();
-    let n = bytes.len();
-    bytes[n - 10] ^= 0xff;
-    std::fs::write(&bin, bytes).unwrap();
-    let e = err(d.path(), "SELECT sum(length(v)) FROM t", None);
-    assert!(
-        e.contains("Code: 40.") && e.contains("CHECKSUM_DOESNT_MATCH"),
-        "{e}"
-    );
-    // Columns that are intact still read.
-    assert_eq!(ok(d.path(), "SELECT sum(k) FROM t"), "49995000\n");
+    // Wide: the file of column v; compact: data.bin, whose last block is v's.
+    for (settings, file) in [
+        ("min_bytes_for_wide_part = 0", "v.bin"),
+        ("min_bytes_for_wide_part = 10485760", "data.bin"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        ok(
+            d.path(),
+            &format!("CREATE TABLE t (k UInt64, v String) ENGINE = MergeTree ORDER BY k SETTINGS {settings}"),
+        );
+        ok(
+            d.path(),
+            "INSERT INTO t SELECT number, toString(number) FROM numbers(10000)",
+        );
+        let bin = d.path().join("data/default/t/all_1_1_0").join(file);
+        let mut bytes = std::fs::read(&bin).unwrap();
+        let n = bytes.len();
+        bytes[n - 10] ^= 0xff;
+        std::fs::write(&bin, bytes).unwrap();
+        let e = err(d.path(), "SELECT sum(length(v)) FROM t", None);
+        assert!(
+            e.contains("Code: 40.") && e.contains("CHECKSUM_DOESNT_MATCH"),
+            "{file}: {e}"
+        );
+        // Columns that are intact still read.
+        assert_eq!(ok(d.path(), "SELECT sum(k) FROM t"), "49995000\n", "{file}");
+    }
 }
 
 #[test]

@@ -315,10 +315,12 @@ async fn flipped_byte_in_a_part_is_detected_and_fetched_again() {
     .await;
     let name = name.trim();
     let table_dir = c.data_dir(2).join("data/default/events");
-    let file = table_dir.join(name).join("v.bin");
+    // A small part is compact: every column in data.bin, the last block
+    // being v's.
+    let file = table_dir.join(name).join("data.bin");
     let mut bytes = std::fs::read(&file).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
     std::fs::write(&file, &bytes).unwrap();
 
     // A read that hits the broken block fails with the checksum error...
@@ -348,10 +350,9 @@ async fn flipped_byte_in_a_part_is_detected_and_fetched_again() {
     same_parts(&c, &[1, 2, 3], "events").await;
 
     // CHECK TABLE finds damage that no query read yet.
-    let file = table_dir.join(name).join("id.bin");
+    let file = table_dir.join(name).join("data.bin");
     let mut bytes = std::fs::read(&file).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01;
+    bytes[20] ^= 0x01;
     std::fs::write(&file, &bytes).unwrap();
     assert_eq!(ok(&c, 2, "CHECK TABLE events").await, "0\n");
     c.wait_for("the part is fetched again", LONG, || async {

@@ -254,6 +254,12 @@ async fn query_post(
                 tokio::task::spawn_blocking(move || crate::http_body::split_query(body)).await;
             match split {
                 Ok(Ok((q, data))) => run(s, q, &params, &headers, peer, Method::Post(data)).await,
+                Ok(Err(e))
+                    if e.get_ref()
+                        .is_some_and(|i| i.is::<crate::http_body::QueryTooLong>()) =>
+                {
+                    error_response(ErrorCode::SYNTAX_ERROR, &e.to_string())
+                }
                 Ok(Err(e)) => error_response(
                     ErrorCode::BAD_ARGUMENTS,
                     &format!("cannot read the query: {e}"),

@@ -96,8 +96,25 @@ impl<R: io::BufRead> Read for Lz4Frames<R> {
     }
 }
 
-/// How much of a body is read looking for the end of the query.
+/// The longest query a body may hold (an INSERT's data after its FORMAT
+/// clause does not count). Longer ones are refused before they are read
+/// whole, as ClickHouse's `max_query_size` does.
 pub const MAX_QUERY_BYTES: usize = 16 << 20;
+
+/// A body query passed [`MAX_QUERY_BYTES`] (the source of the `io::Error`).
+#[derive(Debug)]
+pub struct QueryTooLong;
+
+impl std::fmt::Display for QueryTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Max query size exceeded: the query is longer than {MAX_QUERY_BYTES} bytes"
+        )
+    }
+}
+
+impl std::error::Error for QueryTooLong {}
 
 /// Splits a body that starts with the query: the query text, and for an
 /// `INSERT ... FORMAT X` the data after it (after the format name, spaces
@@ -115,14 +132,13 @@ pub fn split_query(
         match data_start(&buf, eof) {
             Scan::More if !eof && buf.len() <= MAX_QUERY_BYTES => continue,
             Scan::More | Scan::QueryOnly => {
-                if buf.len() > MAX_QUERY_BYTES {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
-                    ));
+                if !eof && buf.len() <= MAX_QUERY_BYTES {
+                    // Never more than the limit (+1 to tell it was passed).
+                    let room = (MAX_QUERY_BYTES + 1 - buf.len()) as u64;
+                    body.by_ref().take(room).read_to_end(&mut buf)?;
                 }
-                if !eof {
-                    body.read_to_end(&mut buf)?;
+                if buf.len() > MAX_QUERY_BYTES {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, QueryTooLong));
                 }
                 let q = String::from_utf8(buf).map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidData, "the query is not UTF-8")

@@ -125,6 +125,23 @@ impl TableMeta {
             .unwrap_or(8192)
     }
 
+    /// The settings that shape this table's parts (granularity, and when a
+    /// part is compact or wide).
+    pub fn part_format(&self) -> crate::part::PartFormat {
+        let d = crate::part::PartFormat::default();
+        let get = |name: &str, default: u64| {
+            self.settings
+                .get(name)
+                .and_then(|v| v.trim_matches('\'').parse().ok())
+                .unwrap_or(default)
+        };
+        crate::part::PartFormat {
+            granularity: self.index_granularity(),
+            min_bytes_for_wide_part: get("min_bytes_for_wide_part", d.min_bytes_for_wide_part),
+            min_rows_for_wide_part: get("min_rows_for_wide_part", d.min_rows_for_wide_part),
+        }
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnDef> {
         self.columns.iter().find(|c| c.name == name)
     }

@@ -256,7 +256,7 @@ impl MergeTreeTable {
             &merged,
             &Self::part_columns(&meta),
             &meta.index_columns,
-            meta.index_granularity(),
+            &meta.part_format(),
             crate::part::PartitionInfo {
                 id: new_name.partition_id.clone(),
                 value: parts[0].partition.clone(),
@@ -563,7 +563,7 @@ impl InsertTxn {
                 &sorted,
                 &MergeTreeTable::part_columns(&meta),
                 &meta.index_columns,
-                meta.index_granularity(),
+                &meta.part_format(),
                 partition,
             ) {
                 Ok(p) => self.prepared.push(p),
@@ -577,7 +577,7 @@ impl InsertTxn {
     }
 
     pub fn rows(&self) -> u64 {
-        self.prepared.iter().map(|p| p.rows).sum()
+        self.prepared.iter().map(PreparedPart::rows).sum()
     }
 
     pub fn table(&self) -> &Arc<MergeTreeTable> {

@@ -198,7 +198,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
             )
         }
         "parts" => {
-            let mut c: [Vec<String>; 6] = Default::default();
+            let mut c: [Vec<String>; 7] = Default::default();
             let (mut rows, mut bytes, mut level, mut active, mut minb, mut maxb, mut marks) =
                 (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
             for t in all_tables() {
@@ -216,6 +216,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     c[3].push(p.name.to_string());
                     c[4].push(p.name.partition_id.clone());
                     c[5].push(p.checksum_digest());
+                    c[6].push(p.kind.as_str().to_string());
                     rows.push(p.rows);
                     bytes.push(p.bytes_on_disk);
                     level.push(p.name.level as u64);
@@ -225,7 +226,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     marks.push(p.granules() as u64);
                 }
             }
-            let [db, table, partition, name, partition_id, hash] = c;
+            let [db, table, partition, name, partition_id, hash, part_type] = c;
             mem(
                 vec![
                     ("database", DataType::Utf8),
@@ -241,6 +242,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     ("marks", DataType::UInt64),
                     ("partition_id", DataType::Utf8),
                     ("hash_of_all_files", DataType::Utf8),
+                    ("part_type", DataType::Utf8),
                 ],
                 vec![
                     s(db),
@@ -256,6 +258,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     u64s(marks),
                     s(partition_id),
                     s(hash),
+                    s(part_type),
                 ],
             )
         }

@@ -1,7 +1,9 @@
 //! `quorumhouse bench quorum` on a three-node loopback cluster: the cost of
 //! `insert_quorum` = 0, 2 and 3 side by side in one run — large batches from
 //! a few writers (rows/s) and small inserts from many writers (inserts/s,
-//! latency percentiles, errors) — plus the nodes' peak memory.
+//! latency percentiles, errors), one writer's latency — plus the nodes' peak
+//! memory. `--layouts compact,wide` runs it all for both part layouts (wide:
+//! `min_bytes_for_wide_part = 0`, every part one file pair per column).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,6 +36,13 @@ pub struct QuorumArgs {
     /// Rows per small insert.
     #[arg(long, default_value_t = 100)]
     pub small_rows: u64,
+    /// Part layouts compared: compact (the table defaults: small parts are
+    /// compact) and/or wide (`min_bytes_for_wide_part = 0`).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![String::from("compact")])]
+    pub layouts: Vec<String>,
+    /// Inserts of `small_rows` rows by one writer, one after another.
+    #[arg(long, default_value_t = 100)]
+    pub single_inserts: usize,
     /// Write the figures as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -41,6 +50,7 @@ pub struct QuorumArgs {
 
 #[derive(Debug, Serialize, Default, Clone)]
 struct Row {
+    layout: String,
     quorum: u64,
     batch_rows_per_s: f64,
     /// Until every replica holds the batches (SYNC REPLICA on all three).
@@ -50,6 +60,8 @@ struct Row {
     small_p50_ms: f64,
     small_p99_ms: f64,
     small_errors: usize,
+    single_p50_ms: f64,
+    single_p99_ms: f64,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -88,13 +100,23 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
     cluster
         .leader(&cluster.all(), Duration::from_secs(30))
         .await?;
-    for q in &a.quorums {
-        let create = format!(
-            "CREATE TABLE bench_q{q} (writer UInt64, batch UInt64, id UInt64, payload String) \
-             ENGINE = ReplicatedMergeTree('/bench/q{q}', '{{replica}}') ORDER BY (writer, batch, id)"
-        );
-        for n in 1..=3 {
-            connect(&cluster, n).await?.query(&create).await?;
+    let mut tables = Vec::new();
+    for layout in &a.layouts {
+        let (suffix, settings) = match layout.as_str() {
+            "compact" => ("", ""),
+            "wide" => ("_wide", " SETTINGS min_bytes_for_wide_part = 0"),
+            other => anyhow::bail!("unknown layout {other:?} (compact or wide)"),
+        };
+        for q in &a.quorums {
+            let table = format!("bench_q{q}{suffix}");
+            let create = format!(
+                "CREATE TABLE {table} (writer UInt64, batch UInt64, id UInt64, payload String) \
+                 ENGINE = ReplicatedMergeTree('/bench/{table}', '{{replica}}') ORDER BY (writer, batch, id){settings}"
+            );
+            for n in 1..=3 {
+                connect(&cluster, n).await?.query(&create).await?;
+            }
+            tables.push((layout.clone(), *q, table));
         }
     }
     // Quorum inserts count replicas with a live lease.
@@ -119,24 +141,26 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
     }
     let mut rng = Rng(0x0051_0A7E_BEEF_0003);
     // Warm up every node and table (connections, first parts) off the clock.
-    for &q in &a.quorums {
+    for (_, q, table) in &tables {
         for n in 1..=3 {
             connect(&cluster, n)
                 .await?
                 .insert_bytes(
-                    &format!("INSERT INTO bench_q{q} SETTINGS insert_quorum = {q} FORMAT CSV"),
+                    &format!("INSERT INTO {table} SETTINGS insert_quorum = {q} FORMAT CSV"),
                     csv(&mut rng, 9999, n as usize, 1000),
                 )
                 .await?;
         }
     }
     let mut fig = Figures::default();
-    for &q in &a.quorums {
+    for (layout, q, table) in &tables {
+        let q = *q;
         let mut row = Row {
+            layout: layout.clone(),
             quorum: q,
             ..Default::default()
         };
-        let insert = format!("INSERT INTO bench_q{q} SETTINGS insert_quorum = {q} FORMAT CSV");
+        let insert = format!("INSERT INTO {table} SETTINGS insert_quorum = {q} FORMAT CSV");
         // Large batches: writers spread over the nodes.
         let data: Vec<Vec<Vec<u8>>> = (0..a.batch_writers)
             .map(|w| {
@@ -146,7 +170,7 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
             })
             .collect();
         eprintln!(
-            "insert_quorum={q}: {} writers x {} batches of {} rows ...",
+            "{layout} parts, insert_quorum={q}: {} writers x {} batches of {} rows ...",
             a.batch_writers, a.batches, a.batch_rows
         );
         let mut clients = Vec::new();
@@ -175,14 +199,14 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         for n in 1..=3 {
             connect(&cluster, n)
                 .await?
-                .query(&format!("SYSTEM SYNC REPLICA bench_q{q}"))
+                .query(&format!("SYSTEM SYNC REPLICA {table}"))
                 .await?;
         }
         row.batch_rows_per_s_all_replicas = total as f64 / t.elapsed().as_secs_f64();
 
         // Small inserts: many writers, latency per insert.
         eprintln!(
-            "insert_quorum={q}: {} writers x {} inserts of {} rows ...",
+            "{layout} parts, insert_quorum={q}: {} writers x {} inserts of {} rows ...",
             a.small_writers, a.small_inserts, a.small_rows
         );
         let mut clients = Vec::new();
@@ -221,6 +245,20 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         }
         row.small_inserts_per_s = lat.len() as f64 / secs;
         (row.small_p50_ms, row.small_p99_ms) = percentiles(lat);
+
+        // One writer alone: the latency an insert costs, without queueing.
+        let mut c = connect(&cluster, 1).await?;
+        let mut lat = Vec::with_capacity(a.single_inserts);
+        for i in 0..a.single_inserts {
+            let b = csv(&mut rng, 5000, i, a.small_rows);
+            let s = Instant::now();
+            if c.insert_bytes(&insert, b).await.is_ok() {
+                lat.push(s.elapsed().as_secs_f64());
+            } else {
+                row.small_errors += 1;
+            }
+        }
+        (row.single_p50_ms, row.single_p99_ms) = percentiles(lat);
         fig.rows.push(row);
     }
     fig.node_peak_rss_mb = cluster
@@ -230,26 +268,30 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         .collect();
 
     // A replica dies: how fast does a quorum=3 insert learn it?
-    let top = a.quorums.iter().copied().max().unwrap_or(3);
+    let top = tables
+        .iter()
+        .max_by_key(|(_, q, _)| *q)
+        .map(|(_, _, t)| t.clone())
+        .unwrap_or_default();
     let mut n1 = connect(&cluster, 1).await?;
     cluster.kill(3);
     let t = Instant::now();
     let r = n1
         .insert_bytes(
-            &format!("INSERT INTO bench_q{top} SETTINGS insert_quorum = 3 FORMAT CSV"),
+            &format!("INSERT INTO {top} SETTINGS insert_quorum = 3 FORMAT CSV"),
             csv(&mut rng, 7777, 0, 10_000),
         )
         .await;
     fig.kill_to_285_ms = t.elapsed().as_secs_f64() * 1000.0;
     fig.kill_error_code = r.err().map(|e| e.code()).unwrap_or(0);
 
-    let base = fig.rows.iter().find(|r| r.quorum == 0).cloned();
     println!(
         "insert_quorum on 3 replicas: {} x {} batches of {} rows; {} x {} inserts of {} rows",
         a.batch_writers, a.batches, a.batch_rows, a.small_writers, a.small_inserts, a.small_rows
     );
     println!(
-        "{:>6} | {:>12} {:>6} | {:>12} {:>6} | {:>6} | {:>9} {:>6} {:>7} {:>7} {:>6} {:>6}",
+        "{:>7} {:>6} | {:>12} {:>6} | {:>12} {:>6} | {:>6} | {:>9} {:>6} {:>7} {:>7} {:>6} {:>6} | {:>10} {:>10}",
+        "layout",
         "quorum",
         "batch rows/s",
         "vs q0",
@@ -261,15 +303,21 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         "p50 ms",
         "p99 ms",
         "+p50",
-        "errors"
+        "errors",
+        "1w p50 ms",
+        "1w p99 ms"
     );
     for r in &fig.rows {
-        let ratio = |f: fn(&Row) -> f64| base.as_ref().map_or(f64::NAN, |b| f(r) / f(b));
-        let dp = base
-            .as_ref()
-            .map_or(f64::NAN, |b| r.small_p50_ms - b.small_p50_ms);
+        // Ratios are to insert_quorum = 0 with the same layout.
+        let base = fig
+            .rows
+            .iter()
+            .find(|b| b.quorum == 0 && b.layout == r.layout);
+        let ratio = |f: fn(&Row) -> f64| base.map_or(f64::NAN, |b| f(r) / f(b));
+        let dp = base.map_or(f64::NAN, |b| r.small_p50_ms - b.small_p50_ms);
         println!(
-            "{:>6} | {:>12.0} {:>5.2}x | {:>12.0} {:>5.2}x | {:>6} | {:>9.0} {:>5.2}x {:>7.1} {:>7.1} {:>6.1} {:>6}",
+            "{:>7} {:>6} | {:>12.0} {:>5.2}x | {:>12.0} {:>5.2}x | {:>6} | {:>9.0} {:>5.2}x {:>7.1} {:>7.1} {:>6.1} {:>6} | {:>10.1} {:>10.1}",
+            r.layout,
             r.quorum,
             r.batch_rows_per_s,
             ratio(|r| r.batch_rows_per_s),
@@ -281,7 +329,9 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
             r.small_p50_ms,
             r.small_p99_ms,
             dp,
-            r.small_errors
+            r.small_errors,
+            r.single_p50_ms,
+            r.single_p99_ms
         );
     }
     println!(

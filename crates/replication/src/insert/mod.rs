@@ -223,7 +223,7 @@ impl Replica {
                 )));
             }
         }
-        let rows: u64 = prepared.iter().map(|p| p.rows).sum();
+        let rows: u64 = prepared.iter().map(PreparedPart::rows).sum();
         self.inserts.lock().insert(
             insert_id.clone(),
             InsertProgress {
@@ -382,26 +382,20 @@ impl Replica {
                 continue;
             }
             let id = format!("{insert_id}.{i}");
-            let (partition, rows) = (p.partition.id.clone(), p.rows);
-            let name = PartName {
-                partition_id: partition.clone(),
-                min_block: 0,
-                max_block: 0,
-                level: 0,
-            };
+            let (partition, rows) = (p.partition.id.clone(), p.rows());
             let staging_dir = self.staging.receive_dir(&id);
             let staging = &self.staging;
             let moved = tokio::task::spawn_blocking(move || -> Result<Part> {
-                // Loaded once where it was written; then it moves into the
-                // staging area (the description follows in `Staging::add`).
-                let part = Part::load(&p.tmp_dir, name)?;
+                // The part comes loaded from its writer; its directory moves
+                // into the staging area (the description follows in
+                // `Staging::add`).
                 let io =
                     |e| ReplicationError::Storage(qh_storage::StorageError::io(&staging_dir, e));
                 if let Some(area) = staging_dir.parent() {
                     std::fs::create_dir_all(area).map_err(io)?;
                 }
-                std::fs::rename(&p.tmp_dir, &staging_dir).map_err(io)?;
-                Ok(part)
+                std::fs::rename(p.tmp_dir(), &staging_dir).map_err(io)?;
+                Ok(p.part)
             })
             .await
             .map_err(|e| ReplicationError::Coordinator(e.to_string()))
