@@ -264,6 +264,7 @@ impl Node {
     /// Stops every task in order (see the crate doc) and flushes the engine.
     pub async fn stop(self) {
         self.tasks.stop(&STOP_ORDER, DRAIN).await;
+        self.engine.flush_async_inserts().await;
         self.engine.shutdown_replication().await;
         self.coordinator.shutdown().await;
         self.engine.shutdown();

@@ -31,6 +31,14 @@ impl Session {
                 .insert_distributed(ins.source, input, settings, &meta, &names)
                 .await;
         }
+        if !matches!(ins.source, InsertSource::Select(_)) {
+            let replicated = self.engine.replica_of(&table).is_some();
+            if let Some(s) = async_insert::AsyncSettings::of(settings, replicated)? {
+                return self
+                    .insert_async(ins.source, input, settings, &table, &names, s)
+                    .await;
+            }
+        }
         match ins.source {
             InsertSource::Format { name, inline } => {
                 let format = InputFormat::parse(&name)?;
@@ -110,7 +118,7 @@ impl Session {
 
     /// The rows of `INSERT ... VALUES` or `INSERT ... SELECT` (columns by
     /// position, not yet in the table's types).
-    async fn query_rows(
+    pub(super) async fn query_rows(
         &mut self,
         source: InsertSource,
         names: &[String],
@@ -284,7 +292,7 @@ pub(super) fn insert_options(settings: &Settings) -> Result<InsertOptions> {
 /// An INSERT's data (inline after FORMAT, else the client's input), cut
 /// off at `max_insert_input_bytes`: the reader, the flag telling the limit
 /// was hit, and the limit.
-fn input_reader(
+pub(super) fn input_reader(
     inline: Option<String>,
     input: &mut Input,
     settings: &Settings,
@@ -307,7 +315,7 @@ fn input_reader(
 }
 
 /// Query results (columns by position) as batches of `names`' types.
-fn cast_to_target(
+pub(super) fn cast_to_target(
     meta: &TableMeta,
     names: &[String],
     batches: Vec<RecordBatch>,

@@ -4,6 +4,7 @@
 //! [`select`], INSERTs in [`insert`], SYSTEM and KILL QUERY in [`system`].
 
 mod access;
+mod async_insert;
 mod definition;
 mod insert;
 pub mod on_cluster;
@@ -117,6 +118,8 @@ pub struct Engine {
     server_memory: Arc<ServerMemory>,
     /// Shard blocks staged for other nodes' atomic Distributed inserts.
     pending_inserts: crate::distributed::insert::PendingInserts,
+    /// Buffers of `async_insert = 1` inserts.
+    async_inserts: Arc<async_insert::AsyncInserts>,
     traffic: crate::distributed::Traffic,
     /// Users, in the coordinator; None for `local` (no logins there).
     access: Option<Arc<qh_access::Access>>,
@@ -249,6 +252,7 @@ impl Engine {
             access,
             server_memory,
             pending_inserts: Default::default(),
+            async_inserts: Arc::new(async_insert::AsyncInserts::new(Arc::clone(&catalog))),
             traffic: Default::default(),
             catalog,
             base,
@@ -391,6 +395,11 @@ impl Engine {
     }
 
     /// Stops the replication queues (before the coordinator stops).
+    /// Writes what async inserts buffered (before replication stops).
+    pub async fn flush_async_inserts(&self) {
+        self.async_inserts.shutdown().await;
+    }
+
     pub async fn shutdown_replication(&self) {
         if let Some(r) = &self.replication {
             r.shutdown().await;

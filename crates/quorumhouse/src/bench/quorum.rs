@@ -43,6 +43,13 @@ pub struct QuorumArgs {
     /// Inserts of `small_rows` rows by one writer, one after another.
     #[arg(long, default_value_t = 100)]
     pub single_inserts: usize,
+    /// Writer counts of the async_insert on/off comparison (at the highest
+    /// quorum, first layout); empty: skipped.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![16usize, 64])]
+    pub async_writers: Vec<usize>,
+    /// Inserts per writer in the async_insert comparison.
+    #[arg(long, default_value_t = 20)]
+    pub async_inserts: usize,
     /// Write the figures as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -68,6 +75,10 @@ struct Row {
 struct Figures {
     rows: Vec<Row>,
     node_peak_rss_mb: Vec<f64>,
+    /// Small inserts with async_insert = 0 and 1, per writer count.
+    sync_inserts: Vec<SmallInserts>,
+    async_inserts: Vec<SmallInserts>,
+    async_quorum: u64,
     /// Replica SIGKILLed → a quorum=3 insert answered (285), ms.
     kill_to_285_ms: f64,
     kill_error_code: i32,
@@ -209,42 +220,18 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
             "{layout} parts, insert_quorum={q}: {} writers x {} inserts of {} rows ...",
             a.small_writers, a.small_inserts, a.small_rows
         );
-        let mut clients = Vec::new();
-        let mut payloads = Vec::new();
-        for w in 0..a.small_writers {
-            clients.push(connect(&cluster, w as u64 % 3 + 1).await?);
-            payloads.push(
-                (0..a.small_inserts)
-                    .map(|i| csv(&mut rng, 1000 + w, i, a.small_rows))
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let t = Instant::now();
-        let results =
-            futures::future::join_all(clients.into_iter().zip(payloads).map(|(mut c, inserts)| {
-                let insert = insert.clone();
-                async move {
-                    let mut lat = Vec::new();
-                    let mut errors = 0;
-                    for b in inserts {
-                        let s = Instant::now();
-                        match c.insert_bytes(&insert, b).await {
-                            Ok(_) => lat.push(s.elapsed().as_secs_f64()),
-                            Err(_) => errors += 1,
-                        }
-                    }
-                    (lat, errors)
-                }
-            }))
-            .await;
-        let secs = t.elapsed().as_secs_f64();
-        let mut lat = Vec::new();
-        for (l, e) in results {
-            lat.extend(l);
-            row.small_errors += e;
-        }
-        row.small_inserts_per_s = lat.len() as f64 / secs;
-        (row.small_p50_ms, row.small_p99_ms) = percentiles(lat);
+        let m = small_inserts(
+            &cluster,
+            &insert,
+            a.small_writers,
+            a.small_inserts,
+            a.small_rows,
+            &mut rng,
+        )
+        .await?;
+        row.small_inserts_per_s = m.per_s;
+        (row.small_p50_ms, row.small_p99_ms) = (m.p50_ms, m.p99_ms);
+        row.small_errors = m.errors;
 
         // One writer alone: the latency an insert costs, without queueing.
         let mut c = connect(&cluster, 1).await?;
@@ -261,6 +248,39 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         (row.single_p50_ms, row.single_p99_ms) = percentiles(lat);
         fig.rows.push(row);
     }
+
+    // async_insert off / on: many writers of small inserts at the highest
+    // quorum.
+    if let Some((_, q, table)) = tables.iter().max_by_key(|(_, q, _)| *q) {
+        fig.async_quorum = *q;
+        for &writers in &a.async_writers {
+            for on in [false, true] {
+                eprintln!(
+                    "async_insert={}, insert_quorum={q}: {writers} writers x {} inserts of {} rows ...",
+                    on as u8, a.async_inserts, a.small_rows
+                );
+                let insert = format!(
+                    "INSERT INTO {table} SETTINGS insert_quorum = {q}, async_insert = {} FORMAT CSV",
+                    on as u8
+                );
+                let m = small_inserts(
+                    &cluster,
+                    &insert,
+                    writers,
+                    a.async_inserts,
+                    a.small_rows,
+                    &mut rng,
+                )
+                .await?;
+                if on {
+                    fig.async_inserts.push(m);
+                } else {
+                    fig.sync_inserts.push(m);
+                }
+            }
+        }
+    }
+
     fig.node_peak_rss_mb = cluster
         .pids()
         .iter()
@@ -334,6 +354,32 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
             r.single_p99_ms
         );
     }
+    if !fig.async_inserts.is_empty() {
+        println!(
+            "{} x {}-row inserts, insert_quorum={}: async_insert off vs on",
+            a.async_inserts, a.small_rows, fig.async_quorum
+        );
+        println!(
+            "{:>8} | {:>10} {:>8} {:>8} {:>6} | {:>10} {:>8} {:>8} {:>6} | {:>6}",
+            "writers",
+            "off ins/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "on ins/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "on/off"
+        );
+        for (off, on) in fig.sync_inserts.iter().zip(&fig.async_inserts) {
+            println!(
+                "{:>8} | {:>10.0} {:>8.1} {:>8.1} {:>6} | {:>10.0} {:>8.1} {:>8.1} {:>6} | {:>5.2}x",
+                off.writers, off.per_s, off.p50_ms, off.p99_ms, off.errors, on.per_s, on.p50_ms, on.p99_ms, on.errors,
+                on.per_s / off.per_s
+            );
+        }
+    }
     println!(
         "peak RSS per node (MB): {}",
         fig.node_peak_rss_mb
@@ -350,4 +396,64 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         std::fs::write(p, serde_json::to_vec_pretty(&fig)?)?;
     }
     Ok(())
+}
+
+/// Inserts/s, latency percentiles and errors of `writers` clients (spread
+/// over the nodes) each running `inserts` inserts of `rows` rows.
+#[derive(Debug, Serialize, Default, Clone)]
+struct SmallInserts {
+    writers: usize,
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+async fn small_inserts(
+    cluster: &qh_local_cluster::LocalCluster,
+    insert: &str,
+    writers: usize,
+    inserts: usize,
+    rows: u64,
+    rng: &mut Rng,
+) -> anyhow::Result<SmallInserts> {
+    let mut clients = Vec::new();
+    let mut payloads = Vec::new();
+    for w in 0..writers {
+        clients.push(connect(cluster, w as u64 % 3 + 1).await?);
+        payloads.push(
+            (0..inserts)
+                .map(|i| csv(rng, 1000 + w, i, rows))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let t = Instant::now();
+    let results = futures::future::join_all(clients.into_iter().zip(payloads).map(
+        |(mut c, inserts)| async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            for b in inserts {
+                let s = Instant::now();
+                match c.insert_bytes(insert, b).await {
+                    Ok(_) => lat.push(s.elapsed().as_secs_f64()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        },
+    ))
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    let mut m = SmallInserts {
+        writers,
+        ..Default::default()
+    };
+    let mut lat = Vec::new();
+    for (l, e) in results {
+        lat.extend(l);
+        m.errors += e;
+    }
+    m.per_s = lat.len() as f64 / secs;
+    (m.p50_ms, m.p99_ms) = percentiles(lat);
+    Ok(m)
 }

@@ -53,7 +53,7 @@ const STAGE_STALL: Duration = Duration::from_secs(15);
 const ACTIVATE_WAIT: Duration = Duration::from_secs(5);
 
 /// `insert_quorum`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Quorum {
     /// 0 or 1: acknowledged once this replica holds the part.
     #[default]

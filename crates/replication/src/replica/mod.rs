@@ -35,6 +35,14 @@ const MAX_PREFETCH: usize = 1000;
 const STAGING_CLEANUP_EVERY: Duration = Duration::from_secs(5);
 /// How often an idle replica looks at the log even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The log pointer is reported to the coordinator at most this often, or
+/// after this many entries: a coordinator write per executed insert per
+/// replica was most of the coordinator's load. Only log trimming and
+/// lost-replica detection read the reported pointer; a replica restarting
+/// behind it re-executes a few part entries, which are idempotent (entries
+/// of other kinds are reported at once).
+const POINTER_REPORT_EVERY: Duration = Duration::from_secs(1);
+const POINTER_REPORT_ENTRIES: u64 = 100;
 
 /// How an INSERT wants its blocks committed.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +112,9 @@ struct State {
     /// redundant. The newest [`SUPERSEDED_KEPT`].
     superseded_stages: std::collections::VecDeque<String>,
     tries: u64,
+    /// The log pointer last sent to the coordinator, and when.
+    reported_pointer: u64,
+    reported_at: Option<Instant>,
 }
 
 const SUPERSEDED_KEPT: usize = 4096;
@@ -499,6 +510,8 @@ impl Replica {
         }
         self.pointer.send_replace(pointer);
         let mut st = self.state.lock();
+        st.reported_pointer = pointer;
+        st.reported_at = Some(Instant::now());
         st.missing = missing;
         st.initialized = true;
         st.readonly_reason = None;
@@ -598,12 +611,21 @@ impl Replica {
             }
         }
         let mut pointer = start;
+        // Executed entries that must not run twice out of order (a schema
+        // or a dropped range): their pointer is reported at once.
+        let mut urgent = false;
         for (index, entry) in &entries {
             if first_error.is_some() {
                 break;
             }
             match self.execute(&repl, entry, &mut done).await {
-                Ok(()) => pointer = index + 1,
+                Ok(()) => {
+                    pointer = index + 1;
+                    urgent |= !matches!(
+                        entry,
+                        LogEntry::GetPart { .. } | LogEntry::MergeParts { .. }
+                    );
+                }
                 Err(e) => {
                     let mut st = self.state.lock();
                     if let Some(q) = st.queue.iter_mut().find(|q| q.index == *index) {
@@ -614,7 +636,7 @@ impl Replica {
                 }
             }
         }
-        if pointer != start {
+        if let Some(pointer) = self.pointer_report_due(pointer, urgent) {
             done.push(Pending {
                 op: Op::SetLogPointer {
                     table: self.path.clone(),
@@ -638,6 +660,24 @@ impl Replica {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// `pointer`, when it is time to report it (see [`POINTER_REPORT_EVERY`]).
+    /// A report that fails to land is superseded by the next one.
+    fn pointer_report_due(&self, pointer: u64, urgent: bool) -> Option<u64> {
+        let mut st = self.state.lock();
+        let due = pointer > st.reported_pointer
+            && (urgent
+                || pointer - st.reported_pointer >= POINTER_REPORT_ENTRIES
+                || st
+                    .reported_at
+                    .is_none_or(|t| t.elapsed() >= POINTER_REPORT_EVERY));
+        if !due {
+            return None;
+        }
+        st.reported_pointer = pointer;
+        st.reported_at = Some(Instant::now());
+        Some(pointer)
     }
 
     fn note_queue(&self, entries: &[(u64, LogEntry)]) {
