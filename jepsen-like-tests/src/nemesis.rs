@@ -161,7 +161,15 @@ pub async fn run(
             Nemesis::Kill | Nemesis::KillLeader => cluster.spawn(target),
             Nemesis::Pause => signal(cluster, target, libc::SIGCONT),
             Nemesis::Partition | Nemesis::PartitionOneWay | Nemesis::Slow => network(net)?.heal(),
-            Nemesis::DiskFull => own_disks(disks)?.heal(),
+            // A node whose coordinator hit ENOSPC stops by design; its
+            // supervisor (here, the harness) starts it again with space.
+            Nemesis::DiskFull => own_disks(disks)?.heal().and_then(|()| {
+                if cluster.is_running(target) {
+                    Ok(())
+                } else {
+                    cluster.spawn(target)
+                }
+            }),
         };
         match healed {
             Ok(()) => rec.record(op.complete(OpType::Ok)),

@@ -563,6 +563,22 @@ impl Coordinator {
             .unwrap_or(0)
     }
 
+    /// Resolves when this node's Raft core stopped by itself — a storage
+    /// error (a full or failing disk under the log store) ends it for good,
+    /// and the node must then stop, to be restarted, rather than serve
+    /// without its coordinator. Returns the reason.
+    pub async fn core_stopped(&self) -> String {
+        let mut m = self.raft.metrics();
+        loop {
+            if let Err(e) = &m.borrow().running_state {
+                return e.to_string();
+            }
+            if m.changed().await.is_err() {
+                return "the Raft core's metrics ended".into();
+            }
+        }
+    }
+
     pub fn current_leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
     }

@@ -95,6 +95,8 @@ const HTTP: &str = "http";
 const HTTPS: &str = "https";
 const DDL_WORKER: &str = "ddl_worker";
 const INTERSERVER: &str = "interserver";
+/// Ends the node when its coordinator's Raft core stopped by itself.
+const COORDINATOR_WATCH: &str = "coordinator_watch";
 /// How long a stopping node lets in-flight statements finish before it
 /// cancels them (ClickHouse's `shutdown_wait_unfinished`, 5 s there): when
 /// every node stops at once, a quorum insert may wait on replicas that are
@@ -181,6 +183,20 @@ impl Node {
                 tasks.stopped(),
             )),
         );
+        // A Raft core that stopped on a storage error (ENOSPC in its log
+        // store) never comes back in this process: end the node with the
+        // reason, so its supervisor restarts it once the disk is fixed.
+        let watched = coordinator.clone();
+        let stopping = tasks.stopped();
+        tasks.spawn(COORDINATOR_WATCH, async move {
+            tokio::select! {
+                why = watched.core_stopped() => {
+                    tracing::error!(reason = %why, "the coordinator stopped; stopping the node");
+                    Err(format!("the coordinator's Raft core stopped: {why}"))
+                }
+                _ = stopping => Ok(()),
+            }
+        });
         let ddl_worker = qh_query::engine::on_cluster::run_ddl_worker(
             engine.clone(),
             coordinator.clone(),
