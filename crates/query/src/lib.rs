@@ -15,6 +15,7 @@ pub mod ddl;
 pub mod distributed;
 pub mod engine;
 pub mod error;
+mod float_compare;
 pub mod functions;
 pub mod input;
 pub mod keys;

@@ -167,50 +167,6 @@ fn binary_formats_round_trip_through_stdout_and_stdin() {
     assert!(e.contains("Code: 73"), "{e}");
 }
 
-/// String literals read as ClickHouse reads them: a backslash before a
-/// character without an escape meaning stays (regexes, LIKE patterns,
-/// back-references), `\xHH` is a byte; REGEXP_REPLACE replaces every match.
-/// Expected values from ClickHouse (chDB 4.4).
-#[test]
-fn string_literals_keep_clickhouses_backslashes() {
-    let d = tempfile::tempdir().unwrap();
-    let out = ok(
-        d.path(),
-        r"SELECT '\1', length('\1'), match('a1', '\d'), 'a_b' LIKE 'a\_b', 'axb' LIKE 'a\_b', REGEXP_REPLACE('aaa', 'a', 'b'), replaceRegexpOne('aaa', 'a', 'b'), replaceRegexpAll('abc', '(b)', '[\1]'), '\x41' FORMAT TSV",
-    );
-    assert_eq!(out, "\\\\1\t2\t1\t1\t0\tbbb\tbaa\ta[b]c\tA\n");
-    // A default holding backslashes is stored and read back unchanged.
-    ok(
-        d.path(),
-        r"CREATE TABLE t (id UInt8, re String DEFAULT 'x\d+\\n') ENGINE = MergeTree ORDER BY id",
-    );
-    ok(d.path(), "INSERT INTO t (id) VALUES (1)");
-    assert_eq!(
-        ok(d.path(), "SELECT re, length(re) FROM t FORMAT TSV"),
-        "x\\\\d+\\\\n\t6\n"
-    );
-}
-
-/// intDiv rounding toward zero, NULLs in IN lists skipped
-/// (`transform_null_in = 0`). Expected values from ClickHouse (chDB 4.4).
-#[test]
-fn int_div_and_in_lists_answer_as_clickhouse() {
-    let d = tempfile::tempdir().unwrap();
-    assert_eq!(
-        ok(d.path(), "SELECT intDiv(-7, 2), intDiv(7, -2)"),
-        "-3\t-3\n"
-    );
-    let e = err(d.path(), "SELECT intDiv(7, 0)", None);
-    assert!(e.contains("Code: 153."), "{e}");
-    assert_eq!(
-        ok(
-            d.path(),
-            "SELECT 2 IN (NULL), NULL IN (1, NULL), 2 NOT IN (1, NULL), 1 NOT IN (1, NULL), 2 IN (1, NULL)"
-        ),
-        "0\t\\N\t1\t0\t0\n"
-    );
-}
-
 /// Columns an INSERT leaves out get their type's default, arrays of
 /// non-Nullable elements too (pandas' `insert_df` of some columns).
 #[test]

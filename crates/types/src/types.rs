@@ -135,7 +135,7 @@ fn canonical_head(h: &str) -> &str {
     match h.to_ascii_lowercase().as_str() {
         "datetime" => "DateTime",
         "datetime64" => "DateTime64",
-        "decimal" => "Decimal",
+        "decimal" | "dec" | "numeric" => "Decimal",
         "nullable" => "Nullable",
         "lowcardinality" => "LowCardinality",
         "array" => "Array",
@@ -273,6 +273,8 @@ impl FromStr for ChType {
                 "BOOLEAN" | "BOOL" => ChType::Bool,
                 "TEXT" | "VARCHAR" | "CHAR" | "BLOB" => ChType::String,
                 "TIMESTAMP" => ChType::DateTime,
+                // ClickHouse's default precision and scale.
+                "DECIMAL" | "DEC" | "NUMERIC" => ChType::Decimal(10, 0),
                 _ => return Err(err()),
             },
         })

@@ -320,7 +320,7 @@ impl Session {
             source => {
                 let batches = self.query_rows(source, names, settings).await?;
                 let typed = insert::cast_to_target(&meta, names, batches)?;
-                let b = concat_batches(&target, typed.iter())?;
+                let b = concat_batches(&insert::staging_schema(&meta, names), typed.iter())?;
                 insert::conform(&self.engine.base, &meta, &full_schema, &b)?
             }
         };

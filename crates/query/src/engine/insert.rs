@@ -189,7 +189,7 @@ impl Session {
                 cast_to_target(meta, names, batches)?
             }
         };
-        let target = insert_schema(meta, names);
+        let target = staging_schema(meta, names);
         let full_schema = meta.arrow_schema();
         let all = concat_batches(&target, batches.iter())?;
         let full = conform(&self.engine.base, meta, &full_schema, &all)?;
@@ -228,7 +228,7 @@ impl Session {
         batches: Vec<RecordBatch>,
     ) -> Result<InsertTxn> {
         let meta = table.meta();
-        let target = insert_schema(&meta, names);
+        let target = staging_schema(&meta, names);
         let typed = cast_to_target(&meta, names, batches)?;
         let base = self.engine.base.clone();
         let table = Arc::clone(table);
@@ -320,7 +320,7 @@ pub(super) fn cast_to_target(
     names: &[String],
     batches: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
-    let target = insert_schema(meta, names);
+    let target = staging_schema(meta, names);
     let opts = CastOptions {
         safe: false,
         ..Default::default()
@@ -384,6 +384,19 @@ pub(super) fn type_of(meta: &TableMeta, col: &str) -> String {
     meta.column(col)
         .map(|c| c.ty.to_string())
         .unwrap_or_default()
+}
+
+/// [`insert_schema`] with every column Nullable: rows on their way in, where
+/// a NULL for a non-Nullable column is still allowed; `conform` makes it the
+/// column's default (ClickHouse's input_format_null_as_default = 1).
+pub(super) fn staging_schema(meta: &TableMeta, names: &[String]) -> SchemaRef {
+    Arc::new(Schema::new(
+        insert_schema(meta, names)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 pub(super) fn insert_schema(meta: &TableMeta, names: &[String]) -> SchemaRef {

@@ -4,6 +4,7 @@
 //! function name, so `toYYYYMM` and `toyyyymm` both reach the UDF.
 //! Time functions work in UTC (the server time zone is UTC).
 
+mod convert;
 mod hash;
 pub(crate) mod server;
 
@@ -16,7 +17,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, StringArray, TimestampSecondArray, UInt16Array,
     UInt32Array, UInt8Array,
 };
-use datafusion::arrow::compute::{cast, cast_with_options, CastOptions};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::common::{exec_err, DataFusionError, Result, ScalarValue};
 use datafusion::execution::FunctionRegistry;
@@ -26,6 +27,7 @@ use datafusion::logical_expr::{
 use qh_types::{ChType, ErrorCode};
 
 use crate::error::QueryError;
+use crate::float_compare::compare;
 
 type RetFn = fn(&[DataType]) -> Result<DataType>;
 type EvalFn = fn(&[ArrayRef], usize) -> Result<ArrayRef>;
@@ -291,49 +293,6 @@ fn ret_i64(_: &[DataType]) -> Result<DataType> {
     Ok(DataType::Int64)
 }
 
-/// `toUInt64(x)` and friends: ClickHouse conversions (strings are parsed,
-/// floats truncated).
-macro_rules! conversions {
-    ($($fname:ident => $name:literal : $dt:expr,)*) => {
-        $(
-            fn $fname(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
-                let opts = CastOptions { safe: false, ..Default::default() };
-                let a = &args[0];
-                let target: DataType = $dt;
-                // Floats to integers go through truncation like ClickHouse.
-                if a.data_type().is_floating() && target.is_integer() {
-                    let f = cast(a, &DataType::Float64)?;
-                    let t = datafusion::arrow::compute::kernels::numeric::sub(&f, &datafusion::arrow::array::Float64Array::new_scalar(0.0))?;
-                    let t: datafusion::arrow::array::Float64Array = t.as_primitive::<datafusion::arrow::datatypes::Float64Type>().unary(|v: f64| v.trunc());
-                    return Ok(cast_with_options(&t, &target, &opts)?);
-                }
-                if matches!(a.data_type(), DataType::Timestamp(..) | DataType::Date32) && target.is_integer() {
-                    let s = to_seconds(a)?;
-                    let v = cast(&s, &DataType::Int64)?;
-                    return Ok(cast_with_options(&v, &target, &opts)?);
-                }
-                Ok(cast_with_options(a, &target, &opts)?)
-            }
-        )*
-        fn conversion_udfs() -> Vec<ScalarUDF> {
-            vec![$(udf($name, one(), |_| Ok($dt), $fname),)*]
-        }
-    };
-}
-
-conversions! {
-    to_uint8 => "touint8": DataType::UInt8,
-    to_uint16 => "touint16": DataType::UInt16,
-    to_uint32 => "touint32": DataType::UInt32,
-    to_uint64 => "touint64": DataType::UInt64,
-    to_int8 => "toint8": DataType::Int8,
-    to_int16 => "toint16": DataType::Int16,
-    to_int32 => "toint32": DataType::Int32,
-    to_int64 => "toint64": DataType::Int64,
-    to_float32 => "tofloat32": DataType::Float32,
-    to_float64 => "tofloat64": DataType::Float64,
-}
-
 fn now(_: &[ArrayRef], n: usize) -> Result<ArrayRef> {
     let secs = chrono::Utc::now().timestamp();
     Ok(Arc::new(TimestampSecondArray::from(vec![secs; n])))
@@ -492,6 +451,17 @@ fn ch_length(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     };
     let n = datafusion::arrow::compute::kernels::length::length(&a)?;
     Ok(cast(&n, &DataType::UInt64)?)
+}
+
+/// `isFinite` / `isInfinite` / `isNaN` of any number, as UInt8.
+fn float_test(args: &[ArrayRef], test: fn(f64) -> bool) -> Result<ArrayRef> {
+    let f = cast(&args[0], &DataType::Float64)?;
+    Ok(Arc::new(
+        f.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| u8::from(test(v))))
+            .collect::<UInt8Array>(),
+    ))
 }
 
 /// Registers every ClickHouse function we provide.
@@ -682,7 +652,34 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         udf("isnotnull", one(), ret_bool_u8, is_not_null_fn),
         udf("__qh_length", one(), |_| Ok(DataType::UInt64), ch_length),
     ];
-    fns.extend(conversion_udfs());
+    // Float comparisons by value (see `float_compare`).
+    let by_value: [(&'static str, EvalFn); 6] = [
+        ("__qh_float_eq", |a, _| compare(a, |x, y| x == y)),
+        ("__qh_float_ne", |a, _| compare(a, |x, y| x != y)),
+        ("__qh_float_lt", |a, _| compare(a, |x, y| x < y)),
+        ("__qh_float_le", |a, _| compare(a, |x, y| x <= y)),
+        ("__qh_float_gt", |a, _| compare(a, |x, y| x > y)),
+        ("__qh_float_ge", |a, _| compare(a, |x, y| x >= y)),
+    ];
+    let float_tests: [(&'static str, EvalFn); 3] = [
+        ("isfinite", |a, _| float_test(a, f64::is_finite)),
+        ("isinfinite", |a, _| float_test(a, f64::is_infinite)),
+        ("isnan", |a, _| float_test(a, f64::is_nan)),
+    ];
+    for (name, eval) in float_tests {
+        fns.push(udf(name, one(), ret_bool_u8, eval));
+    }
+    fns.push(udf(
+        "assumenotnull",
+        one(),
+        |t| Ok(t[0].clone()),
+        identity_nullable,
+    ));
+    for (name, eval) in by_value {
+        let sig = Signature::any(2, Volatility::Immutable);
+        fns.push(udf(name, sig, |_| Ok(DataType::Boolean), eval));
+    }
+    fns.extend(convert::udfs());
     fns.extend(hash::udfs());
     fns.extend(server::udfs());
     for f in fns {

@@ -4,12 +4,16 @@
 //! `count(*)`, `/` always in floating point, PREWHERE folded into WHERE, and
 //! unaliased SELECT items named as the user wrote them (`count()`).
 
+mod functions;
+
 use std::ops::ControlFlow;
 
+use functions::{rewrite_function, searched_case};
+
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    OrderByExpr, OrderByOptions, Query, SelectItem, SetExpr, VisitMut, VisitorMut,
+    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, OrderByExpr, Query, SelectItem, SetExpr, VisitMut,
+    VisitorMut,
 };
 
 struct Rewriter;
@@ -530,7 +534,9 @@ fn name_select_items(body: &mut SetExpr) {
         SetExpr::Select(s) => {
             for item in s.projection.iter_mut() {
                 if let SelectItem::UnnamedExpr(e) = item {
-                    if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                    let literal =
+                        matches!(&*e, Expr::Identifier(_)) && literal_or_cast(e).is_some();
+                    if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) && !literal {
                         continue;
                     }
                     let name = e.to_string();
@@ -589,6 +595,49 @@ fn args_of(f: &FunctionArguments) -> Vec<Expr> {
     }
 }
 
+/// ClickHouse's float literals `inf`, `infinity` and `nan` (any case; a
+/// column of that name needs quotes, as in ClickHouse), and casts to a
+/// ClickHouse type (`CAST(x AS UInt32)`, `x::Nullable(Decimal(9, 2))`), which
+/// DataFusion's SQL types cannot name: `__qh_cast(x, 'T')`.
+fn literal_or_cast(e: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{CastKind, Value};
+    match e {
+        Expr::Identifier(id) if id.quote_style.is_none() => {
+            let v = match id.value.to_ascii_lowercase().as_str() {
+                "inf" | "infinity" => "inf",
+                "nan" => "NaN",
+                _ => return None,
+            };
+            Some(Expr::value(Value::Number(v.into(), false)))
+        }
+        Expr::Cast {
+            kind: CastKind::Cast | CastKind::DoubleColon,
+            expr,
+            data_type,
+            format: None,
+            array: false,
+        } => {
+            let name = functions::ch_type_name(data_type);
+            // An unknown name goes too: `__qh_cast` refuses it with 50.
+            let custom = matches!(
+                data_type,
+                datafusion::sql::sqlparser::ast::DataType::Custom(..)
+            );
+            if name.parse::<qh_types::ChType>().is_err() && !custom {
+                return None;
+            }
+            Some(Expr::Function(func(
+                "__qh_cast",
+                vec![
+                    expr.as_ref().clone(),
+                    Expr::value(Value::SingleQuotedString(name)),
+                ],
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// Functions whose result is a DateTime, for `DateTime ± seconds`.
 const DATETIME_FUNCTIONS: &[&str] = &[
     "todatetime",
@@ -608,6 +657,10 @@ fn is_datetime_call(e: &Expr) -> bool {
 }
 
 fn rewrite_expr(e: &mut Expr) {
+    if let Some(new) = literal_or_cast(e) {
+        *e = new;
+        return;
+    }
     null_free_in_list(e);
     // Unary minus on a non-literal: ClickHouse's negate (unsigned → signed);
     // literals stay literals (typing, pruning).
@@ -695,252 +748,6 @@ fn rewrite_expr(e: &mut Expr) {
             }
         }
         _ => {}
-    }
-}
-
-fn rewrite_function(f: &mut Function) -> Option<Expr> {
-    if f.name.0.len() != 1 {
-        return None;
-    }
-    let lname = f
-        .name
-        .to_string()
-        .trim_matches('"')
-        .trim_matches('`')
-        .to_ascii_lowercase();
-    let set_name = |f: &mut Function, n: &str| f.name = ObjectName::from(vec![Ident::new(n)]);
-    let args = args_of(&f.args);
-    match lname.as_str() {
-        // DataFusion has its own now()/today(), which must be folded by its
-        // optimizer before they run; not every plan (VALUES under INSERT,
-        // ORDER BY over VALUES) gets that. Ours run anywhere.
-        "now" => set_name(f, "qh_now"),
-        "today" => set_name(f, "qh_today"),
-        "count" => {
-            set_name(f, "count");
-            if let FunctionArguments::List(l) = &mut f.args {
-                if l.args.is_empty() {
-                    l.args.push(FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
-                }
-            } else if matches!(f.args, FunctionArguments::None) {
-                f.args = FunctionArguments::List(FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Wildcard)],
-                    clauses: vec![],
-                });
-            }
-        }
-        "uniq" | "uniqexact" | "uniqcombined" | "uniqcombined64" | "uniqhll12" | "uniqtheta" => {
-            set_name(f, "count");
-            if let FunctionArguments::List(l) = &mut f.args {
-                l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
-                if l.args.len() > 1 {
-                    let items = args.clone();
-                    l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(
-                        func("struct", items),
-                    )))];
-                }
-            }
-        }
-        "any" | "anyheavy" => set_name(f, "first_value"),
-        "anylast" => set_name(f, "last_value"),
-        // groupArray skips NULLs and is [] over no rows (array_agg: NULL).
-        "grouparray" | "groupuniqarray"
-            if f.over.is_none()
-                && matches!(f.parameters, FunctionArguments::None)
-                && args.len() == 1 =>
-        {
-            let mut agg = func("array_agg", args.clone());
-            if lname == "groupuniqarray" {
-                if let FunctionArguments::List(l) = &mut agg.args {
-                    l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
-                }
-            }
-            agg.filter = Some(Box::new(Expr::IsNotNull(Box::new(args[0].clone()))));
-            return Some(Expr::Function(func(
-                "coalesce",
-                vec![
-                    Expr::Function(agg),
-                    Expr::Function(func("make_array", vec![])),
-                ],
-            )));
-        }
-        "grouparray" => set_name(f, "array_agg"),
-        "groupuniqarray" => {
-            set_name(f, "array_agg");
-            if let FunctionArguments::List(l) = &mut f.args {
-                l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
-            }
-        }
-        "argmax" | "argmin" if args.len() == 2 => {
-            let mut nf = func("first_value", vec![args[0].clone()]);
-            if let FunctionArguments::List(l) = &mut nf.args {
-                l.clauses
-                    .push(FunctionArgumentClause::OrderBy(vec![OrderByExpr {
-                        expr: args[1].clone(),
-                        options: OrderByOptions {
-                            asc: Some(lname == "argmin"),
-                            nulls_first: None,
-                        },
-                        with_fill: None,
-                    }]));
-            }
-            return Some(Expr::Function(nf));
-        }
-        "quantile" | "quantileexact" | "quantiletiming" | "quantiletdigest" => {
-            let p = match &f.parameters {
-                FunctionArguments::List(_) => args_of(&f.parameters).into_iter().next(),
-                _ => None,
-            }
-            .unwrap_or_else(|| {
-                Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
-                    "0.5".into(),
-                    false,
-                ))
-            });
-            let x = args.first()?.clone();
-            if lname == "quantileexact" {
-                // ClickHouse's exact rule: the value at 0-based position
-                // floor(level * n) of the sorted non-NULL values (the last
-                // for level >= 1). The t-digest below is approximate and its
-                // answer depends on how partial states merge.
-                let sql = format!(
-                    "array_element(array_sort(array_agg({x}), 'ASC', 'NULLS LAST'), \
-                     least(CAST(floor(({p}) * count({x})) AS BIGINT), count({x}) - 1) + 1)"
-                );
-                return crate::statement::parse_expr(&sql).ok();
-            }
-            let mut nf = func("approx_percentile_cont", vec![p]);
-            nf.within_group = vec![OrderByExpr {
-                expr: x,
-                options: OrderByOptions {
-                    asc: None,
-                    nulls_first: None,
-                },
-                with_fill: None,
-            }];
-            return Some(Expr::Function(nf));
-        }
-        "countif" | "sumif" | "avgif" | "minif" | "maxif" | "uniqif" | "uniqexactif" => {
-            let base = match lname.as_str() {
-                "countif" => "count",
-                "sumif" => "sum",
-                "avgif" => "avg",
-                "minif" => "min",
-                "maxif" => "max",
-                _ => "count",
-            };
-            let cond = args.last()?.clone();
-            let mut nf = if base == "count" && args.len() == 1 {
-                let mut c = func("count", vec![]);
-                if let FunctionArguments::List(l) = &mut c.args {
-                    l.args.push(FunctionArg::Unnamed(FunctionArgExpr::Wildcard));
-                }
-                c
-            } else {
-                func(base, vec![args[0].clone()])
-            };
-            if lname.starts_with("uniq") {
-                if let FunctionArguments::List(l) = &mut nf.args {
-                    l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
-                }
-            }
-            nf.filter = Some(Box::new(cond));
-            return Some(Expr::Function(nf));
-        }
-        "if" if args.len() == 3 => {
-            let mut condition = args[0].clone();
-            as_condition(&mut condition);
-            return Some(searched_case(
-                vec![CaseWhen {
-                    condition,
-                    result: args[1].clone(),
-                }],
-                args[2].clone(),
-            ));
-        }
-        "multiif" if args.len() >= 3 && args.len() % 2 == 1 => {
-            let conditions = args[..args.len() - 1]
-                .chunks(2)
-                .map(|c| {
-                    let mut condition = c[0].clone();
-                    as_condition(&mut condition);
-                    CaseWhen {
-                        condition,
-                        result: c[1].clone(),
-                    }
-                })
-                .collect();
-            return Some(searched_case(conditions, args[args.len() - 1].clone()));
-        }
-        "plus" | "minus" | "multiply" | "modulo" | "equals" | "notequals" | "less" | "greater"
-        | "lessorequals" | "greaterorequals" | "and" | "or"
-            if args.len() == 2 =>
-        {
-            let op = match lname.as_str() {
-                "plus" => BinaryOperator::Plus,
-                "minus" => BinaryOperator::Minus,
-                "multiply" => BinaryOperator::Multiply,
-                "modulo" => BinaryOperator::Modulo,
-                "equals" => BinaryOperator::Eq,
-                "notequals" => BinaryOperator::NotEq,
-                "less" => BinaryOperator::Lt,
-                "greater" => BinaryOperator::Gt,
-                "lessorequals" => BinaryOperator::LtEq,
-                "greaterorequals" => BinaryOperator::GtEq,
-                "and" => BinaryOperator::And,
-                _ => BinaryOperator::Or,
-            };
-            return Some(Expr::BinaryOp {
-                left: Box::new(args[0].clone()),
-                op,
-                right: Box::new(args[1].clone()),
-            });
-        }
-        "divide" if args.len() == 2 => {
-            return Some(Expr::BinaryOp {
-                left: Box::new(Expr::Function(func("tofloat64", vec![args[0].clone()]))),
-                op: BinaryOperator::Divide,
-                right: Box::new(args[1].clone()),
-            });
-        }
-        // ClickHouse's REGEXP_REPLACE is replaceRegexpAll: every match,
-        // where DataFusion's replaces the first unless flagged 'g'.
-        "replaceregexpall" | "regexp_replace" if args.len() == 3 => {
-            let mut args = args.to_vec();
-            args.push(Expr::value(
-                datafusion::sql::sqlparser::ast::Value::SingleQuotedString("g".into()),
-            ));
-            return Some(Expr::Function(func("regexp_replace", args)));
-        }
-        "replaceregexpone" => set_name(f, "regexp_replace"),
-        "match" if args.len() == 2 => set_name(f, "regexp_like"),
-        "sumwithoverflow" => set_name(f, "sum"),
-        "arraysort" => set_name(f, "array_sort"),
-        "arrayjoin" => set_name(f, "unnest"),
-        "lowerutf8" => set_name(f, "lower"),
-        "upperutf8" => set_name(f, "upper"),
-        "lengthutf8" | "char_length" => set_name(f, "character_length"),
-        // Bytes of a string, elements of an array (DataFusion's counts
-        // characters and prints arrays first).
-        "length" => set_name(f, "__qh_length"),
-        "has" => set_name(f, "array_has"),
-        "ifnull" => set_name(f, "coalesce"),
-        "empty" | "notempty" => set_name(f, &lname),
-        _ => set_name(f, &lname),
-    }
-    None
-}
-
-/// `CASE WHEN c1 THEN r1 ... ELSE otherwise END`, built (no source tokens).
-fn searched_case(conditions: Vec<CaseWhen>, otherwise: Expr) -> Expr {
-    use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
-    Expr::Case {
-        case_token: AttachedToken::empty(),
-        end_token: AttachedToken::empty(),
-        operand: None,
-        conditions,
-        else_result: Some(Box::new(otherwise)),
     }
 }
 
