@@ -102,6 +102,11 @@ impl From<DataFusionError> for QueryError {
                 return QueryError::other(qe.code(), qe.to_string());
             }
         }
+        if let DataFusionError::ArrowError(a, _) = e {
+            if matches!(**a, datafusion::arrow::error::ArrowError::DivideByZero) {
+                return QueryError::other(ErrorCode::ILLEGAL_DIVISION, "Division by zero");
+            }
+        }
         if let DataFusionError::ResourcesExhausted(m) = e {
             // Our pool's own words (limits.rs), or a spill-less operator's.
             return QueryError::other(ErrorCode::MEMORY_LIMIT_EXCEEDED, m.clone());

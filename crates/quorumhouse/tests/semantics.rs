@@ -47,7 +47,19 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT x, x = x, x < 1 FROM (SELECT arrayJoin([1., nan, -inf]) AS x) ORDER BY x", "-inf\t1\t1\n1\t1\t0\nnan\t0\t0\n"),
     ("SELECT isFinite(1 / 0), isInfinite(-1 / 0), isNaN(0 / 0), isFinite(5), isNaN(1.)", "0\t1\t1\t1\t0\n"),
     ("SELECT assumeNotNull(toNullable(3))", "3\n"),
-    ("SELECT count() FROM numbers(10) WHERE toFloat64(number) / 0 > 1", "9\n"),
+    ("SELECT count() FROM numbers(10) WHERE toFloat64(number) / 0 > 1", "9\n"),    ("SELECT toUInt8(200) + toUInt8(100), toTypeName(toUInt8(200) + toUInt8(100)), toUInt8(1) - toUInt8(2), toTypeName(toUInt8(1) - toUInt8(2))", "300\tUInt16\t-1\tInt16\n"),
+    ("SELECT toUInt64(1) - toUInt64(2), toInt64(9223372036854775807) * 2, toUInt64(18446744073709551615) + 1, toTypeName(toUInt32(3) * toUInt32(3))", "-1\t-2\t0\tUInt64\n"),
+    ("SELECT 1 + 1, toTypeName(1 + 1), toTypeName(1 + -1), 255 + 1, toTypeName(300 * 300)", "2\tUInt16\tInt16\t256\tUInt32\n"),
+    ("SELECT -toUInt8(5), toTypeName(-toUInt8(5)), -toUInt64(1), toTypeName(-toUInt64(1))", "-5\tInt16\t-1\tInt64\n"),
+    ("SELECT toInt8(-7) % toUInt8(3), toTypeName(toInt8(-7) % toUInt8(3)), toUInt64(5) % toInt64(-3), toTypeName(toUInt64(5) % toInt64(-3)), toUInt32(7) % -2, toTypeName(toUInt32(7) % -2)", "-1\tInt16\t2\tUInt64\t1\tUInt8\n"),
+    ("SELECT intDiv(10., 4), toTypeName(intDiv(10., 4)), intDiv(-7.5, 2), intDiv(10, 4.), toTypeName(intDiv(10, 4.)), toTypeName(intDiv(toFloat32(9), toUInt8(2)))", "2\tInt64\t-3\t2\tInt8\tInt32\n"),
+    ("SELECT number * 3 + 1 AS x, toTypeName(x), number % 3 AS k, toTypeName(k) FROM numbers(2)", "1\tUInt64\t0\tUInt8\n4\tUInt64\t1\tUInt8\n"),
+    ("SELECT 1.5 + toFloat32(1.25), toTypeName(1.5 + toFloat32(1.25))", "2.75\tFloat64\n"),
+    ("SELECT splitByString(', ', 'a, b, c'), splitByString('', 'abc'), splitByChar(',', 'a,,b'), arrayStringConcat(['a', 'b'], '-'), arrayStringConcat(['x', 'y'])", "['a','b','c']\t['a','b','c']\t['a','','b']\ta-b\txy\n"),
+    ("SELECT isZeroOrNull(0), isZeroOrNull(NULL), isZeroOrNull(1), isZeroOrNull(toNullable(0.))", "1\t1\t0\t1\n"),
+    ("SELECT count() FROM (SELECT CAST(NULL AS Nullable(String)) AS x) WHERE isZeroOrNull(x = 'a')", "1\n"),
+    ("CREATE TEMPORARY TABLE t (x String NULL, y Int32 NOT NULL); INSERT INTO t VALUES (NULL, 1); SELECT x, y, x = 'a' FROM t", "\\N\t1\t\\N\n"),
+    ("SELECT count() FROM numbers(100) WHERE (number + 5 >= 5 AND number + 6 >= 6) OR number * 2 < 3", "100\n"),
 ];
 
 const ERRORS: &[(&str, i32)] = &[
@@ -55,10 +67,15 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT CAST('12a' AS UInt8)", 6),
     ("SELECT toDecimal32(10000000000, 0)", 407),
     ("SELECT CAST(1 AS Foo)", 50),
+    ("SELECT 5 % 0", 153),
+    ("SELECT number % 0 FROM numbers(2)", 153),
+    ("SELECT splitByChar('ab', 'xabx')", 36),
+    ("SELECT isZeroOrNull('')", 36),
 ];
 
 /// Conversions (CAST in every spelling, toT, toDecimalN, -OrZero/-OrNull),
-/// float literals and by-value float comparisons: every answer ClickHouse's.
+/// float literals, by-value float comparisons, integer result types and
+/// wrap-around, string splitting: every answer ClickHouse's (from chDB).
 #[test]
 fn answers_as_clickhouse() {
     let d = tempfile::tempdir().unwrap();

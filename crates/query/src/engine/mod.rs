@@ -211,6 +211,7 @@ fn base_state(threads: usize) -> Result<SessionState> {
         .with_runtime_env(runtime)
         .with_default_features()
         .with_physical_optimizer_rules(rules)
+        .with_optimizer_rule(crate::large_filters::rule())
         .build();
     functions::register_all(&mut state)?;
     state.register_udtf("numbers", Arc::new(NumbersFunction));

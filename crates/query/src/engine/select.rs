@@ -140,9 +140,8 @@ impl Session {
         type Fill = fn(
             datafusion::logical_expr::LogicalPlan,
         ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan>;
-        let mut plan =
-            on_large_stack(|| crate::float_compare::compare_floats_by_value(plan, &state))
-                .map_err(table_error)?;
+        let mut plan = on_large_stack(|| crate::operators::clickhouse_operators(plan, &state))
+            .map_err(table_error)?;
         for (setting, fill) in [
             (
                 "join_use_nulls",

@@ -7,6 +7,7 @@
 mod convert;
 mod hash;
 pub(crate) mod server;
+mod strings;
 
 pub use server::{TIME_ZONE, VERSION};
 
@@ -18,7 +19,7 @@ use datafusion::arrow::array::{
     UInt32Array, UInt8Array,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use datafusion::common::{exec_err, DataFusionError, Result, ScalarValue};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
@@ -27,7 +28,7 @@ use datafusion::logical_expr::{
 use qh_types::{ChType, ErrorCode};
 
 use crate::error::QueryError;
-use crate::float_compare::compare;
+use crate::operators::compare;
 
 type RetFn = fn(&[DataType]) -> Result<DataType>;
 type EvalFn = fn(&[ArrayRef], usize) -> Result<ArrayRef>;
@@ -269,6 +270,38 @@ fn not_empty(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
 }
 
 fn int_div(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let division = |why: &str| {
+        DataFusionError::External(Box::new(QueryError::other(
+            ErrorCode::ILLEGAL_DIVISION,
+            why.to_string(),
+        )))
+    };
+    if args.iter().any(|a| a.data_type().is_floating()) {
+        // Float operands: the quotient truncated toward zero, refused when
+        // it is no Int64 (as ClickHouse refuses it).
+        let a = cast(&args[0], &DataType::Float64)?;
+        let b = cast(&args[1], &DataType::Float64)?;
+        let (a, b) = (
+            a.as_primitive::<Float64Type>(),
+            b.as_primitive::<Float64Type>(),
+        );
+        let mut out = Vec::with_capacity(a.len());
+        for i in 0..a.len() {
+            if a.is_null(i) || b.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            if b.value(i) == 0.0 {
+                return Err(division("Division by zero"));
+            }
+            let q = (a.value(i) / b.value(i)).trunc();
+            if !q.is_finite() || q < i64::MIN as f64 || q >= i64::MAX as f64 {
+                return Err(division("Cannot perform integer division, because it will produce infinite or too large number"));
+            }
+            out.push(Some(q as i64));
+        }
+        return Ok(Arc::new(datafusion::arrow::array::Int64Array::from(out)));
+    }
     let a = cast(&args[0], &DataType::Int64)?;
     let b = cast(&args[1], &DataType::Int64)?;
     let (a, b) = (a.as_primitive::<Int64Type>(), b.as_primitive::<Int64Type>());
@@ -277,16 +310,35 @@ fn int_div(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
         if a.is_null(i) || b.is_null(i) {
             out.push(None);
         } else if b.value(i) == 0 {
-            return Err(DataFusionError::External(Box::new(QueryError::other(
-                ErrorCode::ILLEGAL_DIVISION,
-                "Division by zero",
-            ))));
+            return Err(division("Division by zero"));
         } else {
             // ClickHouse rounds toward zero (intDiv(-7, 2) = -3).
             out.push(Some(a.value(i).wrapping_div(b.value(i))));
         }
     }
     Ok(Arc::new(datafusion::arrow::array::Int64Array::from(out)))
+}
+
+/// `isZeroOrNull(x)`: 1 where a number is 0 or NULL.
+fn is_zero_or_null(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    if !(a.data_type().is_numeric() || matches!(a.data_type(), DataType::Boolean | DataType::Null))
+    {
+        return Err(DataFusionError::External(Box::new(QueryError::other(
+            ErrorCode::BAD_ARGUMENTS,
+            format!(
+                "The argument of function isZeroOrNull must have simple numeric type, possibly Nullable or Null, got {}",
+                a.data_type()
+            ),
+        ))));
+    }
+    let v = cast(a, &DataType::Float64)?;
+    let v = v.as_primitive::<Float64Type>();
+    Ok(Arc::new(
+        (0..v.len())
+            .map(|i| Some(u8::from(v.is_null(i) || v.value(i) == 0.0)))
+            .collect::<UInt8Array>(),
+    ))
 }
 
 fn ret_i64(_: &[DataType]) -> Result<DataType> {
@@ -642,6 +694,19 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             int_div,
         ),
         udf("isnull", one(), ret_bool_u8, is_null_fn),
+        udf("iszeroornull", one(), ret_bool_u8, is_zero_or_null),
+        udf(
+            "splitbystring",
+            Signature::any(2, Volatility::Immutable),
+            strings::ret_string_array,
+            strings::split_by_string,
+        ),
+        udf(
+            "splitbychar",
+            Signature::any(2, Volatility::Immutable),
+            strings::ret_string_array,
+            strings::split_by_char,
+        ),
         udf("__qh_bool", one(), |_| Ok(DataType::Boolean), to_bool),
         udf(
             "sleep",
@@ -652,7 +717,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         udf("isnotnull", one(), ret_bool_u8, is_not_null_fn),
         udf("__qh_length", one(), |_| Ok(DataType::UInt64), ch_length),
     ];
-    // Float comparisons by value (see `float_compare`).
+    // Float comparisons by value (see `operators`).
     let by_value: [(&'static str, EvalFn); 6] = [
         ("__qh_float_eq", |a, _| compare(a, |x, y| x == y)),
         ("__qh_float_ne", |a, _| compare(a, |x, y| x != y)),
@@ -674,6 +739,14 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         one(),
         |t| Ok(t[0].clone()),
         identity_nullable,
+    ));
+    // Hides a predicate from DataFusion's interval analysis (see
+    // `large_filters`).
+    fns.push(udf(
+        crate::large_filters::UNANALYSED,
+        one(),
+        |t| Ok(t[0].clone()),
+        |a, _| Ok(Arc::clone(&a[0])),
     ));
     for (name, eval) in by_value {
         let sig = Signature::any(2, Volatility::Immutable);

@@ -229,6 +229,23 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "match" if args.len() == 2 => set_name(f, "regexp_like"),
         "cast" if args.len() == 2 => set_name(f, "__qh_cast"),
         "sumwithoverflow" => set_name(f, "sum"),
+        // Compensated summation of Float64s; DataFusion's sum of Float64
+        // (pairwise per batch) agrees to the last bits or nearly so.
+        "sumkahan" if args.len() == 1 => {
+            let x = Expr::Function(func("tofloat64", vec![args[0].clone()]));
+            return Some(Expr::Function(func("sum", vec![x])));
+        }
+        "arraystringconcat" if matches!(args.len(), 1 | 2) => {
+            let sep = args.get(1).cloned().unwrap_or_else(|| {
+                Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                    String::new(),
+                ))
+            });
+            return Some(Expr::Function(func(
+                "array_to_string",
+                vec![args[0].clone(), sep],
+            )));
+        }
         "arraysort" => set_name(f, "array_sort"),
         "arrayjoin" => set_name(f, "unnest"),
         "lowerutf8" => set_name(f, "lower"),

@@ -641,7 +641,7 @@ impl<'a> StmtParser<'a> {
         let start = self.parser.peek_token().span.start;
         self.skip_type()?;
         let end = self.parser.peek_token().span.start;
-        let ty = parse_ch_type(self.slice(start, end).trim())?;
+        let mut ty = parse_ch_type(self.slice(start, end).trim())?;
         let mut default = None;
         loop {
             if self.eat("DEFAULT") || self.eat("MATERIALIZED") || self.eat("ALIAS") {
@@ -650,6 +650,9 @@ impl<'a> StmtParser<'a> {
                 self.expr()?;
             } else if self.eat("NULL") {
                 // `x String NULL` means Nullable in ClickHouse.
+                if !matches!(ty, ChType::Nullable(_)) {
+                    ty = ChType::Nullable(Box::new(ty));
+                }
             } else if self.eat_seq(&["NOT", "NULL"]) {
             } else {
                 break;

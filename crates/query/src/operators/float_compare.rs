@@ -12,12 +12,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator, ScalarUDF};
 
 /// The UDF name for a comparison operator.
 fn udf_name(op: Operator) -> Option<&'static str> {
@@ -32,7 +31,7 @@ fn udf_name(op: Operator) -> Option<&'static str> {
     })
 }
 
-fn is_float(t: &DataType) -> bool {
+pub(super) fn is_float(t: &DataType) -> bool {
     matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
 }
 
@@ -40,33 +39,9 @@ fn is_number(t: &DataType) -> bool {
     t.is_numeric() || t == &DataType::Null
 }
 
-/// Replaces float comparisons in every expression of `plan` (subqueries
-/// included) with the by-value UDFs from `registry`.
-pub fn compare_floats_by_value(
-    plan: LogicalPlan,
-    registry: &dyn FunctionRegistry,
-) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
-        let schema = match node.inputs().as_slice() {
-            [input] => Arc::clone(input.schema()),
-            _ => return Ok(Transformed::no(node)),
-        };
-        let names = NamePreserver::new(&node);
-        let node = node.map_expressions(|e| {
-            let saved = names.save(&e);
-            let rewritten = e.transform_up(|x| by_value(x, &schema, registry))?;
-            Ok(rewritten.update_data(|e| saved.restore(e)))
-        })?;
-        if node.transformed {
-            node.map_data(|p| p.recompute_schema())
-        } else {
-            Ok(node)
-        }
-    })
-    .map(|t| t.data)
-}
-
-fn by_value(
+/// `e` as a by-value comparison UDF from `registry` when it compares a
+/// float with a number.
+pub(super) fn by_value(
     e: Expr,
     schema: &DFSchema,
     registry: &dyn FunctionRegistry,

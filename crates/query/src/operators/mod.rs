@@ -1,0 +1,55 @@
+//! ClickHouse's operator semantics over DataFusion's, as one rewrite of a
+//! planned query (before DataFusion's type coercion, so operand types and
+//! literals are still as written):
+//! - [`integers`]: integer `+ - * %`, unary minus and `intDiv` take
+//!   ClickHouse's result types (`UInt8 + UInt8` is `UInt16`, `a - b` of
+//!   unsigned columns is signed) instead of wrapping in the operands' type;
+//! - [`float_compare`]: comparisons with a float compare by value.
+//!
+//! The rewrite runs once per query: it is not idempotent (widened operands
+//! would widen again), so nothing re-applies it to a rewritten plan.
+
+mod float_compare;
+mod integers;
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::LogicalPlan;
+
+pub(crate) use float_compare::compare;
+
+/// Applies ClickHouse's operator rules to every expression of `plan`
+/// (subqueries included), keeping each expression's output name.
+pub fn clickhouse_operators(
+    plan: LogicalPlan,
+    registry: &dyn FunctionRegistry,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        // Joins and unions are left alone: their expressions name columns of
+        // several inputs, and the rules need one schema to type operands.
+        let schema = match node.inputs().as_slice() {
+            [input] => Arc::clone(input.schema()),
+            _ => return Ok(Transformed::no(node)),
+        };
+        let names = NamePreserver::new(&node);
+        let node = node.map_expressions(|e| {
+            let saved = names.save(&e);
+            let rewritten = e.transform_up(|x| {
+                integers::clickhouse_types(x, &schema, registry)?
+                    .transform_data(|x| float_compare::by_value(x, &schema, registry))
+            })?;
+            Ok(rewritten.update_data(|e| saved.restore(e)))
+        })?;
+        // Every node, not only rewritten ones: a type changed below (a
+        // key's `%` now UInt8) must reach the schemas of the nodes above.
+        let transformed = node.transformed;
+        let mut node = node.map_data(|p| p.recompute_schema())?;
+        node.transformed = transformed;
+        Ok(node)
+    })
+    .map(|t| t.data)
+}
