@@ -60,6 +60,17 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT count() FROM (SELECT CAST(NULL AS Nullable(String)) AS x) WHERE isZeroOrNull(x = 'a')", "1\n"),
     ("CREATE TEMPORARY TABLE t (x String NULL, y Int32 NOT NULL); INSERT INTO t VALUES (NULL, 1); SELECT x, y, x = 'a' FROM t", "\\N\t1\t\\N\n"),
     ("SELECT count() FROM numbers(100) WHERE (number + 5 >= 5 AND number + 6 >= 6) OR number * 2 < 3", "100\n"),
+    ("WITH 1 AS x SELECT x, x + 1", "1\t2\n"),
+    ("WITH toDate('2021-09-12') AS d SELECT d, toLastDayOfMonth(d), last_day(toDate('2020-02-10'))", "2021-09-12\t2021-09-30\t2020-02-29\n"),
+    ("WITH 5 AS n SELECT number FROM numbers(10) WHERE number > n ORDER BY number", "6\n7\n8\n9\n"),
+    ("WITH 2 AS k SELECT * FROM (SELECT k * number AS y FROM numbers(3)) ORDER BY y", "0\n2\n4\n"),
+    ("WITH (SELECT max(number) FROM numbers(7)) AS m, t AS (SELECT 10 AS v) SELECT m, v FROM t", "6\t10\n"),
+    ("WITH 3 AS number SELECT number FROM numbers(2)", "3\n3\n"),
+    ("WITH 1 AS x SELECT * FROM (WITH 2 AS x SELECT x)", "2\n"),
+    ("SELECT number FROM numbers(3) GROUP BY number WITH ROLLUP ORDER BY number", "0\n0\n1\n2\n"),
+    ("SELECT toDate('1070-01-01'), toDate('2200-01-01'), CAST('1960-05-05' AS Date), toDate(-1), toDate(70000)", "1970-01-01\t2149-06-06\t1970-01-01\t1970-01-01\t1970-01-01\n"),
+    ("SELECT toDateTime('1960-01-01 00:00:00'), toDateTime('2200-01-01 00:00:00'), toDateTime(-1), toDateTime(5000000000)", "1970-01-01 00:00:00\t2106-02-07 06:28:15\t1970-01-01 00:00:00\t2106-02-07 06:28:15\n"),
+    ("SELECT toDateTime64('2021-09-12 11:22:33.5', 3), toTypeName(toDateTime64('2021-09-12 11:22:33', 3))", "2021-09-12 11:22:33.500\tDateTime64(3)\n"),
 ];
 
 const ERRORS: &[(&str, i32)] = &[

@@ -161,6 +161,18 @@ fn month_start_days(d: DateTime<chrono::Utc>) -> i32 {
     .div_euclid(DAY) as i32
 }
 
+/// The day number of the last day of `d`'s month.
+fn month_end_days(d: DateTime<chrono::Utc>) -> i32 {
+    let date = d.date_naive();
+    let days_in_month = match date.month() {
+        12 => 31,
+        m => chrono::NaiveDate::from_ymd_opt(date.year(), m + 1, 1)
+            .and_then(|next| next.pred_opt())
+            .map_or(31, |last| last.day()),
+    };
+    month_start_days(d) + days_in_month as i32 - 1
+}
+
 fn ret_u32(_: &[DataType]) -> Result<DataType> {
     Ok(DataType::UInt32)
 }
@@ -183,6 +195,18 @@ fn ret_bool_u8(_: &[DataType]) -> Result<DataType> {
     Ok(DataType::UInt8)
 }
 
+/// ClickHouse's `Date` is a UInt16 day number: a conversion saturates at
+/// 1970-01-01 and 2149-06-06.
+fn date_range(days: i32) -> i32 {
+    days.clamp(0, i32::from(u16::MAX))
+}
+
+/// ClickHouse's `DateTime` is UInt32 seconds: a conversion saturates at
+/// 1970-01-01 00:00:00 and 2106-02-07 06:28:15.
+fn datetime_range(secs: i64) -> i64 {
+    secs.clamp(0, i64::from(u32::MAX))
+}
+
 fn to_date(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     let a = &args[0];
     if a.data_type().is_integer() {
@@ -193,11 +217,11 @@ fn to_date(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
             v.iter()
                 .map(|x| {
                     x.map(|x| {
-                        if x < 65536 {
+                        date_range(if x < 65536 {
                             x as i32
                         } else {
                             days_from_secs(x)
-                        }
+                        })
                     })
                 })
                 .collect::<Date32Array>(),
@@ -206,18 +230,24 @@ fn to_date(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     let s = to_seconds(a)?;
     Ok(Arc::new(
         s.iter()
-            .map(|v| v.map(days_from_secs))
+            .map(|v| v.map(|v| date_range(days_from_secs(v))))
             .collect::<Date32Array>(),
     ))
 }
 
 fn to_datetime(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     let a = &args[0];
-    if a.data_type().is_integer() {
+    let secs = if a.data_type().is_integer() {
         let v = cast(a, &DataType::Int64)?;
-        return Ok(cast(&v, &DataType::Timestamp(TimeUnit::Second, None))?);
-    }
-    Ok(Arc::new(to_seconds(a)?))
+        cast(&v, &DataType::Timestamp(TimeUnit::Second, None))?
+            .as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>()
+            .clone()
+    } else {
+        to_seconds(a)?
+    };
+    Ok(Arc::new(
+        secs.unary::<_, datafusion::arrow::datatypes::TimestampSecondType>(datetime_range),
+    ))
 }
 
 /// `toString`: ClickHouse's text form of a value (what TSV output shows).
@@ -572,6 +602,14 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             Ok(Arc::new(
                 s.iter()
                     .map(|v| v.map(|v| month_start_days(dt(v))))
+                    .collect::<Date32Array>(),
+            ))
+        }),
+        udf("tolastdayofmonth", one(), ret_date, |a, _| {
+            let s = to_seconds(&a[0])?;
+            Ok(Arc::new(
+                s.iter()
+                    .map(|v| v.map(|v| month_end_days(dt(v))))
                     .collect::<Date32Array>(),
             ))
         }),

@@ -228,6 +228,29 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "replaceregexpone" => set_name(f, "regexp_replace"),
         "match" if args.len() == 2 => set_name(f, "regexp_like"),
         "cast" if args.len() == 2 => set_name(f, "__qh_cast"),
+        "last_day" => set_name(f, "tolastdayofmonth"),
+        // toDateTime64(x, precision[, 'tz']): a CAST to DateTime64(p[, 'tz']).
+        "todatetime64" if matches!(args.len(), 2 | 3) => {
+            use datafusion::sql::sqlparser::ast::Value;
+            let value = |e: &Expr| match e {
+                Expr::Value(v) => Some(v.value.clone()),
+                _ => None,
+            };
+            let Some(Value::Number(p, _)) = value(&args[1]) else {
+                return None;
+            };
+            let ty = match args.get(2).map(value) {
+                None => format!("DateTime64({p})"),
+                Some(Some(Value::SingleQuotedString(tz))) => {
+                    format!("DateTime64({p}, '{}')", tz.replace('\'', "\\'"))
+                }
+                Some(_) => return None,
+            };
+            return Some(Expr::Function(func(
+                "__qh_cast",
+                vec![args[0].clone(), Expr::value(Value::SingleQuotedString(ty))],
+            )));
+        }
         "sumwithoverflow" => set_name(f, "sum"),
         // Compensated summation of Float64s; DataFusion's sum of Float64
         // (pairwise per batch) agrees to the last bits or nearly so.

@@ -10,18 +10,26 @@ use std::ops::ControlFlow;
 
 use functions::{rewrite_function, searched_case};
 
+use crate::statement::WITH_ALIAS_PREFIX;
+
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
     FunctionArguments, Ident, ObjectName, OrderByExpr, Query, SelectItem, SetExpr, VisitMut,
     VisitorMut,
 };
 
-struct Rewriter;
+#[derive(Default)]
+struct Rewriter {
+    /// ClickHouse `WITH expr AS name` aliases of the queries being visited,
+    /// outermost first: a query sees its own and its enclosing queries'.
+    with_scopes: Vec<Vec<(String, Expr)>>,
+}
 
 impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        self.with_scopes.push(take_with_aliases(q));
         union_tail_binds_to_last_select(q);
         dummy_from_system_one(&mut q.body);
         limit_by(q);
@@ -29,11 +37,17 @@ impl VisitorMut for Rewriter {
         // Name items by their text before aliases are put into them.
         name_select_items(&mut q.body);
         unique_select_names(&mut q.body);
+        // Innermost first, so a query's own WITH wins over its outer ones'.
+        let with: Vec<(String, Expr)> = self.with_scopes.iter().rev().flatten().cloned().collect();
+        if !with.is_empty() {
+            with_aliases(q, &with);
+        }
         select_aliases(&mut q.body);
         ControlFlow::Continue(())
     }
 
     fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        self.with_scopes.pop();
         fold_prewhere(&mut q.body);
         boolean_conditions(&mut q.body);
         ControlFlow::Continue(())
@@ -47,12 +61,12 @@ impl VisitorMut for Rewriter {
 
 /// Rewrites a whole query in place.
 pub fn rewrite_query(q: &mut Query) {
-    let _ = q.visit(&mut Rewriter);
+    let _ = q.visit(&mut Rewriter::default());
 }
 
 /// Rewrites one standalone expression (keys, defaults) in place.
 pub fn rewrite_standalone_expr(e: &mut Expr) {
-    let _ = e.visit(&mut Rewriter);
+    let _ = e.visit(&mut Rewriter::default());
 }
 
 /// `x IN (1, NULL)`: ClickHouse (`transform_null_in = 0`, the default) skips
@@ -356,6 +370,87 @@ fn substitute_aliases(e: &mut Expr, aliases: &[(String, Expr)], own: Option<&str
         own,
         depth: 0,
     });
+}
+
+/// Removes the `WITH expr AS name` items of `q` (carried as CTEs named
+/// `__qh_with_name` by the statement parser) and returns them.
+fn take_with_aliases(q: &mut Query) -> Vec<(String, Expr)> {
+    let Some(with) = q.with.as_mut() else {
+        return Vec::new();
+    };
+    let mut aliases = Vec::new();
+    with.cte_tables.retain(|cte| {
+        let Some(name) = cte.alias.name.value.strip_prefix(WITH_ALIAS_PREFIX) else {
+            return true;
+        };
+        if let SetExpr::Select(s) = cte.query.body.as_ref() {
+            if let [SelectItem::UnnamedExpr(e)] = s.projection.as_slice() {
+                aliases.push((name.to_string(), e.clone()));
+                return false;
+            }
+        }
+        true
+    });
+    if with.cte_tables.is_empty() {
+        q.with = None;
+    }
+    aliases
+}
+
+/// Puts each WITH alias's expression in place of its name everywhere in
+/// the query's own level (its subqueries get theirs when visited, so their
+/// SELECT items are named first). An alias wins over a column of the same
+/// name, as in ClickHouse.
+fn with_aliases(q: &mut Query, aliases: &[(String, Expr)]) {
+    struct Level<'a> {
+        aliases: &'a [(String, Expr)],
+        depth: usize,
+    }
+    impl VisitorMut for Level<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.depth == 1 {
+                if let Expr::Identifier(i) = e {
+                    if let Some((_, expr)) = self.aliases.iter().find(|(n, _)| *n == i.value) {
+                        *e = Expr::Nested(Box::new(expr.clone()));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    // `SELECT name` keeps the column name `name`.
+    fn name_items(body: &mut SetExpr, aliases: &[(String, Expr)]) {
+        match body {
+            SetExpr::Select(s) => {
+                for item in s.projection.iter_mut() {
+                    if let SelectItem::UnnamedExpr(Expr::Identifier(i)) = item {
+                        if let Some((_, expr)) = aliases.iter().find(|(n, _)| *n == i.value) {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: Expr::Nested(Box::new(expr.clone())),
+                                alias: i.clone(),
+                            };
+                        }
+                    }
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                name_items(left, aliases);
+                name_items(right, aliases);
+            }
+            _ => {}
+        }
+    }
+    name_items(&mut q.body, aliases);
+    let _ = q.visit(&mut Level { aliases, depth: 0 });
 }
 
 /// A SELECT without FROM reads ClickHouse's `system.one`, whose column is

@@ -769,3 +769,151 @@ pub(super) fn strip_totals(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, b
     }
     (out, totals)
 }
+
+/// The CTE name prefix that carries a ClickHouse `WITH expr AS name` to
+/// the rewrite (`rewrite::with_aliases`), which substitutes it.
+pub const WITH_ALIAS_PREFIX: &str = "__qh_with_";
+
+/// ClickHouse's `WITH expr AS name, ... SELECT` (an alias usable anywhere in
+/// the query, its subqueries included) beside SQL's `WITH name AS (query)`:
+/// sqlparser reads only the latter, so each `expr AS name` item becomes
+/// `` `__qh_with_name` AS (SELECT expr) `` and the rewrite puts `expr` in
+/// place of `name`. A WITH whose items do not end before a SELECT (`WITH
+/// ROLLUP`, `WITH FILL`, `WITH TIES`) is left alone.
+pub(super) fn with_aliases(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is_with = |t: &TokenWithSpan| word_of(t).as_deref() == Some("WITH");
+    if !tokens.iter().any(is_with) {
+        return tokens;
+    }
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if is_with(&tokens[i]) {
+            if let Some((items, end)) = with_items(&tokens, i + 1) {
+                if items.iter().any(|item| alias_item(&tokens, item).is_some()) {
+                    out.push(tokens[i].clone());
+                    for (k, item) in items.iter().enumerate() {
+                        if k > 0 {
+                            out.push(TokenWithSpan::wrap(Token::Comma));
+                        }
+                        match alias_item(&tokens, item) {
+                            Some((expr_end, name)) => {
+                                let space = || {
+                                    TokenWithSpan::wrap(Token::Whitespace(
+                                        datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+                                    ))
+                                };
+                                out.push(space());
+                                out.push(TokenWithSpan::wrap(Token::make_word(
+                                    &format!("{WITH_ALIAS_PREFIX}{name}"),
+                                    Some('`'),
+                                )));
+                                out.push(space());
+                                out.push(TokenWithSpan::wrap(Token::make_keyword("AS")));
+                                out.push(TokenWithSpan::wrap(Token::LParen));
+                                out.push(TokenWithSpan::wrap(Token::make_keyword("SELECT")));
+                                out.push(space());
+                                out.extend(tokens[item.start..expr_end].iter().cloned());
+                                out.push(TokenWithSpan::wrap(Token::RParen));
+                            }
+                            None => out.extend(tokens[item.clone()].iter().cloned()),
+                        }
+                    }
+                    i = end;
+                    continue;
+                }
+            }
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    out
+}
+
+/// The items of a WITH list starting at `from` (comma-separated at depth
+/// 0) and the index of the SELECT that follows them; None when no SELECT
+/// at depth 0 follows.
+fn with_items(
+    tokens: &[TokenWithSpan],
+    from: usize,
+) -> Option<(Vec<std::ops::Range<usize>>, usize)> {
+    let mut items = Vec::new();
+    let (mut start, mut depth) = (from, 0usize);
+    for (j, t) in tokens.iter().enumerate().skip(from) {
+        match &t.token {
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket => {
+                if depth == 0 {
+                    return None;
+                }
+                depth -= 1;
+            }
+            Token::Comma if depth == 0 => {
+                items.push(start..j);
+                start = j + 1;
+            }
+            Token::SemiColon if depth == 0 => return None,
+            _ if depth == 0 && word_of(t).as_deref() == Some("SELECT") => {
+                items.push(start..j);
+                return Some((items, j));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// For an `expr AS name` item (not a CTE `name [(cols)] AS (query)`): where
+/// `expr` ends and the alias.
+fn alias_item(tokens: &[TokenWithSpan], item: &std::ops::Range<usize>) -> Option<(usize, String)> {
+    let sig: Vec<usize> = item
+        .clone()
+        .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+        .collect();
+    let [first, second, ..] = sig.as_slice() else {
+        return None;
+    };
+    let is_word = |k: usize| matches!(tokens[k].token, Token::Word(_));
+    // `AS (query)` (or `AS [NOT] MATERIALIZED (query)`) at sig[at].
+    let as_query = |at: usize| {
+        word_of(&tokens[sig[at]]).as_deref() == Some("AS")
+            && sig.get(at + 1).is_some_and(|&k| {
+                tokens[k].token == Token::LParen
+                    || matches!(word_of(&tokens[k]).as_deref(), Some("MATERIALIZED" | "NOT"))
+            })
+    };
+    // `name (columns) AS (query)`: past the column list's `)`.
+    let after_columns = || {
+        let mut depth = 0usize;
+        for (n, &k) in sig.iter().enumerate().skip(1) {
+            match tokens[k].token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return n + 1 < sig.len() && as_query(n + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    };
+    let cte = is_word(*first)
+        && if tokens[*second].token == Token::LParen {
+            after_columns()
+        } else {
+            as_query(1)
+        };
+    if cte || sig.len() < 3 {
+        return None;
+    }
+    let (as_kw, name) = (sig[sig.len() - 2], sig[sig.len() - 1]);
+    if word_of(&tokens[as_kw]).as_deref() != Some("AS") {
+        return None;
+    }
+    match &tokens[name].token {
+        Token::Word(w) => Some((as_kw, w.value.clone())),
+        _ => None,
+    }
+}
