@@ -71,6 +71,15 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT toDate('1070-01-01'), toDate('2200-01-01'), CAST('1960-05-05' AS Date), toDate(-1), toDate(70000)", "1970-01-01\t2149-06-06\t1970-01-01\t1970-01-01\t1970-01-01\n"),
     ("SELECT toDateTime('1960-01-01 00:00:00'), toDateTime('2200-01-01 00:00:00'), toDateTime(-1), toDateTime(5000000000)", "1970-01-01 00:00:00\t2106-02-07 06:28:15\t1970-01-01 00:00:00\t2106-02-07 06:28:15\n"),
     ("SELECT toDateTime64('2021-09-12 11:22:33.5', 3), toTypeName(toDateTime64('2021-09-12 11:22:33', 3))", "2021-09-12 11:22:33.500\tDateTime64(3)\n"),
+    ("SELECT round(2.5), round(-2.5), round(3.5), round(2.675, 2), round(toFloat32(2.5)), toTypeName(round(toFloat32(2.5))), round(1234.5678, -2), round(nan)", "2\t-2\t4\t2.68\t2\tFloat32\t1200\tnan\n"),
+    ("SELECT round(toUInt16(1250), -2), round(toInt32(-1250), -2), toTypeName(round(toUInt16(1250), -2)), round(toDecimal32(2.5, 1)), round(toDecimal32(-2.55, 2), 1)", "1300\t-1300\tUInt16\t3\t-2.5\n"),
+    ("SELECT log(100), ln(100), log(0), log(-1), exp2(3), exp10(2), erf(0.5), erfc(0.5), lgamma(4.5)", "4.605170185988092\t4.605170185988092\t-inf\tnan\t8\t100\t0.5204998778130465\t0.4795001221869535\t2.4537365708424423\n"),
+    ("SELECT sign(-2), sign(0), sign(3.5), toTypeName(sign(3.5))", "-1\t0\t1\tInt8\n"),
+    ("SELECT min(x), max(x) FROM (SELECT arrayJoin([nan, 1, 3]) AS x)", "1\t3\n"),
+    ("SELECT min(x), max(x) FROM (SELECT arrayJoin([nan, nan]) AS x)", "nan\tnan\n"),
+    ("SELECT min(x), max(x) FROM (SELECT arrayJoin([toFloat64(0.0), -nan, toFloat64(1.0), toFloat64(-1.0)]) AS x)", "-1\t1\n"),
+    ("SELECT number % 2 AS k, max(if(number < 4, nan, toFloat64(number))) AS m, min(if(number < 4, nan, toFloat64(number))) AS n FROM numbers(6) GROUP BY k ORDER BY k", "0\t4\t4\n1\t5\t5\n"),
+    ("SELECT coalesce(), coalesce(NULL), coalesce(NULL, 1)", "\\N\t\\N\t1\n"),
 ];
 
 const ERRORS: &[(&str, i32)] = &[
@@ -79,6 +88,8 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT toDecimal32(10000000000, 0)", 407),
     ("SELECT CAST(1 AS Foo)", 50),
     ("SELECT 5 % 0", 153),
+    ("SELECT round(toUInt8(255), -1)", 69),
+    ("SELECT round(1.5, number) FROM numbers(2)", 44),
     ("SELECT number % 0 FROM numbers(2)", 153),
     ("SELECT splitByChar('ab', 'xabx')", 36),
     ("SELECT isZeroOrNull('')", 36),

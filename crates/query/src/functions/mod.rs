@@ -6,6 +6,7 @@
 
 mod convert;
 mod hash;
+mod math;
 pub(crate) mod server;
 mod strings;
 
@@ -789,6 +790,40 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     for (name, eval) in by_value {
         let sig = Signature::any(2, Volatility::Immutable);
         fns.push(udf(name, sig, |_| Ok(DataType::Boolean), eval));
+    }
+    // Registered under DataFusion's own `round`, which rounds half away
+    // from zero.
+    fns.push(udf(
+        "round",
+        Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Any(1),
+                datafusion::logical_expr::TypeSignature::Any(2),
+            ],
+            Volatility::Immutable,
+        ),
+        math::ret_round,
+        math::round,
+    ));
+    fns.push(udf("sign", one(), math::ret_i8, math::sign));
+    fns.push(udf(
+        crate::operators::NAN_HIGH,
+        one(),
+        |t| Ok(t[0].clone()),
+        |a, _| crate::operators::set_nan_sign(&a[0], false),
+    ));
+    fns.push(udf(
+        crate::operators::NAN_LOW,
+        one(),
+        |t| Ok(t[0].clone()),
+        |a, _| crate::operators::set_nan_sign(&a[0], true),
+    ));
+    for (name, f) in math::UNARY {
+        fns.push(ScalarUDF::new_from_impl(math::Unary {
+            name,
+            f,
+            signature: one(),
+        }));
     }
     fns.extend(convert::udfs());
     fns.extend(hash::udfs());

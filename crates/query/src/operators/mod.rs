@@ -4,12 +4,14 @@
 //! - [`integers`]: integer `+ - * %`, unary minus and `intDiv` take
 //!   ClickHouse's result types (`UInt8 + UInt8` is `UInt16`, `a - b` of
 //!   unsigned columns is signed) instead of wrapping in the operands' type;
-//! - [`float_compare`]: comparisons with a float compare by value.
+//! - [`float_compare`]: comparisons with a float compare by value;
+//! - [`float_min_max`]: `min` / `max` of floats skip NaN.
 //!
 //! The rewrite runs once per query: it is not idempotent (widened operands
 //! would widen again), so nothing re-applies it to a rewritten plan.
 
 mod float_compare;
+mod float_min_max;
 mod integers;
 
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::LogicalPlan;
 
 pub(crate) use float_compare::compare;
+pub(crate) use float_min_max::{set_nan_sign, NAN_HIGH, NAN_LOW};
 
 /// Applies ClickHouse's operator rules to every expression of `plan`
 /// (subqueries included), keeping each expression's output name.
@@ -40,7 +43,8 @@ pub fn clickhouse_operators(
             let saved = names.save(&e);
             let rewritten = e.transform_up(|x| {
                 integers::clickhouse_types(x, &schema, registry)?
-                    .transform_data(|x| float_compare::by_value(x, &schema, registry))
+                    .transform_data(|x| float_compare::by_value(x, &schema, registry))?
+                    .transform_data(|x| float_min_max::skip_nan(x, &schema, registry))
             })?;
             Ok(rewritten.update_data(|e| saved.restore(e)))
         })?;

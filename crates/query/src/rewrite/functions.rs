@@ -229,6 +229,11 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "match" if args.len() == 2 => set_name(f, "regexp_like"),
         "cast" if args.len() == 2 => set_name(f, "__qh_cast"),
         "last_day" => set_name(f, "tolastdayofmonth"),
+        "coalesce" if args.is_empty() => {
+            return Some(Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+        }
+        // ClickHouse's `log` is the natural logarithm (DataFusion's, base 10).
+        "log" if args.len() == 1 => set_name(f, "ln"),
         // toDateTime64(x, precision[, 'tz']): a CAST to DateTime64(p[, 'tz']).
         "todatetime64" if matches!(args.len(), 2 | 3) => {
             use datafusion::sql::sqlparser::ast::Value;
