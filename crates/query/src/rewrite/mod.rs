@@ -336,40 +336,46 @@ fn select_aliases(body: &mut SetExpr) {
 /// expression, outside subqueries. Replacement happens after the children
 /// were visited, so an inserted expression is not searched again.
 fn substitute_aliases(e: &mut Expr, aliases: &[(String, Expr)], own: Option<&str>) {
-    struct Sub<'a> {
-        aliases: &'a [(String, Expr)],
-        own: Option<&'a str>,
-        depth: usize,
-    }
-    impl VisitorMut for Sub<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-            if self.depth > 0 {
-                return ControlFlow::Continue(());
-            }
-            if let Expr::Identifier(i) = e {
-                if Some(i.value.as_str()) != self.own {
-                    if let Some((_, expr)) = self.aliases.iter().find(|(n, _)| *n == i.value) {
-                        *e = Expr::Nested(Box::new(expr.clone()));
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = e.visit(&mut Sub {
+    let _ = e.visit(&mut AliasSubstitution {
         aliases,
         own,
         depth: 0,
+        level: 0,
     });
+}
+
+/// Puts aliased expressions in place of their names at one query nesting
+/// `level` (0: the expression visited, 1: the query visited).
+struct AliasSubstitution<'a> {
+    aliases: &'a [(String, Expr)],
+    own: Option<&'a str>,
+    depth: usize,
+    level: usize,
+}
+
+impl VisitorMut for AliasSubstitution<'_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth != self.level {
+            return ControlFlow::Continue(());
+        }
+        if let Expr::Identifier(i) = e {
+            if Some(i.value.as_str()) != self.own {
+                if let Some((_, expr)) = self.aliases.iter().find(|(n, _)| *n == i.value) {
+                    *e = Expr::Nested(Box::new(expr.clone()));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Removes the `WITH expr AS name` items of `q` (carried as CTEs named
@@ -402,31 +408,6 @@ fn take_with_aliases(q: &mut Query) -> Vec<(String, Expr)> {
 /// SELECT items are named first). An alias wins over a column of the same
 /// name, as in ClickHouse.
 fn with_aliases(q: &mut Query, aliases: &[(String, Expr)]) {
-    struct Level<'a> {
-        aliases: &'a [(String, Expr)],
-        depth: usize,
-    }
-    impl VisitorMut for Level<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-            if self.depth == 1 {
-                if let Expr::Identifier(i) = e {
-                    if let Some((_, expr)) = self.aliases.iter().find(|(n, _)| *n == i.value) {
-                        *e = Expr::Nested(Box::new(expr.clone()));
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
     // `SELECT name` keeps the column name `name`.
     fn name_items(body: &mut SetExpr, aliases: &[(String, Expr)]) {
         match body {
@@ -450,7 +431,12 @@ fn with_aliases(q: &mut Query, aliases: &[(String, Expr)]) {
         }
     }
     name_items(&mut q.body, aliases);
-    let _ = q.visit(&mut Level { aliases, depth: 0 });
+    let _ = q.visit(&mut AliasSubstitution {
+        aliases,
+        own: None,
+        depth: 0,
+        level: 1,
+    });
 }
 
 /// A SELECT without FROM reads ClickHouse's `system.one`, whose column is
