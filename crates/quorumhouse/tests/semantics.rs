@@ -80,6 +80,7 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT min(x), max(x) FROM (SELECT arrayJoin([toFloat64(0.0), -nan, toFloat64(1.0), toFloat64(-1.0)]) AS x)", "-1\t1\n"),
     ("SELECT number % 2 AS k, max(if(number < 4, nan, toFloat64(number))) AS m, min(if(number < 4, nan, toFloat64(number))) AS n FROM numbers(6) GROUP BY k ORDER BY k", "0\t4\t4\n1\t5\t5\n"),
     ("SELECT coalesce(), coalesce(NULL), coalesce(NULL, 1)", "\\N\t\\N\t1\n"),
+    ("SELECT toDate(toInt64(1665519765), 'Europe/Amsterdam'), toDate(100, 'Asia/Tokyo'), toDate('2022-10-11', 'Asia/Tokyo'), toYYYYMMDD(toDate(toUInt32(1665519765), 'Europe/Amsterdam'))", "2022-10-11\t1970-04-11\t2022-10-11\t20221011\n"),
 ];
 
 const ERRORS: &[(&str, i32)] = &[
@@ -88,6 +89,7 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT toDecimal32(10000000000, 0)", 407),
     ("SELECT CAST(1 AS Foo)", 50),
     ("SELECT 5 % 0", 153),
+    ("SELECT toDate(now(), 'Mars/Base')", 36),
     ("SELECT round(toUInt8(255), -1)", 69),
     ("SELECT round(1.5, number) FROM numbers(2)", 44),
     ("SELECT number % 0 FROM numbers(2)", 153),

@@ -208,8 +208,18 @@ fn datetime_range(secs: i64) -> i64 {
     secs.clamp(0, i64::from(u32::MAX))
 }
 
+/// `toDate(x[, tz])`: a time (DateTime, or a number of seconds) is taken
+/// as a date in `tz` (UTC when omitted); a Date or a date string is as
+/// written.
 fn to_date(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     let a = &args[0];
+    if let Some(tz) = args.get(1) {
+        let zone = time_zone(tz)?;
+        let timed = a.data_type().is_integer() || matches!(a.data_type(), DataType::Timestamp(..));
+        if timed {
+            return to_date_in(a, zone);
+        }
+    }
     if a.data_type().is_integer() {
         // ClickHouse: a number is days since the epoch when small, else seconds.
         let v = cast(a, &DataType::Int64)?;
@@ -232,6 +242,43 @@ fn to_date(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     Ok(Arc::new(
         s.iter()
             .map(|v| v.map(|v| date_range(days_from_secs(v))))
+            .collect::<Date32Array>(),
+    ))
+}
+
+/// A time zone argument (its first value: ClickHouse wants a constant).
+fn time_zone(tz: &ArrayRef) -> Result<chrono_tz::Tz> {
+    let tz = cast(tz, &DataType::Utf8)?;
+    let tz = tz.as_string::<i32>();
+    let name = (!tz.is_empty() && tz.is_valid(0)).then(|| tz.value(0));
+    name.and_then(|n| n.parse().ok()).ok_or_else(|| {
+        DataFusionError::External(Box::new(QueryError::other(
+            ErrorCode::BAD_ARGUMENTS,
+            format!("Invalid time zone {name:?} in function toDate"),
+        )))
+    })
+}
+
+fn to_date_in(a: &ArrayRef, zone: chrono_tz::Tz) -> Result<ArrayRef> {
+    // A number below 65536 is a day number, not seconds, as without a zone.
+    let small = a.data_type().is_integer();
+    let secs = if small {
+        cast(a, &DataType::Int64)?
+    } else {
+        cast(&to_seconds(a)?, &DataType::Int64)?
+    };
+    let secs = secs.as_primitive::<Int64Type>();
+    Ok(Arc::new(
+        secs.iter()
+            .map(|v| {
+                v.map(|v| {
+                    if small && v < 65536 {
+                        return date_range(v as i32);
+                    }
+                    let local = dt(v).with_timezone(&zone).date_naive();
+                    date_range((local - chrono::NaiveDate::default()).num_days() as i32)
+                })
+            })
             .collect::<Date32Array>(),
     ))
 }
@@ -579,7 +626,18 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         udf("tosecond", one(), ret_u8, |a, _| {
             map_u8(&a[0], |d| d.second() as u8)
         }),
-        udf("todate", one(), ret_date, to_date),
+        udf(
+            "todate",
+            Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Any(1),
+                    datafusion::logical_expr::TypeSignature::Any(2),
+                ],
+                Volatility::Immutable,
+            ),
+            ret_date,
+            to_date,
+        ),
         udf(
             "todatetime",
             Signature::variadic_any(Volatility::Immutable),
