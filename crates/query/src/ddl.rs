@@ -182,12 +182,19 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         name: ct.table.name.clone(),
         columns: columns
             .iter()
-            .map(|c| ColumnDef {
-                name: c.name.clone(),
-                ty: c.ty.clone(),
-                default: c.default.as_ref().map(expr_sql),
+            .map(|c| {
+                Ok(ColumnDef {
+                    name: c.name.clone(),
+                    ty: c.ty.clone(),
+                    default: c.default.as_ref().map(expr_sql),
+                    codec: c
+                        .codec
+                        .as_ref()
+                        .map(|k| k.validated_for(&c.ty))
+                        .transpose()?,
+                })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
         engine,
         order_by,
         primary_key,
@@ -238,9 +245,15 @@ pub fn show_create(meta: &TableMeta) -> String {
     let cols: Vec<String> = meta
         .columns
         .iter()
-        .map(|c| match &c.default {
-            Some(d) => format!("    `{}` {} DEFAULT {}", c.name, c.ty, d),
-            None => format!("    `{}` {}", c.name, c.ty),
+        .map(|c| {
+            let mut s = format!("    `{}` {}", c.name, c.ty);
+            if let Some(d) = &c.default {
+                s.push_str(&format!(" DEFAULT {d}"));
+            }
+            if let Some(k) = &c.codec {
+                s.push_str(&format!(" CODEC({k})"));
+            }
+            s
         })
         .collect();
     let engine = match &meta.engine {

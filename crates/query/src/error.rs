@@ -41,6 +41,8 @@ pub enum QueryError {
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("{0}")]
+    Codec(#[from] qh_storage::codec::CodecError),
+    #[error("{0}")]
     DataFusion(String),
     #[error("{message}")]
     Other { code: ErrorCode, message: String },
@@ -64,6 +66,7 @@ impl QueryError {
             QueryError::DuplicateColumn(_) => ErrorCode::DUPLICATE_COLUMN,
             QueryError::Setting(e) => e.code(),
             QueryError::Storage(e) => e.code(),
+            QueryError::Codec(e) => e.code(),
             QueryError::DataFusion(_) => ErrorCode::BAD_ARGUMENTS,
             QueryError::Other { code, .. } => *code,
         }

@@ -34,6 +34,8 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    ("CREATE TABLE codecs (a Float64 CODEC(Gorilla, ZSTD(3)), b DateTime CODEC(DoubleDelta, LZ4), d Nullable(Int32) CODEC(Delta(2), ZSTD), f Array(UInt32) CODEC(T64, LZ4), k UInt64) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO codecs SELECT number / 3, toDateTime(1700000000 + number * 10), if(number % 5 = 0, NULL, number), [number, number * 2], number * number FROM numbers(100000); OPTIMIZE TABLE codecs FINAL; SELECT sum(a), max(b), sum(d), sum(length(f)), sum(k) FROM codecs; SELECT compression_codec FROM system.columns WHERE table = 'codecs' AND name = 'a'",
+     "1666650000\t2023-11-26 11:59:50\t4000000000\t200000\t333328333350000\nCODEC(Gorilla(8), ZSTD(3))\n"),
     ("SELECT CAST(300 AS UInt8), CAST(-1 AS UInt64), CAST(1.9 AS Int32), CAST(-1.9 AS Int32)", "44\t18446744073709551615\t1\t-1\n"),
     ("SELECT CAST('300' AS UInt8), CAST(' 5' AS String), 5::UInt16, toTypeName(5::UInt16), CAST(1, 'UInt8')", "44\t 5\t5\tUInt16\t1\n"),
     ("SELECT CAST('1.555' AS Decimal(10, 2)), CAST(-1.555 AS Decimal(10, 2)), toDecimal32(1.555, 2), toDecimal64('-0.5', 3), toTypeName(toDecimal32(2, 4))", "1.55\t-1.55\t1.55\t-0.5\tDecimal(9, 4)\n"),
@@ -95,6 +97,30 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT number % 0 FROM numbers(2)", 153),
     ("SELECT splitByChar('ab', 'xabx')", 36),
     ("SELECT isZeroOrNull('')", 36),
+    (
+        "CREATE TABLE codec_e1 (a String CODEC(Delta, LZ4)) ENGINE = MergeTree ORDER BY tuple()",
+        36,
+    ),
+    (
+        "CREATE TABLE codec_e2 (a UInt64 CODEC(Foo)) ENGINE = MergeTree ORDER BY tuple()",
+        432,
+    ),
+    (
+        "CREATE TABLE codec_e3 (a UInt64 CODEC(ZSTD(23))) ENGINE = MergeTree ORDER BY tuple()",
+        433,
+    ),
+    (
+        "CREATE TABLE codec_e4 (a Float64 CODEC(T64, LZ4)) ENGINE = MergeTree ORDER BY tuple()",
+        431,
+    ),
+    (
+        "CREATE TABLE codec_e5 (a UInt64 CODEC(Delta)) ENGINE = MergeTree ORDER BY tuple()",
+        36,
+    ),
+    (
+        "CREATE TABLE codec_e6 (a UInt64 CODEC(ZSTD, Delta)) ENGINE = MergeTree ORDER BY tuple()",
+        36,
+    ),
 ];
 
 /// Conversions (CAST in every spelling, toT, toDecimalN, -OrZero/-OrNull),

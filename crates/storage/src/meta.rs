@@ -21,6 +21,9 @@ pub struct ColumnDef {
     /// `DEFAULT expr` as SQL text, evaluated by the query layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// `CODEC(...)` as declared and validated; none: the default (LZ4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::codec::CodecChain>,
 }
 
 /// The table engine and its parameters.

@@ -168,6 +168,7 @@ impl MergeTreeTable {
             .map(|c| PartColumn {
                 name: c.name.clone(),
                 ty: c.ty.clone(),
+                codec: c.codec.clone(),
             })
             .collect()
     }

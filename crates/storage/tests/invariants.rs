@@ -43,11 +43,13 @@ fn meta(engine: EngineKind, granularity: usize, wide_bytes: u64) -> TableMeta {
                 name: "k".into(),
                 ty: "Int64".parse().unwrap(),
                 default: None,
+                codec: Some("Delta, LZ4".parse().unwrap()),
             },
             ColumnDef {
                 name: "v".into(),
                 ty: "Nullable(String)".parse().unwrap(),
                 default: None,
+                codec: Some("ZSTD(3)".parse().unwrap()),
             },
         ],
         engine,

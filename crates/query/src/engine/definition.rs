@@ -48,6 +48,7 @@ impl Session {
                         name: f.name().clone(),
                         ty,
                         default: None,
+                        codec: None,
                     });
                 }
             }
@@ -65,6 +66,7 @@ impl Session {
                             Some(d) => Some(crate::statement::parse_expr(d)?),
                             None => None,
                         },
+                        codec: c.codec.clone(),
                     });
                 }
             }
@@ -160,6 +162,11 @@ impl Session {
                         name: column.name.clone(),
                         ty: column.ty.clone(),
                         default: column.default.as_ref().map(crate::statement::expr_sql),
+                        codec: column
+                            .codec
+                            .as_ref()
+                            .map(|c| c.validated_for(&column.ty))
+                            .transpose()?,
                     };
                     let pos = if first {
                         0

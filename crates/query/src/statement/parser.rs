@@ -644,10 +644,21 @@ impl<'a> StmtParser<'a> {
         let end = self.parser.peek_token().span.start;
         let mut ty = parse_ch_type(self.slice(start, end).trim())?;
         let mut default = None;
+        let mut codec = None;
         loop {
             if self.eat("DEFAULT") || self.eat("MATERIALIZED") || self.eat("ALIAS") {
                 default = Some(self.expr()?);
-            } else if self.eat("CODEC") || self.eat("TTL") || self.eat("COMMENT") {
+            } else if self.eat("CODEC") {
+                let start = self.parser.peek_token().span.start;
+                if self.parser.peek_token().token != Token::LParen {
+                    return self.fail("Expected ( after CODEC");
+                }
+                self.skip_parens()?;
+                let end = self.parser.peek_token().span.start;
+                let text = self.slice(start, end).trim();
+                let inner = &text[1..text.len().saturating_sub(1).max(1)];
+                codec = Some(inner.parse::<qh_storage::codec::CodecChain>()?);
+            } else if self.eat("TTL") || self.eat("COMMENT") {
                 self.expr()?;
             } else if self.eat("NULL") {
                 // `x String NULL` means Nullable in ClickHouse.
@@ -659,7 +670,12 @@ impl<'a> StmtParser<'a> {
                 break;
             }
         }
-        Ok(ColumnSpec { name, ty, default })
+        Ok(ColumnSpec {
+            name,
+            ty,
+            default,
+            codec,
+        })
     }
 
     /// Consumes a type: a name and an optional balanced `(...)` (ClickHouse
@@ -674,22 +690,27 @@ impl<'a> StmtParser<'a> {
             }
         }
         if self.parser.peek_token().token == Token::LParen {
-            let mut depth = 0;
-            loop {
-                match self.parser.next_token().token {
-                    Token::LParen => depth += 1,
-                    Token::RParen => {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    Token::EOF => return self.fail("Unbalanced parentheses in a data type"),
-                    _ => {}
-                }
-            }
+            self.skip_parens()?;
         }
         Ok(())
+    }
+
+    /// Consumes a balanced `(...)` starting at the next token.
+    fn skip_parens(&mut self) -> Result<()> {
+        let mut depth = 0;
+        loop {
+            match self.parser.next_token().token {
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                Token::EOF => return self.fail("Unbalanced parentheses"),
+                _ => {}
+            }
+        }
     }
 
     pub(super) fn drop_stmt(&mut self) -> Result<Statement> {

@@ -263,7 +263,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
             )
         }
         "columns" => {
-            let mut c: [Vec<String>; 6] = Default::default();
+            let mut c: [Vec<String>; 7] = Default::default();
             let mut pos = vec![];
             for t in all_tables() {
                 let m = t.meta();
@@ -278,10 +278,16 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                         String::new()
                     });
                     c[5].push(col.default.clone().unwrap_or_default());
+                    c[6].push(
+                        col.codec
+                            .as_ref()
+                            .map(|k| format!("CODEC({k})"))
+                            .unwrap_or_default(),
+                    );
                     pos.push(i as u64 + 1);
                 }
             }
-            let [db, table, name, ty, kind, expr] = c;
+            let [db, table, name, ty, kind, expr, codec] = c;
             mem(
                 vec![
                     ("database", DataType::Utf8),
@@ -291,8 +297,18 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     ("default_kind", DataType::Utf8),
                     ("default_expression", DataType::Utf8),
                     ("position", DataType::UInt64),
+                    ("compression_codec", DataType::Utf8),
                 ],
-                vec![s(db), s(table), s(name), s(ty), s(kind), s(expr), u64s(pos)],
+                vec![
+                    s(db),
+                    s(table),
+                    s(name),
+                    s(ty),
+                    s(kind),
+                    s(expr),
+                    u64s(pos),
+                    s(codec),
+                ],
             )
         }
         "settings" => settings_table(&ctx.settings),

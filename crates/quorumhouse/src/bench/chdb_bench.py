@@ -11,7 +11,8 @@ s = session.Session(data_dir)
 s.query("CREATE DATABASE IF NOT EXISTS b")
 s.query("DROP TABLE IF EXISTS b.hits")
 s.query(
-    "CREATE TABLE b.hits (ts DateTime, user_id UInt64, event String, url String, value Float64) "
+    "CREATE TABLE b.hits (ts DateTime, user_id UInt64, event LowCardinality(String), url String, "
+    "value Float64) "
     "ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts)"
 )
 t = time.time()

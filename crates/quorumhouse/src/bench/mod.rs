@@ -68,6 +68,14 @@ struct HitsArgs {
     /// Write the figures as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also load and query the table with every column `CODEC(<this>)`,
+    /// side by side with the default codecs (repeatable: `--compression
+    /// 'ZSTD(1)' --compression NONE`).
+    #[arg(long)]
+    compression: Vec<String>,
+    /// Skip the gRPC insert through a server process.
+    #[arg(long)]
+    skip_grpc: bool,
 }
 
 const QUERIES: &[(&str, &str)] = &[
@@ -84,26 +92,71 @@ const QUERIES: &[(&str, &str)] = &[
         "pk_range",
         "SELECT count(), sum(value) FROM hits WHERE user_id BETWEEN 1000 AND 1100",
     ),
+    (
+        "filtered_count",
+        "SELECT count() FROM hits WHERE event = 'purchase'",
+    ),
+    ("uniq_exact", "SELECT uniqExact(user_id) FROM hits"),
+    (
+        "like",
+        "SELECT count() FROM hits WHERE url LIKE '%/p/42%'",
+    ),
+    (
+        "two_keys",
+        "SELECT event, toDate(ts) AS d, count() FROM hits GROUP BY event, d ORDER BY d, event LIMIT 10",
+    ),
+    (
+        "latest",
+        "SELECT * FROM hits ORDER BY ts DESC LIMIT 10",
+    ),
+    ("quantile", "SELECT quantile(0.9)(value) FROM hits"),
 ];
 
-const CREATE: &str =
-    "CREATE TABLE hits (ts DateTime, user_id UInt64, event String, url String, value Float64) \
-    ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts)";
+const COLUMNS: [(&str, &str); 5] = [
+    ("ts", "DateTime"),
+    ("user_id", "UInt64"),
+    ("event", "LowCardinality(String)"),
+    ("url", "String"),
+    ("value", "Float64"),
+];
+
+/// The table, every column with `CODEC(<compression>)` when given.
+fn create_sql(compression: Option<&str>) -> String {
+    let cols: Vec<String> = COLUMNS
+        .iter()
+        .map(|(n, t)| match compression {
+            Some(c) => format!("{n} {t} CODEC({c})"),
+            None => format!("{n} {t}"),
+        })
+        .collect();
+    format!(
+        "CREATE TABLE hits ({}) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts)",
+        cols.join(", ")
+    )
+}
 
 #[derive(Debug, Serialize, Default)]
 struct Figures {
     rows: u64,
     csv_bytes: u64,
-    local_insert_rows_per_s: f64,
-    local_insert_mb_per_s: f64,
+    /// The embedded engine: the default codecs first, then each `--compression`.
+    local: Vec<LocalFigures>,
     grpc_insert_rows_per_s: f64,
     grpc_insert_mb_per_s: f64,
-    bytes_on_disk: u64,
-    /// Query name -> (p50 ms, p99 ms).
-    queries_ms: BTreeMap<String, (f64, f64)>,
     local_peak_rss_mb: f64,
     server_peak_rss_mb: f64,
     chdb: Option<ChdbFigures>,
+}
+
+#[derive(Debug, Serialize, Default)]
+struct LocalFigures {
+    /// `default` or the CODEC every column had.
+    codec: String,
+    insert_rows_per_s: f64,
+    insert_mb_per_s: f64,
+    bytes_on_disk: u64,
+    /// Query name -> (p50 ms, p99 ms).
+    queries_ms: BTreeMap<String, (f64, f64)>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -260,106 +313,22 @@ async fn hits(a: HitsArgs) -> anyhow::Result<()> {
     eprintln!("generating {} rows ...", a.rows);
     fig.csv_bytes = generate_csv(&csv, a.rows)?;
 
-    // 1. Embedded engine: the whole file in one INSERT, like chDB's load.
-    let local_dir = dir.join("local");
-    let _ = std::fs::remove_dir_all(&local_dir);
-    let engine = Engine::open(&local_dir, EngineOptions::default())?;
-    let mut s = engine.session();
-    s.execute(CREATE, &mut None).await?;
-    eprintln!("local insert ...");
-    let t = Instant::now();
-    let mut input: Input = Some(Box::new(std::fs::File::open(&csv)?));
-    s.execute("INSERT INTO hits FORMAT CSV", &mut input).await?;
-    let el = t.elapsed().as_secs_f64();
-    fig.local_insert_rows_per_s = a.rows as f64 / el;
-    fig.local_insert_mb_per_s = fig.csv_bytes as f64 / el / 1e6;
-    s.execute("OPTIMIZE TABLE hits FINAL", &mut None).await?;
-    fig.bytes_on_disk = dir_size(&local_dir.join("data/default/hits"));
-    eprintln!("queries ...");
-    for (name, sql) in QUERIES {
-        let mut times = Vec::new();
-        for _ in 0..a.runs {
-            let t = Instant::now();
-            s.execute(sql, &mut None).await?;
-            times.push(t.elapsed().as_secs_f64());
-        }
-        fig.queries_ms.insert(name.to_string(), percentiles(times));
+    // 1. Embedded engine: the whole file in one INSERT, like chDB's load;
+    // once with the default codecs and once per `--compression`.
+    let codecs = std::iter::once(None).chain(a.compression.iter().map(|c| Some(c.as_str())));
+    for (i, codec) in codecs.enumerate() {
+        let local_dir = dir.join(format!("local{i}"));
+        let _ = std::fs::remove_dir_all(&local_dir);
+        fig.local
+            .push(local_run(&local_dir, &csv, codec, &a, fig.csv_bytes).await?);
+        let _ = std::fs::remove_dir_all(&local_dir);
     }
     fig.local_peak_rss_mb = peak_rss_mb("self");
-    drop(s);
-    engine.shutdown();
-    drop(engine);
 
     // 2. A server process and the gRPC client, 100k-row INSERTs.
-    eprintln!("grpc insert ...");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let server_dir = dir.join("server");
-    let _ = std::fs::remove_dir_all(&server_dir);
-    let http_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let inter_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["server", "--data-dir"])
-        .arg(&server_dir)
-        .args(["--port", &port.to_string()])
-        .args(["--http-port", &http_port.to_string()])
-        .args(["--interserver-port", &inter_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut client = loop {
-        if let Ok(mut c) = qh_client::Client::connect(&[&endpoint]).await {
-            if c.ping().await.is_ok() {
-                break c;
-            }
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            anyhow::bail!("server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    client.query(CREATE).await?;
-    let data = std::fs::read(&csv)?;
-    let mut batches = Vec::new();
-    let mut start = 0usize;
-    let mut count = 0u64;
-    for (i, b) in data.iter().enumerate() {
-        if *b == b'\n' {
-            count += 1;
-            if count == a.batch {
-                batches.push(data[start..=i].to_vec());
-                start = i + 1;
-                count = 0;
-            }
-        }
+    if !a.skip_grpc {
+        grpc_insert(&dir, &csv, &a, &mut fig).await?;
     }
-    if start < data.len() {
-        batches.push(data[start..].to_vec());
-    }
-    drop(data);
-    let t = Instant::now();
-    for b in batches {
-        client
-            .insert_bytes("INSERT INTO hits FORMAT CSV", b)
-            .await?;
-    }
-    let el = t.elapsed().as_secs_f64();
-    fig.grpc_insert_rows_per_s = a.rows as f64 / el;
-    fig.grpc_insert_mb_per_s = fig.csv_bytes as f64 / el / 1e6;
-    fig.server_peak_rss_mb = peak_rss_mb(&child.id().to_string());
-    let _ = child.kill();
-    let _ = child.wait();
 
     // 3. chDB on the same file, same queries.
     if a.compare_chdb {
@@ -408,6 +377,128 @@ async fn hits(a: HitsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the CSV into a fresh embedded engine in one INSERT and times the
+/// queries.
+async fn local_run(
+    local_dir: &Path,
+    csv: &Path,
+    codec: Option<&str>,
+    a: &HitsArgs,
+    csv_bytes: u64,
+) -> anyhow::Result<LocalFigures> {
+    let label = codec.unwrap_or("default").to_string();
+    let engine = Engine::open(local_dir, EngineOptions::default())?;
+    let mut s = engine.session();
+    s.execute(&create_sql(codec), &mut None).await?;
+    eprintln!("local insert ({label}) ...");
+    let t = Instant::now();
+    let mut input: Input = Some(Box::new(std::fs::File::open(csv)?));
+    s.execute("INSERT INTO hits FORMAT CSV", &mut input).await?;
+    let el = t.elapsed().as_secs_f64();
+    s.execute("OPTIMIZE TABLE hits FINAL", &mut None).await?;
+    let mut fig = LocalFigures {
+        codec: label,
+        insert_rows_per_s: a.rows as f64 / el,
+        insert_mb_per_s: csv_bytes as f64 / el / 1e6,
+        bytes_on_disk: dir_size(&local_dir.join("data/default/hits")),
+        ..Default::default()
+    };
+    eprintln!("queries ...");
+    for (name, sql) in QUERIES {
+        let mut times = Vec::new();
+        for _ in 0..a.runs {
+            let t = Instant::now();
+            s.execute(sql, &mut None).await?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        fig.queries_ms.insert(name.to_string(), percentiles(times));
+    }
+    drop(s);
+    engine.shutdown();
+    Ok(fig)
+}
+
+/// Inserts the CSV through the gRPC client into a server process in
+/// `--batch`-row INSERTs.
+async fn grpc_insert(
+    dir: &Path,
+    csv: &Path,
+    a: &HitsArgs,
+    fig: &mut Figures,
+) -> anyhow::Result<()> {
+    eprintln!("grpc insert ...");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let server_dir = dir.join("server");
+    let _ = std::fs::remove_dir_all(&server_dir);
+    let http_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let inter_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["server", "--data-dir"])
+        .arg(&server_dir)
+        .args(["--port", &port.to_string()])
+        .args(["--http-port", &http_port.to_string()])
+        .args(["--interserver-port", &inter_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut client = loop {
+        if let Ok(mut c) = qh_client::Client::connect(&[&endpoint]).await {
+            if c.ping().await.is_ok() {
+                break c;
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    client.query(&create_sql(None)).await?;
+    let data = std::fs::read(csv)?;
+    let mut batches = Vec::new();
+    let mut start = 0usize;
+    let mut count = 0u64;
+    for (i, b) in data.iter().enumerate() {
+        if *b == b'\n' {
+            count += 1;
+            if count == a.batch {
+                batches.push(data[start..=i].to_vec());
+                start = i + 1;
+                count = 0;
+            }
+        }
+    }
+    if start < data.len() {
+        batches.push(data[start..].to_vec());
+    }
+    drop(data);
+    let t = Instant::now();
+    for b in batches {
+        client
+            .insert_bytes("INSERT INTO hits FORMAT CSV", b)
+            .await?;
+    }
+    let el = t.elapsed().as_secs_f64();
+    fig.grpc_insert_rows_per_s = a.rows as f64 / el;
+    fig.grpc_insert_mb_per_s = fig.csv_bytes as f64 / el / 1e6;
+    fig.server_peak_rss_mb = peak_rss_mb(&child.id().to_string());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    Ok(())
+}
+
 fn print_figures(f: &Figures) {
     println!(
         "hits benchmark: {} rows, CSV {:.1} MB",
@@ -415,62 +506,64 @@ fn print_figures(f: &Figures) {
         f.csv_bytes as f64 / 1e6
     );
     let c = f.chdb.as_ref();
-    let cmp = |ours: f64, theirs: Option<f64>| match theirs {
-        Some(t) if t > 0.0 => format!("{t:>12.1} {:>8.2}x", ours / t),
-        _ => format!("{:>12} {:>9}", "-", "-"),
+    let mut header = format!("{:<26}", "figure");
+    for l in &f.local {
+        header.push_str(&format!(" {:>14}", l.codec));
+    }
+    header.push_str(&format!(" {:>10} {:>7}", "chDB", "ratio"));
+    println!("{header}");
+    // One row: our value per codec, chDB's, and default / chDB.
+    let row = |name: &str, ours: &dyn Fn(&LocalFigures) -> f64, theirs: Option<f64>| {
+        let mut line = format!("{name:<26}");
+        for l in &f.local {
+            line.push_str(&format!(" {:>14.1}", ours(l)));
+        }
+        match (theirs, f.local.first()) {
+            (Some(t), Some(first)) if t > 0.0 => {
+                line.push_str(&format!(" {t:>10.1} {:>6.2}x", ours(first) / t))
+            }
+            _ => line.push_str(&format!(" {:>10} {:>7}", "-", "-")),
+        }
+        println!("{line}");
     };
-    println!(
-        "{:<34} {:>12} {:>12} {:>9}",
-        "figure", "quorumhouse", "chDB", "ratio"
+    row(
+        "insert M rows/s (local)",
+        &|l| l.insert_rows_per_s / 1e6,
+        c.map(|c| c.insert_rows_per_s / 1e6),
     );
-    println!(
-        "{:<34} {:>12.0} {}",
-        "insert rows/s (local, one INSERT)",
-        f.local_insert_rows_per_s,
-        cmp(f.local_insert_rows_per_s, c.map(|c| c.insert_rows_per_s))
-    );
-    println!(
-        "{:<34} {:>12.1}",
-        "insert MB/s (local)", f.local_insert_mb_per_s
-    );
-    println!(
-        "{:<34} {:>12.0}",
-        "insert rows/s (gRPC, 100k batches)", f.grpc_insert_rows_per_s
-    );
-    println!(
-        "{:<34} {:>12.1}",
-        "insert MB/s (gRPC)", f.grpc_insert_mb_per_s
-    );
-    for (name, (p50, p99)) in &f.queries_ms {
-        let theirs = c.and_then(|c| c.queries_ms.get(name)).map(|x| x.0);
-        println!(
-            "{:<34} {:>12.1} {}",
-            format!("{name} p50 ms"),
-            p50,
-            cmp(*p50, theirs)
+    row("insert MB/s (local)", &|l| l.insert_mb_per_s, None);
+    for (name, _) in QUERIES {
+        let theirs = c.and_then(|c| c.queries_ms.get(*name)).map(|x| x.0);
+        row(
+            &format!("{name} p50 ms"),
+            &|l| l.queries_ms.get(*name).map(|x| x.0).unwrap_or(0.0),
+            theirs,
         );
-        println!("{:<34} {:>12.1}", format!("{name} p99 ms"), p99);
+        row(
+            &format!("{name} p99 ms"),
+            &|l| l.queries_ms.get(*name).map(|x| x.1).unwrap_or(0.0),
+            None,
+        );
+    }
+    row(
+        "bytes on disk (MB)",
+        &|l| l.bytes_on_disk as f64 / 1e6,
+        c.map(|c| c.bytes_on_disk as f64 / 1e6),
+    );
+    row(
+        "on disk / raw CSV (%)",
+        &|l| 100.0 * l.bytes_on_disk as f64 / f.csv_bytes.max(1) as f64,
+        None,
+    );
+    if f.grpc_insert_rows_per_s > 0.0 {
+        println!(
+            "insert over gRPC (100k batches): {:.2} M rows/s, {:.1} MB/s",
+            f.grpc_insert_rows_per_s / 1e6,
+            f.grpc_insert_mb_per_s
+        );
     }
     println!(
-        "{:<34} {:>12.1} {}",
-        "bytes on disk (MB)",
-        f.bytes_on_disk as f64 / 1e6,
-        cmp(
-            f.bytes_on_disk as f64 / 1e6,
-            c.map(|c| c.bytes_on_disk as f64 / 1e6)
-        )
-    );
-    println!(
-        "{:<34} {:>12.2}",
-        "on disk / raw CSV",
-        f.bytes_on_disk as f64 / f.csv_bytes.max(1) as f64
-    );
-    println!(
-        "{:<34} {:>12.0}",
-        "peak RSS local (MB)", f.local_peak_rss_mb
-    );
-    println!(
-        "{:<34} {:>12.0}",
-        "peak RSS server (MB)", f.server_peak_rss_mb
+        "peak RSS: local {:.0} MB, server {:.0} MB",
+        f.local_peak_rss_mb, f.server_peak_rss_mb
     );
 }

@@ -54,8 +54,9 @@ use crate::fsutil::{escape_file_name, sync_dir};
 pub use read::type_default;
 pub use write::{write_part, PartFormat};
 
-/// The newest `part.json` version this build writes and reads.
-pub const COMPACT_PART_VERSION: u32 = 1;
+/// The newest `part.json` version this build writes and reads (2: blocks
+/// carry their codec steps; version 1 parts hold zstd frames, still read).
+pub const COMPACT_PART_VERSION: u32 = 2;
 
 const COMPACT_HEADER: &str = "part.json";
 const COMPACT_DATA: &str = "data.bin";
@@ -66,6 +67,11 @@ pub struct PartColumn {
     pub name: String,
     #[serde(rename = "type")]
     pub ty: ChType,
+    /// The codec the part's blocks of this column were written with (none
+    /// recorded: the default). Reads do not need it: each block names its
+    /// own steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::codec::CodecChain>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

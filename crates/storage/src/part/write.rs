@@ -194,7 +194,7 @@ fn write_wide_columns(
             .enumerate()
             .map(|(i, col)| {
                 let array = batch.column(i).clone();
-                s.spawn(move || write_wide_column(dir, &col.name, &array, granules))
+                s.spawn(move || write_wide_column(dir, col, &array, granules))
             })
             .collect();
         handles
@@ -224,11 +224,12 @@ struct WrittenColumn {
 
 fn write_wide_column(
     dir: &Path,
-    name: &str,
+    col: &PartColumn,
     array: &ArrayRef,
     granules: &[Range<usize>],
 ) -> Result<WrittenColumn> {
-    let base = escape_file_name(name);
+    let codec = col.codec.clone().unwrap_or_default();
+    let base = escape_file_name(&col.name);
     let bin_name = format!("{base}.bin");
     let mrk_name = format!("{base}.mrk");
     let bin_path = dir.join(&bin_name);
@@ -239,7 +240,7 @@ fn write_wide_column(
     let mut ranges = Vec::with_capacity(granules.len());
     let mut offset = 0u64;
     for g in granules {
-        let block = codec::encode_block(array.slice(g.start, g.len()).as_ref())?;
+        let block = codec::encode_block(array.slice(g.start, g.len()).as_ref(), &codec)?;
         marks.extend_from_slice(&offset.to_le_bytes());
         marks.extend_from_slice(&(g.len() as u32).to_le_bytes());
         w.write_all(&block)
@@ -279,7 +280,7 @@ fn write_compact_data(
     checksums: &mut Checksums,
     unsynced: &mut Vec<(PathBuf, File)>,
 ) -> Result<HashMap<String, Vec<(u64, u64)>>> {
-    let encoded = encode_columns(batch, granules)?;
+    let encoded = encode_columns(batch, columns, granules)?;
     let total: usize = encoded.iter().flatten().map(Vec::len).sum();
     let mut data = Vec::with_capacity(total);
     let mut marks = Vec::with_capacity(granules.len() * (4 + 8 * columns.len()));
@@ -302,21 +303,27 @@ fn write_compact_data(
 
 /// Every column's blocks, one per granule; columns on threads of their own
 /// when the batch is big enough to pay for them.
-fn encode_columns(batch: &RecordBatch, granules: &[Range<usize>]) -> Result<Vec<Vec<Vec<u8>>>> {
-    let encode = |array: &ArrayRef| -> Result<Vec<Vec<u8>>> {
+fn encode_columns(
+    batch: &RecordBatch,
+    columns: &[PartColumn],
+    granules: &[Range<usize>],
+) -> Result<Vec<Vec<Vec<u8>>>> {
+    let encode = |(array, col): (&ArrayRef, &PartColumn)| -> Result<Vec<Vec<u8>>> {
+        let codec = col.codec.clone().unwrap_or_default();
         granules
             .iter()
-            .map(|g| codec::encode_block(array.slice(g.start, g.len()).as_ref()))
+            .map(|g| codec::encode_block(array.slice(g.start, g.len()).as_ref(), &codec))
             .collect()
     };
     if batch.num_columns() < 2 || uncompressed_bytes(batch) < PARALLEL_ENCODE_BYTES {
-        return batch.columns().iter().map(encode).collect();
+        return batch.columns().iter().zip(columns).map(encode).collect();
     }
     std::thread::scope(|s| {
         let handles: Vec<_> = batch
             .columns()
             .iter()
-            .map(|a| s.spawn(move || encode(a)))
+            .zip(columns)
+            .map(|c| s.spawn(move || encode(c)))
             .collect();
         handles
             .into_iter()

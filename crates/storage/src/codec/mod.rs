@@ -1,14 +1,26 @@
 //! Encoding of one granule of one column into a compressed block and back.
 //!
-//! Block on disk: `[u32 compressed_len][u32 raw_len][u64 xxh3(compressed)]`
-//! then `compressed_len` bytes of zstd. The hash is checked on every read, so
-//! a flipped bit in a column file is reported as `CHECKSUM_DOESNT_MATCH`
-//! instead of being returned as data.
+//! Block on disk: `[u32 body_len][u32 raw_len][u64 xxh3(body)]` then the
+//! body. The hash is checked on every read, so a flipped bit in a column
+//! file is reported as `CHECKSUM_DOESNT_MATCH` instead of being returned as
+//! data.
+//!
+//! Body: `[0x91][u8 n][n × (u8 transform, u8 width)][u32 skip][u8 compressor]`
+//! then the compressed payload (method bytes are ClickHouse's). The
+//! transforms were applied, in order, to the payload from byte `skip` on
+//! (its values), so a block decodes without its table's definition. Blocks
+//! of parts written before codecs existed are a bare zstd frame (they start
+//! with its magic, 0x28) and stay readable.
 //!
 //! Raw payload: `[u8 has_nulls]` (+ packed validity bits when 1), then the
 //! values: fixed-width little-endian for primitives, packed bits for Bool,
 //! `u32` lengths followed by the bytes for strings, and for arrays `u32`
 //! lengths followed by the encoded child.
+
+mod spec;
+mod transform;
+
+pub use spec::{CodecChain, CodecError, CodecStep, DEFAULT_COMPRESSOR};
 
 use std::sync::Arc;
 
@@ -31,27 +43,146 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// zstd level for column blocks: level 1 keeps inserts fast; the data is
-/// already sorted, which is where most of the ratio comes from.
-const ZSTD_LEVEL: i32 = 1;
+/// First byte of a block body in the codec format.
+const CODEC_TAG: u8 = 0x91;
+/// First byte of a zstd frame: a block written before codecs existed.
+const ZSTD_FRAME: u8 = 0x28;
 
-/// Encodes and compresses `array` into a block (header included).
-pub fn encode_block(array: &dyn Array) -> Result<Vec<u8>> {
-    let mut raw = Vec::with_capacity(array.get_array_memory_size());
+/// ClickHouse's method bytes.
+fn method_byte(step: CodecStep) -> u8 {
+    match step {
+        CodecStep::None => 0x02,
+        CodecStep::Lz4 | CodecStep::Lz4Hc(_) => 0x82,
+        CodecStep::Zstd(_) => 0x90,
+        CodecStep::Delta(_) => 0x92,
+        CodecStep::T64 => 0x93,
+        CodecStep::DoubleDelta => 0x94,
+        CodecStep::Gorilla(_) => 0x95,
+    }
+}
+
+fn step_of(byte: u8) -> Option<CodecStep> {
+    Some(match byte {
+        0x02 => CodecStep::None,
+        0x82 => CodecStep::Lz4,
+        0x90 => CodecStep::Zstd(None),
+        0x92 => CodecStep::Delta(None),
+        0x93 => CodecStep::T64,
+        0x94 => CodecStep::DoubleDelta,
+        0x95 => CodecStep::Gorilla(None),
+        _ => return None,
+    })
+}
+
+/// Encodes `array` with `codec` into a block (header included).
+pub fn encode_block(array: &dyn Array, codec: &CodecChain) -> Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(array.get_array_memory_size() + 1);
     encode_array(array, &mut raw)?;
-    let compressed = COMPRESSOR.with(|c| -> Result<Vec<u8>> {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+    let skip = 1 + if raw.first() == Some(&1) {
+        array.len().div_ceil(8)
+    } else {
+        0
+    };
+    let width = transform_width(array.data_type());
+    let mut body = vec![CODEC_TAG, 0];
+    for step in codec.transforms() {
+        transform::apply(step, width, &mut raw[skip..]);
+        body.extend_from_slice(&[method_byte(step), width]);
+        body[1] += 1;
+    }
+    body.extend_from_slice(&(skip as u32).to_le_bytes());
+    let compressor = codec.compressor();
+    body.push(method_byte(compressor));
+    match compressor {
+        CodecStep::None => body.extend_from_slice(&raw),
+        CodecStep::Zstd(level) => {
+            let compressed = COMPRESSOR.with(|c| -> Result<Vec<u8>> {
+                let mut c = c.borrow_mut();
+                if c.is_none() {
+                    *c = Some(zstd::bulk::Compressor::new(1)?);
+                }
+                let c = c.as_mut().expect("just set");
+                c.set_compression_level(level.unwrap_or(1))?;
+                Ok(c.compress(&raw)?)
+            })?;
+            body.extend_from_slice(&compressed);
         }
-        Ok(c.as_mut().expect("just set").compress(&raw)?)
-    })?;
-    let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + compressed.len());
-    out.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
+        _ => body.extend_from_slice(&lz4_flex::block::compress(&raw)),
+    }
+    let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-    out.extend_from_slice(&xxh3_64(&compressed).to_le_bytes());
-    out.extend_from_slice(&compressed);
+    out.extend_from_slice(&xxh3_64(&body).to_le_bytes());
+    out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// The value width transforms use for a column of `dt`: its stored width
+/// when that is 1, 2, 4 or 8 bytes (arrays: their elements'), else 8.
+fn transform_width(dt: &DataType) -> u8 {
+    match dt {
+        DataType::List(f) => transform_width(f.data_type()),
+        dt => match dt.primitive_width() {
+            Some(w @ (1 | 2 | 4 | 8)) => w as u8,
+            _ => 8,
+        },
+    }
+}
+
+/// Decompresses a block body (after the header) into `rlen` raw bytes with
+/// every transform undone.
+fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<Vec<u8>> {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        file: what.to_string(),
+        detail,
+    };
+    let zstd = |payload: &[u8]| -> Result<Vec<u8>> {
+        DECOMPRESSOR
+            .with(|d| -> std::io::Result<Vec<u8>> {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                d.as_mut().expect("just set").decompress(payload, rlen)
+            })
+            .map_err(|e| corrupt(format!("zstd: {e}")))
+    };
+    match body.first() {
+        Some(&ZSTD_FRAME) => return zstd(body),
+        Some(&CODEC_TAG) => {}
+        _ => return Err(corrupt("unknown block format".into())),
+    }
+    let n = *body
+        .get(1)
+        .ok_or_else(|| corrupt("truncated codec header".into()))? as usize;
+    let header_len = 2 + 2 * n + 4 + 1;
+    let header = body
+        .get(..header_len)
+        .ok_or_else(|| corrupt("truncated codec header".into()))?;
+    let mut steps = Vec::with_capacity(n);
+    for pair in header[2..2 + 2 * n].chunks_exact(2) {
+        let step =
+            step_of(pair[0]).ok_or_else(|| corrupt(format!("unknown codec 0x{:02x}", pair[0])))?;
+        steps.push((step, pair[1]));
+    }
+    let skip =
+        u32::from_le_bytes(header[2 + 2 * n..6 + 2 * n].try_into().expect("4 bytes")) as usize;
+    let payload = &body[header_len..];
+    let mut raw = match step_of(header[header_len - 1]) {
+        Some(CodecStep::None) => payload.to_vec(),
+        Some(CodecStep::Zstd(_)) => zstd(payload)?,
+        Some(CodecStep::Lz4) => {
+            lz4_flex::block::decompress(payload, rlen).map_err(|e| corrupt(format!("lz4: {e}")))?
+        }
+        _ => return Err(corrupt("unknown compressor".into())),
+    };
+    if raw.len() != rlen || skip > rlen {
+        return Err(corrupt("decompressed size mismatch".into()));
+    }
+    for (step, width) in steps.into_iter().rev() {
+        transform::undo(step, width, &mut raw[skip..]);
+    }
+    Ok(raw)
 }
 
 /// Verifies and decompresses a block, then decodes `rows` values of `dt`.
@@ -78,18 +209,7 @@ pub fn decode_block(block: &[u8], dt: &DataType, rows: usize, what: &str) -> Res
             actual,
         });
     }
-    let raw = DECOMPRESSOR
-        .with(|d| -> std::io::Result<Vec<u8>> {
-            let mut d = d.borrow_mut();
-            if d.is_none() {
-                *d = Some(zstd::bulk::Decompressor::new()?);
-            }
-            d.as_mut().expect("just set").decompress(body, rlen)
-        })
-        .map_err(|e| corrupt(format!("zstd: {e}")))?;
-    if raw.len() != rlen {
-        return Err(corrupt("decompressed size mismatch".into()));
-    }
+    let raw = decompress_body(body, rlen, what)?;
     let mut cur = Cursor {
         buf: &raw,
         pos: 0,
@@ -275,11 +395,59 @@ mod tests {
     use datafusion::arrow::array::*;
     use datafusion::arrow::datatypes::{Field, Int32Type, Int64Type};
 
+    const CHAINS: [&str; 7] = [
+        "LZ4",
+        "ZSTD(3)",
+        "NONE",
+        "Delta, LZ4",
+        "DoubleDelta",
+        "Gorilla, ZSTD(1)",
+        "T64, Delta, LZ4",
+    ];
+
     fn roundtrip(a: ArrayRef) {
-        let block = encode_block(a.as_ref()).unwrap();
-        assert_eq!(block_len(&block), Some(block.len()));
-        let b = decode_block(&block, a.data_type(), a.len(), "t").unwrap();
+        for chain in CHAINS {
+            let codec: CodecChain = chain.parse().unwrap();
+            let block = encode_block(a.as_ref(), &codec).unwrap();
+            assert_eq!(block_len(&block), Some(block.len()));
+            let b = decode_block(&block, a.data_type(), a.len(), "t").unwrap();
+            assert_eq!(a.to_data(), b.to_data(), "{chain}");
+        }
+    }
+
+    /// A block as parts were written before codecs: a bare zstd frame.
+    fn legacy_block(a: &dyn Array) -> Vec<u8> {
+        let mut raw = Vec::new();
+        encode_array(a, &mut raw).unwrap();
+        let body = zstd::bulk::compress(&raw, 1).unwrap();
+        let mut out = Vec::new();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.extend_from_slice(&xxh3_64(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn blocks_written_before_codecs_stay_readable() {
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(-3)]));
+        let b = decode_block(&legacy_block(a.as_ref()), &DataType::Int64, 3, "t").unwrap();
         assert_eq!(a.to_data(), b.to_data());
+    }
+
+    #[test]
+    fn delta_shrinks_a_sorted_column() {
+        let a: ArrayRef = Arc::new(UInt64Array::from(
+            (0..8192u64).map(|i| i * 1000 + 7).collect::<Vec<_>>(),
+        ));
+        let plain = encode_block(a.as_ref(), &"LZ4".parse().unwrap()).unwrap();
+        let delta = encode_block(a.as_ref(), &"Delta, LZ4".parse().unwrap()).unwrap();
+        assert!(
+            delta.len() * 10 < plain.len(),
+            "{} vs {}",
+            delta.len(),
+            plain.len()
+        );
     }
 
     #[test]
@@ -318,12 +486,12 @@ mod tests {
     fn sliced_arrays_encode_their_slice() {
         let a: ArrayRef = Arc::new(StringArray::from(vec!["a", "bb", "ccc", "dddd"]));
         let s = a.slice(1, 2);
-        let block = encode_block(s.as_ref()).unwrap();
+        let block = encode_block(s.as_ref(), &CodecChain::default()).unwrap();
         let b = decode_block(&block, &DataType::Utf8, 2, "t").unwrap();
         assert_eq!(b.as_string::<i32>().value(1), "ccc");
         let p: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(3), None]));
         let s = p.slice(1, 3);
-        let block = encode_block(s.as_ref()).unwrap();
+        let block = encode_block(s.as_ref(), &"Delta, ZSTD".parse().unwrap()).unwrap();
         let b = decode_block(&block, &DataType::Int64, 3, "t").unwrap();
         assert_eq!(b.as_primitive::<Int64Type>().value(1), 3);
         assert!(b.is_null(0) && b.is_null(2));
@@ -332,7 +500,7 @@ mod tests {
     #[test]
     fn flipped_byte_is_a_checksum_error() {
         let a: ArrayRef = Arc::new(UInt64Array::from((0..1000).collect::<Vec<u64>>()));
-        let mut block = encode_block(a.as_ref()).unwrap();
+        let mut block = encode_block(a.as_ref(), &CodecChain::default()).unwrap();
         let last = block.len() - 1;
         block[last] ^= 0x40;
         match decode_block(&block, &DataType::UInt64, 1000, "x.bin") {
