@@ -34,6 +34,8 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    ("CREATE TABLE lc (k UInt64, s LowCardinality(Nullable(String))) ENGINE = MergeTree ORDER BY k; INSERT INTO lc SELECT number, if(number % 11 = 0, NULL, toString(number % 700)) FROM numbers(20000); INSERT INTO lc SELECT number, 'x' FROM numbers(5); OPTIMIZE TABLE lc FINAL; SELECT count(s), uniqExact(s), sum(length(s)), countIf(s IS NULL), min(s), max(s) FROM lc",
+     "18186\t701\t51649\t1819\t0\tx\n"),
     ("CREATE TABLE codecs (a Float64 CODEC(Gorilla, ZSTD(3)), b DateTime CODEC(DoubleDelta, LZ4), d Nullable(Int32) CODEC(Delta(2), ZSTD), f Array(UInt32) CODEC(T64, LZ4), k UInt64) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO codecs SELECT number / 3, toDateTime(1700000000 + number * 10), if(number % 5 = 0, NULL, number), [number, number * 2], number * number FROM numbers(100000); OPTIMIZE TABLE codecs FINAL; SELECT sum(a), max(b), sum(d), sum(length(f)), sum(k) FROM codecs; SELECT compression_codec FROM system.columns WHERE table = 'codecs' AND name = 'a'",
      "1666650000\t2023-11-26 11:59:50\t4000000000\t200000\t333328333350000\nCODEC(Gorilla(8), ZSTD(3))\n"),
     ("SELECT CAST(300 AS UInt8), CAST(-1 AS UInt64), CAST(1.9 AS Int32), CAST(-1.9 AS Int32)", "44\t18446744073709551615\t1\t-1\n"),

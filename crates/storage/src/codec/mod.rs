@@ -15,17 +15,19 @@
 //! Raw payload: `[u8 has_nulls]` (+ packed validity bits when 1), then the
 //! values: fixed-width little-endian for primitives, packed bits for Bool,
 //! `u32` lengths followed by the bytes for strings, and for arrays `u32`
-//! lengths followed by the encoded child.
+//! lengths followed by the encoded child. A LowCardinality(String) block
+//! is `[has_nulls][bits][u32 entries][u32 lengths][bytes][key × rows]`.
 
 mod spec;
 mod transform;
 
 pub use spec::{CodecChain, CodecError, CodecStep, DEFAULT_COMPRESSOR};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayData;
-use datafusion::arrow::array::{make_array, Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{make_array, Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::DataType;
 use xxhash_rust::xxh3::xxh3_64;
@@ -74,17 +76,37 @@ fn step_of(byte: u8) -> Option<CodecStep> {
     })
 }
 
-/// Encodes `array` with `codec` into a block (header included).
-pub fn encode_block(array: &dyn Array, codec: &CodecChain) -> Result<Vec<u8>> {
+/// How one column's blocks are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnEncoding {
+    pub codec: CodecChain,
+    /// Strings as a per-block dictionary and keys (`LowCardinality(String)`).
+    pub dictionary: bool,
+}
+
+/// Marks a block whose strings are a dictionary and keys (the step's width
+/// byte is the key width). Not a ClickHouse method byte.
+const DICTIONARY_LAYOUT: u8 = 0xA0;
+
+/// Encodes `array` into a block (header included).
+pub fn encode_block(array: &dyn Array, enc: &ColumnEncoding) -> Result<Vec<u8>> {
+    let codec = &enc.codec;
     let mut raw = Vec::with_capacity(array.get_array_memory_size() + 1);
-    encode_array(array, &mut raw)?;
+    let mut body = vec![CODEC_TAG, 0];
+    match array.as_string_opt::<i32>().filter(|_| enc.dictionary) {
+        Some(strings) => {
+            let key_width = encode_dictionary(strings, &mut raw);
+            body.extend_from_slice(&[DICTIONARY_LAYOUT, key_width]);
+            body[1] += 1;
+        }
+        None => encode_array(array, &mut raw)?,
+    }
     let skip = 1 + if raw.first() == Some(&1) {
         array.len().div_ceil(8)
     } else {
         0
     };
     let width = transform_width(array.data_type());
-    let mut body = vec![CODEC_TAG, 0];
     for step in codec.transforms() {
         transform::apply(step, width, &mut raw[skip..]);
         body.extend_from_slice(&[method_byte(step), width]);
@@ -130,8 +152,9 @@ fn transform_width(dt: &DataType) -> u8 {
 }
 
 /// Decompresses a block body (after the header) into `rlen` raw bytes with
-/// every transform undone.
-fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<Vec<u8>> {
+/// every transform undone; also the key width when the payload is a
+/// dictionary.
+fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<(Vec<u8>, Option<u8>)> {
     let corrupt = |detail: String| StorageError::Corrupt {
         file: what.to_string(),
         detail,
@@ -148,7 +171,7 @@ fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<Vec<u8>> {
             .map_err(|e| corrupt(format!("zstd: {e}")))
     };
     match body.first() {
-        Some(&ZSTD_FRAME) => return zstd(body),
+        Some(&ZSTD_FRAME) => return Ok((zstd(body)?, None)),
         Some(&CODEC_TAG) => {}
         _ => return Err(corrupt("unknown block format".into())),
     }
@@ -160,7 +183,12 @@ fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<Vec<u8>> {
         .get(..header_len)
         .ok_or_else(|| corrupt("truncated codec header".into()))?;
     let mut steps = Vec::with_capacity(n);
+    let mut dictionary = None;
     for pair in header[2..2 + 2 * n].chunks_exact(2) {
+        if pair[0] == DICTIONARY_LAYOUT {
+            dictionary = Some(pair[1]);
+            continue;
+        }
         let step =
             step_of(pair[0]).ok_or_else(|| corrupt(format!("unknown codec 0x{:02x}", pair[0])))?;
         steps.push((step, pair[1]));
@@ -182,7 +210,7 @@ fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<Vec<u8>> {
     for (step, width) in steps.into_iter().rev() {
         transform::undo(step, width, &mut raw[skip..]);
     }
-    Ok(raw)
+    Ok((raw, dictionary))
 }
 
 /// Verifies and decompresses a block, then decodes `rows` values of `dt`.
@@ -209,13 +237,16 @@ pub fn decode_block(block: &[u8], dt: &DataType, rows: usize, what: &str) -> Res
             actual,
         });
     }
-    let raw = decompress_body(body, rlen, what)?;
+    let (raw, dictionary) = decompress_body(body, rlen, what)?;
     let mut cur = Cursor {
         buf: &raw,
         pos: 0,
         what,
     };
-    let arr = decode_array(&mut cur, dt, rows)?;
+    let arr = match dictionary {
+        Some(key_width) => decode_dictionary(&mut cur, dt, rows, key_width)?,
+        None => decode_array(&mut cur, dt, rows)?,
+    };
     if cur.pos != raw.len() {
         return Err(corrupt("trailing bytes in block".into()));
     }
@@ -226,6 +257,117 @@ pub fn decode_block(block: &[u8], dt: &DataType, rows: usize, what: &str) -> Res
 pub fn block_len(header: &[u8]) -> Option<usize> {
     let clen = u32::from_le_bytes(header.get(0..4)?.try_into().ok()?) as usize;
     Some(BLOCK_HEADER_LEN + clen)
+}
+
+/// `[has_nulls][bits][u32 entries][u32 length × entries][bytes][key × rows]`,
+/// entries in order of first appearance; a NULL row has key 0. Returns the
+/// key width (1, 2 or 4 bytes).
+fn encode_dictionary(a: &StringArray, out: &mut Vec<u8>) -> u8 {
+    let n = a.len();
+    match a.logical_nulls().filter(|n| n.null_count() > 0) {
+        Some(nulls) => {
+            out.push(1);
+            push_bits(out, nulls.inner());
+        }
+        None => out.push(0),
+    }
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut entries: Vec<&str> = Vec::new();
+    let keys: Vec<u32> = (0..n)
+        .map(|i| {
+            if a.is_null(i) {
+                return 0;
+            }
+            let v = a.value(i);
+            *index.entry(v).or_insert_with(|| {
+                entries.push(v);
+                entries.len() as u32 - 1
+            })
+        })
+        .collect();
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in &entries {
+        out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+    }
+    for e in &entries {
+        out.extend_from_slice(e.as_bytes());
+    }
+    let width: u8 = match entries.len() {
+        0..=256 => 1,
+        257..=65536 => 2,
+        _ => 4,
+    };
+    for k in keys {
+        out.extend_from_slice(&k.to_le_bytes()[..width as usize]);
+    }
+    width
+}
+
+fn decode_dictionary(
+    cur: &mut Cursor<'_>,
+    dt: &DataType,
+    rows: usize,
+    key_width: u8,
+) -> Result<ArrayRef> {
+    let corrupt = |detail: &str| StorageError::Corrupt {
+        file: cur.what.to_string(),
+        detail: detail.to_string(),
+    };
+    if dt != &DataType::Utf8 || !matches!(key_width, 1 | 2 | 4) {
+        return Err(corrupt("dictionary block of a non-string column"));
+    }
+    let nulls = match cur.take(1)?[0] {
+        0 => None,
+        _ => {
+            let bits = cur.take(rows.div_ceil(8))?;
+            Some(NullBuffer::new(BooleanBuffer::new(
+                Buffer::from_slice_ref(bits),
+                0,
+                rows,
+            )))
+        }
+    };
+    let entries = u32::from_le_bytes(cur.take(4)?.try_into().expect("4 bytes")) as usize;
+    let offsets = cur.lengths(entries)?;
+    let bytes = cur.take(*offsets.last().unwrap_or(&0) as usize)?;
+    let keys = cur.take(rows * key_width as usize)?;
+    let key = |i: usize| -> usize {
+        let k = &keys[i * key_width as usize..(i + 1) * key_width as usize];
+        match key_width {
+            1 => k[0] as usize,
+            2 => u16::from_le_bytes([k[0], k[1]]) as usize,
+            _ => u32::from_le_bytes([k[0], k[1], k[2], k[3]]) as usize,
+        }
+    };
+    let mut out_offsets = Vec::with_capacity(rows + 1);
+    out_offsets.push(0i32);
+    let mut total = 0usize;
+    for i in 0..rows {
+        let k = key(i);
+        let in_range = if entries == 0 { k == 0 } else { k < entries };
+        if !in_range {
+            return Err(corrupt("dictionary key out of range"));
+        }
+        if entries > 0 && nulls.as_ref().is_none_or(|n| n.is_valid(i)) {
+            total += (offsets[k + 1] - offsets[k]) as usize;
+        }
+        out_offsets.push(i32::try_from(total).map_err(|_| corrupt("offsets overflow"))?);
+    }
+    let mut values = Vec::with_capacity(total);
+    for i in 0..rows {
+        if out_offsets[i + 1] > out_offsets[i] {
+            let k = key(i);
+            values.extend_from_slice(&bytes[offsets[k] as usize..offsets[k + 1] as usize]);
+        }
+    }
+    let data = ArrayData::builder(DataType::Utf8)
+        .len(rows)
+        .add_buffer(Buffer::from_vec(out_offsets))
+        .add_buffer(Buffer::from_vec(values))
+        .nulls(nulls)
+        .build()
+        .map_err(|e| corrupt(&e.to_string()))?;
+    Ok(make_array(data))
 }
 
 fn encode_array(array: &dyn Array, out: &mut Vec<u8>) -> Result<()> {
@@ -408,11 +550,55 @@ mod tests {
     fn roundtrip(a: ArrayRef) {
         for chain in CHAINS {
             let codec: CodecChain = chain.parse().unwrap();
-            let block = encode_block(a.as_ref(), &codec).unwrap();
+            let block = encode_block(a.as_ref(), &enc(codec)).unwrap();
             assert_eq!(block_len(&block), Some(block.len()));
             let b = decode_block(&block, a.data_type(), a.len(), "t").unwrap();
             assert_eq!(a.to_data(), b.to_data(), "{chain}");
         }
+    }
+
+    fn enc(codec: CodecChain) -> ColumnEncoding {
+        ColumnEncoding {
+            codec,
+            dictionary: false,
+        }
+    }
+
+    #[test]
+    fn dictionary_blocks_round_trip() {
+        let many: Vec<Option<String>> = (0..1000)
+            .map(|i| (i % 7 != 0).then(|| format!("v{}", i % 300)))
+            .collect();
+        let cases: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["click", "view", "click", ""])),
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("a"), None])),
+            Arc::new(StringArray::from(vec![None::<&str>, None])),
+            Arc::new(StringArray::from(Vec::<&str>::new())),
+            Arc::new(StringArray::from(many.clone())),
+            Arc::new(StringArray::from(many).slice(5, 500)),
+        ];
+        for a in cases {
+            for chain in ["LZ4", "ZSTD(3)", "NONE"] {
+                let e = ColumnEncoding {
+                    codec: chain.parse().unwrap(),
+                    dictionary: true,
+                };
+                let block = encode_block(a.as_ref(), &e).unwrap();
+                let b = decode_block(&block, &DataType::Utf8, a.len(), "t").unwrap();
+                assert_eq!(a.as_string::<i32>(), b.as_string::<i32>(), "{chain}");
+            }
+        }
+        // A dictionary is a byte per row for few distinct values.
+        let a: ArrayRef = Arc::new(StringArray::from(
+            (0..8192)
+                .map(|i| ["click", "add_to_cart"][i % 2])
+                .collect::<Vec<_>>(),
+        ));
+        let e = ColumnEncoding {
+            codec: "NONE".parse().unwrap(),
+            dictionary: true,
+        };
+        assert!(encode_block(a.as_ref(), &e).unwrap().len() < 8192 + 100);
     }
 
     /// A block as parts were written before codecs: a bare zstd frame.
@@ -440,8 +626,8 @@ mod tests {
         let a: ArrayRef = Arc::new(UInt64Array::from(
             (0..8192u64).map(|i| i * 1000 + 7).collect::<Vec<_>>(),
         ));
-        let plain = encode_block(a.as_ref(), &"LZ4".parse().unwrap()).unwrap();
-        let delta = encode_block(a.as_ref(), &"Delta, LZ4".parse().unwrap()).unwrap();
+        let plain = encode_block(a.as_ref(), &enc("LZ4".parse().unwrap())).unwrap();
+        let delta = encode_block(a.as_ref(), &enc("Delta, LZ4".parse().unwrap())).unwrap();
         assert!(
             delta.len() * 10 < plain.len(),
             "{} vs {}",
@@ -486,12 +672,12 @@ mod tests {
     fn sliced_arrays_encode_their_slice() {
         let a: ArrayRef = Arc::new(StringArray::from(vec!["a", "bb", "ccc", "dddd"]));
         let s = a.slice(1, 2);
-        let block = encode_block(s.as_ref(), &CodecChain::default()).unwrap();
+        let block = encode_block(s.as_ref(), &ColumnEncoding::default()).unwrap();
         let b = decode_block(&block, &DataType::Utf8, 2, "t").unwrap();
         assert_eq!(b.as_string::<i32>().value(1), "ccc");
         let p: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(3), None]));
         let s = p.slice(1, 3);
-        let block = encode_block(s.as_ref(), &"Delta, ZSTD".parse().unwrap()).unwrap();
+        let block = encode_block(s.as_ref(), &enc("Delta, ZSTD".parse().unwrap())).unwrap();
         let b = decode_block(&block, &DataType::Int64, 3, "t").unwrap();
         assert_eq!(b.as_primitive::<Int64Type>().value(1), 3);
         assert!(b.is_null(0) && b.is_null(2));
@@ -500,7 +686,7 @@ mod tests {
     #[test]
     fn flipped_byte_is_a_checksum_error() {
         let a: ArrayRef = Arc::new(UInt64Array::from((0..1000).collect::<Vec<u64>>()));
-        let mut block = encode_block(a.as_ref(), &CodecChain::default()).unwrap();
+        let mut block = encode_block(a.as_ref(), &ColumnEncoding::default()).unwrap();
         let last = block.len() - 1;
         block[last] ^= 0x40;
         match decode_block(&block, &DataType::UInt64, 1000, "x.bin") {

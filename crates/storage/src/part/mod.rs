@@ -74,6 +74,18 @@ pub struct PartColumn {
     pub codec: Option<crate::codec::CodecChain>,
 }
 
+impl PartColumn {
+    /// How this column's blocks are written: its codec (default LZ4), and
+    /// a dictionary per block for `LowCardinality(String)`.
+    pub fn encoding(&self) -> crate::codec::ColumnEncoding {
+        crate::codec::ColumnEncoding {
+            codec: self.codec.clone().unwrap_or_default(),
+            dictionary: matches!(self.ty, ChType::LowCardinality(_))
+                && self.ty.to_arrow() == datafusion::arrow::datatypes::DataType::Utf8,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileChecksum {
     pub size: u64,

@@ -228,7 +228,7 @@ fn write_wide_column(
     array: &ArrayRef,
     granules: &[Range<usize>],
 ) -> Result<WrittenColumn> {
-    let codec = col.codec.clone().unwrap_or_default();
+    let encoding = col.encoding();
     let base = escape_file_name(&col.name);
     let bin_name = format!("{base}.bin");
     let mrk_name = format!("{base}.mrk");
@@ -240,7 +240,7 @@ fn write_wide_column(
     let mut ranges = Vec::with_capacity(granules.len());
     let mut offset = 0u64;
     for g in granules {
-        let block = codec::encode_block(array.slice(g.start, g.len()).as_ref(), &codec)?;
+        let block = codec::encode_block(array.slice(g.start, g.len()).as_ref(), &encoding)?;
         marks.extend_from_slice(&offset.to_le_bytes());
         marks.extend_from_slice(&(g.len() as u32).to_le_bytes());
         w.write_all(&block)
@@ -309,10 +309,10 @@ fn encode_columns(
     granules: &[Range<usize>],
 ) -> Result<Vec<Vec<Vec<u8>>>> {
     let encode = |(array, col): (&ArrayRef, &PartColumn)| -> Result<Vec<Vec<u8>>> {
-        let codec = col.codec.clone().unwrap_or_default();
+        let encoding = col.encoding();
         granules
             .iter()
-            .map(|g| codec::encode_block(array.slice(g.start, g.len()).as_ref(), &codec))
+            .map(|g| codec::encode_block(array.slice(g.start, g.len()).as_ref(), &encoding))
             .collect()
     };
     if batch.num_columns() < 2 || uncompressed_bytes(batch) < PARALLEL_ENCODE_BYTES {
