@@ -23,6 +23,7 @@ pub mod limits;
 mod operators;
 pub mod processes;
 pub mod provider;
+mod read;
 pub mod rewrite;
 pub mod statement;
 pub mod system;

@@ -24,13 +24,14 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Accumulator, Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 use qh_storage::{Catalog, EngineKind, MergeTreeTable, Part, TableMeta};
 use qh_types::Settings;
 
 use crate::error::QueryError;
+use crate::read::{MergeTreeScanExec, ReadOptions, ReadTask};
 use crate::system;
 
 /// Counters of one query, reported to the user (rows and granules read).
@@ -303,7 +304,7 @@ impl MergeTreeProvider {
     }
 }
 
-fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+pub(crate) fn ext(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -363,7 +364,6 @@ impl TableProvider for MergeTreeProvider {
             }
             None => parts,
         };
-        let defaults = self.table.keys().column_defaults();
         if self.final_ {
             // FINAL collapses rows across parts of a partition: read them
             // whole and merge before DataFusion sees them.
@@ -469,88 +469,28 @@ impl TableProvider for MergeTreeProvider {
         for (i, t) in tasks.into_iter().enumerate() {
             per_partition[i % n].push(t);
         }
-        let streams: Vec<Arc<dyn PartitionStream>> = per_partition
-            .into_iter()
-            .map(|tasks| {
-                Arc::new(PartScan {
-                    schema: Arc::clone(&out_schema),
-                    tasks,
-                    defaults: defaults.clone(),
-                    table: Arc::clone(&self.table),
-                    stats: Arc::clone(&self.stats),
-                }) as Arc<dyn PartitionStream>
-            })
+        // The WHERE conjuncts, applied again while reading (PREWHERE);
+        // volatile ones (rand()) only where DataFusion evaluates them.
+        let out_df_schema = DFSchema::try_from(Arc::clone(&out_schema))?;
+        let prewhere = filters
+            .iter()
+            .filter(|f| !f.is_volatile())
+            .filter_map(|f| state.create_physical_expr(f.clone(), &out_df_schema).ok())
             .collect();
-        let exec =
-            StreamingTableExec::try_new(out_schema, streams, None, Vec::new(), false, limit)?;
+        let exec = MergeTreeScanExec::new(
+            out_schema,
+            per_partition,
+            Arc::clone(&self.table),
+            Arc::clone(&self.stats),
+            prewhere,
+            limit,
+            state
+                .config()
+                .get_extension::<ReadOptions>()
+                .map(|o| *o)
+                .unwrap_or_default(),
+        );
         Ok(Arc::new(exec))
-    }
-}
-
-/// One unit of reading: some granule ranges of one part.
-type ReadTask = (Arc<Part>, Vec<Range<usize>>);
-
-/// The pieces one DataFusion partition reads, decoded lazily on a blocking
-/// thread one piece at a time, one batch per granule.
-struct PartScan {
-    schema: SchemaRef,
-    tasks: Vec<ReadTask>,
-    defaults: qh_storage::ColumnDefaults,
-    /// Keeps the table (and so its parts' files) alive while reading.
-    table: Arc<MergeTreeTable>,
-    stats: Arc<QueryStats>,
-}
-
-impl fmt::Debug for PartScan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PartScan({} pieces)", self.tasks.len())
-    }
-}
-
-impl PartitionStream for PartScan {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(
-        &self,
-        _ctx: Arc<datafusion::execution::TaskContext>,
-    ) -> datafusion::execution::SendableRecordBatchStream {
-        let schema = Arc::clone(&self.schema);
-        let defaults = self.defaults.clone();
-        let table = Arc::clone(&self.table);
-        let stats = Arc::clone(&self.stats);
-        let stream = futures::stream::iter(self.tasks.clone())
-            .map(move |(part, ranges)| {
-                let schema = Arc::clone(&schema);
-                let defaults = defaults.clone();
-                let table = Arc::clone(&table);
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        let _keep_alive = table;
-                        part.read_granules(&schema, &ranges, &defaults)
-                    })
-                    .await
-                    .map_err(|e| DataFusionError::Execution(e.to_string()))
-                    .and_then(|r| r.map_err(ext))
-                }
-            })
-            // Decode the next piece while DataFusion works on this one.
-            .buffered(2)
-            .flat_map(move |r| {
-                let items: Vec<DFResult<RecordBatch>> = match r {
-                    Ok(batches) => batches
-                        .into_iter()
-                        .map(|b| stats.add_read(&b).map(|()| b))
-                        .collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                futures::stream::iter(items)
-            });
-        Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            stream,
-        ))
     }
 }
 

@@ -34,6 +34,10 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    ("CREATE TABLE ic (a UInt8, b Decimal(10, 2), c Int32, d String, e Float32) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO ic SELECT 300, 2 / 3, -1.9, 1.5, 1; INSERT INTO ic SELECT '300', '-0.666', '7', toDate('2020-01-02'), '2.5'; SELECT * FROM ic ORDER BY c",
+     "44\t0.66\t-1\t1.5\t1\n44\t-0.66\t7\t2020-01-02\t2.5\n"),
+    ("CREATE TABLE ic3 (a UInt8, b UInt8 DEFAULT a * 100) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO ic3 (a) VALUES (3); SELECT * FROM ic3",
+     "3\t44\n"),
     ("CREATE TABLE lc (k UInt64, s LowCardinality(Nullable(String))) ENGINE = MergeTree ORDER BY k; INSERT INTO lc SELECT number, if(number % 11 = 0, NULL, toString(number % 700)) FROM numbers(20000); INSERT INTO lc SELECT number, 'x' FROM numbers(5); OPTIMIZE TABLE lc FINAL; SELECT count(s), uniqExact(s), sum(length(s)), countIf(s IS NULL), min(s), max(s) FROM lc",
      "18186\t701\t51649\t1819\t0\tx\n"),
     ("CREATE TABLE codecs (a Float64 CODEC(Gorilla, ZSTD(3)), b DateTime CODEC(DoubleDelta, LZ4), d Nullable(Int32) CODEC(Delta(2), ZSTD), f Array(UInt32) CODEC(T64, LZ4), k UInt64) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO codecs SELECT number / 3, toDateTime(1700000000 + number * 10), if(number % 5 = 0, NULL, number), [number, number * 2], number * number FROM numbers(100000); OPTIMIZE TABLE codecs FINAL; SELECT sum(a), max(b), sum(d), sum(length(f)), sum(k) FROM codecs; SELECT compression_codec FROM system.columns WHERE table = 'codecs' AND name = 'a'",

@@ -341,19 +341,27 @@ pub(super) fn cast_to_target(
         let mut cols = Vec::with_capacity(names.len());
         for (i, f) in target.fields().iter().enumerate() {
             let c = b.column(i);
+            let mismatch = |e: &dyn std::fmt::Display| {
+                QueryError::other(
+                    ErrorCode::TYPE_MISMATCH,
+                    format!(
+                        "Cannot convert column {} to {}: {e}",
+                        f.name(),
+                        type_of(meta, f.name())
+                    ),
+                )
+            };
             let c = if c.data_type() == f.data_type() {
                 Arc::clone(c)
-            } else {
-                cast_with_options(c, f.data_type(), &opts).map_err(|e| {
-                    QueryError::other(
-                        ErrorCode::TYPE_MISMATCH,
-                        format!(
-                            "Cannot convert column {} to {}: {e}",
-                            f.name(),
-                            type_of(meta, f.name())
-                        ),
-                    )
+            } else if let Some(def) = meta.column(f.name()) {
+                // ClickHouse converts inserted values as CAST does
+                // (wrapping integers, truncating floats and Decimals).
+                crate::functions::convert(c, &def.ty).map_err(|e| match QueryError::from(e) {
+                    q @ QueryError::Other { .. } => q,
+                    q => mismatch(&q),
                 })?
+            } else {
+                cast_with_options(c, f.data_type(), &opts).map_err(|e| mismatch(&e))?
             };
             cols.push(c);
         }
@@ -427,7 +435,7 @@ pub(super) fn conform(
                 Some(expr) => {
                     let e = compile(state, expr, &b.schema())?;
                     let v = e.evaluate(b)?.into_array(n)?;
-                    datafusion::arrow::compute::cast(&v, f.data_type())?
+                    crate::functions::convert(&v, &def.ty)?
                 }
                 None => qh_storage::part::type_default(f.data_type(), f.is_nullable())?
                     .to_array_of_size(n)?,

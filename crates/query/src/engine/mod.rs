@@ -287,7 +287,15 @@ impl Engine {
             }
         }
         let limits = QueryLimits::from_settings(settings)?;
-        let config = config.with_extension(Arc::clone(stats));
+        let read = crate::read::ReadOptions {
+            prewhere: settings
+                .uint("optimize_move_to_prewhere")
+                .map_err(QueryError::BadArguments)?
+                != 0,
+        };
+        let config = config
+            .with_extension(Arc::clone(stats))
+            .with_extension(Arc::new(read));
         let runtime = RuntimeEnvBuilder::from_runtime_env(self.base.runtime_env())
             .with_memory_pool(Arc::new(QueryMemoryPool::new(
                 limits.max_memory_usage,

@@ -5,6 +5,7 @@
 //! Time functions work in UTC (the server time zone is UTC).
 
 mod convert;
+pub(crate) use convert::convert;
 mod hash;
 mod math;
 pub(crate) mod server;

@@ -27,9 +27,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayData;
-use datafusion::arrow::array::{make_array, Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{
+    make_array, Array, ArrayRef, AsArray, DictionaryArray, StringArray, UInt32Array,
+};
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, UInt32Type};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Result, StorageError};
@@ -216,6 +218,28 @@ fn decompress_body(body: &[u8], rlen: usize, what: &str) -> Result<(Vec<u8>, Opt
 /// Verifies and decompresses a block, then decodes `rows` values of `dt`.
 /// `what` names the file for error messages.
 pub fn decode_block(block: &[u8], dt: &DataType, rows: usize, what: &str) -> Result<ArrayRef> {
+    decode_block_as(block, dt, rows, what, false)
+}
+
+/// As [`decode_block`], but a dictionary-encoded block (a LowCardinality
+/// column's) comes back as a `DictionaryArray<UInt32, Utf8>` of the block's
+/// own dictionary, so a filter can be evaluated once per distinct value.
+pub fn decode_block_keep_dictionary(
+    block: &[u8],
+    dt: &DataType,
+    rows: usize,
+    what: &str,
+) -> Result<ArrayRef> {
+    decode_block_as(block, dt, rows, what, true)
+}
+
+fn decode_block_as(
+    block: &[u8],
+    dt: &DataType,
+    rows: usize,
+    what: &str,
+    keep_dictionary: bool,
+) -> Result<ArrayRef> {
     let corrupt = |detail: String| StorageError::Corrupt {
         file: what.to_string(),
         detail,
@@ -244,7 +268,7 @@ pub fn decode_block(block: &[u8], dt: &DataType, rows: usize, what: &str) -> Res
         what,
     };
     let arr = match dictionary {
-        Some(key_width) => decode_dictionary(&mut cur, dt, rows, key_width)?,
+        Some(key_width) => decode_dictionary(&mut cur, dt, rows, key_width, keep_dictionary)?,
         None => decode_array(&mut cur, dt, rows)?,
     };
     if cur.pos != raw.len() {
@@ -264,13 +288,7 @@ pub fn block_len(header: &[u8]) -> Option<usize> {
 /// key width (1, 2 or 4 bytes).
 fn encode_dictionary(a: &StringArray, out: &mut Vec<u8>) -> u8 {
     let n = a.len();
-    match a.logical_nulls().filter(|n| n.null_count() > 0) {
-        Some(nulls) => {
-            out.push(1);
-            push_bits(out, nulls.inner());
-        }
-        None => out.push(0),
-    }
+    push_validity(a, out);
     let mut index: HashMap<&str, u32> = HashMap::new();
     let mut entries: Vec<&str> = Vec::new();
     let keys: Vec<u32> = (0..n)
@@ -308,6 +326,7 @@ fn decode_dictionary(
     dt: &DataType,
     rows: usize,
     key_width: u8,
+    keep_dictionary: bool,
 ) -> Result<ArrayRef> {
     let corrupt = |detail: &str| StorageError::Corrupt {
         file: cur.what.to_string(),
@@ -316,17 +335,7 @@ fn decode_dictionary(
     if dt != &DataType::Utf8 || !matches!(key_width, 1 | 2 | 4) {
         return Err(corrupt("dictionary block of a non-string column"));
     }
-    let nulls = match cur.take(1)?[0] {
-        0 => None,
-        _ => {
-            let bits = cur.take(rows.div_ceil(8))?;
-            Some(NullBuffer::new(BooleanBuffer::new(
-                Buffer::from_slice_ref(bits),
-                0,
-                rows,
-            )))
-        }
-    };
+    let nulls = cur.validity(rows)?;
     let entries = u32::from_le_bytes(cur.take(4)?.try_into().expect("4 bytes")) as usize;
     let offsets = cur.lengths(entries)?;
     let bytes = cur.take(*offsets.last().unwrap_or(&0) as usize)?;
@@ -339,6 +348,26 @@ fn decode_dictionary(
             _ => u32::from_le_bytes([k[0], k[1], k[2], k[3]]) as usize,
         }
     };
+    if keep_dictionary && entries > 0 {
+        let mut ks = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let k = key(i);
+            if k >= entries {
+                return Err(corrupt("dictionary key out of range"));
+            }
+            ks.push(k as u32);
+        }
+        let values = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_slice_ref(bytes),
+            None,
+        )
+        .map_err(|e| corrupt(&e.to_string()))?;
+        let keys = UInt32Array::new(ScalarBuffer::from(ks), nulls);
+        let dict = DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values))
+            .map_err(|e| corrupt(&e.to_string()))?;
+        return Ok(Arc::new(dict));
+    }
     let mut out_offsets = Vec::with_capacity(rows + 1);
     out_offsets.push(0i32);
     let mut total = 0usize;
@@ -372,13 +401,7 @@ fn decode_dictionary(
 
 fn encode_array(array: &dyn Array, out: &mut Vec<u8>) -> Result<()> {
     let n = array.len();
-    match array.logical_nulls().filter(|n| n.null_count() > 0) {
-        Some(nulls) => {
-            out.push(1);
-            push_bits(out, nulls.inner());
-        }
-        None => out.push(0),
-    }
+    push_validity(array, out);
     let dt = array.data_type();
     match dt {
         DataType::Boolean => push_bits(out, array.as_boolean().values()),
@@ -419,6 +442,17 @@ fn encode_array(array: &dyn Array, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// `[u8 has_nulls]`, then the validity bits when there are nulls.
+fn push_validity(array: &dyn Array, out: &mut Vec<u8>) {
+    match array.logical_nulls().filter(|n| n.null_count() > 0) {
+        Some(nulls) => {
+            out.push(1);
+            push_bits(out, nulls.inner());
+        }
+        None => out.push(0),
+    }
+}
+
 fn push_bits(out: &mut Vec<u8>, bits: &BooleanBuffer) {
     // Re-pack from offset 0 so the reader never deals with bit offsets.
     let packed: BooleanBuffer = bits.iter().collect();
@@ -444,6 +478,21 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// Reads what [`push_validity`] wrote.
+    fn validity(&mut self, rows: usize) -> Result<Option<NullBuffer>> {
+        Ok(match self.take(1)?[0] {
+            0 => None,
+            _ => {
+                let bits = self.take(rows.div_ceil(8))?;
+                Some(NullBuffer::new(BooleanBuffer::new(
+                    Buffer::from_slice_ref(bits),
+                    0,
+                    rows,
+                )))
+            }
+        })
+    }
+
     fn lengths(&mut self, rows: usize) -> Result<Vec<i32>> {
         let raw = self.take(rows * 4)?;
         let mut offsets = Vec::with_capacity(rows + 1);
@@ -462,17 +511,7 @@ impl<'a> Cursor<'a> {
 }
 
 fn decode_array(cur: &mut Cursor<'_>, dt: &DataType, rows: usize) -> Result<ArrayRef> {
-    let nulls = match cur.take(1)?[0] {
-        0 => None,
-        _ => {
-            let bits = cur.take(rows.div_ceil(8))?;
-            Some(NullBuffer::new(BooleanBuffer::new(
-                Buffer::from_slice_ref(bits),
-                0,
-                rows,
-            )))
-        }
-    };
+    let nulls = cur.validity(rows)?;
     let corrupt = |e: datafusion::arrow::error::ArrowError| StorageError::Corrupt {
         file: cur.what.to_string(),
         detail: e.to_string(),
@@ -586,6 +625,11 @@ mod tests {
                 let block = encode_block(a.as_ref(), &e).unwrap();
                 let b = decode_block(&block, &DataType::Utf8, a.len(), "t").unwrap();
                 assert_eq!(a.as_string::<i32>(), b.as_string::<i32>(), "{chain}");
+                // Kept as a dictionary, the same values once cast.
+                let d =
+                    decode_block_keep_dictionary(&block, &DataType::Utf8, a.len(), "t").unwrap();
+                let d = datafusion::arrow::compute::cast(&d, &DataType::Utf8).unwrap();
+                assert_eq!(a.as_string::<i32>(), d.as_string::<i32>(), "{chain}");
             }
         }
         // A dictionary is a byte per row for few distinct values.

@@ -6,12 +6,12 @@
 use super::spec::CodecStep;
 
 macro_rules! by_width {
-    ($w:expr, $data:expr, $f:ident) => {
+    ($w:expr, $data:expr, $f:ident, $op:ident) => {
         match $w {
-            1 => $f::<u8, 1>($data),
-            2 => $f::<u16, 2>($data),
-            4 => $f::<u32, 4>($data),
-            _ => $f::<u64, 8>($data),
+            1 => $f::<u8, 1>($data, <u8 as Word>::$op),
+            2 => $f::<u16, 2>($data, <u16 as Word>::$op),
+            4 => $f::<u32, 4>($data, <u32 as Word>::$op),
+            _ => $f::<u64, 8>($data, <u64 as Word>::$op),
         }
     };
 }
@@ -19,12 +19,12 @@ macro_rules! by_width {
 /// Applies `step` with values of `width` bytes (1, 2, 4 or 8).
 pub fn apply(step: CodecStep, width: u8, data: &mut [u8]) {
     match step {
-        CodecStep::Delta(_) => by_width!(width, data, delta_encode),
+        CodecStep::Delta(_) => by_width!(width, data, encode, sub),
         CodecStep::DoubleDelta => {
-            by_width!(width, data, delta_encode);
-            by_width!(width, data, delta_encode);
+            by_width!(width, data, encode, sub);
+            by_width!(width, data, encode, sub);
         }
-        CodecStep::Gorilla(_) => by_width!(width, data, xor_encode),
+        CodecStep::Gorilla(_) => by_width!(width, data, encode, xor),
         CodecStep::T64 => shuffle(width as usize, data),
         _ => {}
     }
@@ -33,12 +33,12 @@ pub fn apply(step: CodecStep, width: u8, data: &mut [u8]) {
 /// Undoes [`apply`].
 pub fn undo(step: CodecStep, width: u8, data: &mut [u8]) {
     match step {
-        CodecStep::Delta(_) => by_width!(width, data, delta_decode),
+        CodecStep::Delta(_) => by_width!(width, data, decode, add),
         CodecStep::DoubleDelta => {
-            by_width!(width, data, delta_decode);
-            by_width!(width, data, delta_decode);
+            by_width!(width, data, decode, add);
+            by_width!(width, data, decode, add);
         }
-        CodecStep::Gorilla(_) => by_width!(width, data, xor_decode),
+        CodecStep::Gorilla(_) => by_width!(width, data, decode, xor),
         CodecStep::T64 => unshuffle(width as usize, data),
         _ => {}
     }
@@ -83,55 +83,31 @@ word!(u16);
 word!(u32);
 word!(u64);
 
-fn delta_encode<T: Word, const W: usize>(data: &mut [u8]) {
-    let n = data.len() / W;
-    let mut prev: Option<T> = None;
-    for c in data[..n * W].chunks_exact_mut(W) {
-        let v = T::load(c);
-        if let Some(p) = prev {
-            v.sub(p).store(c);
-        }
-        prev = Some(v);
-    }
+/// Every value but the first becomes `op(value, previous value)`.
+fn encode<T: Word, const W: usize>(data: &mut [u8], op: fn(T, T) -> T) {
+    walk::<T, W>(data, |v, prev| (op(v, prev), v));
 }
 
-fn delta_decode<T: Word, const W: usize>(data: &mut [u8]) {
-    let n = data.len() / W;
-    let mut acc: Option<T> = None;
-    for c in data[..n * W].chunks_exact_mut(W) {
-        let v = T::load(c);
-        let next = match acc {
-            Some(a) => a.add(v),
-            None => v,
-        };
-        next.store(c);
-        acc = Some(next);
-    }
+/// Every value but the first becomes `op(value, previous decoded value)`.
+fn decode<T: Word, const W: usize>(data: &mut [u8], op: fn(T, T) -> T) {
+    walk::<T, W>(data, |v, prev| {
+        let out = op(v, prev);
+        (out, out)
+    });
 }
 
-fn xor_encode<T: Word, const W: usize>(data: &mut [u8]) {
+/// Rewrites each whole value after the first: `f(value, carry)` gives the
+/// value to store and the next carry (the first value is the first carry).
+#[inline(always)]
+fn walk<T: Word, const W: usize>(data: &mut [u8], mut f: impl FnMut(T, T) -> (T, T)) {
     let n = data.len() / W;
-    let mut prev: Option<T> = None;
-    for c in data[..n * W].chunks_exact_mut(W) {
-        let v = T::load(c);
-        if let Some(p) = prev {
-            v.xor(p).store(c);
-        }
-        prev = Some(v);
-    }
-}
-
-fn xor_decode<T: Word, const W: usize>(data: &mut [u8]) {
-    let n = data.len() / W;
-    let mut acc: Option<T> = None;
-    for c in data[..n * W].chunks_exact_mut(W) {
-        let v = T::load(c);
-        let next = match acc {
-            Some(a) => a.xor(v),
-            None => v,
-        };
-        next.store(c);
-        acc = Some(next);
+    let mut chunks = data[..n * W].chunks_exact_mut(W);
+    let Some(first) = chunks.next() else { return };
+    let mut carry = T::load(first);
+    for c in chunks {
+        let (out, next) = f(T::load(c), carry);
+        out.store(c);
+        carry = next;
     }
 }
 

@@ -71,7 +71,7 @@ impl Part {
         dt: &DataType,
         granules: &[Range<usize>],
     ) -> Result<ArrayRef> {
-        let mut pieces = self.read_column_pieces(name, dt, granules)?;
+        let mut pieces = self.read_column_pieces(name, dt, granules, false)?;
         match pieces.len() {
             0 => {
                 let stored = self.stored_type(name, dt);
@@ -101,35 +101,12 @@ impl Part {
         granules: &[Range<usize>],
         defaults: &ColumnDefaults,
     ) -> Result<Vec<RecordBatch>> {
-        let sizes: Vec<usize> = granules
+        let columns = schema
+            .fields()
             .iter()
-            .flat_map(|r| self.granule_rows[r.clone()].iter())
-            .map(|g| *g as usize)
-            .collect();
-        let mut columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(schema.fields().len());
-        for field in schema.fields() {
-            let pieces = if self.has_column(field.name()) {
-                let mut p = self.read_column_pieces(field.name(), field.data_type(), granules)?;
-                for a in p.iter_mut() {
-                    if a.data_type() != field.data_type() {
-                        *a = datafusion::arrow::compute::cast(a, field.data_type())?;
-                    }
-                }
-                p
-            } else if let Some(d) = defaults.computed(field.name()) {
-                self.read_granules(d.inputs(), granules, &defaults.constants_only())?
-                    .iter()
-                    .map(|inputs| computed(d.as_ref(), inputs, field.data_type()))
-                    .collect::<Result<Vec<_>>>()?
-            } else {
-                let v = constant_default(defaults, field)?;
-                sizes
-                    .iter()
-                    .map(|n| v.to_array_of_size(*n).map_err(df_err))
-                    .collect::<Result<Vec<_>>>()?
-            };
-            columns.push(pieces);
-        }
+            .map(|f| self.read_column_granules(f, granules, defaults, false))
+            .collect::<Result<Vec<_>>>()?;
+        let sizes = self.granule_sizes(granules);
         let mut out = Vec::with_capacity(sizes.len());
         for (i, n) in sizes.iter().enumerate() {
             let arrays = columns.iter().map(|c| Arc::clone(&c[i])).collect();
@@ -143,11 +120,61 @@ impl Part {
         Ok(out)
     }
 
+    /// Rows of each granule in `granules`, in order.
+    pub fn granule_sizes(&self, granules: &[Range<usize>]) -> Vec<usize> {
+        granules
+            .iter()
+            .flat_map(|r| self.granule_rows[r.clone()].iter())
+            .map(|g| *g as usize)
+            .collect()
+    }
+
+    /// One column's values in the given granules, one array per granule, of
+    /// `field`'s type; columns the part lacks come from `defaults`. With
+    /// `keep_dictionary`, a LowCardinality column's dictionary blocks come
+    /// back as `DictionaryArray<UInt32, Utf8>` instead.
+    pub fn read_column_granules(
+        &self,
+        field: &Field,
+        granules: &[Range<usize>],
+        defaults: &ColumnDefaults,
+        keep_dictionary: bool,
+    ) -> Result<Vec<ArrayRef>> {
+        if self.has_column(field.name()) {
+            let mut p = self.read_column_pieces(
+                field.name(),
+                field.data_type(),
+                granules,
+                keep_dictionary,
+            )?;
+            for a in p.iter_mut() {
+                let dictionary = field.data_type() == &DataType::Utf8
+                    && matches!(a.data_type(), DataType::Dictionary(..));
+                if a.data_type() != field.data_type() && !dictionary {
+                    *a = datafusion::arrow::compute::cast(a, field.data_type())?;
+                }
+            }
+            Ok(p)
+        } else if let Some(d) = defaults.computed(field.name()) {
+            self.read_granules(d.inputs(), granules, &defaults.constants_only())?
+                .iter()
+                .map(|inputs| computed(d.as_ref(), inputs, field.data_type()))
+                .collect()
+        } else {
+            let v = constant_default(defaults, field)?;
+            self.granule_sizes(granules)
+                .iter()
+                .map(|n| v.to_array_of_size(*n).map_err(df_err))
+                .collect()
+        }
+    }
+
     fn read_column_pieces(
         &self,
         name: &str,
         dt: &DataType,
         granules: &[Range<usize>],
+        keep_dictionary: bool,
     ) -> Result<Vec<ArrayRef>> {
         let stored_dt = self.stored_type(name, dt);
         let blocks = self.blocks.get(name).ok_or_else(|| StorageError::Corrupt {
@@ -174,12 +201,12 @@ impl Part {
                 let rows = &self.granule_rows[g..=last];
                 for (&(s, e), &n) in blocks[g..=last].iter().zip(rows) {
                     let (s, e) = ((s - start) as usize, (e - start) as usize);
-                    pieces.push(codec::decode_block(
-                        &buf[s..e],
-                        &stored_dt,
-                        n as usize,
-                        &what,
-                    )?);
+                    let block = &buf[s..e];
+                    pieces.push(if keep_dictionary {
+                        codec::decode_block_keep_dictionary(block, &stored_dt, n as usize, &what)?
+                    } else {
+                        codec::decode_block(block, &stored_dt, n as usize, &what)?
+                    });
                 }
                 g = last + 1;
             }
