@@ -469,6 +469,32 @@ impl TableProvider for MergeTreeProvider {
         for (i, t) in tasks.into_iter().enumerate() {
             per_partition[i % n].push(t);
         }
+        // Each partition starts with two small pieces: a TopK above sets its
+        // dynamic filter from the first rows, and the big pieces after them
+        // are read through it (ORDER BY ts LIMIT 10 reads little but `ts`).
+        for tasks in &mut per_partition {
+            if let Some(first) = tasks.first().cloned() {
+                let small = split_ranges(&first.1, FIRST_PIECE_GRANULES);
+                if small.len() > 1 {
+                    let head = small.len().min(2);
+                    let mut rest: Vec<Range<usize>> = Vec::new();
+                    for r in small[head..].iter().flatten() {
+                        match rest.last_mut() {
+                            Some(last) if last.end == r.start => last.end = r.end,
+                            _ => rest.push(r.clone()),
+                        }
+                    }
+                    let mut pieces: Vec<ReadTask> = small[..head]
+                        .iter()
+                        .map(|r| (Arc::clone(&first.0), r.clone()))
+                        .collect();
+                    if !rest.is_empty() {
+                        pieces.push((Arc::clone(&first.0), rest));
+                    }
+                    tasks.splice(0..1, pieces);
+                }
+            }
+        }
         // The WHERE conjuncts, applied again while reading (PREWHERE);
         // volatile ones (rand()) only where DataFusion evaluates them.
         let out_df_schema = DFSchema::try_from(Arc::clone(&out_schema))?;
@@ -493,6 +519,9 @@ impl TableProvider for MergeTreeProvider {
         Ok(Arc::new(exec))
     }
 }
+
+/// Granules of each of a partition's first two pieces.
+const FIRST_PIECE_GRANULES: usize = 4;
 
 /// Granules one read task decodes (~512k rows at the default granularity).
 const GRANULES_PER_TASK: usize = 64;

@@ -34,6 +34,8 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    ("SELECT length(groupArray(3)(number)), length(groupUniqArray(2)(number % 5)), length(groupUniqArray(10)(number % 5)) FROM numbers(100)", "3\t2\t5\n"),
+    ("SELECT number FROM numbers(10) GROUP BY number ORDER BY number LIMIT 7, 18446744073709551615", "7\n8\n9\n"),
     ("CREATE TABLE ic (a UInt8, b Decimal(10, 2), c Int32, d String, e Float32) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO ic SELECT 300, 2 / 3, -1.9, 1.5, 1; INSERT INTO ic SELECT '300', '-0.666', '7', toDate('2020-01-02'), '2.5'; SELECT * FROM ic ORDER BY c",
      "44\t0.66\t-1\t1.5\t1\n44\t-0.66\t7\t2020-01-02\t2.5\n"),
     ("CREATE TABLE ic3 (a UInt8, b UInt8 DEFAULT a * 100) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO ic3 (a) VALUES (3); SELECT * FROM ic3",
@@ -157,6 +159,41 @@ fn errors_carry_clickhouses_codes() {
         let e = err(d.path(), sql);
         assert!(e.starts_with(&format!("Code: {code}.")), "{sql}: {e}");
     }
+}
+
+/// Values are UTC instants shown in UTC. ClickHouse parses and prints a
+/// value of another zone in that zone, so a zone other than UTC is refused
+/// (rather than answered in UTC); UTC itself is accepted.
+#[test]
+fn time_zones_other_than_utc_are_refused() {
+    let d = tempfile::tempdir().expect("tempdir");
+    for (sql, code) in [
+        (
+            "SELECT toDateTime('2020-12-20 01:59:52', 'Asia/Istanbul')",
+            48,
+        ),
+        (
+            "CREATE TABLE tz (t DateTime('Europe/Berlin')) ENGINE = MergeTree ORDER BY t",
+            50,
+        ),
+        (
+            "SELECT toDateTime64('2020-12-20 01:59:52', 3, 'America/Los_Angeles')",
+            50,
+        ),
+    ] {
+        let e = err(d.path(), sql);
+        assert!(e.starts_with(&format!("Code: {code}.")), "{sql}: {e}");
+        assert!(e.contains("only the UTC time zone"), "{sql}: {e}");
+    }
+    assert_eq!(
+        ok(
+            d.path(),
+            "CREATE TABLE tu (t DateTime('UTC'), u DateTime64(3, 'Etc/UTC')) ENGINE = MergeTree ORDER BY t; \
+             INSERT INTO tu VALUES ('2020-12-20 01:59:52', '2020-12-20 01:59:52.5'); \
+             SELECT t, u, toDateTime('2020-12-20 01:59:52', 'UTC') FROM tu"
+        ),
+        "2020-12-20 01:59:52\t2020-12-20 01:59:52.500\t2020-12-20 01:59:52\n"
+    );
 }
 
 /// A NULL inserted into a non-Nullable column is stored as the column's

@@ -16,6 +16,28 @@ pub const CH_TYPE_KEY: &str = "clickhouse.type";
 #[error("unknown data type: {0}")]
 pub struct TypeError(pub String);
 
+/// Whether `name` (quoted or not) is a zone that is UTC at every instant.
+pub fn is_utc_zone(name: &str) -> bool {
+    let n = name.trim().trim_matches(|c| c == '\'' || c == '"').trim();
+    matches!(
+        n,
+        "UTC"
+            | "Etc/UTC"
+            | "UCT"
+            | "Etc/UCT"
+            | "GMT"
+            | "Etc/GMT"
+            | "Universal"
+            | "Etc/Universal"
+            | "Zulu"
+            | "Etc/Zulu"
+            | "GMT0"
+            | "Etc/GMT0"
+            | "Etc/GMT+0"
+            | "Etc/GMT-0"
+    )
+}
+
 /// A ClickHouse column type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -216,10 +238,22 @@ impl FromStr for ChType {
                     if p > 9 {
                         return Err(err());
                     }
+                    if let Some(zone) = inner.split_once(',').map(|(_, z)| z) {
+                        if !is_utc_zone(zone) {
+                            return Err(TypeError(format!(
+                                "{s} (only the UTC time zone is implemented)"
+                            )));
+                        }
+                    }
                     Ok(ChType::DateTime64(p))
                 }
-                // DateTime('UTC'): the timezone is accepted and ignored.
-                "DateTime" => Ok(ChType::DateTime),
+                // Values are UTC instants shown in UTC: a column declared in
+                // another zone would parse and print its values differently
+                // in ClickHouse, so it is refused rather than answered wrong.
+                "DateTime" if inner.trim().is_empty() || is_utc_zone(inner) => Ok(ChType::DateTime),
+                "DateTime" => Err(TypeError(format!(
+                    "{s} (only the UTC time zone is implemented)"
+                ))),
                 "Decimal" => {
                     let mut it = inner.split(',').map(str::trim);
                     let p: u8 = it.next().and_then(|v| v.parse().ok()).ok_or_else(err)?;

@@ -99,10 +99,10 @@ impl Conversion {
                                 .into(),
                         )),
                     };
-                name.parse::<ChType>().map_err(|_| {
+                name.parse::<ChType>().map_err(|e| {
                     error(
                         ErrorCode::UNKNOWN_TYPE,
-                        format!("Unknown data type family: {name}"),
+                        format!("Unknown data type family: {}", e.0),
                     )
                 })
             }

@@ -255,7 +255,7 @@ fn time_zone(tz: &ArrayRef) -> Result<chrono_tz::Tz> {
     name.and_then(|n| n.parse().ok()).ok_or_else(|| {
         DataFusionError::External(Box::new(QueryError::other(
             ErrorCode::BAD_ARGUMENTS,
-            format!("Invalid time zone {name:?} in function toDate"),
+            format!("Invalid time zone {name:?}"),
         )))
     })
 }
@@ -286,6 +286,20 @@ fn to_date_in(a: &ArrayRef, zone: chrono_tz::Tz) -> Result<ArrayRef> {
 
 fn to_datetime(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     let a = &args[0];
+    if let Some(tz) = args.get(1) {
+        // Values are shown in UTC: another zone would parse and print them
+        // differently in ClickHouse.
+        let zone = time_zone(tz)?;
+        if !qh_types::is_utc_zone(zone.name()) {
+            return Err(DataFusionError::External(Box::new(QueryError::other(
+                ErrorCode::NOT_IMPLEMENTED,
+                format!(
+                    "toDateTime in time zone {}: only the UTC time zone is implemented",
+                    zone.name()
+                ),
+            ))));
+        }
+    }
     let secs = if a.data_type().is_integer() {
         let v = cast(a, &DataType::Int64)?;
         cast(&v, &DataType::Timestamp(TimeUnit::Second, None))?

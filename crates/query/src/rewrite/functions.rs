@@ -57,6 +57,27 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "any" | "anyheavy" => set_name(f, "first_value"),
         "anylast" => set_name(f, "last_value"),
         // groupArray skips NULLs and is [] over no rows (array_agg: NULL).
+        // groupArray(N)(x): at most N values (ClickHouse keeps the first N
+        // it meets; which ones is up to the reading order, as there).
+        "grouparray" | "groupuniqarray"
+            if f.over.is_none()
+                && args.len() == 1
+                && matches!(&f.parameters, FunctionArguments::List(_))
+                && args_of(&f.parameters).len() == 1 =>
+        {
+            let max = args_of(&f.parameters).remove(0);
+            let mut inner = f.clone();
+            inner.parameters = FunctionArguments::None;
+            let whole = match rewrite_function(&mut inner) {
+                Some(e) => e,
+                None => Expr::Function(inner),
+            };
+            let one = Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+                "1".into(),
+                false,
+            ));
+            return Some(Expr::Function(func("array_slice", vec![whole, one, max])));
+        }
         "grouparray" | "groupuniqarray"
             if f.over.is_none()
                 && matches!(f.parameters, FunctionArguments::None)

@@ -32,6 +32,7 @@ impl VisitorMut for Rewriter {
         self.with_scopes.push(take_with_aliases(q));
         union_tail_binds_to_last_select(q);
         dummy_from_system_one(&mut q.body);
+        clamp_limits(q);
         limit_by(q);
         group_by_modifiers(&mut q.body);
         // Name items by their text before aliases are put into them.
@@ -183,6 +184,37 @@ fn fold_prewhere(body: &mut SetExpr) {
             fold_prewhere(right);
         }
         _ => {}
+    }
+}
+
+/// ClickHouse's LIMIT and OFFSET are UInt64 (`LIMIT 5, 18446744073709551615`
+/// is "all after the fifth"); DataFusion's are i64. Past i64 no result has
+/// that many rows, so a larger literal becomes i64's maximum.
+fn clamp_limits(q: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{LimitClause, Value};
+    let clamp = |e: &mut Expr| {
+        if let Expr::Value(v) = e {
+            if let Value::Number(n, _) = &mut v.value {
+                if n.parse::<u128>().is_ok_and(|x| x > i64::MAX as u128) {
+                    *n = i64::MAX.to_string();
+                }
+            }
+        }
+    };
+    match &mut q.limit_clause {
+        Some(LimitClause::LimitOffset { limit, offset, .. }) => {
+            if let Some(l) = limit {
+                clamp(l);
+            }
+            if let Some(o) = offset {
+                clamp(&mut o.value);
+            }
+        }
+        Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
+            clamp(offset);
+            clamp(limit);
+        }
+        None => {}
     }
 }
 

@@ -410,7 +410,7 @@ pub fn expr_to_setting_value(e: &Expr) -> String {
 /// Parses a type name as sqlparser prints it back.
 pub fn parse_ch_type(s: &str) -> Result<ChType> {
     s.parse::<ChType>()
-        .map_err(|_| QueryError::UnknownType(format!("Unknown data type family: {s}")))
+        .map_err(|e| QueryError::UnknownType(format!("Unknown data type family: {}", e.0)))
 }
 
 #[cfg(test)]
