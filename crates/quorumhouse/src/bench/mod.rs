@@ -76,6 +76,11 @@ struct HitsArgs {
     /// Skip the gRPC insert through a server process.
     #[arg(long)]
     skip_grpc: bool,
+    /// Also run the queries on the default table with `SETTINGS <this>`,
+    /// side by side (repeatable: `--query-settings
+    /// optimize_move_to_prewhere=0`).
+    #[arg(long)]
+    query_settings: Vec<String>,
 }
 
 const QUERIES: &[(&str, &str)] = &[
@@ -148,7 +153,7 @@ struct Figures {
     chdb: Option<ChdbFigures>,
 }
 
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, Clone)]
 struct LocalFigures {
     /// `default` or the CODEC every column had.
     codec: String,
@@ -320,7 +325,7 @@ async fn hits(a: HitsArgs) -> anyhow::Result<()> {
         let local_dir = dir.join(format!("local{i}"));
         let _ = std::fs::remove_dir_all(&local_dir);
         fig.local
-            .push(local_run(&local_dir, &csv, codec, &a, fig.csv_bytes).await?);
+            .extend(local_run(&local_dir, &csv, codec, &a, fig.csv_bytes).await?);
         let _ = std::fs::remove_dir_all(&local_dir);
     }
     fig.local_peak_rss_mb = peak_rss_mb("self");
@@ -378,14 +383,14 @@ async fn hits(a: HitsArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the CSV into a fresh embedded engine in one INSERT and times the
-/// queries.
+/// queries; on the default codecs, again with each `--query-settings`.
 async fn local_run(
     local_dir: &Path,
     csv: &Path,
     codec: Option<&str>,
     a: &HitsArgs,
     csv_bytes: u64,
-) -> anyhow::Result<LocalFigures> {
+) -> anyhow::Result<Vec<LocalFigures>> {
     let label = codec.unwrap_or("default").to_string();
     let engine = Engine::open(local_dir, EngineOptions::default())?;
     let mut s = engine.session();
@@ -396,26 +401,46 @@ async fn local_run(
     s.execute("INSERT INTO hits FORMAT CSV", &mut input).await?;
     let el = t.elapsed().as_secs_f64();
     s.execute("OPTIMIZE TABLE hits FINAL", &mut None).await?;
-    let mut fig = LocalFigures {
+    let fig = LocalFigures {
         codec: label,
         insert_rows_per_s: a.rows as f64 / el,
         insert_mb_per_s: csv_bytes as f64 / el / 1e6,
         bytes_on_disk: dir_size(&local_dir.join("data/default/hits")),
         ..Default::default()
     };
-    eprintln!("queries ...");
-    for (name, sql) in QUERIES {
-        let mut times = Vec::new();
-        for _ in 0..a.runs {
-            let t = Instant::now();
-            s.execute(sql, &mut None).await?;
-            times.push(t.elapsed().as_secs_f64());
+    let variants = match codec {
+        None => a.query_settings.as_slice(),
+        Some(_) => &[],
+    };
+    let mut out = Vec::with_capacity(1 + variants.len());
+    for settings in std::iter::once(None).chain(variants.iter().map(Some)) {
+        eprintln!("queries {} ...", settings.map_or("", |s| s.as_str()));
+        let mut f = LocalFigures {
+            codec: match settings {
+                Some(v) => format!("{}, {v}", fig.codec),
+                None => fig.codec.clone(),
+            },
+            queries_ms: BTreeMap::new(),
+            ..fig.clone()
+        };
+        for (name, sql) in QUERIES {
+            let sql = match settings {
+                Some(v) => format!("{sql} SETTINGS {v}"),
+                None => sql.to_string(),
+            };
+            let mut times = Vec::new();
+            for _ in 0..a.runs {
+                let t = Instant::now();
+                s.execute(&sql, &mut None).await?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            f.queries_ms.insert(name.to_string(), percentiles(times));
         }
-        fig.queries_ms.insert(name.to_string(), percentiles(times));
+        out.push(f);
     }
     drop(s);
     engine.shutdown();
-    Ok(fig)
+    Ok(out)
 }
 
 /// Inserts the CSV through the gRPC client into a server process in
