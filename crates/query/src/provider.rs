@@ -426,7 +426,13 @@ impl TableProvider for MergeTreeProvider {
                 .granules_read
                 .fetch_add(n_granules as u64, Ordering::Relaxed);
             self.stats.parts_read.fetch_add(1, Ordering::Relaxed);
-            for piece in split_ranges(&ranges, GRANULES_PER_TASK) {
+            // Each part starts with two small pieces: a TopK above sets its
+            // dynamic filter from their rows before the big pieces are read
+            // through it (ORDER BY ts LIMIT 10 reads little but `ts`).
+            let sizes = [FIRST_PIECE_GRANULES; 2]
+                .into_iter()
+                .chain(std::iter::repeat(GRANULES_PER_TASK));
+            for piece in split_ranges_by(&ranges, sizes) {
                 tasks.push((Arc::clone(part), piece));
             }
         }
@@ -469,32 +475,6 @@ impl TableProvider for MergeTreeProvider {
         for (i, t) in tasks.into_iter().enumerate() {
             per_partition[i % n].push(t);
         }
-        // Each partition starts with two small pieces: a TopK above sets its
-        // dynamic filter from the first rows, and the big pieces after them
-        // are read through it (ORDER BY ts LIMIT 10 reads little but `ts`).
-        for tasks in &mut per_partition {
-            if let Some(first) = tasks.first().cloned() {
-                let small = split_ranges(&first.1, FIRST_PIECE_GRANULES);
-                if small.len() > 1 {
-                    let head = small.len().min(2);
-                    let mut rest: Vec<Range<usize>> = Vec::new();
-                    for r in small[head..].iter().flatten() {
-                        match rest.last_mut() {
-                            Some(last) if last.end == r.start => last.end = r.end,
-                            _ => rest.push(r.clone()),
-                        }
-                    }
-                    let mut pieces: Vec<ReadTask> = small[..head]
-                        .iter()
-                        .map(|r| (Arc::clone(&first.0), r.clone()))
-                        .collect();
-                    if !rest.is_empty() {
-                        pieces.push((Arc::clone(&first.0), rest));
-                    }
-                    tasks.splice(0..1, pieces);
-                }
-            }
-        }
         // The WHERE conjuncts, applied again while reading (PREWHERE);
         // volatile ones (rand()) only where DataFusion evaluates them.
         let out_df_schema = DFSchema::try_from(Arc::clone(&out_schema))?;
@@ -527,7 +507,18 @@ const FIRST_PIECE_GRANULES: usize = 4;
 const GRANULES_PER_TASK: usize = 64;
 
 /// Cuts granule ranges into pieces of at most `max` granules.
+#[cfg(test)]
 fn split_ranges(ranges: &[Range<usize>], max: usize) -> Vec<Vec<Range<usize>>> {
+    split_ranges_by(ranges, std::iter::repeat(max))
+}
+
+/// Cuts granule ranges into pieces of at most `sizes` granules each, in
+/// turn (an endless iterator of sizes, each at least 1).
+fn split_ranges_by(
+    ranges: &[Range<usize>],
+    mut sizes: impl Iterator<Item = usize>,
+) -> Vec<Vec<Range<usize>>> {
+    let mut max = sizes.next().unwrap_or(GRANULES_PER_TASK).max(1);
     let mut out = Vec::new();
     let mut cur: Vec<Range<usize>> = Vec::new();
     let mut n = 0;
@@ -541,6 +532,7 @@ fn split_ranges(ranges: &[Range<usize>], max: usize) -> Vec<Vec<Range<usize>>> {
             if n == max {
                 out.push(std::mem::take(&mut cur));
                 n = 0;
+                max = sizes.next().unwrap_or(GRANULES_PER_TASK).max(1);
             }
         }
     }
@@ -771,5 +763,13 @@ mod tests {
         let pieces = split_ranges(&[0..5, 7..9], 3);
         assert_eq!(pieces, vec![vec![0..3], vec![3..5, 7..8], vec![8..9]]);
         assert_eq!(to_ranges(&[true, true, false, true]), vec![0..2, 3..4]);
+        let pieces = split_ranges_by(
+            &[0..5, 6..10],
+            [1, 2].into_iter().chain(std::iter::repeat(4)),
+        );
+        assert_eq!(
+            pieces,
+            vec![vec![0..1], vec![1..3], vec![3..5, 6..8], vec![8..10]]
+        );
     }
 }
