@@ -225,6 +225,10 @@ pub enum Op {
     /// once the coordinator's clock passed `deadline_ms`, and for a stage id
     /// committed before (a retried proposal never commits twice), so a
     /// staged copy whose commit did not land by the deadline never will.
+    /// A part holding several inserts ([`NewPart::batch_ids`], async
+    /// inserts) cannot be half a duplicate: when any of those ids is
+    /// already known (or repeats), nothing of the op is committed and every
+    /// part answers the ids found ([`CommittedPart::duplicate_ids`]).
     /// Answers [`OpResult::Parts`].
     CommitParts {
         table: String,
@@ -281,6 +285,10 @@ pub struct NewPart {
     /// Staging id, unique per part (the stagers' directory name).
     pub stage: String,
     pub block_id: Option<String>,
+    /// The block ids of the inserts buffered into this part (async inserts
+    /// with deduplication), each remembered as a block of this part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_ids: Vec<String>,
     /// Replicas that durably staged the part.
     pub holders: BTreeSet<String>,
     /// Digest of the part's checksums, equal on every stager.
@@ -294,6 +302,10 @@ pub struct CommittedPart {
     pub part: String,
     /// Log index of the GET_PART entry (`None`: a duplicate, nothing written).
     pub log_index: Option<u64>,
+    /// Batch ids of the op already inserted (or repeated): nothing of the
+    /// op was committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_ids: Vec<String>,
 }
 
 /// What one op answered.

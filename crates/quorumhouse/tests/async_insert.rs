@@ -125,6 +125,69 @@ async fn async_inserts_are_written_together_and_acknowledged_on_their_quorum() {
     .await
     .unwrap();
 
+    // async_insert_deduplicate = 1: inserts still share one part per
+    // partition, each keeps its own block id. An insert of the same data
+    // (or the same token) as an earlier one, or as another in its buffer,
+    // writes nothing; the others in its buffer are written once.
+    for n in 1..=3 {
+        ok(
+            &c,
+            n,
+            "CREATE TABLE dd (id UInt64, v String) ENGINE = \
+             ReplicatedMergeTree('/tables/async_dd', '{replica}') PARTITION BY id % 2 ORDER BY id",
+        )
+        .await;
+    }
+    c.live_replicas(1, "dd", 3, LONG).await.unwrap();
+    let dd = |settings: &str, base: u64, w: u64| {
+        insert(settings, base, w).replace("INTO events", "INTO dd")
+    };
+    let settings = |n: usize, token: &str| {
+        format!(
+            "async_insert = 1, async_insert_deduplicate = 1, insert_quorum = 3, \
+             async_insert_max_query_number = {n}, async_insert_busy_timeout_ms = 60000{token}"
+        )
+    };
+    let count = "SELECT count(), uniqExact(id) FROM dd";
+    // Client 3 sends client 0's rows: a duplicate inside the buffer.
+    let s4 = settings(4, "");
+    let first = [dd(&s4, 0, 0), dd(&s4, 0, 1), dd(&s4, 0, 2), dd(&s4, 0, 0)];
+    for r in futures::future::join_all(first.iter().map(|q| c.sql(1, q))).await {
+        r.unwrap();
+    }
+    for n in 1..=3 {
+        assert_eq!(ok(&c, n, count).await, "30\t30\n", "node {n}");
+    }
+    let parts = "SELECT count() FROM system.parts WHERE table = 'dd' AND active";
+    assert_eq!(ok(&c, 1, parts).await, "2\n", "one part per partition");
+    // Client 0's rows again (inserted before) in a buffer with two new
+    // inserts, one carrying a token: the commit finds the old block, the
+    // new two are written again without it.
+    let tokened = settings(3, ", insert_deduplication_token = 'batch-7'");
+    let s3 = settings(3, "");
+    let (q1, q2, q3) = (dd(&s3, 0, 0), dd(&tokened, 100, 0), dd(&s3, 100, 1));
+    let (a, b, d) = tokio::join!(c.sql(1, &q1), c.sql(1, &q2), c.sql(1, &q3));
+    a.unwrap();
+    b.unwrap();
+    d.unwrap();
+    for n in 1..=3 {
+        assert_eq!(ok(&c, n, count).await, "50\t50\n", "node {n}");
+    }
+    // The same token with other rows is the same insert: not written.
+    let s2 = settings(2, "");
+    let tokened = settings(2, ", insert_deduplication_token = 'batch-7'");
+    let (q1, q2) = (dd(&tokened, 500, 0), dd(&s2, 200, 0));
+    let (a, b) = tokio::join!(c.sql(2, &q1), c.sql(2, &q2));
+    a.unwrap();
+    b.unwrap();
+    for n in 1..=3 {
+        assert_eq!(
+            ok(&c, n, "SELECT count(), countIf(id >= 500) FROM dd").await,
+            "60\t0\n",
+            "node {n}"
+        );
+    }
+
     // A replica dies: the flush fails its quorum, every client in it gets
     // ClickHouse's 285 and none of their rows is written.
     c.kill(3);

@@ -54,6 +54,10 @@ pub enum ReplicationError {
     Storage(#[from] StorageError),
     #[error("replication is shutting down")]
     Stopped,
+    /// Buffered inserts with these block ids were inserted before; nothing
+    /// of the batch was written (its writer drops them and writes the rest).
+    #[error("blocks already inserted: {}", .0.join(", "))]
+    DuplicateBlocks(Vec<String>),
 }
 
 pub type Result<T, E = ReplicationError> = std::result::Result<T, E>;
@@ -77,6 +81,7 @@ impl ReplicationError {
             ReplicationError::BadArguments(_) => ErrorCode::BAD_ARGUMENTS,
             ReplicationError::Storage(e) => e.code(),
             ReplicationError::Stopped => ErrorCode::ABORTED,
+            ReplicationError::DuplicateBlocks(_) => ErrorCode::LOGICAL_ERROR,
         }
     }
 

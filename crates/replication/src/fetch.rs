@@ -193,9 +193,8 @@ async fn receive_stage(
         max_block: 0,
         level: 0,
     };
-    let digest = Part::load(&tmp, name)
-        .map(|p| p.checksum_digest())
-        .map_err(|e| Status::internal(e.to_string()))?;
+    let loaded = Part::load(&tmp, name).map_err(|e| Status::internal(e.to_string()))?;
+    let digest = loaded.checksum_digest();
     let info = StageInfo {
         partition_id: header.partition_id,
         deadline_ms: header.deadline_ms,
@@ -208,7 +207,7 @@ async fn receive_stage(
     };
     let id = header.stage_id.clone();
     let r = Arc::clone(&replica);
-    tokio::task::spawn_blocking(move || r.staging.add(&id, &tmp, info))
+    tokio::task::spawn_blocking(move || r.staging.add(&id, &tmp, info, Some(loaded)))
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| Status::internal(e.to_string()))?;

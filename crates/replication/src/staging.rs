@@ -16,9 +16,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use qh_storage::fsutil::sync_dir;
+use qh_storage::part::Part;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -48,6 +50,10 @@ pub struct StagedPart {
     pub id: String,
     pub dir: PathBuf,
     pub info: StageInfo,
+    /// The part as loaded by its writer or receiver (its `dir` is `dir`):
+    /// activation moves it into place without reading it back. None for a
+    /// part found at start-up.
+    pub loaded: Option<Arc<Part>>,
 }
 
 /// The staging area of one table.
@@ -88,6 +94,7 @@ impl Staging {
                                 id: name.clone(),
                                 dir: path,
                                 info,
+                                loaded: None,
                             },
                         );
                     }
@@ -133,7 +140,13 @@ impl Staging {
     /// Records a complete staged part: its description is written (and
     /// fsynced), then the part's directory `received` is renamed to
     /// `dir_of(id)`, and one directory fsync makes both durable. Blocking.
-    pub fn add(&self, id: &str, received: &Path, info: StageInfo) -> Result<StagedPart> {
+    pub fn add(
+        &self,
+        id: &str,
+        received: &Path,
+        info: StageInfo,
+        loaded: Option<Part>,
+    ) -> Result<StagedPart> {
         valid_id(id)?;
         let dir = self.dir_of(id);
         fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
@@ -146,10 +159,15 @@ impl Staging {
         // A description without its directory is removed at start-up.
         fs::rename(received, &dir).map_err(|e| io(&dir, e))?;
         sync_dir(&self.dir)?;
+        let loaded = loaded.map(|p| {
+            let name = p.name.clone();
+            Arc::new(p.moved(dir.clone(), name))
+        });
         let part = StagedPart {
             id: id.to_string(),
             dir,
             info,
+            loaded,
         };
         self.parts.lock().insert(id.to_string(), part.clone());
         Ok(part)
@@ -259,7 +277,7 @@ mod tests {
         let id = s.new_id("r1") + ".0";
         fs::create_dir_all(s.receive_dir(&id)).unwrap();
         fs::write(s.receive_dir(&id).join("a.bin"), b"x").unwrap();
-        s.add(&id, &s.receive_dir(&id), info()).unwrap();
+        s.add(&id, &s.receive_dir(&id), info(), None).unwrap();
         // An interrupted transfer: a directory without its description.
         fs::create_dir_all(tmp.join("r2_half.0")).unwrap();
         fs::create_dir_all(s.receive_dir("r3_x.0")).unwrap();
@@ -273,7 +291,7 @@ mod tests {
         assert!(s.uncommitted_other_than(&id, |_| false).is_none());
         assert!(s.discard(&id));
         assert!(Staging::open(tmp.clone()).list().is_empty());
-        assert!(s.add("../etc", &tmp, info()).is_err());
+        assert!(s.add("../etc", &tmp, info(), None).is_err());
         let _ = fs::remove_dir_all(&tmp);
     }
 }

@@ -21,20 +21,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// fsyncs `files` concurrently, one thread each: the filesystem journal
+/// fsyncs `files` concurrently (up to 16 threads): the filesystem journal
 /// commits concurrent fsyncs together, so N files cost about one commit
 /// instead of N in a row.
 pub fn sync_files(files: &[(&Path, &File)]) -> Result<()> {
-    if files.len() <= 1 {
-        for (p, f) in files {
+    const THREADS: usize = 16;
+    let sync = |chunk: &[(&Path, &File)]| -> Result<()> {
+        for (p, f) in chunk {
             f.sync_all().map_err(|e| StorageError::io(p, e))?;
         }
-        return Ok(());
+        Ok(())
+    };
+    if files.len() <= 1 {
+        return sync(files);
     }
+    let per_thread = files.len().div_ceil(THREADS);
     std::thread::scope(|scope| {
         let handles: Vec<_> = files
-            .iter()
-            .map(|(p, f)| scope.spawn(move || f.sync_all().map_err(|e| StorageError::io(p, e))))
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || sync(chunk)))
             .collect();
         let mut first = Ok(());
         for h in handles {

@@ -126,6 +126,15 @@ impl MergeTreeTable {
         self.meta.read().clone()
     }
 
+    /// The ids of the partitions `batch`'s rows fall into.
+    pub fn partition_ids(&self, batch: &RecordBatch) -> Result<Vec<String>> {
+        let pkey = self.keys().partition_key(batch)?;
+        Ok(split_by_partition(batch, pkey)?
+            .into_iter()
+            .map(|(p, _)| p.id)
+            .collect())
+    }
+
     pub fn keys(&self) -> Arc<dyn KeyEvaluator> {
         Arc::clone(&self.keys.read())
     }
@@ -316,9 +325,16 @@ impl MergeTreeTable {
     /// block cannot be covered by a merge in progress (the coordinator only
     /// assigns merges of parts it already recorded), so an insert never
     /// waits for a merge to finish.
-    pub fn attach_staged(&self, staged: &Path, name: PartName) -> Result<Arc<Part>> {
+    /// `loaded`: the part as its writer or receiver loaded it (at
+    /// `staged`), so it is not read back.
+    pub fn attach_staged(
+        &self,
+        staged: &Path,
+        name: PartName,
+        loaded: Option<Arc<Part>>,
+    ) -> Result<Arc<Part>> {
         let _one_at_a_time = self.attach_lock.lock();
-        self.move_into_place(staged, name)
+        self.move_into_place(staged, name, loaded.as_deref())
     }
 
     /// Makes parts visible; active parts they cover become outdated.
@@ -348,23 +364,38 @@ impl MergeTreeTable {
     /// (and with `verify`, re-hashes every file against its checksums), renames
     /// it into place and activates it.
     pub fn attach_fetched(&self, tmp: &Path, name: PartName, verify: bool) -> Result<Arc<Part>> {
-        let check =
-            Part::load(tmp, name.clone()).and_then(|p| if verify { p.verify() } else { Ok(()) });
-        if let Err(e) = check {
-            let _ = fs::remove_dir_all(tmp);
-            return Err(e);
-        }
+        let checked = Part::load(tmp, name.clone()).and_then(|p| {
+            if verify {
+                p.verify().map(|_| p)
+            } else {
+                Ok(p)
+            }
+        });
+        let loaded = match checked {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = fs::remove_dir_all(tmp);
+                return Err(e);
+            }
+        };
         // Serialised with merges and other attaches, so the covering check
         // still holds when the part is activated.
         let _guard = self.merge_lock.lock();
-        self.move_into_place(tmp, name)
+        self.move_into_place(tmp, name, Some(&loaded))
     }
 
     /// Renames a complete part at `from` to `name` and activates it, unless
     /// the part (or one covering it) is already active — concurrent fetches
     /// and activations can bring the same part: the active one wins. The
-    /// caller holds the lock that serialises it with its rivals.
-    fn move_into_place(&self, from: &Path, name: PartName) -> Result<Arc<Part>> {
+    /// caller holds the lock that serialises it with its rivals. `loaded`:
+    /// the part at `from` already in memory (else it is loaded after the
+    /// rename).
+    fn move_into_place(
+        &self,
+        from: &Path,
+        name: PartName,
+        loaded: Option<&Part>,
+    ) -> Result<Arc<Part>> {
         if let Some(p) = self.part_or_covering(&name) {
             let _ = fs::remove_dir_all(from);
             return Ok(p);
@@ -383,7 +414,10 @@ impl MergeTreeTable {
         }
         fs::rename(from, &dir).map_err(|e| StorageError::io(&dir, e))?;
         sync_dir(&self.dir)?;
-        let part = Arc::new(Part::load(&dir, name)?);
+        let part = Arc::new(match loaded {
+            Some(p) => p.clone().moved(dir, name),
+            None => Part::load(&dir, name)?,
+        });
         self.activate(vec![Arc::clone(&part)]);
         Ok(part)
     }

@@ -272,3 +272,38 @@ fn a_corrupt_compact_part_is_detected() {
         .unwrap_err();
     assert!(err.to_string().contains("data.bin"), "{err}");
 }
+
+/// A staged part activated with the part its writer loaded (no read back)
+/// is the part its files hold, wide and compact alike; without it, the
+/// part is loaded from its files.
+#[test]
+fn staged_parts_activate_as_their_writer_loaded_them() {
+    for wide_bytes in [0, 1 << 30] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = meta(EngineKind::MergeTree, 16, wide_bytes);
+        let t = Arc::new(
+            MergeTreeTable::create(&dir.path().join("t"), m.clone(), Arc::new(Keys)).unwrap(),
+        );
+        let mut txn = t.begin_insert();
+        let data: Vec<_> = (0..90).map(|k| (k, Some(format!("v{k}")))).collect();
+        txn.write(&batch(&m, &data)).unwrap();
+        let prepared = txn.into_prepared();
+        assert_eq!(prepared.len(), 3, "one part per partition");
+        for (i, p) in prepared.into_iter().enumerate() {
+            let staged = dir.path().join(format!("staged_{i}"));
+            std::fs::rename(p.tmp_dir(), &staged).unwrap();
+            let name = qh_types::PartName {
+                partition_id: p.partition.id.clone(),
+                min_block: i as u64,
+                max_block: i as u64,
+                level: 0,
+            };
+            let loaded = (i != 1).then(|| Arc::new(p.part.moved(staged.clone(), name.clone())));
+            let part = t.attach_staged(&staged, name.clone(), loaded).unwrap();
+            assert_eq!(part.name, name);
+            assert_eq!(part.dir, dir.path().join("t").join(name.to_string()));
+        }
+        same_as_on_disk(&t).unwrap();
+        assert_eq!(read_all(&t).iter().map(Vec::len).sum::<usize>(), 90);
+    }
+}

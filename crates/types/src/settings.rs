@@ -46,7 +46,7 @@ setting_defs! {
     ("async_insert_busy_timeout_ms", "Milliseconds", "200", "An async insert buffer is written this long after its first INSERT."),
     ("async_insert_max_data_size", "UInt64", "10485760", "An async insert buffer is written at once when it holds this many bytes."),
     ("async_insert_max_query_number", "UInt64", "450", "An async insert buffer is written at once when it holds this many INSERTs."),
-    ("async_insert_deduplicate", "Bool", "0", "Deduplicate async INSERTs into replicated tables (each is then written on its own)."),
+    ("async_insert_deduplicate", "Bool", "0", "Deduplicate async INSERTs into replicated tables: each buffered insert keeps its own block id."),
     ("select_sequential_consistency", "UInt64", "0", "Refuse to read on a replica that lacks a part written with a quorum."),
     ("receive_timeout", "Seconds", "300", "Seconds a replica waits for data (SYSTEM SYNC REPLICA)."),
     ("distributed_ddl_task_timeout", "Int64", "180", "Seconds an ON CLUSTER statement waits for every host."),

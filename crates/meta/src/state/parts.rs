@@ -95,6 +95,24 @@ pub(super) fn commit(
         });
     }
     tx.table(table)?;
+    // Batched inserts first: one known id refuses the whole op.
+    let mut seen = BTreeSet::new();
+    let duplicate_ids: Vec<String> = parts
+        .iter()
+        .flat_map(|p| &p.batch_ids)
+        .filter(|id| !seen.insert(id.as_str()) || tx.s.dedup.contains_key(&item_key(table, id)))
+        .cloned()
+        .collect();
+    if !duplicate_ids.is_empty() {
+        return Ok(parts
+            .iter()
+            .map(|_| CommittedPart {
+                part: String::new(),
+                log_index: None,
+                duplicate_ids: duplicate_ids.clone(),
+            })
+            .collect());
+    }
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
         let stage_key = item_key(table, &p.stage);
@@ -111,6 +129,7 @@ pub(super) fn commit(
             out.push(CommittedPart {
                 part: existing.part.clone(),
                 log_index: None,
+                duplicate_ids: Vec::new(),
             });
             continue;
         }
@@ -132,12 +151,13 @@ pub(super) fn commit(
             meta.quorum = quorum;
             tx.set_part(key, Some(meta));
         }
-        if let Some(id) = &p.block_id {
+        for id in p.block_id.iter().chain(&p.batch_ids) {
             dedup::add_block(tx, table, id, &name, window, now_ms)?;
         }
         out.push(CommittedPart {
             part: name,
             log_index: Some(index),
+            duplicate_ids: Vec::new(),
         });
     }
     Ok(out)

@@ -350,6 +350,7 @@ fn staged(partition: &str, stage: &str, block_id: Option<&str>) -> NewPart {
         partition: partition.into(),
         stage: stage.into(),
         block_id: block_id.map(String::from),
+        batch_ids: Vec::new(),
         holders: ["r1".to_string(), "r2".to_string()].into(),
         checksum: format!("sum-{stage}"),
     }
@@ -415,15 +416,97 @@ fn commit_parts_allocates_logs_and_records_holders_atomically() {
         OpResult::Parts(vec![
             CommittedPart {
                 part: "202401_1_1_0".into(),
-                log_index: None
+                log_index: None,
+                duplicate_ids: Vec::new(),
             },
             CommittedPart {
                 part: "202402_1_1_0".into(),
-                log_index: None
+                log_index: None,
+                duplicate_ids: Vec::new(),
             },
         ])
     );
     assert_eq!(s.log_from("db.t", 0).len(), 2);
+}
+
+/// Async inserts buffered into parts: every batch id is remembered, and a
+/// later op naming one of them (or naming one twice) commits nothing and
+/// says which.
+#[test]
+fn batched_inserts_commit_all_their_ids_or_nothing() {
+    let mut s = table_setup();
+    let batch = |stage: &str, partition: &str, ids: &[&str]| NewPart {
+        batch_ids: ids.iter().map(|i| i.to_string()).collect(),
+        ..staged(partition, stage, None)
+    };
+    let parts_of = |r: Response| {
+        let Response::Ok { results } = r else {
+            panic!("{r:?}")
+        };
+        let Some(OpResult::Parts(parts)) = results.into_iter().next() else {
+            panic!("no parts")
+        };
+        parts
+    };
+    let first = parts_of(s.apply(&req(
+        vec![commit(
+            vec![
+                batch("s1", "202401", &["202401_a", "202401_b"]),
+                batch("s2", "202402", &["202402_b"]),
+            ],
+            5000,
+        )],
+        10,
+    )));
+    assert!(first
+        .iter()
+        .all(|p| p.log_index.is_some() && p.duplicate_ids.is_empty()));
+    assert_eq!(
+        s.dedup_block("db.t", "202401_b").map(|b| b.part.as_str()),
+        Some("202401_1_1_0")
+    );
+    assert_eq!(
+        s.dedup_block("db.t", "202402_b").map(|b| b.part.as_str()),
+        Some("202402_1_1_0")
+    );
+    // b again, with a new c: nothing is committed, b is named.
+    let log_len = s.log_from("db.t", 0).len();
+    let again = parts_of(s.apply(&req(
+        vec![commit(
+            vec![
+                batch("s3", "202401", &["202401_c", "202401_b"]),
+                batch("s4", "202402", &["202402_c"]),
+            ],
+            5000,
+        )],
+        20,
+    )));
+    assert!(again
+        .iter()
+        .all(|p| p.log_index.is_none() && p.duplicate_ids == ["202401_b"]));
+    assert_eq!(s.log_from("db.t", 0).len(), log_len);
+    assert!(s.dedup_block("db.t", "202401_c").is_none());
+    // An id twice in one op is a duplicate too.
+    let twice = parts_of(s.apply(&req(
+        vec![commit(
+            vec![batch("s5", "202401", &["202401_d", "202401_d"])],
+            5000,
+        )],
+        30,
+    )));
+    assert_eq!(twice[0].duplicate_ids, ["202401_d"]);
+    // The retry without b commits c.
+    let retry = parts_of(s.apply(&req(
+        vec![commit(
+            vec![
+                batch("s6", "202401", &["202401_c"]),
+                batch("s7", "202402", &["202402_c"]),
+            ],
+            5000,
+        )],
+        40,
+    )));
+    assert!(retry.iter().all(|p| p.log_index.is_some()));
 }
 
 #[test]
@@ -549,6 +632,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
                         partition,
                         stage,
                         block_id,
+                        batch_ids: Vec::new(),
                         holders: ["r1".to_string()].into(),
                         checksum: "c".into(),
                     }],

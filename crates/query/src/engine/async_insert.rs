@@ -14,10 +14,15 @@
 //! once buffered (ClickHouse's fire-and-forget).
 //!
 //! Entries share a buffer only with the same table, schema version and
-//! commit options (quorum, its timeout). As in ClickHouse, buffered inserts
-//! are not deduplicated unless `async_insert_deduplicate = 1`; such an insert
-//! into a replicated table is written on its own (its block id must be its
-//! own), as is a deduplicated one that carries a token.
+//! commit options (quorum, its timeout, deduplication). As in ClickHouse,
+//! buffered inserts are not deduplicated unless `async_insert_deduplicate =
+//! 1` (replicated tables). Then each entry keeps a block id of its own
+//! (from its `insert_deduplication_token`, else its data) per partition its
+//! rows fall into; the part written for the buffer carries them all, and
+//! when the commit finds some already inserted (or two entries of the
+//! buffer alike) those entries are answered as deduplicated (0 rows
+//! written) and the rest written again without them — ClickHouse's
+//! algorithm for async inserts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -30,6 +35,8 @@ use super::*;
 /// Settings of one async insert (ClickHouse's names and defaults).
 #[derive(Debug, Clone)]
 pub(super) struct AsyncSettings {
+    /// Each insert keeps its block id (replicated tables only).
+    dedup: bool,
     wait: bool,
     wait_timeout: Duration,
     busy_timeout: Duration,
@@ -44,16 +51,13 @@ impl AsyncSettings {
         if !settings.get_bool("async_insert", false).map_err(bad)? {
             return Ok(None);
         }
-        // A deduplicated insert into a replicated table keeps its own block
-        // id: it is written on its own (see the module doc).
-        let dedup = settings
-            .get_bool("async_insert_deduplicate", false)
-            .map_err(bad)?
+        let dedup = replicated
+            && settings
+                .get_bool("async_insert_deduplicate", false)
+                .map_err(bad)?
             && settings.get_bool("insert_deduplicate", true).map_err(bad)?;
-        if replicated && dedup {
-            return Ok(None);
-        }
         Ok(Some(AsyncSettings {
+            dedup,
             wait: settings
                 .get_bool("wait_for_async_insert", true)
                 .map_err(bad)?,
@@ -83,6 +87,7 @@ struct Key {
     quorum: Quorum,
     quorum_timeout: Duration,
     quorum_parallel: bool,
+    dedup: bool,
 }
 
 /// The outcome a waiting client gets: rows written, or the flush's error.
@@ -90,12 +95,15 @@ type Outcome = std::result::Result<u64, (ErrorCode, String)>;
 
 struct Entry {
     batch: RecordBatch,
+    /// Block id without its partition prefix (deduplicated buffers only).
+    id: Option<String>,
     reply: Option<oneshot::Sender<Outcome>>,
 }
 
 struct Buffer {
     /// Tells a timer whether the buffer it was started for is still this one.
     id: u64,
+    dedup: bool,
     table: Table,
     options: InsertOptions,
     entries: Vec<Entry>,
@@ -146,6 +154,15 @@ impl AsyncInserts {
             quorum: options.quorum,
             quorum_timeout: options.timeout,
             quorum_parallel: options.parallel,
+            dedup: s.dedup,
+        };
+        let id = if s.dedup {
+            Some(match &options.token {
+                Some(t) => format!("{:032x}", xxhash_rust::xxh3::xxh3_128(t.as_bytes())),
+                None => data_hash(&batch)?,
+            })
+        } else {
+            None
         };
         let bytes = batch.get_array_memory_size() as u64;
         let (tx, rx) = oneshot::channel();
@@ -156,6 +173,7 @@ impl AsyncInserts {
                 self.start_timer(key.clone(), id, s.busy_timeout);
                 Buffer {
                     id,
+                    dedup: s.dedup,
                     table,
                     // Buffered inserts are not deduplicated (module doc).
                     options: InsertOptions {
@@ -169,6 +187,7 @@ impl AsyncInserts {
             });
             buffer.entries.push(Entry {
                 batch,
+                id,
                 reply: s.wait.then_some(tx),
             });
             buffer.bytes += bytes;
@@ -245,23 +264,76 @@ async fn flush(buffer: Buffer, catalog: &Arc<Catalog>) {
     let Buffer {
         table,
         options,
-        entries,
+        mut entries,
+        dedup,
         ..
     } = buffer;
     let span = tracing::info_span!("async_insert_flush", table = %table.data().dir().display(), inserts = entries.len());
     let outcome = async {
-        let data = Arc::clone(table.data());
-        let batches: Vec<RecordBatch> = entries.iter().map(|e| e.batch.clone()).collect();
-        let txn = tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
-            let schema = data.meta().arrow_schema();
-            let all = concat_batches(&schema, batches.iter())?;
-            let mut txn = data.begin_insert();
-            txn.write(&all)?;
-            Ok(txn)
-        })
-        .await
-        .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
-        table.commit_insert(txn, &options, catalog).await
+        if !dedup {
+            let txn = write_entries(&table, &entries).await?;
+            return table.commit_insert(txn, &options, catalog).await;
+        }
+        // Deduplicated: entries found inserted are answered and dropped, the
+        // rest written again. Each round drops at least one entry.
+        let Some(replica) = table.replica().cloned() else {
+            return Err(QueryError::other(
+                ErrorCode::LOGICAL_ERROR,
+                "a deduplicated async insert buffer of a table that is not replicated",
+            ));
+        };
+        let mut written = 0;
+        let mut seen = std::collections::HashSet::new();
+        answer_duplicates(&mut entries, |e| !seen.insert(e.id.clone()));
+        while !entries.is_empty() {
+            let data = Arc::clone(table.data());
+            let batches: Vec<RecordBatch> = entries.iter().map(|e| e.batch.clone()).collect();
+            let ids: Vec<Option<String>> = entries.iter().map(|e| e.id.clone()).collect();
+            let batch_ids = tokio::task::spawn_blocking(move || -> Result<_> {
+                let mut by_partition: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (b, id) in batches.iter().zip(ids) {
+                    for p in data.partition_ids(b)? {
+                        let id = format!("{p}_{}", id.as_deref().unwrap_or_default());
+                        by_partition.entry(p).or_default().push(id);
+                    }
+                }
+                Ok(by_partition)
+            })
+            .await
+            .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))??;
+            let txn = write_entries(&table, &entries).await?;
+            let opts = InsertOptions {
+                batch_ids,
+                ..options.clone()
+            };
+            match replica.commit_insert(txn.into_prepared(), &opts).await {
+                Ok(n) => {
+                    written += n;
+                    break;
+                }
+                Err(qh_replication::ReplicationError::DuplicateBlocks(found)) => {
+                    let before = entries.len();
+                    answer_duplicates(&mut entries, |e| {
+                        let id = e.id.as_deref().unwrap_or_default();
+                        found
+                            .iter()
+                            .any(|f| f.rsplit_once('_').is_some_and(|(_, h)| h == id))
+                    });
+                    tracing::info!(
+                        deduplicated = before - entries.len(),
+                        "async inserts already inserted; writing the rest"
+                    );
+                    if entries.len() == before {
+                        return Err(QueryError::other(
+                            ErrorCode::LOGICAL_ERROR,
+                            format!("the commit named duplicate blocks no entry has: {found:?}"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(written)
     }
     .instrument(span)
     .await;
@@ -277,6 +349,48 @@ async fn flush(buffer: Buffer, catalog: &Arc<Catalog>) {
     if let Err(e) = outcome {
         tracing::warn!(error = %e, "async insert flush failed");
     }
+}
+
+/// Answers the entries `duplicate` picks as deduplicated (nothing written)
+/// and removes them.
+fn answer_duplicates(entries: &mut Vec<Entry>, mut duplicate: impl FnMut(&Entry) -> bool) {
+    entries.retain_mut(|e| {
+        if !duplicate(e) {
+            return true;
+        }
+        if let Some(reply) = e.reply.take() {
+            let _ = reply.send(Ok(0));
+        }
+        false
+    });
+}
+
+/// The entries' rows as one insert's parts (written, not committed).
+async fn write_entries(table: &Table, entries: &[Entry]) -> Result<InsertTxn> {
+    let data = Arc::clone(table.data());
+    let batches: Vec<RecordBatch> = entries.iter().map(|e| e.batch.clone()).collect();
+    tokio::task::spawn_blocking(move || -> Result<InsertTxn> {
+        let schema = data.meta().arrow_schema();
+        let all = concat_batches(&schema, batches.iter())?;
+        let mut txn = data.begin_insert();
+        txn.write(&all)?;
+        Ok(txn)
+    })
+    .await
+    .map_err(|e| QueryError::other(ErrorCode::LOGICAL_ERROR, e.to_string()))?
+}
+
+/// An insert's block id from its data (Arrow IPC bytes, so equal rows of
+/// equal types hash alike).
+fn data_hash(batch: &RecordBatch) -> Result<String> {
+    let mut buf = Vec::new();
+    {
+        let mut w =
+            datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&buf)))
 }
 
 impl Session {

@@ -286,6 +286,7 @@ pub(super) fn insert_options(settings: &Settings) -> Result<InsertOptions> {
         parallel: settings
             .get_bool("insert_quorum_parallel", true)
             .map_err(QueryError::BadArguments)?,
+        batch_ids: Default::default(),
     })
 }
 

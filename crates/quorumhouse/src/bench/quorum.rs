@@ -50,6 +50,10 @@ pub struct QuorumArgs {
     /// Inserts per writer in the async_insert comparison.
     #[arg(long, default_value_t = 20)]
     pub async_inserts: usize,
+    /// Seconds one replica (then the coordinator leader) is frozen with
+    /// SIGSTOP under insert_quorum = 2 inserts; 0: skipped.
+    #[arg(long, default_value_t = 10)]
+    pub freeze_secs: u64,
     /// Write the figures as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -79,6 +83,8 @@ struct Figures {
     sync_inserts: Vec<SmallInserts>,
     async_inserts: Vec<SmallInserts>,
     async_quorum: u64,
+    /// A node frozen (SIGSTOP) under insert_quorum = 2 inserts.
+    frozen: Vec<Frozen>,
     /// Replica SIGKILLed → a quorum=3 insert answered (285), ms.
     kill_to_285_ms: f64,
     kill_error_code: i32,
@@ -287,6 +293,24 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
         .map(|p| peak_rss_mb(&p.to_string()))
         .collect();
 
+    // A node frozen under quorum = 2 inserts: a replica, then the leader.
+    if a.freeze_secs > 0 {
+        if let Some((_, _, table)) = tables.first() {
+            let leader = cluster
+                .leader(&cluster.all(), Duration::from_secs(30))
+                .await?;
+            let follower = (1..=3).rev().find(|&n| n != leader).unwrap_or(3);
+            for (role, node) in [("replica", follower), ("leader", leader)] {
+                eprintln!(
+                    "insert_quorum=2 while node {node} ({role}) is frozen for {} s ...",
+                    a.freeze_secs
+                );
+                let f = frozen(&cluster, table, role, node, a.freeze_secs, &mut rng).await?;
+                fig.frozen.push(f);
+            }
+        }
+    }
+
     // A replica dies: how fast does a quorum=3 insert learn it?
     let top = tables
         .iter()
@@ -388,6 +412,13 @@ pub async fn quorum(a: QuorumArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    for f in &fig.frozen {
+        println!(
+            "{} frozen {} s under insert_quorum=2 ({} writers): {} acks, longest gap between acks {:.0} ms (first ack after the freeze {:.0} ms), p50 {:.1} ms, p99 {:.1} ms, {} errors; frozen node caught up after SIGCONT: {}",
+            f.frozen, f.freeze_secs, f.writers, f.acks, f.longest_gap_ms, f.first_ack_after_freeze_ms,
+            f.p50_ms, f.p99_ms, f.errors, if f.caught_up { "yes" } else { "NO" }
+        );
+    }
     println!(
         "replica SIGKILLed -> quorum=3 insert answered in {:.0} ms with code {} (285 = TOO_FEW_LIVE_REPLICAS)",
         fig.kill_to_285_ms, fig.kill_error_code
@@ -456,4 +487,133 @@ async fn small_inserts(
     m.per_s = lat.len() as f64 / secs;
     (m.p50_ms, m.p99_ms) = percentiles(lat);
     Ok(m)
+}
+
+/// Quorum inserts while one node is frozen.
+#[derive(Debug, Serialize, Default, Clone)]
+struct Frozen {
+    /// "replica" or "leader".
+    frozen: String,
+    freeze_secs: u64,
+    writers: usize,
+    acks: usize,
+    errors: usize,
+    /// The longest time without an acknowledged insert, from the freeze on.
+    longest_gap_ms: f64,
+    first_ack_after_freeze_ms: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// After SIGCONT the frozen node holds every row the others hold.
+    caught_up: bool,
+}
+
+/// Writers on the other two nodes insert 100-row batches with
+/// insert_quorum = 2 for 2 s, then `node` is frozen (SIGSTOP) for `secs`,
+/// resumed, and the writers go on for 3 s more. Each insert is bounded by
+/// a client-side timeout of `secs` + 20 s.
+async fn frozen(
+    cluster: &qh_local_cluster::LocalCluster,
+    table: &str,
+    role: &str,
+    node: u64,
+    secs: u64,
+    rng: &mut Rng,
+) -> anyhow::Result<Frozen> {
+    const WRITERS: usize = 4;
+    let pid = cluster
+        .pid(node)
+        .ok_or_else(|| anyhow::anyhow!("node {node} is not running"))? as i32;
+    let others: Vec<u64> = (1..=3).filter(|&n| n != node).collect();
+    let insert = format!("INSERT INTO {table} SETTINGS insert_quorum = 2 FORMAT CSV");
+    let warm = Duration::from_secs(2);
+    let freeze = Duration::from_secs(secs);
+    let total = warm + freeze + Duration::from_secs(3);
+    let per_insert = freeze + Duration::from_secs(20);
+    let mut clients = Vec::new();
+    for w in 0..WRITERS {
+        clients.push(connect(cluster, others[w % others.len()]).await?);
+    }
+    let seeds: Vec<u64> = (0..WRITERS).map(|_| rng.next()).collect();
+    let start = Instant::now();
+    let writers = clients
+        .into_iter()
+        .zip(seeds)
+        .enumerate()
+        .map(|(w, (mut c, seed))| {
+            let insert = insert.clone();
+            async move {
+                let mut rng = Rng(seed | 1);
+                let mut acks = Vec::new();
+                let mut errors = 0;
+                let mut i = 0;
+                while start.elapsed() < total {
+                    let b = csv(&mut rng, 3000 + w, i, 100);
+                    i += 1;
+                    let s = Instant::now();
+                    match tokio::time::timeout(per_insert, c.insert_bytes(&insert, b)).await {
+                        Ok(Ok(_)) => acks.push((s - start, s.elapsed())),
+                        _ => errors += 1,
+                    }
+                }
+                (acks, errors)
+            }
+        });
+    let nemesis = async {
+        tokio::time::sleep(warm).await;
+        let frozen_at = start.elapsed();
+        // SAFETY: kill(2) on a child process id this cluster started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        tokio::time::sleep(freeze).await;
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        frozen_at
+    };
+    let (results, frozen_at) = tokio::join!(futures::future::join_all(writers), nemesis);
+    let mut f = Frozen {
+        frozen: role.to_string(),
+        freeze_secs: secs,
+        writers: WRITERS,
+        ..Default::default()
+    };
+    let mut done: Vec<Duration> = Vec::new();
+    let mut lat = Vec::new();
+    for (acks, errors) in results {
+        f.errors += errors;
+        for (began, took) in acks {
+            done.push(began + took);
+            lat.push(took.as_secs_f64());
+        }
+    }
+    f.acks = done.len();
+    (f.p50_ms, f.p99_ms) = percentiles(lat);
+    done.sort();
+    let after: Vec<Duration> = done.into_iter().filter(|d| *d >= frozen_at).collect();
+    f.first_ack_after_freeze_ms = after
+        .first()
+        .map_or(f64::NAN, |d| (*d - frozen_at).as_secs_f64() * 1000.0);
+    let mut prev = frozen_at;
+    let mut gap = Duration::ZERO;
+    for d in after
+        .iter()
+        .copied()
+        .chain(std::iter::once(total.max(start.elapsed())))
+    {
+        gap = gap.max(d.saturating_sub(prev));
+        prev = d;
+    }
+    f.longest_gap_ms = gap.as_secs_f64() * 1000.0;
+    // The frozen node catches up: the same count as the others.
+    let count = format!("SELECT count() FROM {table}");
+    let expected = cluster.sql(others[0], &count).await?;
+    f.caught_up = cluster
+        .wait_for(
+            "the frozen node to catch up",
+            Duration::from_secs(60),
+            || async {
+                let got = cluster.sql(node, &count).await.ok()?;
+                (got == expected).then_some(())
+            },
+        )
+        .await
+        .is_ok();
+    Ok(f)
 }

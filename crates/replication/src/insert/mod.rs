@@ -91,6 +91,12 @@ pub struct InsertOptions {
     pub timeout: Duration,
     /// `insert_quorum_parallel`.
     pub parallel: bool,
+    /// Several inserts buffered into one (async inserts with
+    /// deduplication): per partition id, the block ids of those whose rows
+    /// its part holds. They replace the part's own block id; when one is
+    /// already known the commit fails with
+    /// [`ReplicationError::DuplicateBlocks`] and nothing is written.
+    pub batch_ids: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for InsertOptions {
@@ -101,6 +107,7 @@ impl Default for InsertOptions {
             quorum: Quorum::Off,
             timeout: Duration::from_secs(600),
             parallel: true,
+            batch_ids: BTreeMap::new(),
         }
     }
 }
@@ -110,6 +117,8 @@ struct LocalPart {
     staged: StagedPart,
     part: Arc<Part>,
     block_id: Option<String>,
+    /// See [`InsertOptions::batch_ids`].
+    batch_ids: Vec<String>,
 }
 
 /// A live replica that can stage parts.
@@ -383,49 +392,44 @@ impl Replica {
             }
             let id = format!("{insert_id}.{i}");
             let (partition, rows) = (p.partition.id.clone(), p.rows());
-            let staging_dir = self.staging.receive_dir(&id);
-            let staging = &self.staging;
-            let moved = tokio::task::spawn_blocking(move || -> Result<Part> {
-                // The part comes loaded from its writer; its directory moves
-                // into the staging area (the description follows in
-                // `Staging::add`).
-                let io =
-                    |e| ReplicationError::Storage(qh_storage::StorageError::io(&staging_dir, e));
-                if let Some(area) = staging_dir.parent() {
-                    std::fs::create_dir_all(area).map_err(io)?;
-                }
-                std::fs::rename(p.tmp_dir(), &staging_dir).map_err(io)?;
-                Ok(p.part)
-            })
-            .await
-            .map_err(|e| ReplicationError::Coordinator(e.to_string()))
-            .and_then(|r| r);
-            let mut part = match moved {
-                Ok(v) => v,
-                Err(e) => {
-                    staging.discard(&id);
-                    failed = Some(e);
-                    continue;
-                }
-            };
             let info = StageInfo {
                 partition_id: partition,
                 deadline_ms,
                 writer: me.clone(),
                 rows,
-                checksum: part.checksum_digest(),
+                checksum: p.part.checksum_digest(),
                 quorum,
                 exclusive,
                 staged_ms: now_ms(),
             };
-            match staging.add(&id, &staging.receive_dir(&id), info) {
-                Ok(s) => {
-                    // Its files now live here (the stream to stagers reads them).
-                    part.dir = s.dir.clone();
-                    staged.push((s, Arc::new(part)));
+            // The part comes loaded from its writer: its directory is
+            // renamed into the staging area once and the loaded part goes
+            // with it (activation does not read it back).
+            let staging = Arc::clone(&self.staging);
+            let id2 = id.clone();
+            let added = tokio::task::spawn_blocking(move || {
+                let tmp = p.tmp_dir().to_path_buf();
+                let r = staging.add(&id2, &tmp, info, Some(p.part));
+                if r.is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
                 }
+                r
+            })
+            .await
+            .map_err(|e| ReplicationError::Coordinator(e.to_string()))
+            .and_then(|r| r);
+            match added {
+                Ok(s) => match s.loaded.clone() {
+                    // Its files now live here (the stream to stagers reads them).
+                    Some(part) => staged.push((s, part)),
+                    None => {
+                        failed = Some(ReplicationError::Coordinator(
+                            "staged part not loaded".into(),
+                        ))
+                    }
+                },
                 Err(e) => {
-                    staging.discard(&id);
+                    self.staging.discard(&id);
                     failed = Some(e);
                 }
             }
@@ -440,7 +444,12 @@ impl Replica {
             .into_iter()
             .enumerate()
             .map(|(i, (staged, part))| {
-                let block_id = opts.deduplicate.then(|| {
+                let batch_ids = opts
+                    .batch_ids
+                    .get(&staged.info.partition_id)
+                    .cloned()
+                    .unwrap_or_default();
+                let block_id = (opts.deduplicate && batch_ids.is_empty()).then(|| {
                     let h = match &opts.token {
                         Some(t) if count == 1 => hash_hex(t.as_bytes()),
                         Some(t) => hash_hex(format!("{t}_{i}").as_bytes()),
@@ -452,6 +461,7 @@ impl Replica {
                     staged,
                     part,
                     block_id,
+                    batch_ids,
                 }
             })
             .collect())

@@ -72,6 +72,7 @@ impl StagedInsert {
                     partition: l.staged.info.partition_id.clone(),
                     stage: l.staged.id.clone(),
                     block_id: l.block_id.clone(),
+                    batch_ids: l.batch_ids.clone(),
                     holders: holders.clone(),
                     checksum: l.staged.info.checksum.clone(),
                 })
@@ -112,6 +113,13 @@ impl StagedInsert {
                 self.local.len(),
                 committed.len()
             )));
+        }
+        // Buffered inserts of which some were inserted before: nothing was
+        // committed, the caller writes the others again.
+        if let Some(c) = committed.iter().find(|c| !c.duplicate_ids.is_empty()) {
+            let ids = c.duplicate_ids.clone();
+            self.abandon().await;
+            return Err(ReplicationError::DuplicateBlocks(ids));
         }
         let replica = &self.replica;
         let repl = replica.repl()?;

@@ -140,7 +140,7 @@ pub struct Replica {
     /// This replica executed the log below this index.
     pointer: watch::Sender<u64>,
     /// Parts of inserts staged here, awaiting their commit.
-    pub(crate) staging: Staging,
+    pub(crate) staging: Arc<Staging>,
     /// Serialises moving staged parts into place (the writer after its
     /// commit, the queue task, the stager's RPC).
     activation: tokio::sync::Mutex<()>,
@@ -224,7 +224,7 @@ impl Replica {
     ) -> Arc<Replica> {
         let (pointer, _) = watch::channel(0);
         let (stop, _) = watch::channel(false);
-        let staging = Staging::open(table.staging_dir());
+        let staging = Arc::new(Staging::open(table.staging_dir()));
         Arc::new(Replica {
             repl,
             table,

@@ -432,10 +432,11 @@ impl Replica {
             return Ok(self.table.part_or_covering(name).is_some());
         };
         let table = Arc::clone(&self.table);
-        let (dir, target) = (staged.dir.clone(), name.clone());
-        let attached = tokio::task::spawn_blocking(move || table.attach_staged(&dir, target))
-            .await
-            .map_err(|e| ReplicationError::Coordinator(e.to_string()))?;
+        let (dir, target, loaded) = (staged.dir.clone(), name.clone(), staged.loaded.clone());
+        let attached =
+            tokio::task::spawn_blocking(move || table.attach_staged(&dir, target, loaded))
+                .await
+                .map_err(|e| ReplicationError::Coordinator(e.to_string()))?;
         match attached {
             Ok(part) => {
                 self.staging.forget(stage);

@@ -131,7 +131,7 @@ struct CompactHeader {
 }
 
 /// A loaded, immutable part.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Part {
     pub name: PartName,
     pub dir: PathBuf,

@@ -95,7 +95,14 @@ pub fn write_part(
     // Files written without an fsync yet: synced together at the end.
     let mut unsynced: Vec<(PathBuf, File)> = Vec::new();
     let blocks = match kind {
-        PartKind::Wide => write_wide_columns(tmp_dir, batch, columns, &granules, &mut checksums)?,
+        PartKind::Wide => write_wide_columns(
+            tmp_dir,
+            batch,
+            columns,
+            &granules,
+            &mut checksums,
+            &mut unsynced,
+        )?,
         PartKind::Compact => write_compact_data(
             tmp_dir,
             batch,
@@ -179,14 +186,16 @@ pub fn write_part(
     Ok(PreparedPart { part, partition })
 }
 
-/// Wide: one `.bin` + `.mrk` per column, encoded and fsynced on a thread
-/// per column. Returns each column's block ranges.
+/// Wide: one `.bin` + `.mrk` per column, encoded on a thread per column
+/// (fsynced later, with the part's other files). Returns each column's
+/// block ranges.
 fn write_wide_columns(
     dir: &Path,
     batch: &RecordBatch,
     columns: &[PartColumn],
     granules: &[Range<usize>],
     checksums: &mut Checksums,
+    unsynced: &mut Vec<(PathBuf, File)>,
 ) -> Result<HashMap<String, Vec<(u64, u64)>>> {
     let results: Vec<Result<WrittenColumn>> = std::thread::scope(|s| {
         let handles: Vec<_> = columns
@@ -212,6 +221,7 @@ fn write_wide_columns(
         checksums.insert(w.bin.0, w.bin.1);
         checksums.insert(w.mrk.0, w.mrk.1);
         blocks.insert(col.name.clone(), w.ranges);
+        unsynced.extend(w.files);
     }
     Ok(blocks)
 }
@@ -220,6 +230,8 @@ struct WrittenColumn {
     bin: (String, FileChecksum),
     mrk: (String, FileChecksum),
     ranges: Vec<(u64, u64)>,
+    /// Written, not yet fsynced.
+    files: Vec<(PathBuf, File)>,
 }
 
 fn write_wide_column(
@@ -252,8 +264,6 @@ fn write_wide_column(
     let file = w
         .into_inner()
         .map_err(|e| StorageError::io(&bin_path, e.into_error()))?;
-    file.sync_all()
-        .map_err(|e| StorageError::io(&bin_path, e))?;
     let bin_sum = FileChecksum {
         size: offset,
         hash: format!("{:016x}", hasher.digest()),
@@ -261,12 +271,12 @@ fn write_wide_column(
     let mrk_path = dir.join(&mrk_name);
     let mut mf = File::create(&mrk_path).map_err(|e| StorageError::io(&mrk_path, e))?;
     mf.write_all(&marks)
-        .and_then(|_| mf.sync_all())
         .map_err(|e| StorageError::io(&mrk_path, e))?;
     Ok(WrittenColumn {
         bin: (bin_name, bin_sum),
         mrk: (mrk_name, checksum_of(&marks)),
         ranges,
+        files: vec![(bin_path, file), (mrk_path, mf)],
     })
 }
 
