@@ -44,15 +44,6 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const POINTER_REPORT_EVERY: Duration = Duration::from_secs(1);
 const POINTER_REPORT_ENTRIES: u64 = 100;
 
-/// How an INSERT wants its blocks committed.
-#[derive(Debug, Clone, Default)]
-pub struct InsertOptions {
-    /// `insert_deduplicate`: skip blocks whose id the table already has.
-    pub deduplicate: bool,
-    /// `insert_deduplication_token`: block ids from this instead of the data.
-    pub token: Option<String>,
-}
-
 /// A row of `system.replicas`.
 #[derive(Debug, Clone, Default)]
 pub struct ReplicaStatus {
