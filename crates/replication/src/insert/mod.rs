@@ -418,16 +418,10 @@ impl Replica {
             .await
             .map_err(|e| ReplicationError::Coordinator(e.to_string()))
             .and_then(|r| r);
-            match added {
-                Ok(s) => match s.loaded.clone() {
-                    // Its files now live here (the stream to stagers reads them).
-                    Some(part) => staged.push((s, part)),
-                    None => {
-                        failed = Some(ReplicationError::Coordinator(
-                            "staged part not loaded".into(),
-                        ))
-                    }
-                },
+            match added.map(|s| (s.loaded.clone(), s)) {
+                // Its files now live here (the stream to stagers reads them).
+                Ok((Some(part), s)) => staged.push((s, part)),
+                Ok((None, _)) => failed = Some(ReplicationError::Coordinator("not loaded".into())),
                 Err(e) => {
                     self.staging.discard(&id);
                     failed = Some(e);

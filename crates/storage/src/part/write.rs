@@ -94,24 +94,18 @@ pub fn write_part(
     let mut checksums = Checksums::new();
     // Files written without an fsync yet: synced together at the end.
     let mut unsynced: Vec<(PathBuf, File)> = Vec::new();
-    let blocks = match kind {
-        PartKind::Wide => write_wide_columns(
-            tmp_dir,
-            batch,
-            columns,
-            &granules,
-            &mut checksums,
-            &mut unsynced,
-        )?,
-        PartKind::Compact => write_compact_data(
-            tmp_dir,
-            batch,
-            columns,
-            &granules,
-            &mut checksums,
-            &mut unsynced,
-        )?,
+    let write_columns = match kind {
+        PartKind::Wide => write_wide_columns,
+        PartKind::Compact => write_compact_data,
     };
+    let blocks = write_columns(
+        tmp_dir,
+        batch,
+        columns,
+        &granules,
+        &mut checksums,
+        &mut unsynced,
+    )?;
 
     let index = if index_columns.is_empty() {
         None
