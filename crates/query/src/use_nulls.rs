@@ -11,9 +11,12 @@
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DFSchemaRef, ExprSchema, Result, ScalarValue};
-use datafusion::logical_expr::{lit, Expr, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{
+    lit, Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, Projection,
+};
 
 /// Rewrites `plan` so that outer joins fill defaults instead of NULLs.
 pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
@@ -27,15 +30,18 @@ pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
             JoinType::Full => (true, true),
             _ => return Ok(Transformed::no(node)),
         };
-        let (left, right) = (join.left.schema(), join.right.schema());
-        let left_len = left.fields().len();
+        let (left, right) = (
+            clickhouse_nullable(&join.left),
+            clickhouse_nullable(&join.right),
+        );
+        let left_len = left.len();
         // Output field i fills when its side does and its input was not Nullable.
         let fills: Vec<bool> = (0..node.schema().fields().len())
             .map(|i| {
                 if i < left_len {
-                    left_fills && !left.field(i).is_nullable()
+                    left_fills && !left[i]
                 } else {
-                    right_fills && !right.field(i - left_len).is_nullable()
+                    right_fills && !right.get(i - left_len).copied().unwrap_or(true)
                 }
             })
             .collect();
@@ -132,6 +138,130 @@ fn nullable_arg(arg: &Expr, input: &DFSchema) -> bool {
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
     null_literal || nullable_key(arg, input)
+}
+
+/// Which output fields of `plan` are Nullable in ClickHouse's sense.
+/// DataFusion calls the result of almost every function nullable, so a
+/// subquery's `toDate(t) AS d` would read NULL on an outer join's unmatched
+/// side where ClickHouse reads 1970-01-01: ClickHouse's result is Nullable
+/// only when an argument is, or the function makes NULLs. Plans this does
+/// not look into keep DataFusion's answer (Nullable: no default is filled).
+fn clickhouse_nullable(plan: &LogicalPlan) -> Vec<bool> {
+    let datafusion_says = || {
+        plan.schema()
+            .fields()
+            .iter()
+            .map(|f| f.is_nullable())
+            .collect::<Vec<_>>()
+    };
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let input = clickhouse_nullable(&p.input);
+            p.expr
+                .iter()
+                .map(|e| expr_nullable(e, p.input.schema(), &input))
+                .collect()
+        }
+        LogicalPlan::SubqueryAlias(a) => clickhouse_nullable(&a.input),
+        LogicalPlan::Filter(f) => clickhouse_nullable(&f.input),
+        LogicalPlan::Sort(s) => clickhouse_nullable(&s.input),
+        LogicalPlan::Limit(l) => clickhouse_nullable(&l.input),
+        LogicalPlan::Distinct(Distinct::All(input)) => clickhouse_nullable(input),
+        LogicalPlan::Aggregate(agg)
+            if !matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) =>
+        {
+            let input = clickhouse_nullable(&agg.input);
+            let schema = agg.input.schema();
+            let df = datafusion_says();
+            let keys = agg
+                .group_expr
+                .iter()
+                .map(|k| expr_nullable(k, schema, &input));
+            let aggregates = agg.aggr_expr.iter().map(|e| {
+                let inner = match e {
+                    Expr::Alias(a) => a.expr.as_ref(),
+                    e => e,
+                };
+                match inner {
+                    // These are never NULL over non-Nullable arguments
+                    // (over no rows `fill_aggregate_defaults` gives the default).
+                    Expr::AggregateFunction(f)
+                        if matches!(
+                            f.func.name(),
+                            "sum" | "min" | "max" | "avg" | "count" | "first_value" | "last_value"
+                        ) && f.params.filter.is_none() =>
+                    {
+                        f.params
+                            .args
+                            .iter()
+                            .any(|a| expr_nullable(a, schema, &input))
+                    }
+                    _ => true,
+                }
+            });
+            let mut out: Vec<bool> = keys.chain(aggregates).collect();
+            out.resize(df.len(), true);
+            out
+        }
+        _ => datafusion_says(),
+    }
+}
+
+/// Whether `e` over an input whose fields are Nullable as `input` says is
+/// Nullable in ClickHouse's sense (see [`clickhouse_nullable`]).
+fn expr_nullable(e: &Expr, schema: &DFSchema, input: &[bool]) -> bool {
+    match e {
+        Expr::Alias(a) => expr_nullable(&a.expr, schema, input),
+        Expr::Column(c) => schema
+            .maybe_index_of_column(c)
+            .and_then(|i| input.get(i).copied())
+            .unwrap_or(true),
+        Expr::Literal(v, _) => v.is_null(),
+        Expr::Case(c) => {
+            c.else_expr.is_none()
+                || c.else_expr
+                    .iter()
+                    .chain(c.when_then_expr.iter().map(|(_, t)| t))
+                    .any(|t| expr_nullable(t, schema, input))
+        }
+        Expr::ScalarFunction(f) if f.name().eq_ignore_ascii_case("coalesce") => {
+            f.args.iter().all(|a| expr_nullable(a, schema, input))
+        }
+        Expr::ScalarFunction(f) => {
+            let name = f.name().to_ascii_lowercase();
+            // Functions that make NULLs of non-NULL arguments (`nullIf`,
+            // `toUInt8OrNull`, `toNullable`, a missing array element or
+            // map key, a regular expression without a match).
+            let makes_nulls = name.contains("null")
+                || name.starts_with("array_element")
+                || name.starts_with("get_field")
+                || name.starts_with("regexp")
+                || name.starts_with("json");
+            makes_nulls || f.args.iter().any(|a| expr_nullable(a, schema, input))
+        }
+        Expr::Cast(c) => expr_nullable(&c.expr, schema, input),
+        Expr::BinaryExpr(b) => {
+            expr_nullable(&b.left, schema, input) || expr_nullable(&b.right, schema, input)
+        }
+        Expr::Not(x) | Expr::Negative(x) => expr_nullable(x, schema, input),
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_) => false,
+        Expr::Between(_) | Expr::Like(_) | Expr::SimilarTo(_) | Expr::InList(_) => {
+            let mut any = false;
+            let _ = e.apply_children(|c| {
+                any |= expr_nullable(c, schema, input);
+                Ok(TreeNodeRecursion::Continue)
+            });
+            any
+        }
+        // Subqueries, casts that may fail to NULL, window and aggregate
+        // calls, anything else: as DataFusion says.
+        _ => e.nullable(schema).unwrap_or(true),
+    }
 }
 
 /// Whether a GROUP BY key is Nullable in ClickHouse's sense: it reads a

@@ -623,6 +623,81 @@ async fn a_part_nobody_can_send_does_not_wedge_the_queue() {
     ok(&c, 3, "SYSTEM SYNC REPLICA events").await;
 }
 
+/// A merge every replica postponed (each lacked a source at its
+/// MERGE_PARTS entry, so nobody can send the result) completes after every
+/// node restarts: recovery rebuilds what to merge from the coordinator's
+/// records. It used to leave the result missing for good, and SYNC REPLICA
+/// waited out its whole receive_timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_every_replica_postponed_completes_after_a_full_restart() {
+    let mut c = start(3);
+    c.leader(&c.all(), LONG).await.unwrap();
+    for n in 1..=3 {
+        ok(&c, n, EVENTS).await;
+        ok(&c, n, "SYSTEM STOP FETCHES events").await;
+    }
+    ok(
+        &c,
+        1,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 1, 'only on node 1')",
+    )
+    .await;
+    ok(
+        &c,
+        2,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 2, 'only on node 2')",
+    )
+    .await;
+    // Node 3 holds neither source, so OPTIMIZE would wait for the merge
+    // until its timeout: stop waiting once the merge is in the log.
+    c.wait_for("the merge assigned", LONG, || async {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            sql(&c, 3, "OPTIMIZE TABLE events FINAL"),
+        )
+        .await;
+        // Two inserts, then the merge.
+        let r = sql(&c, 3, "SELECT log_max_index FROM system.replicas")
+            .await
+            .ok()?;
+        (r.trim().parse::<u64>().ok()? >= 3).then_some(())
+    })
+    .await
+    .unwrap();
+    for n in 1..=3 {
+        c.wait_for("the merge postponed on every replica", LONG, || async {
+            let r = sql(
+                &c,
+                n,
+                "SELECT log_pointer - log_max_index, queue_size FROM system.replicas",
+            )
+            .await
+            .ok()?;
+            let (executed, queue) = r.trim().split_once('\t')?;
+            (executed == "1" && queue.parse::<u64>().ok()? >= 2).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    for n in 1..=3 {
+        c.kill(n);
+    }
+    for n in 1..=3 {
+        c.spawn(n).unwrap();
+    }
+    c.leader(&c.all(), LONG).await.unwrap();
+    converge(&c, &[1, 2, 3], "SELECT count(), sum(id) FROM events").await;
+    assert_eq!(
+        ok(&c, 3, "SELECT count(), sum(id) FROM events").await,
+        "2\t3\n"
+    );
+    let merged = same_parts(&c, &[1, 2, 3], "events").await;
+    assert_eq!(merged.lines().count(), 1, "{merged}");
+    for n in 1..=3 {
+        ok(&c, n, "SYSTEM SYNC REPLICA events").await;
+    }
+}
+
 /// The built-in clusters: `default` (one shard of every node) and `sharded`
 /// (every node its own shard). `{shard}` follows the cluster an ON CLUSTER
 /// statement names, so the same engine arguments give one replicated table

@@ -165,6 +165,10 @@ pub fn check_setting(name: &str, value: &str) -> Result<(), SettingError> {
     if !clickhouse_knows(name) {
         return Err(SettingError::Unknown(name.to_string()));
     }
+    // Every spelling of UTC is UTC.
+    if name == "session_timezone" && crate::types::is_utc_zone(value) {
+        return Ok(());
+    }
     match NOT_HONOURED.iter().find(|(n, _)| *n == name) {
         Some((_, defaults)) if !defaults.iter().any(|d| same_value(d, value)) => {
             Err(SettingError::NotHonoured {
@@ -323,6 +327,8 @@ mod tests {
             Err(SettingError::NotHonoured { .. })
         ));
         assert_eq!(check_setting("session_timezone", "UTC"), Ok(()));
+        assert_eq!(check_setting("session_timezone", "Etc/UTC"), Ok(()));
+        assert!(check_setting("session_timezone", "Europe/Berlin").is_err());
         for (name, defaults) in NOT_HONOURED {
             assert!(clickhouse_knows(name), "{name} is ClickHouse's");
             assert!(setting_def(name).is_none(), "{name} is honoured");

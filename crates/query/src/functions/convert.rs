@@ -167,7 +167,7 @@ impl ScalarUDFImpl for Conversion {
     }
 }
 
-fn type_name(t: &DataType) -> String {
+pub(super) fn type_name(t: &DataType) -> String {
     ChType::from_arrow(t)
         .map(|t| t.to_string())
         .unwrap_or_else(|| t.to_string())

@@ -21,7 +21,7 @@ use qh_types::ErrorCode;
 
 use crate::error::QueryError;
 
-fn error(code: ErrorCode, why: String) -> DataFusionError {
+pub(super) fn error(code: ErrorCode, why: String) -> DataFusionError {
     DataFusionError::External(Box::new(QueryError::other(code, why)))
 }
 

@@ -6,6 +6,8 @@
 
 mod convert;
 pub(crate) use convert::convert;
+mod dates;
+pub(crate) use dates::{AT_LEAST_PRECISION, INTERVAL_UNITS};
 mod hash;
 mod math;
 pub(crate) mod server;
@@ -899,6 +901,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         }));
     }
     fns.extend(convert::udfs());
+    fns.extend(dates::udfs());
     fns.extend(hash::udfs());
     fns.extend(server::udfs());
     for f in fns {

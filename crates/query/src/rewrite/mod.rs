@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use functions::{rewrite_function, searched_case};
 
-use crate::statement::WITH_ALIAS_PREFIX;
+use crate::statement::{INLINE_ALIAS, WITH_ALIAS_PREFIX};
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
@@ -29,7 +29,10 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        self.with_scopes.push(take_with_aliases(q));
+        let mut scope = take_with_aliases(q);
+        scope.extend(take_inline_aliases(q));
+        resolve_alias_chains(&mut scope);
+        self.with_scopes.push(scope);
         union_tail_binds_to_last_select(q);
         dummy_from_system_one(&mut q.body);
         clamp_limits(q);
@@ -327,7 +330,7 @@ fn limit_by(q: &mut Query) {
 fn select_aliases(body: &mut SetExpr) {
     match body {
         SetExpr::Select(s) => {
-            let aliases: Vec<(String, Expr)> = s
+            let mut aliases: Vec<(String, Expr)> = s
                 .projection
                 .iter()
                 .filter_map(|item| match item {
@@ -340,6 +343,7 @@ fn select_aliases(body: &mut SetExpr) {
             if aliases.is_empty() {
                 return;
             }
+            resolve_alias_chains(&mut aliases);
             for item in s.projection.iter_mut() {
                 match item {
                     SelectItem::ExprWithAlias { expr, alias } => {
@@ -361,6 +365,20 @@ fn select_aliases(body: &mut SetExpr) {
             select_aliases(right);
         }
         _ => {}
+    }
+}
+
+/// An alias may name another (`toString(d) AS t, toQuarter(t)`): puts the
+/// named expressions into the aliases' own, a few links deep.
+fn resolve_alias_chains(aliases: &mut [(String, Expr)]) {
+    for _ in 0..aliases.len().min(8) {
+        let before = aliases.to_vec();
+        for (name, expr) in aliases.iter_mut() {
+            substitute_aliases(expr, &before, Some(name.as_str()));
+        }
+        if aliases == before.as_slice() {
+            break;
+        }
     }
 }
 
@@ -408,6 +426,63 @@ impl VisitorMut for AliasSubstitution<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The expression and name of an alias written inside an expression,
+/// `__qh_alias(expr, 'name')` from the statement parser.
+fn inline_alias(e: &Expr) -> Option<(Expr, String)> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    if f.name.to_string() != INLINE_ALIAS {
+        return None;
+    }
+    match args_of(&f.args).as_slice() {
+        [expr, Expr::Value(v)] => match &v.value {
+            datafusion::sql::sqlparser::ast::Value::SingleQuotedString(name) => {
+                Some((expr.clone(), name.clone()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Takes ClickHouse's aliases inside expressions (`(expr AS name)`) out of
+/// `q` and returns them: each becomes `expr` where it was written, and
+/// `name` means `expr` in the rest of the query as a WITH alias would. A
+/// SELECT item that is just such an alias is named by it, as in ClickHouse.
+fn take_inline_aliases(q: &mut Query) -> Vec<(String, Expr)> {
+    fn peel(e: &Expr) -> &Expr {
+        match e {
+            Expr::Nested(inner) => peel(inner),
+            e => e,
+        }
+    }
+    if !q.to_string().contains(INLINE_ALIAS) {
+        return Vec::new();
+    }
+    if let SetExpr::Select(s) = q.body.as_mut() {
+        for item in s.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(e) = item {
+                if let Some((expr, name)) = inline_alias(peel(e)) {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: Expr::Nested(Box::new(expr)),
+                        alias: Ident::new(name),
+                    };
+                }
+            }
+        }
+    }
+    let mut aliases = Vec::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(q, |e| {
+        if let Some((expr, name)) = inline_alias(e) {
+            *e = Expr::Nested(Box::new(expr.clone()));
+            aliases.push((name, expr));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    aliases
 }
 
 /// Removes the `WITH expr AS name` items of `q` (carried as CTEs named
@@ -769,8 +844,93 @@ fn is_datetime_call(e: &Expr) -> bool {
         if DATETIME_FUNCTIONS.contains(&f.name.to_string().to_ascii_lowercase().as_str()))
 }
 
+/// An interval value: `INTERVAL …`, or the `toInterval…` call a
+/// non-constant one becomes.
+fn is_interval(e: &Expr) -> bool {
+    match e {
+        Expr::Interval(_) => true,
+        Expr::Nested(inner) => is_interval(inner),
+        Expr::Function(f) => f
+            .name
+            .to_string()
+            .to_ascii_lowercase()
+            .starts_with("tointerval"),
+        _ => false,
+    }
+}
+
+/// `INTERVAL expr UNIT` with a non-constant `expr` (`INTERVAL number
+/// MONTH`), which DataFusion plans only for literals, or in quarters:
+/// `toIntervalUnit(expr)`.
+fn computed_interval(e: &Expr) -> Option<Expr> {
+    let Expr::Interval(i) = e else {
+        return None;
+    };
+    let constant = match i.value.as_ref() {
+        Expr::Value(_) => true,
+        Expr::UnaryOp { expr, .. } => matches!(expr.as_ref(), Expr::Value(_)),
+        _ => false,
+    };
+    if i.last_field.is_some() || i.fractional_seconds_precision.is_some() {
+        return None;
+    }
+    let unit = i.leading_field.as_ref()?.to_string().to_ascii_lowercase();
+    let unit = unit.strip_suffix('s').unwrap_or(&unit);
+    // Arrow's interval parser has no quarters.
+    if constant && unit != "quarter" {
+        return None;
+    }
+    crate::functions::INTERVAL_UNITS.contains(&unit).then(|| {
+        Expr::Function(func(
+            &format!("tointerval{unit}"),
+            vec![i.value.as_ref().clone()],
+        ))
+    })
+}
+
+/// The function that makes a DateTime precise enough for `interval`, when
+/// that is in milli-, micro- or nanoseconds.
+fn sub_second_widening(interval: &Expr) -> Option<&'static str> {
+    let Expr::Interval(i) = interval else {
+        return None;
+    };
+    let unit = i.leading_field.as_ref()?.to_string().to_ascii_lowercase();
+    let unit = unit.strip_suffix('s').unwrap_or(&unit);
+    crate::functions::AT_LEAST_PRECISION
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, f)| *f)
+}
+
 fn rewrite_expr(e: &mut Expr) {
     if let Some(new) = literal_or_cast(e) {
+        *e = new;
+        return;
+    }
+    // `DateTime ± INTERVAL n MILLISECOND` is a DateTime64(3) in ClickHouse
+    // (DataFusion would keep whole seconds and drop the rest).
+    if let Expr::BinaryOp {
+        left,
+        op: op @ (BinaryOperator::Plus | BinaryOperator::Minus),
+        right,
+    } = e
+    {
+        let plus = matches!(op, BinaryOperator::Plus);
+        if let Some(f) = sub_second_widening(right) {
+            let inner = std::mem::replace(
+                left.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            **left = Expr::Function(func(f, vec![inner]));
+        } else if let Some(f) = sub_second_widening(left).filter(|_| plus) {
+            let inner = std::mem::replace(
+                right.as_mut(),
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
+            **right = Expr::Function(func(f, vec![inner]));
+        }
+    }
+    if let Some(new) = computed_interval(e) {
         *e = new;
         return;
     }
@@ -800,10 +960,9 @@ fn rewrite_expr(e: &mut Expr) {
         right,
     } = e
     {
-        let left_dt = is_datetime_call(left) && !matches!(right.as_ref(), Expr::Interval(_));
-        let right_dt = matches!(op, BinaryOperator::Plus)
-            && is_datetime_call(right)
-            && !matches!(left.as_ref(), Expr::Interval(_));
+        let left_dt = is_datetime_call(left) && !is_interval(right);
+        let right_dt =
+            matches!(op, BinaryOperator::Plus) && is_datetime_call(right) && !is_interval(left);
         if left_dt || right_dt {
             let (dt, n) = if left_dt {
                 (left.as_ref().clone(), right.as_ref().clone())

@@ -30,7 +30,7 @@ pub use on_cluster::split_on_cluster;
 pub use qh_sql_lex::split_statements;
 
 pub use params::bind_parameters;
-pub use tokens::WITH_ALIAS_PREFIX;
+pub use tokens::{INLINE_ALIAS, WITH_ALIAS_PREFIX};
 
 use parser::*;
 use tokens::*;

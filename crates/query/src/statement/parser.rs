@@ -40,6 +40,7 @@ impl<'a> StmtParser<'a> {
         let tokens = values_function(tokens);
         let tokens = ternary_operator(tokens);
         let tokens = with_aliases(tokens);
+        let tokens = inline_aliases(tokens);
         let (tokens, trailer_format, trailer_settings) =
             split_trailer(tokens).map_err(|m| syntax_error(sql, &ParserError::ParserError(m)))?;
         let parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);

@@ -917,3 +917,124 @@ fn alias_item(tokens: &[TokenWithSpan], item: &std::ops::Range<usize>) -> Option
         _ => None,
     }
 }
+
+/// The marker function an alias inside an expression becomes (see
+/// [`inline_aliases`]); the rewrite takes it out again.
+pub const INLINE_ALIAS: &str = "__qh_alias";
+
+/// ClickHouse names a value anywhere inside an expression — `(toDate(x) AS
+/// d) + 1`, `f(x AS y, ...)` — and the name is usable elsewhere in the
+/// query. sqlparser reads `AS` only after a SELECT item, so each such
+/// `expr AS name` inside brackets becomes `__qh_alias(expr, 'name')`, which
+/// the rewrite turns back into `expr` and an alias of the query. `CAST(x AS
+/// T)` and its kind, `* REPLACE (e AS c)` and subqueries are left alone.
+pub(super) fn inline_aliases(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    // Each pass rewrites the outermost of nested aliases; the statement's
+    // size bounds the passes (each removes an `AS`), the cap bounds the work.
+    for _ in 0..64 {
+        let (out, changed) = inline_aliases_once(tokens);
+        tokens = out;
+        if !changed {
+            break;
+        }
+    }
+    tokens
+}
+
+fn inline_aliases_once(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool) {
+    struct Frame {
+        /// Elements here are never aliases (a CAST-like call, an array).
+        skip: bool,
+        start: usize,
+    }
+    // (first token of the element, the AS, the name token, end exclusive, the name)
+    let mut edits: Vec<(usize, usize, usize, usize, String)> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut previous: Option<usize> = None;
+    let element = |from: usize, to: usize| -> Option<(usize, usize, usize, String)> {
+        let sig: Vec<usize> = (from..to)
+            .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+            .collect();
+        let [first, .., as_kw, name] = sig.as_slice() else {
+            return None;
+        };
+        let Token::Word(alias) = &tokens[*name].token else {
+            return None;
+        };
+        if sig.len() < 3 || word_of(&tokens[*as_kw]).as_deref() != Some("AS") {
+            return None;
+        }
+        Some((*first, *as_kw, *name, alias.value.clone()))
+    };
+    for i in 0..tokens.len() {
+        match &tokens[i].token {
+            Token::LParen => {
+                let skip = previous.and_then(|p| word_of(&tokens[p])).is_some_and(|w| {
+                    matches!(
+                        w.as_str(),
+                        "CAST"
+                            | "TRY_CAST"
+                            | "SAFE_CAST"
+                            | "CONVERT"
+                            | "TRY_CONVERT"
+                            | "REPLACE"
+                            | "RENAME"
+                            | "EXCEPT"
+                    )
+                });
+                stack.push(Frame { skip, start: i + 1 });
+            }
+            Token::LBracket => stack.push(Frame {
+                skip: true,
+                start: i + 1,
+            }),
+            Token::Comma | Token::RParen | Token::RBracket => {
+                if let Some(f) = stack.last_mut() {
+                    if !f.skip {
+                        if let Some((first, as_kw, name, alias)) = element(f.start, i) {
+                            edits.push((first, as_kw, name, i, alias));
+                        }
+                    }
+                    f.start = i + 1;
+                }
+                if !matches!(tokens[i].token, Token::Comma) {
+                    stack.pop();
+                }
+            }
+            Token::SemiColon => stack.clear(),
+            // A subquery's items are SELECT items.
+            _ if matches!(word_of(&tokens[i]).as_deref(), Some("SELECT" | "WITH")) => {
+                if let Some(f) = stack.last_mut() {
+                    f.skip = true;
+                }
+            }
+            _ => {}
+        }
+        if !matches!(tokens[i].token, Token::Whitespace(_)) {
+            previous = Some(i);
+        }
+    }
+    if edits.is_empty() {
+        return (tokens, false);
+    }
+    edits.sort_unstable();
+    let mut out = Vec::with_capacity(tokens.len() + 4 * edits.len());
+    let mut i = 0;
+    for (first, as_kw, name, end, alias) in edits {
+        if first < i {
+            // Inside an alias rewritten here: the next pass.
+            continue;
+        }
+        out.extend(tokens[i..first].iter().cloned());
+        out.push(TokenWithSpan::wrap(Token::make_word(INLINE_ALIAS, None)));
+        out.push(TokenWithSpan::wrap(Token::LParen));
+        out.extend(tokens[first..as_kw].iter().cloned());
+        out.push(TokenWithSpan::wrap(Token::Comma));
+        out.push(TokenWithSpan::wrap(Token::SingleQuotedString(alias)));
+        out.push(TokenWithSpan::wrap(Token::RParen));
+        out.extend(tokens[name + 1..end].iter().cloned());
+        i = end;
+    }
+    out.extend(tokens[i..].iter().cloned());
+    (out, true)
+}

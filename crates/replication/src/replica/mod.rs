@@ -471,8 +471,34 @@ impl Replica {
             )
             .await;
         }
+        // A merge result nobody holds (every replica lacked a source at its
+        // MERGE_PARTS entry and postponed it; that memory did not survive
+        // the restart): its sources' records say what to merge here once
+        // they are all present, and the sources this replica lacks are
+        // fetched like any missing part.
+        let mut merge_sources: BTreeMap<PartName, Vec<PartName>> = BTreeMap::new();
+        for (name, meta) in &records {
+            let Some(into) = meta.merging_into.as_deref() else {
+                continue;
+            };
+            let Ok(into) = into.parse::<PartName>() else {
+                continue;
+            };
+            if missing.contains(&into) {
+                merge_sources.entry(into).or_default().push(name.clone());
+            }
+        }
+        for source in merge_sources.values().flatten() {
+            if self.table.part_or_covering(source).is_none() {
+                missing.insert(source.clone());
+            }
+        }
         if !missing.is_empty() {
-            info!(parts = missing.len(), "recovery: parts to fetch");
+            info!(
+                parts = missing.len(),
+                postponed_merges = merge_sources.len(),
+                "recovery: parts to fetch"
+            );
         }
         let mut pointer = me.log_pointer;
         if me.is_lost {
@@ -504,6 +530,7 @@ impl Replica {
         st.reported_pointer = pointer;
         st.reported_at = Some(Instant::now());
         st.missing = missing;
+        st.merge_sources = merge_sources;
         st.initialized = true;
         st.readonly_reason = None;
         info!(log_pointer = pointer, "replica initialized");

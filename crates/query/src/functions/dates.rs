@@ -1,0 +1,253 @@
+//! ClickHouse's calendar functions beyond the basic parts of a date:
+//! quarters, the `toRelative…Num` counters and `toInterval…` (which also
+//! carry `INTERVAL expr UNIT` with a non-constant `expr`). UTC, as the rest.
+
+use std::sync::Arc;
+
+use chrono::Datelike;
+use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array, IntervalMonthDayNanoArray};
+use datafusion::arrow::array::{UInt16Array, UInt32Array, UInt8Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Int64Type, IntervalMonthDayNano, IntervalUnit, TimeUnit,
+};
+use datafusion::common::Result;
+use datafusion::logical_expr::ScalarUDF;
+
+use super::{dt, month_start_days, one, ret_date, ret_u16, ret_u32, ret_u8, to_seconds, udf, DAY};
+
+/// The units of `toInterval…` and `INTERVAL n UNIT`, lower-case.
+pub(crate) const INTERVAL_UNITS: [&str; 8] = [
+    "year", "quarter", "month", "week", "day", "hour", "minute", "second",
+];
+
+fn quarter_of(month: u32) -> u32 {
+    (month - 1) / 3 + 1
+}
+
+/// Maps each value's UTC date-time, as seconds since the epoch, to a u32.
+fn map_secs_u32(a: &ArrayRef, f: impl Fn(i64) -> u32) -> Result<ArrayRef> {
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        s.iter().map(|v| v.map(&f)).collect::<UInt32Array>(),
+    ))
+}
+
+fn relative_week(secs: i64) -> u32 {
+    let days = secs.div_euclid(DAY);
+    let dow = (days + 3).rem_euclid(7) + 1; // Monday = 1; 1970-01-01 was a Thursday
+    ((days + 8 - dow) / 7) as u32
+}
+
+fn interval(a: &[ArrayRef], unit: &str) -> Result<ArrayRef> {
+    let n = cast(&a[0], &DataType::Int64)?;
+    let n = n.as_primitive::<Int64Type>();
+    let of = |v: i64| -> IntervalMonthDayNano {
+        let (months, days, nanos) = match unit {
+            "year" => (v.saturating_mul(12), 0, 0),
+            "quarter" => (v.saturating_mul(3), 0, 0),
+            "month" => (v, 0, 0),
+            "week" => (0, v.saturating_mul(7), 0),
+            "day" => (0, v, 0),
+            "hour" => (0, 0, v.saturating_mul(3_600_000_000_000)),
+            "minute" => (0, 0, v.saturating_mul(60_000_000_000)),
+            _ => (0, 0, v.saturating_mul(1_000_000_000)),
+        };
+        IntervalMonthDayNano::new(
+            months.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+            days.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+            nanos,
+        )
+    };
+    Ok(Arc::new(
+        n.iter()
+            .map(|v| v.map(of))
+            .collect::<IntervalMonthDayNanoArray>(),
+    ))
+}
+
+/// The names of the functions that make a DateTime precise to at least a
+/// millisecond, microsecond or nanosecond: ClickHouse's `DateTime + INTERVAL
+/// 1234 MILLISECOND` is a `DateTime64(3)` (a `DateTime64(6)` keeps its 6).
+pub(crate) const AT_LEAST_PRECISION: [(&str, &str); 3] = [
+    ("millisecond", "__qh_at_least_ms"),
+    ("microsecond", "__qh_at_least_us"),
+    ("nanosecond", "__qh_at_least_ns"),
+];
+
+fn at_least(t: &DataType, unit: TimeUnit) -> Result<DataType> {
+    let rank = |u: &TimeUnit| match u {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    };
+    match t {
+        DataType::Timestamp(have, tz) if rank(have) >= rank(&unit) => {
+            Ok(DataType::Timestamp(*have, tz.clone()))
+        }
+        DataType::Timestamp(_, tz) => Ok(DataType::Timestamp(unit, tz.clone())),
+        other => Err(super::math::error(
+            qh_types::ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            format!(
+                "Illegal type {} of an argument of a sub-second INTERVAL: it needs a DateTime or DateTime64",
+                super::convert::type_name(other)
+            ),
+        )),
+    }
+}
+
+fn widen(a: &[ArrayRef], unit: TimeUnit) -> Result<ArrayRef> {
+    let to = at_least(a[0].data_type(), unit)?;
+    Ok(cast(&a[0], &to)?)
+}
+
+fn ret_interval(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Interval(IntervalUnit::MonthDayNano))
+}
+
+pub(super) fn udfs() -> Vec<ScalarUDF> {
+    vec![
+        udf(
+            AT_LEAST_PRECISION[0].1,
+            one(),
+            |t| at_least(&t[0], TimeUnit::Millisecond),
+            |a, _| widen(a, TimeUnit::Millisecond),
+        ),
+        udf(
+            AT_LEAST_PRECISION[1].1,
+            one(),
+            |t| at_least(&t[0], TimeUnit::Microsecond),
+            |a, _| widen(a, TimeUnit::Microsecond),
+        ),
+        udf(
+            AT_LEAST_PRECISION[2].1,
+            one(),
+            |t| at_least(&t[0], TimeUnit::Nanosecond),
+            |a, _| widen(a, TimeUnit::Nanosecond),
+        ),
+        udf("toquarter", one(), ret_u8, |a, _| {
+            let s = to_seconds(&a[0])?;
+            Ok(Arc::new(
+                s.iter()
+                    .map(|v| v.map(|v| quarter_of(dt(v).month()) as u8))
+                    .collect::<UInt8Array>(),
+            ))
+        }),
+        udf("tostartofquarter", one(), ret_date, |a, _| {
+            let s = to_seconds(&a[0])?;
+            Ok(Arc::new(
+                s.iter()
+                    .map(|v| {
+                        v.map(|v| {
+                            let d = dt(v);
+                            let first_month = (quarter_of(d.month()) - 1) * 3 + 1;
+                            let start = d
+                                .date_naive()
+                                .with_day(1)
+                                .and_then(|x| x.with_month(first_month));
+                            start.map_or(month_start_days(d), |x| {
+                                x.and_hms_opt(0, 0, 0)
+                                    .map_or(0, |x| x.and_utc().timestamp().div_euclid(DAY) as i32)
+                            })
+                        })
+                    })
+                    .collect::<Date32Array>(),
+            ))
+        }),
+        udf("torelativeyearnum", one(), ret_u16, |a, _| {
+            let s = to_seconds(&a[0])?;
+            Ok(Arc::new(
+                s.iter()
+                    .map(|v| v.map(|v| dt(v).year() as u16))
+                    .collect::<UInt16Array>(),
+            ))
+        }),
+        udf("torelativequarternum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], |v| {
+                let d = dt(v);
+                d.year() as u32 * 4 + quarter_of(d.month()) - 1
+            })
+        }),
+        udf("torelativemonthnum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], |v| {
+                let d = dt(v);
+                d.year() as u32 * 12 + d.month()
+            })
+        }),
+        udf("torelativeweeknum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], relative_week)
+        }),
+        udf("torelativedaynum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], |v| v.div_euclid(DAY) as u32)
+        }),
+        udf("torelativehournum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], |v| v.div_euclid(3600) as u32)
+        }),
+        udf("torelativeminutenum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], |v| v.div_euclid(60) as u32)
+        }),
+        udf("torelativesecondnum", one(), ret_u32, |a, _| {
+            map_secs_u32(&a[0], |v| v as u32)
+        }),
+        udf("tointervalyear", one(), ret_interval, |a, _| {
+            interval(a, "year")
+        }),
+        udf("tointervalquarter", one(), ret_interval, |a, _| {
+            interval(a, "quarter")
+        }),
+        udf("tointervalmonth", one(), ret_interval, |a, _| {
+            interval(a, "month")
+        }),
+        udf("tointervalweek", one(), ret_interval, |a, _| {
+            interval(a, "week")
+        }),
+        udf("tointervalday", one(), ret_interval, |a, _| {
+            interval(a, "day")
+        }),
+        udf("tointervalhour", one(), ret_interval, |a, _| {
+            interval(a, "hour")
+        }),
+        udf("tointervalminute", one(), ret_interval, |a, _| {
+            interval(a, "minute")
+        }),
+        udf("tointervalsecond", one(), ret_interval, |a, _| {
+            interval(a, "second")
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values from ClickHouse 26.9 (chDB): toRelativeWeekNum of 1970-01-01
+    /// (a Thursday) is 0, of the Monday after 1; toStartOfQuarter and
+    /// toRelativeQuarterNum of 2017-08-15.
+    #[test]
+    fn weeks_and_quarters_count_as_clickhouse() {
+        assert_eq!(relative_week(0), 0);
+        assert_eq!(relative_week(4 * DAY), 1);
+        assert_eq!(relative_week(3 * DAY), 0);
+        assert_eq!(quarter_of(8), 3);
+        let secs: ArrayRef = Arc::new(datafusion::arrow::array::TimestampSecondArray::from(vec![
+            1_502_755_200, // 2017-08-15 00:00:00
+        ]));
+        let udfs = udfs();
+        let start = udfs
+            .iter()
+            .find(|u| u.name() == "tostartofquarter")
+            .map(|u| u.name());
+        assert_eq!(start, Some("tostartofquarter"));
+        let q = map_secs_u32(&secs, |v| {
+            let d = dt(v);
+            d.year() as u32 * 4 + quarter_of(d.month()) - 1
+        })
+        .unwrap();
+        assert_eq!(
+            q.as_primitive::<datafusion::arrow::datatypes::UInt32Type>()
+                .value(0),
+            2017 * 4 + 2
+        );
+    }
+}
