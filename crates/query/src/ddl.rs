@@ -187,6 +187,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
                     name: c.name.clone(),
                     ty: c.ty.clone(),
                     default: c.default.as_ref().map(expr_sql),
+                    kind: c.kind,
                     codec: c
                         .codec
                         .as_ref()
@@ -248,7 +249,7 @@ pub fn show_create(meta: &TableMeta) -> String {
         .map(|c| {
             let mut s = format!("    `{}` {}", c.name, c.ty);
             if let Some(d) = &c.default {
-                s.push_str(&format!(" DEFAULT {d}"));
+                s.push_str(&format!(" {} {d}", c.kind.keyword()));
             }
             if let Some(k) = &c.codec {
                 s.push_str(&format!(" CODEC({k})"));

@@ -26,6 +26,7 @@ pub mod provider;
 mod read;
 pub mod rewrite;
 pub mod statement;
+mod subquery_sets;
 pub mod system;
 pub mod table;
 pub mod totals;

@@ -291,6 +291,9 @@ async fn nodes_talk_over_mutual_tls_and_refuse_strangers() {
     )
     .await
     .unwrap();
+    // A quorum of 3 counts replicas whose lease is live: a node that just
+    // started may not have renewed its first one yet.
+    c.live_replicas(1, "t", 3, LONG).await.unwrap();
     c.sql(
         1,
         "INSERT INTO t SELECT number FROM numbers(1000) SETTINGS insert_quorum = 3",

@@ -25,6 +25,6 @@ pub mod table;
 pub use catalog::{BackgroundMerges, Catalog, KeysFactory, TEMPORARY_DATABASE};
 pub use error::{Result, StorageError};
 pub use keys::{ColumnDefaults, ComputedDefault, KeyEvaluator};
-pub use meta::{ColumnDef, EngineKind, ReplicationParams, TableMeta};
+pub use meta::{ColumnDef, ColumnKind, EngineKind, ReplicationParams, TableMeta};
 pub use part::Part;
 pub use table::{InsertTxn, MergeTreeTable};

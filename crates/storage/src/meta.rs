@@ -13,6 +13,40 @@ use crate::fsutil;
 /// On-disk format version of `table.json`; bump with an upgrade path.
 pub const TABLE_META_VERSION: u32 = 1;
 
+/// How a column declared with an expression gets its value: ClickHouse's
+/// `DEFAULT`, `MATERIALIZED` and `ALIAS`. The last two are computed on
+/// every insert (never given by one) and left out of `SELECT *` and of an
+/// INSERT without a column list. An ALIAS is stored like a MATERIALIZED
+/// column (its expression over the row's own values gives the same value
+/// as computing it on read, since rows are never updated in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ColumnKind {
+    #[default]
+    Default,
+    Materialized,
+    Alias,
+}
+
+impl ColumnKind {
+    /// The keyword of the column's declaration.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ColumnKind::Default => "DEFAULT",
+            ColumnKind::Materialized => "MATERIALIZED",
+            ColumnKind::Alias => "ALIAS",
+        }
+    }
+
+    /// Left out of `SELECT *` and computed on every insert.
+    pub fn is_computed(self) -> bool {
+        self != ColumnKind::Default
+    }
+
+    fn is_default(&self) -> bool {
+        *self == ColumnKind::Default
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDef {
     pub name: String,
@@ -21,6 +55,10 @@ pub struct ColumnDef {
     /// `DEFAULT expr` as SQL text, evaluated by the query layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// Which kind of expression `default` is (tables written before this
+    /// field existed have only DEFAULTs).
+    #[serde(default, skip_serializing_if = "ColumnKind::is_default")]
+    pub kind: ColumnKind,
     /// `CODEC(...)` as declared and validated; none: the default (LZ4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codec: Option<crate::codec::CodecChain>,

@@ -48,6 +48,7 @@ impl Session {
                         name: f.name().clone(),
                         ty,
                         default: None,
+                        kind: qh_storage::ColumnKind::Default,
                         codec: None,
                     });
                 }
@@ -66,6 +67,7 @@ impl Session {
                             Some(d) => Some(crate::statement::parse_expr(d)?),
                             None => None,
                         },
+                        kind: c.kind,
                         codec: c.codec.clone(),
                     });
                 }
@@ -162,6 +164,7 @@ impl Session {
                         name: column.name.clone(),
                         ty: column.ty.clone(),
                         default: column.default.as_ref().map(crate::statement::expr_sql),
+                        kind: column.kind,
                         codec: column
                             .codec
                             .as_ref()

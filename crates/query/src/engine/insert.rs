@@ -15,16 +15,34 @@ impl Session {
         let names: Vec<String> = match &ins.columns {
             Some(cols) => {
                 for c in cols {
-                    if meta.column(c).is_none() {
-                        return Err(QueryError::NoSuchColumn(format!(
-                            "No such column {c} in table {}.{}",
-                            meta.database, meta.name
-                        )));
+                    match meta.column(c) {
+                        None => {
+                            return Err(QueryError::NoSuchColumn(format!(
+                                "No such column {c} in table {}.{}",
+                                meta.database, meta.name
+                            )))
+                        }
+                        Some(def) if def.kind.is_computed() => {
+                            return Err(QueryError::other(
+                                ErrorCode::ILLEGAL_COLUMN,
+                                format!(
+                                    "Cannot insert column {c}, because it is {} column",
+                                    def.kind.keyword()
+                                ),
+                            ))
+                        }
+                        Some(_) => {}
                     }
                 }
                 cols.clone()
             }
-            None => meta.columns.iter().map(|c| c.name.clone()).collect(),
+            // MATERIALIZED and ALIAS columns are computed, never given.
+            None => meta
+                .columns
+                .iter()
+                .filter(|c| !c.kind.is_computed())
+                .map(|c| c.name.clone())
+                .collect(),
         };
         if matches!(meta.engine, EngineKind::Distributed { .. }) {
             return self

@@ -5,6 +5,7 @@
 
 mod access;
 mod async_insert;
+mod computed_columns;
 mod definition;
 mod insert;
 pub mod on_cluster;
@@ -876,7 +877,7 @@ impl Session {
                         col(&|c| c.ty.to_string()),
                         col(&|c| {
                             if c.default.is_some() {
-                                "DEFAULT".into()
+                                c.kind.keyword().into()
                             } else {
                                 String::new()
                             }

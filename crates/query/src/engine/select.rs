@@ -72,6 +72,7 @@ impl Session {
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
         let query = on_large_stack(|| {
             self.qualify_temporary(&mut query, &mut final_tables);
+            self.hide_computed_columns(&mut query);
             crate::rewrite::rewrite_query(&mut query);
             crate::complexity::check_query(&mut query, AstLimits::expanded(settings)?)?;
             Ok::<_, QueryError>(query)
@@ -141,6 +142,9 @@ impl Session {
             datafusion::logical_expr::LogicalPlan,
         ) -> datafusion::error::Result<datafusion::logical_expr::LogicalPlan>;
         let mut plan = on_large_stack(|| crate::operators::clickhouse_operators(plan, &state))
+            .map_err(table_error)?;
+        plan = crate::subquery_sets::materialize(plan, &state)
+            .await
             .map_err(table_error)?;
         for (setting, fill) in [
             (

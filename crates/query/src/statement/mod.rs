@@ -161,6 +161,8 @@ pub struct ColumnSpec {
     pub name: String,
     pub ty: ChType,
     pub default: Option<Expr>,
+    /// DEFAULT, MATERIALIZED or ALIAS (what `default` is).
+    pub kind: qh_storage::ColumnKind,
     /// `CODEC(...)`, parsed but not yet checked against the type.
     pub codec: Option<qh_storage::codec::CodecChain>,
 }

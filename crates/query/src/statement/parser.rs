@@ -645,9 +645,20 @@ impl<'a> StmtParser<'a> {
         let end = self.parser.peek_token().span.start;
         let mut ty = parse_ch_type(self.slice(start, end).trim())?;
         let mut default = None;
+        let mut kind = qh_storage::ColumnKind::Default;
         let mut codec = None;
         loop {
-            if self.eat("DEFAULT") || self.eat("MATERIALIZED") || self.eat("ALIAS") {
+            let declared = if self.eat("DEFAULT") {
+                Some(qh_storage::ColumnKind::Default)
+            } else if self.eat("MATERIALIZED") {
+                Some(qh_storage::ColumnKind::Materialized)
+            } else if self.eat("ALIAS") {
+                Some(qh_storage::ColumnKind::Alias)
+            } else {
+                None
+            };
+            if let Some(k) = declared {
+                kind = k;
                 default = Some(self.expr()?);
             } else if self.eat("CODEC") {
                 let start = self.parser.peek_token().span.start;
@@ -675,6 +686,7 @@ impl<'a> StmtParser<'a> {
             name,
             ty,
             default,
+            kind,
             codec,
         })
     }

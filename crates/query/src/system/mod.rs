@@ -273,7 +273,7 @@ pub fn table(ctx: &QueryContext, name: &str) -> DFResult<Option<Arc<dyn TablePro
                     c[2].push(col.name.clone());
                     c[3].push(col.ty.to_string());
                     c[4].push(if col.default.is_some() {
-                        "DEFAULT".into()
+                        col.kind.keyword().into()
                     } else {
                         String::new()
                     });
