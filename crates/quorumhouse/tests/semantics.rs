@@ -34,6 +34,16 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    // quantile(s)Exact{Inclusive,Exclusive}; TSV escapes a string's quotes, an array's
+    // strings are escaped once, inside their quotes.
+    ("SELECT quantilesExactExclusive(0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)(x), quantilesExactInclusive(0.25, 0.5, 0.999)(x), quantilesExact(0.25, 0.5, 0.999)(x), quantileExactExclusive(0.6)(x), quantileExactInclusive(0.6)(x) FROM (SELECT number AS x FROM numbers(1000))",
+     "[249.25,499.5,749.75,899.9,949.9499999999999,989.99,998.999]\t[249.75,499.5,998.001]\t[250,500,999]\t599.6\t599.4\n"),
+    ("SELECT number % 3 AS k, quantileExactInclusive(0.5)(number), quantilesExactExclusive(0.1, 0.9)(number) FROM numbers(20) GROUP BY k ORDER BY k",
+     "0\t9\t[0,18]\n1\t10\t[1,19]\n2\t9.5\t[2,17]\n"),
+    ("SELECT quantileExactInclusive(0.5)(x), quantilesExactInclusive(0.5)(x) FROM (SELECT 1 AS x WHERE 0)",
+     "nan\t[nan]\n"),
+    ("SELECT 'it''s', toString((1, 'x')), ['a''b', 'c\\td'], 'tab\\there', 'back\\\\slash', [toDate('2020-01-01')]",
+     "it\\'s\t(1,\\'x\\')\t['a\\'b','c\\td']\ttab\\there\tback\\\\slash\t['2020-01-01']\n"),
     // MATERIALIZED and ALIAS columns: computed on insert, left out of `*`.
     ("CREATE TABLE mat (t DateTime, d Date MATERIALIZED toDate(t), a UInt64 ALIAS toUInt64(t) * 2, k UInt8 DEFAULT 7) ENGINE = MergeTree ORDER BY t; INSERT INTO mat VALUES ('2010-01-01 00:00:00', 1); INSERT INTO mat (t) VALUES ('2011-01-01 00:00:00'); SELECT * FROM mat ORDER BY t; SELECT mat.*, d, a FROM mat ORDER BY t; SELECT name, default_kind, default_expression FROM system.columns WHERE table = 'mat' ORDER BY position",
      "2010-01-01 00:00:00\t1\n2011-01-01 00:00:00\t7\n2010-01-01 00:00:00\t1\t2010-01-01\t2524608000\n2011-01-01 00:00:00\t7\t2011-01-01\t2587680000\nt\t\t\nd\tMATERIALIZED\ttoDate(t)\na\tALIAS\ttoUInt64(t) * 2\nk\tDEFAULT\t7\n"),

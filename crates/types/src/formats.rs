@@ -459,11 +459,14 @@ fn is_numeric(dt: &DataType) -> bool {
     dt.is_numeric()
 }
 
+/// ClickHouse's escaping of a string in TabSeparated: the control
+/// characters, the backslash and the single quote.
 fn tsv_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
@@ -483,13 +486,24 @@ fn is_string(dt: &DataType) -> bool {
     )
 }
 
+/// A TSV cell: a string escaped; an array or tuple in its own quoted text
+/// form (its strings escaped inside their quotes, not escaped again), as
+/// ClickHouse writes them; other values need no escaping.
 fn tsv_value(out: &mut String, a: &dyn Array, i: usize) {
     if crate::text::null_at(a, i) {
         out.push_str("\\N");
-    } else {
-        let mut s = String::new();
-        write_value(&mut s, a, i, false);
+        return;
+    }
+    let mut s = String::new();
+    write_value(&mut s, a, i, false);
+    let string = match a.data_type() {
+        DataType::Dictionary(_, v) => is_string(v),
+        t => is_string(t) || matches!(t, DataType::Binary | DataType::LargeBinary),
+    };
+    if string {
         out.push_str(&tsv_escape(&s));
+    } else {
+        out.push_str(&s);
     }
 }
 

@@ -10,6 +10,8 @@ mod dates;
 pub(crate) use dates::{AT_LEAST_PRECISION, INTERVAL_UNITS};
 mod hash;
 mod math;
+mod quantiles;
+pub(crate) use quantiles::QUANTILE_SORTED;
 pub(crate) mod server;
 mod strings;
 
@@ -902,6 +904,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     }
     fns.extend(convert::udfs());
     fns.extend(dates::udfs());
+    fns.extend(quantiles::udfs());
     fns.extend(hash::udfs());
     fns.extend(server::udfs());
     for f in fns {

@@ -120,6 +120,41 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
             }
             return Some(Expr::Function(nf));
         }
+        "quantileexactinclusive" | "quantileexactexclusive" => {
+            let p = args_of(&f.parameters)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| number("0.5"));
+            return Some(interpolated_quantile(&lname, args.first()?.clone(), p));
+        }
+        // The plural forms: one array of the singular's answers.
+        "quantiles"
+        | "quantilesexact"
+        | "quantilestiming"
+        | "quantilestdigest"
+        | "quantilesexactinclusive"
+        | "quantilesexactexclusive" => {
+            let singular = lname.replacen("quantiles", "quantile", 1);
+            let levels = args_of(&f.parameters);
+            if levels.is_empty() {
+                return None;
+            }
+            let mut each = Vec::with_capacity(levels.len());
+            for p in levels {
+                let mut one = func(&singular, args.clone());
+                one.parameters = FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(p))],
+                    clauses: vec![],
+                });
+                let e = match rewrite_function(&mut one) {
+                    Some(e) => e,
+                    None => Expr::Function(one),
+                };
+                each.push(e);
+            }
+            return Some(Expr::Function(func("make_array", each)));
+        }
         "quantile" | "quantileexact" | "quantiletiming" | "quantiletdigest" => {
             let p = match &f.parameters {
                 FunctionArguments::List(_) => args_of(&f.parameters).into_iter().next(),
@@ -344,4 +379,31 @@ pub(super) fn ch_type_name(t: &DataType) -> String {
         }
         other => other.to_string(),
     }
+}
+
+fn number(n: &str) -> Expr {
+    Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+        n.into(),
+        false,
+    ))
+}
+
+/// `quantileExactInclusive(p)(x)` / `…Exclusive`: the interpolation over
+/// every value, sorted by the UDF.
+fn interpolated_quantile(name: &str, x: Expr, p: Expr) -> Expr {
+    let kind = if name.ends_with("exclusive") {
+        "exclusive"
+    } else {
+        "inclusive"
+    };
+    Expr::Function(func(
+        crate::functions::QUANTILE_SORTED,
+        vec![
+            Expr::Function(func("array_agg", vec![x])),
+            p,
+            Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                kind.into(),
+            )),
+        ],
+    ))
 }
