@@ -34,6 +34,11 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    // hex and visibleWidth.
+    ("SELECT hex('abc'), hex(toUInt8(255)), hex(toUInt16(256)), hex(toInt8(-1)), hex(toInt64(-1)), hex(1.0), hex(toFloat32(1.5)), hex(0), hex(toDate('2020-01-01'))",
+     "616263\tFF\t0100\tFF\tFFFFFFFFFFFFFFFF\t000000000000F03F\t0000C03F\t00\t4756\n"),
+    ("SELECT visibleWidth(21.99), visibleWidth(toFloat32(21.99)), visibleWidth('héllo'), visibleWidth([1, 2]), visibleWidth(NULL), visibleWidth(toDate('2020-01-01'))",
+     "5\t5\t5\t5\t4\t10\n"),
     // quantile(s)Exact{Inclusive,Exclusive}; TSV escapes a string's quotes, an array's
     // strings are escaped once, inside their quotes.
     ("SELECT quantilesExactExclusive(0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)(x), quantilesExactInclusive(0.25, 0.5, 0.999)(x), quantilesExact(0.25, 0.5, 0.999)(x), quantileExactExclusive(0.6)(x), quantileExactInclusive(0.6)(x) FROM (SELECT number AS x FROM numbers(1000))",

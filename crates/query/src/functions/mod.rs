@@ -902,6 +902,13 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             signature: one(),
         }));
     }
+    fns.push(udf(
+        "visiblewidth",
+        one(),
+        |_| Ok(DataType::UInt64),
+        strings::visible_width,
+    ));
+    fns.push(udf("hex", one(), ret_string, strings::hex));
     fns.extend(convert::udfs());
     fns.extend(dates::udfs());
     fns.extend(quantiles::udfs());

@@ -63,6 +63,99 @@ fn split(args: &[ArrayRef], name: &str) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
+/// `visibleWidth(x)`: the characters of `x`'s text form as the TSV output
+/// prints it (`\N` for NULL is 4 wide in ClickHouse's pretty formats, 2 here
+/// as the text holds it).
+pub(super) fn visible_width(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let a = &args[0];
+    Ok(Arc::new(
+        (0..a.len())
+            .map(|i| {
+                let text = if qh_types::text::null_at(a.as_ref(), i) {
+                    "NULL".to_string()
+                } else {
+                    qh_types::text::value_text(a.as_ref(), i)
+                };
+                text.chars().count() as u64
+            })
+            .collect::<datafusion::arrow::array::UInt64Array>(),
+    ))
+}
+
+/// `hex(x)`: upper-case hex of a string's bytes, of an integer's value
+/// without leading zero bytes (a negative one as its unsigned bits), of a
+/// float's little-endian bytes; a Date is its day number.
+pub(super) fn hex(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    use datafusion::arrow::datatypes::*;
+    use std::fmt::Write;
+    let a = &args[0];
+    let bytes_hex = |b: &[u8]| {
+        let mut s = String::with_capacity(b.len() * 2);
+        for x in b {
+            let _ = write!(s, "{x:02X}");
+        }
+        s
+    };
+    let int_hex = |v: u64| {
+        let s = format!("{v:X}");
+        if s.len() % 2 == 1 {
+            format!("0{s}")
+        } else {
+            s
+        }
+    };
+    macro_rules! ints {
+        ($t:ty, $u:ty) => {{
+            let p = a.as_primitive::<$t>();
+            (0..p.len())
+                .map(|i| p.is_valid(i).then(|| int_hex(p.value(i) as $u as u64)))
+                .collect::<datafusion::arrow::array::StringArray>()
+        }};
+    }
+    let out: datafusion::arrow::array::StringArray = match a.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+            let s = cast(a, &DataType::Utf8)?;
+            s.as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|v| bytes_hex(v.as_bytes())))
+                .collect()
+        }
+        DataType::Binary => a
+            .as_binary::<i32>()
+            .iter()
+            .map(|v| v.map(bytes_hex))
+            .collect(),
+        DataType::UInt8 => ints!(UInt8Type, u8),
+        DataType::UInt16 => ints!(UInt16Type, u16),
+        DataType::UInt32 => ints!(UInt32Type, u32),
+        DataType::UInt64 => ints!(UInt64Type, u64),
+        DataType::Int8 => ints!(Int8Type, u8),
+        DataType::Int16 => ints!(Int16Type, u16),
+        DataType::Int32 => ints!(Int32Type, u32),
+        DataType::Int64 => ints!(Int64Type, u64),
+        DataType::Date32 => ints!(Date32Type, u16),
+        DataType::Float32 => {
+            let p = a.as_primitive::<Float32Type>();
+            (0..p.len())
+                .map(|i| p.is_valid(i).then(|| bytes_hex(&p.value(i).to_le_bytes())))
+                .collect()
+        }
+        DataType::Float64 => {
+            let p = a.as_primitive::<Float64Type>();
+            (0..p.len())
+                .map(|i| p.is_valid(i).then(|| bytes_hex(&p.value(i).to_le_bytes())))
+                .collect()
+        }
+        other => {
+            return Err(DataFusionError::External(Box::new(QueryError::other(
+                ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+                format!("Illegal type {other} of argument of function hex"),
+            ))))
+        }
+    };
+    Ok(Arc::new(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
