@@ -34,6 +34,11 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    // sum / avg of a condition (UInt8 in ClickHouse).
+    ("SELECT sum(number = 1), sum(number > 5), avg(number < 3), toTypeName(sum(number > 5)), sum(number IN (SELECT number FROM numbers(4))), sumIf(number > 1, number < 8) FROM numbers(10)",
+     "1\t4\t0.3\tUInt64\t4\t6\n"),
+    ("SELECT number % 2 AS k, sum(number >= 4) FROM numbers(10) GROUP BY k ORDER BY k",
+     "0\t3\n1\t3\n"),
     // hex and visibleWidth.
     ("SELECT hex('abc'), hex(toUInt8(255)), hex(toUInt16(256)), hex(toInt8(-1)), hex(toInt64(-1)), hex(1.0), hex(toFloat32(1.5)), hex(0), hex(toDate('2020-01-01'))",
      "616263\tFF\t0100\tFF\tFFFFFFFFFFFFFFFF\t000000000000F03F\t0000C03F\t00\t4756\n"),

@@ -21,6 +21,21 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         .trim_matches('`')
         .to_ascii_lowercase();
     let set_name = |f: &mut Function, n: &str| f.name = ObjectName::from(vec![Ident::new(n)]);
+    // ClickHouse's conditions are UInt8: `sum(x = 1)` counts, `avg(x > 0)`
+    // is a share. DataFusion's are Boolean, which sum and avg refuse.
+    if matches!(lname.as_str(), "sum" | "avg" | "sumif" | "avgif") {
+        if let FunctionArguments::List(l) = &mut f.args {
+            if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = l.args.first_mut() {
+                if is_condition(first) {
+                    let c = std::mem::replace(
+                        first,
+                        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+                    );
+                    *first = Expr::Function(func("touint8", vec![c]));
+                }
+            }
+        }
+    }
     let args = args_of(&f.args);
     match lname.as_str() {
         // DataFusion has its own now()/today(), which must be folded by its
@@ -406,4 +421,35 @@ fn interpolated_quantile(name: &str, x: Expr, p: Expr) -> Expr {
             )),
         ],
     ))
+}
+
+/// Whether `e` is visibly a condition (a comparison, IN, BETWEEN, LIKE, IS
+/// [NOT] NULL, NOT, AND/OR).
+fn is_condition(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_condition(inner),
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::And
+                | BinaryOperator::Or
+        ),
+        Expr::UnaryOp {
+            op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
+            ..
+        } => true,
+        Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_) => true,
+        _ => false,
+    }
 }
