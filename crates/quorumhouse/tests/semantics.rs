@@ -34,6 +34,15 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    // An alias on a GROUP BY key names it for the query.
+    ("SELECT k, count() FROM numbers(10) GROUP BY number % 3 AS k ORDER BY k",
+     "0\t4\n1\t3\n2\t3\n"),
+    ("SELECT k, j, sum(number) FROM numbers(10) GROUP BY number % 3 AS k, number % 2 AS j HAVING k > 0 ORDER BY k, j",
+     "1\t0\t4\n1\t1\t8\n2\t0\t10\n2\t1\t5\n"),
+    ("SELECT * FROM (SELECT k, count() AS c FROM numbers(10) GROUP BY intDiv(number, 4) AS k) ORDER BY k",
+     "0\t4\n1\t4\n2\t2\n"),
+    ("SELECT k, count() FROM numbers(10) GROUP BY number % 2 AS k WITH TOTALS ORDER BY k",
+     "0\t5\n1\t5\n\n0\t10\n"),
     // sum / avg of a condition (UInt8 in ClickHouse).
     ("SELECT sum(number = 1), sum(number > 5), avg(number < 3), toTypeName(sum(number > 5)), sum(number IN (SELECT number FROM numbers(4))), sumIf(number > 1, number < 8) FROM numbers(10)",
      "1\t4\t0.3\tUInt64\t4\t6\n"),

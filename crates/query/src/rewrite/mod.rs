@@ -474,15 +474,38 @@ fn take_inline_aliases(q: &mut Query) -> Vec<(String, Expr)> {
             }
         }
     }
-    let mut aliases = Vec::new();
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(q, |e| {
-        if let Some((expr, name)) = inline_alias(e) {
-            *e = Expr::Nested(Box::new(expr.clone()));
-            aliases.push((name, expr));
+    // This query's own level only: a subquery's aliases are its own (taken
+    // when the rewrite visits it).
+    struct Take {
+        depth: usize,
+        aliases: Vec<(String, Expr)>,
+    }
+    impl VisitorMut for Take {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
         }
-        ControlFlow::<()>::Continue(())
-    });
-    aliases
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.depth == 1 {
+                if let Some((expr, name)) = inline_alias(e) {
+                    *e = Expr::Nested(Box::new(expr.clone()));
+                    self.aliases.push((name, expr));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut take = Take {
+        depth: 0,
+        aliases: Vec::new(),
+    };
+    let _ = q.visit(&mut take);
+    take.aliases
 }
 
 /// Removes the `WITH expr AS name` items of `q` (carried as CTEs named

@@ -946,10 +946,19 @@ fn inline_aliases_once(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool)
         /// Elements here are never aliases (a CAST-like call, an array).
         skip: bool,
         start: usize,
+        /// Inside a GROUP BY list at this level: where its current item
+        /// started (`GROUP BY x % 3 AS k` names the key).
+        group_by: Option<usize>,
     }
+    let frame = |skip: bool, start: usize| Frame {
+        skip,
+        start,
+        group_by: None,
+    };
     // (first token of the element, the AS, the name token, end exclusive, the name)
     let mut edits: Vec<(usize, usize, usize, usize, String)> = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
+    // The statement's own level is the root: its items are SELECT items.
+    let mut stack: Vec<Frame> = vec![frame(true, 0)];
     let mut previous: Option<usize> = None;
     let element = |from: usize, to: usize| -> Option<(usize, usize, usize, String)> {
         let sig: Vec<usize> = (from..to)
@@ -966,7 +975,15 @@ fn inline_aliases_once(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool)
         }
         Some((*first, *as_kw, *name, alias.value.clone()))
     };
+    let end_group_by = |f: &mut Frame, at: usize, edits: &mut Vec<_>| {
+        if let Some(start) = f.group_by.take() {
+            if let Some((first, as_kw, name, alias)) = element(start, at) {
+                edits.push((first, as_kw, name, at, alias));
+            }
+        }
+    };
     for i in 0..tokens.len() {
+        let word = word_of(&tokens[i]);
         match &tokens[i].token {
             Token::LParen => {
                 let skip = previous.and_then(|p| word_of(&tokens[p])).is_some_and(|w| {
@@ -982,12 +999,9 @@ fn inline_aliases_once(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool)
                             | "EXCEPT"
                     )
                 });
-                stack.push(Frame { skip, start: i + 1 });
+                stack.push(frame(skip, i + 1));
             }
-            Token::LBracket => stack.push(Frame {
-                skip: true,
-                start: i + 1,
-            }),
+            Token::LBracket => stack.push(frame(true, i + 1)),
             Token::Comma | Token::RParen | Token::RBracket => {
                 if let Some(f) = stack.last_mut() {
                     if !f.skip {
@@ -996,16 +1010,58 @@ fn inline_aliases_once(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool)
                         }
                     }
                     f.start = i + 1;
+                    if matches!(tokens[i].token, Token::Comma) {
+                        if f.group_by.is_some() {
+                            end_group_by(f, i, &mut edits);
+                            f.group_by = Some(i + 1);
+                        }
+                    } else {
+                        end_group_by(f, i, &mut edits);
+                    }
                 }
-                if !matches!(tokens[i].token, Token::Comma) {
+                if !matches!(tokens[i].token, Token::Comma) && stack.len() > 1 {
                     stack.pop();
                 }
             }
-            Token::SemiColon => stack.clear(),
+            Token::SemiColon => {
+                for f in stack.iter_mut() {
+                    end_group_by(f, i, &mut edits);
+                }
+                stack = vec![frame(true, i + 1)];
+            }
             // A subquery's items are SELECT items.
-            _ if matches!(word_of(&tokens[i]).as_deref(), Some("SELECT" | "WITH")) => {
+            _ if matches!(word.as_deref(), Some("SELECT" | "WITH")) => {
                 if let Some(f) = stack.last_mut() {
+                    end_group_by(f, i, &mut edits);
                     f.skip = true;
+                }
+            }
+            _ if word.as_deref() == Some("BY")
+                && previous.and_then(|p| word_of(&tokens[p])).as_deref() == Some("GROUP") =>
+            {
+                if let Some(f) = stack.last_mut() {
+                    f.group_by = Some(i + 1);
+                }
+            }
+            _ if matches!(
+                word.as_deref(),
+                Some(
+                    "HAVING"
+                        | "ORDER"
+                        | "LIMIT"
+                        | "SETTINGS"
+                        | "FORMAT"
+                        | "UNION"
+                        | "INTERSECT"
+                        | "EXCEPT"
+                        | "WINDOW"
+                        | "QUALIFY"
+                        | "OFFSET"
+                )
+            ) =>
+            {
+                if let Some(f) = stack.last_mut() {
+                    end_group_by(f, i, &mut edits);
                 }
             }
             _ => {}
@@ -1013,6 +1069,9 @@ fn inline_aliases_once(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, bool)
         if !matches!(tokens[i].token, Token::Whitespace(_)) {
             previous = Some(i);
         }
+    }
+    for f in stack.iter_mut() {
+        end_group_by(f, tokens.len(), &mut edits);
     }
     if edits.is_empty() {
         return (tokens, false);
