@@ -34,6 +34,16 @@ fn err(dir: &Path, sql: &str) -> String {
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[
+    // Strings are bytes: substring, left, right, position, upper, lower; the UTF8 forms
+    // count characters.
+    ("SELECT upper('héllo'), lower('HÉLLO'), upperUTF8('héllo'), lowerUTF8('HÉLLO'), ucase('abc'), lcase('ABC')",
+     "HéLLO\thÉllo\tHÉLLO\théllo\tABC\tabc\n"),
+    ("SELECT left('héllo', 1), left('héllo', 3), left('héllo', -3), right('héllo', 2), right('héllo', -3), leftUTF8('héllo', 2), rightUTF8('héllo', -1), left('abc', 5), right('abc', -5)",
+     "h\thé\thé\tlo\tllo\thé\téllo\tabc\t\n"),
+    ("SELECT substringUTF8('héllo', 2, 2), substringUTF8('héllo', -3), substringUTF8('héllo', -10, 3), substring('hello' FROM 2 FOR 3), SUBSTRING('hello', 2), substr('héllo', 4), mid('hello', 2, 2)",
+     "él\tllo\t\tell\tello\tllo\tel\n"),
+    ("SELECT position('héllo', 'l'), positionUTF8('héllo', 'l'), POSITION('l' IN 'héllo'), position('héllo', 'l', 5), positionUTF8('héllo', 'o', 2)",
+     "4\t3\t4\t5\t5\n"),
     // An alias on a GROUP BY key names it for the query.
     ("SELECT k, count() FROM numbers(10) GROUP BY number % 3 AS k ORDER BY k",
      "0\t4\n1\t3\n2\t3\n"),
@@ -154,6 +164,8 @@ const ANSWERS: &[(&str, &str)] = &[
 ];
 
 const ERRORS: &[(&str, i32)] = &[
+    // A byte slice through a character cannot be held in a UTF-8 string.
+    ("SELECT substring('héllo', 1, 2)", 48),
     ("CREATE TABLE m2 (t DateTime, d Date MATERIALIZED toDate(t)) ENGINE = MergeTree ORDER BY t; INSERT INTO m2 (t, d) VALUES ('2010-01-01 00:00:00', '2010-01-01')", 44),
     ("SELECT toUInt32OrZero(5)", 43),
     ("SELECT CAST('12a' AS UInt8)", 6),

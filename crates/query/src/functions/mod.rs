@@ -4,6 +4,7 @@
 //! function name, so `toYYYYMM` and `toyyyymm` both reach the UDF.
 //! Time functions work in UTC (the server time zone is UTC).
 
+mod bytes;
 mod convert;
 pub(crate) use convert::convert;
 mod dates;
@@ -911,6 +912,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     fns.push(udf("hex", one(), ret_string, strings::hex));
     fns.extend(convert::udfs());
     fns.extend(dates::udfs());
+    fns.extend(bytes::udfs());
     fns.extend(quantiles::udfs());
     fns.extend(hash::udfs());
     fns.extend(server::udfs());

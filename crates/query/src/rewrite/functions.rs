@@ -349,6 +349,13 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "arrayjoin" => set_name(f, "unnest"),
         "lowerutf8" => set_name(f, "lower"),
         "upperutf8" => set_name(f, "upper"),
+        // Bytes, not characters (functions/bytes.rs).
+        "lower" | "lcase" => set_name(f, "__qh_lower"),
+        "upper" | "ucase" => set_name(f, "__qh_upper"),
+        "substring" | "substr" | "mid" => set_name(f, "__qh_substring"),
+        "left" => set_name(f, "__qh_left"),
+        "right" => set_name(f, "__qh_right"),
+        "position" => set_name(f, "__qh_position"),
         "lengthutf8" | "char_length" => set_name(f, "character_length"),
         // Bytes of a string, elements of an array (DataFusion's counts
         // characters and prints arrays first).

@@ -957,6 +957,36 @@ fn rewrite_expr(e: &mut Expr) {
         *e = new;
         return;
     }
+    // SQL's SUBSTRING / POSITION syntax: ClickHouse's byte-counting forms.
+    match e {
+        Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![expr.as_ref().clone()];
+            args.push(substring_from.as_deref().cloned().unwrap_or_else(|| {
+                Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+                    "1".into(),
+                    false,
+                ))
+            }));
+            if let Some(n) = substring_for {
+                args.push(n.as_ref().clone());
+            }
+            *e = Expr::Function(func("__qh_substring", args));
+            return;
+        }
+        Expr::Position { expr, r#in } => {
+            *e = Expr::Function(func(
+                "__qh_position",
+                vec![r#in.as_ref().clone(), expr.as_ref().clone()],
+            ));
+            return;
+        }
+        _ => {}
+    }
     null_free_in_list(e);
     // Unary minus on a non-literal: ClickHouse's negate (unsigned → signed);
     // literals stay literals (typing, pruning).
