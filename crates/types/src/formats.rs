@@ -459,23 +459,9 @@ fn is_numeric(dt: &DataType) -> bool {
     dt.is_numeric()
 }
 
-/// ClickHouse's escaping of a string in TabSeparated: the control
-/// characters, the backslash and the single quote.
 fn tsv_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\0' => out.push_str("\\0"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            c => out.push(c),
-        }
-    }
+    crate::text::escape(&mut out, s);
     out
 }
 

@@ -147,23 +147,28 @@ pub fn write_value(out: &mut String, a: &dyn Array, i: usize, nested: bool) {
 fn quoted(out: &mut String, s: &str, nested: bool) {
     if nested {
         out.push('\'');
-        for c in s.chars() {
-            // ClickHouse's quoted form escapes what its escaped form does.
-            match c {
-                '\'' => out.push_str("\\'"),
-                '\\' => out.push_str("\\\\"),
-                '\t' => out.push_str("\\t"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\0' => out.push_str("\\0"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                c => out.push(c),
-            }
-        }
+        escape(out, s);
         out.push('\'');
     } else {
         out.push_str(s);
+    }
+}
+
+/// ClickHouse's escaping of a string, in TabSeparated and inside quotes
+/// alike: the control characters, the backslash and the single quote.
+pub fn escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            c => out.push(c),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{
     Ident, ObjectName, OrderByExpr, OrderByOptions,
 };
 
-use super::{args_of, as_condition, func};
+use super::{args_of, as_condition, func, is_boolean};
 
 pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
     if f.name.0.len() != 1 {
@@ -26,7 +26,7 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
     if matches!(lname.as_str(), "sum" | "avg" | "sumif" | "avgif") {
         if let FunctionArguments::List(l) = &mut f.args {
             if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) = l.args.first_mut() {
-                if is_condition(first) {
+                if is_boolean(first) {
                     let c = std::mem::replace(
                         first,
                         Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
@@ -428,35 +428,4 @@ fn interpolated_quantile(name: &str, x: Expr, p: Expr) -> Expr {
             )),
         ],
     ))
-}
-
-/// Whether `e` is visibly a condition (a comparison, IN, BETWEEN, LIKE, IS
-/// [NOT] NULL, NOT, AND/OR).
-fn is_condition(e: &Expr) -> bool {
-    match e {
-        Expr::Nested(inner) => is_condition(inner),
-        Expr::BinaryOp { op, .. } => matches!(
-            op,
-            BinaryOperator::Eq
-                | BinaryOperator::NotEq
-                | BinaryOperator::Lt
-                | BinaryOperator::LtEq
-                | BinaryOperator::Gt
-                | BinaryOperator::GtEq
-                | BinaryOperator::And
-                | BinaryOperator::Or
-        ),
-        Expr::UnaryOp {
-            op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
-            ..
-        } => true,
-        Expr::InList { .. }
-        | Expr::InSubquery { .. }
-        | Expr::Between { .. }
-        | Expr::Like { .. }
-        | Expr::ILike { .. }
-        | Expr::IsNull(_)
-        | Expr::IsNotNull(_) => true,
-        _ => false,
-    }
 }

@@ -102,11 +102,11 @@ fn null_free_in_list(e: &mut Expr) {
     }
 }
 
-/// ClickHouse takes any number as a condition (`WHERE active`); DataFusion
-/// wants booleans. Conditions that are not boolean by their syntax get
-/// `__qh_bool(x)` (x != 0); comparisons stay as they are so pruning sees them.
-fn as_condition(e: &mut Expr) {
-    let boolean = match e {
+/// Whether `e` is boolean by its syntax: a comparison, AND/OR/XOR, NOT,
+/// IS [NOT] NULL/TRUE/FALSE, IN, BETWEEN, LIKE, EXISTS, a boolean literal.
+fn is_boolean(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_boolean(inner),
         Expr::BinaryOp { op, .. } => matches!(
             op,
             BinaryOperator::Eq
@@ -123,10 +123,6 @@ fn as_condition(e: &mut Expr) {
             op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
             ..
         } => true,
-        Expr::Nested(inner) => {
-            as_condition(inner);
-            true
-        }
         Expr::IsNull(_)
         | Expr::IsNotNull(_)
         | Expr::IsTrue(_)
@@ -143,7 +139,18 @@ fn as_condition(e: &mut Expr) {
         | Expr::SimilarTo { .. } => true,
         Expr::Value(v) => matches!(v.value, datafusion::sql::sqlparser::ast::Value::Boolean(_)),
         _ => false,
-    };
+    }
+}
+
+/// ClickHouse takes any number as a condition (`WHERE active`); DataFusion
+/// wants booleans. Conditions that are not boolean by their syntax get
+/// `__qh_bool(x)` (x != 0); comparisons stay as they are so pruning sees them.
+fn as_condition(e: &mut Expr) {
+    if let Expr::Nested(inner) = e {
+        as_condition(inner);
+        return;
+    }
+    let boolean = is_boolean(e);
     if !boolean {
         let inner = std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
         *e = Expr::Function(func("__qh_bool", vec![inner]));
