@@ -16,6 +16,7 @@ use qh_types::{ChType, Settings};
 use crate::error::{syntax_error, QueryError, Result};
 
 mod access;
+mod aliases;
 mod literals;
 mod on_cluster;
 mod params;
@@ -29,9 +30,10 @@ pub use literals::expr_sql;
 pub use on_cluster::split_on_cluster;
 pub use qh_sql_lex::split_statements;
 
+pub use aliases::{INLINE_ALIAS, WITH_ALIAS_PREFIX};
 pub use params::bind_parameters;
-pub use tokens::{INLINE_ALIAS, WITH_ALIAS_PREFIX};
 
+use aliases::*;
 use parser::*;
 use tokens::*;
 pub use tokens::{LIMIT_BY_MARKER, WITH_TIES_MARKER};
