@@ -188,7 +188,14 @@ fn clickhouse_nullable(plan: &LogicalPlan) -> Vec<bool> {
                     Expr::AggregateFunction(f)
                         if matches!(
                             f.func.name(),
-                            "sum" | "min" | "max" | "avg" | "count" | "first_value" | "last_value"
+                            "sum"
+                                | "min"
+                                | "max"
+                                | "avg"
+                                | "count"
+                                | "first_value"
+                                | "last_value"
+                                | crate::functions::QUANTILE
                         ) && f.params.filter.is_none() =>
                     {
                         f.params

@@ -189,6 +189,8 @@ fn base_state(threads: usize) -> Result<SessionState> {
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false);
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // ClickHouse sorts NULLs last in both directions unless told otherwise.
+    config.options_mut().sql_parser.default_null_ordering = "nulls_last".into();
     // Our scans already come in parallel partitions; a round-robin shuffle on
     // top would only scramble the key order small reads naturally have (and
     // which ClickHouse users see).
@@ -211,6 +213,14 @@ fn base_state(threads: usize) -> Result<SessionState> {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
         vec![Arc::new(crate::distributed::rule::DistributedStages)];
     rules.extend(PhysicalOptimizer::new().rules);
+    // A top-N reads its sort columns first and the rest for its rows only;
+    // placed before the final filter pushdown, which hands the top-N's
+    // dynamic filter to the narrowed scan.
+    let post = rules
+        .iter()
+        .position(|r| r.name() == "FilterPushdown(Post)")
+        .unwrap_or(rules.len());
+    rules.insert(post, Arc::new(crate::read::lazy::LazyTopN));
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
@@ -292,11 +302,12 @@ impl Engine {
             }
         }
         let limits = QueryLimits::from_settings(settings)?;
+        let flag =
+            |name: &str| -> Result<u64> { settings.uint(name).map_err(QueryError::BadArguments) };
         let read = crate::read::ReadOptions {
-            prewhere: settings
-                .uint("optimize_move_to_prewhere")
-                .map_err(QueryError::BadArguments)?
-                != 0,
+            prewhere: flag("optimize_move_to_prewhere")? != 0,
+            lazy: flag("query_plan_optimize_lazy_materialization")? != 0,
+            lazy_max_rows: flag("query_plan_max_limit_for_lazy_materialization")?,
         };
         let config = config
             .with_extension(Arc::clone(stats))

@@ -13,6 +13,8 @@ mod hash;
 mod math;
 mod quantiles;
 pub(crate) use quantiles::QUANTILE_SORTED;
+mod reservoir;
+pub(crate) use reservoir::QUANTILE;
 pub(crate) mod server;
 mod strings;
 
@@ -919,5 +921,6 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     for f in fns {
         reg.register_udf(Arc::new(f))?;
     }
+    reg.register_udaf(Arc::new(reservoir::udaf()))?;
     Ok(())
 }

@@ -5,19 +5,26 @@
 //! The plan accepts DataFusion's dynamic filters (a TopK's threshold, a hash
 //! join's build-side keys) but reports them as not pushed down, so the
 //! operators above keep applying them: the scan only drops rows early.
+//!
+//! A scan may also carry row references ([`lazy`]): a top-N reads only its
+//! sort and filter columns, and the other columns of the rows it keeps are
+//! read afterwards.
 
+pub(crate) mod lazy;
 pub(crate) mod prewhere;
 
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::filter;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::utils::reassign_expr_columns;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
@@ -39,20 +46,59 @@ use prewhere::Prewhere;
 pub(crate) struct ReadOptions {
     /// `optimize_move_to_prewhere`: filter while reading.
     pub prewhere: bool,
+    /// `query_plan_optimize_lazy_materialization`: a top-N reads the
+    /// columns it does not sort or filter by for its rows only.
+    pub lazy: bool,
+    /// `query_plan_max_limit_for_lazy_materialization`: the largest such
+    /// top-N (0: any).
+    pub lazy_max_rows: u64,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { prewhere: true }
+        ReadOptions {
+            prewhere: true,
+            lazy: true,
+            lazy_max_rows: 10_000,
+        }
     }
 }
 
 /// One unit of reading: some granule ranges of one part.
 pub(crate) type ReadTask = (Arc<Part>, Vec<Range<usize>>);
 
+/// The column of row references a lazily materialized scan adds.
+pub(crate) const ROW_REF: &str = "__qh_row_ref";
+
+/// Bits of a row reference that number the row within its part; the bits
+/// above number the part in [`RowRefs::parts`].
+const ROW_BITS: u32 = 40;
+
+/// The parts a scan's row references point into.
+pub(crate) struct RowRefs {
+    parts: Vec<Arc<Part>>,
+}
+
+impl RowRefs {
+    fn tag(&self, part: &Part) -> DFResult<u64> {
+        match self
+            .parts
+            .iter()
+            .position(|p| std::ptr::eq(p.as_ref(), part))
+        {
+            Some(i) => Ok((i as u64) << ROW_BITS),
+            None => datafusion::common::internal_err!("part {} has no row tag", part.name),
+        }
+    }
+}
+
 /// What every partition of one scan shares.
 struct Shared {
+    /// The columns read from the parts.
     schema: SchemaRef,
+    /// `schema`, plus [`ROW_REF`] when `rows` is set.
+    out_schema: SchemaRef,
+    rows: Option<Arc<RowRefs>>,
     defaults: ColumnDefaults,
     /// Keeps the table (and so its parts' files) alive while reading.
     table: Arc<MergeTreeTable>,
@@ -88,6 +134,8 @@ impl MergeTreeScanExec {
         MergeTreeScanExec {
             props: leaf_properties(Arc::clone(&schema), partitions.len().max(1)),
             shared: Arc::new(Shared {
+                out_schema: Arc::clone(&schema),
+                rows: None,
                 schema,
                 defaults,
                 table,
@@ -100,6 +148,54 @@ impl MergeTreeScanExec {
             limit,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+}
+
+impl MergeTreeScanExec {
+    /// This scan narrowed to the columns `keep` (indices into its schema,
+    /// which must cover its filters' columns) plus [`ROW_REF`], and what its
+    /// references point into. None once dynamic filters are attached
+    /// (they are bound to the full schema).
+    pub(crate) fn with_row_refs(&self, keep: &[usize]) -> DFResult<Option<(Self, Arc<RowRefs>)>> {
+        if !self.dynamic.is_empty() || self.shared.rows.is_some() || self.limit.is_some() {
+            return Ok(None);
+        }
+        let schema = Arc::new(self.shared.schema.project(keep)?);
+        let filters = self
+            .shared
+            .filters
+            .iter()
+            .map(|f| reassign_expr_columns(Arc::clone(f), &schema))
+            .collect::<DFResult<Vec<_>>>()?;
+        let mut parts: Vec<Arc<Part>> = Vec::new();
+        for (part, _) in self.partitions.iter().flatten() {
+            if !parts.iter().any(|p| Arc::ptr_eq(p, part)) {
+                parts.push(Arc::clone(part));
+            }
+        }
+        let refs = Arc::new(RowRefs { parts });
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(ROW_REF, DataType::UInt64, false));
+        let out_schema = Arc::new(Schema::new(fields));
+        let s = &self.shared;
+        let scan = MergeTreeScanExec {
+            props: leaf_properties(Arc::clone(&out_schema), self.partitions.len().max(1)),
+            shared: Arc::new(Shared {
+                schema,
+                out_schema,
+                rows: Some(Arc::clone(&refs)),
+                defaults: s.defaults.clone(),
+                table: Arc::clone(&s.table),
+                stats: Arc::clone(&s.stats),
+                filters,
+                options: s.options,
+            }),
+            partitions: self.partitions.clone(),
+            dynamic: Vec::new(),
+            limit: None,
+            metrics: ExecutionPlanMetricsSet::new(),
+        };
+        Ok(Some((scan, refs)))
     }
 }
 
@@ -130,6 +226,9 @@ impl DisplayAs for MergeTreeScanExec {
         }
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
+        }
+        if self.shared.rows.is_some() {
+            write!(f, ", row_refs")?;
         }
         Ok(())
     }
@@ -232,7 +331,7 @@ impl ExecutionPlan for MergeTreeScanExec {
                 futures::stream::iter(items)
             });
         let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.shared.schema),
+            Arc::clone(&self.shared.out_schema),
             stream,
         ));
         Ok(match self.limit {
@@ -247,6 +346,15 @@ impl ExecutionPlan for MergeTreeScanExec {
     }
 }
 
+/// One granule's rows as read: `kept` says which of its rows passed the
+/// prewhere filters (None: all of them).
+pub(crate) struct ReadGranule {
+    /// The granule's number in its part.
+    pub id: usize,
+    pub kept: Option<BooleanArray>,
+    pub batch: RecordBatch,
+}
+
 /// Decodes one piece, through the prewhere filters when there are any
 /// (dynamic ones as they stand when the piece starts).
 fn read_task(
@@ -256,21 +364,70 @@ fn read_task(
     ranges: &[Range<usize>],
 ) -> DFResult<Vec<RecordBatch>> {
     let exprs: Vec<Arc<dyn PhysicalExpr>> = shared.filters.iter().chain(dynamic).cloned().collect();
-    if let Some(p) = Prewhere::new(&shared.schema, &exprs) {
-        return prewhere::read(
+    let granules = match Prewhere::new(&shared.schema, &exprs) {
+        Some(p) => prewhere::read(
             part,
             ranges,
             &shared.schema,
             &shared.defaults,
             &p,
             &shared.stats,
-        );
-    }
-    let batches = part
-        .read_granules(&shared.schema, ranges, &shared.defaults)
-        .map_err(ext)?;
-    for b in &batches {
-        shared.stats.add_read(b)?;
-    }
-    Ok(batches)
+        )?,
+        None => {
+            let batches = part
+                .read_granules(&shared.schema, ranges, &shared.defaults)
+                .map_err(ext)?;
+            for b in &batches {
+                shared.stats.add_read(b)?;
+            }
+            ranges
+                .iter()
+                .flat_map(|r| r.clone())
+                .zip(batches)
+                .map(|(id, batch)| ReadGranule {
+                    id,
+                    kept: None,
+                    batch,
+                })
+                .collect()
+        }
+    };
+    let Some(refs) = &shared.rows else {
+        return Ok(granules.into_iter().map(|g| g.batch).collect());
+    };
+    let tag = refs.tag(part)?;
+    let starts = granule_starts(part);
+    granules
+        .into_iter()
+        .map(|g| {
+            let start = starts[g.id];
+            let n = part.granule_rows[g.id] as u64;
+            let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+                (start..start + n).map(|r| tag | r),
+            ));
+            let ids = match &g.kept {
+                Some(k) => filter(&ids, k)?,
+                None => ids,
+            };
+            let mut columns = g.batch.columns().to_vec();
+            columns.push(ids);
+            Ok(RecordBatch::try_new(
+                Arc::clone(&shared.out_schema),
+                columns,
+            )?)
+        })
+        .collect()
+}
+
+/// The number of each granule's first row in its part.
+fn granule_starts(part: &Part) -> Vec<u64> {
+    let mut at = 0u64;
+    part.granule_rows
+        .iter()
+        .map(|n| {
+            let start = at;
+            at += u64::from(*n);
+            start
+        })
+        .collect()
 }

@@ -29,6 +29,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::{is_volatile, snapshot_physical_expr};
 use qh_storage::{ColumnDefaults, Part};
 
+use super::ReadGranule;
 use crate::provider::{ext, QueryStats};
 
 /// The filters one read applies, each bound to the columns it reads.
@@ -109,7 +110,7 @@ pub(crate) fn read(
     defaults: &ColumnDefaults,
     prewhere: &Prewhere,
     stats: &QueryStats,
-) -> DFResult<Vec<RecordBatch>> {
+) -> DFResult<Vec<ReadGranule>> {
     let ids: Vec<usize> = granules.iter().flat_map(|r| r.clone()).collect();
     let sizes = part.granule_sizes(granules);
     let mut read_bytes = 0usize;
@@ -194,11 +195,15 @@ pub(crate) fn read(
             });
         }
         let rows = mask.as_ref().map_or(sizes[*g], |m| m.true_count());
-        out.push(RecordBatch::try_new_with_options(
-            Arc::clone(schema),
-            arrays,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?);
+        out.push(ReadGranule {
+            id: ids[*g],
+            kept: mask.clone(),
+            batch: RecordBatch::try_new_with_options(
+                Arc::clone(schema),
+                arrays,
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?,
+        });
     }
     Ok(out)
 }
@@ -259,7 +264,7 @@ fn to_mask(result: DFResult<ArrayRef>) -> Option<BooleanArray> {
 }
 
 /// Sorted granule numbers as ranges.
-fn to_ranges(ids: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
+pub(super) fn to_ranges(ids: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
     for g in ids {
         match out.last_mut() {

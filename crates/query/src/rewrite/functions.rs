@@ -170,19 +170,21 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
             }
             return Some(Expr::Function(func("make_array", each)));
         }
-        "quantile" | "quantileexact" | "quantiletiming" | "quantiletdigest" => {
+        "quantile" | "quantileexact" | "quantiletiming" | "quantiletdigest" | "median"
+        | "medianexact" | "mediantiming" | "mediantdigest" => {
             let p = match &f.parameters {
-                FunctionArguments::List(_) => args_of(&f.parameters).into_iter().next(),
+                FunctionArguments::List(_) if !lname.starts_with("median") => {
+                    args_of(&f.parameters).into_iter().next()
+                }
                 _ => None,
             }
-            .unwrap_or_else(|| {
-                Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
-                    "0.5".into(),
-                    false,
-                ))
-            });
+            .unwrap_or_else(|| number("0.5"));
             let x = args.first()?.clone();
-            if lname == "quantileexact" {
+            if lname == "quantile" || lname == "median" {
+                // ClickHouse's reservoir sample (exact up to 8,192 values).
+                return Some(Expr::Function(func(crate::functions::QUANTILE, vec![x, p])));
+            }
+            if lname == "quantileexact" || lname == "medianexact" {
                 // ClickHouse's exact rule: the value at 0-based position
                 // floor(level * n) of the sorted non-NULL values (the last
                 // for level >= 1). The t-digest below is approximate and its

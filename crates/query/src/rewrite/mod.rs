@@ -1,6 +1,6 @@
 //! Rewrites a ClickHouse SQL AST into SQL DataFusion plans the same way:
 //! function names lower-cased and mapped (`uniq` → `count(DISTINCT)`,
-//! `if` → `CASE`, `quantile(p)(x)` → `approx_percentile_cont`), `count()` →
+//! `if` → `CASE`, `quantile(p)(x)` → `__qh_quantile(x, p)`), `count()` →
 //! `count(*)`, `/` always in floating point, PREWHERE folded into WHERE, and
 //! unaliased SELECT items named as the user wrote them (`count()`).
 
