@@ -71,6 +71,11 @@ const ANSWERS: &[(&str, &str)] = &[
      "0\t9\t[0,18]\n1\t10\t[1,19]\n2\t9.5\t[2,17]\n"),
     ("SELECT quantileExactInclusive(0.5)(x), quantilesExactInclusive(0.5)(x) FROM (SELECT 1 AS x WHERE 0)",
      "nan\t[nan]\n"),
+    // leftPad / rightPad / reverse count bytes, their UTF8 forms characters.
+    ("SELECT leftPad('abc', 7, '*'), leftPad('abcdef', 3), lpad('ab', 5, 'xy'), rightPad('abc', 6, '12'), rpad('héllo', 4), leftPadUTF8('héllo', 7, 'é'), rightPadUTF8('hé', 4), reverseUTF8('héllo'), leftPad('x', 3, ''), leftPad('héllo', 7, '*')",
+     "****abc\tabc\txyxab\tabc121\thél\tééhéllo\thé  \tolléh\t  x\t*héllo\n"),
+    ("SELECT rightPad('abc', 2), rightPad(NULL, 3), leftPad('abc', 5, NULL), leftPad(toNullable('a'), 3), reverse(['a','b']), reverse(NULL), reverse('abc'), reverse([1, 2, 3])",
+     "ab\t\\N\t\\N\t  a\t['b','a']\t\\N\tcba\t[3,2,1]\n"),
     // NULLs sort last in both directions unless NULLS FIRST is asked for.
     ("SELECT x FROM (SELECT arrayJoin([1, NULL, 3]) AS x) ORDER BY x DESC; SELECT x FROM (SELECT arrayJoin([1, NULL, 3]) AS x) ORDER BY x; SELECT x FROM (SELECT arrayJoin([1, NULL, 3]) AS x) ORDER BY x DESC NULLS FIRST",
      "3\n1\n\\N\n1\n3\n\\N\n\\N\n3\n1\n"),
@@ -190,6 +195,9 @@ const ERRORS: &[(&str, i32)] = &[
     // A byte slice through a character cannot be held in a UTF-8 string.
     ("SELECT substring('héllo', 1, 2)", 48),
     ("CREATE TABLE m2 (t DateTime, d Date MATERIALIZED toDate(t)) ENGINE = MergeTree ORDER BY t; INSERT INTO m2 (t, d) VALUES ('2010-01-01 00:00:00', '2010-01-01')", 44),
+    ("SELECT leftPad('abc', -1)", 353),
+    ("SELECT reverse('héllo')", 48),
+    ("SELECT leftPad('a', 2, 'é')", 48),
     ("SELECT quantile(1.5)(number) FROM numbers(3)", 12),
     ("SELECT quantile(-0.1)(number) FROM numbers(3)", 12),
     ("SELECT quantile(0.5)('a')", 43),

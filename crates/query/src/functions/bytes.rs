@@ -1,6 +1,7 @@
-//! ClickHouse's strings are bytes: `substring`, `left`, `right` and
-//! `position` count bytes and `upper` / `lower` change ASCII letters only;
-//! their `…UTF8` forms count characters and change every letter. DataFusion's
+//! ClickHouse's strings are bytes: `substring`, `left`, `right`,
+//! `position`, `leftPad` / `rightPad` count bytes, `reverse` reverses bytes
+//! and `upper` / `lower` change ASCII letters only; their `…UTF8` forms count
+//! characters and change every letter. DataFusion's
 //! count characters, which answers differently for any non-ASCII text.
 //! Our strings are Arrow UTF-8, so a byte slice that would cut a character
 //! in two cannot be held: it is an error naming the `…UTF8` form, never a
@@ -8,8 +9,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt64Array};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, ListArray, StringArray, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::Result;
 use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
@@ -161,6 +164,102 @@ fn ascii_case(args: &[ArrayRef], upper: bool) -> Result<ArrayRef> {
     ))
 }
 
+/// The error for a byte operation whose result would not be UTF-8.
+fn cuts_a_character(name: &str, v: &str) -> datafusion::common::DataFusionError {
+    error(
+        ErrorCode::NOT_IMPLEMENTED,
+        format!(
+            "{name} of {v:?} would cut or reorder the bytes of a UTF-8 character, \
+             which quorumhouse's strings cannot hold: use {name}UTF8 to count characters"
+        ),
+    )
+}
+
+/// `reverse`: a string's bytes (an error when that is not UTF-8), an
+/// array's elements.
+fn reverse(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let a = &args[0];
+    if let DataType::List(field) = a.data_type() {
+        let l = a.as_list::<i32>();
+        let offsets = l.offsets();
+        let mut indices = Vec::with_capacity(l.values().len());
+        for w in offsets.windows(2) {
+            indices.extend((w[0] as u32..w[1] as u32).rev());
+        }
+        let values = take(l.values().as_ref(), &UInt32Array::from(indices), None)?;
+        let first = offsets[0];
+        let offsets = datafusion::arrow::buffer::OffsetBuffer::new(
+            offsets.iter().map(|o| o - first).collect::<Vec<_>>().into(),
+        );
+        return Ok(Arc::new(ListArray::try_new(
+            Arc::clone(field),
+            offsets,
+            values,
+            l.nulls().cloned(),
+        )?));
+    }
+    let s = text(a)?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.as_string::<i32>().iter() {
+        out.push(match v {
+            None => None,
+            Some(v) if v.is_ascii() => Some(v.chars().rev().collect::<String>()),
+            Some(v) => return Err(cuts_a_character("reverse", v)),
+        });
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
+/// `leftPad` / `rightPad(s, length[, pad])` in bytes: `s` cut to `length`,
+/// or filled up to it with `pad` repeated (a space when `pad` is empty).
+fn pad(args: &[ArrayRef], left: bool) -> Result<ArrayRef> {
+    let name = if left { "leftPad" } else { "rightPad" };
+    let s = text(&args[0])?;
+    let s = s.as_string::<i32>();
+    let n = ints(&args[1])?;
+    let n = n.as_primitive::<Int64Type>();
+    let p = args.get(2).map(text).transpose()?;
+    let p = p.as_ref().map(|a| a.as_string::<i32>());
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || n.is_null(i) || p.is_some_and(|p| p.is_null(i)) {
+            out.push(None);
+            continue;
+        }
+        let (v, len) = (s.value(i), n.value(i));
+        if len < 0 {
+            return Err(error(
+                ErrorCode::INDEX_OF_POSITIONAL_ARGUMENT_IS_OUT_OF_RANGE,
+                format!("New padded length ({len}) is negative"),
+            ));
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if v.len() >= len {
+            out.push(Some(
+                v.get(..len)
+                    .ok_or_else(|| cuts_a_character(name, v))?
+                    .to_string(),
+            ));
+            continue;
+        }
+        let fill = match p.map(|p| p.value(i)) {
+            Some(f) if !f.is_empty() => f,
+            _ => " ",
+        };
+        let need = len - v.len();
+        let filler: String = fill.repeat(need.div_ceil(fill.len()));
+        let filler = filler
+            .get(..need)
+            .ok_or_else(|| cuts_a_character(name, v))?;
+        out.push(Some(if left {
+            format!("{filler}{v}")
+        } else {
+            format!("{v}{filler}")
+        }));
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
 fn left_range(units: i64, n: i64, _: Option<i64>) -> (i64, i64) {
     let end = if n >= 0 {
         n.min(units)
@@ -177,6 +276,13 @@ fn right_range(units: i64, n: i64, _: Option<i64>) -> (i64, i64) {
         (-n).min(units)
     };
     (start, units)
+}
+
+fn ret_reverse(t: &[DataType]) -> Result<DataType> {
+    Ok(match &t[0] {
+        DataType::List(f) => DataType::List(Arc::clone(f)),
+        _ => DataType::Utf8,
+    })
 }
 
 fn ret_u64(_: &[DataType]) -> Result<DataType> {
@@ -221,6 +327,13 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
             position(a, true)
         }),
         udf("__qh_upper", one(), ret_string, |a, _| ascii_case(a, true)),
+        udf("__qh_reverse", one(), ret_reverse, |a, _| reverse(a)),
+        udf("__qh_leftpad", two_or_three(), ret_string, |a, _| {
+            pad(a, true)
+        }),
+        udf("__qh_rightpad", two_or_three(), ret_string, |a, _| {
+            pad(a, false)
+        }),
         udf("__qh_lower", one(), ret_string, |a, _| ascii_case(a, false)),
     ]
 }

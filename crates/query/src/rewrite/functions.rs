@@ -358,6 +358,12 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         "left" => set_name(f, "__qh_left"),
         "right" => set_name(f, "__qh_right"),
         "position" => set_name(f, "__qh_position"),
+        "reverse" => set_name(f, "__qh_reverse"),
+        "reverseutf8" => set_name(f, "reverse"),
+        "leftpad" | "lpad" => set_name(f, "__qh_leftpad"),
+        "rightpad" | "rpad" => set_name(f, "__qh_rightpad"),
+        "leftpadutf8" => set_name(f, "lpad"),
+        "rightpadutf8" => set_name(f, "rpad"),
         "lengthutf8" | "char_length" => set_name(f, "character_length"),
         // Bytes of a string, elements of an array (DataFusion's counts
         // characters and prints arrays first).
