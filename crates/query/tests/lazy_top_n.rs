@@ -5,32 +5,10 @@
 //! (read from its default there), NULLs, LowCardinality and filters.
 //! The sort keys end in the unique `id`, so the answer is one row order.
 
-use std::sync::Arc;
+mod common;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use common::{engine, run, text};
 use proptest::prelude::*;
-use qh_query::{Engine, EngineOptions, Session, Summary};
-
-fn engine(dir: &std::path::Path) -> Arc<Engine> {
-    let opts = EngineOptions {
-        background_merges: false,
-        ..Default::default()
-    };
-    Engine::open(dir, opts).expect("engine")
-}
-
-async fn run(s: &mut Session, sql: &str) -> (Vec<RecordBatch>, Summary) {
-    let r = s
-        .execute(sql, &mut None)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    (r.batches, r.summary)
-}
-
-fn text(b: &[RecordBatch]) -> String {
-    pretty_format_batches(b).expect("format").to_string()
-}
 
 const CREATE: &str = "CREATE TABLE t (id UInt32, k UInt16, ev LowCardinality(String), \
     x Nullable(Float64), s String) \

@@ -4,32 +4,10 @@
 //! `optimize_move_to_prewhere = 0`, over random data in many small granules
 //! and several parts.
 
-use std::sync::Arc;
+mod common;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use common::{engine, run, text};
 use proptest::prelude::*;
-use qh_query::{Engine, EngineOptions, Session, Summary};
-
-fn engine(dir: &std::path::Path) -> Arc<Engine> {
-    let opts = EngineOptions {
-        background_merges: false,
-        ..Default::default()
-    };
-    Engine::open(dir, opts).expect("engine")
-}
-
-async fn run(s: &mut Session, sql: &str) -> (Vec<RecordBatch>, Summary) {
-    let r = s
-        .execute(sql, &mut None)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    (r.batches, r.summary)
-}
-
-fn text(b: &[RecordBatch]) -> String {
-    pretty_format_batches(b).expect("format").to_string()
-}
 
 const CREATE: &str = "CREATE TABLE t (k UInt32, ev LowCardinality(String), \
     evn LowCardinality(Nullable(String)), x Float64, s String) \
