@@ -71,6 +71,9 @@ const ANSWERS: &[(&str, &str)] = &[
      "0\t9\t[0,18]\n1\t10\t[1,19]\n2\t9.5\t[2,17]\n"),
     ("SELECT quantileExactInclusive(0.5)(x), quantilesExactInclusive(0.5)(x) FROM (SELECT 1 AS x WHERE 0)",
      "nan\t[nan]\n"),
+    // NaN sorts beside NULL: after the numbers, before the NULLs (or right after them).
+    ("SELECT x FROM (SELECT arrayJoin([1, nan, NULL, 3, -inf]) AS x) ORDER BY x DESC; SELECT x FROM (SELECT arrayJoin([1, nan, NULL, 3, -inf]) AS x) ORDER BY x; SELECT x FROM (SELECT arrayJoin([1, nan, NULL, 3]) AS x) ORDER BY x NULLS FIRST; SELECT x FROM (SELECT arrayJoin([1, nan, NULL, 3]) AS x) ORDER BY x DESC NULLS FIRST; SELECT x FROM (SELECT arrayJoin([1, nan, 3]) AS x) ORDER BY x DESC LIMIT 2",
+     "3\n1\n-inf\nnan\n\\N\n-inf\n1\n3\nnan\n\\N\n\\N\nnan\n1\n3\n\\N\nnan\n3\n1\n3\n1\n"),
     // leftPad / rightPad / reverse count bytes, their UTF8 forms characters.
     ("SELECT leftPad('abc', 7, '*'), leftPad('abcdef', 3), lpad('ab', 5, 'xy'), rightPad('abc', 6, '12'), rpad('héllo', 4), leftPadUTF8('héllo', 7, 'é'), rightPadUTF8('hé', 4), reverseUTF8('héllo'), leftPad('x', 3, ''), leftPad('héllo', 7, '*')",
      "****abc\tabc\txyxab\tabc121\thél\tééhéllo\thé  \tolléh\t  x\t*héllo\n"),

@@ -5,13 +5,15 @@
 //!   ClickHouse's result types (`UInt8 + UInt8` is `UInt16`, `a - b` of
 //!   unsigned columns is signed) instead of wrapping in the operands' type;
 //! - [`float_compare`]: comparisons with a float compare by value;
-//! - [`float_min_max`]: `min` / `max` of floats skip NaN.
+//! - [`float_min_max`]: `min` / `max` of floats skip NaN;
+//! - [`float_order`]: NaN sorts beside NULL.
 //!
 //! The rewrite runs once per query: it is not idempotent (widened operands
 //! would widen again), so nothing re-applies it to a rewritten plan.
 
 mod float_compare;
 mod float_min_max;
+mod float_order;
 mod integers;
 
 use std::sync::Arc;
@@ -48,6 +50,7 @@ pub fn clickhouse_operators(
             })?;
             Ok(rewritten.update_data(|e| saved.restore(e)))
         })?;
+        let node = node.transform_data(|n| float_order::nan_beside_null(n, &schema, registry))?;
         // Every node, not only rewritten ones: a type changed below (a
         // key's `%` now UInt8) must reach the schemas of the nodes above.
         let transformed = node.transformed;
