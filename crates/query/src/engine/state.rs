@@ -1,0 +1,67 @@
+//! The DataFusion session every query starts from: its configuration
+//! (ClickHouse's defaults where DataFusion's differ), the physical optimizer
+//! rules in their order, and the registered ClickHouse functions.
+
+use std::sync::Arc;
+
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::prelude::SessionConfig;
+
+use crate::error::Result;
+use crate::functions;
+use crate::provider::NumbersFunction;
+
+pub(super) fn base_state(threads: usize) -> Result<SessionState> {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(threads.max(1))
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(false);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    // ClickHouse sorts NULLs last in both directions unless told otherwise.
+    config.options_mut().sql_parser.default_null_ordering = "nulls_last".into();
+    // Our scans already come in parallel partitions; a round-robin shuffle on
+    // top would only scramble the key order small reads naturally have (and
+    // which ClickHouse users see).
+    config
+        .options_mut()
+        .optimizer
+        .enable_round_robin_repartition = false;
+    // DataFusion's TopK aggregation sizes a table by ten times the LIMIT:
+    // `GROUP BY k ORDER BY k LIMIT 5, 18446744073709551615` overflowed (a
+    // panic) and a LIMIT of 10^9 would allocate for 10^10 groups.
+    config.options_mut().optimizer.enable_topk_aggregation = false;
+    // No spilling (ClickHouse's default): a query over its memory limit
+    // fails with 241 instead of filling the disk with temporary files.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()?;
+    // Shard stages are cut from the plan as planned, before any other rule.
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(crate::distributed::rule::DistributedStages)];
+    rules.extend(PhysicalOptimizer::new().rules);
+    // A top-N reads its sort columns first and the rest for its rows only;
+    // placed before the final filter pushdown, which hands the top-N's
+    // dynamic filter to the narrowed scan.
+    let post = rules
+        .iter()
+        .position(|r| r.name() == "FilterPushdown(Post)")
+        .unwrap_or(rules.len());
+    rules.insert(post, Arc::new(crate::read::lazy::LazyTopN));
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .with_optimizer_rule(crate::large_filters::rule())
+        .build();
+    functions::register_all(&mut state)?;
+    state.register_udtf("numbers", Arc::new(NumbersFunction));
+    state.register_udtf("numbers_mt", Arc::new(NumbersFunction));
+    Ok(state)
+}
