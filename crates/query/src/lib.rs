@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod input;
+mod join_using;
 pub mod keys;
 mod large_filters;
 pub mod limits;

@@ -6,6 +6,7 @@
 
 mod aliases;
 mod functions;
+mod using;
 
 use std::ops::ControlFlow;
 
@@ -57,6 +58,7 @@ impl VisitorMut for Rewriter {
     fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         self.with_scopes.pop();
         fold_prewhere(&mut q.body);
+        using::qualify_using_columns(&mut q.body);
         boolean_conditions(&mut q.body);
         ControlFlow::Continue(())
     }

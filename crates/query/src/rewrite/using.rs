@@ -1,0 +1,188 @@
+//! `... JOIN t USING (id) WHERE id > 0`: DataFusion 55 plans a WHERE without
+//! the join's USING columns and calls the unqualified `id` ambiguous (its
+//! SELECT list, GROUP BY and ORDER BY resolve it). The WHERE's references are
+//! qualified here with the join's right relation, which always has the
+//! column; after an outer join it holds the merged key (`join_using.rs`).
+//!
+//! `SELECT *` over one `USING` join lists the USING columns first, in their
+//! order, then the left's other columns, then the right's, as ClickHouse
+//! does (DataFusion keeps the tables' column order).
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    ExcludeSelectItem, Expr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, VisitMut, VisitorMut,
+    WildcardAdditionalOptions,
+};
+
+/// Qualifies the USING columns a SELECT's WHERE names (UNION branches too).
+pub(super) fn qualify_using_columns(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            using_columns_first(select);
+            let Some(selection) = select.selection.as_mut() else {
+                return;
+            };
+            let mut columns: HashMap<String, Vec<Ident>> = HashMap::new();
+            for from in &select.from {
+                for join in &from.joins {
+                    let constraint = match &join.join_operator {
+                        JoinOperator::Join(c)
+                        | JoinOperator::Inner(c)
+                        | JoinOperator::Right(c)
+                        | JoinOperator::RightOuter(c)
+                        | JoinOperator::Left(c)
+                        | JoinOperator::LeftOuter(c)
+                        | JoinOperator::FullOuter(c) => c,
+                        _ => continue,
+                    };
+                    let JoinConstraint::Using(names) = constraint else {
+                        continue;
+                    };
+                    let Some(side) = qualifier(&join.relation) else {
+                        continue;
+                    };
+                    for name in names {
+                        if let [part] = name.0.as_slice() {
+                            if let Some(id) = part.as_ident() {
+                                columns
+                                    .entry(id.value.clone())
+                                    .or_insert_with(|| side.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            if !columns.is_empty() {
+                let _ = selection.visit(&mut Qualify {
+                    columns: &columns,
+                    depth: 0,
+                });
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            qualify_using_columns(left);
+            qualify_using_columns(right);
+        }
+        _ => {}
+    }
+}
+
+/// `SELECT *` over `l JOIN r USING (k1, k2)` → `SELECT k1, k2, l.* EXCLUDE
+/// (k1, k2), r.* EXCLUDE (k1, k2)`.
+fn using_columns_first(select: &mut Select) {
+    let [from] = select.from.as_slice() else {
+        return;
+    };
+    let [join] = from.joins.as_slice() else {
+        return;
+    };
+    let constraint = match &join.join_operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::FullOuter(c) => c,
+        _ => return,
+    };
+    let JoinConstraint::Using(names) = constraint else {
+        return;
+    };
+    let keys: Option<Vec<Ident>> = names
+        .iter()
+        .map(|n| match n.0.as_slice() {
+            [part] => part.as_ident().cloned(),
+            _ => None,
+        })
+        .collect();
+    let (Some(keys), Some(left), Some(right)) =
+        (keys, qualifier(&from.relation), qualifier(&join.relation))
+    else {
+        return;
+    };
+    let plain = WildcardAdditionalOptions::default();
+    let Some(at) = select
+        .projection
+        .iter()
+        .position(|i| matches!(i, SelectItem::Wildcard(o) if *o == plain))
+    else {
+        return;
+    };
+    let side = |q: Vec<Ident>| {
+        let options = WildcardAdditionalOptions {
+            opt_exclude: Some(ExcludeSelectItem::Multiple(
+                keys.iter()
+                    .map(|k| ObjectName::from(vec![k.clone()]))
+                    .collect(),
+            )),
+            ..plain.clone()
+        };
+        SelectItem::QualifiedWildcard(
+            SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(q)),
+            options,
+        )
+    };
+    let mut items: Vec<SelectItem> = keys
+        .iter()
+        .map(|k| SelectItem::UnnamedExpr(Expr::Identifier(k.clone())))
+        .collect();
+    items.push(side(left));
+    items.push(side(right));
+    select.projection.splice(at..=at, items);
+}
+
+/// The name a relation's columns are qualified with: its alias, else a
+/// table's (possibly compound) name.
+fn qualifier(t: &TableFactor) -> Option<Vec<Ident>> {
+    match t {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            Some(vec![a.name.clone()])
+        }
+        TableFactor::Table {
+            name, alias: None, ..
+        } => name
+            .0
+            .iter()
+            .map(|p| p.as_ident().cloned())
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    }
+}
+
+struct Qualify<'a> {
+    columns: &'a HashMap<String, Vec<Ident>>,
+    /// Subqueries of the WHERE have their own scope.
+    depth: usize,
+}
+
+impl VisitorMut for Qualify<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
+        if let Expr::Identifier(id) = e {
+            if let Some(side) = self.columns.get(&id.value) {
+                let mut parts = side.clone();
+                parts.push(id.clone());
+                *e = Expr::CompoundIdentifier(parts);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
