@@ -17,7 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod input;
-mod join_using;
+mod joins;
 pub mod keys;
 mod large_filters;
 pub mod limits;

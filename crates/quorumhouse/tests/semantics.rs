@@ -129,6 +129,10 @@ const ANSWERS: &[(&str, &str)] = &[
      "0\t2020-01-01\t0\n1\t1970-01-01\t\n2\t1970-01-01\t\n"),
     ("SELECT toRelativeDayNum(toDate('2020-01-01')), toRelativeHourNum(toDateTime('2020-01-01 05:00:00')), toRelativeYearNum(toDate('2020-05-01')), toDate('2020-01-31') + toIntervalMonth(1)",
      "18262\t438293\t2020\t2020-02-29\n"),
+    // A hash join builds on the right and streams the left in its order,
+    // unmatched rows in place (no ORDER BY).
+    ("SELECT number, j FROM numbers(6) AS l LEFT JOIN (SELECT number * 2 AS number, 1 AS j FROM numbers(3)) AS r USING number",
+     "0\t1\n1\t0\n2\t1\n3\t0\n4\t1\n5\t0\n"),
     // USING: one key column holding whichever side's key the row has,
     // listed first by `*`; a WHERE may name it.
     ("SELECT * FROM (SELECT 1 AS a, 2 AS b) AS l RIGHT JOIN (SELECT 4 AS a, 5 AS b) AS r USING (a)",

@@ -166,7 +166,7 @@ impl Session {
         }
         // After the fills: they go right above each join, and the merged key
         // must be taken from the join's own (unfilled) values below them.
-        plan = crate::join_using::merge_using_keys(plan).map_err(table_error)?;
+        plan = crate::joins::using::merge_using_keys(plan).map_err(table_error)?;
         if run == Run::Totals {
             plan = crate::totals::collapse_groups(plan).map_err(table_error)?;
         }

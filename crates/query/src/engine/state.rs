@@ -34,6 +34,9 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
     // `GROUP BY k ORDER BY k LIMIT 5, 18446744073709551615` overflowed (a
     // panic) and a LIMIT of 10^9 would allocate for 10^10 groups.
     config.options_mut().optimizer.enable_topk_aggregation = false;
+    // A hash join builds on the SQL right side, as ClickHouse's does
+    // (`joins/build_side.rs`), not on whichever side statistics call smaller.
+    config.options_mut().optimizer.join_reordering = false;
     // No spilling (ClickHouse's default): a query over its memory limit
     // fails with 241 instead of filling the disk with temporary files.
     let runtime = RuntimeEnvBuilder::new()
@@ -53,6 +56,14 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
         .position(|r| r.name() == "FilterPushdown(Post)")
         .unwrap_or(rules.len());
     rules.insert(post, Arc::new(crate::read::lazy::LazyTopN));
+    let join_selection = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .unwrap_or(1);
+    rules.insert(
+        join_selection,
+        Arc::new(crate::joins::build_side::BuildOnRight),
+    );
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)

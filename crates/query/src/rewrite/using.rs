@@ -2,7 +2,7 @@
 //! the join's USING columns and calls the unqualified `id` ambiguous (its
 //! SELECT list, GROUP BY and ORDER BY resolve it). The WHERE's references are
 //! qualified here with the join's right relation, which always has the
-//! column; after an outer join it holds the merged key (`join_using.rs`).
+//! column; after an outer join it holds the merged key (`joins/using.rs`).
 //!
 //! `SELECT *` over one `USING` join lists the USING columns first, in their
 //! order, then the left's other columns, then the right's, as ClickHouse
