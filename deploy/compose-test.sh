@@ -58,6 +58,19 @@ expect_code() { # expect_code CODE NODE SQL: the query fails with Code: CODE
   if out=$(q "$node" "$@" 2>&1); then echo "compose-test: expected code $code, succeeded: $*" >&2; exit 1; fi
   case "$out" in *"Code: $code."*) ;; *) echo "compose-test: expected code $code, got: $out" >&2; exit 1;; esac
 }
+insert_retrying() { # insert_retrying NODE SQL: an insert answered 319 (status unknown) is sent
+  # again as it is (it carries an insert_deduplication_token), as a client should; bounded
+  local node="$1"; shift
+  local out attempt
+  for attempt in 1 2 3 4 5; do
+    if out=$(q "$node" "$@" 2>&1); then return 0; fi
+    case "$out" in
+      *"Code: 319."*) echo "compose-test: attempt $attempt unknown (319), sending it again: $*" ;;
+      *) echo "compose-test: insert failed: $out" >&2; exit 1 ;;
+    esac
+  done
+  echo "compose-test: insert still unknown after 5 attempts: $out" >&2; exit 1
+}
 count_is() { [ "$(q "$1" "SELECT count() FROM events")" = "$2" ]; }
 active_is() { [ "$(q "$1" "SELECT active_replicas FROM system.replicas WHERE table = 'events'")" = "$2" ]; }
 
@@ -65,7 +78,7 @@ dc up -d
 for n in 1 2 3; do wait_until 60 "node$n answers" q "$n" "SELECT 1"; done
 q 1 "CREATE TABLE events ON CLUSTER default (id UInt64, v String) ENGINE = ReplicatedMergeTree('/tables/events', '{replica}') ORDER BY id"
 wait_until 60 "every replica active" active_is 1 3
-q 1 "INSERT INTO events SETTINGS insert_quorum = 3 VALUES (1, 'a'), (2, 'b')"
+insert_retrying 1 "INSERT INTO events SETTINGS insert_quorum = 3, insert_deduplication_token = 't1' VALUES (1, 'a'), (2, 'b')"
 for n in 1 2 3; do count_is "$n" 2 || { echo "node$n lacks the quorum=3 rows at the ack" >&2; exit 1; }; done
 echo "compose-test: quorum=3 insert visible on all three at the ack"
 
@@ -74,7 +87,7 @@ docker stop "$node3" >/dev/null
 start=$SECONDS
 expect_code 285 1 "INSERT INTO events SETTINGS insert_quorum = 3 VALUES (3, 'c')"
 echo "compose-test: node3 stopped -> quorum=3 refused with 285 in $((SECONDS - start)) s"
-q 1 "INSERT INTO events SETTINGS insert_quorum = 2 VALUES (4, 'd')"
+insert_retrying 1 "INSERT INTO events SETTINGS insert_quorum = 2, insert_deduplication_token = 't4' VALUES (4, 'd')"
 count_is 2 3
 docker start "$node3" >/dev/null
 wait_until 60 "node3 answers" q 3 "SELECT 1"

@@ -416,7 +416,10 @@ async fn a_dead_replica_of_a_shard_is_replaced_and_bad_definitions_are_refused()
         .unwrap_err()
         .to_string();
     assert!(err.contains("no_such_table"), "{err}");
-    // One shard: an insert goes to a live replica of it.
+    // One shard: an insert goes to a live replica of it (once nodes 2 and 3
+    // agree on a coordinator leader: a write forwarded to the dead node 1
+    // while they elect one is answered 319, unknown, which a client retries).
+    c.leader(&[2, 3].into(), LONG).await.unwrap();
     ok(&c, 2, "INSERT INTO rd VALUES (9000, 'x')").await;
     assert_eq!(ok(&c, 2, "SELECT count() FROM rd").await, "5001\n");
     assert_eq!(ok(&c, 2, "SELECT 1").await, "1\n");

@@ -129,6 +129,15 @@ const ANSWERS: &[(&str, &str)] = &[
      "0\t2020-01-01\t0\n1\t1970-01-01\t\n2\t1970-01-01\t\n"),
     ("SELECT toRelativeDayNum(toDate('2020-01-01')), toRelativeHourNum(toDateTime('2020-01-01 05:00:00')), toRelativeYearNum(toDate('2020-05-01')), toDate('2020-01-31') + toIntervalMonth(1)",
      "18262\t438293\t2020\t2020-02-29\n"),
+    // Arrays: an index outside is the element's default; lambdas come first.
+    ("SELECT [1, 2][5], ['a'][3], arrayElement([1, 2], -1), [1, 2, 3][0], [[1, 2], [3]][2][1], [1, NULL][5], splitByChar(',', 'a,b')[3] = ''",
+     "0\t\t2\t0\t3\t\\N\t1\n"),
+    ("SELECT arrayMap(x -> x * 2, [1, 2, 3]), arrayFilter(x -> x > 1, [1, 2, 3]), arrayFilter(x -> 1, [1, 2]), arrayMap(x -> x + number, [1, 2]) FROM numbers(2)",
+     "[2,4,6]\t[2,3]\t[1,2]\t[1,2]\n[2,4,6]\t[2,3]\t[1,2]\t[2,3]\n"),
+    ("SELECT arrayFirst(x -> x > 5, [1, 2, 3]), arrayFirst(x -> x > 1, [1, 2, 3]), arrayLast(x -> x > 1, [1, 2, 3]), arrayFirst(x -> 1, emptyArrayString()), arrayCount(x -> x > 1, [1, 2, 3]), toTypeName(arrayCount(x -> x > 1, [1, 2, 3])), arrayExists(x -> x > 1, [1, 2, 3]), toTypeName(arrayExists(x -> x > 1, [1, 2, 3])), arrayAll(x -> x > 1, [1, 2, 3]), arrayAll(x -> x > 0, [1, 2, 3])",
+     "0\t2\t3\t\t2\tUInt32\t1\tUInt8\t0\t1\n"),
+    ("SELECT transform(number, [0, 2], ['a', 'b'], 'z'), transform(number, [0, 2], [10, 20]), range(number % 3), toTypeName(emptyArrayUInt8()) FROM numbers(3)",
+     "a\t10\t[]\tArray(UInt8)\nz\t1\t[0]\tArray(UInt8)\nb\t20\t[0,1]\tArray(UInt8)\n"),
     // A hash join builds on the right and streams the left in its order,
     // unmatched rows in place (no ORDER BY).
     ("SELECT number, j FROM numbers(6) AS l LEFT JOIN (SELECT number * 2 AS number, 1 AS j FROM numbers(3)) AS r USING number",

@@ -4,6 +4,7 @@
 //! function name, so `toYYYYMM` and `toyyyymm` both reach the UDF.
 //! Time functions work in UTC (the server time zone is UTC).
 
+mod arrays;
 mod bytes;
 mod convert;
 pub(crate) use convert::convert;
@@ -835,6 +836,12 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         ),
         udf("isnotnull", one(), ret_bool_u8, is_not_null_fn),
         udf("__qh_length", one(), |_| Ok(DataType::UInt64), ch_length),
+        udf(
+            crate::rewrite::ARRAY_ELEMENT,
+            Signature::any(2, Volatility::Immutable),
+            arrays::element_type,
+            arrays::element,
+        ),
     ];
     // Float comparisons by value (see `operators`).
     let by_value: [(&'static str, EvalFn); 6] = [

@@ -18,11 +18,11 @@ mod integers;
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 pub(crate) use float_compare::compare;
 pub(crate) use float_min_max::{set_nan_sign, NAN_HIGH, NAN_LOW};
@@ -43,11 +43,23 @@ pub fn clickhouse_operators(
         let names = NamePreserver::new(&node);
         let node = node.map_expressions(|e| {
             let saved = names.save(&e);
-            let rewritten = e.transform_up(|x| {
-                integers::clickhouse_types(x, &schema, registry)?
-                    .transform_data(|x| float_compare::by_value(x, &schema, registry))?
-                    .transform_data(|x| float_min_max::skip_nan(x, &schema, registry))
-            })?;
+            // A lambda's parameters are typed when it is planned: a body
+            // whose types changed under them would no longer match, so
+            // higher-order functions keep DataFusion's operators.
+            let rewritten = e.transform_down_up(
+                |x| {
+                    Ok(if matches!(x, Expr::HigherOrderFunction(_)) {
+                        Transformed::new(x, false, TreeNodeRecursion::Jump)
+                    } else {
+                        Transformed::no(x)
+                    })
+                },
+                |x| {
+                    integers::clickhouse_types(x, &schema, registry)?
+                        .transform_data(|x| float_compare::by_value(x, &schema, registry))?
+                        .transform_data(|x| float_min_max::skip_nan(x, &schema, registry))
+                },
+            )?;
             Ok(rewritten.update_data(|e| saved.restore(e)))
         })?;
         let node = node.transform_data(|n| float_order::nan_beside_null(n, &schema, registry))?;

@@ -37,6 +37,9 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         }
     }
     let args = args_of(&f.args);
+    if let Some(new) = super::arrays::rewrite_array_function(&lname, &args) {
+        return Some(new);
+    }
     match lname.as_str() {
         // DataFusion has its own now()/today(), which must be folded by its
         // optimizer before they run; not every plan (VALUES under INSERT,
@@ -346,6 +349,39 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 "array_to_string",
                 vec![args[0].clone(), sep],
             )));
+        }
+        // `transform(x, [from…], [to…][, default])` with literal lists: a
+        // CASE (without a default, an unmatched x stays itself).
+        "transform" if matches!(args.len(), 3 | 4) => {
+            if let (Expr::Array(from), Expr::Array(to)) = (&args[1], &args[2]) {
+                if from.elem.len() == to.elem.len() {
+                    return Some(Expr::Case {
+                        case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                        end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                        operand: Some(Box::new(args[0].clone())),
+                        conditions: from
+                            .elem
+                            .iter()
+                            .zip(&to.elem)
+                            .map(|(a, b)| CaseWhen {
+                                condition: a.clone(),
+                                result: b.clone(),
+                            })
+                            .collect(),
+                        else_result: Some(Box::new(
+                            args.get(3).cloned().unwrap_or_else(|| args[0].clone()),
+                        )),
+                    });
+                }
+            }
+        }
+        // DataFusion's takes Int64s only; ClickHouse's any integer.
+        "range" if matches!(args.len(), 1..=3) => {
+            let args = args
+                .iter()
+                .map(|a| Expr::Function(func("toint64", vec![a.clone()])))
+                .collect();
+            return Some(Expr::Function(func("range", args)));
         }
         "arraysort" => set_name(f, "array_sort"),
         "arrayjoin" => set_name(f, "unnest"),

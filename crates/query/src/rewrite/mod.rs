@@ -5,6 +5,8 @@
 //! unaliased SELECT items named as the user wrote them (`count()`).
 
 mod aliases;
+mod arrays;
+pub(crate) use arrays::ARRAY_ELEMENT;
 mod functions;
 mod using;
 
@@ -720,6 +722,10 @@ fn rewrite_expr(e: &mut Expr) {
         }
     }
     if let Some(new) = computed_interval(e) {
+        *e = new;
+        return;
+    }
+    if let Some(new) = arrays::subscript(e) {
         *e = new;
         return;
     }
