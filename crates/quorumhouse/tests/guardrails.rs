@@ -259,16 +259,25 @@ async fn concurrent_queries_beyond_the_limit_are_refused() {
     let config = dir.path().join("node.toml");
     std::fs::write(&config, "[profiles.default]\nmax_concurrent_queries = 2\n").unwrap();
     let node = Node::start_with(&["--config", config.to_str().unwrap()]).await;
-    // Two never-ending statements hold both slots.
+    // Two never-ending statements hold both slots. The probe below takes a
+    // slot for a moment too: a statement refused (202) because of it tries
+    // again, as a client would.
     let endless = |id: &'static str| {
         let port = node.http_port;
         std::thread::spawn(move || {
-            http(
-                port,
-                "POST",
-                &format!("/?query_id={id}"),
-                b"SELECT count() FROM system.numbers",
-            )
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let r = http(
+                    port,
+                    "POST",
+                    &format!("/?query_id={id}"),
+                    b"SELECT count() FROM system.numbers",
+                );
+                if !r.2.starts_with("Code: 202.") || Instant::now() > deadline {
+                    return r;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         })
     };
     let a = endless("endless-a");

@@ -7,7 +7,9 @@
 //! [`BuildOnRight`] runs just before DataFusion's `join_selection` (whose
 //! statistics-driven swapping is turned off in `engine/state.rs`) and swaps
 //! every hash join whose type allows it, so that the SQL right side becomes
-//! DataFusion's build (left) side, collected whole into one table as
+//! DataFusion's build (left) side — unless both sides' sizes are known and
+//! the left is the smaller, where ClickHouse's `query_plan_join_swap_table =
+//! 'auto'` (its default) builds on the left too — collected whole into one table as
 //! ClickHouse's `hash` join does (the left streams through it in its own
 //! partitions, so no repartitioning reorders it). `join_selection` still
 //! swaps an unbounded build side back, which an infinite `system.numbers`
@@ -28,6 +30,7 @@ use datafusion::physical_expr::{
 };
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -55,6 +58,13 @@ impl PhysicalOptimizerRule for BuildOnRight {
             {
                 return Ok(Transformed::no(node));
             }
+            if left_is_smaller(join.left(), join.right()) {
+                return Ok(Transformed::yes(Arc::new(
+                    join.builder()
+                        .with_partition_mode(PartitionMode::CollectLeft)
+                        .build()?,
+                )));
+            }
             // A LEFT join's unmatched rows come in place only when the probe
             // side declares an order (DataFusion appends them to each batch
             // otherwise): the left gets a row number to declare one by. The
@@ -76,6 +86,26 @@ impl PhysicalOptimizerRule for BuildOnRight {
 
     fn schema_check(&self) -> bool {
         true
+    }
+}
+
+/// Whether statistics say `left` is the smaller input (in bytes, else in
+/// rows); false when either is unknown.
+fn left_is_smaller(left: &Arc<dyn ExecutionPlan>, right: &Arc<dyn ExecutionPlan>) -> bool {
+    let stats = StatisticsContext::new();
+    let args = StatisticsArgs::new();
+    let (Ok(l), Ok(r)) = (
+        stats.compute(left.as_ref(), &args),
+        stats.compute(right.as_ref(), &args),
+    ) else {
+        return false;
+    };
+    match (l.total_byte_size.get_value(), r.total_byte_size.get_value()) {
+        (Some(a), Some(b)) => a < b,
+        _ => match (l.num_rows.get_value(), r.num_rows.get_value()) {
+            (Some(a), Some(b)) => a < b,
+            _ => false,
+        },
     }
 }
 

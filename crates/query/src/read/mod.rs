@@ -21,7 +21,9 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array}
 use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::Statistics;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::utils::reassign_expr_columns;
@@ -31,6 +33,7 @@ use datafusion::physical_plan::filter_pushdown::{
 };
 use datafusion::physical_plan::limit::LimitStream;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -245,6 +248,35 @@ impl ExecutionPlan for MergeTreeScanExec {
 
     fn fetch(&self) -> Option<usize> {
         self.limit
+    }
+
+    /// The rows of the granules it reads (an upper bound: filters drop
+    /// some): what a join's choice of build side goes by.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> DFResult<Arc<Statistics>> {
+        let tasks: Vec<&ReadTask> = match args.partition() {
+            Some(i) => self.partitions.get(i).into_iter().flatten().collect(),
+            None => self.partitions.iter().flatten().collect(),
+        };
+        let rows: usize = tasks
+            .iter()
+            .flat_map(|(part, ranges)| {
+                ranges.iter().map(move |r| {
+                    part.granule_rows
+                        .get(r.clone())
+                        .map_or(0, |g| g.iter().map(|n| *n as usize).sum::<usize>())
+                })
+            })
+            .sum();
+        let mut stats = Statistics::new_unknown(&self.schema());
+        stats.num_rows = match self.limit {
+            Some(l) => Precision::Inexact(rows.min(l)),
+            None => Precision::Inexact(rows),
+        };
+        Ok(Arc::new(stats))
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
