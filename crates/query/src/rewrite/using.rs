@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ExcludeSelectItem, Expr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select,
+    ExcludeSelectItem, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, Query, Select,
     SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, VisitMut, VisitorMut,
     WildcardAdditionalOptions,
 };
@@ -28,30 +28,12 @@ pub(super) fn qualify_using_columns(body: &mut SetExpr) {
             let mut columns: HashMap<String, Vec<Ident>> = HashMap::new();
             for from in &select.from {
                 for join in &from.joins {
-                    let constraint = match &join.join_operator {
-                        JoinOperator::Join(c)
-                        | JoinOperator::Inner(c)
-                        | JoinOperator::Right(c)
-                        | JoinOperator::RightOuter(c)
-                        | JoinOperator::Left(c)
-                        | JoinOperator::LeftOuter(c)
-                        | JoinOperator::FullOuter(c) => c,
-                        _ => continue,
-                    };
-                    let JoinConstraint::Using(names) = constraint else {
+                    let (Some(keys), Some(side)) = (using_keys(join), qualifier(&join.relation))
+                    else {
                         continue;
                     };
-                    let Some(side) = qualifier(&join.relation) else {
-                        continue;
-                    };
-                    for name in names {
-                        if let [part] = name.0.as_slice() {
-                            if let Some(id) = part.as_ident() {
-                                columns
-                                    .entry(id.value.clone())
-                                    .or_insert_with(|| side.clone());
-                            }
-                        }
+                    for key in keys {
+                        columns.entry(key.value).or_insert_with(|| side.clone());
                     }
                 }
             }
@@ -79,29 +61,11 @@ fn using_columns_first(select: &mut Select) {
     let [join] = from.joins.as_slice() else {
         return;
     };
-    let constraint = match &join.join_operator {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::FullOuter(c) => c,
-        _ => return,
-    };
-    let JoinConstraint::Using(names) = constraint else {
-        return;
-    };
-    let keys: Option<Vec<Ident>> = names
-        .iter()
-        .map(|n| match n.0.as_slice() {
-            [part] => part.as_ident().cloned(),
-            _ => None,
-        })
-        .collect();
-    let (Some(keys), Some(left), Some(right)) =
-        (keys, qualifier(&from.relation), qualifier(&join.relation))
-    else {
+    let (Some(keys), Some(left), Some(right)) = (
+        using_keys(join),
+        qualifier(&from.relation),
+        qualifier(&join.relation),
+    ) else {
         return;
     };
     let plain = WildcardAdditionalOptions::default();
@@ -133,6 +97,31 @@ fn using_columns_first(select: &mut Select) {
     items.push(side(left));
     items.push(side(right));
     select.projection.splice(at..=at, items);
+}
+
+/// The columns of an inner or outer join's `USING (k1, k2)` (None for
+/// another join, or a key that is not a plain name).
+fn using_keys(join: &Join) -> Option<Vec<Ident>> {
+    let constraint = match &join.join_operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::FullOuter(c) => c,
+        _ => return None,
+    };
+    let JoinConstraint::Using(names) = constraint else {
+        return None;
+    };
+    names
+        .iter()
+        .map(|n| match n.0.as_slice() {
+            [part] => part.as_ident().cloned(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The name a relation's columns are qualified with: its alias, else a
