@@ -67,6 +67,7 @@ setting_defs! {
     ("result_overflow_mode", "OverflowMode", "throw", "At the result limits: throw, or break and return whole blocks read so far."),
     ("skip_unavailable_shards", "Bool", "0", "A Distributed query answers from the shards it reaches instead of failing with ALL_CONNECTION_TRIES_FAILED."),
     ("optimize_move_to_prewhere", "Bool", "1", "Scans read the columns of the WHERE conditions first and the other columns only for granules where some row passes; a condition on one LowCardinality column is evaluated once per distinct value."),
+    ("count_distinct_optimization", "Bool", "0", "count(DISTINCT x) and uniqExact(x) computed as a grouping by x below the count (1), instead of one set of values per group (0)."),
     ("query_plan_optimize_lazy_materialization", "Bool", "1", "A top-N (ORDER BY … LIMIT n) reads the columns it sorts and filters by first, and the other columns only for the n rows it keeps."),
     ("query_plan_max_limit_for_lazy_materialization", "UInt64", "10000", "The largest LIMIT read lazily (0: no limit)."),
     ("optimize_skip_unused_shards", "Bool", "0", "A Distributed query whose WHERE fixes the sharding key (key = v, key IN (...)) asks only the shards those values were inserted into."),

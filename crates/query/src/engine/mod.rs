@@ -265,10 +265,24 @@ impl Engine {
                 Arc::clone(&self.server_memory),
             )))
             .build_arc()?;
-        Ok(SessionStateBuilder::new_from_existing(self.base.clone())
+        let mut state = SessionStateBuilder::new_from_existing(self.base.clone())
             .with_config(config)
-            .with_runtime_env(runtime)
-            .build())
+            .with_runtime_env(runtime);
+        // ClickHouse counts distinct values with a set per group unless
+        // told to rewrite; DataFusion always rewrites a lone DISTINCT
+        // aggregate into a grouping by its argument.
+        if flag("count_distinct_optimization")? == 0 {
+            let rules = self
+                .base
+                .optimizer()
+                .rules
+                .iter()
+                .filter(|r| r.name() != "single_distinct_aggregation_to_group_by")
+                .cloned()
+                .collect();
+            state = state.with_optimizer_rules(rules);
+        }
+        Ok(state.build())
     }
 
     /// The node's base DataFusion state (functions, configuration).

@@ -64,6 +64,9 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
         join_selection,
         Arc::new(crate::joins::build_side::BuildOnRight),
     );
+    // Last: it needs the aggregation's final stages and the scan's final
+    // shape, and changes neither's output.
+    rules.push(Arc::new(crate::read::dictionary_groups::GroupByDictionary));
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)

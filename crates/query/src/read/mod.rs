@@ -10,6 +10,7 @@
 //! sort and filter columns, and the other columns of the rows it keeps are
 //! read afterwards.
 
+pub(crate) mod dictionary_groups;
 pub(crate) mod lazy;
 pub(crate) mod prewhere;
 
@@ -199,6 +200,49 @@ impl MergeTreeScanExec {
             metrics: ExecutionPlanMetricsSet::new(),
         };
         Ok(Some((scan, refs)))
+    }
+}
+
+impl MergeTreeScanExec {
+    /// This scan with its column `i` read as `Dictionary(UInt32, Utf8)`:
+    /// a LowCardinality column's stored dictionaries are passed on as they
+    /// are. None when the column is not one, or for a scan with row
+    /// references.
+    pub(crate) fn with_dictionary(&self, i: usize) -> Option<Self> {
+        let s = &self.shared;
+        let field = s.schema.fields().get(i)?;
+        let meta = s.table.meta();
+        let column = meta.columns.iter().find(|c| c.name == *field.name())?;
+        let low_cardinality = matches!(column.ty, qh_types::ChType::LowCardinality(_))
+            && field.data_type() == &DataType::Utf8;
+        if !low_cardinality || s.rows.is_some() {
+            return None;
+        }
+        let dictionary = DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8));
+        let mut fields: Vec<Field> = s
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[i] = fields[i].clone().with_data_type(dictionary);
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            s.schema.metadata().clone(),
+        ));
+        let mut scan = self.clone();
+        scan.props = leaf_properties(Arc::clone(&schema), self.partitions.len().max(1));
+        scan.shared = Arc::new(Shared {
+            out_schema: Arc::clone(&schema),
+            schema,
+            rows: None,
+            defaults: s.defaults.clone(),
+            table: Arc::clone(&s.table),
+            stats: Arc::clone(&s.stats),
+            filters: s.filters.clone(),
+            options: s.options,
+        });
+        Some(scan)
     }
 }
 

@@ -77,10 +77,19 @@ impl Prewhere {
             }
             columns.sort_unstable();
             columns.dedup();
+            // Filters see a dictionary column as its values (`evaluate`).
             let input = Arc::new(Schema::new(
                 columns
                     .iter()
-                    .map(|i| schema.field(*i).clone())
+                    .map(|i| {
+                        let f = schema.field(*i);
+                        match f.data_type() {
+                            DataType::Dictionary(_, v) => {
+                                f.clone().with_data_type(v.as_ref().clone())
+                            }
+                            _ => f.clone(),
+                        }
+                    })
                     .collect::<Vec<_>>(),
             ));
             let Ok(expr) = reassign_expr_columns(Arc::clone(&e), &input) else {

@@ -132,7 +132,9 @@ impl Part {
     /// One column's values in the given granules, one array per granule, of
     /// `field`'s type; columns the part lacks come from `defaults`. With
     /// `keep_dictionary`, a LowCardinality column's dictionary blocks come
-    /// back as `DictionaryArray<UInt32, Utf8>` instead.
+    /// back as `DictionaryArray<UInt32, Utf8>` instead. A `field` typed as a
+    /// dictionary always gets dictionaries: the stored ones as they are,
+    /// any other block (an older part, a default) encoded into one.
     pub fn read_column_granules(
         &self,
         field: &Field,
@@ -140,6 +142,20 @@ impl Part {
         defaults: &ColumnDefaults,
         keep_dictionary: bool,
     ) -> Result<Vec<ArrayRef>> {
+        if let DataType::Dictionary(_, values) = field.data_type() {
+            let plain = Field::new(field.name(), values.as_ref().clone(), field.is_nullable());
+            let arrays = self.read_column_granules(&plain, granules, defaults, true)?;
+            return arrays
+                .into_iter()
+                .map(|a| {
+                    if a.data_type() == field.data_type() {
+                        Ok(a)
+                    } else {
+                        Ok(datafusion::arrow::compute::cast(&a, field.data_type())?)
+                    }
+                })
+                .collect();
+        }
         if self.has_column(field.name()) {
             let mut p = self.read_column_pieces(
                 field.name(),
