@@ -124,7 +124,11 @@ impl Session {
         }
         if let Some(repl) = &self.engine.replication {
             if repl.replica_of(&table).is_none() {
-                repl.attach(Arc::clone(&table));
+                if let Some(replica) = repl.attach(Arc::clone(&table)) {
+                    // Bounded: without a coordinator the first insert
+                    // says why the replica is read-only (242).
+                    replica.wait_started(Duration::from_secs(5)).await;
+                }
             }
         }
         if let Some(batches) = select_result {

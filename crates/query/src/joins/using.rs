@@ -38,16 +38,17 @@ pub fn merge_using_keys(plan: LogicalPlan) -> Result<LogicalPlan> {
         {
             return Ok(Transformed::no(node));
         }
-        // Each key column of either side → the merged key.
-        let mut merged: HashMap<Column, Expr> = HashMap::new();
+        // Each key column of either side → the key columns it merges
+        // (the left's, the right's, or both coalesced).
+        let mut merged: HashMap<Column, Vec<Expr>> = HashMap::new();
         for (l, r) in &join.on {
             let (Expr::Column(lc), Expr::Column(rc)) = (l, r) else {
                 continue;
             };
             let key = match join.join_type {
-                JoinType::Left => l.clone(),
-                JoinType::Right => r.clone(),
-                _ => coalesce(vec![l.clone(), r.clone()]),
+                JoinType::Left => vec![l.clone()],
+                JoinType::Right => vec![r.clone()],
+                _ => vec![l.clone(), r.clone()],
             };
             merged.insert(lc.clone(), key.clone());
             merged.insert(rc.clone(), key);
@@ -65,16 +66,13 @@ pub fn merge_using_keys(plan: LogicalPlan) -> Result<LogicalPlan> {
             };
             // A FULL join's two key types may differ (coalesce wants one);
             // a value outside this column's type becomes NULL, not an error.
-            let key = match key {
-                Expr::ScalarFunction(f) => {
-                    let args = f
-                        .args
-                        .iter()
-                        .map(|a| in_type(a, field.data_type(), &schema))
-                        .collect::<Result<Vec<_>>>()?;
-                    coalesce(args)
-                }
-                other => in_type(other, field.data_type(), &schema)?,
+            let mut keys = key
+                .iter()
+                .map(|k| in_type(k, field.data_type(), &schema))
+                .collect::<Result<Vec<_>>>()?;
+            let key = match keys.len() {
+                1 => keys.remove(0),
+                _ => coalesce(keys),
             };
             exprs.push(key.alias_qualified(qualifier.cloned(), field.name()));
         }

@@ -254,10 +254,15 @@ fn per_value(f: &Filter, d: &DictionaryArray<UInt32Type>) -> Option<BooleanArray
             .evaluate(&batch)
             .and_then(|v| v.into_array(values.len())),
     )?;
+    let entries: Vec<bool> = entries.iter().map(|e| e.unwrap_or(false)).collect();
     let keys = d.keys();
-    let bits = BooleanBuffer::collect_bool(keys.len(), |r| {
-        keys.is_null(r) || entries.value(keys.value(r) as usize)
-    });
+    let ks = keys.values();
+    // A key outside the dictionary cannot be (the array checked); kept.
+    let passes = |r: usize| entries.get(ks[r] as usize).copied().unwrap_or(true);
+    let bits = match keys.nulls() {
+        None => BooleanBuffer::collect_bool(keys.len(), passes),
+        Some(n) => BooleanBuffer::collect_bool(keys.len(), |r| n.is_null(r) || passes(r)),
+    };
     Some(BooleanArray::new(bits, None))
 }
 

@@ -68,7 +68,7 @@ pub(super) fn resolve_alias_chains(aliases: &mut [(String, Expr)]) {
 /// Replaces identifiers naming an alias (other than `own`) by the aliased
 /// expression, outside subqueries. Replacement happens after the children
 /// were visited, so an inserted expression is not searched again.
-fn substitute_aliases(e: &mut Expr, aliases: &[(String, Expr)], own: Option<&str>) {
+pub(super) fn substitute_aliases(e: &mut Expr, aliases: &[(String, Expr)], own: Option<&str>) {
     let _ = e.visit(&mut AliasSubstitution {
         aliases,
         own,

@@ -8,13 +8,9 @@
 //! order, then the left's other columns, then the right's, as ClickHouse
 //! does (DataFusion keeps the tables' column order).
 
-use std::collections::HashMap;
-use std::ops::ControlFlow;
-
 use datafusion::sql::sqlparser::ast::{
-    ExcludeSelectItem, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, Query, Select,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, VisitMut, VisitorMut,
-    WildcardAdditionalOptions,
+    ExcludeSelectItem, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, WildcardAdditionalOptions,
 };
 
 /// Qualifies the USING columns a SELECT's WHERE names (UNION branches too).
@@ -25,7 +21,8 @@ pub(super) fn qualify_using_columns(body: &mut SetExpr) {
             let Some(selection) = select.selection.as_mut() else {
                 return;
             };
-            let mut columns: HashMap<String, Vec<Ident>> = HashMap::new();
+            // `k` → `r.k`, from the first join naming k.
+            let mut columns: Vec<(String, Expr)> = Vec::new();
             for from in &select.from {
                 for join in &from.joins {
                     let (Some(keys), Some(side)) = (using_keys(join), qualifier(&join.relation))
@@ -33,15 +30,16 @@ pub(super) fn qualify_using_columns(body: &mut SetExpr) {
                         continue;
                     };
                     for key in keys {
-                        columns.entry(key.value).or_insert_with(|| side.clone());
+                        if !columns.iter().any(|(n, _)| *n == key.value) {
+                            let mut parts = side.clone();
+                            parts.push(key.clone());
+                            columns.push((key.value, Expr::CompoundIdentifier(parts)));
+                        }
                     }
                 }
             }
             if !columns.is_empty() {
-                let _ = selection.visit(&mut Qualify {
-                    columns: &columns,
-                    depth: 0,
-                });
+                super::aliases::substitute_aliases(selection, &columns, None);
             }
         }
         SetExpr::SetOperation { left, right, .. } => {
@@ -139,39 +137,5 @@ fn qualifier(t: &TableFactor) -> Option<Vec<Ident>> {
             .map(|p| p.as_ident().cloned())
             .collect::<Option<Vec<_>>>(),
         _ => None,
-    }
-}
-
-struct Qualify<'a> {
-    columns: &'a HashMap<String, Vec<Ident>>,
-    /// Subqueries of the WHERE have their own scope.
-    depth: usize,
-}
-
-impl VisitorMut for Qualify<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        if self.depth > 0 {
-            return ControlFlow::Continue(());
-        }
-        if let Expr::Identifier(id) = e {
-            if let Some(side) = self.columns.get(&id.value) {
-                let mut parts = side.clone();
-                parts.push(id.clone());
-                *e = Expr::CompoundIdentifier(parts);
-            }
-        }
-        ControlFlow::Continue(())
     }
 }

@@ -306,6 +306,20 @@ impl Replica {
         self.wake();
     }
 
+    /// Waits up to `timeout` for the replica's first recovery, so that a
+    /// freshly created table is writable at once, as ClickHouse's is after
+    /// its CREATE; false if it has not finished by then.
+    pub async fn wait_started(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.state.lock().initialized {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Why inserts are refused right now, if they are.
     pub fn readonly_reason(&self) -> Option<String> {
         let st = self.state.lock();

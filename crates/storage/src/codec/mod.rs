@@ -262,6 +262,8 @@ fn decode_block_as(
         });
     }
     let (raw, dictionary) = decompress_body(body, rlen, what)?;
+    // Owned by a Buffer so that string bytes are sliced from it, not copied.
+    let raw = Buffer::from_vec(raw);
     let mut cur = Cursor {
         buf: &raw,
         pos: 0,
@@ -338,7 +340,7 @@ fn decode_dictionary(
     let nulls = cur.validity(rows)?;
     let entries = u32::from_le_bytes(cur.take(4)?.try_into().expect("4 bytes")) as usize;
     let offsets = cur.lengths(entries)?;
-    let bytes = cur.take(*offsets.last().unwrap_or(&0) as usize)?;
+    let bytes = cur.take_buffer(*offsets.last().unwrap_or(&0) as usize)?;
     let keys = cur.take(rows * key_width as usize)?;
     let key = |i: usize| -> usize {
         let k = &keys[i * key_width as usize..(i + 1) * key_width as usize];
@@ -349,17 +351,22 @@ fn decode_dictionary(
         }
     };
     if keep_dictionary && entries > 0 {
-        let mut ks = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let k = key(i);
-            if k >= entries {
-                return Err(corrupt("dictionary key out of range"));
-            }
-            ks.push(k as u32);
-        }
+        // Widened in one pass per width; `DictionaryArray::try_new` checks
+        // that every key is in range.
+        let ks: Vec<u32> = match key_width {
+            1 => keys.iter().map(|b| u32::from(*b)).collect(),
+            2 => keys
+                .chunks_exact(2)
+                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            _ => keys
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        };
         let values = StringArray::try_new(
             OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            Buffer::from_slice_ref(bytes),
+            bytes.clone(),
             None,
         )
         .map_err(|e| corrupt(&e.to_string()))?;
@@ -460,7 +467,7 @@ fn push_bits(out: &mut Vec<u8>, bits: &BooleanBuffer) {
 }
 
 struct Cursor<'a> {
-    buf: &'a [u8],
+    buf: &'a Buffer,
     pos: usize,
     what: &'a str,
 }
@@ -476,6 +483,14 @@ impl<'a> Cursor<'a> {
             })?;
         self.pos += n;
         Ok(s)
+    }
+
+    /// As [`Cursor::take`], sharing the block's buffer (for byte data,
+    /// which needs no alignment).
+    fn take_buffer(&mut self, n: usize) -> Result<Buffer> {
+        let start = self.pos;
+        self.take(n)?;
+        Ok(self.buf.slice_with_length(start, n))
     }
 
     /// Reads what [`push_validity`] wrote.
@@ -529,11 +544,11 @@ fn decode_array(cur: &mut Cursor<'_>, dt: &DataType, rows: usize) -> Result<Arra
         DataType::Utf8 => {
             let offsets = cur.lengths(rows)?;
             let total = *offsets.last().unwrap_or(&0) as usize;
-            let bytes = cur.take(total)?;
+            let bytes = cur.take_buffer(total)?;
             ArrayData::builder(dt.clone())
                 .len(rows)
                 .add_buffer(Buffer::from_vec(offsets))
-                .add_buffer(Buffer::from_slice_ref(bytes))
+                .add_buffer(bytes)
                 .nulls(nulls)
                 .build()
                 .map_err(corrupt)?
