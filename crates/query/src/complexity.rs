@@ -90,6 +90,7 @@ pub fn check_statement(stmt: &mut Statement, limits: AstLimits) -> Result<()> {
             Some(q) => q.visit(&mut c),
             None => ControlFlow::Continue(()),
         },
+        Statement::CreateView(cv) => cv.query.visit(&mut c),
         Statement::Optimize {
             partition: Some(e), ..
         } => e.visit(&mut c),

@@ -258,6 +258,14 @@ pub fn show_create(meta: &TableMeta) -> String {
         })
         .collect();
     let engine = match &meta.engine {
+        EngineKind::View { query, .. } => {
+            return format!(
+                "CREATE VIEW {}.{}\n(\n{}\n)\nAS {query}",
+                meta.database,
+                meta.name,
+                cols.join(",\n")
+            )
+        }
         EngineKind::MergeTree => "MergeTree".to_string(),
         EngineKind::Memory => "Memory".to_string(),
         EngineKind::Distributed {

@@ -198,6 +198,17 @@ impl SchemaProvider for QhSchema {
             Ok(t) if matches!(t.meta().engine, EngineKind::Distributed { .. }) => {
                 Ok(Some(self.distributed(&t.meta(), name)?))
             }
+            // A statement's views are expanded before planning; one reached
+            // here is read some other way (a table function naming it).
+            Ok(t) if matches!(t.meta().engine, EngineKind::View { .. }) => {
+                Err(ext(QueryError::other(
+                    qh_types::ErrorCode::NOT_IMPLEMENTED,
+                    format!(
+                        "the view {}.{name} can only be read by name in a query's FROM",
+                        self.database
+                    ),
+                )))
+            }
             Ok(t) => {
                 check_sequential_consistency(self.ctx.replication.as_ref(), &t, &self.ctx.settings)
                     .await?;

@@ -418,6 +418,36 @@ async fn grants_allow_exactly_what_they_name_on_every_node() {
     .unwrap();
     assert_eq!(post(&n1, "/", &[], "GRANT SELECT ON db.t TO bob").0, 200);
 
+    // A view: the reader needs SELECT on it and on what it reads
+    // (ClickHouse's default SQL SECURITY INVOKER).
+    for sql in [
+        "CREATE VIEW db.vu AS SELECT a, secret FROM db.u",
+        "CREATE VIEW db.va AS SELECT a FROM db.u",
+    ] {
+        assert_eq!(post(&n3, "/", &[], sql).0, 200, "{sql}");
+    }
+    assert_eq!(
+        bob(&n3, "SELECT a FROM db.va"),
+        (403, denied("SELECT(a) ON db.va"))
+    );
+    assert_eq!(post(&n1, "/", &[], "GRANT SELECT ON db.va TO bob").0, 200);
+    assert_eq!(post(&n1, "/", &[], "GRANT SELECT ON db.vu TO bob").0, 200);
+    c.wait_for("the grants on the views to reach node 3", LONG, || async {
+        (bob(&n3, "SELECT a FROM db.va") == (200, "5\n".to_string())).then_some(())
+    })
+    .await
+    .unwrap();
+    let (status, body) = bob(&n3, "SELECT a FROM db.vu");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("secret") && body.contains("ON db.u"),
+        "{body}"
+    );
+    for view in ["va", "vu"] {
+        let sql = format!("REVOKE SELECT ON db.{view} FROM bob");
+        assert_eq!(post(&n1, "/", &[], &sql).0, 200);
+    }
+
     // Revoked on node 2: the next query on node 3 fails.
     assert_eq!(post(&n2, "/", &[], "REVOKE SELECT ON db.t FROM bob").0, 200);
     c.wait_for("the revoke to reach node 3", LONG, || async {

@@ -87,6 +87,14 @@ pub enum EngineKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sharding_key: Option<String>,
     },
+    /// Holds no data: ClickHouse's normal view. Reading it reads `query`
+    /// (the SELECT as written at CREATE) in its place, its unqualified
+    /// tables in `database` (the current one at CREATE); the columns are
+    /// those its result had then.
+    View {
+        query: String,
+        database: String,
+    },
 }
 
 impl EngineKind {
@@ -96,6 +104,7 @@ impl EngineKind {
             EngineKind::ReplacingMergeTree { .. } => "ReplacingMergeTree",
             EngineKind::Memory => "Memory",
             EngineKind::Distributed { .. } => "Distributed",
+            EngineKind::View { .. } => "View",
         }
     }
 }

@@ -12,6 +12,7 @@ impl Session {
     ) -> Result<u64> {
         let table = self.table(&ins.table)?;
         let meta = table.meta();
+        session::refuse_view(&meta)?;
         let names: Vec<String> = match &ins.columns {
             Some(cols) => {
                 for c in cols {

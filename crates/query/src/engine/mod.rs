@@ -17,6 +17,7 @@ mod state;
 mod system;
 mod temporary;
 mod user_limits;
+mod views;
 
 pub use self::session::Session;
 

@@ -188,6 +188,11 @@ impl Session {
                 }
                 n
             }
+            Statement::CreateView(cv) => {
+                let mut n = vec![self.table_need(Privilege::Create, &cv.view)];
+                n.extend(self.select_needs(&cv.query));
+                n
+            }
             Statement::CreateDatabase { name, .. } => vec![Need::on(Privilege::Create, name, None)],
             Statement::DropTable { table, .. } if self.is_temporary(table) => Vec::new(),
             Statement::DropTable { table, .. } => vec![self.table_need(Privilege::Drop, table)],
@@ -250,6 +255,23 @@ impl Session {
                 | AccessStatement::ShowQuota => Vec::new(),
             },
         }
+    }
+
+    /// Refuses a query (with its views expanded) unless the user may read
+    /// every table it reads.
+    pub(super) fn check_reads(&self, query: &Query) -> Result<()> {
+        if !self.checked {
+            return Ok(());
+        }
+        let Some(user) = self.current_user()? else {
+            return Ok(());
+        };
+        for need in self.select_needs(query) {
+            if !user.may(&need, false) {
+                return Err(denied(&user.name, &need, false));
+            }
+        }
+        Ok(())
     }
 
     fn is_temporary(&self, t: &TableRef) -> bool {

@@ -12,6 +12,8 @@ pub(super) enum Run {
     Explain,
     /// The `WITH TOTALS` row of a [`crate::totals::totals_query`].
     Totals,
+    /// Only the result's schema: planned, not run.
+    Schema,
 }
 
 impl Session {
@@ -71,6 +73,7 @@ impl Session {
         run: Run,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Summary)> {
         let query = on_large_stack(|| {
+            self.expand_views(&mut query, &mut final_tables)?;
             self.qualify_temporary(&mut query, &mut final_tables);
             self.hide_computed_columns(&mut query);
             crate::rewrite::rewrite_query(&mut query);
@@ -171,6 +174,10 @@ impl Session {
             plan = crate::totals::collapse_groups(plan).map_err(table_error)?;
         }
         let df = DataFrame::new(state, plan);
+        if run == Run::Schema {
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            return Ok((schema, vec![], Summary::default()));
+        }
         if run == Run::Explain {
             let physical = df.create_physical_plan().await.map_err(table_error)?;
             let text = datafusion::physical_plan::displayable(physical.as_ref())

@@ -268,9 +268,12 @@ impl Session {
         Ok(self.engine.catalog.table(&db, &name)?)
     }
 
-    /// The table `t` names, local or replicated.
+    /// The table `t` names, local or replicated, for a statement that
+    /// reads or changes its data as a whole (not a view: it has none).
     pub(super) fn resolve(&self, t: &TableRef) -> Result<Table> {
-        Ok(self.engine.table_of(self.table(t)?))
+        let table = self.table(t)?;
+        refuse_view(&table.meta())?;
+        Ok(self.engine.table_of(table))
     }
 
     pub(super) async fn dispatch(
@@ -357,6 +360,7 @@ impl Session {
                 Ok(QueryResult::empty())
             }
             Statement::CreateTable(ct) => self.create_table(ct).await,
+            Statement::CreateView(cv) => self.create_view(cv).await,
             Statement::DropTable { table, if_exists } => {
                 let (db, name) = self.table_ref(&table);
                 if let (Ok(t), Some(repl)) = (cat.table(&db, &name), &self.engine.replication) {
@@ -560,11 +564,28 @@ impl Session {
     }
 }
 
+/// A view holds no data: INSERT, TRUNCATE, ALTER, OPTIMIZE and the like
+/// are refused as ClickHouse's StorageView refuses them.
+pub(super) fn refuse_view(meta: &qh_storage::TableMeta) -> Result<()> {
+    if matches!(meta.engine, qh_storage::EngineKind::View { .. }) {
+        return Err(QueryError::other(
+            ErrorCode::NOT_IMPLEMENTED,
+            format!(
+                "Table {}.{} is a view (storage View holds no data): this statement is not supported for it",
+                meta.database, meta.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn stmt_kind(s: &Statement) -> &'static str {
     match s {
         Statement::Select { .. } | Statement::Explain(_) => "select",
         Statement::Insert(_) => "insert",
-        Statement::CreateTable(_) | Statement::CreateDatabase { .. } => "create",
+        Statement::CreateTable(_) | Statement::CreateView(_) | Statement::CreateDatabase { .. } => {
+            "create"
+        }
         Statement::DropTable { .. } | Statement::DropDatabase { .. } => "drop",
         Statement::Alter { .. } => "alter",
         Statement::Optimize { .. } => "optimize",

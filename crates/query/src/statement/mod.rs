@@ -190,6 +190,18 @@ pub struct CreateTable {
     pub temporary: bool,
 }
 
+/// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS] [db.]v AS SELECT ...`.
+#[derive(Debug, Clone)]
+pub struct CreateView {
+    pub view: TableRef,
+    pub if_not_exists: bool,
+    pub or_replace: bool,
+    /// The SELECT as written (what the view keeps and reads).
+    pub query_sql: String,
+    /// The same, parsed (privileges and AST limits look at it).
+    pub query: Box<Query>,
+}
+
 #[derive(Debug, Clone)]
 pub enum InsertSource {
     Values(Vec<Vec<Expr>>),
@@ -240,6 +252,7 @@ pub enum Statement {
     },
     Insert(Insert),
     CreateTable(Box<CreateTable>),
+    CreateView(Box<CreateView>),
     CreateDatabase {
         name: String,
         if_not_exists: bool,

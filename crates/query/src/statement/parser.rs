@@ -531,6 +531,16 @@ impl<'a> StmtParser<'a> {
                 if_not_exists,
             });
         }
+        if !temporary && self.eat("VIEW") {
+            return self.create_view(or_replace);
+        }
+        if let Some(kind @ ("MATERIALIZED" | "LIVE" | "WINDOW")) = self.peek_word().as_deref() {
+            if self.peek_nth_word(1).as_deref() == Some("VIEW") {
+                return Err(QueryError::NotImplemented(format!(
+                    "CREATE {kind} VIEW is not supported (CREATE VIEW is)"
+                )));
+            }
+        }
         self.expect("TABLE")?;
         let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
         let table = self.table_ref()?;
@@ -624,6 +634,8 @@ impl<'a> StmtParser<'a> {
                     || matches!(self.peek_word().as_deref(), Some("SELECT" | "WITH"));
                 if query_follows || !ct.columns.is_empty() {
                     ct.as_select = Some(self.parser.parse_query().map_err(|e| self.err(e))?);
+                } else if self.parser.peek_nth_token(1).token == Token::LParen {
+                    return self.table_over_function(ct);
                 } else {
                     ct.as_table = Some(self.table_ref()?);
                 }
@@ -634,6 +646,65 @@ impl<'a> StmtParser<'a> {
             }
         }
         Ok(Statement::CreateTable(Box::new(ct)))
+    }
+
+    /// `CREATE TABLE t AS numbers(10)`: a table whose rows are a table
+    /// function's. Kept as a view of `SELECT * FROM numbers(10)`: it holds
+    /// no data and is read through that query, as ClickHouse reads it
+    /// through the function's storage.
+    fn table_over_function(&mut self, ct: CreateTable) -> Result<Statement> {
+        if ct.temporary || ct.engine_given || !ct.columns.is_empty() {
+            return self.fail(
+                "Expected a table name after AS (a table function takes no ENGINE or columns)",
+            );
+        }
+        let start = self.parser.peek_token().span.start;
+        self.parser.next_token();
+        self.skip_parens()?;
+        let end = self.parser.peek_token().span.start;
+        let query_sql = format!("SELECT * FROM {}", self.slice(start, end).trim());
+        let query = Parser::new(&DIALECT)
+            .try_with_sql(&query_sql)
+            .and_then(|mut p| p.parse_query())
+            .map_err(|e| syntax_error(&query_sql, &e))?;
+        Ok(Statement::CreateView(Box::new(CreateView {
+            view: ct.table,
+            if_not_exists: ct.if_not_exists,
+            or_replace: false,
+            query_sql,
+            query,
+        })))
+    }
+
+    /// After `CREATE [OR REPLACE] VIEW`. The query's text is kept as
+    /// written: it is parsed again, with the token passes, wherever the
+    /// view is read.
+    fn create_view(&mut self, or_replace: bool) -> Result<Statement> {
+        let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
+        let view = self.table_ref()?;
+        self.on_cluster()?;
+        if self.parser.peek_token().token == Token::LParen {
+            return Err(QueryError::NotImplemented(
+                "a column list in CREATE VIEW is not supported: the view's columns are its query's"
+                    .into(),
+            ));
+        }
+        self.expect("AS")?;
+        let start = self.parser.peek_token().span.start;
+        let query = self.parser.parse_query().map_err(|e| self.err(e))?;
+        let query_sql = self
+            .slice(start, Location { line: 0, column: 0 })
+            .trim()
+            .trim_end_matches(';')
+            .trim_end()
+            .to_string();
+        Ok(Statement::CreateView(Box::new(CreateView {
+            view,
+            if_not_exists,
+            or_replace,
+            query_sql,
+            query,
+        })))
     }
 
     pub(super) fn column_spec(&mut self) -> Result<ColumnSpec> {
