@@ -2,7 +2,7 @@
 # The jepsen-like suite: every workload against every fault, each run on a
 # fresh cluster, checked; exits non-zero if any run is invalid.
 #
-#   run-suite.sh --short   set, sequential, replacing x kill, kill-leader,
+#   run-suite.sh --short   set, sequential, replacing, sharded x kill, kill-leader,
 #                          pause, partition; 25 s each, one seed (~7 min; CI)
 #   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3 (~80 min)
 #
@@ -35,7 +35,7 @@ fi
 summary="$(mktemp)"
 failed=0
 for seed in $seeds; do
-  for workload in set sequential replacing; do
+  for workload in set sequential replacing sharded; do
     for nemesis in $nemeses; do
       echo "=== $workload / $nemesis / seed $seed"
       if "$bin" --workload "$workload" --nemesis "$nemesis" --time "$time" --seed "$seed" | tee -a "$summary"; then

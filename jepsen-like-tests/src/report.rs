@@ -31,13 +31,14 @@ pub fn text(r: &Results) -> String {
     ));
     if let Some(s) = &r.set {
         out.push_str(&format!(
-            "; acknowledged ids={} recovered={} unknown-absent={}; lost={} duplicates={} unexpected={}",
+            "; acknowledged ids={} recovered={} unknown-absent={}; lost={} duplicates={} unexpected={} partial={}",
             s.acknowledged,
             s.recovered,
             s.unknown_absent,
             s.lost.len(),
             s.duplicates.len(),
             s.unexpected.len(),
+            s.partial.len(),
         ));
     }
     if let Some(s) = &r.sequential {

@@ -18,7 +18,7 @@ use crate::disk::Disks;
 use crate::history::{self, Recorder};
 use crate::nemesis::{self, Nemesis};
 use crate::net::Network;
-use crate::workload::{self, Workload, KV_TABLE, TABLE};
+use crate::workload::{self, Workload, KV_TABLE, SHARDED_TABLE, SHARD_TABLE, TABLE};
 use crate::TestCluster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,12 +146,21 @@ async fn drive(
             .live_replicas(1, table, opts.nodes as usize, SETUP)
             .await?;
     }
+    for id in cluster.all() {
+        cluster.live_replicas(id, SHARD_TABLE, 1, SETUP).await?;
+    }
+    // Each shard of `sharded` has one replica: a quorum above 1 could
+    // never be met there.
+    let (table, quorum) = match opts.workload {
+        Workload::Sharded => (SHARDED_TABLE, 1),
+        _ => (TABLE, opts.quorum),
+    };
 
     let start = Instant::now();
     let rec = Arc::new(Recorder::new(start));
     let cfg = Arc::new(workload::Config {
         workload: opts.workload,
-        quorum: opts.quorum,
+        quorum,
         endpoints: cluster
             .all()
             .iter()
@@ -164,7 +173,7 @@ async fn drive(
         ids_per_batch: 3,
         seed: opts.seed,
         versions: std::sync::atomic::AtomicU64::new(1),
-        table: TABLE.to_string(),
+        table: table.to_string(),
     });
     let deadline = start + opts.time;
     let workers: Vec<_> = (0..opts.workers)
@@ -203,7 +212,7 @@ async fn drive(
         opts.workload.name(),
         opts.nemesis.name(),
         opts.seed,
-        opts.quorum
+        quorum
     );
     let timeline = match crate::timeline::draw(&history, &png, &title) {
         Ok(()) => png.display().to_string(),
@@ -221,6 +230,15 @@ async fn drive(
             if opts.workload == Workload::Sequential {
                 sequential = Some(checker::check_sequential(&history));
             }
+            converged
+        }
+        Workload::Sharded => {
+            // Read through the Distributed table on every node.
+            let q = format!("SELECT id, count() FROM {SHARDED_TABLE} GROUP BY id ORDER BY id");
+            let (replicas, converged) = final_reads(cluster, SHARD_TABLE, &q).await;
+            let r = checker::check_set(&history, &replicas);
+            problems.extend(r.problems());
+            set = Some(r);
             converged
         }
         Workload::Replacing => {
@@ -251,7 +269,7 @@ async fn drive(
         time_s: opts.time.as_secs_f64(),
         rate: opts.rate,
         nodes: opts.nodes,
-        quorum: opts.quorum,
+        quorum,
         net: match opts.net {
             NetMode::Loopback => "loopback".into(),
             NetMode::Namespaces => "namespaces".into(),

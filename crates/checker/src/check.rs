@@ -52,6 +52,9 @@ pub struct SetResult {
     pub unreadable: Vec<u64>,
     /// Replicas whose ids differ from the first readable replica's.
     pub diverged: Vec<u64>,
+    /// (token, replica): a batch some but not all of whose ids are there.
+    /// One INSERT is atomic, across the shards of a Distributed table too.
+    pub partial: Vec<(String, u64)>,
 }
 
 impl SetResult {
@@ -71,6 +74,7 @@ impl SetResult {
         add(self.phantom.len(), "rows nobody wrote");
         add(self.unreadable.len(), "replicas unreadable at the end");
         add(self.diverged.len(), "replicas that disagree");
+        add(self.partial.len(), "inserts only partly present");
         p
     }
 }
@@ -203,6 +207,14 @@ pub fn check_set(history: &[Op], replicas: &ReplicaRows) -> SetResult {
         }
     }
     r.phantom = present.difference(&written).copied().collect();
+    for (token, (_, op)) in &batches {
+        for (node, rows) in &readable {
+            let there = op.ids.iter().filter(|id| rows.contains_key(id)).count();
+            if there > 0 && there < op.ids.len() {
+                r.partial.push((token.to_string(), *node));
+            }
+        }
+    }
     for (outcome, op) in batches.values() {
         let ids = &op.ids;
         if *outcome == Outcome::Acknowledged {
@@ -515,6 +527,20 @@ mod tests {
         ]);
         let r = check_set(&h, &replicas(&[(1, &[(5, 1)])]));
         assert_eq!(r.unexpected, vec![5]);
+        assert!(!r.problems().is_empty());
+    }
+
+    #[test]
+    fn an_insert_only_partly_present_is_caught() {
+        // Unknown outcome: present or absent are both fine, but whole.
+        let h = history(&[
+            ("0", Invoke, "insert", &[1, 2, 3], "t1", None),
+            ("0", Info, "insert", &[1, 2, 3], "t1", None),
+            ("1", Invoke, "insert", &[4, 5, 6], "t2", None),
+            ("1", Info, "insert", &[4, 5, 6], "t2", None),
+        ]);
+        let r = check_set(&h, &replicas(&[(1, &[(1, 1), (2, 1), (3, 1), (4, 1)])]));
+        assert_eq!(r.partial, vec![("t2".to_string(), 1)]);
         assert!(!r.problems().is_empty());
     }
 

@@ -10,6 +10,10 @@
 //!   deletes with `is_deleted = 1`) into a ReplicatedReplacingMergeTree,
 //!   and re-runs of an acknowledged batch — the idempotent load of a
 //!   warehouse pipeline; `FINAL` must show the last version of each key.
+//! * **sharded**: the set workload through a Distributed table over the
+//!   `sharded` cluster (every node its own shard, a replicated local table
+//!   each); a batch's ids fall on every shard, and one INSERT must be on
+//!   all of them or on none; reads through it on every node must agree.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ pub enum Workload {
     Set,
     Sequential,
     Replacing,
+    Sharded,
 }
 
 impl Workload {
@@ -35,6 +40,7 @@ impl Workload {
             Workload::Set => "set",
             Workload::Sequential => "sequential",
             Workload::Replacing => "replacing",
+            Workload::Sharded => "sharded",
         }
     }
 }
@@ -46,8 +52,9 @@ impl FromStr for Workload {
             "set" => Ok(Workload::Set),
             "sequential" => Ok(Workload::Sequential),
             "replacing" => Ok(Workload::Replacing),
+            "sharded" => Ok(Workload::Sharded),
             _ => Err(format!(
-                "unknown workload {s:?} (set, sequential, replacing)"
+                "unknown workload {s:?} (set, sequential, replacing, sharded)"
             )),
         }
     }
@@ -57,6 +64,11 @@ impl FromStr for Workload {
 pub const TABLE: &str = "jepsen";
 /// The table `replacing` writes.
 pub const KV_TABLE: &str = "jepsen_kv";
+/// The Distributed table `sharded` writes and reads.
+pub const SHARDED_TABLE: &str = "jepsen_sh";
+/// The local table under it: on each node a replicated table of its own
+/// (its path names the node), the node's shard of the `sharded` cluster.
+pub const SHARD_TABLE: &str = "jepsen_sh_local";
 /// Keys the `replacing` workload upserts (few, so versions contend).
 const KEYS: u64 = 24;
 
@@ -71,6 +83,14 @@ pub fn create_tables_sql() -> Vec<String> {
             "CREATE TABLE {KV_TABLE} (key UInt64, version UInt64, is_deleted UInt8, token String) \
              ENGINE = ReplicatedReplacingMergeTree('/tables/{KV_TABLE}', '{{replica}}', version, is_deleted) \
              ORDER BY key"
+        ),
+        format!(
+            "CREATE TABLE {SHARD_TABLE} (id UInt64, token String) \
+             ENGINE = ReplicatedMergeTree('/tables/{SHARD_TABLE}/{{replica}}', '{{replica}}') ORDER BY id"
+        ),
+        format!(
+            "CREATE TABLE {SHARDED_TABLE} AS {SHARD_TABLE} \
+             ENGINE = Distributed(sharded, default, {SHARD_TABLE}, id)"
         ),
     ]
 }
@@ -169,7 +189,7 @@ pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: In
         let token = format!("w{w}-{seq}");
         let first = (w as u64 + 1) * 100_000_000 + seq * cfg.ids_per_batch;
         let (f, sql, ids, kv) = match cfg.workload {
-            Workload::Set | Workload::Sequential => {
+            Workload::Set | Workload::Sequential | Workload::Sharded => {
                 let ids: Vec<u64> = (first..first + cfg.ids_per_batch).collect();
                 let rows: Vec<String> = ids.iter().map(|id| format!("({id}, '{token}')")).collect();
                 let sql = format!(

@@ -27,6 +27,7 @@ pub mod provider;
 mod read;
 pub mod rewrite;
 pub mod statement;
+mod subquery_order;
 mod subquery_sets;
 pub mod system;
 pub mod table;

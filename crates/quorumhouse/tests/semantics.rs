@@ -392,3 +392,45 @@ fn int_div_and_in_lists_answer_as_clickhouse() {
         "0\t\\N\t1\t0\t0\n"
     );
 }
+
+/// An ordered subquery feeds the aggregates above it in its order, rows of
+/// several parts included (DataFusion dropped a subquery's ORDER BY that no
+/// operator above asked for, so `groupArray` saw the parts' order).
+#[test]
+fn aggregates_over_an_ordered_subquery_see_its_order() {
+    let d = tempfile::tempdir().unwrap();
+    ok(
+        d.path(),
+        "CREATE TABLE t (k UInt64) ENGINE = MergeTree ORDER BY tuple(); \
+         INSERT INTO t VALUES (5), (1), (9); INSERT INTO t VALUES (3), (7); \
+         INSERT INTO t VALUES (2), (8), (0), (4), (6)",
+    );
+    for (sql, want) in [
+        (
+            "SELECT groupArray(k) FROM (SELECT k FROM t ORDER BY k)",
+            "[0,1,2,3,4,5,6,7,8,9]\n",
+        ),
+        (
+            "SELECT groupArray(k) FROM (SELECT k FROM t ORDER BY k DESC)",
+            "[9,8,7,6,5,4,3,2,1,0]\n",
+        ),
+        (
+            "SELECT any(k), anyLast(k) FROM (SELECT k FROM t ORDER BY k)",
+            "0\t9\n",
+        ),
+        (
+            "SELECT g, groupArray(k) FROM (SELECT k % 2 AS g, k FROM t ORDER BY k) GROUP BY g ORDER BY g",
+            "0\t[0,2,4,6,8]\n1\t[1,3,5,7,9]\n",
+        ),
+        (
+            "SELECT groupArray(k) FROM (SELECT k FROM t WHERE k > 2 ORDER BY k DESC)",
+            "[9,8,7,6,5,4,3]\n",
+        ),
+        (
+            "SELECT arrayStringConcat(groupArray(toString(k)), ',') FROM (SELECT k FROM t ORDER BY k)",
+            "0,1,2,3,4,5,6,7,8,9\n",
+        ),
+    ] {
+        assert_eq!(ok(d.path(), sql), want, "{sql}");
+    }
+}

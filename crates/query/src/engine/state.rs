@@ -23,6 +23,13 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
     config.options_mut().sql_parser.enable_ident_normalization = false;
     // ClickHouse sorts NULLs last in both directions unless told otherwise.
     config.options_mut().sql_parser.default_null_ordering = "nulls_last".into();
+    // A subquery's ORDER BY is kept: ClickHouse's aggregates above it
+    // (`groupArray`, `any`, ...) see the rows in that order, and users rely
+    // on it. DataFusion drops it unless something above asks for an order.
+    config
+        .options_mut()
+        .sql_parser
+        .enable_subquery_sort_elimination = false;
     // Our scans already come in parallel partitions; a round-robin shuffle on
     // top would only scramble the key order small reads naturally have (and
     // which ClickHouse users see).
@@ -45,8 +52,12 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
         )
         .build_arc()?;
     // Shard stages are cut from the plan as planned, before any other rule.
-    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
-        vec![Arc::new(crate::distributed::rule::DistributedStages)];
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = vec![
+        Arc::new(crate::distributed::rule::DistributedStages),
+        // While a subquery's sort is still in the plan (EnforceSorting
+        // would drop it): aggregates above it keep its order.
+        Arc::new(crate::subquery_order::SubqueryOrder),
+    ];
     rules.extend(PhysicalOptimizer::new().rules);
     // A top-N reads its sort columns first and the rest for its rows only;
     // placed before the final filter pushdown, which hands the top-N's
