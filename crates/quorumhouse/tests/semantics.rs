@@ -3,34 +3,9 @@
 //! by ClickHouse 26.9 (chDB 4.4) for the same statement; a difference here
 //! is a silent wrong answer in a user's dashboard.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod local_process;
 
-fn local(dir: &Path, sql: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
-        .args(["local", "--data-dir"])
-        .arg(dir)
-        .args(["--query", sql])
-        .env("TZ", "UTC")
-        .output()
-        .expect("run quorumhouse local")
-}
-
-fn ok(dir: &Path, sql: &str) -> String {
-    let o = local(dir, sql);
-    assert!(
-        o.status.success(),
-        "query failed: {sql}\nstderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(dir: &Path, sql: &str) -> String {
-    let o = local(dir, sql);
-    assert!(!o.status.success(), "expected failure: {sql}");
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use local_process::{err, local, ok};
 
 // Generated from chDB's answers to the same statements (TSV output).
 const ANSWERS: &[(&str, &str)] = &[

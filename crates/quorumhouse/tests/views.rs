@@ -2,33 +2,14 @@
 //! (each call a new process: the view outlives it). Expected answers and
 //! error codes are ClickHouse's (chDB 4.4) for the same statements.
 
+mod local_process;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn local(dir: &Path, sql: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quorumhouse"))
-        .args(["local", "--data-dir"])
-        .arg(dir)
-        .args(["--query", sql])
-        .env("TZ", "UTC")
-        .output()
-        .expect("run quorumhouse local")
-}
-
-fn ok(dir: &Path, sql: &str) -> String {
-    let o = local(dir, sql);
-    assert!(
-        o.status.success(),
-        "query failed: {sql}\nstderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
+use local_process::{err, ok};
 
 fn code(dir: &Path, sql: &str) -> String {
-    let o = local(dir, sql);
-    assert!(!o.status.success(), "expected failure: {sql}");
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let stderr = err(dir, sql);
     let at = stderr
         .find("Code: ")
         .unwrap_or_else(|| panic!("no code in: {stderr}"));

@@ -114,13 +114,19 @@ impl Session {
     /// Refuses `stmt` with ACCESS_DENIED unless the user holds every
     /// privilege it needs.
     pub(super) fn check_privileges(&self, stmt: &Statement) -> Result<()> {
+        self.check_needs(|| self.needs(stmt))
+    }
+
+    /// Refuses unless the user holds every privilege `needs` lists
+    /// (computed only when access is checked).
+    fn check_needs(&self, needs: impl FnOnce() -> Vec<Need>) -> Result<()> {
         if !self.checked {
             return Ok(());
         }
         let Some(user) = self.current_user()? else {
             return Ok(());
         };
-        for need in self.needs(stmt) {
+        for need in needs() {
             if !user.may(&need, false) {
                 return Err(denied(&user.name, &need, false));
             }
@@ -260,18 +266,7 @@ impl Session {
     /// Refuses a query (with its views expanded) unless the user may read
     /// every table it reads.
     pub(super) fn check_reads(&self, query: &Query) -> Result<()> {
-        if !self.checked {
-            return Ok(());
-        }
-        let Some(user) = self.current_user()? else {
-            return Ok(());
-        };
-        for need in self.select_needs(query) {
-            if !user.may(&need, false) {
-                return Err(denied(&user.name, &need, false));
-            }
-        }
-        Ok(())
+        self.check_needs(|| self.select_needs(query))
     }
 
     fn is_temporary(&self, t: &TableRef) -> bool {

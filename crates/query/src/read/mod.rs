@@ -97,6 +97,7 @@ impl RowRefs {
 }
 
 /// What every partition of one scan shares.
+#[derive(Clone)]
 struct Shared {
     /// The columns read from the parts.
     schema: SchemaRef,
@@ -188,11 +189,8 @@ impl MergeTreeScanExec {
                 schema,
                 out_schema,
                 rows: Some(Arc::clone(&refs)),
-                defaults: s.defaults.clone(),
-                table: Arc::clone(&s.table),
-                stats: Arc::clone(&s.stats),
                 filters,
-                options: s.options,
+                ..Shared::clone(s)
             }),
             partitions: self.partitions.clone(),
             dynamic: Vec::new(),
@@ -236,11 +234,7 @@ impl MergeTreeScanExec {
             out_schema: Arc::clone(&schema),
             schema,
             rows: None,
-            defaults: s.defaults.clone(),
-            table: Arc::clone(&s.table),
-            stats: Arc::clone(&s.stats),
-            filters: s.filters.clone(),
-            options: s.options,
+            ..Shared::clone(s)
         });
         Some(scan)
     }

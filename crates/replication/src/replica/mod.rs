@@ -255,7 +255,14 @@ impl Replica {
     pub(crate) fn spawn(self: &Arc<Self>, mut node_stop: watch::Receiver<bool>) {
         let me = Arc::clone(self);
         let mut own_stop = self.stop.subscribe();
-        let span = info_span!("replication_queue", table = %self.path, replica = %self.name);
+        // A root span: the queue outlives the statement (CREATE, start-up)
+        // that attached it, and its work is not that statement's.
+        let span = info_span!(
+            parent: None,
+            "replication_queue",
+            table = %self.path,
+            replica = %self.name
+        );
         let handle = tokio::spawn(
             async move {
                 tokio::select! {

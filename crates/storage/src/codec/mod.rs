@@ -364,12 +364,9 @@ fn decode_dictionary(
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
         };
-        let values = StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            bytes.clone(),
-            None,
-        )
-        .map_err(|e| corrupt(&e.to_string()))?;
+        let values =
+            StringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(offsets)), bytes, None)
+                .map_err(|e| corrupt(&e.to_string()))?;
         let keys = UInt32Array::new(ScalarBuffer::from(ks), nulls);
         let dict = DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values))
             .map_err(|e| corrupt(&e.to_string()))?;
