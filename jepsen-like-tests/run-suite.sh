@@ -2,9 +2,9 @@
 # The jepsen-like suite: every workload against every fault, each run on a
 # fresh cluster, checked; exits non-zero if any run is invalid.
 #
-#   run-suite.sh --short   set, sequential, replacing, sharded x kill, kill-leader,
-#                          pause, partition; 25 s each, one seed (~7 min; CI)
-#   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3 (~80 min)
+#   run-suite.sh --short   set, sequential, replacing, sharded, register x kill, kill-leader,
+#                          pause, partition; 25 s each, one seed (~10 min; CI)
+#   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3 (~110 min)
 #
 # Partitions, slow links and full disks need root (network namespaces, tmpfs
 # mounts); without root the suite runs the faults that need none and says so. Results: each run's
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 mode="${1:---short}"
 case "$mode" in
   --short) nemeses="kill kill-leader pause partition"; time=25; seeds="1" ;;
-  --long)  nemeses="none kill kill-leader pause partition partition-one-way slow disk-full"; time=60; seeds="1 2 3" ;;
+  --long)  nemeses="none kill kill-leader pause partition partition-one-way slow disk-full clock"; time=60; seeds="1 2 3" ;;
   *) echo "usage: $0 [--short|--long]" >&2; exit 2 ;;
 esac
 
@@ -35,7 +35,7 @@ fi
 summary="$(mktemp)"
 failed=0
 for seed in $seeds; do
-  for workload in set sequential replacing sharded; do
+  for workload in set sequential replacing sharded register; do
     for nemesis in $nemeses; do
       echo "=== $workload / $nemesis / seed $seed"
       if "$bin" --workload "$workload" --nemesis "$nemesis" --time "$time" --seed "$seed" | tee -a "$summary"; then

@@ -17,6 +17,7 @@
 //! API ([`CoordinatorProbe`]); the fixed-script fault tests live in
 //! `crates/quorumhouse/tests/`.
 
+pub mod clock;
 pub mod disk;
 pub mod nemesis;
 pub mod net;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::clock::{Clocks, SKEWS_MS};
 use crate::disk::Disks;
 use crate::history::{Op, OpType, Recorder, NEMESIS};
 use crate::net::Network;
@@ -34,6 +35,8 @@ pub enum Nemesis {
     Slow,
     /// Fill a random node's disk (every node has a small tmpfs of its own).
     DiskFull,
+    /// Move a random node's wall clock minutes to days ahead or behind.
+    Clock,
 }
 
 pub const ALL: &[Nemesis] = &[
@@ -45,6 +48,7 @@ pub const ALL: &[Nemesis] = &[
     Nemesis::PartitionOneWay,
     Nemesis::Slow,
     Nemesis::DiskFull,
+    Nemesis::Clock,
 ];
 
 impl Nemesis {
@@ -58,6 +62,7 @@ impl Nemesis {
             Nemesis::PartitionOneWay => "partition-one-way",
             Nemesis::Slow => "slow",
             Nemesis::DiskFull => "disk-full",
+            Nemesis::Clock => "clock",
         }
     }
 
@@ -109,16 +114,24 @@ pub fn schedule(seed: u64, time: Duration) -> Vec<Planned> {
     }
 }
 
+/// What the faults act on besides the processes.
+#[derive(Clone, Copy, Default)]
+pub struct Means<'a> {
+    pub net: Option<&'a Network>,
+    pub disks: Option<&'a Disks>,
+    pub clocks: Option<&'a Clocks>,
+}
+
 /// Runs `plan` against the cluster; returns when every fault is healed.
 pub async fn run(
     nemesis: Nemesis,
     plan: Vec<Planned>,
     cluster: &mut TestCluster,
-    net: Option<&Network>,
-    disks: Option<&Disks>,
+    means: Means<'_>,
     rec: Arc<Recorder>,
     start: Instant,
 ) -> anyhow::Result<()> {
+    let Means { net, disks, clocks } = means;
     let nodes: Vec<u64> = cluster.all().into_iter().collect();
     let n = nodes.len() as u64;
     for p in plan {
@@ -137,6 +150,7 @@ pub async fn run(
             .get((p.pick / n) as usize % others.len().max(1))
             .copied()
             .unwrap_or(target);
+        let skew = SKEWS_MS[(p.pick / n) as usize % SKEWS_MS.len()];
         let op = Op::new(NEMESIS, OpType::Invoke, nemesis.name()).node(target);
         rec.record(op.clone());
         let started = match nemesis {
@@ -150,6 +164,7 @@ pub async fn run(
             Nemesis::PartitionOneWay => network(net)?.drop_from(target, other),
             Nemesis::Slow => network(net)?.slow(target, 100, 10),
             Nemesis::DiskFull => own_disks(disks)?.fill(target),
+            Nemesis::Clock => skew_clock(cluster, own_clocks(clocks)?, target, skew).await,
         };
         if let Err(e) = started {
             rec.record(op.complete(OpType::Info).error(e.to_string()));
@@ -160,6 +175,7 @@ pub async fn run(
             Nemesis::None => Ok(()),
             Nemesis::Kill | Nemesis::KillLeader => cluster.spawn(target),
             Nemesis::Pause => signal(cluster, target, libc::SIGCONT),
+            Nemesis::Clock => skew_clock(cluster, own_clocks(clocks)?, target, 0).await,
             Nemesis::Partition | Nemesis::PartitionOneWay | Nemesis::Slow => network(net)?.heal(),
             // A node whose coordinator hit ENOSPC stops by design; its
             // supervisor (here, the harness) starts it again with space.
@@ -184,6 +200,44 @@ pub async fn run(
 
 fn network(net: Option<&Network>) -> anyhow::Result<&Network> {
     net.ok_or_else(|| anyhow::anyhow!("this nemesis needs --net namespaces"))
+}
+
+fn own_clocks(clocks: Option<&Clocks>) -> anyhow::Result<&Clocks> {
+    clocks.ok_or_else(|| anyhow::anyhow!("this nemesis needs a fake clock per node"))
+}
+
+/// Sets node `id`'s clock offset and waits (bounded) until its `now()`
+/// shows it: a skew that did not take hold fails the run.
+pub async fn skew_clock(
+    cluster: &TestCluster,
+    clocks: &Clocks,
+    id: u64,
+    offset_ms: i64,
+) -> anyhow::Result<()> {
+    clocks.set(id, offset_ms)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let node_now = cluster
+            .sql(id, "SELECT toUnixTimestamp(now())")
+            .await
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok());
+        let ours = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        if let Some(theirs) = node_now {
+            // Within a few seconds of the intended offset (query latency).
+            if (theirs - ours - offset_ms / 1000).abs() <= 5 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "node {id}'s clock did not move to offset {offset_ms} ms (it says {node_now:?}, we say {ours})"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn own_disks(disks: Option<&Disks>) -> anyhow::Result<&Disks> {

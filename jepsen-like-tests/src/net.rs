@@ -124,6 +124,7 @@ impl Network {
             host: self.addr(id),
             netns: Some(self.netns(id)),
             data_dir: None,
+            env: Vec::new(),
         }
     }
 

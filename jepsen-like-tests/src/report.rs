@@ -57,6 +57,23 @@ pub fn text(r: &Results) -> String {
             s.wrong.len()
         ));
     }
+    if let Some(r) = &r.register {
+        out.push_str(&format!(
+            "; registers={} reads ok={} writes ok/info={}/{} cas ok/fail/info={}/{}/{} linearizable={}{}",
+            r.keys,
+            r.reads.ok,
+            r.writes.ok,
+            r.writes.info,
+            r.cas.ok,
+            r.cas.fail,
+            r.cas.info,
+            r.linearizable(),
+            match r.unknown.len() {
+                0 => String::new(),
+                n => format!(" (search budget exhausted on {n} keys)"),
+            }
+        ));
+    }
     out.push_str(&format!(
         "; converged after heal {}s\n",
         secs(r.converged_s)

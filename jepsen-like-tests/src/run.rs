@@ -14,11 +14,14 @@ use crate::checker::{
     self, FaultStats, OpCounts, ReplacingResult, ReplicaRows, ReplicaVersions, SequentialResult,
     SetResult,
 };
+use crate::clock::Clocks;
 use crate::disk::Disks;
 use crate::history::{self, Recorder};
 use crate::nemesis::{self, Nemesis};
 use crate::net::Network;
-use crate::workload::{self, Workload, KV_TABLE, SHARDED_TABLE, SHARD_TABLE, TABLE};
+use crate::workload::{
+    self, Workload, KV_TABLE, REGISTER_TABLE, SHARDED_TABLE, SHARD_TABLE, TABLE,
+};
 use crate::TestCluster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,8 @@ pub struct Results {
     pub set: Option<SetResult>,
     pub sequential: Option<SequentialResult>,
     pub replacing: Option<ReplacingResult>,
+    /// `register`: linearizability of every key's history.
+    pub register: Option<qh_checker::linear::RegisterResult>,
     pub faults: Vec<FaultStats>,
     /// `timeline.png` in the run's directory, or why it was not drawn.
     pub timeline: String,
@@ -106,20 +111,31 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Results> {
         )?),
         _ => None,
     };
+    let clocks = match opts.nemesis {
+        Nemesis::Clock => Some(Clocks::create(&(1..=opts.nodes).collect::<Vec<_>>())?),
+        _ => None,
+    };
     let mut cluster = TestCluster::start_placed(&opts.bin, opts.nodes, &[], |id| {
         let mut place = match &net {
             Some(n) => n.placement(id),
             None => qh_local_cluster::Placement::loopback(),
         };
         place.data_dir = disks.as_ref().and_then(|d| d.data_dir(id));
+        place.env = clocks.as_ref().map(|c| c.env(id)).unwrap_or_default();
         place
     })?;
-    let result = drive(opts, &mut cluster, net.as_ref(), disks.as_ref(), &dir).await;
+    let means = nemesis::Means {
+        net: net.as_ref(),
+        disks: disks.as_ref(),
+        clocks: clocks.as_ref(),
+    };
+    let result = drive(opts, &mut cluster, means, &dir).await;
     // Keep the nodes' logs with the run.
     for id in cluster.all() {
         let _ = std::fs::write(dir.join(format!("node{id}.log")), cluster.log_text(id));
     }
     drop(cluster);
+    drop(clocks);
     drop(disks);
     drop(net);
     result
@@ -128,10 +144,10 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Results> {
 async fn drive(
     opts: &RunOptions,
     cluster: &mut TestCluster,
-    net: Option<&Network>,
-    disks: Option<&Disks>,
+    means: nemesis::Means<'_>,
     dir: &Path,
 ) -> anyhow::Result<Results> {
+    let nemesis::Means { net, disks, clocks } = means;
     cluster.leader(&cluster.all(), SETUP).await?;
     for id in cluster.all() {
         for sql in workload::create_tables_sql() {
@@ -180,7 +196,7 @@ async fn drive(
         .map(|w| tokio::spawn(workload::worker(w, cfg.clone(), rec.clone(), deadline)))
         .collect();
     let plan = nemesis::schedule(opts.seed, opts.time);
-    let faults = nemesis::run(opts.nemesis, plan, cluster, net, disks, rec.clone(), start).await;
+    let faults = nemesis::run(opts.nemesis, plan, cluster, means, rec.clone(), start).await;
     for w in workers {
         w.await?;
     }
@@ -192,6 +208,11 @@ async fn drive(
     }
     if let Some(disks) = disks {
         disks.heal()?;
+    }
+    if let Some(clocks) = clocks {
+        for id in cluster.all() {
+            clocks.set(id, 0)?;
+        }
     }
     for id in cluster.all() {
         if !cluster.is_running(id) {
@@ -218,7 +239,7 @@ async fn drive(
         Ok(()) => png.display().to_string(),
         Err(e) => format!("not drawn: {e:#}"),
     };
-    let (mut set, mut sequential, mut replacing) = (None, None, None);
+    let (mut set, mut sequential, mut replacing, mut register) = (None, None, None, None);
     let mut problems = Vec::new();
     let converged = match opts.workload {
         Workload::Set | Workload::Sequential => {
@@ -239,6 +260,18 @@ async fn drive(
             let r = checker::check_set(&history, &replicas);
             problems.extend(r.problems());
             set = Some(r);
+            converged
+        }
+        Workload::Register => {
+            let r = qh_checker::linear::check_register(&history);
+            problems.extend(r.problems());
+            register = Some(r);
+            // Every node reads the coordinator's rows: they must agree.
+            let q = format!("SELECT key, value FROM {REGISTER_TABLE} ORDER BY key");
+            let (_, converged) = final_reads(cluster, REGISTER_TABLE, &q).await;
+            if !converged {
+                problems.push("the nodes' reads of the registers disagree".into());
+            }
             converged
         }
         Workload::Replacing => {
@@ -278,6 +311,7 @@ async fn drive(
         set,
         sequential,
         replacing,
+        register,
         faults: checker::availability(&history, end_ms),
         converged_s,
         timeline,

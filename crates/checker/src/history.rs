@@ -42,7 +42,8 @@ pub struct Op {
     pub process: String,
     #[serde(rename = "type")]
     pub kind: OpType,
-    /// `insert` / `read` for clients; the fault's name (`kill`, `pause`,
+    /// `insert` / `read` / `upsert` for clients (`read` / `write` / `cas` in
+    /// the `register` workload); the fault's name (`kill`, `pause`,
     /// `partition`, ...) for the nemesis, whose `invoke` starts the fault
     /// and whose `ok` ends (heals) it.
     pub f: String,
@@ -59,9 +60,19 @@ pub struct Op {
     /// The rows an upsert writes (the `replacing` workload).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<KvRow>,
-    /// What a read saw (rows found).
+    /// What a read saw (rows found). In the `register` workload: the value
+    /// a write writes, or on a read's `ok` the value it read (`None`: the
+    /// key was absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<u64>,
+    /// The register an op of the `register` workload acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u64>,
+    /// A compare-and-set's `[expected, new]` value: `ok` means it applied
+    /// (the register held `expected` and now holds `new`), `fail` that it
+    /// definitely did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cas: Option<[u64; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -80,6 +91,8 @@ impl Op {
             token: None,
             rows: Vec::new(),
             value: None,
+            key: None,
+            cas: None,
             error: None,
         }
     }
@@ -106,6 +119,17 @@ impl Op {
 
     pub fn value(mut self, v: u64) -> Op {
         self.value = Some(v);
+        self
+    }
+
+    pub fn key(mut self, key: u64) -> Op {
+        self.key = Some(key);
+        self
+    }
+
+    /// A compare-and-set's `[expected, new]` value.
+    pub fn cas(mut self, cas: [u64; 2]) -> Op {
+        self.cas = Some(cas);
         self
     }
 

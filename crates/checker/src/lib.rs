@@ -15,4 +15,7 @@
 
 pub mod check;
 pub mod history;
+/// Linearizability of the `register` workload's reads, writes and
+/// compare-and-sets, key by key (Wing & Gong / Lowe search).
+pub mod linear;
 pub mod workload;

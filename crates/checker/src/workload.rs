@@ -14,6 +14,9 @@
 //!   `sharded` cluster (every node its own shard, a replicated local table
 //!   each); a batch's ids fall on every shard, and one INSERT must be on
 //!   all of them or on none; reads through it on every node must agree.
+//! * **register**: reads, writes and compare-and-sets of a few keys of a
+//!   KeeperMap table (rows in the coordinator), each on a random node;
+//!   every key's history must be linearizable ([`crate::linear`]).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,6 +35,7 @@ pub enum Workload {
     Sequential,
     Replacing,
     Sharded,
+    Register,
 }
 
 impl Workload {
@@ -41,6 +45,7 @@ impl Workload {
             Workload::Sequential => "sequential",
             Workload::Replacing => "replacing",
             Workload::Sharded => "sharded",
+            Workload::Register => "register",
         }
     }
 }
@@ -53,8 +58,9 @@ impl FromStr for Workload {
             "sequential" => Ok(Workload::Sequential),
             "replacing" => Ok(Workload::Replacing),
             "sharded" => Ok(Workload::Sharded),
+            "register" => Ok(Workload::Register),
             _ => Err(format!(
-                "unknown workload {s:?} (set, sequential, replacing, sharded)"
+                "unknown workload {s:?} (set, sequential, replacing, sharded, register)"
             )),
         }
     }
@@ -71,6 +77,13 @@ pub const SHARDED_TABLE: &str = "jepsen_sh";
 pub const SHARD_TABLE: &str = "jepsen_sh_local";
 /// Keys the `replacing` workload upserts (few, so versions contend).
 const KEYS: u64 = 24;
+/// The KeeperMap table `register` works on (the same rows on every node).
+pub const REGISTER_TABLE: &str = "jepsen_reg";
+/// Registers of the `register` workload: each key's history is checked on
+/// its own, so a few keys keep each search small while ops still contend.
+const REGISTER_KEYS: u64 = 6;
+/// Values written and compared: a small range, so compare-and-sets succeed.
+const REGISTER_VALUES: u64 = 5;
 
 /// The tables every run creates on every node.
 pub fn create_tables_sql() -> Vec<String> {
@@ -91,6 +104,10 @@ pub fn create_tables_sql() -> Vec<String> {
         format!(
             "CREATE TABLE {SHARDED_TABLE} AS {SHARD_TABLE} \
              ENGINE = Distributed(sharded, default, {SHARD_TABLE}, id)"
+        ),
+        format!(
+            "CREATE TABLE {REGISTER_TABLE} (key UInt64, value UInt64) \
+             ENGINE = KeeperMap('/{REGISTER_TABLE}') PRIMARY KEY key"
         ),
     ]
 }
@@ -185,11 +202,15 @@ pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: In
         if Instant::now() >= deadline {
             break;
         }
+        if cfg.workload == Workload::Register {
+            register_op(&mut rng, &mut conns, &process, n, &cfg, &rec).await;
+            continue;
+        }
         seq += 1;
         let token = format!("w{w}-{seq}");
         let first = (w as u64 + 1) * 100_000_000 + seq * cfg.ids_per_batch;
         let (f, sql, ids, kv) = match cfg.workload {
-            Workload::Set | Workload::Sequential | Workload::Sharded => {
+            Workload::Set | Workload::Sequential | Workload::Sharded | Workload::Register => {
                 let ids: Vec<u64> = (first..first + cfg.ids_per_batch).collect();
                 let rows: Vec<String> = ids.iter().map(|id| format!("({id}, '{token}')")).collect();
                 let sql = format!(
@@ -294,6 +315,70 @@ pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: In
             }
         }
     }
+}
+
+/// One read, write or compare-and-set of a random register on a random node.
+async fn register_op(
+    rng: &mut ChaCha8Rng,
+    conns: &mut Connections,
+    process: &str,
+    nodes: u64,
+    cfg: &Config,
+    rec: &Recorder,
+) {
+    let key = rng.random_range(0..REGISTER_KEYS);
+    let node = rng.random_range(1..=nodes);
+    let (op, sql) = match rng.random_range(0..4) {
+        0 | 1 => (
+            Op::new(process, OpType::Invoke, "read"),
+            format!("SELECT value FROM {REGISTER_TABLE} WHERE key = {key}"),
+        ),
+        2 => {
+            let v = rng.random_range(0..REGISTER_VALUES);
+            (
+                Op::new(process, OpType::Invoke, "write").value(v),
+                format!("INSERT INTO {REGISTER_TABLE} VALUES ({key}, {v})"),
+            )
+        }
+        _ => {
+            let (old, new) = (
+                rng.random_range(0..REGISTER_VALUES),
+                rng.random_range(0..REGISTER_VALUES),
+            );
+            (
+                Op::new(process, OpType::Invoke, "cas").cas([old, new]),
+                // The rows changed tell whether the compare held.
+                format!(
+                    "ALTER TABLE {REGISTER_TABLE} UPDATE value = {new} WHERE key = {key} AND value = {old}"
+                ),
+            )
+        }
+    };
+    let op = op.node(node).key(key);
+    rec.record(op.clone());
+    let done = match conns.run(node, &sql, cfg.op_timeout).await {
+        Ok(out) => match op.f.as_str() {
+            "read" => match out.num_rows() {
+                0 => op.complete(OpType::Ok),
+                _ => match first_u64(&out) {
+                    Some(v) => op.complete(OpType::Ok).value(v),
+                    None => op.complete(OpType::Fail).error("no value in the answer"),
+                },
+            },
+            "cas" => match out.summary.written_rows {
+                1 => op.complete(OpType::Ok),
+                0 => op
+                    .complete(OpType::Fail)
+                    .error("the register did not hold the expected value"),
+                n => op.complete(OpType::Info).error(format!("{n} rows changed")),
+            },
+            _ => op.complete(OpType::Ok),
+        },
+        // A read changes nothing: any failure of it is a definite one.
+        Err((_, e)) if op.f == "read" => op.complete(OpType::Fail).error(e),
+        Err((kind, e)) => op.complete(kind).error(e),
+    };
+    rec.record(done);
 }
 
 fn first_u64(out: &qh_client::QueryOutput) -> Option<u64> {

@@ -16,6 +16,8 @@ pub struct LocalNode {
     /// The network namespace it runs in (`ip netns exec`), if not the caller's.
     pub netns: Option<String>,
     data_dir: Option<PathBuf>,
+    /// Environment of its process (a preloaded fake clock, say).
+    env: Vec<(String, String)>,
     pub port: u16,
     pub http_port: u16,
     pub inter_port: u16,
@@ -40,6 +42,7 @@ impl LocalNode {
             host: place.host,
             netns: place.netns,
             data_dir: place.data_dir,
+            env: place.env,
             port,
             http_port,
             inter_port,
@@ -60,6 +63,8 @@ pub struct Placement {
     /// Its data directory, when not one under the cluster's temp directory
     /// (a small file system of its own, to fill).
     pub data_dir: Option<PathBuf>,
+    /// Added to its process's environment.
+    pub env: Vec<(String, String)>,
 }
 
 impl Placement {
@@ -68,6 +73,7 @@ impl Placement {
             host: "127.0.0.1".to_string(),
             netns: None,
             data_dir: None,
+            env: Vec::new(),
         }
     }
 }
@@ -230,6 +236,7 @@ impl LocalCluster {
             .args(["--peers", &peers])
             .args(&self.extra)
             .args(&node.extra)
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .env(
                 "QUORUMHOUSE_CLUSTER_SECRET",

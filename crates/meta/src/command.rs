@@ -25,7 +25,17 @@ pub struct Request {
     #[serde(default)]
     pub checks: Vec<Check>,
     pub ops: Vec<Op>,
+    /// Set on a command that must apply at most once although the
+    /// coordinator may propose it again (a forwarded write whose first
+    /// attempt's fate was unknown): a command with an id applied within
+    /// [`REQUEST_ID_WINDOW_MS`] answers that first outcome, changing nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
+
+/// How long (coordinator clock) an applied command's id is remembered:
+/// far beyond any write timeout, so every re-proposal of it falls inside.
+pub const REQUEST_ID_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 fn default_version() -> u32 {
     COMMAND_VERSION
@@ -39,6 +49,7 @@ impl Request {
             now_ms: 0,
             checks: Vec::new(),
             ops,
+            id: None,
         }
     }
 
@@ -48,6 +59,12 @@ impl Request {
 
     pub fn with_checks(mut self, checks: Vec<Check>) -> Self {
         self.checks = checks;
+        self
+    }
+
+    /// Applies at most once (see [`Request::id`]); `id` must be unique.
+    pub fn once(mut self, id: String) -> Self {
+        self.id = Some(id);
         self
     }
 }

@@ -174,6 +174,8 @@ impl Coordinator {
         let lease = tokio::spawn(lease_task(Arc::downgrade(&me), me.stop.subscribe()));
         let batches = tokio::spawn(batch_task(
             me.raft.clone(),
+            me.sm.0.clone(),
+            me.cfg.node_id,
             me.cfg.write_timeout,
             proposals_rx,
             me.stop.subscribe(),
@@ -596,7 +598,7 @@ impl Coordinator {
                 learners.insert(*id, node.addr.clone());
             }
         }
-        let now = now_ms();
+        let now = self.clock_now();
         let (applied_index, state_digest) = {
             use std::hash::{Hash, Hasher};
             let a = self.sm.0.applied.read();
@@ -640,9 +642,16 @@ impl Coordinator {
         }
     }
 
+    /// The coordinator's time (ms) as this node sees it: what leases,
+    /// commit deadlines and deduplication windows are judged by. Never this
+    /// node's wall clock, which may be wrong (see `clock`).
+    pub fn clock_now(&self) -> u64 {
+        self.sm.0.clock.now()
+    }
+
     /// Which nodes hold a live lease now (local read).
     pub fn active_nodes(&self) -> BTreeSet<NodeId> {
-        let now = now_ms();
+        let now = self.clock_now();
         self.read(|s| s.live_nodes(now))
     }
 
@@ -808,7 +817,8 @@ async fn lease_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
     loop {
         let Some(c) = me.upgrade() else { return };
         let mut every = Duration::from_millis(c.cfg.lease_renew_ms);
-        let live = c.read(|s| s.lease_active(c.cfg.node_id, now_ms()));
+        let now = c.clock_now();
+        let live = c.read(|s| s.lease_active(c.cfg.node_id, now));
         // Until a renewal went through (start-up, a restart), retry quickly:
         // quorum inserts count live replicas by their leases.
         if !live {
@@ -844,6 +854,8 @@ async fn lease_task(me: Weak<Coordinator>, mut stop: watch::Receiver<bool>) {
 /// together in the next entry, so N concurrent writers share one fsync.
 async fn batch_task(
     raft: Raft,
+    machine: Arc<crate::state_machine::Machine>,
+    me: NodeId,
     timeout: Duration,
     mut rx: tokio::sync::mpsc::Receiver<Proposal>,
     mut stop: watch::Receiver<bool>,
@@ -863,6 +875,26 @@ async fn batch_task(
                 Ok(p) => batch.push(p),
                 Err(_) => break,
             }
+        }
+        // The leader's stamp is the commands' time (see `clock`): what a
+        // proposer put in `now_ms` is only its wall clock's report.
+        let voters = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .count();
+        for p in &batch {
+            for op in &p.req.ops {
+                if let Op::RenewLease { node_id, .. } = op {
+                    machine.clock.report(*node_id, p.req.now_ms);
+                }
+            }
+        }
+        let stamp = machine.clock.stamp(me, voters);
+        for p in &mut batch {
+            p.req.now_ms = stamp;
         }
         let raft = raft.clone();
         tokio::spawn(async move {

@@ -12,7 +12,8 @@
 //! Module map: `command` (the log entry language), `state` (the state and
 //! how a command applies), `log_store` / `state_machine` (openraft storage
 //! over sled), `network` (Raft RPCs over tonic), `service` (the gRPC servers),
-//! `coordinator` (the handle a node uses), `client` (a remote handle for tools),
+//! `coordinator` (the handle a node uses), `clock` (the coordinator's time,
+//! which no single node's wall clock moves), `client` (a remote handle for tools),
 //! `trust` (the cluster secret every interserver call carries).
 
 // openraft's storage traits fix `StorageError` (224 bytes) as the error type.
@@ -21,6 +22,7 @@
 use std::io::Cursor;
 
 pub mod client;
+mod clock;
 pub mod command;
 pub mod coordinator;
 pub mod error;

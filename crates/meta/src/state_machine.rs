@@ -40,6 +40,8 @@ pub struct Machine {
     pub applied: RwLock<Applied>,
     /// Applied log index, for watchers.
     pub notify: watch::Sender<u64>,
+    /// The coordinator's time, kept from the applied state's clock.
+    pub clock: crate::clock::Clock,
     snapshots: sled::Tree,
     db: sled::Db,
     snapshot_seq: std::sync::atomic::AtomicU64,
@@ -73,9 +75,11 @@ impl StateMachineStore {
         }
         let index = applied.last_applied.map(|l| l.index).unwrap_or(0);
         let (notify, _) = watch::channel(index);
+        let clock = crate::clock::Clock::new(applied.state.clock_ms());
         Ok(StateMachineStore(Arc::new(Machine {
             applied: RwLock::new(applied),
             notify,
+            clock,
             snapshots,
             db: db.clone(),
             snapshot_seq: Default::default(),
@@ -189,6 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 };
                 out.push(resp);
             }
+            self.0.clock.observe(a.state.clock_ms());
             a.last_applied.map(|l| l.index).unwrap_or(0)
         };
         self.0.notify.send_replace(last);
@@ -219,6 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await?;
         let index = applied.last_applied.map(|l| l.index).unwrap_or(0);
+        self.0.clock.observe(applied.state.clock_ms());
         *self.0.applied.write() = applied;
         self.0.notify.send_replace(index);
         tracing::info!(index, "coordinator snapshot installed");

@@ -98,11 +98,26 @@ pub fn check_statement(stmt: &mut Statement, limits: AstLimits) -> Result<()> {
         Statement::Alter { ops, .. } => {
             let mut flow = ControlFlow::Continue(());
             for op in ops.iter_mut() {
-                if let AlterOp::DropPartition(e) = op {
+                let exprs: Vec<&mut datafusion::sql::sqlparser::ast::Expr> = match op {
+                    AlterOp::DropPartition(e) | AlterOp::Delete { filter: e } => vec![&mut **e],
+                    AlterOp::Update {
+                        assignments,
+                        filter,
+                    } => assignments
+                        .iter_mut()
+                        .map(|(_, e)| e)
+                        .chain(std::iter::once(&mut **filter))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for e in exprs {
                     flow = e.visit(&mut c);
                     if flow.is_break() {
                         break;
                     }
+                }
+                if flow.is_break() {
+                    break;
                 }
             }
             flow

@@ -134,6 +134,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         // Log-family and Memory tables keep insertion order, no key.
         "Memory" | "Log" | "TinyLog" | "StripeLog" if replicated.is_none() => EngineKind::Memory,
         "Distributed" if replicated.is_none() => distributed_engine(args, database)?,
+        "KeeperMap" if replicated.is_none() => keeper_map_engine(ct, args)?,
         other => {
             return Err(QueryError::other(
                 qh_types::ErrorCode::UNKNOWN_STORAGE,
@@ -241,6 +242,65 @@ fn distributed_engine(args: &[Expr], database: &str) -> Result<EngineKind> {
     })
 }
 
+/// `KeeperMap('/root'[, keys_limit]) PRIMARY KEY k`: the root is a path in
+/// the coordinator; the primary key is one column (its value names the row).
+fn keeper_map_engine(ct: &CreateTable, args: &[Expr]) -> Result<EngineKind> {
+    use datafusion::sql::sqlparser::ast::Value;
+    if args.is_empty() || args.len() > 2 {
+        return Err(QueryError::other(
+            qh_types::ErrorCode::NUMBER_OF_ARGUMENTS_DOESNT_MATCH,
+            "Storage KeeperMap requires 1-2 arguments: root path, keys limit (optional)",
+        ));
+    }
+    let root = match &args[0] {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    let root = root.trim_end_matches('/').to_string();
+    if root.is_empty() {
+        return Err(QueryError::BadArguments(format!(
+            "KeeperMap: the root path must be a non-empty string literal, not {}",
+            args[0]
+        )));
+    }
+    let keys_limit = match args.get(1) {
+        None => 0,
+        Some(Expr::Value(v)) => match &v.value {
+            Value::Number(n, _) => n.parse::<u64>().map_err(|_| {
+                QueryError::BadArguments(format!("KeeperMap: keys limit {n} is not a UInt64"))
+            })?,
+            _ => {
+                return Err(QueryError::BadArguments(format!(
+                    "KeeperMap: keys limit must be a number, not {}",
+                    args[1]
+                )))
+            }
+        },
+        Some(e) => {
+            return Err(QueryError::BadArguments(format!(
+                "KeeperMap: keys limit must be a number, not {e}"
+            )))
+        }
+    };
+    match &ct.primary_key {
+        Some(pk) if pk.len() == 1 && ident_name(&pk[0]).is_some() => {}
+        _ => {
+            return Err(QueryError::BadArguments(
+                "KeeperMap requires one column in primary key".into(),
+            ))
+        }
+    }
+    if ct.partition_by.is_some() || ct.order_by.is_some() {
+        return Err(QueryError::BadArguments(
+            "Storage KeeperMap takes neither PARTITION BY nor ORDER BY, only PRIMARY KEY".into(),
+        ));
+    }
+    Ok(EngineKind::KeeperMap { root, keys_limit })
+}
+
 /// `SHOW CREATE TABLE` text.
 pub fn show_create(meta: &TableMeta) -> String {
     let cols: Vec<String> = meta
@@ -267,6 +327,16 @@ pub fn show_create(meta: &TableMeta) -> String {
             )
         }
         EngineKind::MergeTree => "MergeTree".to_string(),
+        EngineKind::KeeperMap { root, keys_limit } => {
+            let mut quoted = String::from("'");
+            qh_types::text::escape(&mut quoted, root);
+            quoted.push('\'');
+            let root = quoted;
+            match keys_limit {
+                0 => format!("KeeperMap({root})"),
+                n => format!("KeeperMap({root}, {n})"),
+            }
+        }
         EngineKind::Memory => "Memory".to_string(),
         EngineKind::Distributed {
             cluster,
@@ -311,7 +381,9 @@ pub fn show_create(meta: &TableMeta) -> String {
     if let Some(p) = &meta.partition_by {
         s.push_str(&format!("\nPARTITION BY {p}"));
     }
-    if !matches!(
+    if let EngineKind::KeeperMap { .. } = meta.engine {
+        s.push_str(&format!("\nPRIMARY KEY {}", key_text(&meta.primary_key)));
+    } else if !matches!(
         meta.engine,
         EngineKind::Memory | EngineKind::Distributed { .. }
     ) {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod functions;
 pub mod input;
 mod joins;
+mod keeper_map;
 pub mod keys;
 mod large_filters;
 pub mod limits;

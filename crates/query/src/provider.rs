@@ -209,6 +209,17 @@ impl SchemaProvider for QhSchema {
                     ),
                 )))
             }
+            Ok(t) if matches!(t.meta().engine, EngineKind::KeeperMap { .. }) => {
+                let meta = t.meta();
+                let rows =
+                    crate::keeper_map::KeeperMap::read_table(self.ctx.coordinator.as_ref(), &meta)
+                        .await
+                        .map_err(ext)?;
+                Ok(Some(Arc::new(datafusion::datasource::MemTable::try_new(
+                    rows.schema(),
+                    vec![vec![rows]],
+                )?)))
+            }
             Ok(t) => {
                 check_sequential_consistency(self.ctx.replication.as_ref(), &t, &self.ctx.settings)
                     .await?;

@@ -95,6 +95,16 @@ pub enum EngineKind {
         query: String,
         database: String,
     },
+    /// Holds no data on the node: ClickHouse's KeeperMap, a key-value table
+    /// kept in the coordinator under `root` (every table naming the same
+    /// root, on any node, shares its rows). One row per value of the single
+    /// primary-key column; writes are Raft commits and reads linearizable.
+    KeeperMap {
+        root: String,
+        /// At most this many keys (0: no limit); soft, as in ClickHouse.
+        #[serde(default)]
+        keys_limit: u64,
+    },
 }
 
 impl EngineKind {
@@ -105,6 +115,7 @@ impl EngineKind {
             EngineKind::Memory => "Memory",
             EngineKind::Distributed { .. } => "Distributed",
             EngineKind::View { .. } => "View",
+            EngineKind::KeeperMap { .. } => "KeeperMap",
         }
     }
 }

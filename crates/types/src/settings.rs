@@ -80,6 +80,7 @@ setting_defs! {
     ("distributed_product_mode", "DistributedProductMode", "deny", "A subquery or join over a Distributed table inside a query over one: deny, global and allow all compute it once over every shard (GLOBAL); local is refused."),
     ("load_balancing", "LoadBalancing", "random", "Which replica of a shard a Distributed query tries first: random, in_order, first_or_random, round_robin, nearest_hostname."),
     ("enable_http_compression", "Bool", "0", "Compress HTTP responses with the first encoding of Accept-Encoding we write (zstd, lz4, gzip, deflate)."),
+    ("keeper_map_strict_mode", "Bool", "0", "KeeperMap: an INSERT of a key that exists fails (else it overwrites), and an UPDATE or DELETE that raced another change fails (else it runs again on the new rows)."),
     ("final", "Bool", "0", "Read every table of the query as with FINAL (ReplacingMergeTree rows collapsed)."),
     ("output_format_json_quote_64bit_integers", "Bool", "0", "JSON formats write (U)Int64 values as strings."),
     ("output_format_json_escape_forward_slashes", "Bool", "1", "JSON formats escape / in strings as \\/."),

@@ -184,19 +184,14 @@ pub fn write_float(out: &mut String, v: f64, is_f32: bool) {
         out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
     } else {
         let abs = v.abs();
-        if !(1e-7..1e21).contains(&abs) {
-            let s = if is_f32 {
-                format!("{:e}", v as f32)
+        // Exponents below 1e-6 and from 1e21 on, written as ClickHouse's
+        // shortest form does (and Rust's): 1e-7, 1.5e300, no `+`, no padding.
+        if !(1e-6..1e21).contains(&abs) {
+            if is_f32 {
+                let _ = write!(out, "{:e}", v as f32);
             } else {
-                format!("{v:e}")
-            };
-            // Rust prints 1e-8 / 1e21; ClickHouse prints 1e-08 / 1e+21.
-            let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', e),
-            };
-            let _ = write!(out, "{m}e{sign}{digits:0>2}");
+                let _ = write!(out, "{v:e}");
+            }
         } else if is_f32 {
             let _ = write!(out, "{}", v as f32);
         } else {
@@ -256,9 +251,35 @@ mod tests {
         assert_eq!(value_text(&ts, 0), "2023-11-14 22:13:20");
         let d = Date32Array::from(vec![19_000]);
         assert_eq!(value_text(&d, 0), "2022-01-08");
-        let f = Float64Array::from(vec![0.1, 1.0, f64::INFINITY, 1e-9, 1e22]);
-        let got: Vec<String> = (0..5).map(|i| value_text(&f, i)).collect();
-        assert_eq!(got, vec!["0.1", "1", "inf", "1e-09", "1e+22"]);
+        // chDB 4.4's answers.
+        let f = Float64Array::from(vec![
+            0.1,
+            1.0,
+            f64::INFINITY,
+            1e-9,
+            1e22,
+            1e-7,
+            1.234e-6,
+            9.99e20,
+            -8.98846567431158e307,
+            123456789012345678901234.0,
+        ]);
+        let got: Vec<String> = (0..f.len()).map(|i| value_text(&f, i)).collect();
+        assert_eq!(
+            got,
+            vec![
+                "0.1",
+                "1",
+                "inf",
+                "1e-9",
+                "1e22",
+                "1e-7",
+                "0.000001234",
+                "999000000000000000000",
+                "-8.98846567431158e307",
+                "1.2345678901234569e23"
+            ]
+        );
         let b = BooleanArray::from(vec![true]);
         assert_eq!(value_text(&b, 0), "true");
         let dec = Decimal128Array::from(vec![12_340, -5])

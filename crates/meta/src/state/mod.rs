@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{
     Check, CommittedPart, DdlHost, LogEntry, NewPart, Op, OpResult, Request, Response,
-    COMMAND_VERSION,
+    COMMAND_VERSION, REQUEST_ID_WINDOW_MS,
 };
 use crate::NodeId;
 
@@ -69,6 +69,13 @@ pub struct MetaState {
     /// The same, ordered by deadline for pruning: `deadline\0table\0stage`.
     #[serde(default)]
     stage_expiry: BTreeSet<String>,
+    /// Outcomes of applied commands that carry an id ([`Request::id`]),
+    /// kept [`REQUEST_ID_WINDOW_MS`]: id → (clock at apply, response).
+    #[serde(default)]
+    applied_ids: BTreeMap<String, (u64, Response)>,
+    /// The same ids in apply order for pruning: `clock\0id`.
+    #[serde(default)]
+    applied_order: BTreeSet<String>,
 }
 
 fn item_key(table: &str, item: &str) -> String {
@@ -92,6 +99,37 @@ impl MetaState {
     /// Applies one command. Never panics on bad input: an invalid command is a
     /// `Rejected` response and leaves the state unchanged.
     pub fn apply(&mut self, req: &Request) -> Response {
+        let Some(id) = &req.id else {
+            return self.apply_once(req);
+        };
+        if let Some((_, first)) = self.applied_ids.get(id) {
+            return first.clone();
+        }
+        let response = self.apply_once(req);
+        let clock = self.clock_ms.max(req.now_ms);
+        self.applied_ids
+            .insert(id.clone(), (clock, response.clone()));
+        self.applied_order.insert(format!("{clock:020}\0{id}"));
+        // Forget ids past the window (a bounded amount per command).
+        let horizon = clock.saturating_sub(REQUEST_ID_WINDOW_MS);
+        for _ in 0..16 {
+            let Some(first) = self.applied_order.first().cloned() else {
+                break;
+            };
+            let Some((at, old)) = first.split_once('\0') else {
+                self.applied_order.remove(&first);
+                continue;
+            };
+            if at.parse::<u64>().unwrap_or(0) >= horizon {
+                break;
+            }
+            self.applied_ids.remove(old);
+            self.applied_order.remove(&first);
+        }
+        response
+    }
+
+    fn apply_once(&mut self, req: &Request) -> Response {
         if req.v > COMMAND_VERSION {
             return Response::Rejected {
                 index: 0,

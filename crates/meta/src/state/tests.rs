@@ -723,3 +723,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_command_with_an_id_applies_once_and_answers_its_first_outcome() {
+    let mut s = MetaState::default();
+    let put = |v: &str| Op::Put {
+        key: "r".into(),
+        value: v.into(),
+    };
+    let first = req(vec![put("1")], 10).once("a".into());
+    assert!(s.apply(&first).is_ok());
+    assert!(s.apply(&req(vec![put("2")], 20)).is_ok());
+    // Proposed again (its first attempt's fate was unknown to the proposer):
+    // the newer value stays.
+    assert_eq!(
+        s.apply(&first),
+        Response::Ok {
+            results: vec![OpResult::Done]
+        }
+    );
+    assert_eq!(s.key("r"), Some("2"));
+    // A refused command answers its refusal again, even once it would pass.
+    let guarded = req(vec![put("3")], 30)
+        .with_checks(vec![Check::KeyEquals {
+            key: "r".into(),
+            value: Some("1".into()),
+        }])
+        .once("b".into());
+    assert!(matches!(s.apply(&guarded), Response::CheckFailed { .. }));
+    assert!(s.apply(&req(vec![put("1")], 40)).is_ok());
+    assert!(matches!(s.apply(&guarded), Response::CheckFailed { .. }));
+    assert_eq!(s.key("r"), Some("1"));
+    // Past the window the id is forgotten (and the state stays bounded).
+    let late = REQUEST_ID_WINDOW_MS + 100;
+    assert!(s.apply(&req(vec![put("4")], late).once("c".into())).is_ok());
+    assert!(!s.applied_ids.contains_key("a") && !s.applied_ids.contains_key("b"));
+    assert_eq!(s.applied_ids.len(), 1);
+    assert_eq!(s.applied_order.len(), 1);
+}

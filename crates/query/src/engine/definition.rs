@@ -118,7 +118,14 @@ impl Session {
             )?;
             repl.register(&meta).await?;
         }
+        if let Some(km) = crate::keeper_map::KeeperMap::of(self.engine.coordinator(), &meta) {
+            km?;
+        }
         let table = cat.create_table(meta, ct.if_not_exists)?;
+        if let Some(km) = crate::keeper_map::KeeperMap::of(self.engine.coordinator(), &table.meta())
+        {
+            km?.register().await?;
+        }
         if let Some(name) = temporary {
             self.add_temporary(name, ct.table.name.clone());
         }
@@ -145,6 +152,10 @@ impl Session {
         ops: Vec<AlterOp>,
     ) -> Result<QueryResult> {
         let cat = Arc::clone(&self.engine.catalog);
+        let kind = self.table(&table)?.meta();
+        if let EngineKind::KeeperMap { .. } = kind.engine {
+            return self.alter_keeper_map(&kind, ops).await;
+        }
         let t = self.resolve(&table)?;
         let mut meta = t.meta();
         for op in ops {
@@ -212,6 +223,12 @@ impl Session {
                         )));
                     }
                     meta.columns.remove(pos);
+                }
+                AlterOp::Update { .. } | AlterOp::Delete { .. } => {
+                    return Err(QueryError::NotImplemented(format!(
+                        "Mutations (ALTER UPDATE, ALTER DELETE, DELETE FROM) of {} tables are not supported yet; KeeperMap tables have them",
+                        meta.engine.name()
+                    )))
                 }
             }
         }

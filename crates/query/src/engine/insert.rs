@@ -50,6 +50,11 @@ impl Session {
                 .insert_distributed(ins.source, input, settings, &meta, &names)
                 .await;
         }
+        if matches!(meta.engine, EngineKind::KeeperMap { .. }) {
+            return self
+                .insert_keeper_map(ins.source, input, settings, &meta, &names)
+                .await;
+        }
         if !matches!(ins.source, InsertSource::Select(_)) {
             let replicated = self.engine.replica_of(&table).is_some();
             if let Some(s) = async_insert::AsyncSettings::of(settings, replicated)? {
@@ -181,6 +186,52 @@ impl Session {
         meta: &TableMeta,
         names: &[String],
     ) -> Result<u64> {
+        let full = self.full_rows(source, input, settings, meta, names).await?;
+        let query_id = self.current_query.0.clone();
+        // Boxed: the atomic path's future is deep enough to overflow the
+        // compiler's layout recursion limit in every caller.
+        Box::pin(crate::distributed::insert::insert(
+            &self.engine,
+            meta,
+            full,
+            settings,
+            &query_id,
+        ))
+        .await
+    }
+
+    /// An INSERT into a KeeperMap table: one coordinator transaction.
+    async fn insert_keeper_map(
+        &mut self,
+        source: InsertSource,
+        input: &mut Input,
+        settings: &Settings,
+        meta: &TableMeta,
+        names: &[String],
+    ) -> Result<u64> {
+        let strict = settings
+            .get_bool("keeper_map_strict_mode", false)
+            .map_err(QueryError::BadArguments)?;
+        let full = self.full_rows(source, input, settings, meta, names).await?;
+        match crate::keeper_map::KeeperMap::of(self.engine.coordinator(), meta) {
+            Some(km) => km?.insert(&full, strict).await,
+            None => Err(QueryError::other(
+                ErrorCode::LOGICAL_ERROR,
+                "not a KeeperMap table",
+            )),
+        }
+    }
+
+    /// An INSERT's rows in memory, with every column of the table (defaults
+    /// and computed columns filled in), for engines that write them whole.
+    async fn full_rows(
+        &mut self,
+        source: InsertSource,
+        input: &mut Input,
+        settings: &Settings,
+        meta: &TableMeta,
+        names: &[String],
+    ) -> Result<RecordBatch> {
         let batches = match source {
             InsertSource::Format { name, inline } => {
                 let format = InputFormat::parse(&name)?;
@@ -211,18 +262,7 @@ impl Session {
         let target = staging_schema(meta, names);
         let full_schema = meta.arrow_schema();
         let all = concat_batches(&target, batches.iter())?;
-        let full = conform(&self.engine.base, meta, &full_schema, &all)?;
-        let query_id = self.current_query.0.clone();
-        // Boxed: the atomic path's future is deep enough to overflow the
-        // compiler's layout recursion limit in every caller.
-        Box::pin(crate::distributed::insert::insert(
-            &self.engine,
-            meta,
-            full,
-            settings,
-            &query_id,
-        ))
-        .await
+        conform(&self.engine.base, meta, &full_schema, &all)
     }
 
     /// Inserts query results (columns by position) into `names` of `table`.

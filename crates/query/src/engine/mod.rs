@@ -8,6 +8,7 @@ mod async_insert;
 mod computed_columns;
 mod definition;
 mod insert;
+mod mutations;
 pub mod on_cluster;
 mod privileges;
 mod select;

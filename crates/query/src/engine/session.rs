@@ -273,6 +273,7 @@ impl Session {
     pub(super) fn resolve(&self, t: &TableRef) -> Result<Table> {
         let table = self.table(t)?;
         refuse_view(&table.meta())?;
+        refuse_keeper_map(&table.meta())?;
         Ok(self.engine.table_of(table))
     }
 
@@ -366,6 +367,14 @@ impl Session {
                 if let (Ok(t), Some(repl)) = (cat.table(&db, &name), &self.engine.replication) {
                     repl.drop_replica(&t).await?;
                 }
+                if let Ok(t) = cat.table(&db, &name) {
+                    let meta = t.meta();
+                    if let Some(km) =
+                        crate::keeper_map::KeeperMap::of(self.engine.coordinator(), &meta)
+                    {
+                        km?.unregister().await?;
+                    }
+                }
                 cat.drop_table(&db, &name, if_exists)?;
                 if db == qh_storage::TEMPORARY_DATABASE {
                     self.forget_temporary(&name);
@@ -373,6 +382,15 @@ impl Session {
                 Ok(QueryResult::empty())
             }
             Statement::Truncate { table, if_exists } => {
+                if let Ok(t) = self.table(&table) {
+                    let meta = t.meta();
+                    if let Some(km) =
+                        crate::keeper_map::KeeperMap::of(self.engine.coordinator(), &meta)
+                    {
+                        km?.truncate().await?;
+                        return Ok(QueryResult::empty());
+                    }
+                }
                 match self.resolve(&table) {
                     Ok(t) => t.truncate(self.sync_timeout()).await?,
                     Err(_) if if_exists => {}
@@ -562,6 +580,22 @@ impl Session {
     pub(super) fn sync_timeout(&self) -> Duration {
         Duration::from_secs(self.settings.uint("receive_timeout").unwrap_or(300))
     }
+}
+
+/// A KeeperMap table's rows are not parts: OPTIMIZE, CHECK, DROP PARTITION
+/// and the like are refused (INSERT, SELECT, TRUNCATE and mutations have
+/// their own paths).
+fn refuse_keeper_map(meta: &qh_storage::TableMeta) -> Result<()> {
+    if matches!(meta.engine, qh_storage::EngineKind::KeeperMap { .. }) {
+        return Err(QueryError::other(
+            ErrorCode::NOT_IMPLEMENTED,
+            format!(
+                "Table {}.{} is a KeeperMap table (its rows are in the coordinator): this statement is not supported for it",
+                meta.database, meta.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A view holds no data: INSERT, TRUNCATE, ALTER, OPTIMIZE and the like

@@ -234,6 +234,16 @@ pub enum AlterOp {
         if_exists: bool,
     },
     DropPartition(Box<Expr>),
+    /// `UPDATE c = e [, ...] WHERE cond`: a mutation (KeeperMap tables;
+    /// MergeTree tables refuse it).
+    Update {
+        assignments: Vec<(String, Expr)>,
+        filter: Box<Expr>,
+    },
+    /// `DELETE WHERE cond`, and `DELETE FROM t WHERE cond`.
+    Delete {
+        filter: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -244,6 +244,19 @@ impl<'a> StmtParser<'a> {
                 Ok(Statement::Truncate { table, if_exists })
             }
             "ALTER" => self.alter(),
+            "DELETE" => {
+                // Lightweight DELETE: the same mutation as ALTER ... DELETE.
+                self.parser.next_token();
+                self.expect("FROM")?;
+                let table = self.table_ref()?;
+                self.on_cluster()?;
+                self.expect("WHERE")?;
+                let filter = Box::new(self.expr()?);
+                Ok(Statement::Alter {
+                    table,
+                    ops: vec![AlterOp::Delete { filter }],
+                })
+            }
             "GRANT" => self.grant_stmt(),
             "REVOKE" => self.revoke_stmt(),
             "CHECK" => {
@@ -859,9 +872,32 @@ impl<'a> StmtParser<'a> {
                 let if_exists = self.eat_seq(&["IF", "EXISTS"]);
                 let name = self.ident()?;
                 ops.push(AlterOp::DropColumn { name, if_exists });
+            } else if self.eat("UPDATE") {
+                let mut assignments = Vec::new();
+                loop {
+                    let column = self.ident()?;
+                    if !self.parser.consume_token(&Token::Eq) {
+                        return self.fail("Expected = after the column to update");
+                    }
+                    assignments.push((column, self.expr()?));
+                    if !self.parser.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                self.expect("WHERE")?;
+                let filter = Box::new(self.expr()?);
+                ops.push(AlterOp::Update {
+                    assignments,
+                    filter,
+                });
+            } else if self.eat("DELETE") {
+                self.expect("WHERE")?;
+                ops.push(AlterOp::Delete {
+                    filter: Box::new(self.expr()?),
+                });
             } else {
                 return Err(QueryError::NotImplemented(format!(
-                    "ALTER {} is not supported yet (ADD COLUMN and DROP COLUMN are)",
+                    "ALTER {} is not supported yet (ADD COLUMN, DROP COLUMN, DROP PARTITION, and UPDATE and DELETE of KeeperMap tables are)",
                     self.parser.peek_token().token
                 )));
             }

@@ -256,7 +256,7 @@ impl Replica {
             window: (0, 0),
         };
         // 2. Stage: here, then on quorum − 1 others.
-        let stage_deadline = now_ms() + opts.timeout.as_millis() as u64;
+        let stage_deadline = self.clock_now() + opts.timeout.as_millis() as u64;
         staged.local = self
             .stage_locally(
                 prepared,
@@ -323,7 +323,7 @@ impl Replica {
             return Ok((1, Vec::new()));
         }
         let path = self.path().to_string();
-        let now = now_ms();
+        let now = repl.coordinator.clock_now();
         let (total, live) = repl
             .coordinator
             .read_linearizable(|s| {

@@ -77,7 +77,7 @@ impl StagedInsert {
                     checksum: l.staged.info.checksum.clone(),
                 })
                 .collect(),
-            deadline_ms: now_ms() + left.min(COMMIT_WINDOW).as_millis() as u64,
+            deadline_ms: self.replica.clock_now() + left.min(COMMIT_WINDOW).as_millis() as u64,
             quorum: if self.quorum > 1 { self.quorum } else { 0 },
             window: self.window.0,
             window_seconds: self.window.1,

@@ -781,9 +781,18 @@ impl Replica {
         delay_of(&self.state.lock())
     }
 
+    /// The coordinator's time (see `Coordinator::clock_now`): what leases
+    /// and commit deadlines are judged by, not this node's wall clock.
+    pub fn clock_now(&self) -> u64 {
+        self.repl
+            .upgrade()
+            .map(|r| r.coordinator.clock_now())
+            .unwrap_or_else(qh_meta::now_ms)
+    }
+
     pub fn status(&self) -> ReplicaStatus {
         let meta = self.table.meta();
-        let now = qh_meta::now_ms();
+        let now = self.clock_now();
         let (log_max, total, active, leader) = self
             .repl
             .upgrade()

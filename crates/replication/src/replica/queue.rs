@@ -296,7 +296,7 @@ impl Replica {
                 "fetches are stopped (SYSTEM STOP FETCHES)".into(),
             ));
         }
-        let now = qh_meta::now_ms();
+        let now = repl.coordinator.clock_now();
         let mut candidates: Vec<(String, String)> = repl.coordinator.read(|s| {
             let Some(t) = s.table(&self.path) else {
                 return Vec::new();
@@ -367,7 +367,7 @@ impl Replica {
             }
         }
         let repl = self.repl()?;
-        let now = qh_meta::now_ms();
+        let now = repl.coordinator.clock_now();
         let leader = repl.coordinator.read(|s| {
             s.table(&self.path).and_then(|t| {
                 t.replicas
