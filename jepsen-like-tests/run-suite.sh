@@ -4,7 +4,8 @@
 #
 #   run-suite.sh --short   set, sequential, replacing, sharded, register x kill, kill-leader,
 #                          pause, partition; 25 s each, one seed (~10 min; CI)
-#   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3 (~110 min)
+#   run-suite.sh --long    every nemesis, 60 s each, seeds 1-3, plus sharded
+#                          on 4 nodes (2 shards x 2 replicas) (~140 min)
 #
 # Partitions, slow links and full disks need root (network namespaces, tmpfs
 # mounts); without root the suite runs the faults that need none and says so. Results: each run's
@@ -45,6 +46,17 @@ for seed in $seeds; do
       fi
     done
   done
+  # Shards of two replicas (4 nodes, quorum 2 within each shard).
+  if [ "$mode" = --long ]; then
+    for nemesis in $nemeses; do
+      echo "=== sharded (4 nodes, 2x2) / $nemesis / seed $seed"
+      if "$bin" --workload sharded --nodes 4 --nemesis "$nemesis" --time "$time" --seed "$seed" | tee -a "$summary"; then
+        :
+      else
+        failed=$((failed + 1))
+      fi
+    done
+  fi
 done
 echo
 echo "=== suite $mode: $failed invalid run(s)"

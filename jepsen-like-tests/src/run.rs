@@ -20,7 +20,7 @@ use crate::history::{self, Recorder};
 use crate::nemesis::{self, Nemesis};
 use crate::net::Network;
 use crate::workload::{
-    self, Workload, KV_TABLE, REGISTER_TABLE, SHARDED_TABLE, SHARD_TABLE, TABLE,
+    self, ShardLayout, Workload, KV_TABLE, REGISTER_TABLE, SHARDED_TABLE, SHARD_TABLE, TABLE,
 };
 use crate::TestCluster;
 
@@ -115,7 +115,17 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Results> {
         Nemesis::Clock => Some(Clocks::create(&(1..=opts.nodes).collect::<Vec<_>>())?),
         _ => None,
     };
-    let mut cluster = TestCluster::start_placed(&opts.bin, opts.nodes, &[], |id| {
+    // Shards of several replicas need a cluster of their own in every
+    // node's config.
+    let layout = ShardLayout::for_nodes(opts.nodes);
+    let mut extra = Vec::new();
+    if let Some(config) = layout.config(opts.nodes) {
+        let path = dir.join("node.toml");
+        std::fs::write(&path, config)?;
+        extra = vec!["--config".to_string(), path.to_string_lossy().into_owned()];
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut cluster = TestCluster::start_placed(&opts.bin, opts.nodes, &extra, |id| {
         let mut place = match &net {
             Some(n) => n.placement(id),
             None => qh_local_cluster::Placement::loopback(),
@@ -129,7 +139,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Results> {
         disks: disks.as_ref(),
         clocks: clocks.as_ref(),
     };
-    let result = drive(opts, &mut cluster, means, &dir).await;
+    let result = drive(opts, &mut cluster, means, layout, &dir).await;
     // Keep the nodes' logs with the run.
     for id in cluster.all() {
         let _ = std::fs::write(dir.join(format!("node{id}.log")), cluster.log_text(id));
@@ -145,12 +155,13 @@ async fn drive(
     opts: &RunOptions,
     cluster: &mut TestCluster,
     means: nemesis::Means<'_>,
+    layout: ShardLayout,
     dir: &Path,
 ) -> anyhow::Result<Results> {
     let nemesis::Means { net, disks, clocks } = means;
     cluster.leader(&cluster.all(), SETUP).await?;
     for id in cluster.all() {
-        for sql in workload::create_tables_sql() {
+        for sql in workload::create_tables_sql(id, layout) {
             cluster
                 .sql(id, &sql)
                 .await
@@ -163,12 +174,13 @@ async fn drive(
             .await?;
     }
     for id in cluster.all() {
-        cluster.live_replicas(id, SHARD_TABLE, 1, SETUP).await?;
+        cluster
+            .live_replicas(id, SHARD_TABLE, layout.replicas(), SETUP)
+            .await?;
     }
-    // Each shard of `sharded` has one replica: a quorum above 1 could
-    // never be met there.
+    // A quorum cannot exceed a shard's replicas.
     let (table, quorum) = match opts.workload {
-        Workload::Sharded => (SHARDED_TABLE, 1),
+        Workload::Sharded => (SHARDED_TABLE, opts.quorum.min(layout.replicas() as u32)),
         _ => (TABLE, opts.quorum),
     };
 

@@ -12,8 +12,10 @@
 //!   warehouse pipeline; `FINAL` must show the last version of each key.
 //! * **sharded**: the set workload through a Distributed table over the
 //!   `sharded` cluster (every node its own shard, a replicated local table
-//!   each); a batch's ids fall on every shard, and one INSERT must be on
-//!   all of them or on none; reads through it on every node must agree.
+//!   each) or, on 4, 6, … nodes, over shards of two replicas
+//!   ([`ShardLayout::Pairs`]); a batch's ids fall on several shards, and
+//!   one INSERT must be on all of them or on none; reads through it on
+//!   every node must agree.
 //! * **register**: reads, writes and compare-and-sets of a few keys of a
 //!   KeeperMap table (rows in the coordinator), each on a random node;
 //!   every key's history must be linearizable ([`crate::linear`]).
@@ -85,8 +87,60 @@ const REGISTER_KEYS: u64 = 6;
 /// Values written and compared: a small range, so compare-and-sets succeed.
 const REGISTER_VALUES: u64 = 5;
 
-/// The tables every run creates on every node.
-pub fn create_tables_sql() -> Vec<String> {
+/// The cluster of two-replica shards (nodes 1–2, 3–4, …) the `sharded`
+/// workload uses on an even number of nodes, four or more.
+pub const PAIRS_CLUSTER: &str = "jepsen_pairs";
+
+/// How the `sharded` workload's shards are laid out over the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardLayout {
+    /// Every node its own shard: the built-in `sharded` cluster.
+    OwnShard,
+    /// Shards of two replicas: [`PAIRS_CLUSTER`] (the run configures it).
+    Pairs,
+}
+
+impl ShardLayout {
+    /// Pairs where the nodes pair up (an even number, four or more).
+    pub fn for_nodes(nodes: u64) -> ShardLayout {
+        match nodes >= 4 && nodes.is_multiple_of(2) {
+            true => ShardLayout::Pairs,
+            false => ShardLayout::OwnShard,
+        }
+    }
+
+    /// Replicas of each shard.
+    pub fn replicas(self) -> usize {
+        match self {
+            ShardLayout::OwnShard => 1,
+            ShardLayout::Pairs => 2,
+        }
+    }
+
+    /// The node config defining the cluster, if it is not built in.
+    pub fn config(self, nodes: u64) -> Option<String> {
+        match self {
+            ShardLayout::OwnShard => None,
+            ShardLayout::Pairs => {
+                let shards: Vec<String> = (1..=nodes)
+                    .step_by(2)
+                    .map(|n| format!("[{n}, {}]", n + 1))
+                    .collect();
+                Some(format!(
+                    "[clusters.{PAIRS_CLUSTER}]\nshards = [{}]\n",
+                    shards.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// The tables every run creates on node `node`.
+pub fn create_tables_sql(node: u64, layout: ShardLayout) -> Vec<String> {
+    let (shard_path, cluster) = match layout {
+        ShardLayout::OwnShard => ("{replica}".to_string(), "sharded"),
+        ShardLayout::Pairs => (format!("s{}", (node - 1) / 2 + 1), PAIRS_CLUSTER),
+    };
     vec![
         format!(
             "CREATE TABLE {TABLE} (id UInt64, token String) \
@@ -99,11 +153,11 @@ pub fn create_tables_sql() -> Vec<String> {
         ),
         format!(
             "CREATE TABLE {SHARD_TABLE} (id UInt64, token String) \
-             ENGINE = ReplicatedMergeTree('/tables/{SHARD_TABLE}/{{replica}}', '{{replica}}') ORDER BY id"
+             ENGINE = ReplicatedMergeTree('/tables/{SHARD_TABLE}/{shard_path}', '{{replica}}') ORDER BY id"
         ),
         format!(
             "CREATE TABLE {SHARDED_TABLE} AS {SHARD_TABLE} \
-             ENGINE = Distributed(sharded, default, {SHARD_TABLE}, id)"
+             ENGINE = Distributed({cluster}, default, {SHARD_TABLE}, id)"
         ),
         format!(
             "CREATE TABLE {REGISTER_TABLE} (key UInt64, value UInt64) \
@@ -386,4 +440,28 @@ fn first_u64(out: &qh_client::QueryOutput) -> Option<u64> {
     qh_types::text::value_text(b.column(0).as_ref(), 0)
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_pair_up_on_an_even_number_of_nodes() {
+        assert_eq!(ShardLayout::for_nodes(3), ShardLayout::OwnShard);
+        assert_eq!(ShardLayout::for_nodes(5), ShardLayout::OwnShard);
+        assert_eq!(ShardLayout::OwnShard.config(3), None);
+        let pairs = ShardLayout::for_nodes(6);
+        assert_eq!(pairs, ShardLayout::Pairs);
+        assert_eq!(
+            pairs.config(6).as_deref(),
+            Some("[clusters.jepsen_pairs]\nshards = [[1, 2], [3, 4], [5, 6]]\n")
+        );
+        // Nodes 3 and 4 are one shard's replicas: one coordinator path.
+        let path = |node| create_tables_sql(node, pairs)[2].clone();
+        assert_eq!(path(3), path(4));
+        assert_ne!(path(2), path(3));
+        assert!(create_tables_sql(1, pairs)[3].contains("Distributed(jepsen_pairs,"));
+        assert!(create_tables_sql(1, ShardLayout::OwnShard)[3].contains("Distributed(sharded,"));
+    }
 }

@@ -322,6 +322,8 @@ impl Coordinator {
                         }
                     }
                 }
+                // A drill's cut covers every coordinator call, not Raft's alone.
+                Some(l) if self.faults.is_cut(l) => {}
                 Some(l) => {
                     if let Some(mut client) = self.peer_of(l) {
                         // A frozen or cut-off leader is replaced within an
@@ -445,6 +447,11 @@ impl Coordinator {
         req: &Request,
         left: Duration,
     ) -> Result<Attempt, MetaError> {
+        if self.faults.is_cut(leader) {
+            return Ok(Attempt::Retry(format!(
+                "leader {leader} is cut off by a drill"
+            )));
+        }
         let Some(mut client) = self.peer_of(leader) else {
             return Ok(Attempt::Retry(format!(
                 "leader {leader} has no known address"

@@ -496,6 +496,7 @@ fn cluster_up_drill_leader_loss_and_down() {
         &["drill", "replica-loss", "--hold", "2", "--json"][..],
         &["drill", "pause", "--hold", "2", "--json"],
         &["drill", "full-restart", "--hold", "1", "--json"],
+        &["drill", "partition", "--hold", "2", "--json"],
     ] {
         let done = std::process::Command::new(BIN)
             .args(drill)

@@ -678,6 +678,19 @@ mod tests {
         let e = parse_statement(&call(60)).expect_err("60 nested calls");
         assert_eq!(e.code(), qh_types::ErrorCode::SYNTAX_ERROR, "{e}");
         assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        // Unfinished CASEs (the fuzz test's `CASE + CASE + …`, minutes at
+        // 40) are refused at once; ten nested ones still parse.
+        let t = std::time::Instant::now();
+        let sql = format!("SELECT {}CASE WHEN x = 1 THEN 1 END", "CASE + ".repeat(600));
+        let e = parse_statement(&sql).expect_err("600 unfinished CASEs");
+        assert_eq!(e.code(), qh_types::ErrorCode::SYNTAX_ERROR, "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        let nested = format!(
+            "SELECT {}0{}",
+            "CASE WHEN x = 1 THEN ".repeat(10),
+            " ELSE 1 END".repeat(10)
+        );
+        parse_statement(&nested).expect("10 nested CASEs");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! node) run through a fault on the `cluster up` cluster; afterwards every
 //! replica is read and the history checked (`qh-checker`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +14,16 @@ use qh_checker::workload::{self, Workload};
 use serde::Serialize;
 
 use super::FaultOpts;
-use crate::cluster::{alive, load, port_of, read_pid, signal, spawn_node, wait_ready, ClusterFile};
+use crate::cluster::{
+    alive, interserver_of, load, port_of, read_pid, signal, spawn_node, wait_ready, ClusterFile,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fault {
     ReplicaLoss,
     Pause,
     FullRestart,
+    Partition,
 }
 
 impl Fault {
@@ -29,6 +32,7 @@ impl Fault {
             Fault::ReplicaLoss => "replica-loss",
             Fault::Pause => "pause",
             Fault::FullRestart => "full-restart",
+            Fault::Partition => "partition",
         }
     }
 }
@@ -304,6 +308,45 @@ async fn inject(
             tokio::time::sleep(hold).await;
             signal(p, libc::SIGCONT);
             Ok(())
+        }
+        Fault::Partition => {
+            // The coordinator's own fault hook: the node and the others drop
+            // every coordinator message between them (Raft's, forwarded
+            // writes, read index), so the node loses its lease and its say
+            // in the group. Its client ports stay open;
+            // the harness's `partition` nemesis cuts whole network
+            // namespaces instead.
+            let secret = cf.cluster_secret();
+            let cut = |n: u32, from: BTreeSet<u64>| {
+                let secret = &secret;
+                async move {
+                    qh_meta::MetaClient::new(&interserver_of(cf, n), secret)?
+                        .isolate(&from)
+                        .await?;
+                    anyhow::Ok(())
+                }
+            };
+            let target = targets[0];
+            let others: Vec<u32> = cf.nodes.iter().copied().filter(|&n| n != target).collect();
+            let all_but = |n: u32| -> BTreeSet<u64> {
+                cf.nodes
+                    .iter()
+                    .filter(|&&m| m != n)
+                    .map(|&m| u64::from(m))
+                    .collect()
+            };
+            cut(target, all_but(target)).await?;
+            for &n in &others {
+                cut(n, BTreeSet::from([u64::from(target)])).await?;
+            }
+            tokio::time::sleep(hold).await;
+            let mut healed = Ok(());
+            for &n in &cf.nodes {
+                if let Err(e) = cut(n, BTreeSet::new()).await {
+                    healed = Err(e);
+                }
+            }
+            healed
         }
         Fault::FullRestart => {
             let pids: Vec<i32> = targets

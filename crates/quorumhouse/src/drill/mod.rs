@@ -69,6 +69,9 @@ enum DrillCmd {
     Pause(FaultOpts),
     /// Stop every node (SIGTERM) under quorum inserts and start them again.
     FullRestart(FaultOpts),
+    /// Cut a replica off from the coordinator group (it and the others drop
+    /// every coordinator message between them) under quorum inserts, then heal.
+    Partition(FaultOpts),
 }
 
 pub fn run(args: DrillArgs) -> ExitCode {
@@ -89,6 +92,7 @@ pub fn run(args: DrillArgs) -> ExitCode {
         DrillCmd::ReplicaLoss(o) => rt.block_on(faults::drill(Fault::ReplicaLoss, o)),
         DrillCmd::Pause(o) => rt.block_on(faults::drill(Fault::Pause, o)),
         DrillCmd::FullRestart(o) => rt.block_on(faults::drill(Fault::FullRestart, o)),
+        DrillCmd::Partition(o) => rt.block_on(faults::drill(Fault::Partition, o)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
