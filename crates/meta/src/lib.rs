@@ -12,7 +12,8 @@
 //! Module map: `command` (the log entry language), `state` (the state and
 //! how a command applies), `log_store` / `state_machine` (openraft storage
 //! over sled), `network` (Raft RPCs over tonic), `service` (the gRPC servers),
-//! `coordinator` (the handle a node uses), `clock` (the coordinator's time,
+//! `coordinator` (the handle a node uses), `proposals` (how a write reaches
+//! the leader and is batched into Raft entries), `clock` (the coordinator's time,
 //! which no single node's wall clock moves), `client` (a remote handle for tools),
 //! `trust` (the cluster secret every interserver call carries).
 
@@ -28,6 +29,7 @@ pub mod coordinator;
 pub mod error;
 mod log_store;
 mod network;
+mod proposals;
 mod service;
 pub mod state;
 mod state_machine;

@@ -19,9 +19,10 @@ use serde::Serialize;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::command::Request;
-use crate::coordinator::{Attempt, Coordinator};
+use crate::coordinator::Coordinator;
 use crate::error::MetaError;
 use crate::network::MAX_MESSAGE_BYTES;
+use crate::proposals::Attempt;
 
 impl Coordinator {
     /// The `Raft` and `Meta` gRPC services, to mount on the interserver server.

@@ -24,7 +24,7 @@ pub fn compile(
     schema: &SchemaRef,
 ) -> Result<Arc<dyn PhysicalExpr>> {
     let mut ast = parse_expr(sql)?;
-    rewrite_standalone_expr(&mut ast);
+    rewrite_standalone_expr(&mut ast)?;
     let df_schema = DFSchema::try_from(Arc::clone(schema))?;
     let logical = state.create_logical_expr_from_sql_expr(
         datafusion::sql::sqlparser::ast::ExprWithAlias {

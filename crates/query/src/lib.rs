@@ -33,6 +33,7 @@ mod subquery_sets;
 pub mod system;
 pub mod table;
 pub mod totals;
+mod tuple_sets;
 mod typecheck;
 mod use_nulls;
 

@@ -59,6 +59,8 @@ const GOLDEN: &[&str] = &[
     "SELECT event, count(), uniqExact(user_id) FROM {t} GROUP BY event WITH TOTALS ORDER BY event",
     "SELECT user_id % 5 AS k, count() c, max(value) FROM {t} GROUP BY k WITH TOTALS HAVING c > 6000 ORDER BY k",
     "SELECT count(), sum(user_id) FROM {t} WITH TOTALS",
+    "SELECT count() FROM {t} WHERE (user_id, event) IN ((42, 'e1'), (7, 'e3'), (100, 'e5'))",
+    "SELECT event, count() FROM {t} WHERE (user_id % 10, event) IN (SELECT user_id % 10, min(event) FROM {t} GROUP BY user_id % 10) GROUP BY event ORDER BY event",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,6 +189,15 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT min(x), max(x) FROM (SELECT arrayJoin([toFloat64(0.0), -nan, toFloat64(1.0), toFloat64(-1.0)]) AS x)", "-1\t1\n"),
     ("SELECT number % 2 AS k, max(if(number < 4, nan, toFloat64(number))) AS m, min(if(number < 4, nan, toFloat64(number))) AS n FROM numbers(6) GROUP BY k ORDER BY k", "0\t4\t4\n1\t5\t5\n"),
     ("SELECT coalesce(), coalesce(NULL), coalesce(NULL, 1)", "\\N\t\\N\t1\n"),
+    // Tuples IN a set of tuples: elements converted to the left side's types or skipped,
+    // elements with a NULL skipped, a left side with a NULL in no set; never NULL.
+    ("SELECT (number, toString(number)) IN ((1, '1'), (-1, '-1')), (number - 1, number % 2) NOT IN ((0, 1), (2, 1)), (toUInt8(number), 1) IN ((1.5, 1), (2, 1.0)) FROM numbers(4)",
+     "0\t1\t0\n1\t0\t0\n0\t1\t1\n0\t0\t0\n"),
+    ("SELECT (nullIf(number, 2), number) IN (SELECT nullIf(number, 1), number FROM numbers(4)) AS a, (nullIf(number, 2), number) NOT IN (SELECT number, number FROM numbers(4)) AS b FROM numbers(4)",
+     "1\t0\n0\t0\n0\t1\n1\t0\n"),
+    ("SELECT count() FROM numbers(10) WHERE (number % 3, toString(number % 2)) IN (SELECT 1, '1' UNION ALL SELECT 2, '0')", "4\n"),
+    ("SELECT (number, (number, 'a')) IN ((1, (1, 'a')), (2, (2, 'b'))) FROM numbers(3)", "0\n1\n0\n"),
+    ("SELECT (toDate('2020-01-02'), 1) IN (('2020-01-02', 1)), (toDateTime('2020-01-02 00:00:00'), 1) IN ((toDate('2020-01-02'), 1)), tuple(1, 'a')", "1\t1\t(1,'a')\n"),
     ("SELECT toDate(toInt64(1665519765), 'Europe/Amsterdam'), toDate(100, 'Asia/Tokyo'), toDate('2022-10-11', 'Asia/Tokyo'), toYYYYMMDD(toDate(toUInt32(1665519765), 'Europe/Amsterdam'))", "2022-10-11\t1970-04-11\t2022-10-11\t20221011\n"),
 ];
 
@@ -233,6 +242,10 @@ const ERRORS: &[(&str, i32)] = &[
         "CREATE TABLE codec_e5 (a UInt64 CODEC(Delta)) ENGINE = MergeTree ORDER BY tuple()",
         36,
     ),
+    ("SELECT (1, 2) IN ((1, 2), 5, 6)", 124),
+    ("SELECT (1, 2) IN ((1, 2), (1, 2, 3))", 124),
+    ("SELECT (1, 2) IN (SELECT 1)", 20),
+    ("CREATE TABLE e_v (a UInt8, b UInt8) ENGINE = MergeTree ORDER BY a; INSERT INTO e_v VALUES (1, 2, 3)", 62),
     (
         "CREATE TABLE codec_e6 (a UInt64 CODEC(ZSTD, Delta)) ENGINE = MergeTree ORDER BY tuple()",
         36,

@@ -152,7 +152,7 @@ impl Session {
             InsertSource::Values(rows) => {
                 if let Some(bad) = rows.iter().find(|r| r.len() != names.len()) {
                     return Err(QueryError::other(
-                        ErrorCode::NUMBER_OF_COLUMNS_DOESNT_MATCH,
+                        ErrorCode::SYNTAX_ERROR,
                         format!(
                             "Expected {} columns in VALUES row, got {}",
                             names.len(),

@@ -76,7 +76,7 @@ impl Session {
             self.expand_views(&mut query, &mut final_tables)?;
             self.qualify_temporary(&mut query, &mut final_tables);
             self.hide_computed_columns(&mut query);
-            crate::rewrite::rewrite_query(&mut query);
+            crate::rewrite::rewrite_query(&mut query)?;
             crate::complexity::check_query(&mut query, AstLimits::expanded(settings)?)?;
             Ok::<_, QueryError>(query)
         })?;

@@ -337,10 +337,22 @@ fn to_string(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
 }
 
 fn to_type_name(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
-    let t = ChType::from_arrow(args[0].data_type())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| args[0].data_type().to_string());
+    let t = type_name(args[0].data_type());
     Ok(Arc::new(StringArray::from(vec![t; n])))
+}
+
+/// ClickHouse's name of a computed value's type; a tuple is a struct.
+fn type_name(t: &DataType) -> String {
+    if let Some(t) = ChType::from_arrow(t) {
+        return t.to_string();
+    }
+    match t {
+        DataType::Struct(fields) => {
+            let inner: Vec<String> = fields.iter().map(|f| type_name(f.data_type())).collect();
+            format!("Tuple({})", inner.join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 fn empty(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
@@ -919,6 +931,12 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         strings::visible_width,
     ));
     fns.push(udf("hex", one(), ret_string, strings::hex));
+    fns.push(udf(
+        crate::tuple_sets::TUPLE_IN,
+        Signature::variadic_any(Volatility::Immutable),
+        |_| Ok(DataType::Boolean),
+        crate::tuple_sets::eval,
+    ));
     fns.extend(convert::udfs());
     fns.extend(dates::udfs());
     fns.extend(bytes::udfs());

@@ -8,6 +8,7 @@ mod aliases;
 mod arrays;
 pub(crate) use arrays::ARRAY_ELEMENT;
 mod functions;
+mod tuples;
 mod using;
 
 use std::ops::ControlFlow;
@@ -17,6 +18,7 @@ use aliases::{
 };
 use functions::{rewrite_function, searched_case};
 
+use crate::error::{QueryError, Result};
 use crate::statement::{INLINE_ALIAS, WITH_ALIAS_PREFIX};
 
 use datafusion::sql::sqlparser::ast::{
@@ -30,6 +32,8 @@ struct Rewriter {
     /// ClickHouse `WITH expr AS name` aliases of the queries being visited,
     /// outermost first: a query sees its own and its enclosing queries'.
     with_scopes: Vec<Vec<(String, Expr)>>,
+    /// What stopped the rewrite: a query ClickHouse refuses.
+    error: Option<QueryError>,
 }
 
 impl VisitorMut for Rewriter {
@@ -66,19 +70,28 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        tuples::tuple_to_struct(e);
+        if let Err(err) = tuples::tuple_in(e) {
+            self.error = Some(err);
+            return ControlFlow::Break(());
+        }
         rewrite_expr(e);
         ControlFlow::Continue(())
     }
 }
 
 /// Rewrites a whole query in place.
-pub fn rewrite_query(q: &mut Query) {
-    let _ = q.visit(&mut Rewriter::default());
+pub fn rewrite_query(q: &mut Query) -> Result<()> {
+    let mut r = Rewriter::default();
+    let _ = q.visit(&mut r);
+    r.error.map_or(Ok(()), Err)
 }
 
 /// Rewrites one standalone expression (keys, defaults) in place.
-pub fn rewrite_standalone_expr(e: &mut Expr) {
-    let _ = e.visit(&mut Rewriter::default());
+pub fn rewrite_standalone_expr(e: &mut Expr) -> Result<()> {
+    let mut r = Rewriter::default();
+    let _ = e.visit(&mut r);
+    r.error.map_or(Ok(()), Err)
 }
 
 /// `x IN (1, NULL)`: ClickHouse (`transform_null_in = 0`, the default) skips
@@ -860,7 +873,7 @@ mod tests {
             .unwrap()
             .parse_query()
             .unwrap();
-        rewrite_query(&mut q);
+        rewrite_query(&mut q).unwrap();
         q.to_string()
     }
 
