@@ -34,6 +34,7 @@ pub mod system;
 pub mod table;
 pub mod totals;
 mod tuple_sets;
+mod type_names;
 mod typecheck;
 mod use_nulls;
 

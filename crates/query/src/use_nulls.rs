@@ -31,8 +31,8 @@ pub fn fill_join_defaults(plan: LogicalPlan) -> Result<LogicalPlan> {
             _ => return Ok(Transformed::no(node)),
         };
         let (left, right) = (
-            clickhouse_nullable(&join.left),
-            clickhouse_nullable(&join.right),
+            clickhouse_nullable(&join.left, Sense::Fill),
+            clickhouse_nullable(&join.right, Sense::Fill),
         );
         let left_len = left.len();
         // Output field i fills when its side does and its input was not Nullable.
@@ -140,13 +140,24 @@ fn nullable_arg(arg: &Expr, input: &DFSchema) -> bool {
     null_literal || nullable_key(arg, input)
 }
 
+/// What an unsure answer of [`clickhouse_nullable`] / [`expr_nullable`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sense {
+    /// Nullable: filling a default where ClickHouse has a NULL would be a
+    /// wrong answer; keeping DataFusion's NULL is at worst a NULL shown.
+    Fill,
+    /// Not Nullable unless something is (`toTypeName`): a type is named
+    /// Nullable only where a NULL can come from.
+    TypeName,
+}
+
 /// Which output fields of `plan` are Nullable in ClickHouse's sense.
 /// DataFusion calls the result of almost every function nullable, so a
 /// subquery's `toDate(t) AS d` would read NULL on an outer join's unmatched
 /// side where ClickHouse reads 1970-01-01: ClickHouse's result is Nullable
 /// only when an argument is, or the function makes NULLs. Plans this does
 /// not look into keep DataFusion's answer (Nullable: no default is filled).
-fn clickhouse_nullable(plan: &LogicalPlan) -> Vec<bool> {
+pub(crate) fn clickhouse_nullable(plan: &LogicalPlan, sense: Sense) -> Vec<bool> {
     let datafusion_says = || {
         plan.schema()
             .fields()
@@ -156,27 +167,39 @@ fn clickhouse_nullable(plan: &LogicalPlan) -> Vec<bool> {
     };
     match plan {
         LogicalPlan::Projection(p) => {
-            let input = clickhouse_nullable(&p.input);
+            let input = clickhouse_nullable(&p.input, sense);
             p.expr
                 .iter()
-                .map(|e| expr_nullable(e, p.input.schema(), &input))
+                .map(|e| expr_nullable(e, p.input.schema(), &input, sense))
                 .collect()
         }
-        LogicalPlan::SubqueryAlias(a) => clickhouse_nullable(&a.input),
-        LogicalPlan::Filter(f) => clickhouse_nullable(&f.input),
-        LogicalPlan::Sort(s) => clickhouse_nullable(&s.input),
-        LogicalPlan::Limit(l) => clickhouse_nullable(&l.input),
-        LogicalPlan::Distinct(Distinct::All(input)) => clickhouse_nullable(input),
+        LogicalPlan::SubqueryAlias(a) => clickhouse_nullable(&a.input, sense),
+        LogicalPlan::Filter(f) => clickhouse_nullable(&f.input, sense),
+        LogicalPlan::Sort(s) => clickhouse_nullable(&s.input, sense),
+        LogicalPlan::Limit(l) => clickhouse_nullable(&l.input, sense),
+        LogicalPlan::Distinct(Distinct::All(input)) => clickhouse_nullable(input, sense),
+        // join_use_nulls = 0: the unmatched side's columns get defaults.
+        LogicalPlan::Join(j) if sense == Sense::TypeName => {
+            let mut out = clickhouse_nullable(&j.left, sense);
+            out.extend(clickhouse_nullable(&j.right, sense));
+            out.resize(plan.schema().fields().len(), false);
+            out
+        }
+        LogicalPlan::Window(w) if sense == Sense::TypeName => {
+            let mut out = clickhouse_nullable(&w.input, sense);
+            out.resize(plan.schema().fields().len(), false);
+            out
+        }
         LogicalPlan::Aggregate(agg)
             if !matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) =>
         {
-            let input = clickhouse_nullable(&agg.input);
+            let input = clickhouse_nullable(&agg.input, sense);
             let schema = agg.input.schema();
             let df = datafusion_says();
             let keys = agg
                 .group_expr
                 .iter()
-                .map(|k| expr_nullable(k, schema, &input));
+                .map(|k| expr_nullable(k, schema, &input, sense));
             let aggregates = agg.aggr_expr.iter().map(|e| {
                 let inner = match e {
                     Expr::Alias(a) => a.expr.as_ref(),
@@ -201,13 +224,13 @@ fn clickhouse_nullable(plan: &LogicalPlan) -> Vec<bool> {
                         f.params
                             .args
                             .iter()
-                            .any(|a| expr_nullable(a, schema, &input))
+                            .any(|a| expr_nullable(a, schema, &input, sense))
                     }
-                    _ => true,
+                    _ => sense == Sense::Fill,
                 }
             });
             let mut out: Vec<bool> = keys.chain(aggregates).collect();
-            out.resize(df.len(), true);
+            out.resize(df.len(), sense == Sense::Fill);
             out
         }
         _ => datafusion_says(),
@@ -216,41 +239,47 @@ fn clickhouse_nullable(plan: &LogicalPlan) -> Vec<bool> {
 
 /// Whether `e` over an input whose fields are Nullable as `input` says is
 /// Nullable in ClickHouse's sense (see [`clickhouse_nullable`]).
-fn expr_nullable(e: &Expr, schema: &DFSchema, input: &[bool]) -> bool {
+pub(crate) fn expr_nullable(e: &Expr, schema: &DFSchema, input: &[bool], sense: Sense) -> bool {
+    let of = |x: &Expr| expr_nullable(x, schema, input, sense);
     match e {
-        Expr::Alias(a) => expr_nullable(&a.expr, schema, input),
+        Expr::Alias(a) => of(&a.expr),
         Expr::Column(c) => schema
             .maybe_index_of_column(c)
             .and_then(|i| input.get(i).copied())
-            .unwrap_or(true),
+            .unwrap_or(sense == Sense::Fill),
         Expr::Literal(v, _) => v.is_null(),
         Expr::Case(c) => {
             c.else_expr.is_none()
                 || c.else_expr
                     .iter()
                     .chain(c.when_then_expr.iter().map(|(_, t)| t))
-                    .any(|t| expr_nullable(t, schema, input))
-        }
-        Expr::ScalarFunction(f) if f.name().eq_ignore_ascii_case("coalesce") => {
-            f.args.iter().all(|a| expr_nullable(a, schema, input))
+                    .any(|t| of(t))
         }
         Expr::ScalarFunction(f) => {
             let name = f.name().to_ascii_lowercase();
-            // Functions that make NULLs of non-NULL arguments (`nullIf`,
-            // `toUInt8OrNull`, `toNullable`, a missing array element or
-            // map key, a regular expression without a match).
-            let makes_nulls = name.contains("null")
-                || name.starts_with("array_element")
-                || name.starts_with("get_field")
-                || name.starts_with("regexp")
-                || name.starts_with("json");
-            makes_nulls || f.args.iter().any(|a| expr_nullable(a, schema, input))
+            match name.as_str() {
+                "coalesce" => f.args.iter().all(of),
+                // Never NULL whatever the arguments.
+                "isnull" | "isnotnull" | "iszeroornull" | "assumenotnull" | "totypename"
+                | "__qh_tuple_in" => false,
+                "ifnull" => f.args.iter().all(of),
+                // Functions that make NULLs of non-NULL arguments (`nullIf`,
+                // `toUInt8OrNull`, `toNullable`, a missing array element or
+                // map key, a regular expression without a match).
+                _ if name.contains("null")
+                    || name.starts_with("array_element")
+                    || name.starts_with("get_field")
+                    || name.starts_with("regexp")
+                    || name.starts_with("json") =>
+                {
+                    true
+                }
+                _ => f.args.iter().any(of),
+            }
         }
-        Expr::Cast(c) => expr_nullable(&c.expr, schema, input),
-        Expr::BinaryExpr(b) => {
-            expr_nullable(&b.left, schema, input) || expr_nullable(&b.right, schema, input)
-        }
-        Expr::Not(x) | Expr::Negative(x) => expr_nullable(x, schema, input),
+        Expr::Cast(c) => of(&c.expr),
+        Expr::BinaryExpr(b) => of(&b.left) || of(&b.right),
+        Expr::Not(x) | Expr::Negative(x) => of(x),
         Expr::IsNull(_)
         | Expr::IsNotNull(_)
         | Expr::IsTrue(_)
@@ -260,14 +289,25 @@ fn expr_nullable(e: &Expr, schema: &DFSchema, input: &[bool]) -> bool {
         Expr::Between(_) | Expr::Like(_) | Expr::SimilarTo(_) | Expr::InList(_) => {
             let mut any = false;
             let _ = e.apply_children(|c| {
-                any |= expr_nullable(c, schema, input);
+                any |= of(c);
                 Ok(TreeNodeRecursion::Continue)
             });
             any
         }
         // Subqueries, casts that may fail to NULL, window and aggregate
-        // calls, anything else: as DataFusion says.
-        _ => e.nullable(schema).unwrap_or(true),
+        // calls, anything else: as DataFusion says, or (naming a type) as
+        // their arguments are.
+        _ => match sense {
+            Sense::Fill => e.nullable(schema).unwrap_or(true),
+            Sense::TypeName => {
+                let mut any = false;
+                let _ = e.apply_children(|c| {
+                    any |= of(c);
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                any
+            }
+        },
     }
 }
 

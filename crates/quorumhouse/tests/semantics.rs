@@ -198,6 +198,10 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT count() FROM numbers(10) WHERE (number % 3, toString(number % 2)) IN (SELECT 1, '1' UNION ALL SELECT 2, '0')", "4\n"),
     ("SELECT (number, (number, 'a')) IN ((1, (1, 'a')), (2, (2, 'b'))) FROM numbers(3)", "0\n1\n0\n"),
     ("SELECT (toDate('2020-01-02'), 1) IN (('2020-01-02', 1)), (toDateTime('2020-01-02 00:00:00'), 1) IN ((toDate('2020-01-02'), 1)), tuple(1, 'a')", "1\t1\t(1,'a')\n"),
+    // toTypeName says Nullable where ClickHouse's rules make a value Nullable.
+    ("SELECT toTypeName(number), toTypeName(toNullable('a')), toTypeName(NULL), toTypeName(isNull(number)), toTypeName(number % 2 = 0 ? number : NULL), toTypeName(max(toNullable(number))) FROM numbers(2) GROUP BY number ORDER BY number LIMIT 1",
+     "UInt64\tNullable(String)\tNullable(Nothing)\tUInt8\tNullable(UInt64)\tNullable(UInt64)\n"),
+    ("SELECT toTypeName(x), toTypeName(y) FROM (SELECT nullIf('a', 'b') AS x, 'c' AS y)", "Nullable(String)\tString\n"),
     ("SELECT toDate(toInt64(1665519765), 'Europe/Amsterdam'), toDate(100, 'Asia/Tokyo'), toDate('2022-10-11', 'Asia/Tokyo'), toYYYYMMDD(toDate(toUInt32(1665519765), 'Europe/Amsterdam'))", "2022-10-11\t1970-04-11\t2022-10-11\t20221011\n"),
 ];
 

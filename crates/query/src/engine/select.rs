@@ -149,6 +149,9 @@ impl Session {
         plan = crate::subquery_sets::materialize(plan, &state)
             .await
             .map_err(table_error)?;
+        // Before the fills: they make a join's padded columns look Nullable.
+        plan =
+            on_large_stack(|| crate::type_names::name_nullable_types(plan)).map_err(table_error)?;
         for (setting, fill) in [
             (
                 "join_use_nulls",

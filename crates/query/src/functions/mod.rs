@@ -342,7 +342,7 @@ fn to_type_name(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
 }
 
 /// ClickHouse's name of a computed value's type; a tuple is a struct.
-fn type_name(t: &DataType) -> String {
+pub(crate) fn type_name(t: &DataType) -> String {
     if let Some(t) = ChType::from_arrow(t) {
         return t.to_string();
     }

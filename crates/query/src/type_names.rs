@@ -1,0 +1,85 @@
+//! `toTypeName(x)` says `Nullable(…)` where `x` is Nullable in ClickHouse's
+//! sense. The function itself sees an Arrow array, whose type carries no
+//! nullability, so the plan decides: a call whose argument can hold NULL by
+//! ClickHouse's rules (a Nullable column, a NULL literal, `nullIf`,
+//! `toNullable`, a CASE without ELSE, …; see `use_nulls::expr_nullable`)
+//! becomes the literal name. Where the rules are unsure the name stays
+//! without Nullable, as before.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::Result;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{lit, Expr, ExprSchemable, LogicalPlan};
+
+use crate::use_nulls::{clickhouse_nullable, expr_nullable, Sense};
+
+/// Puts the name of each Nullable argument's type in place of its
+/// `toTypeName` call.
+pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let out = plan.transform_up(|node| {
+        let inputs = node.inputs();
+        let [input] = inputs.as_slice() else {
+            return Ok(Transformed::no(node));
+        };
+        let schema = std::sync::Arc::clone(input.schema());
+        let mut nullable: Option<Vec<bool>> = None;
+        let names = NamePreserver::new(&node);
+        let input = (*input).clone();
+        let mapped = node.map_expressions(|e| {
+            let saved = names.save(&e);
+            let t = e.transform_up(|e| match e {
+                Expr::ScalarFunction(f)
+                    if f.name().eq_ignore_ascii_case("totypename") && f.args.len() == 1 =>
+                {
+                    let input_nullable = nullable
+                        .get_or_insert_with(|| clickhouse_nullable(&input, Sense::TypeName));
+                    if !expr_nullable(&f.args[0], &schema, input_nullable, Sense::TypeName) {
+                        return Ok(Transformed::no(Expr::ScalarFunction(f)));
+                    }
+                    let ty = f.args[0].get_type(&schema)?;
+                    Ok(Transformed::yes(lit(nullable_name(&ty))))
+                }
+                e => Ok(Transformed::no(e)),
+            })?;
+            Ok(t.update_data(|e| saved.restore(e)))
+        })?;
+        if mapped.transformed {
+            mapped.map_data(|n| n.recompute_schema())
+        } else {
+            Ok(mapped)
+        }
+    })?;
+    Ok(out.data)
+}
+
+/// ClickHouse's name of a Nullable value of Arrow type `ty`.
+fn nullable_name(ty: &DataType) -> String {
+    if ty == &DataType::Null {
+        return "Nullable(Nothing)".into();
+    }
+    let name = crate::functions::type_name(ty);
+    if name.starts_with("Nullable(") {
+        name
+    } else if let Some(inner) = name
+        .strip_prefix("LowCardinality(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        format!("LowCardinality(Nullable({inner}))")
+    } else {
+        format!("Nullable({name})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_names_wrap_the_value_type() {
+        assert_eq!(nullable_name(&DataType::UInt64), "Nullable(UInt64)");
+        assert_eq!(nullable_name(&DataType::Null), "Nullable(Nothing)");
+        let lc = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert_eq!(nullable_name(&lc), "LowCardinality(Nullable(String))");
+    }
+}
