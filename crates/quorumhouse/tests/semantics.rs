@@ -202,6 +202,9 @@ const ANSWERS: &[(&str, &str)] = &[
     ("SELECT toTypeName(number), toTypeName(toNullable('a')), toTypeName(NULL), toTypeName(isNull(number)), toTypeName(number % 2 = 0 ? number : NULL), toTypeName(max(toNullable(number))) FROM numbers(2) GROUP BY number ORDER BY number LIMIT 1",
      "UInt64\tNullable(String)\tNullable(Nothing)\tUInt8\tNullable(UInt64)\tNullable(UInt64)\n"),
     ("SELECT toTypeName(x), toTypeName(y) FROM (SELECT nullIf('a', 'b') AS x, 'c' AS y)", "Nullable(String)\tString\n"),
+    // Integer literals beside integer columns in coalesce / nullIf / if take the least supertype.
+    ("SELECT coalesce(number % 2 = 0 ? number : NULL, 100) AS r, toTypeName(r), toTypeName(nullIf(number, 1)), toTypeName(if(number > 0, number, 0)) FROM numbers(2)",
+     "0\tUInt64\tNullable(UInt64)\tUInt64\n100\tUInt64\tNullable(UInt64)\tUInt64\n"),
     ("SELECT toDate(toInt64(1665519765), 'Europe/Amsterdam'), toDate(100, 'Asia/Tokyo'), toDate('2022-10-11', 'Asia/Tokyo'), toYYYYMMDD(toDate(toUInt32(1665519765), 'Europe/Amsterdam'))", "2022-10-11\t1970-04-11\t2022-10-11\t20221011\n"),
 ];
 

@@ -210,6 +210,101 @@ pub(super) fn clickhouse_types(
     }
 }
 
+/// The least common integer type of `a` and `b`, as ClickHouse's
+/// `getLeastSupertype` gives it (none for UInt64 beside a signed type).
+fn supertype(a: Int, b: Int) -> Option<Int> {
+    if a.signed == b.signed {
+        return Some(Int {
+            signed: a.signed,
+            bytes: a.bytes.max(b.bytes),
+        });
+    }
+    let (s, u) = if a.signed { (a, b) } else { (b, a) };
+    (u.bytes < 8).then(|| Int {
+        signed: true,
+        bytes: s.bytes.max(next_size(u.bytes)),
+    })
+}
+
+/// Integer literals among values that make one column (`coalesce`'s and
+/// `nullIf`'s arguments, a CASE's branches) typed as ClickHouse types them:
+/// by their value, so the column's type is the least supertype of the
+/// values' types (`coalesce(u64, 100)` is UInt64; DataFusion would take
+/// Decimal(20, 0) for UInt64 beside an Int64 literal). Only when some value
+/// is a non-literal integer: literals alone keep DataFusion's types.
+fn type_literals(values: &mut [&mut Expr], schema: &DFSchema) {
+    let operands: Vec<Option<Operand>> = values.iter().map(|e| operand(e, schema)).collect();
+    if !operands
+        .iter()
+        .any(|o| o.as_ref().is_some_and(|o| o.int.is_some() && !o.literal))
+    {
+        return;
+    }
+    let mut common: Option<Int> = None;
+    for o in &operands {
+        match o {
+            Some(Operand { int: Some(i), .. }) => {
+                common = match common {
+                    None => Some(*i),
+                    Some(c) => match supertype(c, *i) {
+                        Some(t) => Some(t),
+                        None => return,
+                    },
+                }
+            }
+            // A NULL fits any type; anything else is not ours to type.
+            Some(Operand {
+                data_type: DataType::Null,
+                ..
+            }) => {}
+            _ => return,
+        }
+    }
+    let Some(to) = common else {
+        return;
+    };
+    for (e, o) in values.iter_mut().zip(&operands) {
+        if o.as_ref().is_some_and(|o| o.literal) {
+            let v = std::mem::replace(&mut **e, Expr::Literal(ScalarValue::Null, None));
+            **e = cast(v, to.data_type());
+        }
+    }
+}
+
+/// `coalesce` / `nullIf` / CASE with their integer literals typed (see
+/// [`type_literals`]).
+pub(super) fn branch_literals(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::ScalarFunction(mut f)
+            if matches!(f.name(), "coalesce" | "nullif" | "nvl") && f.args.len() >= 2 =>
+        {
+            let before = f.args.clone();
+            let mut values: Vec<&mut Expr> = f.args.iter_mut().collect();
+            type_literals(&mut values, schema);
+            let changed = f.args != before;
+            Ok(Transformed::new_transformed(
+                Expr::ScalarFunction(f),
+                changed,
+            ))
+        }
+        Expr::Case(mut c) => {
+            let before = c.clone();
+            let mut values: Vec<&mut Expr> = c
+                .when_then_expr
+                .iter_mut()
+                .map(|(_, t)| t.as_mut())
+                .collect();
+            if let Some(e) = c.else_expr.as_mut() {
+                values.push(e.as_mut());
+            }
+            type_literals(&mut values, schema);
+            let changed = c != before;
+            Ok(Transformed::new_transformed(Expr::Case(c), changed))
+        }
+        e => Ok(Transformed::no(e)),
+    }
+}
+
 /// An integer operand: the expression, its type, whether it is a literal.
 type IntOperand = (Expr, Int, bool);
 
@@ -313,6 +408,15 @@ fn convert(e: Expr, from: Int, to: Int, registry: &dyn FunctionRegistry) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supertypes_are_clickhouses() {
+        let i = |signed, bytes| Int { signed, bytes };
+        assert_eq!(supertype(i(false, 8), i(false, 1)), Some(i(false, 8)));
+        assert_eq!(supertype(i(false, 4), i(true, 1)), Some(i(true, 8)));
+        assert_eq!(supertype(i(false, 1), i(true, 1)), Some(i(true, 2)));
+        assert_eq!(supertype(i(false, 8), i(true, 1)), None);
+    }
 
     #[test]
     fn literals_take_the_smallest_type_that_holds_them() {

@@ -4,6 +4,8 @@
 //! - [`integers`]: integer `+ - * %`, unary minus and `intDiv` take
 //!   ClickHouse's result types (`UInt8 + UInt8` is `UInt16`, `a - b` of
 //!   unsigned columns is signed) instead of wrapping in the operands' type;
+//!   integer literals among `coalesce` / `nullIf` arguments and CASE
+//!   branches take the type ClickHouse's least supertype gives them;
 //! - [`float_compare`]: comparisons with a float compare by value;
 //! - [`float_min_max`]: `min` / `max` of floats skip NaN;
 //! - [`float_order`]: NaN sorts beside NULL.
@@ -56,6 +58,7 @@ pub fn clickhouse_operators(
                 },
                 |x| {
                     integers::clickhouse_types(x, &schema, registry)?
+                        .transform_data(|x| integers::branch_literals(x, &schema))?
                         .transform_data(|x| float_compare::by_value(x, &schema, registry))?
                         .transform_data(|x| float_min_max::skip_nan(x, &schema, registry))
                 },
