@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
 use qh_proto::interserver::meta_client::MetaClient as GrpcMetaClient;
@@ -291,8 +291,8 @@ impl Coordinator {
             }
             match leader {
                 Some(l) if l == self.cfg.node_id => {
-                    match tokio::time::timeout(left, self.raft.ensure_linearizable()).await {
-                        Ok(Ok(log_id)) => return Ok(log_id.map(|l| l.index).unwrap_or(0)),
+                    match tokio::time::timeout(left, self.confirmed_read_index()).await {
+                        Ok(Ok(index)) => return Ok(index),
                         Ok(Err(e)) => tracing::debug!(error = %e, "read index: not leader"),
                         Err(_) => {
                             return Err(MetaError::Read(
@@ -338,11 +338,26 @@ impl Coordinator {
 
     /// Leader side of a read index (`Meta.ReadIndex`).
     pub(crate) async fn leader_read_index(&self) -> Result<u64, String> {
-        match tokio::time::timeout(self.cfg.write_timeout, self.raft.ensure_linearizable()).await {
-            Ok(Ok(log_id)) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+        match tokio::time::timeout(self.cfg.write_timeout, self.confirmed_read_index()).await {
+            Ok(Ok(index)) => Ok(index),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("leadership not confirmed by a quorum in time".into()),
         }
+    }
+
+    /// Confirms leadership with a quorum and returns the index a read must
+    /// wait for: at least the leader's last log index. openraft's own read
+    /// index is `max(first entry of this leadership, committed)`, which is
+    /// stale for a leader restored in its old term after a full restart (no
+    /// new blank entry, and the commit index is re-learnt from storage that
+    /// may lag what was acknowledged before the crash). Every acknowledged
+    /// write is in the leader's log, so waiting for its end is always safe.
+    async fn confirmed_read_index(
+        &self,
+    ) -> Result<u64, RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>> {
+        let confirmed = self.raft.ensure_linearizable().await?;
+        let last = self.raft.metrics().borrow().last_log_index;
+        Ok(confirmed.map(|l| l.index).max(last).unwrap_or(0))
     }
 
     /// The interserver address of a member.

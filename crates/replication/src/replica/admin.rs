@@ -25,7 +25,10 @@ impl Replica {
         self.wake();
         let deadline = Instant::now() + timeout;
         loop {
-            let done = *self.pointer.borrow() >= target && {
+            // The pointer is copied out before the state lock is taken: no
+            // path holds one of the two while taking the other.
+            let pointer = *self.pointer.borrow();
+            let done = pointer >= target && {
                 let st = self.state.lock();
                 st.initialized && st.missing.is_empty()
             };
@@ -39,7 +42,7 @@ impl Replica {
                     self.path,
                     self.name,
                     timeout.as_secs(),
-                    *self.pointer.borrow(),
+                    pointer,
                     target,
                     if st.last_exception.is_empty() { "no error".to_string() } else { st.last_exception.clone() }
                 )));

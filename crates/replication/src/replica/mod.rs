@@ -9,7 +9,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use qh_meta::state::PartMeta;
 use qh_meta::{Check, LogEntry, Op, OpResult, Request, Response};
 use qh_storage::{MergeTreeTable, Part, TableMeta};
 use qh_types::PartName;
@@ -19,6 +18,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 mod admin;
 mod queue;
+mod recovery;
 
 use crate::error::{ReplicationError, Result};
 use crate::fetch::fetch_part;
@@ -43,6 +43,15 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// of other kinds are reported at once).
 const POINTER_REPORT_EVERY: Duration = Duration::from_secs(1);
 const POINTER_REPORT_ENTRIES: u64 = 100;
+/// Consecutive failures (of the queue's head entry, or of fetching missing
+/// parts) before they are logged as a warning, and the least time between
+/// two such warnings: a retry loop that never succeeds must be visible
+/// without debug logging, and not flood the log either.
+const WARN_AFTER_FAILURES: u64 = 5;
+const WARN_EVERY: Duration = Duration::from_secs(30);
+/// A queue pass still running after this long is reported (and again
+/// every this long); it is not cancelled.
+const SLOW_PASS: Duration = Duration::from_secs(30);
 
 /// A row of `system.replicas`.
 #[derive(Debug, Clone, Default)]
@@ -102,13 +111,38 @@ struct State {
     /// (the part was fetched): a copy arriving later (hedged staging) is
     /// redundant. The newest [`SUPERSEDED_KEPT`].
     superseded_stages: std::collections::VecDeque<String>,
-    tries: u64,
+    /// Consecutive failed passes of the queue.
+    failures: Failures,
+    /// Consecutive failed fetches of `missing` parts.
+    missing_failures: Failures,
     /// The log pointer last sent to the coordinator, and when.
     reported_pointer: u64,
     reported_at: Option<Instant>,
 }
 
 const SUPERSEDED_KEPT: usize = 4096;
+
+/// A streak of failures of one kind of queue work, and when it was last
+/// logged as a warning.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    warned_at: Option<Instant>,
+}
+
+impl Failures {
+    /// Counts a failure; true when the streak is to be logged as a warning
+    /// (after [`WARN_AFTER_FAILURES`], then at most every [`WARN_EVERY`]).
+    fn fail(&mut self) -> bool {
+        self.count += 1;
+        let due = self.count >= WARN_AFTER_FAILURES
+            && self.warned_at.is_none_or(|t| t.elapsed() >= WARN_EVERY);
+        if due {
+            self.warned_at = Some(Instant::now());
+        }
+        due
+    }
+}
 
 /// An insert this replica is writing (a row of `system.quorum_inserts`).
 #[derive(Debug, Clone)]
@@ -352,17 +386,20 @@ impl Replica {
         let mut backoff = Duration::ZERO;
         loop {
             let initialized = self.state.lock().initialized;
-            let outcome = if !initialized {
-                self.initialize().await.map(|_| ())
-            } else if self.queue_stopped.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                self.step().await
+            let pass = async {
+                if !initialized {
+                    self.initialize().await.map(|_| ())
+                } else if self.queue_stopped.load(Ordering::Acquire) {
+                    Ok(())
+                } else {
+                    self.step().await
+                }
             };
+            let outcome = self.report_slow(pass).await;
             match outcome {
                 Ok(()) => {
                     backoff = Duration::ZERO;
-                    self.state.lock().tries = 0;
+                    self.state.lock().failures = Failures::default();
                     if let Err(e) = self.assign_merge().await {
                         debug!(error = %e, "merge assignment");
                     }
@@ -370,13 +407,20 @@ impl Replica {
                 Err(e) => {
                     backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
                     let mut st = self.state.lock();
-                    st.tries += 1;
+                    let warn_now = st.failures.fail();
+                    let tries = st.failures.count;
                     st.last_exception = e.to_string();
                     if !st.initialized {
                         st.readonly_reason = Some(e.to_string());
                     }
                     drop(st);
-                    debug!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replication queue");
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    if warn_now {
+                        warn!(error = %e, tries, log_pointer = *self.pointer.borrow(), retry_in_ms,
+                            "replication queue keeps failing");
+                    } else {
+                        debug!(error = %e, tries, retry_in_ms, "replication queue");
+                    }
                 }
             }
             let wait = if backoff.is_zero() {
@@ -394,184 +438,53 @@ impl Replica {
         }
     }
 
-    /// Loads the replica's pointer and compares its parts with the
-    /// coordinator's records: unexpected parts are detached, missing parts
-    /// are queued for fetch, holder records corrected.
-    async fn initialize(&self) -> Result<()> {
-        let repl = self.repl()?;
-        let path = self.path.clone();
-        let (table, records) = repl
-            .coordinator
-            .read_linearizable(|s| (s.table(&path).cloned(), s.parts_of(&path)))
-            .await
-            .map_err(|e| ReplicationError::from_write(&self.path, e))?;
-        let table = table.ok_or_else(|| {
-            ReplicationError::Coordinator(format!(
-                "table {} is not registered in the coordinator",
-                self.path
-            ))
-        })?;
-        let me = table.replicas.get(&self.name).ok_or_else(|| {
-            ReplicationError::Coordinator(format!(
-                "replica {} is not registered at {}",
-                self.name, self.path
-            ))
-        })?;
-        let records: BTreeMap<PartName, PartMeta> = records
-            .into_iter()
-            .filter_map(|(n, m)| n.parse().ok().map(|n| (n, m)))
-            .collect();
-        // Parts staged here whose commit landed while we were away: move them
-        // into place first, so recovery neither fetches nor detaches them.
-        let committed: Vec<(String, PartName)> = repl.coordinator.read(|s| {
-            s.log_from(&path, me.log_pointer)
-                .into_iter()
-                .filter_map(|(_, e)| match e {
-                    LogEntry::GetPart {
-                        part,
-                        stage: Some(stage),
-                        ..
-                    } => part.parse().ok().map(|p| (stage, p)),
-                    _ => None,
-                })
-                .collect()
-        });
-        for (stage, part) in committed {
-            if self.staging.contains(&stage) && records.contains_key(&part) {
-                self.activate_staged(&stage, &part).await?;
+    /// Runs one pass of the queue, warning while it takes longer than
+    /// [`SLOW_PASS`]: a pass that never ends (a peer that never answers)
+    /// would otherwise stall the replica without a trace.
+    async fn report_slow<T>(&self, pass: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(pass);
+        let started = Instant::now();
+        loop {
+            tokio::select! {
+                out = &mut pass => return out,
+                _ = tokio::time::sleep(SLOW_PASS) => warn!(
+                    running_s = started.elapsed().as_secs(),
+                    log_pointer = *self.pointer.borrow(),
+                    "replication queue pass still running"
+                ),
             }
         }
-        let current = |n: &PartName| {
-            records
-                .iter()
-                .any(|(r, m)| m.merging_into.is_none() && r.covers(n))
-        };
-        let mut ops = Vec::new();
-        for part in self.table.active_parts() {
-            if records.contains_key(&part.name) || current(&part.name) {
-                continue;
-            }
-            warn!(part = %part.name, "part is not known to the coordinator: detaching it as unexpected");
-            self.table.detach_part(&part.name, "unexpected")?;
-        }
-        let mut missing = BTreeSet::new();
-        for (name, meta) in &records {
-            if meta.merging_into.is_some() {
-                continue;
-            }
-            let holds = meta.holders.contains(&self.name);
-            match self.table.part_or_covering(name) {
-                Some(p) if p.name == *name && !holds => ops.push(Op::AddPartHolder {
-                    table: self.path.clone(),
-                    part: name.to_string(),
-                    replica: self.name.clone(),
-                    checksum: Some(p.checksum_digest()),
-                }),
-                Some(_) => {}
-                None => {
-                    if holds {
-                        ops.push(Op::RemovePartHolder {
-                            table: self.path.clone(),
-                            part: name.to_string(),
-                            replica: self.name.clone(),
-                        });
-                    }
-                    missing.insert(name.clone());
-                }
-            }
-        }
-        if !ops.is_empty() {
-            self.send_ops(
-                &repl,
-                ops.into_iter()
-                    .map(|op| Pending {
-                        op,
-                        on_reject: None,
-                    })
-                    .collect(),
-            )
-            .await;
-        }
-        // A merge result nobody holds (every replica lacked a source at its
-        // MERGE_PARTS entry and postponed it; that memory did not survive
-        // the restart): its sources' records say what to merge here once
-        // they are all present, and the sources this replica lacks are
-        // fetched like any missing part.
-        let mut merge_sources: BTreeMap<PartName, Vec<PartName>> = BTreeMap::new();
-        for (name, meta) in &records {
-            let Some(into) = meta.merging_into.as_deref() else {
-                continue;
-            };
-            let Ok(into) = into.parse::<PartName>() else {
-                continue;
-            };
-            if missing.contains(&into) {
-                merge_sources.entry(into).or_default().push(name.clone());
-            }
-        }
-        for source in merge_sources.values().flatten() {
-            if self.table.part_or_covering(source).is_none() {
-                missing.insert(source.clone());
-            }
-        }
-        if !missing.is_empty() {
-            info!(
-                parts = missing.len(),
-                postponed_merges = merge_sources.len(),
-                "recovery: parts to fetch"
-            );
-        }
-        let mut pointer = me.log_pointer;
-        if me.is_lost {
-            // The log behind us was trimmed: take the current part set (the
-            // fetches above) and continue from the log's head.
-            pointer = table.next_log;
-            let r = repl
-                .coordinator
-                .write(Request::op(Op::ReplicaRecovered {
-                    table: self.path.clone(),
-                    replica: self.name.clone(),
-                    pointer,
-                }))
-                .await
-                .map_err(|e| ReplicationError::from_write(&self.path, e))?;
-            if !r.is_ok() {
-                return Err(ReplicationError::Coordinator(format!(
-                    "cloning a lost replica: {r:?}; retrying"
-                )));
-            }
-            warn!(
-                parts = missing.len(),
-                log_pointer = pointer,
-                "this replica was lost (too far behind while down): cloned the current part set"
-            );
-        }
-        self.pointer.send_replace(pointer);
-        let mut st = self.state.lock();
-        st.reported_pointer = pointer;
-        st.reported_at = Some(Instant::now());
-        st.missing = missing;
-        st.merge_sources = merge_sources;
-        st.initialized = true;
-        st.readonly_reason = None;
-        info!(log_pointer = pointer, "replica initialized");
-        Ok(())
     }
 
     /// One pass: fetch missing parts, execute new log entries in order, and
     /// record the outcome (holders, log pointer) in the coordinator.
     async fn step(&self) -> Result<()> {
         let repl = self.repl()?;
-        let lost = repl.coordinator.read(|s| {
+        let (lost, recorded) = repl.coordinator.read(|s| {
             s.table(&self.path)
                 .and_then(|t| t.replicas.get(&self.name))
-                .is_some_and(|r| r.is_lost)
+                .map_or((false, 0), |r| (r.is_lost, r.log_pointer))
         });
         if lost {
             self.state.lock().initialized = false;
             return Err(ReplicationError::Coordinator(
                 "this replica was marked lost; cloning".into(),
             ));
+        }
+        let pointer = *self.pointer.borrow();
+        if recorded > pointer {
+            // Only this replica moves its recorded pointer, after executing
+            // the entries below it: recovery read an older state than this
+            // replica had reported (the entries it waits for may be trimmed
+            // already). Recover again from the current one.
+            warn!(
+                log_pointer = pointer,
+                recorded, "recovery read an older coordinator state; recovering again"
+            );
+            self.state.lock().initialized = false;
+            return Err(ReplicationError::Coordinator(format!(
+                "log pointer {pointer} is behind this replica's recorded {recorded}; recovering again"
+            )));
         }
         let mut done: Vec<Pending> = Vec::new();
         let mut first_error = None;
@@ -609,6 +522,13 @@ impl Replica {
                 }
             }
         }
+        // A postponed merge whose last source just arrived: merged now, not
+        // a pass later (meanwhile every replica may hold just the sources).
+        // A failure is retried like a missing part's, and the holders
+        // gathered above are still sent.
+        if let Err(e) = self.merge_postponed(&mut done).await {
+            first_error.get_or_insert(e);
+        }
         // Missing parts do not hold back the log (only a failing entry does);
         // they are retried on their own backoff.
         {
@@ -621,8 +541,15 @@ impl Replica {
                         .clamp(Duration::from_millis(100), MAX_BACKOFF);
                     st.missing_retry = Some((Instant::now() + backoff, backoff));
                     st.last_exception = e.to_string();
+                    if st.missing_failures.fail() {
+                        warn!(parts = st.missing.len(), tries = st.missing_failures.count, error = %e,
+                            "missing parts still cannot be fetched; retrying");
+                    }
                 }
-                None if st.missing.is_empty() => st.missing_retry = None,
+                None if st.missing.is_empty() => {
+                    st.missing_retry = None;
+                    st.missing_failures = Failures::default();
+                }
                 None => {}
             }
         }
@@ -669,6 +596,7 @@ impl Replica {
                     let mut st = self.state.lock();
                     if let Some(q) = st.queue.iter_mut().find(|q| q.index == *index) {
                         q.last_exception = e.to_string();
+                        q.num_tries += 1;
                     }
                     drop(st);
                     first_error = Some(e)
@@ -817,6 +745,7 @@ impl Replica {
             })
             .unwrap_or_default();
         let readonly = self.readonly_reason().is_some();
+        let log_pointer = *self.pointer.borrow();
         let st = self.state.lock();
         let count = |k: &str| st.queue.iter().filter(|q| q.kind == k).count() as u64;
         ReplicaStatus {
@@ -832,7 +761,7 @@ impl Replica {
             inserts_in_queue: count("GET_PART") + st.missing.len() as u64,
             merges_in_queue: count("MERGE_PARTS"),
             log_max_index: log_max,
-            log_pointer: *self.pointer.borrow(),
+            log_pointer,
             absolute_delay: delay_of(&st),
             total_replicas: total,
             active_replicas: active,
