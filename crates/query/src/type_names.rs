@@ -4,7 +4,9 @@
 //! ClickHouse's rules (a Nullable column, a NULL literal, `nullIf`,
 //! `toNullable`, a CASE without ELSE, …; see `use_nulls::expr_nullable`)
 //! becomes the literal name. Where the rules are unsure the name stays
-//! without Nullable, as before.
+//! without Nullable, as before. An integer literal's name is the type
+//! ClickHouse's parser gives it (`toTypeName(1)` is UInt8), which DataFusion
+//! plans as Int64.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -32,6 +34,11 @@ pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
                 Expr::ScalarFunction(f)
                     if f.name().eq_ignore_ascii_case("totypename") && f.args.len() == 1 =>
                 {
+                    // A literal names the type ClickHouse's parser gives it.
+                    if let Some(l) = crate::operators::smallest_literal(&f.args[0]) {
+                        let ty = l.get_type(&schema)?;
+                        return Ok(Transformed::yes(lit(crate::functions::type_name(&ty))));
+                    }
                     let input_nullable = nullable
                         .get_or_insert_with(|| clickhouse_nullable(&input, Sense::TypeName));
                     if !expr_nullable(&f.args[0], &schema, input_nullable, Sense::TypeName) {

@@ -217,6 +217,9 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
         add(name.into(), Target::Decimal(precision), 2);
     }
     add("__qh_cast".into(), Target::Cast, 2);
+    // The dividend of `/` (the SQL rewrite's): toFloat64 unless a Decimal
+    // division takes it apart (operators/decimals.rs).
+    add(super::DIVIDEND.into(), Target::To(ChType::Float64), 1);
     out
 }
 

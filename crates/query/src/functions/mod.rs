@@ -9,6 +9,7 @@ mod bytes;
 mod convert;
 pub(crate) use convert::convert;
 mod dates;
+pub(crate) mod decimals;
 pub(crate) use dates::{AT_LEAST_PRECISION, INTERVAL_UNITS};
 mod hash;
 mod math;
@@ -20,6 +21,10 @@ pub(crate) mod server;
 mod strings;
 
 pub use server::{TIME_ZONE, VERSION};
+
+/// The dividend of every `/` as the SQL rewrite leaves it: a toFloat64
+/// that a Decimal division removes again (`operators/decimals.rs`).
+pub(crate) const DIVIDEND: &str = "__qh_dividend";
 
 use std::sync::Arc;
 
@@ -938,6 +943,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         crate::tuple_sets::eval,
     ));
     fns.extend(convert::udfs());
+    fns.extend(decimals::udfs());
     fns.extend(dates::udfs());
     fns.extend(bytes::udfs());
     fns.extend(quantiles::udfs());

@@ -226,17 +226,43 @@ fn supertype(a: Int, b: Int) -> Option<Int> {
     })
 }
 
+/// An integer literal (`1`, `-128`, DataFusion's Int64 or UInt64) as a
+/// literal of the type ClickHouse's parser gives it: the smallest that
+/// holds its value (`1` is UInt8, `-1` Int8, `300` UInt16).
+pub(crate) fn smallest_literal(e: &Expr) -> Option<Expr> {
+    let v: i128 = match e {
+        Expr::Literal(ScalarValue::Int64(Some(v)), _) => (*v).into(),
+        Expr::Literal(ScalarValue::UInt64(Some(v)), _) => (*v).into(),
+        Expr::Negative(x) => match x.as_ref() {
+            Expr::Literal(ScalarValue::Int64(Some(v)), _) => -i128::from(*v),
+            Expr::Literal(ScalarValue::UInt64(Some(v)), _) => -i128::from(*v),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if v < i128::from(i64::MIN) {
+        return None;
+    }
+    let to = Int::of_value(v).data_type();
+    let value = if v > i128::from(i64::MAX) {
+        ScalarValue::UInt64(Some(v as u64))
+    } else {
+        ScalarValue::Int64(Some(v as i64)).cast_to(&to).ok()?
+    };
+    Some(Expr::Literal(value, None))
+}
+
 /// Integer literals among values that make one column (`coalesce`'s and
 /// `nullIf`'s arguments, a CASE's branches) typed as ClickHouse types them:
 /// by their value, so the column's type is the least supertype of the
-/// values' types (`coalesce(u64, 100)` is UInt64; DataFusion would take
-/// Decimal(20, 0) for UInt64 beside an Int64 literal). Only when some value
-/// is a non-literal integer: literals alone keep DataFusion's types.
+/// values' types (`coalesce(u64, 100)` is UInt64, DataFusion would take
+/// Decimal(20, 0) for UInt64 beside an Int64 literal; `if(c, 1, 0)` is
+/// UInt8).
 fn type_literals(values: &mut [&mut Expr], schema: &DFSchema) {
     let operands: Vec<Option<Operand>> = values.iter().map(|e| operand(e, schema)).collect();
     if !operands
         .iter()
-        .any(|o| o.as_ref().is_some_and(|o| o.int.is_some() && !o.literal))
+        .any(|o| o.as_ref().is_some_and(|o| o.int.is_some()))
     {
         return;
     }

@@ -6,6 +6,9 @@
 //!   unsigned columns is signed) instead of wrapping in the operands' type;
 //!   integer literals among `coalesce` / `nullIf` arguments and CASE
 //!   branches take the type ClickHouse's least supertype gives them;
+//! - [`decimals`]: `+ - * /` with a Decimal operand take ClickHouse's
+//!   result types, divide exactly and report overflow; `sum` of a Decimal
+//!   is `Decimal(38, S)`;
 //! - [`float_compare`]: comparisons with a float compare by value;
 //! - [`float_min_max`]: `min` / `max` of floats skip NaN;
 //! - [`float_order`]: NaN sorts beside NULL.
@@ -13,6 +16,7 @@
 //! The rewrite runs once per query: it is not idempotent (widened operands
 //! would widen again), so nothing re-applies it to a rewritten plan.
 
+mod decimals;
 mod float_compare;
 mod float_min_max;
 mod float_order;
@@ -28,6 +32,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 
 pub(crate) use float_compare::compare;
 pub(crate) use float_min_max::{set_nan_sign, NAN_HIGH, NAN_LOW};
+pub(crate) use integers::smallest_literal;
 
 /// Applies ClickHouse's operator rules to every expression of `plan`
 /// (subqueries included), keeping each expression's output name.
@@ -43,8 +48,23 @@ pub fn clickhouse_operators(
             _ => return Ok(Transformed::no(node)),
         };
         let names = NamePreserver::new(&node);
+        let projection = matches!(node, LogicalPlan::Projection(_));
         let node = node.map_expressions(|e| {
             let saved = names.save(&e);
+            // A selected integer literal has ClickHouse's literal type
+            // (`SELECT 1` is UInt8); inside expressions the rules below
+            // type literals where it matters.
+            let e = match e {
+                e if !projection => e,
+                Expr::Alias(mut a) => match integers::smallest_literal(&a.expr) {
+                    Some(l) => {
+                        *a.expr = l;
+                        Expr::Alias(a)
+                    }
+                    None => Expr::Alias(a),
+                },
+                e => integers::smallest_literal(&e).unwrap_or(e),
+            };
             // A lambda's parameters are typed when it is planned: a body
             // whose types changed under them would no longer match, so
             // higher-order functions keep DataFusion's operators.
@@ -57,7 +77,9 @@ pub fn clickhouse_operators(
                     })
                 },
                 |x| {
-                    integers::clickhouse_types(x, &schema, registry)?
+                    decimals::clickhouse_decimals(x, &schema, registry)?
+                        .transform_data(|x| decimals::wide_sum(x, &schema))?
+                        .transform_data(|x| integers::clickhouse_types(x, &schema, registry))?
                         .transform_data(|x| integers::branch_literals(x, &schema))?
                         .transform_data(|x| float_compare::by_value(x, &schema, registry))?
                         .transform_data(|x| float_min_max::skip_nan(x, &schema, registry))

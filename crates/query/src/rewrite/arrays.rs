@@ -6,7 +6,8 @@
 //! `emptyArrayT()` is a typed empty array.
 
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, Expr, LambdaFunction, Subscript, UnaryOperator, Value,
+    AccessExpr, Expr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
+    OneOrManyWithParens, Subscript, UnaryOperator, Value,
 };
 
 use super::{as_condition, func};
@@ -24,6 +25,27 @@ pub(super) fn rewrite_array_function(name: &str, args: &[Expr]) -> Option<Expr> 
     }
     if name == "arrayelement" && args.len() == 2 {
         return Some(Expr::Function(func(ARRAY_ELEMENT, args.to_vec())));
+    }
+    // ClickHouse's leaves NULLs out; DataFusion's keeps one. Both keep the
+    // first occurrence's order.
+    if name == "arraydistinct" && args.len() == 1 {
+        let x = Ident::new("__qh_x");
+        let not_null = LambdaFunction {
+            params: OneOrManyWithParens::One(LambdaFunctionParameter {
+                name: x.clone(),
+                data_type: None,
+            }),
+            body: Box::new(Expr::IsNotNull(Box::new(Expr::Identifier(x)))),
+            syntax: LambdaSyntax::Arrow,
+        };
+        let filtered = func(
+            "array_filter",
+            vec![args[0].clone(), Expr::Lambda(not_null)],
+        );
+        return Some(Expr::Function(func(
+            "array_distinct",
+            vec![Expr::Function(filtered)],
+        )));
     }
     // Higher-order functions over one array: `f(lambda, arr)`.
     let [Expr::Lambda(lambda), arr] = args else {

@@ -845,12 +845,13 @@ fn rewrite_expr(e: &mut Expr) {
             op: BinaryOperator::Divide,
             ..
         } => {
-            // ClickHouse's `/` is always floating-point division.
+            // ClickHouse's `/` is floating-point division but for Decimals
+            // (operators/decimals.rs, which knows the operands' types).
             let l = std::mem::replace(
                 left.as_mut(),
                 Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
             );
-            **left = Expr::Function(func("tofloat64", vec![l]));
+            **left = Expr::Function(func(crate::functions::DIVIDEND, vec![l]));
         }
         Expr::Function(f) => {
             if let Some(new) = rewrite_function(f) {
@@ -890,7 +891,7 @@ mod tests {
         );
         assert!(rw("SELECT if(a = 1, 1, 2) FROM t").contains("CASE WHEN a = 1 THEN 1 ELSE 2 END"));
         assert!(rw("SELECT toYYYYMM(ts) AS m FROM t").contains("toyyyymm(ts) AS m"));
-        assert!(rw("SELECT a / b AS r FROM t").contains("tofloat64(a) / b"));
+        assert!(rw("SELECT a / b AS r FROM t").contains("__qh_dividend(a) / b"));
         assert!(
             rw("SELECT x FROM t PREWHERE a = 1 WHERE b = 2").contains("WHERE (a = 1) AND (b = 2)")
         );
