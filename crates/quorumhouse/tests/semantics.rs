@@ -148,6 +148,27 @@ const ANSWERS: &[(&str, &str)] = &[
     // arrayDistinct leaves NULLs out and keeps the first occurrence's order.
     ("SELECT arrayDistinct([1, 2, NULL, 5, 2, NULL]), arrayDistinct(['b', 'a', 'b']), length(arrayDistinct([NULL, NULL])), arrayDistinct([[1], [2], [1]])",
      "[1,2,5]\t['b','a']\t0\t[[1],[2]]\n"),
+    ("SELECT arrayZip(['a', 'b'], ['d', 'e'], [1, 2]), arrayZip(range(number), arrayMap(x -> toString(x), range(number))) FROM numbers(3)",
+     "[('a','d',1),('b','e',2)]\t[]\n[('a','d',1),('b','e',2)]\t[(0,'0')]\n[('a','d',1),('b','e',2)]\t[(0,'0'),(1,'1')]\n"),
+    // Literal types: the smallest type holding the value, through materialize / toNullable and branches.
+    ("SELECT toTypeName(toNullable(1)), toTypeName(materialize(300)), materialize(1) + 1, toTypeName(materialize(1) + 1), toTypeName(toNullable(toNullable(materialize(1)))), 1 AS x, toTypeName(x), toTypeName(-1), toTypeName(if(number > 0, 1, -1)), toTypeName(ifNull(NULL, 1)) FROM numbers(1)",
+     "Nullable(UInt8)\tUInt16\t2\tUInt16\tNullable(UInt8)\t1\tUInt8\tInt8\tInt16\tUInt8\n"),
+    // topK: most frequent first, NULLs skipped.
+    ("SELECT topK(2)(x), topK(x) FROM (SELECT arrayJoin(['b', NULL, 'a', 'a', 'c', 'b', 'a']) AS x)",
+     "['a','b']\t['a','b','c']\n"),
+    // LIMIT BY an arrayJoin's alias.
+    ("SELECT arrayJoin([count(), count() + 1]) AS x FROM numbers(10) LIMIT 1 BY x",
+     "10\n11\n"),
+    ("SELECT arrayJoin([1, 1, 2, 3, 3]) AS x, number AS n FROM numbers(2) ORDER BY x, n DESC LIMIT 1, 1 BY x LIMIT 2",
+     "1\t1\n2\t0\n"),
+    // uniq of several values skips rows with a NULL, of a tuple counts them; uniqUpTo; a grouped
+    // uniq of three columns over 100,000 rows (a struct distinct count charged 26 GiB).
+    ("SELECT uniqExact(a, b), uniqExact((a, b)), uniq(a), uniqExact(a) FROM (SELECT arrayJoin([1, 1, 2, NULL]) AS a, 'x' AS b)",
+     "2\t3\t2\t2\n"),
+    ("SELECT uniqUpTo(5)(number % 10), uniqUpTo(20)(number % 10), toTypeName(uniqUpTo(5)(number)) FROM numbers(100)",
+     "6\t10\tUInt64\n"),
+    ("SELECT k, uniq(x, y, z), uniqExact((x, y, z)), uniqUpTo(5)(x, y, z), count() AS c FROM (SELECT (number + 0x8ffcbd8257219a26) * 0x66bb3430c06d2353 % 131 AS k, number % 10 AS x, intDiv(number, 10) % 10 AS y, toString(intDiv(number, 100) % 10) AS z FROM system.numbers LIMIT 100000) GROUP BY k ORDER BY c DESC, k ASC LIMIT 2",
+     "17\t610\t610\t6\t766\n52\t608\t608\t6\t766\n"),
     // Decimal arithmetic: the widest operand's storage size, scales by operation, exact division.
     ("SELECT toDecimal32(1, 2) * toDecimal32(1, 1) AS x, toTypeName(x), toDecimal32(1, 2) / toDecimal32(3, 1) AS y, toTypeName(y), toInt32(5) / toDecimal32(3, 3), toDecimal64(5, 2) - 7, toTypeName(toDecimal64(5, 2) - 7), toDecimal32(-7, 0) / 2, toDecimal32(1.5, 1) / 2.0, toTypeName(toDecimal32(1.5, 1) / 2.0)",
      "1\tDecimal(9, 3)\t0.33\tDecimal(9, 2)\t1.666\t-2\tDecimal(18, 2)\t-3\t0.75\tFloat64\n"),
@@ -233,6 +254,8 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT CAST('12a' AS UInt8)", 6),
     ("SELECT toDecimal32(10000000000, 0)", 407),
     ("SELECT toDecimal32(2147483647, 0) + 1", 407),
+    ("SELECT arrayZip('a', 'b')", 43),
+    ("SELECT arrayZip([1, 2], [1])", 190),
     ("SELECT toDecimal32(1, 0) / 0", 153),
     ("SELECT toDecimal32(1, 1) / toDecimal32(3, 2)", 69),
     ("SELECT CAST(1 AS Foo)", 50),

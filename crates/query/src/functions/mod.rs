@@ -15,10 +15,14 @@ mod hash;
 mod math;
 mod quantiles;
 pub(crate) use quantiles::QUANTILE_SORTED;
+pub(crate) use row_key::{ROW_KEY, TUPLE_KEY};
+pub(crate) use top_k::TOP_K;
 mod reservoir;
+mod row_key;
 pub(crate) use reservoir::QUANTILE;
 pub(crate) mod server;
 mod strings;
+mod top_k;
 
 pub use server::{TIME_ZONE, VERSION};
 
@@ -355,6 +359,10 @@ pub(crate) fn type_name(t: &DataType) -> String {
         DataType::Struct(fields) => {
             let inner: Vec<String> = fields.iter().map(|f| type_name(f.data_type())).collect();
             format!("Tuple({})", inner.join(", "))
+        }
+        // An array of what ChType has no name for (tuples).
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            format!("Array({})", type_name(f.data_type()))
         }
         other => other.to_string(),
     }
@@ -859,6 +867,18 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             arrays::element_type,
             arrays::element,
         ),
+        udf(
+            "arrayzip",
+            Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Nullary,
+                    datafusion::logical_expr::TypeSignature::VariadicAny,
+                ],
+                Volatility::Immutable,
+            ),
+            arrays::zip_type,
+            arrays::zip,
+        ),
     ];
     // Float comparisons by value (see `operators`).
     let by_value: [(&'static str, EvalFn); 6] = [
@@ -947,6 +967,8 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     fns.extend(dates::udfs());
     fns.extend(bytes::udfs());
     fns.extend(quantiles::udfs());
+    fns.extend(top_k::udfs());
+    fns.extend(row_key::udfs());
     fns.extend(hash::udfs());
     fns.extend(server::udfs());
     for f in fns {

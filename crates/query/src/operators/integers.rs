@@ -252,6 +252,29 @@ pub(crate) fn smallest_literal(e: &Expr) -> Option<Expr> {
     Some(Expr::Literal(value, None))
 }
 
+/// A literal passed through a function that returns its argument's type
+/// (`materialize(1)`, `toNullable(1)`) typed as ClickHouse types it: the
+/// call's type is the literal's.
+pub(super) fn passed_literals(e: Expr) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::ScalarFunction(mut f)
+            if matches!(
+                f.name(),
+                "materialize" | "tonullable" | "assumenotnull" | "identity"
+            ) && f.args.len() == 1 =>
+        {
+            match smallest_literal(&f.args[0]) {
+                Some(l) => {
+                    f.args[0] = l;
+                    Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                }
+                None => Ok(Transformed::no(Expr::ScalarFunction(f))),
+            }
+        }
+        e => Ok(Transformed::no(e)),
+    }
+}
+
 /// Integer literals among values that make one column (`coalesce`'s and
 /// `nullIf`'s arguments, a CASE's branches) typed as ClickHouse types them:
 /// by their value, so the column's type is the least supertype of the

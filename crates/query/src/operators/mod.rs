@@ -80,6 +80,7 @@ pub fn clickhouse_operators(
                     decimals::clickhouse_decimals(x, &schema, registry)?
                         .transform_data(|x| decimals::wide_sum(x, &schema))?
                         .transform_data(|x| integers::clickhouse_types(x, &schema, registry))?
+                        .transform_data(integers::passed_literals)?
                         .transform_data(|x| integers::branch_literals(x, &schema))?
                         .transform_data(|x| float_compare::by_value(x, &schema, registry))?
                         .transform_data(|x| float_min_max::skip_nan(x, &schema, registry))

@@ -60,14 +60,42 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 });
             }
         }
+        // uniqUpTo(N)(x): the distinct count up to N, N + 1 beyond.
+        "uniqupto" if f.over.is_none() && !args.is_empty() && args_of(&f.parameters).len() == 1 => {
+            let n = args_of(&f.parameters).remove(0);
+            let mut inner = f.clone();
+            inner.parameters = FunctionArguments::None;
+            set_name(&mut inner, "uniqexact");
+            let count = match rewrite_function(&mut inner) {
+                Some(e) => e,
+                None => Expr::Function(inner),
+            };
+            let cap = Expr::BinaryOp {
+                left: Box::new(Expr::Function(func("touint64", vec![n]))),
+                op: BinaryOperator::Plus,
+                right: Box::new(number("1")),
+            };
+            let count = Expr::Function(func("touint64", vec![count]));
+            return Some(Expr::Function(func("least", vec![count, cap])));
+        }
         "uniq" | "uniqexact" | "uniqcombined" | "uniqcombined64" | "uniqhll12" | "uniqtheta" => {
             set_name(f, "count");
             if let FunctionArguments::List(l) = &mut f.args {
                 l.duplicate_treatment = Some(DuplicateTreatment::Distinct);
-                if l.args.len() > 1 {
-                    let items = args.clone();
+                // Several values, or one tuple: one key per row
+                // (functions/row_key.rs).
+                // A tuple holding a NULL counts; several values with a NULL
+                // do not (as ClickHouse's Null combinator skips the row).
+                let key = match args.as_slice() {
+                    [Expr::Function(t)] if t.name.to_string().eq_ignore_ascii_case("struct") => {
+                        Some((crate::functions::TUPLE_KEY, args_of(&t.args)))
+                    }
+                    [_, _, ..] => Some((crate::functions::ROW_KEY, args.clone())),
+                    _ => None,
+                };
+                if let Some((name, items)) = key.filter(|(_, i)| !i.is_empty()) {
                     l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(
-                        func("struct", items),
+                        func(name, items),
                     )))];
                 }
             }
@@ -137,6 +165,18 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
                     }]));
             }
             return Some(Expr::Function(nf));
+        }
+        // topK(N)(x): the N most frequent values (functions/top_k.rs).
+        "topk" if f.over.is_none() && args.len() == 1 => {
+            let k = args_of(&f.parameters)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| number("10"));
+            let values = Expr::Function(func("array_agg", vec![args[0].clone()]));
+            return Some(Expr::Function(func(
+                crate::functions::TOP_K,
+                vec![values, k],
+            )));
         }
         "quantileexactinclusive" | "quantileexactexclusive" => {
             let p = args_of(&f.parameters)

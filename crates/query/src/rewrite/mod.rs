@@ -292,11 +292,26 @@ fn limit_by(q: &mut Query) {
         Expr::Identifier(i) => aliases.get(&i.value).cloned().unwrap_or_else(|| e.clone()),
         other => other.clone(),
     };
-    let partition_by: Vec<Expr> = args[2..].iter().map(resolve).collect();
+    // A key that is an arrayJoin cannot go into a window (DataFusion plans
+    // unnest in projections only): the SELECT then becomes a subquery and
+    // the LIMIT BY applies to its output columns, when the ORDER BY names
+    // output columns too.
+    let selected = |name: &str| {
+        aliases.contains_key(name)
+            || select.projection.iter().any(
+                |item| matches!(item, SelectItem::UnnamedExpr(Expr::Identifier(i)) if i.value == name),
+            )
+    };
+    let outer = args[2..].iter().map(resolve).any(|e| has_array_join(&e))
+        && order
+            .iter()
+            .all(|o| matches!(&o.expr, Expr::Identifier(i) if selected(&i.value)));
+    let keep = |e: &Expr| if outer { e.clone() } else { resolve(e) };
+    let partition_by: Vec<Expr> = args[2..].iter().map(keep).collect();
     let order_by: Vec<OrderByExpr> = order
         .iter()
         .map(|o| OrderByExpr {
-            expr: resolve(&o.expr),
+            expr: keep(&o.expr),
             options: o.options,
             with_fill: None,
         })
@@ -324,7 +339,7 @@ fn limit_by(q: &mut Query) {
             false,
         ))
     };
-    select.qualify = Some(if ties {
+    let qualify = Some(if ties {
         // Past the offset, and ranked no later than the n-th row: the rows
         // tied with the last one come along.
         Expr::BinaryOp {
@@ -348,6 +363,48 @@ fn limit_by(q: &mut Query) {
             high: Box::new(lit(offset.saturating_add(n))),
         }
     });
+    if !outer {
+        select.qualify = qualify;
+        return;
+    }
+    select.qualify = None;
+    let mut inner = q.clone();
+    inner.with = None;
+    inner.order_by = None;
+    inner.limit_clause = None;
+    inner.fetch = None;
+    inner.settings = None;
+    inner.format_clause = None;
+    let Ok(mut wrapper) = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::ClickHouseDialect {},
+    )
+    .try_with_sql("SELECT * FROM (SELECT 1) AS __qh_limit_by")
+    .and_then(|mut p| p.parse_query()) else {
+        return;
+    };
+    let SetExpr::Select(outer_select) = wrapper.body.as_mut() else {
+        return;
+    };
+    if let Some(datafusion::sql::sqlparser::ast::TableFactor::Derived { subquery, .. }) =
+        outer_select.from.first_mut().map(|t| &mut t.relation)
+    {
+        **subquery = inner;
+    }
+    outer_select.qualify = qualify;
+    q.body = wrapper.body;
+}
+
+/// Whether `e` calls arrayJoin.
+fn has_array_join(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+        if let Expr::Function(f) = x {
+            let name = f.name.to_string().to_ascii_lowercase();
+            found |= name == "arrayjoin" || name == "unnest";
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// A SELECT without FROM reads ClickHouse's `system.one`, whose column is
