@@ -123,6 +123,19 @@ def main(address: str) -> None:
     except DatabaseError as e:
         print("temporary elsewhere:", getattr(e, "code", None))
 
+    # Tuples and maps, both ways: clickhouse-connect sends Python tuples and
+    # dicts as Native columns and reads them back as the same.
+    client.command("CREATE TABLE cc_nested (id UInt32, t Tuple(a String, b Nullable(Int32)), "
+                   "m Map(String, UInt64), am Array(Map(String, Float64))) "
+                   "ENGINE = MergeTree ORDER BY id")
+    client.insert("cc_nested", [[1, ("x", None), {"k": 1, "l": 2}, [{"p": 0.5}]],
+                                [2, ("y", 7), {}, []]],
+                  column_names=["id", "t", "m", "am"])
+    rows = client.query("SELECT id, t, m, am, m['l'], t.b FROM cc_nested ORDER BY id").result_rows
+    print("nested:", rows)
+    types = client.query("SELECT t, m FROM cc_nested LIMIT 1").column_types
+    print("nested types:", [t.name for t in types])
+
     # Parquet both ways: a file pandas writes goes in, the result comes back
     # as a Parquet file pyarrow reads.
     try:

@@ -89,7 +89,7 @@ pub fn collapse_groups(plan: LogicalPlan) -> datafusion::error::Result<LogicalPl
                         let value = if nullable {
                             ScalarValue::try_from(field.data_type())?
                         } else {
-                            ScalarValue::new_default(field.data_type())?
+                            crate::functions::default_scalar(field.data_type())?
                         };
                         exprs.push(lit(value).alias_qualified(qualifier.cloned(), field.name()));
                     } else {

@@ -39,6 +39,11 @@ pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
                         let ty = l.get_type(&schema)?;
                         return Ok(Transformed::yes(lit(crate::functions::type_name(&ty))));
                     }
+                    // A column of a named tuple or a map: its declared type
+                    // (Arrow's struct does not say which elements are Nullable).
+                    if let Some(declared) = declared_composite(&f.args[0], &schema) {
+                        return Ok(Transformed::yes(lit(declared)));
+                    }
                     let input_nullable = nullable
                         .get_or_insert_with(|| clickhouse_nullable(&input, Sense::TypeName));
                     if !expr_nullable(&f.args[0], &schema, input_nullable, Sense::TypeName) {
@@ -58,6 +63,23 @@ pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
         }
     })?;
     Ok(out.data)
+}
+
+/// The declared type of a column holding tuples or maps.
+fn declared_composite(e: &Expr, schema: &datafusion::common::DFSchema) -> Option<String> {
+    let Expr::Column(c) = e else {
+        return None;
+    };
+    let (_, field) = schema.qualified_field_from_column(c).ok()?;
+    let declared: qh_types::ChType = field.metadata().get(qh_types::CH_TYPE_KEY)?.parse().ok()?;
+    fn composite(t: &qh_types::ChType) -> bool {
+        match t {
+            qh_types::ChType::Tuple(_) | qh_types::ChType::Map(..) => true,
+            qh_types::ChType::Array(inner) => composite(inner),
+            _ => false,
+        }
+    }
+    composite(&declared).then(|| declared.to_string())
 }
 
 /// ClickHouse's name of a Nullable value of Arrow type `ty`.

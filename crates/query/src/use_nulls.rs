@@ -116,7 +116,9 @@ fn empty_default(
         return None;
     }
     match f.func.name() {
-        "sum" | "min" | "max" | "first_value" | "last_value" => ScalarValue::new_default(ty).ok(),
+        "sum" | "min" | "max" | "first_value" | "last_value" => {
+            crate::functions::default_scalar(ty).ok()
+        }
         "avg" => match ty {
             datafusion::arrow::datatypes::DataType::Float64 => {
                 Some(ScalarValue::Float64(Some(f64::NAN)))
@@ -333,7 +335,7 @@ fn project_defaults(node: LogicalPlan, fills: &[bool]) -> Result<Transformed<Log
                 .get(i)
                 .copied()
                 .unwrap_or(false)
-                .then(|| ScalarValue::new_default(f.data_type()).ok())
+                .then(|| crate::functions::default_scalar(f.data_type()).ok())
                 .flatten()
         })
         .collect();

@@ -295,6 +295,8 @@ async fn clickhouse_connect_works_unchanged() {
         "lowcardinality counts: (100, 34, 25)",
         "temporary: (10, 45)",
         "temporary elsewhere: 60",
+        "nested: [(1, {'a': 'x', 'b': None}, {'k': 1, 'l': 2}, [{'p': 0.5}], 2, None), (2, {'a': 'y', 'b': 7}, {}, [], 0, 7)]",
+        "nested types: ['Tuple(`a` String, `b` Nullable(Int32))', 'Map(String, UInt64)']",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
@@ -637,51 +639,87 @@ async fn formats_match_clickhouses_bytes() {
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let node = Node::start().await;
     let port = node.http_port;
-    let sql = std::fs::read_to_string(golden.join("all_types.sql")).unwrap();
-    for stmt in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
-        let (status, _, text) = post(port, "/", &[], stmt.as_bytes());
+    // Every scalar type, then tuples, maps and their nestings.
+    for (name, table) in [("all_types", "g"), ("composite", "c")] {
+        let sql = std::fs::read_to_string(golden.join(format!("{name}.sql"))).unwrap();
+        for stmt in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+            let (status, _, text) = post(port, "/", &[], stmt.as_bytes());
+            assert!(
+                status.contains("200"),
+                "{status} {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        for format in [
+            "RowBinaryWithNamesAndTypes",
+            "TSVWithNamesAndTypes",
+            "CSVWithNames",
+            "JSONEachRow",
+            "JSONCompact",
+            "Native",
+        ] {
+            let want = std::fs::read(golden.join(format!("{name}.{format}"))).unwrap();
+            let q = format!("SELECT * FROM {table} ORDER BY 1 FORMAT {format}");
+            let (status, _, mut ours) = post(port, "/", &[], q.as_bytes());
+            assert!(status.contains("200"), "{name} {format}: {status}");
+            let mut want = want;
+            if format == "JSONCompact" {
+                // Both end with statistics whose timings differ; the rest is
+                // compared up to "rows", and the statistics' shape below.
+                let text = String::from_utf8_lossy(&ours).to_string();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert!(v["statistics"]["elapsed"].is_f64(), "{text}");
+                assert_eq!(v["statistics"]["rows_read"], 2, "{text}");
+                let cut = |b: &mut Vec<u8>| {
+                    let text = String::from_utf8_lossy(b).to_string();
+                    let end = text
+                        .find("\"rows\": 2")
+                        .map(|i| i + 9)
+                        .unwrap_or(text.len());
+                    *b = text.as_bytes()[..end].to_vec();
+                };
+                cut(&mut want);
+                cut(&mut ours);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&want),
+                "{name} {format}"
+            );
+            assert_eq!(ours, want, "{name} {format}");
+        }
+    }
+    // ClickHouse's own bytes read back: its Native and RowBinary blocks of
+    // tuples and maps inserted into a copy print as its TSV does.
+    let sql = std::fs::read_to_string(golden.join("composite.sql")).unwrap();
+    let want = std::fs::read(golden.join("composite.TSVWithNamesAndTypes")).unwrap();
+    for format in ["Native", "RowBinaryWithNamesAndTypes"] {
+        let copy = format!("c_{}", format.to_lowercase());
+        let create = sql
+            .split(";\n")
+            .next()
+            .unwrap()
+            .replace("TABLE c ", &format!("TABLE {copy} "));
+        let (status, _, text) = post(port, "/", &[], create.as_bytes());
         assert!(
             status.contains("200"),
             "{status} {}",
             String::from_utf8_lossy(&text)
         );
-    }
-    for format in [
-        "RowBinaryWithNamesAndTypes",
-        "TSVWithNamesAndTypes",
-        "CSVWithNames",
-        "JSONEachRow",
-        "JSONCompact",
-        "Native",
-    ] {
-        let want = std::fs::read(golden.join(format!("all_types.{format}"))).unwrap();
-        let q = format!("SELECT * FROM g ORDER BY u8 FORMAT {format}");
-        let (status, _, mut ours) = post(port, "/", &[], q.as_bytes());
-        assert!(status.contains("200"), "{format}: {status}");
-        let mut want = want;
-        if format == "JSONCompact" {
-            // Both end with statistics whose timings differ; the rest is
-            // compared up to "rows", and the statistics' shape below.
-            let text = String::from_utf8_lossy(&ours).to_string();
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert!(v["statistics"]["elapsed"].is_f64(), "{text}");
-            assert_eq!(v["statistics"]["rows_read"], 2, "{text}");
-            let cut = |b: &mut Vec<u8>| {
-                let text = String::from_utf8_lossy(b).to_string();
-                let end = text
-                    .find("\"rows\": 2")
-                    .map(|i| i + 9)
-                    .unwrap_or(text.len());
-                *b = text.as_bytes()[..end].to_vec();
-            };
-            cut(&mut want);
-            cut(&mut ours);
-        }
+        let data = std::fs::read(golden.join(format!("composite.{format}"))).unwrap();
+        let q = format!("/?query=INSERT%20INTO%20{copy}%20FORMAT%20{format}");
+        let (status, _, text) = post(port, &q, &[], &data);
+        assert!(
+            status.contains("200"),
+            "{format}: {status} {}",
+            String::from_utf8_lossy(&text)
+        );
+        let q = format!("SELECT * FROM {copy} ORDER BY 1 FORMAT TSVWithNamesAndTypes");
+        let (_, _, ours) = post(port, "/", &[], q.as_bytes());
         assert_eq!(
             String::from_utf8_lossy(&ours),
             String::from_utf8_lossy(&want),
-            "{format}"
+            "{format} read back"
         );
-        assert_eq!(ours, want, "{format}");
     }
 }

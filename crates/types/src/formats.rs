@@ -384,7 +384,11 @@ impl Writer {
                 }
             }
             OutputFormat::CsvWithNames => {
-                let q: Vec<String> = names.iter().map(|n| csv_quote(n)).collect();
+                // A tuple's elements are columns of their own: `t.1`, `t.name`.
+                let mut q = Vec::with_capacity(names.len());
+                for f in self.schema.fields().iter() {
+                    csv_names(f.name(), f.data_type(), &mut q);
+                }
                 out.push_str(&q.join(","));
                 out.push('\n');
             }
@@ -493,6 +497,18 @@ fn tsv_value(out: &mut String, a: &dyn Array, i: usize) {
     }
 }
 
+/// The CSV header names of a column (a tuple's: one per element).
+fn csv_names(name: &str, dt: &DataType, out: &mut Vec<String>) {
+    match dt {
+        DataType::Struct(fields) => {
+            for f in fields.iter() {
+                csv_names(&format!("{name}.{}", f.name()), f.data_type(), out);
+            }
+        }
+        _ => out.push(csv_quote(name)),
+    }
+}
+
 fn csv_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -506,8 +522,20 @@ fn csv_value(out: &mut String, a: &dyn Array, i: usize) {
     write_value(&mut s, a, i, false);
     match a.data_type() {
         dt if is_string(dt) => out.push_str(&csv_quote(&s)),
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::List(_) => {
-            out.push_str(&csv_quote(&s))
+        DataType::Date32
+        | DataType::Date64
+        | DataType::Timestamp(..)
+        | DataType::List(_)
+        | DataType::Map(..) => out.push_str(&csv_quote(&s)),
+        // ClickHouse writes a tuple's elements as CSV fields of their own.
+        DataType::Struct(_) => {
+            let st = a.as_struct();
+            for (j, c) in st.columns().iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                csv_value(out, c.as_ref(), i);
+            }
         }
         _ => out.push_str(&s),
     }
@@ -606,6 +634,42 @@ fn json_value(out: &mut String, a: &dyn Array, i: usize, opts: &FormatOptions) {
                 json_value(out, l.as_ref(), j, opts);
             }
             out.push(']');
+        }
+        // A named tuple is an object (output_format_json_named_tuples_as_objects
+        // is on by default), an unnamed one an array.
+        DataType::Struct(fields) => {
+            let st = a.as_struct();
+            let named = !crate::types::ChType::from_arrow(a.data_type()).is_some_and(
+                |t| matches!(t, crate::types::ChType::Tuple(e) if e.iter().all(|e| e.name.is_none())),
+            );
+            out.push(if named { '{' } else { '[' });
+            for (j, (c, f)) in st.columns().iter().zip(fields.iter()).enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                if named {
+                    json_string(out, f.name(), opts);
+                    out.push(':');
+                }
+                json_value(out, c.as_ref(), i, opts);
+            }
+            out.push(if named { '}' } else { ']' });
+        }
+        // Keys become the object's (string) names.
+        DataType::Map(..) => {
+            let entries = a.as_map().value(i);
+            out.push('{');
+            for j in 0..entries.len() {
+                if j > 0 {
+                    out.push(',');
+                }
+                let mut key = String::new();
+                write_value(&mut key, entries.column(0).as_ref(), j, false);
+                json_string(out, &key, opts);
+                out.push(':');
+                json_value(out, entries.column(1).as_ref(), j, opts);
+            }
+            out.push('}');
         }
         _ => {
             let mut s = String::new();

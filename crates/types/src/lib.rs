@@ -22,7 +22,7 @@ pub mod types;
 pub use error_codes::{ErrorCode, RetryClass};
 pub use part_name::PartName;
 pub use settings::Settings;
-pub use types::{is_utc_zone, ChType, TypeError};
+pub use types::{is_utc_zone, ChType, TupleElement, TypeError, CH_TYPE_KEY};
 
 /// Re-export so dependants name one Arrow version (the one DataFusion uses).
 pub use arrow;

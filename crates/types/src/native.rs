@@ -82,11 +82,25 @@ pub fn declared_type(f: &Field) -> Option<ChType> {
     Some(t)
 }
 
-fn strip_low_cardinality(t: ChType) -> ChType {
+/// `t` with every LowCardinality replaced by its inner type.
+pub(crate) fn strip_low_cardinality(t: ChType) -> ChType {
     match t {
         ChType::LowCardinality(inner) => strip_low_cardinality(*inner),
         ChType::Nullable(inner) => ChType::Nullable(Box::new(strip_low_cardinality(*inner))),
         ChType::Array(inner) => ChType::Array(Box::new(strip_low_cardinality(*inner))),
+        ChType::Tuple(elements) => ChType::Tuple(
+            elements
+                .into_iter()
+                .map(|e| crate::types::TupleElement {
+                    name: e.name,
+                    ty: strip_low_cardinality(e.ty),
+                })
+                .collect(),
+        ),
+        ChType::Map(k, v) => ChType::Map(
+            Box::new(strip_low_cardinality(*k)),
+            Box::new(strip_low_cardinality(*v)),
+        ),
         t => t,
     }
 }
@@ -308,6 +322,29 @@ pub(crate) fn write_values(
             let values = a.values().slice(base as usize, (end - base) as usize);
             write_column(out, inner, &values, name)
         }
+        // Each element's column in turn.
+        ChType::Tuple(elements) => {
+            let st = col.as_struct_opt().ok_or_else(|| unsupported(name, col))?;
+            if st.num_columns() != elements.len() {
+                return Err(unsupported(name, col));
+            }
+            for (e, c) in elements.iter().zip(st.columns()) {
+                write_column(out, &e.ty, c, name)?;
+            }
+            Ok(())
+        }
+        // As Array(Tuple(K, V)): offsets, then the keys' column, then the values'.
+        ChType::Map(k, v) => {
+            let m = col.as_map_opt().ok_or_else(|| unsupported(name, col))?;
+            let offsets = m.value_offsets();
+            let base = offsets.first().copied().unwrap_or(0);
+            for o in &offsets[1..] {
+                out.extend_from_slice(&((o - base) as u64).to_le_bytes());
+            }
+            let len = (offsets.last().copied().unwrap_or(0) - base) as usize;
+            write_column(out, k, &m.keys().slice(base as usize, len), name)?;
+            write_column(out, v, &m.values().slice(base as usize, len), name)
+        }
         ChType::LowCardinality(inner) => low_cardinality(out, inner, col, name),
         // An Array's Nullable elements: null map, then values.
         ChType::Nullable(_) => write_column(out, ty, col, name),
@@ -328,6 +365,11 @@ fn write_prefix(out: &mut Vec<u8>, ty: &ChType) {
     match ty {
         ChType::LowCardinality(_) => out.extend_from_slice(&LOW_CARDINALITY_VERSION.to_le_bytes()),
         ChType::Array(inner) | ChType::Nullable(inner) => write_prefix(out, inner),
+        ChType::Tuple(elements) => elements.iter().for_each(|e| write_prefix(out, &e.ty)),
+        ChType::Map(k, v) => {
+            write_prefix(out, k);
+            write_prefix(out, v);
+        }
         _ => {}
     }
 }
@@ -535,17 +577,49 @@ impl<R: Read> NativeReader<R> {
         Ok(Some(batch))
     }
 
+    /// A column: the state prefixes of every LowCardinality inside its
+    /// type (ClickHouse writes them all before the data), then its values.
     fn column(&mut self, ty: &ChType, rows: usize) -> Result<ArrayRef> {
-        if let ChType::LowCardinality(inner) = ty {
-            let version = self.u64()?;
-            if version != 1 {
-                return Err(NativeError::Malformed(format!(
-                    "LowCardinality serialization version {version}"
-                )));
-            }
-            return self.low_cardinality(inner, rows);
-        }
+        self.prefix(ty)?;
         self.values(ty, rows)
+    }
+
+    fn prefix(&mut self, ty: &ChType) -> Result<()> {
+        match ty {
+            ChType::LowCardinality(_) => {
+                let version = self.u64()?;
+                if version != LOW_CARDINALITY_VERSION {
+                    return Err(NativeError::Malformed(format!(
+                        "LowCardinality serialization version {version}"
+                    )));
+                }
+                Ok(())
+            }
+            ChType::Array(inner) | ChType::Nullable(inner) => self.prefix(inner),
+            ChType::Tuple(elements) => elements.iter().try_for_each(|e| self.prefix(&e.ty)),
+            ChType::Map(k, v) => {
+                self.prefix(k)?;
+                self.prefix(v)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Cumulative u64 offsets of `rows` arrays, as Arrow offsets.
+    fn offsets(&mut self, rows: usize) -> Result<Vec<i32>> {
+        let raw = self.exact(rows.saturating_mul(8))?;
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        let mut last = 0u64;
+        for c in raw.chunks_exact(8) {
+            let e = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            if e < last || e > i32::MAX as u64 {
+                return Err(NativeError::Malformed("Array offsets out of order".into()));
+            }
+            last = e;
+            offsets.push(e as i32);
+        }
+        Ok(offsets)
     }
 
     fn values(&mut self, ty: &ChType, rows: usize) -> Result<ArrayRef> {
@@ -647,28 +721,47 @@ impl<R: Read> NativeReader<R> {
                 arrow::array::make_array(data)
             }
             ChType::Array(inner) => {
-                let raw = fixed(self, 8)?;
-                let ends: Vec<u64> = raw
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                    .collect();
-                let mut offsets = Vec::with_capacity(rows + 1);
-                offsets.push(0i32);
-                let mut last = 0u64;
-                for e in ends {
-                    if e < last || e > i32::MAX as u64 {
-                        return Err(NativeError::Malformed("Array offsets out of order".into()));
-                    }
-                    last = e;
-                    offsets.push(e as i32);
-                }
-                let values = self.column(inner, last as usize)?;
+                let offsets = self.offsets(rows)?;
+                let total = *offsets.last().unwrap_or(&0) as usize;
+                let values = self.values(inner, total)?;
                 let field = Arc::new(Field::new("item", inner.to_arrow(), inner.is_nullable()));
                 Arc::new(ListArray::try_new(
                     field,
                     OffsetBuffer::new(offsets.into()),
                     values,
                     None,
+                )?)
+            }
+            ChType::Tuple(elements) => {
+                let DataType::Struct(fields) = ty.to_arrow() else {
+                    return Err(NativeError::UnknownType(ty.to_string()));
+                };
+                let children = elements
+                    .iter()
+                    .map(|e| self.values(&e.ty, rows))
+                    .collect::<Result<Vec<_>>>()?;
+                // Element types as declared (a Nullable element may hold no NULL).
+                Arc::new(arrow::array::StructArray::try_new_with_length(
+                    fields, children, None, rows,
+                )?)
+            }
+            ChType::Map(k, v) => {
+                let offsets = self.offsets(rows)?;
+                let total = *offsets.last().unwrap_or(&0) as usize;
+                let keys = self.values(k, total)?;
+                let values = self.values(v, total)?;
+                let DataType::Map(entries, _) = ty.to_arrow() else {
+                    return Err(NativeError::UnknownType(ty.to_string()));
+                };
+                let DataType::Struct(kv) = entries.data_type().clone() else {
+                    return Err(NativeError::UnknownType(ty.to_string()));
+                };
+                Arc::new(arrow::array::MapArray::try_new(
+                    entries,
+                    OffsetBuffer::new(offsets.into()),
+                    arrow::array::StructArray::try_new(kv, vec![keys, values], None)?,
+                    None,
+                    false,
                 )?)
             }
             ChType::LowCardinality(inner) => self.low_cardinality(inner, rows)?,

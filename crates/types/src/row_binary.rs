@@ -128,6 +128,31 @@ fn write_value(
             }
             Ok(())
         }
+        ChType::Tuple(elements) => {
+            let st = col
+                .as_struct_opt()
+                .ok_or_else(|| native::unsupported(name, col))?;
+            for (e, c) in elements.iter().zip(st.columns()) {
+                write_value(out, &e.ty, &native::plain_column(c)?, row, name)?;
+            }
+            Ok(())
+        }
+        ChType::Map(k, v) => {
+            let m = col
+                .as_map_opt()
+                .ok_or_else(|| native::unsupported(name, col))?;
+            let entries = m.value(row);
+            let (keys, values) = (
+                native::plain_column(entries.column(0))?,
+                native::plain_column(entries.column(1))?,
+            );
+            native::var_uint(out, entries.len() as u64);
+            for i in 0..entries.len() {
+                write_value(out, k, &keys, i, name)?;
+                write_value(out, v, &values, i, name)?;
+            }
+            Ok(())
+        }
         // One value is Native's encoding of a one-row column.
         _ => native::write_values(out, ty, &col.slice(row, 1), name),
     }
@@ -221,21 +246,15 @@ impl<R: Read> RowBinaryReader<R> {
         native::var_uint(&mut block, rows as u64);
         for ((name, ty), buf) in columns.iter().zip(&bufs) {
             native::string(&mut block, name.as_bytes());
-            native::string(&mut block, plain_type(ty).to_string().as_bytes());
+            native::string(
+                &mut block,
+                native::strip_low_cardinality(ty.clone())
+                    .to_string()
+                    .as_bytes(),
+            );
             buf.write(&mut block);
         }
         native::NativeReader::new(&block[..]).next_block()
-    }
-}
-
-/// The type a column travels as in the transcoded block (LowCardinality's
-/// RowBinary values are its inner type's).
-fn plain_type(t: &ChType) -> ChType {
-    match t {
-        ChType::LowCardinality(inner) => plain_type(inner),
-        ChType::Nullable(inner) => ChType::Nullable(Box::new(plain_type(inner))),
-        ChType::Array(inner) => ChType::Array(Box::new(plain_type(inner))),
-        t => t.clone(),
     }
 }
 
@@ -255,6 +274,13 @@ enum ColumnBuf {
     Array {
         offsets: Vec<u64>,
         inner: Box<ColumnBuf>,
+    },
+    Tuple(Vec<ColumnBuf>),
+    /// Native's Map: offsets, then the keys' column, then the values'.
+    Map {
+        offsets: Vec<u64>,
+        keys: Box<ColumnBuf>,
+        values: Box<ColumnBuf>,
     },
 }
 
@@ -279,6 +305,14 @@ impl ColumnBuf {
             ChType::Array(inner) => ColumnBuf::Array {
                 offsets: Vec::new(),
                 inner: Box::new(ColumnBuf::new(inner)),
+            },
+            ChType::Tuple(elements) => {
+                ColumnBuf::Tuple(elements.iter().map(|e| ColumnBuf::new(&e.ty)).collect())
+            }
+            ChType::Map(k, v) => ColumnBuf::Map {
+                offsets: Vec::new(),
+                keys: Box::new(ColumnBuf::new(k)),
+                values: Box::new(ColumnBuf::new(v)),
             },
         }
     }
@@ -332,6 +366,29 @@ impl ColumnBuf {
                 offsets.push(end);
                 Ok(())
             }
+            ColumnBuf::Tuple(elements) => {
+                for e in elements {
+                    e.read_value(r, first)?;
+                }
+                Ok(())
+            }
+            ColumnBuf::Map {
+                offsets,
+                keys,
+                values,
+            } => {
+                let n = var_uint_after(r, first)?;
+                if n > 1 << 30 {
+                    return Err(NativeError::Malformed(format!("a map of {n} entries")));
+                }
+                for _ in 0..n {
+                    keys.read_value(r, first)?;
+                    values.read_value(r, first)?;
+                }
+                let end = offsets.last().copied().unwrap_or(0) + n;
+                offsets.push(end);
+                Ok(())
+            }
         }
     }
 
@@ -344,7 +401,10 @@ impl ColumnBuf {
                 nulls.push(1);
                 inner.push_default();
             }
-            ColumnBuf::Array { offsets, .. } => offsets.push(offsets.last().copied().unwrap_or(0)),
+            ColumnBuf::Array { offsets, .. } | ColumnBuf::Map { offsets, .. } => {
+                offsets.push(offsets.last().copied().unwrap_or(0))
+            }
+            ColumnBuf::Tuple(elements) => elements.iter_mut().for_each(ColumnBuf::push_default),
         }
     }
 
@@ -360,6 +420,18 @@ impl ColumnBuf {
                     out.extend(o.to_le_bytes());
                 }
                 inner.write(out);
+            }
+            ColumnBuf::Tuple(elements) => elements.iter().for_each(|e| e.write(out)),
+            ColumnBuf::Map {
+                offsets,
+                keys,
+                values,
+            } => {
+                for o in offsets {
+                    out.extend(o.to_le_bytes());
+                }
+                keys.write(out);
+                values.write(out);
             }
         }
     }

@@ -126,6 +126,20 @@ pub fn write_value(out: &mut String, a: &dyn Array, i: usize, nested: bool) {
             }
             out.push(')');
         }
+        DataType::Map(..) => {
+            let m = a.as_map();
+            let entries = m.value(i);
+            out.push('{');
+            for j in 0..entries.len() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_value(out, entries.column(0).as_ref(), j, true);
+                out.push(':');
+                write_value(out, entries.column(1).as_ref(), j, true);
+            }
+            out.push('}');
+        }
         DataType::Null => out.push_str(if nested { "NULL" } else { "\\N" }),
         DataType::Dictionary(_, _) => {
             let d = a.as_any_dictionary();

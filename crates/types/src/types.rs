@@ -62,6 +62,37 @@ pub enum ChType {
     Nullable(Box<ChType>),
     LowCardinality(Box<ChType>),
     Array(Box<ChType>),
+    /// `Tuple(T1, T2)` or `Tuple(a T1, b T2)`: an Arrow struct whose fields
+    /// are the element names, `1`, `2`, … for unnamed elements (the names
+    /// ClickHouse gives them: `t.1`, `tupleElement(t, 1)`).
+    Tuple(Vec<TupleElement>),
+    /// `Map(K, V)`: an Arrow map of `key` / `value` entries (DataFusion's
+    /// names, so its `map()` values need no renaming).
+    Map(Box<ChType>, Box<ChType>),
+}
+
+/// One element of a `Tuple` type: its name when the tuple is named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TupleElement {
+    pub name: Option<String>,
+    pub ty: ChType,
+}
+
+/// Field names of a map's entries (DataFusion's `map()` uses these).
+pub const MAP_ENTRIES: &str = "entries";
+pub const MAP_KEY: &str = "key";
+pub const MAP_VALUE: &str = "value";
+
+/// The Arrow field of a map's entries for `key` and `value` types.
+pub fn map_entries_field(key: DataType, value: DataType, value_nullable: bool) -> Field {
+    Field::new(
+        MAP_ENTRIES,
+        DataType::Struct(arrow::datatypes::Fields::from(vec![
+            Field::new(MAP_KEY, key, false),
+            Field::new(MAP_VALUE, value, value_nullable),
+        ])),
+        false,
+    )
 }
 
 impl ChType {
@@ -90,7 +121,54 @@ impl ChType {
                 t.to_arrow(),
                 t.is_nullable(),
             ))),
+            ChType::Tuple(elements) => DataType::Struct(
+                elements
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let name = e.name.clone().unwrap_or_else(|| (i + 1).to_string());
+                        Field::new(name, e.ty.to_arrow(), e.ty.is_nullable())
+                    })
+                    .collect::<Vec<_>>()
+                    .into(),
+            ),
+            ChType::Map(k, v) => DataType::Map(
+                std::sync::Arc::new(map_entries_field(
+                    k.to_arrow(),
+                    v.to_arrow(),
+                    v.is_nullable(),
+                )),
+                false,
+            ),
         }
+    }
+
+    /// The ClickHouse type of an Arrow field: the name it carries, else the
+    /// best name for its Arrow type.
+    pub fn of_field(f: &Field) -> Option<ChType> {
+        f.metadata()
+            .get(CH_TYPE_KEY)
+            .and_then(|t| t.parse().ok())
+            .or_else(|| {
+                let t = Self::from_arrow(f.data_type())?;
+                Some(if f.is_nullable() && t.can_be_nullable() {
+                    ChType::Nullable(Box::new(t))
+                } else {
+                    t
+                })
+            })
+    }
+
+    /// Whether ClickHouse allows `Nullable(self)` (not for composite types).
+    pub fn can_be_nullable(&self) -> bool {
+        !matches!(
+            self,
+            ChType::Nullable(_)
+                | ChType::LowCardinality(_)
+                | ChType::Array(_)
+                | ChType::Tuple(_)
+                | ChType::Map(..)
+        )
     }
 
     /// The best ClickHouse name for an Arrow type (for computed columns).
@@ -124,6 +202,41 @@ impl ChType {
                     inner
                 }))
             }
+            DataType::Struct(fields) => {
+                // `struct(a, b)` names its fields c0, c1, …; positional
+                // names of either kind make an unnamed tuple.
+                let positional = fields
+                    .iter()
+                    .enumerate()
+                    .all(|(i, f)| *f.name() == (i + 1).to_string() || *f.name() == format!("c{i}"));
+                let mut elements = Vec::with_capacity(fields.len());
+                for f in fields.iter() {
+                    let ty = Self::from_arrow(f.data_type())?;
+                    let ty = if f.is_nullable() && ty.can_be_nullable() {
+                        ChType::Nullable(Box::new(ty))
+                    } else {
+                        ty
+                    };
+                    elements.push(TupleElement {
+                        name: (!positional).then(|| f.name().clone()),
+                        ty,
+                    });
+                }
+                ChType::Tuple(elements)
+            }
+            DataType::Map(entries, _) => match entries.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => {
+                    let k = Self::from_arrow(kv[0].data_type())?;
+                    let v = Self::from_arrow(kv[1].data_type())?;
+                    let v = if kv[1].is_nullable() && v.can_be_nullable() {
+                        ChType::Nullable(Box::new(v))
+                    } else {
+                        v
+                    };
+                    ChType::Map(Box::new(k), Box::new(v))
+                }
+                _ => return None,
+            },
             _ => return None,
         })
     }
@@ -162,6 +275,8 @@ fn canonical_head(h: &str) -> &str {
         "lowcardinality" => "LowCardinality",
         "array" => "Array",
         "fixedstring" => "FixedString",
+        "tuple" => "Tuple",
+        "map" => "Map",
         _ => h,
     }
 }
@@ -197,8 +312,90 @@ impl fmt::Display for ChType {
             ChType::Nullable(t) => write!(f, "Nullable({t})"),
             ChType::LowCardinality(t) => write!(f, "LowCardinality({t})"),
             ChType::Array(t) => write!(f, "Array({t})"),
+            ChType::Tuple(elements) => {
+                f.write_str("Tuple(")?;
+                for (i, e) in elements.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    match &e.name {
+                        Some(n) if is_plain_identifier(n) => write!(f, "{n} {}", e.ty)?,
+                        Some(n) => write!(f, "`{}` {}", n.replace('`', "\\`"), e.ty)?,
+                        None => write!(f, "{}", e.ty)?,
+                    }
+                }
+                f.write_str(")")
+            }
+            ChType::Map(k, v) => write!(f, "Map({k}, {v})"),
         }
     }
+}
+
+fn is_plain_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Splits `s` at its top-level commas (outside parentheses and quotes).
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start, mut quote) = (0i32, 0usize, None::<char>);
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '`' | '"' => quote = Some(c),
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(s[start..].trim());
+    parts
+}
+
+/// One element of `Tuple(...)`: `name Type` or `Type`.
+fn tuple_element(s: &str) -> Result<TupleElement, TypeError> {
+    let s = s.trim();
+    let (name, rest) = if let Some(quoted) = s.strip_prefix('`') {
+        match quoted.find('`') {
+            Some(end) => (Some(quoted[..end].to_string()), quoted[end + 1..].trim()),
+            None => return Err(TypeError(s.to_string())),
+        }
+    } else {
+        match s.split_once(char::is_whitespace) {
+            Some((head, rest)) if is_plain_identifier(head) && !rest.trim().is_empty() => {
+                match rest.trim().parse::<ChType>() {
+                    Ok(ty) => {
+                        return Ok(TupleElement {
+                            name: Some(head.to_string()),
+                            ty,
+                        })
+                    }
+                    Err(_) => (None, s),
+                }
+            }
+            _ => (None, s),
+        }
+    };
+    Ok(TupleElement {
+        name,
+        ty: rest.parse()?,
+    })
 }
 
 impl From<ChType> for String {
@@ -232,6 +429,32 @@ impl FromStr for ChType {
                 "Nullable" => Ok(ChType::Nullable(Box::new(inner.parse()?))),
                 "LowCardinality" => Ok(ChType::LowCardinality(Box::new(inner.parse()?))),
                 "Array" => Ok(ChType::Array(Box::new(inner.parse()?))),
+                "Tuple" => {
+                    let elements = split_top_level(inner)
+                        .into_iter()
+                        .map(tuple_element)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if elements.is_empty() || inner.trim().is_empty() {
+                        return Err(err());
+                    }
+                    let named = elements.iter().filter(|e| e.name.is_some()).count();
+                    if named != 0 && named != elements.len() {
+                        return Err(TypeError(format!(
+                            "{s} (either all or none of a tuple's elements have names)"
+                        )));
+                    }
+                    Ok(ChType::Tuple(elements))
+                }
+                "Map" => match split_top_level(inner).as_slice() {
+                    [k, v] => {
+                        let k: ChType = k.parse()?;
+                        if k.is_nullable() {
+                            return Err(TypeError(format!("{s} (a map's key cannot be {k})")));
+                        }
+                        Ok(ChType::Map(Box::new(k), Box::new(v.parse()?)))
+                    }
+                    _ => Err(err()),
+                },
                 "DateTime64" => {
                     let p = inner.split(',').next().unwrap_or("").trim();
                     let p: u8 = p.parse().map_err(|_| err())?;
@@ -335,12 +558,36 @@ mod tests {
             "LowCardinality(String)",
             "LowCardinality(Nullable(String))",
             "Array(UInt32)",
+            "Tuple(UInt8, String)",
+            "Tuple(a String, b Nullable(Int32))",
+            "Tuple(a Decimal(10, 2), `b c` Array(Tuple(DateTime64(3), String)))",
+            "Map(String, UInt64)",
+            "Map(LowCardinality(String), Array(Nullable(Float64)))",
+            "Array(Map(UInt8, Tuple(String, String)))",
         ] {
             let t: ChType = s.parse().unwrap();
             assert_eq!(t.to_string(), s);
         }
         assert!("Strin".parse::<ChType>().is_err());
         assert!("DateTime64(12)".parse::<ChType>().is_err());
+        assert!("Tuple(a String, UInt8)".parse::<ChType>().is_err());
+        assert!("Map(Nullable(String), String)".parse::<ChType>().is_err());
+        assert!("Map(String)".parse::<ChType>().is_err());
+        assert!("Tuple()".parse::<ChType>().is_err());
+    }
+
+    #[test]
+    fn composite_types_round_trip_through_arrow() {
+        for s in [
+            "Tuple(UInt8, String)",
+            "Tuple(a String, b Nullable(Int32))",
+            "Map(String, UInt64)",
+            "Map(String, Nullable(Float64))",
+            "Array(Tuple(String, UInt8))",
+        ] {
+            let t: ChType = s.parse().unwrap();
+            assert_eq!(ChType::from_arrow(&t.to_arrow()), Some(t), "{s}");
+        }
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl Session {
             .map(|(i, f)| {
                 let column = match batches.iter().find(|b| b.num_rows() > 0) {
                     Some(b) if rows > 0 => b.column(i).slice(0, 1),
-                    _ => datafusion::common::ScalarValue::new_default(f.data_type())?.to_array()?,
+                    _ => crate::functions::default_scalar(f.data_type())?.to_array()?,
                 };
                 Ok(if column.data_type() == f.data_type() {
                     column

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray,
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{cast, concat, take};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type};
-use datafusion::common::{exec_err, plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::common::{exec_err, plan_err, DataFusionError, Result};
 use qh_types::ErrorCode;
 
 use crate::error::QueryError;
@@ -22,6 +22,7 @@ pub(super) fn element_type(args: &[DataType]) -> Result<DataType> {
             Ok(f.data_type().clone())
         }
         Some(DataType::Null) => Ok(DataType::Null),
+        Some(map @ DataType::Map(..)) => super::maps::value_type(map),
         Some(other) => plan_err!("arrayElement needs an array, got {other}"),
         None => plan_err!("arrayElement needs an array and an index"),
     }
@@ -35,6 +36,7 @@ pub(super) fn element(args: &[ArrayRef], _rows: usize) -> Result<ArrayRef> {
             cast(&args[0], &DataType::List(Arc::clone(f)))?
         }
         DataType::Null => return Ok(Arc::clone(&args[0])),
+        DataType::Map(..) => return super::maps::element(args),
         other => return exec_err!("arrayElement needs an array, got {other}"),
     };
     let list = list.as_list::<i32>();
@@ -68,7 +70,7 @@ pub(super) fn element(args: &[ArrayRef], _rows: usize) -> Result<ArrayRef> {
             picks.push(Some(default_at));
         }
     }
-    let default = ScalarValue::new_default(values.data_type())?.to_array_of_size(1)?;
+    let default = super::default_scalar(values.data_type())?.to_array_of_size(1)?;
     let with_default = concat(&[values.as_ref(), default.as_ref()])?;
     Ok(take(&with_default, &UInt32Array::from(picks), None)?)
 }

@@ -12,6 +12,7 @@ mod dates;
 pub(crate) mod decimals;
 pub(crate) use dates::{AT_LEAST_PRECISION, INTERVAL_UNITS};
 mod hash;
+mod maps;
 mod math;
 mod quantiles;
 pub(crate) use quantiles::QUANTILE_SORTED;
@@ -23,6 +24,7 @@ pub(crate) use reservoir::QUANTILE;
 pub(crate) mod server;
 mod strings;
 mod top_k;
+mod tuples;
 
 pub use server::{TIME_ZONE, VERSION};
 
@@ -350,16 +352,50 @@ fn to_type_name(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
     Ok(Arc::new(StringArray::from(vec![t; n])))
 }
 
+/// The default ClickHouse fills in for a value of `dt` (0, '', an empty
+/// array or map, a tuple of defaults). DataFusion's `ScalarValue::new_default`
+/// panics on a map type, so every default goes through the storage's.
+pub(crate) fn default_scalar(dt: &DataType) -> Result<ScalarValue> {
+    qh_storage::part::type_default(dt, false).map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
 /// ClickHouse's name of a computed value's type; a tuple is a struct.
 pub(crate) fn type_name(t: &DataType) -> String {
+    // A computed tuple's or map's elements are nullable in Arrow whether or
+    // not they can be NULL: named by their types alone.
+    match t {
+        DataType::Struct(fields) => {
+            // Positional names (`struct`'s c0, c1, or a column's 1, 2) are not shown.
+            let named = !fields
+                .iter()
+                .enumerate()
+                .all(|(i, f)| *f.name() == format!("c{i}") || *f.name() == (i + 1).to_string());
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| match named {
+                    true => format!("{} {}", f.name(), type_name(f.data_type())),
+                    false => type_name(f.data_type()),
+                })
+                .collect();
+            return format!("Tuple({})", inner.join(", "));
+        }
+        DataType::Map(entries, _) => {
+            if let DataType::Struct(kv) = entries.data_type() {
+                if kv.len() == 2 {
+                    return format!(
+                        "Map({}, {})",
+                        type_name(kv[0].data_type()),
+                        type_name(kv[1].data_type())
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
     if let Some(t) = ChType::from_arrow(t) {
         return t.to_string();
     }
     match t {
-        DataType::Struct(fields) => {
-            let inner: Vec<String> = fields.iter().map(|f| type_name(f.data_type())).collect();
-            format!("Tuple({})", inner.join(", "))
-        }
         // An array of what ChType has no name for (tuples).
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             format!("Array({})", type_name(f.data_type()))
@@ -625,6 +661,7 @@ fn ch_length(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
         DataType::Dictionary(_, v) => cast(&args[0], v)?,
         DataType::Utf8View => cast(&args[0], &DataType::Utf8)?,
         DataType::BinaryView => cast(&args[0], &DataType::Binary)?,
+        DataType::Map(..) => return Ok(maps::length(&args[0])),
         _ => Arc::clone(&args[0]),
     };
     let n = datafusion::arrow::compute::kernels::length::length(&a)?;
@@ -971,6 +1008,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     fns.extend(row_key::udfs());
     fns.extend(hash::udfs());
     fns.extend(server::udfs());
+    fns.push(ScalarUDF::new_from_impl(tuples::TupleElement::new()));
     for f in fns {
         reg.register_udf(Arc::new(f))?;
     }

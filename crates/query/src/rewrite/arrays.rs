@@ -88,10 +88,26 @@ pub(super) fn subscript(e: &Expr) -> Option<Expr> {
     };
     let mut out = root.as_ref().clone();
     for access in access_chain {
-        let AccessExpr::Subscript(Subscript::Index { index }) = access else {
-            return None;
+        out = match (access, out) {
+            (AccessExpr::Subscript(Subscript::Index { index }), out) => {
+                Expr::Function(func(ARRAY_ELEMENT, vec![out, index.clone()]))
+            }
+            // `t.x[k]`: a dotted name before the first subscript stays a name
+            // (a column, or a tuple's element as DataFusion resolves it).
+            (AccessExpr::Dot(Expr::Identifier(i)), Expr::Identifier(r)) => {
+                Expr::CompoundIdentifier(vec![r, i.clone()])
+            }
+            (AccessExpr::Dot(Expr::Identifier(i)), Expr::CompoundIdentifier(mut parts)) => {
+                parts.push(i.clone());
+                Expr::CompoundIdentifier(parts)
+            }
+            // `a[1].name`: the element of the tuple there.
+            (AccessExpr::Dot(Expr::Identifier(i)), out) => Expr::Function(func(
+                "tupleelement",
+                vec![out, Expr::value(Value::SingleQuotedString(i.value.clone()))],
+            )),
+            _ => return None,
         };
-        out = Expr::Function(func(ARRAY_ELEMENT, vec![out, index.clone()]));
     }
     Some(out)
 }

@@ -445,11 +445,43 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         // characters and prints arrays first).
         "length" => set_name(f, "__qh_length"),
         "has" => set_name(f, "array_has"),
+        // ClickHouse's map(k1, v1, k2, v2, …) is DataFusion's map of a keys
+        // array and a values array.
+        "map" if !args.is_empty() && args.len().is_multiple_of(2) => {
+            return Some(map_of_pairs(args))
+        }
+        "mapkeys" => set_name(f, "map_keys"),
+        "mapvalues" => set_name(f, "map_values"),
+        "mapcontains" if args.len() == 2 => {
+            let mut args = args;
+            let key = args.pop()?;
+            let keys = Expr::Function(func("map_keys", args));
+            return Some(Expr::Function(func(
+                "touint8",
+                vec![Expr::Function(func("array_has", vec![keys, key]))],
+            )));
+        }
         "ifnull" => set_name(f, "coalesce"),
         "empty" | "notempty" => set_name(f, &lname),
         _ => set_name(f, &lname),
     }
     None
+}
+
+/// `map([k1, k2, …], [v1, v2, …])` of ClickHouse's alternating arguments.
+pub(super) fn map_of_pairs(args: Vec<Expr>) -> Expr {
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    for (i, a) in args.into_iter().enumerate() {
+        if i % 2 == 0 {
+            keys.push(a);
+        } else {
+            values.push(a);
+        }
+    }
+    let array = |elem: Vec<Expr>| {
+        Expr::Array(datafusion::sql::sqlparser::ast::Array { elem, named: false })
+    };
+    Expr::Function(func("map", vec![array(keys), array(values)]))
 }
 
 /// `CASE WHEN c1 THEN r1 ... ELSE otherwise END`, built (no source tokens).
@@ -482,6 +514,17 @@ pub(super) fn ch_type_name(t: &DataType) -> String {
         DataType::LowCardinality(t) => format!("LowCardinality({})", ch_type_name(t)),
         DataType::Array(ArrayElemTypeDef::Parenthesis(t)) => {
             format!("Array({})", ch_type_name(t))
+        }
+        DataType::Map(k, v) => format!("Map({}, {})", ch_type_name(k), ch_type_name(v)),
+        DataType::Tuple(fields) => {
+            let elements: Vec<String> = fields
+                .iter()
+                .map(|f| match &f.field_name {
+                    Some(n) => format!("{n} {}", ch_type_name(&f.field_type)),
+                    None => ch_type_name(&f.field_type),
+                })
+                .collect();
+            format!("Tuple({})", elements.join(", "))
         }
         other => other.to_string(),
     }

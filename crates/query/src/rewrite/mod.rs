@@ -799,6 +799,20 @@ fn rewrite_expr(e: &mut Expr) {
         *e = new;
         return;
     }
+    // ClickHouse's map literal `{'a': 1, 'b': 2}` (string keys).
+    if let Expr::Dictionary(fields) = e {
+        let mut args = Vec::with_capacity(fields.len() * 2);
+        for f in fields.iter() {
+            args.push(Expr::value(
+                datafusion::sql::sqlparser::ast::Value::SingleQuotedString(f.key.value.clone()),
+            ));
+            args.push(f.value.as_ref().clone());
+        }
+        if !args.is_empty() {
+            *e = functions::map_of_pairs(args);
+            return;
+        }
+    }
     // SQL's SUBSTRING / POSITION syntax: ClickHouse's byte-counting forms.
     match e {
         Expr::Substring {

@@ -786,3 +786,103 @@ pub(super) fn strip_totals(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, b
     }
     (out, totals)
 }
+
+/// ClickHouse's tuple element syntax `t.1` (also `f(x).2`, `(1, 'a').1`):
+/// sqlparser reads `.1` as a number, so the operand and index become
+/// `tupleElement(operand, 1)` here.
+pub(super) fn tuple_index_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let index_of = |t: &Token| match t {
+        Token::Number(n, false) => n
+            .strip_prefix('.')
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string),
+        _ => None,
+    };
+    if !tokens.iter().any(|t| index_of(&t.token).is_some()) {
+        return tokens;
+    }
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len() + 8);
+    for t in tokens {
+        let Some(index) = index_of(&t.token) else {
+            out.push(t);
+            continue;
+        };
+        let Some(start) = operand_start(&out) else {
+            out.push(t);
+            continue;
+        };
+        let operand: Vec<TokenWithSpan> = out.drain(start..).collect();
+        out.push(TokenWithSpan::wrap(Token::make_word("tupleElement", None)));
+        out.push(TokenWithSpan::wrap(Token::LParen));
+        out.extend(operand);
+        out.push(TokenWithSpan::wrap(Token::Comma));
+        out.push(TokenWithSpan::wrap(Token::Number(index, false)));
+        out.push(TokenWithSpan::wrap(Token::RParen));
+    }
+    out
+}
+
+/// Where the operand ending at the last token of `out` starts: a dotted
+/// name, a parenthesized group with the function name before it, either
+/// followed by subscripts `[i]`.
+fn operand_start(out: &[TokenWithSpan]) -> Option<usize> {
+    operand_start_at(out, out.len().checked_sub(1)?)
+}
+
+/// The index of the bracket opening the group that `close` ends.
+fn group_start(out: &[TokenWithSpan], close: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut i = close;
+    loop {
+        match &out[i].token {
+            Token::RParen | Token::RBracket => depth += 1,
+            Token::LParen | Token::LBracket => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i = i.checked_sub(1)?;
+    }
+}
+
+fn operand_start_at(out: &[TokenWithSpan], last: usize) -> Option<usize> {
+    let mut i = last;
+    match &out[i].token {
+        Token::Word(_) => {}
+        // `a[2].1`: the subscript's operand.
+        Token::RBracket => {
+            let open = group_start(out, i)?;
+            return operand_start_at(out, open.checked_sub(1)?);
+        }
+        Token::RParen => {
+            i = group_start(out, i)?;
+            // A call's name; not a clause's keyword (`WHERE (a, b).1`).
+            const CLAUSE: &[&str] = &[
+                "SELECT", "WHERE", "PREWHERE", "HAVING", "AND", "OR", "NOT", "IN", "ON", "BY",
+                "WHEN", "THEN", "ELSE", "CASE", "FROM", "AS", "DISTINCT", "LIKE", "ILIKE",
+                "BETWEEN", "IS", "QUALIFY", "USING", "VALUES", "LIMIT", "OFFSET", "INTERVAL",
+            ];
+            match i.checked_sub(1).map(|p| &out[p].token) {
+                Some(Token::Word(w))
+                    if w.quote_style.is_some()
+                        || !CLAUSE.iter().any(|k| w.value.eq_ignore_ascii_case(k)) =>
+                {
+                    i -= 1
+                }
+                _ => return Some(i),
+            }
+        }
+        _ => return None,
+    }
+    // `db.table.column`: the dotted words before it.
+    while i >= 2
+        && matches!(out[i - 1].token, Token::Period)
+        && matches!(out[i - 2].token, Token::Word(_))
+    {
+        i -= 2;
+    }
+    Some(i)
+}

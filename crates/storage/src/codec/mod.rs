@@ -430,6 +430,24 @@ fn encode_array(array: &dyn Array, out: &mut Vec<u8>) -> Result<()> {
             let child = a.values().slice(start, end - start);
             encode_array(child.as_ref(), out)?;
         }
+        // A tuple's elements one after another, each with its own validity.
+        DataType::Struct(_) => {
+            for child in array.as_struct().columns() {
+                encode_array(child.as_ref(), out)?;
+            }
+        }
+        // As an array of its entries: lengths, then the keys, then the values.
+        DataType::Map(..) => {
+            let a = array.as_map();
+            let offsets = a.value_offsets();
+            for w in offsets.windows(2) {
+                out.extend_from_slice(&((w[1] - w[0]) as u32).to_le_bytes());
+            }
+            let start = offsets[0] as usize;
+            let end = offsets[n] as usize;
+            encode_array(a.keys().slice(start, end - start).as_ref(), out)?;
+            encode_array(a.values().slice(start, end - start).as_ref(), out)?;
+        }
         dt if dt.primitive_width().is_some() => {
             let width = dt.primitive_width().unwrap_or(0);
             let data = array.to_data();
@@ -562,6 +580,45 @@ fn decode_array(cur: &mut Cursor<'_>, dt: &DataType, rows: usize) -> Result<Arra
             )
             .map_err(corrupt)?;
             return Ok(Arc::new(list));
+        }
+        DataType::Struct(fields) => {
+            let children = fields
+                .iter()
+                .map(|f| decode_array(cur, f.data_type(), rows))
+                .collect::<Result<Vec<_>>>()?;
+            let s = datafusion::arrow::array::StructArray::try_new_with_length(
+                fields.clone(),
+                children,
+                nulls,
+                rows,
+            )
+            .map_err(corrupt)?;
+            return Ok(Arc::new(s));
+        }
+        DataType::Map(entries, sorted) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err(StorageError::Unsupported(format!(
+                    "cannot read arrow type {dt} from a part"
+                )));
+            };
+            let offsets = cur.lengths(rows)?;
+            let total = *offsets.last().unwrap_or(&0) as usize;
+            let children = kv
+                .iter()
+                .map(|f| decode_array(cur, f.data_type(), total))
+                .collect::<Result<Vec<_>>>()?;
+            let entries_array =
+                datafusion::arrow::array::StructArray::try_new(kv.clone(), children, None)
+                    .map_err(corrupt)?;
+            let map = datafusion::arrow::array::MapArray::try_new(
+                Arc::clone(entries),
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                entries_array,
+                nulls,
+                *sorted,
+            )
+            .map_err(corrupt)?;
+            return Ok(Arc::new(map));
         }
         dt if dt.primitive_width().is_some() => {
             let width = dt.primitive_width().unwrap_or(0);
@@ -722,6 +779,61 @@ mod tests {
         ]);
         roundtrip(Arc::new(list));
         let _ = Field::new("x", DataType::Int8, false);
+    }
+
+    #[test]
+    fn tuples_and_maps_round_trip_whole_and_sliced() {
+        let tuple_type: qh_types::ChType = "Tuple(a String, b Nullable(Int32))".parse().unwrap();
+        let DataType::Struct(fields) = tuple_type.to_arrow() else {
+            panic!()
+        };
+        let tuples: ArrayRef = Arc::new(StructArray::new(
+            fields,
+            vec![
+                Arc::new(StringArray::from(vec!["x", "y", "z"])),
+                Arc::new(Int32Array::from(vec![None, Some(5), Some(-1)])),
+            ],
+            None,
+        ));
+        roundtrip(Arc::clone(&tuples));
+        let map_type: qh_types::ChType = "Map(String, UInt64)".parse().unwrap();
+        let DataType::Map(entries, _) = map_type.to_arrow() else {
+            panic!()
+        };
+        let DataType::Struct(kv) = entries.data_type().clone() else {
+            panic!()
+        };
+        let maps: ArrayRef = Arc::new(
+            MapArray::try_new(
+                entries,
+                OffsetBuffer::from_lengths([2, 0, 1]),
+                StructArray::new(
+                    kv,
+                    vec![
+                        Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                        Arc::new(UInt64Array::from(vec![1, 2, 3])),
+                    ],
+                    None,
+                ),
+                None,
+                false,
+            )
+            .unwrap(),
+        );
+        roundtrip(Arc::clone(&maps));
+        for a in [tuples, maps] {
+            let s = a.slice(1, 2);
+            let block = encode_block(s.as_ref(), &ColumnEncoding::default()).unwrap();
+            let b = decode_block(&block, a.data_type(), 2, "t").unwrap();
+            assert_eq!(
+                qh_types::text::value_text(b.as_ref(), 1),
+                qh_types::text::value_text(s.as_ref(), 1)
+            );
+            assert_eq!(
+                qh_types::text::value_text(b.as_ref(), 0),
+                qh_types::text::value_text(s.as_ref(), 0)
+            );
+        }
     }
 
     #[test]

@@ -255,7 +255,9 @@ fn value_size(ty: &ChType) -> Option<u8> {
             _ => 32,
         },
         ChType::Nullable(t) | ChType::Array(t) => return value_size(t),
-        ChType::String | ChType::LowCardinality(_) => return None,
+        ChType::String | ChType::LowCardinality(_) | ChType::Tuple(_) | ChType::Map(..) => {
+            return None
+        }
     })
 }
 

@@ -266,6 +266,42 @@ pub fn type_default(dt: &DataType, nullable: bool) -> Result<ScalarValue> {
                 None,
             ),
         ))),
+        // Each element's default: NULL for a Nullable one.
+        DataType::Struct(fields) => {
+            let columns = fields
+                .iter()
+                .map(|f| {
+                    type_default(f.data_type(), f.is_nullable())?
+                        .to_array()
+                        .map_err(df_err)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ScalarValue::Struct(std::sync::Arc::new(
+                datafusion::arrow::array::StructArray::try_new(fields.clone(), columns, None)?,
+            )))
+        }
+        // An empty map (DataFusion's `new_default` panics on a map type).
+        DataType::Map(entries, sorted) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err(StorageError::Unsupported(format!("map type {dt}")));
+            };
+            let entries_array = datafusion::arrow::array::StructArray::try_new(
+                kv.clone(),
+                kv.iter()
+                    .map(|f| datafusion::arrow::array::new_empty_array(f.data_type()))
+                    .collect(),
+                None,
+            )?;
+            Ok(ScalarValue::Map(std::sync::Arc::new(
+                datafusion::arrow::array::MapArray::try_new(
+                    std::sync::Arc::clone(entries),
+                    datafusion::arrow::buffer::OffsetBuffer::from_lengths([0]),
+                    entries_array,
+                    None,
+                    *sorted,
+                )?,
+            )))
+        }
         _ => ScalarValue::new_zero(dt)
             .or_else(|_| ScalarValue::try_from_string(String::new(), dt))
             .map_err(df_err),
