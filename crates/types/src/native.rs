@@ -649,18 +649,35 @@ impl<R: Read> NativeReader<R> {
                     .map(|b| b != 0)
                     .collect::<Vec<_>>(),
             )),
+            // Every value's bytes appended to one buffer as they arrive (no
+            // allocation per value); UTF-8 and char boundaries checked once.
             ChType::String => {
-                let mut b = arrow::array::StringBuilder::with_capacity(
-                    rows.min(1 << 16),
-                    rows.min(1 << 16) * 8,
-                );
+                let mut offsets: Vec<i32> = Vec::with_capacity(rows.min(1 << 20) + 1);
+                let mut bytes: Vec<u8> = Vec::with_capacity(rows.min(1 << 20) * 8);
+                offsets.push(0);
                 for _ in 0..rows {
-                    let s = self.string()?;
-                    b.append_value(String::from_utf8(s).map_err(|_| {
-                        NativeError::Malformed("a String value that is not UTF-8".into())
-                    })?);
+                    let n = self.var_uint()?;
+                    if n > 1 << 30 {
+                        return Err(NativeError::Malformed(format!("a string of {n} bytes")));
+                    }
+                    let got = (&mut self.r).take(n).read_to_end(&mut bytes)?;
+                    if got as u64 != n {
+                        return Err(NativeError::Malformed(format!(
+                            "the data ends after {got} of {n} bytes"
+                        )));
+                    }
+                    let end = i32::try_from(bytes.len()).map_err(|_| {
+                        NativeError::Malformed("a String column over 2 GiB in one block".into())
+                    })?;
+                    offsets.push(end);
                 }
-                Arc::new(b.finish()) as ArrayRef
+                let array = arrow::array::StringArray::try_new(
+                    OffsetBuffer::new(offsets.into()),
+                    bytes.into(),
+                    None,
+                )
+                .map_err(|_| NativeError::Malformed("a String value that is not UTF-8".into()))?;
+                Arc::new(array) as ArrayRef
             }
             ChType::Date => {
                 let raw = fixed(self, 2)?;

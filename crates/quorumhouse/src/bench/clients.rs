@@ -41,6 +41,9 @@ struct PythonFigures {
     query_arrow: Vec<f64>,
     insert_df: Vec<f64>,
     insert_arrow: Vec<f64>,
+    /// The Native bytes alone (no pandas on either side).
+    query_native_raw: Vec<f64>,
+    insert_native_raw: Vec<f64>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -122,6 +125,8 @@ pub async fn clients(a: ClientsArgs) -> anyhow::Result<()> {
         ("insert_df (pandas → HTTP Native)", py.insert_df),
         ("insert_arrow (HTTP Arrow)", py.insert_arrow),
         ("Rust insert_batches (gRPC Arrow)", insert),
+        ("raw_query (HTTP Native bytes)", py.query_native_raw),
+        ("raw_insert (HTTP Native bytes)", py.insert_native_raw),
     ] {
         let (p50, p99) = percentiles(runs);
         let secs = (p50 / 1000.0).max(1e-9);
@@ -147,6 +152,15 @@ pub async fn clients(a: ClientsArgs) -> anyhow::Result<()> {
         ratio("query_df (HTTP Native → pandas)", "Rust query (gRPC Arrow)"),
         ratio(
             "insert_df (pandas → HTTP Native)",
+            "Rust insert_batches (gRPC Arrow)"
+        )
+    );
+    // The server's share: the same Native bytes without the client's pandas.
+    println!(
+        "HTTP Native bytes / Rust Arrow: query {:.2}×, insert {:.2}×",
+        ratio("raw_query (HTTP Native bytes)", "Rust query (gRPC Arrow)"),
+        ratio(
+            "raw_insert (HTTP Native bytes)",
             "Rust insert_batches (gRPC Arrow)"
         )
     );

@@ -5,7 +5,9 @@ Superset, dbt and pandas users run) against one node's HTTP port.
 
 Prints one JSON object: seconds per run of query_df, query_arrow,
 insert_df and insert_arrow over the whole source table, the rows, and the
-Arrow size of the data (the MB of MB/s)."""
+Arrow size of the data (the MB of MB/s). Also the Native bytes alone both
+ways (raw_query / raw_insert of the same rows, no pandas conversion), which
+splits the Native paths' time between the server and the client's Python."""
 import json
 import sys
 import time
@@ -33,7 +35,10 @@ def main(addr, source, sink, runs):
         "arrow_bytes": table.nbytes,
         "query_df": timed(runs, lambda: client.query_df(q)),
         "query_arrow": timed(runs, lambda: client.query_arrow(q)),
+        "query_native_raw": timed(runs, lambda: client.raw_query(q, fmt="Native")),
     }
+    native = client.raw_query(q, fmt="Native")
+    columns = list(table.column_names)
 
     def insert(f):
         def run():
@@ -43,6 +48,8 @@ def main(addr, source, sink, runs):
 
     figures["insert_df"] = timed(runs, insert(lambda: client.insert_df(sink, df)))
     figures["insert_arrow"] = timed(runs, insert(lambda: client.insert_arrow(sink, table)))
+    figures["insert_native_raw"] = timed(runs, insert(
+        lambda: client.raw_insert(sink, columns, insert_block=native, fmt="Native")))
     rows = client.command(f"SELECT count() FROM {sink}")
     if int(rows) != table.num_rows:
         raise SystemExit(f"sink holds {rows} rows, expected {table.num_rows}")
