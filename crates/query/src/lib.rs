@@ -12,6 +12,7 @@
 pub mod clusters;
 pub mod complexity;
 pub mod ddl;
+mod distinct_order;
 pub mod distributed;
 pub mod engine;
 pub mod error;

@@ -79,7 +79,7 @@ fn declared_composite(e: &Expr, schema: &datafusion::common::DFSchema) -> Option
             _ => false,
         }
     }
-    composite(&declared).then(|| declared.to_string())
+    composite(&declared).then(|| declared.pretty_name())
 }
 
 /// ClickHouse's name of a Nullable value of Arrow type `ty`.

@@ -241,6 +241,68 @@ impl ChType {
         })
     }
 
+    /// The name as ClickHouse prints it with `print_pretty_type_names` (on
+    /// by default; `toTypeName` and DESCRIBE): each element of a named tuple
+    /// on a line of its own, indented four spaces a level. Elsewhere (format
+    /// headers, system.columns) the one-line [`Display`] name.
+    pub fn pretty_name(&self) -> String {
+        let mut out = String::new();
+        self.write_pretty(&mut out, 0);
+        out
+    }
+
+    fn write_pretty(&self, out: &mut String, depth: usize) {
+        use std::fmt::Write;
+        match self {
+            ChType::Tuple(elements) if elements.iter().all(|e| e.name.is_some()) => {
+                out.push_str("Tuple(");
+                for (i, e) in elements.iter().enumerate() {
+                    out.push_str(if i == 0 { "\n" } else { ",\n" });
+                    out.push_str(&" ".repeat(4 * (depth + 1)));
+                    let name = e.name.as_deref().unwrap_or_default();
+                    if is_plain_identifier(name) {
+                        out.push_str(name);
+                    } else {
+                        let _ = write!(out, "`{}`", name.replace('`', "\\`"));
+                    }
+                    out.push(' ');
+                    e.ty.write_pretty(out, depth + 1);
+                }
+                out.push(')');
+            }
+            ChType::Tuple(elements) => {
+                out.push_str("Tuple(");
+                for (i, e) in elements.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    e.ty.write_pretty(out, depth);
+                }
+                out.push(')');
+            }
+            ChType::Map(k, v) => {
+                out.push_str("Map(");
+                k.write_pretty(out, depth);
+                out.push_str(", ");
+                v.write_pretty(out, depth);
+                out.push(')');
+            }
+            ChType::Array(t) | ChType::Nullable(t) | ChType::LowCardinality(t) => {
+                let head = match self {
+                    ChType::Array(_) => "Array(",
+                    ChType::Nullable(_) => "Nullable(",
+                    _ => "LowCardinality(",
+                };
+                out.push_str(head);
+                t.write_pretty(out, depth);
+                out.push(')');
+            }
+            other => {
+                let _ = write!(out, "{other}");
+            }
+        }
+    }
+
     pub fn is_nullable(&self) -> bool {
         match self {
             ChType::Nullable(_) => true,
@@ -574,6 +636,19 @@ mod tests {
         assert!("Map(Nullable(String), String)".parse::<ChType>().is_err());
         assert!("Map(String)".parse::<ChType>().is_err());
         assert!("Tuple()".parse::<ChType>().is_err());
+    }
+
+    #[test]
+    fn pretty_names_put_named_tuple_elements_on_lines() {
+        let t: ChType = "Tuple(a Tuple(b UInt8, c String), d Array(Tuple(e UInt8)))"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            t.pretty_name(),
+            "Tuple(\n    a Tuple(\n        b UInt8,\n        c String),\n    d Array(Tuple(\n        e UInt8)))"
+        );
+        let u: ChType = "Map(String, Tuple(UInt8, String))".parse().unwrap();
+        assert_eq!(u.pretty_name(), u.to_string());
     }
 
     #[test]

@@ -479,7 +479,7 @@ impl Session {
                     ],
                     vec![
                         col(&|c| c.name.clone()),
-                        col(&|c| c.ty.to_string()),
+                        col(&|c| c.ty.pretty_name()),
                         col(&|c| {
                             if c.default.is_some() {
                                 c.kind.keyword().into()

@@ -75,6 +75,9 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
         join_selection,
         Arc::new(crate::joins::build_side::BuildOnRight),
     );
+    // DISTINCT over one partition keeps its rows' order (after the
+    // repartitions are placed).
+    rules.push(Arc::new(crate::distinct_order::DistinctInOrder));
     // Last: it needs the aggregation's final stages and the scan's final
     // shape, and changes neither's output.
     rules.push(Arc::new(crate::read::dictionary_groups::GroupByDictionary));

@@ -349,6 +349,11 @@ fn to_string(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
 
 fn to_type_name(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
     let t = type_name(args[0].data_type());
+    // A named tuple's elements on lines of their own, as ClickHouse prints it.
+    let t = match t.parse::<ChType>() {
+        Ok(parsed) if t.contains("Tuple(") => parsed.pretty_name(),
+        _ => t,
+    };
     Ok(Arc::new(StringArray::from(vec![t; n])))
 }
 
