@@ -20,6 +20,7 @@ pub mod functions;
 pub mod input;
 mod joins;
 mod keeper_map;
+mod keyed_row_number;
 pub mod keys;
 mod large_filters;
 pub mod limits;

@@ -7,12 +7,17 @@
 //! without Nullable, as before. An integer literal's name is the type
 //! ClickHouse's parser gives it (`toTypeName(1)` is UInt8), which DataFusion
 //! plans as Int64.
+//!
+//! `type_name` is the one place an Arrow type becomes ClickHouse's name, for
+//! `toTypeName` and for every error message that names a type.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{lit, Expr, ExprSchemable, LogicalPlan};
+
+use qh_types::ChType;
 
 use crate::use_nulls::{clickhouse_nullable, expr_nullable, Sense};
 
@@ -37,7 +42,7 @@ pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
                     // A literal names the type ClickHouse's parser gives it.
                     if let Some(l) = crate::operators::smallest_literal(&f.args[0]) {
                         let ty = l.get_type(&schema)?;
-                        return Ok(Transformed::yes(lit(crate::functions::type_name(&ty))));
+                        return Ok(Transformed::yes(lit(type_name(&ty))));
                     }
                     // A column of a named tuple or a map: its declared type
                     // (Arrow's struct does not say which elements are Nullable).
@@ -87,7 +92,7 @@ fn nullable_name(ty: &DataType) -> String {
     if ty == &DataType::Null {
         return "Nullable(Nothing)".into();
     }
-    let name = crate::functions::type_name(ty);
+    let name = type_name(ty);
     if name.starts_with("Nullable(") {
         name
     } else if let Some(inner) = name
@@ -97,6 +102,47 @@ fn nullable_name(ty: &DataType) -> String {
         format!("LowCardinality(Nullable({inner}))")
     } else {
         format!("Nullable({name})")
+    }
+}
+
+/// ClickHouse's name of a computed value's type; a tuple is a struct.
+pub(crate) fn type_name(t: &DataType) -> String {
+    // A computed tuple's or map's elements are nullable in Arrow whether or
+    // not they can be NULL: named by their types alone.
+    match t {
+        DataType::Struct(fields) => {
+            let named = !qh_types::types::tuple_is_positional(fields);
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| match named {
+                    true => format!("{} {}", f.name(), type_name(f.data_type())),
+                    false => type_name(f.data_type()),
+                })
+                .collect();
+            return format!("Tuple({})", inner.join(", "));
+        }
+        DataType::Map(entries, _) => {
+            if let DataType::Struct(kv) = entries.data_type() {
+                if kv.len() == 2 {
+                    return format!(
+                        "Map({}, {})",
+                        type_name(kv[0].data_type()),
+                        type_name(kv[1].data_type())
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(t) = ChType::from_arrow(t) {
+        return t.to_string();
+    }
+    match t {
+        // An array of what ChType has no name for (tuples).
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            format!("Array({})", type_name(f.data_type()))
+        }
+        other => other.to_string(),
     }
 }
 

@@ -10,9 +10,10 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
-use qh_types::{ChType, ErrorCode};
+use qh_types::ErrorCode;
 
 use crate::error::{QueryError, Result};
+use crate::type_names::type_name;
 
 /// Checks every expression of `plan` (subqueries included).
 pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
@@ -60,10 +61,6 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
 
 fn is_date(t: &DataType) -> bool {
     matches!(t, DataType::Date32 | DataType::Date64)
-}
-
-fn type_name(t: &DataType) -> String {
-    ChType::from_arrow(t).map_or_else(|| t.to_string(), |c| c.to_string())
 }
 
 /// ClickHouse's name of a comparison.

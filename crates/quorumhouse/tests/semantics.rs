@@ -156,6 +156,13 @@ const ANSWERS: &[(&str, &str)] = &[
     // topK: most frequent first, NULLs skipped.
     ("SELECT topK(2)(x), topK(x) FROM (SELECT arrayJoin(['b', NULL, 'a', 'a', 'c', 'b', 'a']) AS x)",
      "['a','b']\t['a','b','c']\n"),
+    // LIMIT BY without ORDER BY keeps each key's first rows in arrival order (compat 00612).
+    ("SELECT k, v FROM (SELECT number % 3 AS k, number AS v FROM numbers(10)) LIMIT 2 BY k",
+     "0\t0\n1\t1\n2\t2\n0\t3\n1\t4\n2\t5\n"),
+    ("CREATE TABLE lb (k String, v UInt32) ENGINE = MergeTree ORDER BY tuple(); INSERT INTO lb VALUES ('b', 1), ('a', 2), ('b', 3), ('c', 4), ('a', 5), ('b', 6), ('a', 7); SELECT k, v FROM lb LIMIT 2 BY k",
+     "b\t1\na\t2\nb\t3\nc\t4\na\t5\n"),
+    ("SELECT number % 4 AS k, count() OVER () AS c, number FROM numbers(8) LIMIT 1 BY k",
+     "0\t8\t0\n1\t8\t1\n2\t8\t2\n3\t8\t3\n"),
     // LIMIT BY an arrayJoin's alias.
     ("SELECT arrayJoin([count(), count() + 1]) AS x FROM numbers(10) ORDER BY x LIMIT 1 BY x",
      "10\n11\n"),

@@ -518,15 +518,7 @@ fn csv_value(out: &mut String, a: &dyn Array, i: usize) {
         out.push_str("\\N");
         return;
     }
-    let mut s = String::new();
-    write_value(&mut s, a, i, false);
     match a.data_type() {
-        dt if is_string(dt) => out.push_str(&csv_quote(&s)),
-        DataType::Date32
-        | DataType::Date64
-        | DataType::Timestamp(..)
-        | DataType::List(_)
-        | DataType::Map(..) => out.push_str(&csv_quote(&s)),
         // ClickHouse writes a tuple's elements as CSV fields of their own.
         DataType::Struct(_) => {
             let st = a.as_struct();
@@ -537,7 +529,21 @@ fn csv_value(out: &mut String, a: &dyn Array, i: usize) {
                 csv_value(out, c.as_ref(), i);
             }
         }
-        _ => out.push_str(&s),
+        dt if is_string(dt)
+            || matches!(
+                dt,
+                DataType::Date32
+                    | DataType::Date64
+                    | DataType::Timestamp(..)
+                    | DataType::List(_)
+                    | DataType::Map(..)
+            ) =>
+        {
+            let mut s = String::new();
+            write_value(&mut s, a, i, false);
+            out.push_str(&csv_quote(&s));
+        }
+        _ => write_value(out, a, i, false),
     }
 }
 
@@ -639,9 +645,7 @@ fn json_value(out: &mut String, a: &dyn Array, i: usize, opts: &FormatOptions) {
         // is on by default), an unnamed one an array.
         DataType::Struct(fields) => {
             let st = a.as_struct();
-            let named = !crate::types::ChType::from_arrow(a.data_type()).is_some_and(
-                |t| matches!(t, crate::types::ChType::Tuple(e) if e.iter().all(|e| e.name.is_none())),
-            );
+            let named = !crate::types::tuple_is_positional(fields);
             out.push(if named { '{' } else { '[' });
             for (j, (c, f)) in st.columns().iter().zip(fields.iter()).enumerate() {
                 if j > 0 {

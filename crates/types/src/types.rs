@@ -203,12 +203,7 @@ impl ChType {
                 }))
             }
             DataType::Struct(fields) => {
-                // `struct(a, b)` names its fields c0, c1, …; positional
-                // names of either kind make an unnamed tuple.
-                let positional = fields
-                    .iter()
-                    .enumerate()
-                    .all(|(i, f)| *f.name() == (i + 1).to_string() || *f.name() == format!("c{i}"));
+                let positional = tuple_is_positional(fields);
                 let mut elements = Vec::with_capacity(fields.len());
                 for f in fields.iter() {
                     let ty = Self::from_arrow(f.data_type())?;
@@ -598,6 +593,17 @@ impl FromStr for ChType {
             },
         })
     }
+}
+
+/// Whether a Struct's fields carry positional names ("1", "2", … as an
+/// unnamed Tuple maps to Arrow, or `struct(a, b)`'s c0, c1, …): such a Struct
+/// is an unnamed tuple.
+pub fn tuple_is_positional(fields: &arrow::datatypes::Fields) -> bool {
+    fields.iter().enumerate().all(|(i, f)| {
+        let n = f.name().as_str();
+        n.parse::<usize>() == Ok(i + 1)
+            || n.strip_prefix('c').and_then(|d| d.parse::<usize>().ok()) == Some(i)
+    })
 }
 
 #[cfg(test)]

@@ -78,6 +78,9 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
     // DISTINCT over one partition keeps its rows' order (after the
     // repartitions are placed).
     rules.push(Arc::new(crate::distinct_order::DistinctInOrder));
+    // LIMIT BY without ORDER BY keeps its rows' order (after the window's
+    // sort and repartition are placed).
+    rules.push(Arc::new(crate::keyed_row_number::KeyedRowNumber));
     // Last: it needs the aggregation's final stages and the scan's final
     // shape, and changes neither's output.
     rules.push(Arc::new(crate::read::dictionary_groups::GroupByDictionary));

@@ -31,6 +31,7 @@ use datafusion::logical_expr::{
 use qh_types::{ChType, ErrorCode};
 
 use crate::error::QueryError;
+use crate::type_names::type_name;
 
 /// What a conversion function converts to, and how it treats bad input.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -165,12 +166,6 @@ impl ScalarUDFImpl for Conversion {
             Ok(ColumnarValue::Array(out))
         }
     }
-}
-
-pub(super) fn type_name(t: &DataType) -> String {
-    ChType::from_arrow(t)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| t.to_string())
 }
 
 fn is_string(t: &DataType) -> bool {

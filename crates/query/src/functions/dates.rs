@@ -91,7 +91,7 @@ fn at_least(t: &DataType, unit: TimeUnit) -> Result<DataType> {
             qh_types::ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
             format!(
                 "Illegal type {} of an argument of a sub-second INTERVAL: it needs a DateTime or DateTime64",
-                super::convert::type_name(other)
+                crate::type_names::type_name(other)
             ),
         )),
     }

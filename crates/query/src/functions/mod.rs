@@ -50,6 +50,7 @@ use qh_types::{ChType, ErrorCode};
 
 use crate::error::QueryError;
 use crate::operators::compare;
+use crate::type_names::type_name;
 
 type RetFn = fn(&[DataType]) -> Result<DataType>;
 type EvalFn = fn(&[ArrayRef], usize) -> Result<ArrayRef>;
@@ -362,51 +363,6 @@ fn to_type_name(args: &[ArrayRef], n: usize) -> Result<ArrayRef> {
 /// panics on a map type, so every default goes through the storage's.
 pub(crate) fn default_scalar(dt: &DataType) -> Result<ScalarValue> {
     qh_storage::part::type_default(dt, false).map_err(|e| DataFusionError::External(Box::new(e)))
-}
-
-/// ClickHouse's name of a computed value's type; a tuple is a struct.
-pub(crate) fn type_name(t: &DataType) -> String {
-    // A computed tuple's or map's elements are nullable in Arrow whether or
-    // not they can be NULL: named by their types alone.
-    match t {
-        DataType::Struct(fields) => {
-            // Positional names (`struct`'s c0, c1, or a column's 1, 2) are not shown.
-            let named = !fields
-                .iter()
-                .enumerate()
-                .all(|(i, f)| *f.name() == format!("c{i}") || *f.name() == (i + 1).to_string());
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|f| match named {
-                    true => format!("{} {}", f.name(), type_name(f.data_type())),
-                    false => type_name(f.data_type()),
-                })
-                .collect();
-            return format!("Tuple({})", inner.join(", "));
-        }
-        DataType::Map(entries, _) => {
-            if let DataType::Struct(kv) = entries.data_type() {
-                if kv.len() == 2 {
-                    return format!(
-                        "Map({}, {})",
-                        type_name(kv[0].data_type()),
-                        type_name(kv[1].data_type())
-                    );
-                }
-            }
-        }
-        _ => {}
-    }
-    if let Some(t) = ChType::from_arrow(t) {
-        return t.to_string();
-    }
-    match t {
-        // An array of what ChType has no name for (tuples).
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            format!("Array({})", type_name(f.data_type()))
-        }
-        other => other.to_string(),
-    }
 }
 
 fn empty(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {

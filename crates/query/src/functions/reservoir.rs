@@ -32,8 +32,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::Literal;
 use qh_types::ErrorCode;
 
-use super::convert::type_name;
 use super::math::error;
+use crate::type_names::type_name;
 
 pub(crate) const QUANTILE: &str = "__qh_quantile";
 

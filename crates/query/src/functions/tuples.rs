@@ -80,7 +80,7 @@ fn tuple_fields(dt: &DataType) -> Result<&Fields> {
             ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
             format!(
                 "First argument for function tupleElement must be Tuple, got {}",
-                super::type_name(other)
+                crate::type_names::type_name(other)
             ),
         )),
     }
@@ -132,7 +132,7 @@ impl ScalarUDFImpl for TupleElement {
                 ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
                 format!(
                     "First argument for function tupleElement must be Tuple, got {}",
-                    super::type_name(&other.data_type())
+                    crate::type_names::type_name(&other.data_type())
                 ),
             )),
         }
