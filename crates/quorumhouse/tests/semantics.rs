@@ -156,6 +156,11 @@ const ANSWERS: &[(&str, &str)] = &[
     // topK: most frequent first, NULLs skipped.
     ("SELECT topK(2)(x), topK(x) FROM (SELECT arrayJoin(['b', NULL, 'a', 'a', 'c', 'b', 'a']) AS x)",
      "['a','b']\t['a','b','c']\n"),
+    // DateTime64 to whole seconds (floored) and to integer ticks (truncated toward zero).
+    ("SELECT toStartOfSecond(toDateTime64('2019-09-16 19:20:11.999', 3, 'UTC')), toUnixTimestamp64Milli(toDateTime64('1969-12-31 23:59:59.9999', 6, 'UTC')), toStartOfSecond(toDateTime64('1969-12-31 23:59:59.9999', 6, 'UTC'))",
+     "2019-09-16 19:20:11.000\t0\t1969-12-31 23:59:59.000000\n"),
+    ("WITH toDateTime64('2019-09-16 19:20:12.345678910', 6, 'UTC') AS x SELECT materialize(x) AS dt64, toUnixTimestamp64Milli(dt64), toUnixTimestamp64Micro(dt64), toUnixTimestamp64Nano(dt64), toTypeName(toUnixTimestamp64Nano(dt64))",
+     "2019-09-16 19:20:12.345678\t1568661612345\t1568661612345678\t1568661612345678000\tInt64\n"),
     // LIMIT BY without ORDER BY keeps each key's first rows in arrival order (compat 00612).
     ("SELECT k, v FROM (SELECT number % 3 AS k, number AS v FROM numbers(10)) LIMIT 2 BY k",
      "0\t0\n1\t1\n2\t2\n0\t3\n1\t4\n2\t5\n"),
@@ -303,6 +308,10 @@ const ERRORS: &[(&str, i32)] = &[
         "CREATE TABLE codec_e5 (a UInt64 CODEC(Delta)) ENGINE = MergeTree ORDER BY tuple()",
         36,
     ),
+    ("SELECT toStartOfSecond()", 42),
+    ("SELECT toStartOfSecond('123')", 43),
+    ("SELECT toUnixTimestamp64Milli('abc', 123)", 42),
+    ("SELECT toUnixTimestamp64Nano('abc')", 43),
     ("SELECT (1, 2) IN ((1, 2), 5, 6)", 124),
     ("SELECT (1, 2) IN ((1, 2), (1, 2, 3))", 124),
     ("SELECT (1, 2) IN (SELECT 1)", 20),

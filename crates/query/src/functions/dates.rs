@@ -1,6 +1,7 @@
 //! ClickHouse's calendar functions beyond the basic parts of a date:
 //! quarters, the `toRelative…Num` counters and `toInterval…` (which also
-//! carry `INTERVAL expr UNIT` with a non-constant `expr`). UTC, as the rest.
+//! carry `INTERVAL expr UNIT` with a non-constant `expr`), and DateTime64's
+//! `toStartOfSecond` / `toUnixTimestamp64Milli|Micro|Nano`. UTC, as the rest.
 
 use std::sync::Arc;
 
@@ -102,12 +103,109 @@ fn widen(a: &[ArrayRef], unit: TimeUnit) -> Result<ArrayRef> {
     Ok(cast(&a[0], &to)?)
 }
 
+fn variadic() -> datafusion::logical_expr::Signature {
+    use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
+    // Nullary too, so that no arguments reach `one_dt64` for ClickHouse's code 42.
+    Signature::one_of(
+        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+        Volatility::Immutable,
+    )
+}
+
 fn ret_interval(_: &[DataType]) -> Result<DataType> {
     Ok(DataType::Interval(IntervalUnit::MonthDayNano))
 }
 
+/// The one argument of `toStartOfSecond` / `toUnixTimestamp64…`: a
+/// DateTime64 (a DateTime, whose Arrow type a `DateTime64(0)` shares, is let
+/// through; its answer is the same number ClickHouse gives the DateTime64).
+fn one_dt64(name: &str, t: &[DataType], max_args: usize) -> Result<DataType> {
+    if t.is_empty() || t.len() > max_args {
+        return Err(super::math::error(
+            qh_types::ErrorCode::NUMBER_OF_ARGUMENTS_DOESNT_MATCH,
+            format!(
+                "Number of arguments for function {name} doesn't match: passed {}, should be {}",
+                t.len(),
+                if max_args == 2 { "1 or 2" } else { "1" }
+            ),
+        ));
+    }
+    if t.len() == 2
+        && !matches!(
+            t[1],
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        )
+    {
+        return Err(super::math::error(
+            qh_types::ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            format!("The 2nd argument of function {name} must be a time zone name"),
+        ));
+    }
+    match &t[0] {
+        DataType::Timestamp(..) => Ok(t[0].clone()),
+        other => Err(super::math::error(
+            qh_types::ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            format!(
+                "Illegal type {} of the 1st argument of function {name}: it needs a DateTime64",
+                crate::type_names::type_name(other)
+            ),
+        )),
+    }
+}
+
+fn ticks_per_second(t: &DataType) -> i64 {
+    match t {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1_000_000_000,
+        _ => 1,
+    }
+}
+
+/// `toUnixTimestamp64Milli/Micro/Nano`: the instant in `unit`s since the
+/// epoch, truncated toward zero as ClickHouse's (Arrow's cast divides so).
+fn unix64(a: &[ArrayRef], unit: TimeUnit) -> Result<ArrayRef> {
+    let t = cast(&a[0], &DataType::Timestamp(unit, None))?;
+    Ok(cast(&t, &DataType::Int64)?)
+}
+
+fn start_of_second(a: &[ArrayRef]) -> Result<ArrayRef> {
+    let per = ticks_per_second(a[0].data_type());
+    let ticks = cast(&a[0], &DataType::Int64)?;
+    let floored = ticks
+        .as_primitive::<Int64Type>()
+        .iter()
+        .map(|v| v.map(|v| v - v.rem_euclid(per)))
+        .collect::<datafusion::arrow::array::Int64Array>();
+    Ok(cast(&floored, a[0].data_type())?)
+}
+
 pub(super) fn udfs() -> Vec<ScalarUDF> {
     vec![
+        udf(
+            "tostartofsecond",
+            variadic(),
+            |t| one_dt64("toStartOfSecond", t, 2),
+            |a, _| start_of_second(a),
+        ),
+        udf(
+            "tounixtimestamp64milli",
+            variadic(),
+            |t| one_dt64("toUnixTimestamp64Milli", t, 1).map(|_| DataType::Int64),
+            |a, _| unix64(a, TimeUnit::Millisecond),
+        ),
+        udf(
+            "tounixtimestamp64micro",
+            variadic(),
+            |t| one_dt64("toUnixTimestamp64Micro", t, 1).map(|_| DataType::Int64),
+            |a, _| unix64(a, TimeUnit::Microsecond),
+        ),
+        udf(
+            "tounixtimestamp64nano",
+            variadic(),
+            |t| one_dt64("toUnixTimestamp64Nano", t, 1).map(|_| DataType::Int64),
+            |a, _| unix64(a, TimeUnit::Nanosecond),
+        ),
         udf(
             AT_LEAST_PRECISION[0].1,
             one(),
