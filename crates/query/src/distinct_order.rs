@@ -16,7 +16,6 @@ use datafusion::error::Result as DFResult;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -31,7 +30,7 @@ impl PhysicalOptimizerRule for DistinctInOrder {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        top_down(plan)
+        crate::topmost::replace_topmost(plan, &passes, &single_stage)
     }
 
     fn name(&self) -> &str {
@@ -46,27 +45,11 @@ impl PhysicalOptimizerRule for DistinctInOrder {
 /// Only the DISTINCT that makes the query's result, reached from the root
 /// through operators that keep its rows' order and need no partitioning of
 /// their input (a UNION's interleave, a join, need the hash partitioning).
-fn top_down(node: Arc<dyn ExecutionPlan>) -> DFResult<Arc<dyn ExecutionPlan>> {
-    if let Some(new) = single_stage(&node)? {
-        return Ok(new);
-    }
-    let passes = node.downcast_ref::<ProjectionExec>().is_some()
+fn passes(node: &Arc<dyn ExecutionPlan>) -> bool {
+    node.downcast_ref::<ProjectionExec>().is_some()
         || node.downcast_ref::<CoalescePartitionsExec>().is_some()
         || node.downcast_ref::<GlobalLimitExec>().is_some()
-        || node.downcast_ref::<LocalLimitExec>().is_some();
-    let children = node.children();
-    if !passes || children.len() != 1 {
-        return Ok(node);
-    }
-    let child = top_down(Arc::clone(children[0]))?;
-    if Arc::ptr_eq(&child, children[0]) {
-        return Ok(node);
-    }
-    // Recomputed: the child's partitioning changed.
-    node.replace_children(
-        vec![child],
-        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-    )
+        || node.downcast_ref::<LocalLimitExec>().is_some()
 }
 
 /// Final (per partition) ← hash repartition ← partial, without aggregate

@@ -29,9 +29,7 @@ use datafusion::physical_expr::window::StandardWindowExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::execution_plan::{
-    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
-};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -54,7 +52,7 @@ impl PhysicalOptimizerRule for KeyedRowNumber {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        top_down(plan)
+        crate::topmost::replace_topmost(plan, &passes, &replace)
     }
 
     fn name(&self) -> &str {
@@ -66,28 +64,13 @@ impl PhysicalOptimizerRule for KeyedRowNumber {
     }
 }
 
-fn top_down(node: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-    if let Some(new) = replace(&node)? {
-        return Ok(new);
-    }
-    let passes = node.downcast_ref::<ProjectionExec>().is_some()
+fn passes(node: &Arc<dyn ExecutionPlan>) -> bool {
+    node.downcast_ref::<ProjectionExec>().is_some()
         || node.downcast_ref::<FilterExec>().is_some()
         || node.downcast_ref::<CoalescePartitionsExec>().is_some()
         || node.downcast_ref::<GlobalLimitExec>().is_some()
         || node.downcast_ref::<LocalLimitExec>().is_some()
-        || is_whole_input_window(&node);
-    let children = node.children();
-    if !passes || children.len() != 1 {
-        return Ok(node);
-    }
-    let child = top_down(Arc::clone(children[0]))?;
-    if Arc::ptr_eq(&child, children[0]) {
-        return Ok(node);
-    }
-    node.replace_children(
-        vec![child],
-        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-    )
+        || is_whole_input_window(node)
 }
 
 /// A window over the whole input (`count() OVER ()`): it asks nothing of

@@ -34,6 +34,7 @@ mod subquery_order;
 mod subquery_sets;
 pub mod system;
 pub mod table;
+mod topmost;
 pub mod totals;
 mod tuple_sets;
 mod type_names;
