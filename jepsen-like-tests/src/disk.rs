@@ -1,17 +1,18 @@
 //! A small disk per node, to fill: each node's data directory is a tmpfs of
 //! its own (`mount -t tmpfs -o size=…`), and a fault fills one with a
-//! balloon file up to the last few KiB; healing deletes the balloon.
+//! balloon file up to the last few KiB (`qh_checker::balloon`); healing
+//! deletes the balloon.
 //! Dropping [`Disks`] unmounts them. Needs root (mount).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+use qh_checker::balloon::Balloon;
 
 pub struct Disks {
     dirs: Vec<(u64, PathBuf)>,
+    balloons: std::sync::Mutex<Vec<Balloon>>,
 }
-
-/// Left free by a fill: less than any part, so every write fails with ENOSPC.
-const LEFT_FREE: u64 = 16 << 10;
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(args[0]).args(&args[1..]).output()?;
@@ -31,7 +32,10 @@ impl Disks {
         if unsafe { libc::geteuid() } != 0 {
             anyhow::bail!("the disk-full nemesis mounts a tmpfs per node: run as root");
         }
-        let mut disks = Disks { dirs: Vec::new() };
+        let mut disks = Disks {
+            dirs: Vec::new(),
+            balloons: Default::default(),
+        };
         for &id in nodes {
             let dir = std::env::temp_dir().join(format!("qhj-disk-{}-{id}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
@@ -58,10 +62,6 @@ impl Disks {
             .map(|(_, d)| d.join("data"))
     }
 
-    fn balloon(dir: &Path) -> PathBuf {
-        dir.join("balloon")
-    }
-
     /// Fills node `id`'s disk.
     pub fn fill(&self, id: u64) -> anyhow::Result<()> {
         let (_, dir) = self
@@ -69,54 +69,20 @@ impl Disks {
             .iter()
             .find(|(n, _)| *n == id)
             .ok_or_else(|| anyhow::anyhow!("node {id} has no disk of its own"))?;
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::create(Self::balloon(dir))?;
-        // The node keeps writing meanwhile: grow the balloon in steps until
-        // less than LEFT_FREE is left (a step that no longer fits is halved).
-        let mut step = free_bytes(dir)?;
-        let mut len: u64 = 0;
-        while step > LEFT_FREE {
-            // SAFETY: fallocate on a file descriptor we own.
-            let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, (len + step) as libc::off_t) };
-            if r == 0 {
-                len += step;
-            } else {
-                let e = std::io::Error::last_os_error();
-                anyhow::ensure!(
-                    e.raw_os_error() == Some(libc::ENOSPC),
-                    "fallocate {} bytes: {e}",
-                    len + step
-                );
-                step /= 2;
-            }
-        }
+        let balloon = Balloon::fill(&dir.join("balloon"))?;
+        self.balloons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(balloon);
         Ok(())
     }
 
     /// Frees every disk.
     pub fn heal(&self) -> anyhow::Result<()> {
-        for (_, dir) in &self.dirs {
-            match std::fs::remove_file(Self::balloon(dir)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        let balloons =
+            std::mem::take(&mut *self.balloons.lock().unwrap_or_else(|p| p.into_inner()));
+        balloons.into_iter().try_for_each(Balloon::free)
     }
-}
-
-fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
-    // SAFETY: statvfs writes into the struct we pass; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    anyhow::ensure!(
-        unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0,
-        "statvfs {}: {}",
-        dir.display(),
-        std::io::Error::last_os_error()
-    );
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 impl Drop for Disks {

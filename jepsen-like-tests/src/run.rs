@@ -203,9 +203,16 @@ async fn drive(
         versions: std::sync::atomic::AtomicU64::new(1),
         table: table.to_string(),
     });
-    let deadline = start + opts.time;
+    let deadline = Arc::new(workload::Deadline::new(start + opts.time));
     let workers: Vec<_> = (0..opts.workers)
-        .map(|w| tokio::spawn(workload::worker(w, cfg.clone(), rec.clone(), deadline)))
+        .map(|w| {
+            tokio::spawn(workload::worker(
+                w,
+                cfg.clone(),
+                rec.clone(),
+                deadline.clone(),
+            ))
+        })
         .collect();
     let plan = nemesis::schedule(opts.seed, opts.time);
     let faults = nemesis::run(opts.nemesis, plan, cluster, means, rec.clone(), start).await;

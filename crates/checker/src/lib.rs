@@ -13,6 +13,8 @@
 //! present, no stale sequential read, replicas in agreement); availability
 //! is measured and reported, never judged.
 
+/// A full disk for real: the balloon file both disk faults use.
+pub mod balloon;
 pub mod check;
 pub mod history;
 /// Linearizability of the `register` workload's reads, writes and

@@ -237,8 +237,28 @@ impl Connections {
     }
 }
 
+/// When the workers stop: set at the start, and movable while they run
+/// (a drill ends its workload a fixed time after the fault healed, however
+/// long healing took).
+#[derive(Debug)]
+pub struct Deadline(std::sync::Mutex<Instant>);
+
+impl Deadline {
+    pub fn new(at: Instant) -> Deadline {
+        Deadline(std::sync::Mutex::new(at))
+    }
+
+    pub fn set(&self, at: Instant) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// One worker until `deadline`.
-pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: Instant) {
+pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: Arc<Deadline>) {
     let n = cfg.endpoints.len() as u64;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (w as u64).wrapping_mul(0x9E37_79B9));
     let mut conns = Connections {
@@ -249,11 +269,11 @@ pub async fn worker(w: usize, cfg: Arc<Config>, rec: Arc<Recorder>, deadline: In
     let home = w as u64 % n + 1;
     let mean_pause = cfg.workers as f64 / cfg.rate.max(0.001);
     let mut seq: u64 = 0;
-    while Instant::now() < deadline {
+    while !deadline.passed() {
         // Exponential-ish think time around the mean keeps the total rate.
         let pause = mean_pause * rng.random_range(0.5..1.5);
         tokio::time::sleep(Duration::from_secs_f64(pause)).await;
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             break;
         }
         if cfg.workload == Workload::Register {

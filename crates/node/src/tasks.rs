@@ -16,6 +16,15 @@ struct Task {
     handle: JoinHandle<TaskResult>,
 }
 
+/// Sends its task's name when dropped: on return, on a panic, on abort.
+struct Ended(&'static str, mpsc::UnboundedSender<&'static str>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
+    }
+}
+
 /// Named background tasks sharing one stop signal.
 pub struct TaskRegistry {
     stop: watch::Sender<bool>,
@@ -57,12 +66,13 @@ impl TaskRegistry {
         F: Future<Output = TaskResult> + Send + 'static,
     {
         let span = tracing::info_span!("task", name);
-        let ended = self.ended_tx.clone();
+        let ended = Ended(name, self.ended_tx.clone());
         let handle = tokio::spawn(
             async move {
-                let result = task.await;
-                let _ = ended.send(name);
-                result
+                // Reported when dropped, so a task that panics counts as
+                // ended too (a node must not serve on without it).
+                let _ended = ended;
+                task.await
             }
             .instrument(span),
         );
@@ -149,6 +159,19 @@ mod tests {
         });
         reg.spawn("broken", async { Err("cannot bind".to_string()) });
         assert_eq!(reg.any_finished().await, "broken");
+        reg.stop(&[], Duration::from_secs(10)).await;
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_reported() {
+        let mut reg = TaskRegistry::default();
+        let stopped = reg.stopped();
+        reg.spawn("server", async move {
+            stopped.await;
+            Ok(())
+        });
+        reg.spawn("watch", async { panic!("failed printing to stderr") });
+        assert_eq!(reg.any_finished().await, "watch");
         reg.stop(&[], Duration::from_secs(10)).await;
     }
 

@@ -54,6 +54,10 @@ fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr redirected to a full
+        // disk) is dropped: reporting it with eprintln! would panic
+        // whichever task was logging.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -528,6 +528,85 @@ fn cluster_up_drill_leader_loss_and_down() {
     assert!(down_ok, "{down}");
 }
 
+/// `drill disk-full` fills a node's own file system for real: node 3's
+/// directory is a small tmpfs of its own (as in production, one disk per
+/// node), nodes 1 and 2 share the test's. Needs root (mount).
+#[test]
+fn cluster_up_drill_disk_full_fills_a_disk_of_its_own_and_refuses_a_shared_one() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the disk-full drill's test mounts a tmpfs (run as root)");
+        return;
+    }
+    /// Stops the cluster and unmounts node 3's disk even when an assertion fails.
+    struct Down(tempfile::TempDir);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(BIN)
+                .args(["cluster", "down", "--data-dir"])
+                .arg(self.0.path())
+                .output();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0.path().join("node3"))
+                .output();
+        }
+    }
+    let guard = Down(tempfile::tempdir().unwrap());
+    let dir = guard.0.path();
+    let node3 = dir.join("node3");
+    std::fs::create_dir_all(&node3).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
+        .arg(&node3)
+        .output()
+        .unwrap();
+    assert!(mounted.status.success(), "{mounted:?}");
+    let (base, http) = free_base_ports();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&[
+        "cluster",
+        "up",
+        "--base-port",
+        &base.to_string(),
+        "--http-base-port",
+        &http.to_string(),
+    ]);
+    assert!(ok, "{text}");
+    // Nodes 1 and 2 share a file system with each other (and this
+    // machine): refused without the operator's consent, nothing filled.
+    let (ok, text) = run(&["drill", "disk-full", "--node", "1"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("with nodes [1, 2]") && text.contains("--shared-disk"),
+        "{text}"
+    );
+    let (ok, text) = run(&["drill", "disk-full", "--node", "3", "--hold", "3", "--json"]);
+    assert!(ok, "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    assert_eq!(report["held"], true, "{text}");
+    assert_eq!(report["nodes"], serde_json::json!([3]), "{text}");
+    assert!(report["rows_acknowledged"].as_u64().unwrap() > 0, "{text}");
+    // The space is back, and every node runs.
+    assert!(!node3.join("drill-disk-full-balloon").exists());
+    let (ok, status) = run(&["cluster", "status"]);
+    assert!(ok && status.matches(" up ").count() == 3, "{status}");
+}
+
 async fn sql(c: &TestCluster, node: u64, q: &str) -> Result<String, qh_client::ClientError> {
     c.sql(node, q).await
 }

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comfy_table::Table;
+use qh_checker::balloon::Balloon;
 use qh_checker::check::{self, FaultStats, ReplicaRows, SetResult};
 use qh_checker::history::{Op, OpType, Recorder, NEMESIS};
-use qh_checker::workload::{self, Workload};
+use qh_checker::workload::{self, Deadline, Workload};
 use serde::Serialize;
 
 use super::FaultOpts;
 use crate::cluster::{
-    alive, interserver_of, load, port_of, read_pid, signal, spawn_node, wait_ready, ClusterFile,
+    alive, interserver_of, load, node_dir, port_of, read_pid, signal, spawn_node, wait_ready,
+    ClusterFile,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,11 @@ pub(super) enum Fault {
     Pause,
     FullRestart,
     Partition,
+    /// `shared`: the operator agreed to fill a file system other nodes'
+    /// data (and other programs) live on too.
+    DiskFull {
+        shared: bool,
+    },
 }
 
 impl Fault {
@@ -33,6 +40,7 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::FullRestart => "full-restart",
             Fault::Partition => "partition",
+            Fault::DiskFull { .. } => "disk-full",
         }
     }
 }
@@ -46,6 +54,10 @@ struct Report {
     drill: &'static str,
     /// The faulted nodes.
     nodes: Vec<u32>,
+    /// Nodes that stopped during the fault and that the drill started
+    /// again, as their supervisor would (a node whose coordinator cannot
+    /// write its log stops by design).
+    restarted: Vec<u32>,
     /// Every acknowledged row on every replica exactly once, nothing of a
     /// definitely failed insert anywhere, replicas in agreement.
     held: bool,
@@ -143,6 +155,10 @@ pub(super) async fn drill(fault: Fault, o: FaultOpts) -> anyhow::Result<()> {
             .find(|&&n| Some(n) != leader)
             .unwrap_or(&first)],
     };
+    let targets = match fault {
+        Fault::DiskFull { shared } => sharing_a_disk(&dir, &cf, targets[0], shared)?,
+        _ => targets,
+    };
 
     // A table of its own, so earlier drills' rows never count.
     let table = format!("drill_{}", qh_meta::now_ms());
@@ -188,9 +204,17 @@ pub(super) async fn drill(fault: Fault, o: FaultOpts) -> anyhow::Result<()> {
         table: table.clone(),
     });
     let hold = Duration::from_secs(o.hold);
-    let deadline = start + QUIET + hold + AFTER;
+    // Moved to AFTER past the heal once it is known how long healing took.
+    let deadline = Arc::new(Deadline::new(start + QUIET + hold + timeout + AFTER));
     let workers: Vec<_> = (0..cfg.workers)
-        .map(|w| tokio::spawn(workload::worker(w, cfg.clone(), rec.clone(), deadline)))
+        .map(|w| {
+            tokio::spawn(workload::worker(
+                w,
+                cfg.clone(),
+                rec.clone(),
+                deadline.clone(),
+            ))
+        })
         .collect();
 
     tokio::time::sleep_until((start + QUIET).into()).await;
@@ -203,10 +227,16 @@ pub(super) async fn drill(fault: Fault, o: FaultOpts) -> anyhow::Result<()> {
         OpType::Info
     }));
     let healed = Instant::now();
+    deadline.set(healed + AFTER);
     for w in workers {
         w.await?;
     }
-    injected?;
+    let mut restarted = injected?;
+    // A node that hit the full disk can take a moment to stop (it shuts
+    // down gracefully): start any that stopped after the heal too.
+    if matches!(fault, Fault::DiskFull { .. }) {
+        restarted.extend(start_stopped(&dir, &cf, &targets, timeout).await?);
+    }
     let end_ms = rec.now_ms();
 
     // Every replica, once they agree (or as they are at the timeout).
@@ -260,6 +290,7 @@ pub(super) async fn drill(fault: Fault, o: FaultOpts) -> anyhow::Result<()> {
     let report = Report {
         drill: fault.name(),
         nodes: targets,
+        restarted,
         held: problems.is_empty(),
         problems,
         inserts_ok: counts.ok,
@@ -280,7 +311,7 @@ pub(super) async fn drill(fault: Fault, o: FaultOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the fault, holds it, heals it.
+/// Starts the fault, holds it, heals it; answers the nodes it started again.
 async fn inject(
     fault: Fault,
     dir: &std::path::Path,
@@ -288,7 +319,7 @@ async fn inject(
     targets: &[u32],
     hold: Duration,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<u32>> {
     let pid = |n: u32| read_pid(dir, n).ok_or_else(|| anyhow::anyhow!("no pid file for node{n}"));
     match fault {
         Fault::ReplicaLoss => {
@@ -300,14 +331,15 @@ async fn inject(
             .await?;
             tokio::time::sleep(hold).await;
             spawn_node(dir, cf, n)?;
-            wait_ready(cf, &[n], dir, timeout).await
+            wait_ready(cf, &[n], dir, timeout).await?;
+            Ok(vec![n])
         }
         Fault::Pause => {
             let p = pid(targets[0])?;
             signal(p, libc::SIGSTOP);
             tokio::time::sleep(hold).await;
             signal(p, libc::SIGCONT);
-            Ok(())
+            Ok(Vec::new())
         }
         Fault::Partition => {
             // The coordinator's own fault hook: the node and the others drop
@@ -340,7 +372,7 @@ async fn inject(
                 cut(n, BTreeSet::from([u64::from(target)])).await?;
             }
             tokio::time::sleep(hold).await;
-            let mut healed = Ok(());
+            let mut healed = Ok(Vec::new());
             for &n in &cf.nodes {
                 if let Err(e) = cut(n, BTreeSet::new()).await {
                     healed = Err(e);
@@ -366,9 +398,87 @@ async fn inject(
             for &n in targets {
                 spawn_node(dir, cf, n)?;
             }
-            wait_ready(cf, targets, dir, timeout).await
+            wait_ready(cf, targets, dir, timeout).await?;
+            Ok(targets.to_vec())
+        }
+        Fault::DiskFull { .. } => {
+            let balloon = Balloon::fill(&node_dir(dir, targets[0]).join(BALLOON))?;
+            // Interrupted, the drill still gives the space back.
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => {}
+                _ = tokio::signal::ctrl_c() => {
+                    balloon.free()?;
+                    anyhow::bail!("interrupted: the disk is freed; start any stopped node with `quorumhouse cluster up`");
+                }
+            }
+            balloon.free()?;
+            start_stopped(dir, cf, targets, timeout).await
         }
     }
+}
+
+/// The balloon file, in the faulted node's data directory.
+const BALLOON: &str = "drill-disk-full-balloon";
+
+/// The nodes whose data directories are on `target`'s file system: filling
+/// it fills all of theirs. More than `target` only with the operator's
+/// consent (`--shared-disk`): everything else on that file system sees a
+/// full disk too.
+fn sharing_a_disk(
+    dir: &std::path::Path,
+    cf: &ClusterFile,
+    target: u32,
+    shared: bool,
+) -> anyhow::Result<Vec<u32>> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |n: u32| -> anyhow::Result<u64> {
+        let d = node_dir(dir, n);
+        Ok(std::fs::metadata(&d)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?
+            .dev())
+    };
+    let own = dev(target)?;
+    let mut on_it = Vec::new();
+    for &n in &cf.nodes {
+        if dev(n)? == own {
+            on_it.push(n);
+        }
+    }
+    let free = qh_checker::balloon::free_bytes(&node_dir(dir, target))?;
+    anyhow::ensure!(
+        on_it.len() == 1 || shared,
+        "node {target}'s data directory shares its file system ({} MB free) with nodes {on_it:?}: \
+         filling it fills theirs too, and that of every other program on it for the drill's \
+         --hold seconds. Pass --shared-disk to go on, or give each node's directory a file \
+         system of its own (a mount per node{})",
+        free >> 20,
+        if on_it.len() == cf.nodes.len() {
+            "; `cluster up` puts every node on one"
+        } else {
+            ""
+        }
+    );
+    Ok(on_it)
+}
+
+/// Starts every node of `nodes` that is not running and waits until it
+/// answers; answers the ones it started.
+async fn start_stopped(
+    dir: &std::path::Path,
+    cf: &ClusterFile,
+    nodes: &[u32],
+    timeout: Duration,
+) -> anyhow::Result<Vec<u32>> {
+    let stopped: Vec<u32> = nodes
+        .iter()
+        .copied()
+        .filter(|&n| !read_pid(dir, n).is_some_and(alive))
+        .collect();
+    for &n in &stopped {
+        spawn_node(dir, cf, n)?;
+    }
+    wait_ready(cf, &stopped, dir, timeout).await?;
+    Ok(stopped)
 }
 
 fn secs(v: Option<f64>) -> String {
@@ -381,6 +491,10 @@ fn text(r: &Report) -> String {
     let f = r.fault.as_ref();
     let rows: Vec<(&str, String)> = vec![
         ("faulted node(s)", format!("{:?}", r.nodes)),
+        (
+            "stopped, started again by the drill",
+            format!("{:?}", r.restarted),
+        ),
         (
             "acknowledged rows on every replica, once",
             if r.held {

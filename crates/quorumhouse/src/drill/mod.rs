@@ -72,6 +72,18 @@ enum DrillCmd {
     /// Cut a replica off from the coordinator group (it and the others drop
     /// every coordinator message between them) under quorum inserts, then heal.
     Partition(FaultOpts),
+    /// Fill the file system under a replica's data directory (a balloon
+    /// file to its last 16 KiB) under quorum inserts, then free it and start
+    /// any node that stopped.
+    DiskFull {
+        #[command(flatten)]
+        o: FaultOpts,
+        /// Go on when other nodes' data directories are on the same file
+        /// system (as under `cluster up`): they are all filled, and every
+        /// other program on it sees a full disk for the drill's --hold.
+        #[arg(long)]
+        shared_disk: bool,
+    },
 }
 
 pub fn run(args: DrillArgs) -> ExitCode {
@@ -93,6 +105,12 @@ pub fn run(args: DrillArgs) -> ExitCode {
         DrillCmd::Pause(o) => rt.block_on(faults::drill(Fault::Pause, o)),
         DrillCmd::FullRestart(o) => rt.block_on(faults::drill(Fault::FullRestart, o)),
         DrillCmd::Partition(o) => rt.block_on(faults::drill(Fault::Partition, o)),
+        DrillCmd::DiskFull { o, shared_disk } => rt.block_on(faults::drill(
+            Fault::DiskFull {
+                shared: shared_disk,
+            },
+            o,
+        )),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
