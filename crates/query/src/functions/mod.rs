@@ -10,6 +10,7 @@ mod convert;
 pub(crate) use convert::convert;
 mod dates;
 pub(crate) mod decimals;
+mod format_datetime;
 pub(crate) use dates::{AT_LEAST_PRECISION, INTERVAL_UNITS};
 mod hash;
 mod maps;
@@ -963,6 +964,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     fns.extend(convert::udfs());
     fns.extend(decimals::udfs());
     fns.extend(dates::udfs());
+    fns.push(format_datetime::udf());
     fns.extend(bytes::udfs());
     fns.extend(quantiles::udfs());
     fns.extend(top_k::udfs());
