@@ -184,16 +184,13 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
         columns: columns
             .iter()
             .map(|c| {
+                let ty = c.ty()?;
                 Ok(ColumnDef {
                     name: c.name.clone(),
-                    ty: c.ty.clone(),
+                    ty: ty.clone(),
                     default: c.default.as_ref().map(expr_sql),
                     kind: c.kind,
-                    codec: c
-                        .codec
-                        .as_ref()
-                        .map(|k| k.validated_for(&c.ty))
-                        .transpose()?,
+                    codec: c.codec.as_ref().map(|k| k.validated_for(ty)).transpose()?,
                 })
             })
             .collect::<Result<_>>()?,

@@ -36,6 +36,40 @@ pub fn compile(
     Ok(state.create_physical_expr(logical, &df_schema)?)
 }
 
+/// The type a query gives `sql` over columns of `schema`: ClickHouse's
+/// literal and operator types applied (`0` is UInt8, `UInt32 + 1` UInt64),
+/// as for a selected expression — what a column declared by its DEFAULT
+/// alone gets.
+pub fn query_type(
+    state: &SessionState,
+    sql: &str,
+    schema: &SchemaRef,
+) -> Result<datafusion::arrow::datatypes::Field> {
+    use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder};
+    let mut ast = parse_expr(sql)?;
+    rewrite_standalone_expr(&mut ast)?;
+    let df_schema = Arc::new(DFSchema::try_from(Arc::clone(schema))?);
+    let logical = state.create_logical_expr_from_sql_expr(
+        datafusion::sql::sqlparser::ast::ExprWithAlias {
+            expr: ast,
+            alias: None,
+        },
+        &df_schema,
+    )?;
+    let empty = LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: df_schema,
+    });
+    let plan = LogicalPlanBuilder::from(empty)
+        .project(vec![logical.alias("c")])?
+        .build()?;
+    let plan = crate::operators::clickhouse_operators(plan, state)?;
+    let plan = state
+        .analyzer()
+        .execute_and_check(plan, state.config_options(), |_, _| {})?;
+    Ok(plan.schema().field(0).as_ref().clone())
+}
+
 /// Plain column names an expression refers to.
 pub fn referenced_columns(e: &Expr) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

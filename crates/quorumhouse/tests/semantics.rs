@@ -167,6 +167,15 @@ const ANSWERS: &[(&str, &str)] = &[
      "2018-01-02 22:33:44 Tue Tuesday Jan January 2 002 PM 10:33 PM 2 2 1 +0000\t2009-53 09 01/03/10 12 00\t19691231 235959.500000\n"),
     ("SELECT formatDateTime(toDateTime('2018-01-02 22:33:44'), '%F %T %z', 'Asia/Kolkata'), formatDateTime(materialize(toDate('2010-01-03')), '%F %H', 'Asia/Tokyo'), formatDateTime(toNullable(toDate('2010-01-01')), '%Y') AS n, toTypeName(n), formatDateTime(NULL, '%F')",
      "2018-01-03 04:03:44 +0530\t2010-01-03 00\t2010\tNullable(String)\t\\N\n"),
+    // rand() is a UInt32 per row (was DataFusion's Float64 below 1: `rand() % 100` was 0).
+    ("SELECT toTypeName(rand()), toTypeName(rand32(1)), toTypeName(rand64()), toTypeName(randCanonical()), toTypeName(0 * rand()), uniqExact(rand() % 100) = 100, uniqExact(rand()) > 9990, uniqExact(rand64() % 1000) > 900, min(randCanonical()) >= 0, max(randCanonical()) < 1 FROM numbers(10000)",
+     "UInt32\tUInt32\tUInt64\tFloat64\tUInt64\t1\t1\t1\t1\t1\n"),
+    // A column declared by its DEFAULT alone takes the expression's ClickHouse type; defaults
+    // are computed in dependency order, wherever declared (compat 00253).
+    ("CREATE TEMPORARY TABLE t (a UInt32, c DEFAULT b * 2, b DEFAULT a + 1, d DEFAULT 0, e DEFAULT -1, s MATERIALIZED toString(a), i DEFAULT identity(d)); INSERT INTO t (a) VALUES (10); SELECT a, b, c, d, e, s, i, toTypeName(b), toTypeName(c), toTypeName(d), toTypeName(e), toTypeName(s), toTypeName(i) FROM t",
+     "10\t11\t22\t0\t-1\t10\t0\tUInt64\tUInt64\tUInt8\tInt8\tString\tUInt8\n"),
+    ("CREATE TEMPORARY TABLE t (a UInt8, c UInt8 DEFAULT b + 1, b UInt8 DEFAULT a * 2); INSERT INTO t (a) VALUES (3); SELECT * FROM t",
+     "3\t7\t6\n"),
     // LIMIT BY without ORDER BY keeps each key's first rows in arrival order (compat 00612).
     ("SELECT k, v FROM (SELECT number % 3 AS k, number AS v FROM numbers(10)) LIMIT 2 BY k",
      "0\t0\n1\t1\n2\t2\n0\t3\n1\t4\n2\t5\n"),
@@ -315,6 +324,10 @@ const ERRORS: &[(&str, i32)] = &[
         36,
     ),
     ("SELECT formatDateTime(toDateTime('2018-01-02 22:33:44'))", 42),
+    ("CREATE TEMPORARY TABLE t (a UInt8); ALTER TABLE t ADD COLUMN b DEFAULT a + 1", 36),
+    ("CREATE TEMPORARY TABLE t (a DEFAULT [1, 2])", 48),
+    ("CREATE TEMPORARY TABLE t (a Nullable(UInt8), b DEFAULT a + 1)", 48),
+    ("SELECT formatDateTime()", 42),
     ("SELECT formatDateTime(1, '%F')", 43),
     ("SELECT formatDateTime('2020-01-01', '%F')", 43),
     ("SELECT formatDateTime(toDate('2010-01-03'), '%z')", 43),

@@ -29,6 +29,7 @@ impl Session {
             return Ok(QueryResult::empty());
         }
         let mut columns = ct.columns.clone();
+        infer_column_types(&self.engine.base, &mut columns)?;
         let mut select_result = None;
         if let Some(q) = &ct.as_select {
             let (schema, batches, _) = self
@@ -46,7 +47,7 @@ impl Session {
                     let ty = base;
                     columns.push(ColumnSpec {
                         name: f.name().clone(),
-                        ty,
+                        ty: Some(ty),
                         default: None,
                         kind: qh_storage::ColumnKind::Default,
                         codec: None,
@@ -62,7 +63,7 @@ impl Session {
                 for c in &other.columns {
                     columns.push(ColumnSpec {
                         name: c.name.clone(),
-                        ty: c.ty.clone(),
+                        ty: Some(c.ty.clone()),
                         default: match &c.default {
                             Some(d) => Some(crate::statement::parse_expr(d)?),
                             None => None,
@@ -175,15 +176,22 @@ impl Session {
                             column.name
                         )));
                     }
+                    // ClickHouse infers a type only in CREATE TABLE.
+                    let Some(ty) = column.ty.clone() else {
+                        return Err(QueryError::BadArguments(format!(
+                            "Data type have to be specified for column `{}` to add",
+                            column.name
+                        )));
+                    };
                     let def = qh_storage::ColumnDef {
                         name: column.name.clone(),
-                        ty: column.ty.clone(),
+                        ty: ty.clone(),
                         default: column.default.as_ref().map(crate::statement::expr_sql),
                         kind: column.kind,
                         codec: column
                             .codec
                             .as_ref()
-                            .map(|c| c.validated_for(&column.ty))
+                            .map(|c| c.validated_for(&ty))
                             .transpose()?,
                     };
                     let pos = if first {
@@ -240,4 +248,75 @@ impl Session {
         t.alter(meta, keys, self.sync_timeout()).await?;
         Ok(QueryResult::empty())
     }
+}
+
+/// Gives each column of a new table declared by its expression alone
+/// (`b DEFAULT 0`, `c MATERIALIZED b + 1`) that expression's type, as
+/// ClickHouse does: the expression is planned over the typed columns and
+/// the ones inferred before it.
+fn infer_column_types(
+    state: &datafusion::execution::SessionState,
+    columns: &mut [ColumnSpec],
+) -> Result<()> {
+    let mut fields: Vec<_> = columns
+        .iter()
+        .filter_map(|c| c.ty.as_ref().map(|t| t.field(&c.name)))
+        .collect();
+    let names: std::collections::BTreeSet<String> =
+        columns.iter().map(|c| c.name.clone()).collect();
+    // In dependency order: `c DEFAULT b * 2` after `b DEFAULT a + 1`,
+    // wherever each is declared.
+    let mut pending: Vec<usize> = (0..columns.len())
+        .filter(|&i| columns[i].ty.is_none())
+        .collect();
+    while !pending.is_empty() {
+        let ready = |i: &usize| {
+            columns[*i].default.as_ref().is_some_and(|d| {
+                crate::keys::referenced_columns(d)
+                    .iter()
+                    .all(|r| !names.contains(r) || fields.iter().any(|f| f.name() == r))
+            })
+        };
+        // None ready (a cycle): the first is planned anyway, and its error
+        // names the column it lacks.
+        let at = pending.iter().position(ready).unwrap_or(0);
+        let c = &mut columns[pending.remove(at)];
+        let Some(d) = &c.default else {
+            return Err(QueryError::BadArguments(format!(
+                "Column {} has neither a type nor a default expression",
+                c.name
+            )));
+        };
+        let schema: datafusion::arrow::datatypes::SchemaRef =
+            Arc::new(datafusion::arrow::datatypes::Schema::new(fields.clone()));
+        let sql = crate::statement::expr_sql(d);
+        let field = crate::keys::query_type(state, &sql, &schema)?;
+        // DataFusion marks nearly every computed value nullable, so
+        // Nullable is not read off the plan: an expression over no Nullable
+        // column and without NULL is not Nullable in ClickHouse either.
+        let read = crate::keys::referenced_columns(d);
+        let nullable_input = fields.iter().any(|f| {
+            read.contains(f.name()) && ChType::of_field(f).is_some_and(|t| t.is_nullable())
+        });
+        let ty = ChType::from_arrow(field.data_type());
+        // What is not yet typed as ClickHouse types it — array, map and
+        // tuple literals (`[0, 1]` is Array(UInt8) there), comparisons
+        // (UInt8 there), anything Nullable — must be declared: better no
+        // column than one of another type.
+        let settled = match &ty {
+            Some(ChType::Array(_) | ChType::Map(..) | ChType::Tuple(_) | ChType::Bool) | None => {
+                false
+            }
+            Some(_) => !nullable_input && !sql.to_ascii_lowercase().contains("null"),
+        };
+        let Some(ty) = ty.filter(|_| settled) else {
+            return Err(QueryError::NotImplemented(format!(
+                "the type of column {} cannot be taken from its default expression `{sql}` yet: declare it",
+                c.name
+            )));
+        };
+        fields.push(ty.field(&c.name));
+        c.ty = Some(ty);
+    }
+    Ok(())
 }

@@ -477,6 +477,50 @@ pub(super) fn insert_schema(meta: &TableMeta, names: &[String]) -> SchemaRef {
     ))
 }
 
+/// `b` with the DEFAULT of every column it lacks appended, computed in
+/// dependency order, as ClickHouse does: a default may read another's
+/// value (`c DEFAULT b + 1` where `b DEFAULT a * 2` is missing too).
+fn missing_defaults(
+    state: &SessionState,
+    meta: &TableMeta,
+    b: &RecordBatch,
+) -> Result<RecordBatch> {
+    let n = b.num_rows();
+    let mut pending = Vec::new();
+    for c in &meta.columns {
+        if let (None, Some(sql)) = (b.column_by_name(&c.name), &c.default) {
+            let reads = crate::keys::referenced_columns(&crate::statement::parse_expr(sql)?);
+            pending.push((c, sql, reads));
+        }
+    }
+    let mut work = b.clone();
+    while !pending.is_empty() {
+        let have = work.schema();
+        let ready = |reads: &std::collections::BTreeSet<String>| {
+            reads
+                .iter()
+                .all(|r| have.field_with_name(r).is_ok() || meta.column(r).is_none())
+        };
+        // None ready (a cycle): the first is compiled anyway, and its error
+        // names the column it lacks.
+        let i = pending.iter().position(|(_, _, r)| ready(r)).unwrap_or(0);
+        let (c, sql, _) = pending.remove(i);
+        let e = compile(state, sql, &have)?;
+        let v = crate::functions::convert(&e.evaluate(&work)?.into_array(n)?, &c.ty)?;
+        let mut fields: Vec<_> = have.fields().iter().map(|f| f.as_ref().clone()).collect();
+        // Nullable while on its way: NULLs become the default below.
+        fields.push(c.ty.field(&c.name).with_nullable(true));
+        let mut cols = work.columns().to_vec();
+        cols.push(v);
+        work = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+    }
+    Ok(work)
+}
+
 /// Completes a batch of some of the table's columns into all of them:
 /// missing columns get their DEFAULT (which may refer to other columns) or
 /// the type's default; NULLs in non-Nullable columns become the default.
@@ -487,19 +531,16 @@ pub(super) fn conform(
     b: &RecordBatch,
 ) -> Result<RecordBatch> {
     let n = b.num_rows();
+    let computed = missing_defaults(state, meta, b)?;
     let mut cols = Vec::with_capacity(full.fields().len());
-    for (f, def) in full.fields().iter().zip(&meta.columns) {
-        let col = match b.column_by_name(f.name()) {
+    for f in full.fields().iter() {
+        let col = match b
+            .column_by_name(f.name())
+            .or_else(|| computed.column_by_name(f.name()))
+        {
             Some(c) => Arc::clone(c),
-            None => match &def.default {
-                Some(expr) => {
-                    let e = compile(state, expr, &b.schema())?;
-                    let v = e.evaluate(b)?.into_array(n)?;
-                    crate::functions::convert(&v, &def.ty)?
-                }
-                None => qh_storage::part::type_default(f.data_type(), f.is_nullable())?
-                    .to_array_of_size(n)?,
-            },
+            None => qh_storage::part::type_default(f.data_type(), f.is_nullable())?
+                .to_array_of_size(n)?,
         };
         let col = if !f.is_nullable() && col.null_count() > 0 {
             let d = qh_storage::part::type_default(f.data_type(), false)?.to_array_of_size(n)?;

@@ -104,12 +104,8 @@ fn widen(a: &[ArrayRef], unit: TimeUnit) -> Result<ArrayRef> {
 }
 
 fn variadic() -> datafusion::logical_expr::Signature {
-    use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
-    // Nullary too, so that no arguments reach `one_dt64` for ClickHouse's code 42.
-    Signature::one_of(
-        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
-        Volatility::Immutable,
-    )
+    // No arguments too, so that they reach `one_dt64` for ClickHouse's code 42.
+    super::any_args(datafusion::logical_expr::Volatility::Immutable)
 }
 
 fn ret_interval(_: &[DataType]) -> Result<DataType> {

@@ -361,7 +361,7 @@ impl ScalarUDFImpl for FormatDateTime {
 
 pub(crate) fn udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(FormatDateTime {
-        signature: Signature::variadic_any(Volatility::Immutable),
+        signature: super::any_args(Volatility::Immutable),
         aliases: vec!["date_format".into()],
     })
 }

@@ -16,6 +16,7 @@ mod hash;
 mod maps;
 mod math;
 mod quantiles;
+mod random;
 pub(crate) use quantiles::QUANTILE_SORTED;
 pub(crate) use row_key::{ROW_KEY, TUPLE_KEY};
 pub(crate) use top_k::TOP_K;
@@ -121,6 +122,19 @@ fn udf(name: &'static str, sig: Signature, ret: RetFn, eval: EvalFn) -> ScalarUD
 
 fn one() -> Signature {
     Signature::any(1, Volatility::Immutable)
+}
+
+/// Any number of arguments of any type, none included (DataFusion's
+/// `variadic_any` wants at least one), for functions that check their own
+/// arguments with ClickHouse's codes.
+fn any_args(volatility: Volatility) -> Signature {
+    Signature::one_of(
+        vec![
+            datafusion::logical_expr::TypeSignature::Nullary,
+            datafusion::logical_expr::TypeSignature::VariadicAny,
+        ],
+        volatility,
+    )
 }
 
 /// Seconds since the epoch for Date, DateTime, DateTime64 or a string.
@@ -803,6 +817,9 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             |t| Ok(t[0].clone()),
             identity_nullable,
         ),
+        // Its argument, unchanged (ClickHouse's way to keep an expression
+        // from being folded or analysed).
+        udf("identity", one(), |t| Ok(t[0].clone()), identity_nullable),
         udf(
             "now",
             Signature::nullary(Volatility::Stable),
@@ -965,6 +982,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     fns.extend(decimals::udfs());
     fns.extend(dates::udfs());
     fns.push(format_datetime::udf());
+    fns.extend(random::udfs());
     fns.extend(bytes::udfs());
     fns.extend(quantiles::udfs());
     fns.extend(top_k::udfs());
@@ -972,6 +990,19 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     fns.extend(hash::udfs());
     fns.extend(server::udfs());
     fns.push(ScalarUDF::new_from_impl(tuples::TupleElement::new()));
+    // A DataFusion function that claims one of our names as an alias
+    // (`to_char`'s `date_format`) goes: when the session state is rebuilt
+    // from its functions, which one got the name would depend on hash order.
+    let ours: std::collections::HashSet<String> = fns
+        .iter()
+        .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()))
+        .collect();
+    for name in reg.udfs() {
+        let Ok(f) = reg.udf(&name) else { continue };
+        if !ours.contains(f.name()) && f.aliases().iter().any(|a| ours.contains(a)) {
+            reg.deregister_udf(f.name())?;
+        }
+    }
     for f in fns {
         reg.register_udf(Arc::new(f))?;
     }

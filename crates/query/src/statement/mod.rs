@@ -161,12 +161,28 @@ fn unsupported(words: &[String]) -> QueryError {
 #[derive(Debug, Clone)]
 pub struct ColumnSpec {
     pub name: String,
-    pub ty: ChType,
+    /// None when the definition gives only a DEFAULT / MATERIALIZED /
+    /// ALIAS expression (`b DEFAULT 0`): the column takes the expression's
+    /// type, which the engine works out before anything uses it.
+    pub ty: Option<ChType>,
     pub default: Option<Expr>,
     /// DEFAULT, MATERIALIZED or ALIAS (what `default` is).
     pub kind: qh_storage::ColumnKind,
     /// `CODEC(...)`, parsed but not yet checked against the type.
     pub codec: Option<qh_storage::codec::CodecChain>,
+}
+
+impl ColumnSpec {
+    /// The column's type, once known (the engine infers a missing one
+    /// before using the definition).
+    pub fn ty(&self) -> Result<&ChType> {
+        self.ty.as_ref().ok_or_else(|| {
+            QueryError::other(
+                qh_types::ErrorCode::LOGICAL_ERROR,
+                format!("the type of column {} was not inferred", self.name),
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -457,10 +473,10 @@ mod tests {
         assert!(ct.if_not_exists);
         assert_eq!(ct.table.database.as_deref(), Some("db"));
         assert_eq!(ct.columns.len(), 6);
-        assert_eq!(ct.columns[2].ty.to_string(), "LowCardinality(String)");
-        assert_eq!(ct.columns[3].ty.to_string(), "Nullable(Float64)");
-        assert_eq!(ct.columns[4].ty.to_string(), "Decimal(10, 2)");
-        assert_eq!(ct.columns[5].ty.to_string(), "DateTime64(3)");
+        assert_eq!(ct.columns[2].ty().unwrap().to_string(), "LowCardinality(String)");
+        assert_eq!(ct.columns[3].ty().unwrap().to_string(), "Nullable(Float64)");
+        assert_eq!(ct.columns[4].ty().unwrap().to_string(), "Decimal(10, 2)");
+        assert_eq!(ct.columns[5].ty().unwrap().to_string(), "DateTime64(3)");
         assert_eq!(ct.engine, "ReplacingMergeTree");
         assert_eq!(ct.engine_args.len(), 1);
         assert_eq!(ct.order_by.as_ref().unwrap().len(), 2);

@@ -725,10 +725,18 @@ impl<'a> StmtParser<'a> {
         let name = self.ident()?;
         // Type names are taken from the source text: sqlparser prints them
         // back in its own spelling (`DATETIME`), not ClickHouse's.
-        let start = self.parser.peek_token().span.start;
-        self.skip_type()?;
-        let end = self.parser.peek_token().span.start;
-        let mut ty = parse_ch_type(self.slice(start, end).trim())?;
+        let untyped = matches!(
+            self.peek_word().as_deref(),
+            Some("DEFAULT" | "MATERIALIZED" | "ALIAS")
+        );
+        let mut ty = if untyped {
+            None
+        } else {
+            let start = self.parser.peek_token().span.start;
+            self.skip_type()?;
+            let end = self.parser.peek_token().span.start;
+            Some(parse_ch_type(self.slice(start, end).trim())?)
+        };
         let mut default = None;
         let mut kind = qh_storage::ColumnKind::Default;
         let mut codec = None;
@@ -759,9 +767,10 @@ impl<'a> StmtParser<'a> {
                 self.expr()?;
             } else if self.eat("NULL") {
                 // `x String NULL` means Nullable in ClickHouse.
-                if !matches!(ty, ChType::Nullable(_)) {
-                    ty = ChType::Nullable(Box::new(ty));
-                }
+                ty = ty.map(|t| match t {
+                    ChType::Nullable(_) => t,
+                    t => ChType::Nullable(Box::new(t)),
+                });
             } else if self.eat_seq(&["NOT", "NULL"]) {
             } else {
                 break;
