@@ -17,23 +17,34 @@ use crate::error::{QueryError, Result};
 use crate::rewrite::rewrite_standalone_expr;
 use crate::statement::parse_expr;
 
-/// Compiles `sql` against `schema` into a physical expression.
-pub fn compile(
+/// `sql` as a logical expression over `schema` (the standalone-expression
+/// rewrites applied), with the schema it was planned against.
+fn logical(
     state: &SessionState,
     sql: &str,
     schema: &SchemaRef,
-) -> Result<Arc<dyn PhysicalExpr>> {
+) -> Result<(datafusion::logical_expr::Expr, Arc<DFSchema>)> {
     let mut ast = parse_expr(sql)?;
     rewrite_standalone_expr(&mut ast)?;
-    let df_schema = DFSchema::try_from(Arc::clone(schema))?;
-    let logical = state.create_logical_expr_from_sql_expr(
+    let df_schema = Arc::new(DFSchema::try_from(Arc::clone(schema))?);
+    let e = state.create_logical_expr_from_sql_expr(
         datafusion::sql::sqlparser::ast::ExprWithAlias {
             expr: ast,
             alias: None,
         },
         &df_schema,
     )?;
-    Ok(state.create_physical_expr(logical, &df_schema)?)
+    Ok((e, df_schema))
+}
+
+/// Compiles `sql` against `schema` into a physical expression.
+pub fn compile(
+    state: &SessionState,
+    sql: &str,
+    schema: &SchemaRef,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let (e, df_schema) = logical(state, sql, schema)?;
+    Ok(state.create_physical_expr(e, &df_schema)?)
 }
 
 /// The type a query gives `sql` over columns of `schema`: ClickHouse's
@@ -46,22 +57,13 @@ pub fn query_type(
     schema: &SchemaRef,
 ) -> Result<datafusion::arrow::datatypes::Field> {
     use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder};
-    let mut ast = parse_expr(sql)?;
-    rewrite_standalone_expr(&mut ast)?;
-    let df_schema = Arc::new(DFSchema::try_from(Arc::clone(schema))?);
-    let logical = state.create_logical_expr_from_sql_expr(
-        datafusion::sql::sqlparser::ast::ExprWithAlias {
-            expr: ast,
-            alias: None,
-        },
-        &df_schema,
-    )?;
+    let (e, df_schema) = logical(state, sql, schema)?;
     let empty = LogicalPlan::EmptyRelation(EmptyRelation {
         produce_one_row: false,
         schema: df_schema,
     });
     let plan = LogicalPlanBuilder::from(empty)
-        .project(vec![logical.alias("c")])?
+        .project(vec![e.alias("c")])?
         .build()?;
     let plan = crate::operators::clickhouse_operators(plan, state)?;
     let plan = state

@@ -433,35 +433,60 @@ fn free_base_ports() -> (u16, u16) {
     panic!("no free port range found");
 }
 
-#[test]
-fn cluster_up_drill_leader_loss_and_down() {
-    /// Stops the cluster's detached processes even when an assertion fails.
-    struct Down(tempfile::TempDir);
-    impl Drop for Down {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(BIN)
-                .args(["cluster", "down", "--data-dir"])
-                .arg(self.0.path())
+/// A `cluster up` data directory: on drop, even when an assertion failed,
+/// its cluster is stopped and `unmount` (a disk mounted under it) unmounted.
+struct ClusterDir {
+    dir: tempfile::TempDir,
+    unmount: Option<std::path::PathBuf>,
+}
+
+impl ClusterDir {
+    fn new() -> ClusterDir {
+        ClusterDir {
+            dir: tempfile::tempdir().unwrap(),
+            unmount: None,
+        }
+    }
+}
+
+impl Drop for ClusterDir {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(BIN)
+            .args(["cluster", "down", "--data-dir"])
+            .arg(self.dir.path())
+            .output();
+        if let Some(m) = &self.unmount {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(m)
                 .output();
         }
     }
-    let guard = Down(tempfile::tempdir().unwrap());
-    let dir = &guard.0;
+}
+
+/// The binary with `args` and `--data-dir dir`: whether it succeeded, and
+/// what it printed (stdout, then stderr).
+fn run_in(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn cluster_up_drill_leader_loss_and_down() {
+    let guard = ClusterDir::new();
+    let dir = &guard.dir;
     let (base, http) = free_base_ports();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    let run = |args: &[&str]| run_in(dir.path(), args);
     let up = [
         "cluster",
         "up",
@@ -538,24 +563,11 @@ fn cluster_up_drill_disk_full_fills_a_disk_of_its_own_and_refuses_a_shared_one()
         eprintln!("skipped: the disk-full drill's test mounts a tmpfs (run as root)");
         return;
     }
-    /// Stops the cluster and unmounts node 3's disk even when an assertion fails.
-    struct Down(tempfile::TempDir);
-    impl Drop for Down {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(BIN)
-                .args(["cluster", "down", "--data-dir"])
-                .arg(self.0.path())
-                .output();
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(self.0.path().join("node3"))
-                .output();
-        }
-    }
-    let guard = Down(tempfile::tempdir().unwrap());
-    let dir = guard.0.path();
+    let mut guard = ClusterDir::new();
+    let dir = guard.dir.path().to_path_buf();
     let node3 = dir.join("node3");
     std::fs::create_dir_all(&node3).unwrap();
+    guard.unmount = Some(node3.clone());
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
         .arg(&node3)
@@ -563,20 +575,7 @@ fn cluster_up_drill_disk_full_fills_a_disk_of_its_own_and_refuses_a_shared_one()
         .unwrap();
     assert!(mounted.status.success(), "{mounted:?}");
     let (base, http) = free_base_ports();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    let run = |args: &[&str]| run_in(&dir, args);
     let (ok, text) = run(&[
         "cluster",
         "up",

@@ -473,7 +473,10 @@ mod tests {
         assert!(ct.if_not_exists);
         assert_eq!(ct.table.database.as_deref(), Some("db"));
         assert_eq!(ct.columns.len(), 6);
-        assert_eq!(ct.columns[2].ty().unwrap().to_string(), "LowCardinality(String)");
+        assert_eq!(
+            ct.columns[2].ty().unwrap().to_string(),
+            "LowCardinality(String)"
+        );
         assert_eq!(ct.columns[3].ty().unwrap().to_string(), "Nullable(Float64)");
         assert_eq!(ct.columns[4].ty().unwrap().to_string(), "Decimal(10, 2)");
         assert_eq!(ct.columns[5].ty().unwrap().to_string(), "DateTime64(3)");
