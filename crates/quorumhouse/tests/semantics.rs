@@ -176,6 +176,9 @@ const ANSWERS: &[(&str, &str)] = &[
      "10\t11\t22\t0\t-1\t10\t0\tUInt64\tUInt64\tUInt8\tInt8\tString\tUInt8\n"),
     ("CREATE TEMPORARY TABLE t (a UInt8, c UInt8 DEFAULT b + 1, b UInt8 DEFAULT a * 2); INSERT INTO t (a) VALUES (3); SELECT * FROM t",
      "3\t7\t6\n"),
+    // addMonths / addQuarters / addYears and subtract…: calendar units, the day clamped (compat 01352).
+    ("SELECT addMonths(toDate('2017-01-31'), 1), addYears(toDateTime('2016-02-29 01:02:03'), 1), subtractMonths(toDate('2017-03-31'), 1), addMonths(materialize(toDateTime('2017-11-05 08:07:47')), 1.), toTypeName(addQuarters(toDate('2017-11-30'), 1)), subtractYears(toDateTime64('2020-02-29 10:00:00.123', 3, 'UTC'), 1)",
+     "2017-02-28\t2017-02-28 01:02:03\t2017-02-28\t2017-12-05 08:07:47\tDate\t2019-02-28 10:00:00.123\n"),
     // LIMIT BY without ORDER BY keeps each key's first rows in arrival order (compat 00612).
     ("SELECT k, v FROM (SELECT number % 3 AS k, number AS v FROM numbers(10)) LIMIT 2 BY k",
      "0\t0\n1\t1\n2\t2\n0\t3\n1\t4\n2\t5\n"),

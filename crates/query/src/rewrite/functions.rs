@@ -45,6 +45,26 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
         // optimizer before they run; not every plan (VALUES under INSERT,
         // ORDER BY over VALUES) gets that. Ours run anywhere.
         "now" => set_name(f, "qh_now"),
+        // Calendar units: `x + INTERVAL n MONTH`, the day clamped to the
+        // month's last (addMonths('2017-01-31', 1) is 2017-02-28).
+        "addmonths" | "addquarters" | "addyears" | "subtractmonths" | "subtractquarters"
+        | "subtractyears"
+            if args.len() == 2 =>
+        {
+            let (op, unit) = match lname.split_at(if lname.starts_with("add") { 3 } else { 8 }) {
+                ("add", unit) => (BinaryOperator::Plus, unit),
+                (_, unit) => (BinaryOperator::Minus, unit),
+            };
+            let unit = unit.trim_end_matches('s');
+            return Some(Expr::Nested(Box::new(Expr::BinaryOp {
+                left: Box::new(args[0].clone()),
+                op,
+                right: Box::new(Expr::Function(func(
+                    &format!("tointerval{unit}"),
+                    vec![args[1].clone()],
+                ))),
+            })));
+        }
         "today" => set_name(f, "qh_today"),
         "count" => {
             set_name(f, "count");
