@@ -1,21 +1,27 @@
 //! ClickHouse's calendar functions beyond the basic parts of a date:
 //! quarters, the `toRelative…Num` counters and `toInterval…` (which also
 //! carry `INTERVAL expr UNIT` with a non-constant `expr`), and DateTime64's
-//! `toStartOfSecond` / `toUnixTimestamp64Milli|Micro|Nano`. UTC, as the rest.
+//! `toStartOfSecond` / `toUnixTimestamp64Milli|Micro|Nano`, and `addDays` /
+//! `subtractSeconds` and the other whole-second shifts (`addMonths` and the
+//! other calendar units are `x ± INTERVAL` in `rewrite/functions.rs`). UTC,
+//! as the rest.
 
 use std::sync::Arc;
 
 use chrono::Datelike;
+use datafusion::arrow::array::{Array, TimestampSecondArray, UInt16Array, UInt32Array, UInt8Array};
 use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array, IntervalMonthDayNanoArray};
-use datafusion::arrow::array::{UInt16Array, UInt32Array, UInt8Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Int64Type, IntervalMonthDayNano, IntervalUnit, TimeUnit,
 };
 use datafusion::common::Result;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
 
-use super::{dt, month_start_days, one, ret_date, ret_u16, ret_u32, ret_u8, to_seconds, udf, DAY};
+use super::{
+    dt, month_start_days, one, ret_date, ret_datetime, ret_u16, ret_u32, ret_u8, to_seconds, udf,
+    DAY,
+};
 
 /// The units of `toInterval…` and `INTERVAL n UNIT`, lower-case.
 pub(crate) const INTERVAL_UNITS: [&str; 8] = [
@@ -103,9 +109,44 @@ fn widen(a: &[ArrayRef], unit: TimeUnit) -> Result<ArrayRef> {
     Ok(cast(&a[0], &to)?)
 }
 
-fn variadic() -> datafusion::logical_expr::Signature {
+fn variadic() -> Signature {
     // No arguments too, so that they reach `one_dt64` for ClickHouse's code 42.
-    super::any_args(datafusion::logical_expr::Volatility::Immutable)
+    super::any_args(Volatility::Immutable)
+}
+
+/// `addDays(d, n)` and friends: shift a Date or DateTime by whole units.
+fn add_interval(args: &[ArrayRef], secs_per_unit: i64, sign: i64) -> Result<ArrayRef> {
+    let a = &args[0];
+    let n = cast(&args[1], &DataType::Int64)?;
+    let n = n.as_primitive::<Int64Type>();
+    if a.data_type() == &DataType::Date32 && secs_per_unit % DAY == 0 {
+        let d = a.as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        let days = secs_per_unit / DAY;
+        return Ok(Arc::new(
+            (0..d.len())
+                .map(|i| {
+                    (d.is_valid(i) && n.is_valid(i))
+                        .then(|| d.value(i) + (sign * days * n.value(i)) as i32)
+                })
+                .collect::<Date32Array>(),
+        ));
+    }
+    let s = to_seconds(a)?;
+    Ok(Arc::new(
+        (0..s.len())
+            .map(|i| {
+                (s.is_valid(i) && n.is_valid(i))
+                    .then(|| s.value(i) + sign * secs_per_unit * n.value(i))
+            })
+            .collect::<TimestampSecondArray>(),
+    ))
+}
+
+fn ret_first(t: &[DataType]) -> Result<DataType> {
+    Ok(match t.first() {
+        Some(DataType::Date32) => DataType::Date32,
+        _ => DataType::Timestamp(TimeUnit::Second, None),
+    })
 }
 
 fn ret_interval(_: &[DataType]) -> Result<DataType> {
@@ -178,6 +219,60 @@ fn start_of_second(a: &[ArrayRef]) -> Result<ArrayRef> {
 
 pub(super) fn udfs() -> Vec<ScalarUDF> {
     vec![
+        udf(
+            "adddays",
+            Signature::any(2, Volatility::Immutable),
+            ret_first,
+            |a, _| add_interval(a, DAY, 1),
+        ),
+        udf(
+            "addhours",
+            Signature::any(2, Volatility::Immutable),
+            ret_datetime,
+            |a, _| add_interval(a, 3600, 1),
+        ),
+        udf(
+            "addminutes",
+            Signature::any(2, Volatility::Immutable),
+            ret_datetime,
+            |a, _| add_interval(a, 60, 1),
+        ),
+        udf(
+            "addseconds",
+            Signature::any(2, Volatility::Immutable),
+            ret_datetime,
+            |a, _| add_interval(a, 1, 1),
+        ),
+        udf(
+            "addweeks",
+            Signature::any(2, Volatility::Immutable),
+            ret_first,
+            |a, _| add_interval(a, 7 * DAY, 1),
+        ),
+        udf(
+            "subtractdays",
+            Signature::any(2, Volatility::Immutable),
+            ret_first,
+            |a, _| add_interval(a, DAY, -1),
+        ),
+        udf(
+            "subtracthours",
+            Signature::any(2, Volatility::Immutable),
+            ret_datetime,
+            |a, _| add_interval(a, 3600, -1),
+        ),
+        udf(
+            "subtractminutes",
+            Signature::any(2, Volatility::Immutable),
+            ret_datetime,
+            |a, _| add_interval(a, 60, -1),
+        ),
+        udf(
+            "subtractseconds",
+            Signature::any(2, Volatility::Immutable),
+            ret_datetime,
+            |a, _| add_interval(a, 1, -1),
+        ),
         udf(
             "tostartofsecond",
             variadic(),

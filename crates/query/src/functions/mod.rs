@@ -595,41 +595,6 @@ fn identity_nullable(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
     Ok(Arc::clone(&args[0]))
 }
 
-/// `addDays(d, n)` and friends: shift a Date or DateTime by whole units.
-fn add_interval(args: &[ArrayRef], secs_per_unit: i64, sign: i64) -> Result<ArrayRef> {
-    let a = &args[0];
-    let n = cast(&args[1], &DataType::Int64)?;
-    let n = n.as_primitive::<Int64Type>();
-    if a.data_type() == &DataType::Date32 && secs_per_unit % DAY == 0 {
-        let d = a.as_primitive::<datafusion::arrow::datatypes::Date32Type>();
-        let days = secs_per_unit / DAY;
-        return Ok(Arc::new(
-            (0..d.len())
-                .map(|i| {
-                    (d.is_valid(i) && n.is_valid(i))
-                        .then(|| d.value(i) + (sign * days * n.value(i)) as i32)
-                })
-                .collect::<Date32Array>(),
-        ));
-    }
-    let s = to_seconds(a)?;
-    Ok(Arc::new(
-        (0..s.len())
-            .map(|i| {
-                (s.is_valid(i) && n.is_valid(i))
-                    .then(|| s.value(i) + sign * secs_per_unit * n.value(i))
-            })
-            .collect::<TimestampSecondArray>(),
-    ))
-}
-
-fn ret_first(t: &[DataType]) -> Result<DataType> {
-    Ok(match t.first() {
-        Some(DataType::Date32) => DataType::Date32,
-        _ => DataType::Timestamp(TimeUnit::Second, None),
-    })
-}
-
 /// ClickHouse's `length`: bytes of a string (not characters: that is
 /// `lengthUTF8`), elements of an array.
 fn ch_length(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
@@ -754,60 +719,6 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         udf("tostartoftenminutes", one(), ret_datetime, |a, _| {
             trunc_secs(&a[0], |s| s - s.rem_euclid(600))
         }),
-        udf(
-            "adddays",
-            Signature::any(2, Volatility::Immutable),
-            ret_first,
-            |a, _| add_interval(a, DAY, 1),
-        ),
-        udf(
-            "addhours",
-            Signature::any(2, Volatility::Immutable),
-            ret_datetime,
-            |a, _| add_interval(a, 3600, 1),
-        ),
-        udf(
-            "addminutes",
-            Signature::any(2, Volatility::Immutable),
-            ret_datetime,
-            |a, _| add_interval(a, 60, 1),
-        ),
-        udf(
-            "addseconds",
-            Signature::any(2, Volatility::Immutable),
-            ret_datetime,
-            |a, _| add_interval(a, 1, 1),
-        ),
-        udf(
-            "addweeks",
-            Signature::any(2, Volatility::Immutable),
-            ret_first,
-            |a, _| add_interval(a, 7 * DAY, 1),
-        ),
-        udf(
-            "subtractdays",
-            Signature::any(2, Volatility::Immutable),
-            ret_first,
-            |a, _| add_interval(a, DAY, -1),
-        ),
-        udf(
-            "subtracthours",
-            Signature::any(2, Volatility::Immutable),
-            ret_datetime,
-            |a, _| add_interval(a, 3600, -1),
-        ),
-        udf(
-            "subtractminutes",
-            Signature::any(2, Volatility::Immutable),
-            ret_datetime,
-            |a, _| add_interval(a, 60, -1),
-        ),
-        udf(
-            "subtractseconds",
-            Signature::any(2, Volatility::Immutable),
-            ret_datetime,
-            |a, _| add_interval(a, 1, -1),
-        ),
         udf("tonullable", one(), |t| Ok(t[0].clone()), identity_nullable),
         udf("negate", one(), negate_type, negate),
         // A constant made a full column: the same values here.
