@@ -279,6 +279,23 @@ impl Coordinator {
         }
     }
 
+    /// Waits until this node's own lease is live, so that what it registers
+    /// next (a replica) counts as alive for quorum inserts at once. A node
+    /// just started renews within about 100 ms; returns whether it did before
+    /// `deadline`.
+    pub async fn wait_own_lease(&self, deadline: Instant) -> bool {
+        let mut rx = self.subscribe();
+        let me = self.cfg.node_id;
+        let wait = async {
+            rx.wait_for(|_| self.read(|s| s.lease_active(me, self.clock_now())))
+                .await
+                .is_ok()
+        };
+        tokio::time::timeout_at(deadline.into(), wait)
+            .await
+            .unwrap_or(false)
+    }
+
     /// The index a linearizable read must wait for.
     async fn read_index(&self, deadline: Instant) -> Result<u64, MetaError> {
         loop {

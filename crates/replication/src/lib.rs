@@ -188,6 +188,14 @@ impl Replication {
             node_id: self.cfg.node_id,
             address: self.cfg.address.clone(),
         };
+        // A node that just started may not hold its lease yet; a replica
+        // registered then would not count as alive, and a quorum insert right
+        // after CREATE would fail with 285 (ClickHouse's CREATE makes the
+        // replica active before it returns).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        if !self.coordinator.wait_own_lease(deadline).await {
+            tracing::warn!(path = %path, "registering a replica before this node's lease is live");
+        }
         for _ in 0..10 {
             let existing = self
                 .coordinator
