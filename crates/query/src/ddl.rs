@@ -191,6 +191,7 @@ pub fn table_meta(ct: &CreateTable, database: &str, columns: &[ColumnSpec]) -> R
                     default: c.default.as_ref().map(expr_sql),
                     kind: c.kind,
                     codec: c.codec.as_ref().map(|k| k.validated_for(ty)).transpose()?,
+                    former_types: Vec::new(),
                 })
             })
             .collect::<Result<_>>()?,

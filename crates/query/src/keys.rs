@@ -11,7 +11,10 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
-use qh_storage::{ColumnDefaults, ComputedDefault, KeyEvaluator, StorageError, TableMeta};
+use qh_storage::{
+    ColumnDef, ColumnDefaults, ComputedDefault, KeyEvaluator, StorageError, TableMeta,
+};
+use qh_types::ChType;
 
 use crate::error::{QueryError, Result};
 use crate::rewrite::rewrite_standalone_expr;
@@ -100,9 +103,10 @@ pub struct CompiledKeys {
     defaults: ColumnDefaults,
 }
 
-/// A DEFAULT expression compiled over the table columns it reads.
+/// A DEFAULT expression compiled over the table columns it reads, or the
+/// conversion of a column stored in a former type.
 #[derive(Debug)]
-struct ComputedColumn {
+pub struct ComputedColumn {
     inputs: SchemaRef,
     expr: Arc<dyn PhysicalExpr>,
 }
@@ -120,6 +124,47 @@ impl ComputedColumn {
         let expr = compile(state, sql, &inputs)?;
         Ok(ComputedColumn { inputs, expr })
     }
+}
+
+impl ComputedColumn {
+    /// The column stored as `from` cast through each type of `chain` in
+    /// turn, as successive MODIFY COLUMN mutations would have rewritten it.
+    pub fn conversion(
+        state: &SessionState,
+        column: &str,
+        from: &ChType,
+        chain: &[ChType],
+    ) -> Result<ComputedColumn> {
+        let inputs: SchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+            from.field(column)
+        ]));
+        let mut sql = format!("\"{}\"", column.replace('"', "\"\""));
+        for t in chain {
+            sql = format!("CAST({sql} AS {t})");
+        }
+        let expr = compile(state, &sql, &inputs)?;
+        Ok(ComputedColumn { inputs, expr })
+    }
+}
+
+/// The types a part that stores `column` as `from` must be cast through to
+/// read as the column's type: every type the column took after it last had
+/// `from` (a part in the current type needs none: when the column returned
+/// to a former type, ALTER checked that the older parts round-trip).
+pub fn conversion_chain(column: &ColumnDef, from: &ChType) -> Vec<ChType> {
+    if *from == column.ty {
+        return Vec::new();
+    }
+    let after = column
+        .former_types
+        .iter()
+        .rposition(|t| t == from)
+        .map_or(column.former_types.len(), |i| i + 1);
+    column.former_types[after..]
+        .iter()
+        .chain(std::iter::once(&column.ty))
+        .cloned()
+        .collect()
 }
 
 impl ComputedDefault for ComputedColumn {
@@ -160,6 +205,18 @@ impl CompiledKeys {
                 }
             }
         }
+        // Parts written before MODIFY COLUMN changed a type read as CAST to
+        // the new one: what a ClickHouse mutation would have written.
+        for c in &meta.columns {
+            for from in &c.former_types {
+                let chain = conversion_chain(c, from);
+                if chain.is_empty() || defaults.conversion(&c.name, from).is_some() {
+                    continue;
+                }
+                let conversion = ComputedColumn::conversion(state, &c.name, from, &chain)?;
+                defaults.add_conversion(&c.name, from.clone(), Arc::new(conversion));
+            }
+        }
         Ok(CompiledKeys {
             sort,
             partition,
@@ -189,7 +246,13 @@ pub fn constant_value(
 fn eval(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> qh_storage::Result<ArrayRef> {
     e.evaluate(batch)
         .and_then(|v| v.into_array(batch.num_rows()))
-        .map_err(|err| StorageError::Key(err.to_string()))
+        .map_err(|err| {
+            let e = QueryError::from(err);
+            StorageError::Expression {
+                code: e.code(),
+                message: e.to_string(),
+            }
+        })
 }
 
 impl KeyEvaluator for CompiledKeys {

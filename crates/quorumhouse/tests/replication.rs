@@ -142,6 +142,27 @@ async fn inserts_on_every_replica_converge_to_identical_parts() {
         ok(&c, 3, "SELECT extra FROM events WHERE id = 100").await,
         "7\n"
     );
+    // MODIFY COLUMN too; every replica reads the old part's 200 as CAST
+    // to Int8 would (-56), and the DEFAULT stays.
+    ok(
+        &c,
+        2,
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 101, 'y', 200)",
+    )
+    .await;
+    ok(&c, 2, "ALTER TABLE events MODIFY COLUMN extra Int8").await;
+    for n in [1, 3] {
+        ok(&c, n, "SYSTEM SYNC REPLICA events").await;
+        assert_eq!(
+            ok(
+                &c,
+                n,
+                "SELECT id, extra, toTypeName(extra) FROM events WHERE id >= 100 ORDER BY id"
+            )
+            .await,
+            "100\t7\tInt8\n101\t-56\tInt8\n"
+        );
+    }
     // TRUNCATE on one replica empties every replica.
     ok(&c, 2, "TRUNCATE TABLE events").await;
     for n in 1..=3 {

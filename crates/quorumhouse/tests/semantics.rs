@@ -275,6 +275,21 @@ const ANSWERS: &[(&str, &str)] = &[
     // Columns added later read as empty maps and tuples of defaults in old parts.
     ("CREATE TABLE tm2 (k UInt8) ENGINE = MergeTree ORDER BY k; INSERT INTO tm2 VALUES (1); ALTER TABLE tm2 ADD COLUMN m Map(String, String); ALTER TABLE tm2 ADD COLUMN t Tuple(Int8, Nullable(String)); SELECT k, m, t, m['q'] FROM tm2",
      "1\t{}\t(0,NULL)\t\n"),
+    // MODIFY COLUMN: old parts read as CAST to the new type (wrapping), merged ones too.
+    ("CREATE TABLE mc1 (a UInt32, b Int64, c String, f Float64) ENGINE = MergeTree ORDER BY a; INSERT INTO mc1 VALUES (1, 300, '12', 1.5), (2, -1, '7', -2.7); ALTER TABLE mc1 MODIFY COLUMN b UInt8; ALTER TABLE mc1 MODIFY COLUMN c UInt16, MODIFY COLUMN f Int32; INSERT INTO mc1 VALUES (3, 5, 6, 7); SELECT a, b, c, f, toTypeName(b) FROM mc1 ORDER BY a; OPTIMIZE TABLE mc1 FINAL; SELECT sum(b), sum(c), sum(f) FROM mc1",
+     "1\t44\t12\t1\tUInt8\n2\t255\t7\t-2\tUInt8\n3\t5\t6\t7\tUInt8\n304\t25\t6\n"),
+    // Through every type in between: Int64 300 -> Int8 44 -> String '44'.
+    ("CREATE TABLE mc2 (a UInt8, b Int64) ENGINE = MergeTree ORDER BY a; INSERT INTO mc2 VALUES (1, 300); ALTER TABLE mc2 MODIFY COLUMN b Int8; INSERT INTO mc2 VALUES (2, -3); ALTER TABLE mc2 MODIFY COLUMN b String; SELECT a, b FROM mc2 ORDER BY a",
+     "1\t44\n2\t-3\n"),
+    // The type alone keeps the DEFAULT; a new kind and position.
+    ("CREATE TABLE mc3 (a UInt32, b UInt32 DEFAULT a + 1, c String) ENGINE = MergeTree ORDER BY a; ALTER TABLE mc3 MODIFY COLUMN b UInt64; INSERT INTO mc3 (a) VALUES (1); ALTER TABLE mc3 MODIFY COLUMN b MATERIALIZED a * 10 AFTER c; INSERT INTO mc3 (a) VALUES (2); SELECT *, b FROM mc3 ORDER BY a; DESCRIBE mc3",
+     "1\t\t2\n2\t\t20\na\tUInt32\t\t\t\t\t\nc\tString\t\t\t\t\t\nb\tUInt64\tMATERIALIZED\ta * 10\t\t\t\n"),
+    // A column dropped, its parts rewritten, added again: the old values are gone.
+    ("CREATE TABLE mc4 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc4 VALUES (1,'x'); ALTER TABLE mc4 DROP COLUMN c; OPTIMIZE TABLE mc4 FINAL; ALTER TABLE mc4 ADD COLUMN c Float32; SELECT * FROM mc4",
+     "1\t0\n"),
+    // ...and without the OPTIMIZE: ADD COLUMN rewrites the parts that hold them first.
+    ("CREATE TABLE mc5 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc5 VALUES (1,'x'); ALTER TABLE mc5 DROP COLUMN c; INSERT INTO mc5 VALUES (2); ALTER TABLE mc5 ADD COLUMN c Float32; INSERT INTO mc5 VALUES (3, 1.5); SELECT * FROM mc5 ORDER BY a",
+     "1\t0\n2\t0\n3\t1.5\n"),
 ];
 
 const ERRORS: &[(&str, i32)] = &[
@@ -328,6 +343,18 @@ const ERRORS: &[(&str, i32)] = &[
     ),
     ("SELECT formatDateTime(toDateTime('2018-01-02 22:33:44'))", 42),
     ("CREATE TEMPORARY TABLE t (a UInt8); ALTER TABLE t ADD COLUMN b DEFAULT a + 1", 36),
+    // MODIFY COLUMN: a value that does not convert fails the ALTER itself.
+    ("CREATE TABLE me1 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO me1 VALUES (1, 'x'); ALTER TABLE me1 MODIFY COLUMN c UInt8", 6),
+    ("CREATE TABLE me2 (a UInt32) ENGINE = MergeTree ORDER BY a; ALTER TABLE me2 MODIFY COLUMN a UInt64", 524),
+    ("CREATE TABLE me3 (a UInt32) ENGINE = MergeTree ORDER BY a; ALTER TABLE me3 MODIFY COLUMN zz DEFAULT 1", 10),
+    ("CREATE TABLE me4 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; ALTER TABLE me4 MODIFY COLUMN c TYPE Float32", 62),
+    ("CREATE TABLE me5 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; ALTER TABLE me5 ALTER COLUMN c Float32", 62),
+    ("CREATE TABLE me6 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; ALTER TABLE me6 MODIFY COLUMN c REMOVE DEFAULT", 36),
+    // Back to a former type while a part holds values the type between changed.
+    ("CREATE TABLE me7 (a UInt32, b Int64) ENGINE = MergeTree ORDER BY a; INSERT INTO me7 VALUES (1, 300); ALTER TABLE me7 MODIFY COLUMN b Int8; ALTER TABLE me7 MODIFY COLUMN b Int64", 48),
+    ("CREATE TEMPORARY TABLE me9 (a Int8, b UInt64 DEFAULT (SELECT 1))", 116),
+    // ALIAS columns are stored here: a stored column cannot become one.
+    ("CREATE TABLE me10 (a UInt32, b UInt32 DEFAULT a) ENGINE = MergeTree ORDER BY a; ALTER TABLE me10 MODIFY COLUMN b ALIAS a + 1", 48),
     ("CREATE TEMPORARY TABLE t (a DEFAULT [1, 2])", 48),
     ("CREATE TEMPORARY TABLE t (a Nullable(UInt8), b DEFAULT a + 1)", 48),
     ("SELECT formatDateTime()", 42),

@@ -26,6 +26,10 @@ pub enum StorageError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("key expression: {0}")]
     Key(String),
+    /// An expression the query layer compiled (a key, a DEFAULT, the
+    /// conversion of a column stored in a former type) failed with `code`.
+    #[error("{message}")]
+    Expression { code: ErrorCode, message: String },
     #[error("table {0} is shut down")]
     ShutDown(String),
     #[error("i/o error: {0}")]
@@ -61,6 +65,7 @@ impl StorageError {
             }
             StorageError::Io { .. } | StorageError::RawIo(_) => ErrorCode::CANNOT_OPEN_FILE,
             StorageError::Arrow(_) | StorageError::Key(_) => ErrorCode::BAD_ARGUMENTS,
+            StorageError::Expression { code, .. } => *code,
             StorageError::ShutDown(_) => ErrorCode::QUERY_WAS_CANCELLED,
             StorageError::UnknownDatabase(_) => ErrorCode::UNKNOWN_DATABASE,
             StorageError::DatabaseExists(_) => ErrorCode::DATABASE_ALREADY_EXISTS,

@@ -13,6 +13,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
+use qh_types::ChType;
+
 use crate::error::{Result, StorageError};
 use crate::part::PartitionInfo;
 
@@ -37,13 +39,22 @@ pub trait ComputedDefault: Send + Sync + Debug {
     fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef>;
 }
 
+/// How to read a column stored in a former type: that type, and the cast.
+type Conversion = (ChType, Arc<dyn ComputedDefault>);
+
 /// The values of columns a part lacks (added by ALTER after it was
 /// written), as ClickHouse computes them: the column's DEFAULT, a constant
 /// or an expression over the part's own rows, else the type's default.
+///
+/// It also holds how to read a column a part stores in a type the column
+/// had before `MODIFY COLUMN` changed it: a `CAST` to the current type
+/// compiled by the query layer, so old parts read exactly as the converted
+/// ones a merge writes.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnDefaults {
     constants: HashMap<String, ScalarValue>,
     computed: HashMap<String, Arc<dyn ComputedDefault>>,
+    conversions: HashMap<String, Vec<Conversion>>,
 }
 
 impl ColumnDefaults {
@@ -63,11 +74,30 @@ impl ColumnDefaults {
         self.computed.get(column)
     }
 
-    /// Only the constants (what fills the inputs of a computed default).
+    /// How to read `column` stored as `from` (a type it had before): an
+    /// expression over one input column of type `from`.
+    pub fn add_conversion(&mut self, column: &str, from: ChType, c: Arc<dyn ComputedDefault>) {
+        self.conversions
+            .entry(column.to_string())
+            .or_default()
+            .push((from, c));
+    }
+
+    pub fn conversion(&self, column: &str, from: &ChType) -> Option<&Arc<dyn ComputedDefault>> {
+        self.conversions
+            .get(column)?
+            .iter()
+            .find(|(t, _)| t == from)
+            .map(|(_, c)| c)
+    }
+
+    /// Only the constants and conversions (what reads the inputs of a
+    /// computed default).
     pub fn constants_only(&self) -> ColumnDefaults {
         ColumnDefaults {
             constants: self.constants.clone(),
             computed: HashMap::new(),
+            conversions: self.conversions.clone(),
         }
     }
 }

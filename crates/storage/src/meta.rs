@@ -62,6 +62,10 @@ pub struct ColumnDef {
     /// `CODEC(...)` as declared and validated; none: the default (LZ4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codec: Option<crate::codec::CodecChain>,
+    /// Types this column had before `MODIFY COLUMN` changed it: parts
+    /// written then still hold them, and reads convert them as `CAST` would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_types: Vec<ChType>,
 }
 
 /// The table engine and its parameters.

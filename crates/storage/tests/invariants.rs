@@ -45,6 +45,7 @@ fn meta(engine: EngineKind, granularity: usize, wide_bytes: u64) -> TableMeta {
                 default: None,
                 kind: Default::default(),
                 codec: Some("Delta, LZ4".parse().unwrap()),
+                former_types: Vec::new(),
             },
             ColumnDef {
                 name: "v".into(),
@@ -52,6 +53,7 @@ fn meta(engine: EngineKind, granularity: usize, wide_bytes: u64) -> TableMeta {
                 default: None,
                 kind: Default::default(),
                 codec: Some("ZSTD(3)".parse().unwrap()),
+                former_types: Vec::new(),
             },
         ],
         engine,

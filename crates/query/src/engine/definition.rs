@@ -159,8 +159,24 @@ impl Session {
         }
         let t = self.resolve(&table)?;
         let mut meta = t.meta();
+        let mut retyped = Vec::new();
         for op in ops {
             match op {
+                AlterOp::ModifyColumn {
+                    column,
+                    if_exists,
+                    after,
+                    first,
+                } => {
+                    if modify_column::modify_column(&mut meta, &column, if_exists, after, first)? {
+                        retyped.push(column.name.clone());
+                    }
+                }
+                AlterOp::RemoveColumnProperty {
+                    name,
+                    property,
+                    if_exists,
+                } => modify_column::remove_property(&mut meta, &name, &property, if_exists)?,
                 AlterOp::AddColumn {
                     column,
                     if_not_exists,
@@ -176,6 +192,8 @@ impl Session {
                             column.name
                         )));
                     }
+                    modify_column::clear_dropped_values(&t, &column.name, self.sync_timeout())
+                        .await?;
                     // ClickHouse infers a type only in CREATE TABLE.
                     let Some(ty) = column.ty.clone() else {
                         return Err(QueryError::BadArguments(format!(
@@ -193,6 +211,7 @@ impl Session {
                             .as_ref()
                             .map(|c| c.validated_for(&ty))
                             .transpose()?,
+                        former_types: Vec::new(),
                     };
                     let pos = if first {
                         0
@@ -245,6 +264,7 @@ impl Session {
         }
         meta.schema_version += 1;
         let keys = cat.keys_for(&meta)?;
+        modify_column::check_conversions(&self.engine.base, t.data(), &meta, &retyped)?;
         t.alter(meta, keys, self.sync_timeout()).await?;
         Ok(QueryResult::empty())
     }

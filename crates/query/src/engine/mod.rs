@@ -8,6 +8,7 @@ mod async_insert;
 mod computed_columns;
 mod definition;
 mod insert;
+mod modify_column;
 mod mutations;
 pub mod on_cluster;
 mod privileges;

@@ -87,6 +87,7 @@ impl Session {
                 default: None,
                 kind: qh_storage::ColumnKind::Default,
                 codec: None,
+                former_types: Vec::new(),
             });
         }
         let meta = TableMeta {

@@ -249,6 +249,20 @@ pub enum AlterOp {
         name: String,
         if_exists: bool,
     },
+    /// `MODIFY COLUMN c [T] [DEFAULT e] …` (and `ALTER COLUMN c TYPE T`):
+    /// what the spec leaves out stays as it was.
+    ModifyColumn {
+        column: Box<ColumnSpec>,
+        if_exists: bool,
+        after: Option<String>,
+        first: bool,
+    },
+    /// `MODIFY COLUMN c REMOVE DEFAULT | MATERIALIZED | ALIAS | CODEC | …`.
+    RemoveColumnProperty {
+        name: String,
+        property: String,
+        if_exists: bool,
+    },
     DropPartition(Box<Expr>),
     /// `UPDATE c = e [, ...] WHERE cond`: a mutation (KeeperMap tables;
     /// MergeTree tables refuse it).

@@ -723,12 +723,43 @@ impl<'a> StmtParser<'a> {
 
     pub(super) fn column_spec(&mut self) -> Result<ColumnSpec> {
         let name = self.ident()?;
-        // Type names are taken from the source text: sqlparser prints them
-        // back in its own spelling (`DATETIME`), not ClickHouse's.
         let untyped = matches!(
             self.peek_word().as_deref(),
             Some("DEFAULT" | "MATERIALIZED" | "ALIAS")
         );
+        self.column_body(name, untyped)
+    }
+
+    /// What follows a column's name in `MODIFY COLUMN`: every part optional,
+    /// the type too (it is then kept).
+    fn modify_column_spec(&mut self, name: String) -> Result<ColumnSpec> {
+        let next = self.parser.peek_token().token;
+        let untyped = matches!(next, Token::EOF | Token::Comma | Token::SemiColon)
+            || matches!(
+                self.peek_word().as_deref(),
+                Some(
+                    "DEFAULT"
+                        | "MATERIALIZED"
+                        | "ALIAS"
+                        | "CODEC"
+                        | "COMMENT"
+                        | "TTL"
+                        | "FIRST"
+                        | "AFTER"
+                        | "SETTINGS"
+                )
+            );
+        if self.peek_word().as_deref() == Some("TYPE") {
+            // `ALTER COLUMN c TYPE T` is the other spelling; MODIFY takes
+            // the type alone, as ClickHouse's parser does.
+            return self.fail("Expected a data type, not TYPE, after MODIFY COLUMN <name>");
+        }
+        self.column_body(name, untyped)
+    }
+
+    fn column_body(&mut self, name: String, untyped: bool) -> Result<ColumnSpec> {
+        // Type names are taken from the source text: sqlparser prints them
+        // back in its own spelling (`DATETIME`), not ClickHouse's.
         let mut ty = if untyped {
             None
         } else {
@@ -752,7 +783,14 @@ impl<'a> StmtParser<'a> {
             };
             if let Some(k) = declared {
                 kind = k;
-                default = Some(self.expr()?);
+                let e = self.expr()?;
+                if has_subquery(&e) {
+                    return Err(QueryError::other(
+                        qh_types::ErrorCode::THERE_IS_NO_DEFAULT_VALUE,
+                        format!("Default expression of column {name} cannot contain a subquery"),
+                    ));
+                }
+                default = Some(e);
             } else if self.eat("CODEC") {
                 let start = self.parser.peek_token().span.start;
                 if self.parser.peek_token().token != Token::LParen {
@@ -863,16 +901,53 @@ impl<'a> StmtParser<'a> {
             if self.eat_seq(&["ADD", "COLUMN"]) {
                 let if_not_exists = self.eat_seq(&["IF", "NOT", "EXISTS"]);
                 let column = self.column_spec()?;
-                let mut after = None;
-                let mut first = false;
-                if self.eat("AFTER") {
-                    after = Some(self.ident()?);
-                } else if self.eat("FIRST") {
-                    first = true;
-                }
+                let (after, first) = self.column_position()?;
                 ops.push(AlterOp::AddColumn {
                     column: Box::new(column),
                     if_not_exists,
+                    after,
+                    first,
+                });
+            } else if self.eat_seq(&["MODIFY", "COLUMN"]) {
+                let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+                let name = self.ident()?;
+                if self.eat("REMOVE") {
+                    let Some(property) = self.peek_word().filter(|w| {
+                        matches!(
+                            w.as_str(),
+                            "DEFAULT" | "MATERIALIZED" | "ALIAS" | "CODEC" | "COMMENT" | "TTL"
+                        )
+                    }) else {
+                        return self.fail(
+                            "Expected DEFAULT, MATERIALIZED, ALIAS, CODEC, COMMENT or TTL after REMOVE",
+                        );
+                    };
+                    self.parser.next_token();
+                    ops.push(AlterOp::RemoveColumnProperty {
+                        name,
+                        property,
+                        if_exists,
+                    });
+                } else {
+                    let column = self.modify_column_spec(name)?;
+                    let (after, first) = self.column_position()?;
+                    ops.push(AlterOp::ModifyColumn {
+                        column: Box::new(column),
+                        if_exists,
+                        after,
+                        first,
+                    });
+                }
+            } else if self.eat_seq(&["ALTER", "COLUMN"]) {
+                // PostgreSQL's spelling: `ALTER COLUMN c TYPE T [DEFAULT …]`.
+                let if_exists = self.eat_seq(&["IF", "EXISTS"]);
+                let name = self.ident()?;
+                self.expect("TYPE")?;
+                let column = self.column_body(name, false)?;
+                let (after, first) = self.column_position()?;
+                ops.push(AlterOp::ModifyColumn {
+                    column: Box::new(column),
+                    if_exists,
                     after,
                     first,
                 });
@@ -907,7 +982,7 @@ impl<'a> StmtParser<'a> {
                 });
             } else {
                 return Err(QueryError::NotImplemented(format!(
-                    "ALTER {} is not supported yet (ADD COLUMN, DROP COLUMN, DROP PARTITION, and UPDATE and DELETE of KeeperMap tables are)",
+                    "ALTER {} is not supported yet (ADD, DROP and MODIFY COLUMN, DROP PARTITION, and UPDATE and DELETE of KeeperMap tables are)",
                     self.parser.peek_token().token
                 )));
             }
@@ -916,6 +991,15 @@ impl<'a> StmtParser<'a> {
             }
         }
         Ok(Statement::Alter { table, ops })
+    }
+
+    /// `AFTER c` or `FIRST` of ADD / MODIFY COLUMN.
+    fn column_position(&mut self) -> Result<(Option<String>, bool)> {
+        if self.eat("AFTER") {
+            Ok((Some(self.ident()?), false))
+        } else {
+            Ok((None, self.eat("FIRST")))
+        }
     }
 
     pub(super) fn show(&mut self) -> Result<Statement> {
@@ -959,4 +1043,17 @@ impl<'a> StmtParser<'a> {
         }
         self.fail("Expected TABLES, DATABASES, USERS, CREATE TABLE or CREATE USER after SHOW")
     }
+}
+
+/// Whether `e` holds a subquery anywhere (`(SELECT …)`, `IN (SELECT …)`,
+/// `EXISTS`).
+fn has_subquery(e: &Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_expressions;
+    visit_expressions(e, |x| match x {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }

@@ -41,7 +41,7 @@ impl Part {
         let mut arrays = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {
             let arr = if self.has_column(field.name()) {
-                let a = self.read_column(field.name(), field.data_type(), granules)?;
+                let a = self.read_column(field.name(), field.data_type(), granules, defaults)?;
                 if a.data_type() != field.data_type() {
                     datafusion::arrow::compute::cast(&a, field.data_type())?
                 } else {
@@ -70,8 +70,9 @@ impl Part {
         name: &str,
         dt: &DataType,
         granules: &[Range<usize>],
+        defaults: &ColumnDefaults,
     ) -> Result<ArrayRef> {
-        let mut pieces = self.read_column_pieces(name, dt, granules, false)?;
+        let mut pieces = self.read_column_pieces(name, dt, granules, false, defaults)?;
         match pieces.len() {
             0 => {
                 let stored = self.stored_type(name, dt);
@@ -162,6 +163,7 @@ impl Part {
                 field.data_type(),
                 granules,
                 keep_dictionary,
+                defaults,
             )?;
             for a in p.iter_mut() {
                 let dictionary = field.data_type() == &DataType::Utf8
@@ -185,13 +187,34 @@ impl Part {
         }
     }
 
+    /// The column's blocks in the given granules; a block stored in a type
+    /// the column had before MODIFY COLUMN comes back converted.
     fn read_column_pieces(
         &self,
         name: &str,
         dt: &DataType,
         granules: &[Range<usize>],
         keep_dictionary: bool,
+        defaults: &ColumnDefaults,
     ) -> Result<Vec<ArrayRef>> {
+        let stored = self.columns.iter().find(|c| c.name == name);
+        if let Some(convert) = stored.and_then(|c| defaults.conversion(name, &c.ty)) {
+            let plain = ColumnDefaults::default();
+            return self
+                .read_column_pieces(name, dt, granules, false, &plain)?
+                .into_iter()
+                .map(|a| {
+                    let opts = datafusion::arrow::array::RecordBatchOptions::new()
+                        .with_row_count(Some(a.len()));
+                    let input = RecordBatch::try_new_with_options(
+                        Arc::clone(convert.inputs()),
+                        vec![a],
+                        &opts,
+                    )?;
+                    convert.evaluate(&input)
+                })
+                .collect();
+        }
         let stored_dt = self.stored_type(name, dt);
         let blocks = self.blocks.get(name).ok_or_else(|| StorageError::Corrupt {
             file: self.dir.display().to_string(),
