@@ -287,6 +287,12 @@ const ANSWERS: &[(&str, &str)] = &[
     // A column dropped, its parts rewritten, added again: the old values are gone.
     ("CREATE TABLE mc4 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc4 VALUES (1,'x'); ALTER TABLE mc4 DROP COLUMN c; OPTIMIZE TABLE mc4 FINAL; ALTER TABLE mc4 ADD COLUMN c Float32; SELECT * FROM mc4",
      "1\t0\n"),
+    // ORDER BY the sorting key LIMIT n reads the parts in order: equal keys come
+    // as ClickHouse returns them (insertion order in a part, the newest part first).
+    ("CREATE TABLE ro (x UInt32, y UInt32) ENGINE = MergeTree() ORDER BY x; SYSTEM STOP MERGES ro; INSERT INTO ro VALUES (1,1),(1,2),(1,3),(1,4),(1,5); INSERT INTO ro VALUES (2,6),(2,7),(2,8),(2,9),(2,0); INSERT INTO ro VALUES (1, 10), (0, 11); SELECT * FROM ro ORDER BY x LIMIT 3; SELECT * FROM ro ORDER BY x LIMIT 8; SELECT y FROM ro WHERE y > 1 ORDER BY x LIMIT 2; SELECT x + 1, y FROM ro ORDER BY x LIMIT 3",
+     "0\t11\n1\t10\n1\t1\n0\t11\n1\t10\n1\t1\n1\t2\n1\t3\n1\t4\n1\t5\n2\t6\n11\n10\n1\t11\n2\t10\n2\t1\n"),
+    ("CREATE TABLE ro2 (x UInt32, y UInt32) ENGINE = MergeTree() ORDER BY x; INSERT INTO ro2 VALUES (1,1),(1,2),(1,3),(1,4),(1,5),(2,6),(2,7); SELECT * FROM ro2 ORDER BY x LIMIT 3",
+     "1\t1\n1\t2\n1\t3\n"),
     // ...and without the OPTIMIZE: ADD COLUMN rewrites the parts that hold them first.
     ("CREATE TABLE mc5 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc5 VALUES (1,'x'); ALTER TABLE mc5 DROP COLUMN c; INSERT INTO mc5 VALUES (2); ALTER TABLE mc5 ADD COLUMN c Float32; INSERT INTO mc5 VALUES (3, 1.5); SELECT * FROM mc5 ORDER BY a",
      "1\t0\n2\t0\n3\t1.5\n"),

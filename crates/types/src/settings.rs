@@ -70,6 +70,7 @@ setting_defs! {
     ("count_distinct_optimization", "Bool", "0", "count(DISTINCT x) and uniqExact(x) computed as a grouping by x below the count (1), instead of one set of values per group (0)."),
     ("query_plan_optimize_lazy_materialization", "Bool", "1", "A top-N (ORDER BY … LIMIT n) reads the columns it sorts and filters by first, and the other columns only for the n rows it keeps."),
     ("query_plan_max_limit_for_lazy_materialization", "UInt64", "10000", "The largest LIMIT read lazily (0: no limit)."),
+    ("optimize_read_in_order", "Bool", "1", "A top-N by a prefix of the table's sorting key (ORDER BY key LIMIT n) merges the parts read in key order instead of sorting: rows with equal keys come in the order they are stored."),
     ("optimize_skip_unused_shards", "Bool", "0", "A Distributed query whose WHERE fixes the sharding key (key = v, key IN (...)) asks only the shards those values were inserted into."),
     ("distributed_group_by_no_merge", "UInt64", "0", "1: every shard runs the whole query and their results are concatenated, not merged; 2: likewise, but the ORDER BY and LIMIT apply over the shards' results on the initiator."),
     ("prefer_localhost_replica", "Bool", "1", "A Distributed query reads this node's shard replica in-process when it has one."),

@@ -258,6 +258,7 @@ impl Engine {
             prewhere: flag("optimize_move_to_prewhere")? != 0,
             lazy: flag("query_plan_optimize_lazy_materialization")? != 0,
             lazy_max_rows: flag("query_plan_max_limit_for_lazy_materialization")?,
+            read_in_order: flag("optimize_read_in_order")? != 0,
         };
         let config = config
             .with_extension(Arc::clone(stats))

@@ -67,6 +67,9 @@ pub(super) fn base_state(threads: usize) -> Result<SessionState> {
         .position(|r| r.name() == "FilterPushdown(Post)")
         .unwrap_or(rules.len());
     rules.insert(post, Arc::new(crate::read::lazy::LazyTopN));
+    // A top-N by the sorting key reads the parts in order instead (before
+    // LazyTopN, which would take it too).
+    rules.insert(post, Arc::new(crate::read::in_order::ReadInOrder));
     let join_selection = rules
         .iter()
         .position(|r| r.name() == "join_selection")

@@ -11,6 +11,7 @@
 //! read afterwards.
 
 pub(crate) mod dictionary_groups;
+pub(crate) mod in_order;
 pub(crate) mod lazy;
 pub(crate) mod prewhere;
 
@@ -56,6 +57,9 @@ pub(crate) struct ReadOptions {
     /// `query_plan_max_limit_for_lazy_materialization`: the largest such
     /// top-N (0: any).
     pub lazy_max_rows: u64,
+    /// `optimize_read_in_order`: a top-N by the sorting key merges the
+    /// parts read in order ([`in_order`]).
+    pub read_in_order: bool,
 }
 
 impl Default for ReadOptions {
@@ -64,6 +68,7 @@ impl Default for ReadOptions {
             prewhere: true,
             lazy: true,
             lazy_max_rows: 10_000,
+            read_in_order: true,
         }
     }
 }
