@@ -287,6 +287,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // A column dropped, its parts rewritten, added again: the old values are gone.
     ("CREATE TABLE mc4 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc4 VALUES (1,'x'); ALTER TABLE mc4 DROP COLUMN c; OPTIMIZE TABLE mc4 FINAL; ALTER TABLE mc4 ADD COLUMN c Float32; SELECT * FROM mc4",
      "1\t0\n"),
+    // sumWithOverflow stays in its argument's type and wraps.
+    ("SELECT sumWithOverflow(toUInt16(number * 1000)), toTypeName(sumWithOverflow(toUInt16(number * 1000))), sumWithOverflow(toInt8(number)), sumWithOverflow(toFloat32(0.5)), toTypeName(sumWithOverflow(toFloat32(0.5))), sumWithOverflow(toInt64(number) - 50) FROM numbers(100); SELECT sumWithOverflow(toInt8(number)) FROM numbers(0); SELECT sumWithOverflow(if(number > 5, NULL, toNullable(toInt8(number)))), sumWithOverflow(CAST(NULL AS Nullable(Int8))) FROM numbers(3)",
+     "34800\tUInt16\t86\t50\tFloat32\t-50\n0\n3\t\\N\n"),
     // ORDER BY the sorting key LIMIT n reads the parts in order: equal keys come
     // as ClickHouse returns them (insertion order in a part, the newest part first).
     ("CREATE TABLE ro (x UInt32, y UInt32) ENGINE = MergeTree() ORDER BY x; SYSTEM STOP MERGES ro; INSERT INTO ro VALUES (1,1),(1,2),(1,3),(1,4),(1,5); INSERT INTO ro VALUES (2,6),(2,7),(2,8),(2,9),(2,0); INSERT INTO ro VALUES (1, 10), (0, 11); SELECT * FROM ro ORDER BY x LIMIT 3; SELECT * FROM ro ORDER BY x LIMIT 8; SELECT y FROM ro WHERE y > 1 ORDER BY x LIMIT 2; SELECT x + 1, y FROM ro ORDER BY x LIMIT 3",

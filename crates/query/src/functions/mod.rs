@@ -23,8 +23,10 @@ pub(crate) use top_k::TOP_K;
 mod reservoir;
 mod row_key;
 pub(crate) use reservoir::QUANTILE;
+pub(crate) use sum_with_overflow::SUM_WITH_OVERFLOW;
 pub(crate) mod server;
 mod strings;
+mod sum_with_overflow;
 mod top_k;
 mod tuples;
 
@@ -918,5 +920,6 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
         reg.register_udf(Arc::new(f))?;
     }
     reg.register_udaf(Arc::new(reservoir::udaf()))?;
+    reg.register_udaf(Arc::new(sum_with_overflow::udaf()))?;
     Ok(())
 }

@@ -392,7 +392,8 @@ pub(super) fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 vec![args[0].clone(), Expr::value(Value::SingleQuotedString(ty))],
             )));
         }
-        "sumwithoverflow" => set_name(f, "sum"),
+        // In the argument's own type, wrapping (`sum` widens).
+        "sumwithoverflow" => set_name(f, crate::functions::SUM_WITH_OVERFLOW),
         // Compensated summation of Float64s; DataFusion's sum of Float64
         // (pairwise per batch) agrees to the last bits or nearly so.
         "sumkahan" if args.len() == 1 => {
