@@ -213,21 +213,8 @@ impl Session {
                             .transpose()?,
                         former_types: Vec::new(),
                     };
-                    let pos = if first {
-                        0
-                    } else if let Some(a) = after {
-                        meta.columns
-                            .iter()
-                            .position(|c| c.name == a)
-                            .map(|p| p + 1)
-                            .ok_or_else(|| {
-                                QueryError::NoSuchColumn(format!(
-                                    "Wrong column name. Cannot find column {a} to insert after"
-                                ))
-                            })?
-                    } else {
-                        meta.columns.len()
-                    };
+                    let end = meta.columns.len();
+                    let pos = modify_column::column_position(&meta, first, after, end)?;
                     meta.columns.insert(pos, def);
                 }
                 AlterOp::DropPartition(e) => {

@@ -66,23 +66,34 @@ pub(super) fn modify_column(
             .map(|c| c.validated_for(&def.ty))
             .transpose()?;
     }
-    let at = if first {
-        0
-    } else if let Some(a) = after {
-        meta.columns
-            .iter()
-            .position(|c| c.name == a)
-            .map(|p| p + 1)
-            .ok_or_else(|| {
-                QueryError::NoSuchColumn(format!(
-                    "Wrong column name. Cannot find column {a} to insert after"
-                ))
-            })?
-    } else {
-        pos
-    };
+    let at = column_position(meta, first, after, pos)?;
     meta.columns.insert(at, def);
     Ok(retyped)
+}
+
+/// Where `FIRST` / `AFTER a` puts a column among `meta`'s (it is not among
+/// them); `otherwise` without either.
+pub(super) fn column_position(
+    meta: &TableMeta,
+    first: bool,
+    after: Option<String>,
+    otherwise: usize,
+) -> Result<usize> {
+    if first {
+        return Ok(0);
+    }
+    let Some(a) = after else {
+        return Ok(otherwise);
+    };
+    meta.columns
+        .iter()
+        .position(|c| c.name == a)
+        .map(|p| p + 1)
+        .ok_or_else(|| {
+            QueryError::NoSuchColumn(format!(
+                "Wrong column name. Cannot find column {a} to insert after"
+            ))
+        })
 }
 
 /// `MODIFY COLUMN c REMOVE DEFAULT | MATERIALIZED | ALIAS | CODEC | …`.

@@ -930,13 +930,7 @@ impl<'a> StmtParser<'a> {
                     });
                 } else {
                     let column = self.modify_column_spec(name)?;
-                    let (after, first) = self.column_position()?;
-                    ops.push(AlterOp::ModifyColumn {
-                        column: Box::new(column),
-                        if_exists,
-                        after,
-                        first,
-                    });
+                    ops.push(self.modify_column(column, if_exists)?);
                 }
             } else if self.eat_seq(&["ALTER", "COLUMN"]) {
                 // PostgreSQL's spelling: `ALTER COLUMN c TYPE T [DEFAULT …]`.
@@ -944,13 +938,7 @@ impl<'a> StmtParser<'a> {
                 let name = self.ident()?;
                 self.expect("TYPE")?;
                 let column = self.column_body(name, false)?;
-                let (after, first) = self.column_position()?;
-                ops.push(AlterOp::ModifyColumn {
-                    column: Box::new(column),
-                    if_exists,
-                    after,
-                    first,
-                });
+                ops.push(self.modify_column(column, if_exists)?);
             } else if self.eat_seq(&["DROP", "PARTITION"]) {
                 ops.push(AlterOp::DropPartition(Box::new(self.expr()?)));
             } else if self.eat_seq(&["DROP", "COLUMN"]) {
@@ -991,6 +979,17 @@ impl<'a> StmtParser<'a> {
             }
         }
         Ok(Statement::Alter { table, ops })
+    }
+
+    /// A MODIFY COLUMN of `column`, with its position if one follows.
+    fn modify_column(&mut self, column: ColumnSpec, if_exists: bool) -> Result<AlterOp> {
+        let (after, first) = self.column_position()?;
+        Ok(AlterOp::ModifyColumn {
+            column: Box::new(column),
+            if_exists,
+            after,
+            first,
+        })
     }
 
     /// `AFTER c` or `FIRST` of ADD / MODIFY COLUMN.
