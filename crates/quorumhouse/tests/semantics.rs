@@ -287,6 +287,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // A column dropped, its parts rewritten, added again: the old values are gone.
     ("CREATE TABLE mc4 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc4 VALUES (1,'x'); ALTER TABLE mc4 DROP COLUMN c; OPTIMIZE TABLE mc4 FINAL; ALTER TABLE mc4 ADD COLUMN c Float32; SELECT * FROM mc4",
      "1\t0\n"),
+    // toFixedString pads with zero bytes (FixedString is carried as a String).
+    ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
+     "ab\\0\t3\t616200\ta\\0\tbc\n"),
     // sumWithOverflow stays in its argument's type and wraps.
     ("SELECT sumWithOverflow(toUInt16(number * 1000)), toTypeName(sumWithOverflow(toUInt16(number * 1000))), sumWithOverflow(toInt8(number)), sumWithOverflow(toFloat32(0.5)), toTypeName(sumWithOverflow(toFloat32(0.5))), sumWithOverflow(toInt64(number) - 50) FROM numbers(100); SELECT sumWithOverflow(toInt8(number)) FROM numbers(0); SELECT sumWithOverflow(if(number > 5, NULL, toNullable(toInt8(number)))), sumWithOverflow(CAST(NULL AS Nullable(Int8))) FROM numbers(3)",
      "34800\tUInt16\t86\t50\tFloat32\t-50\n0\n3\t\\N\n"),
@@ -302,6 +305,10 @@ const ANSWERS: &[(&str, &str)] = &[
 ];
 
 const ERRORS: &[(&str, i32)] = &[
+    ("SELECT toFixedString('abcd', 3)", 131),
+    ("SELECT toFixedString(materialize('ab'), number) FROM numbers(3)", 44),
+    // A DateTime64 past 2262 does not fit in nanoseconds: an overflow, not NULL.
+    ("SELECT toDateTime64('3000-01-01 12:00:00', 0) + INTERVAL 0 NANOSECOND", 407),
     ("SELECT tupleElement((1, 'a'), 3)", 69),
     ("SELECT tupleElement(CAST((1, 'y'), 'Tuple(a UInt8, b String)'), 'c')", 36),
     ("SELECT tupleElement(1, 1)", 43),

@@ -104,9 +104,24 @@ fn at_least(t: &DataType, unit: TimeUnit) -> Result<DataType> {
     }
 }
 
+/// A value the finer unit cannot hold (past 2262 in nanoseconds) is 407, as
+/// ClickHouse's Decimal-based DateTime64 overflows, never a NULL.
 fn widen(a: &[ArrayRef], unit: TimeUnit) -> Result<ArrayRef> {
     let to = at_least(a[0].data_type(), unit)?;
-    Ok(cast(&a[0], &to)?)
+    let strict = datafusion::arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    datafusion::arrow::compute::cast_with_options(&a[0], &to, &strict).map_err(|_| {
+        super::math::error(
+            qh_types::ErrorCode::DECIMAL_OVERFLOW,
+            format!(
+                "Decimal math overflow: a {} value does not fit in {}",
+                crate::type_names::type_name(a[0].data_type()),
+                crate::type_names::type_name(&to)
+            ),
+        )
+    })
 }
 
 fn variadic() -> Signature {

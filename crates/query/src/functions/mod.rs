@@ -781,6 +781,12 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             strings::ret_string_array,
             strings::split_by_char,
         ),
+        udf(
+            "tofixedstring",
+            Signature::any(2, Volatility::Immutable),
+            ret_string,
+            strings::to_fixed_string,
+        ),
         udf("__qh_bool", one(), |_| Ok(DataType::Boolean), to_bool),
         udf(
             "sleep",

@@ -22,6 +22,52 @@ pub(super) fn ret_string_array(_: &[DataType]) -> Result<DataType> {
     ))))
 }
 
+/// `toFixedString(s, N)`: `s` padded with zero bytes to N bytes. FixedString
+/// is carried as a String here, so the result is the padded String; a
+/// longer `s` is 131, as in ClickHouse, and N must be one constant.
+pub(super) fn to_fixed_string(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let n = cast(&args[1], &DataType::UInt64).map_err(|_| {
+        DataFusionError::External(Box::new(QueryError::other(
+            ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            "Second argument for function toFixedString must be an unsigned integer".to_string(),
+        )))
+    })?;
+    let n = n.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+    let width = match n.iter().next().flatten() {
+        Some(w) if n.null_count() == 0 && n.values().iter().all(|v| *v == w) => w,
+        _ => {
+            return Err(DataFusionError::External(Box::new(QueryError::other(
+                ErrorCode::ILLEGAL_COLUMN,
+                "Second argument for function toFixedString must be constant".to_string(),
+            ))))
+        }
+    };
+    let width = usize::try_from(width)
+        .ok()
+        .filter(|w| *w <= 0xFF_FFFF)
+        .ok_or_else(|| bad_arguments(format!("FixedString size {width} is too large")))?;
+    let s = cast(&args[0], &DataType::Utf8)?;
+    let mut out = StringBuilder::new();
+    for v in s.as_string::<i32>() {
+        match v {
+            None => out.append_null(),
+            Some(v) if v.len() > width => {
+                return Err(DataFusionError::External(Box::new(QueryError::other(
+                    ErrorCode::TOO_LARGE_STRING_SIZE,
+                    format!("String too long for type FixedString({width})"),
+                ))))
+            }
+            Some(v) => {
+                let mut padded = String::with_capacity(width);
+                padded.push_str(v);
+                padded.extend(std::iter::repeat_n('\0', width - v.len()));
+                out.append_value(padded);
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 /// `splitByString(separator, s)`: the pieces between separators (an empty
 /// separator splits into characters; an empty `s` is `[]` then, else `['']`).
 pub(super) fn split_by_string(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {

@@ -17,6 +17,8 @@ use crate::error::{syntax_error, QueryError, Result};
 
 mod access;
 mod aliases;
+mod alter;
+mod create;
 mod literals;
 mod on_cluster;
 mod params;
