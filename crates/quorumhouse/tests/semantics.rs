@@ -287,6 +287,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // A column dropped, its parts rewritten, added again: the old values are gone.
     ("CREATE TABLE mc4 (a UInt32, c String) ENGINE = MergeTree ORDER BY a; INSERT INTO mc4 VALUES (1,'x'); ALTER TABLE mc4 DROP COLUMN c; OPTIMIZE TABLE mc4 FINAL; ALTER TABLE mc4 ADD COLUMN c Float32; SELECT * FROM mc4",
      "1\t0\n"),
+    // SELECT * over a USING join lists the keys first, an unaliased subquery's side too.
+    ("CREATE TABLE p (id String, name String) ENGINE = Memory; CREATE TABLE c (id String, child String) ENGINE = Memory; INSERT INTO p VALUES ('1', 'John'); INSERT INTO c VALUES ('1', 'Robert'); SELECT * FROM p JOIN (SELECT * FROM c) USING id; SELECT * FROM (SELECT * FROM p) JOIN c USING id",
+     "1\tJohn\tRobert\n1\tJohn\tRobert\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),

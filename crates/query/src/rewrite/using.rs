@@ -10,7 +10,7 @@
 
 use datafusion::sql::sqlparser::ast::{
     ExcludeSelectItem, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, Select,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, WildcardAdditionalOptions,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, WildcardAdditionalOptions,
 };
 
 /// Qualifies the USING columns a SELECT's WHERE names (UNION branches too).
@@ -59,6 +59,17 @@ fn using_columns_first(select: &mut Select) {
     let [join] = from.joins.as_slice() else {
         return;
     };
+    let plain = WildcardAdditionalOptions::default();
+    let star = |i: &SelectItem| matches!(i, SelectItem::Wildcard(o) if *o == plain);
+    if using_keys(join).is_none() || !select.projection.iter().any(star) {
+        return;
+    }
+    // An unaliased subquery (`joined_subquery_requires_alias = 0`) gets a
+    // name of its own, so that its columns can be listed after the keys.
+    let from = &mut select.from[0];
+    name_derived(&mut from.relation, "__qh_join_left");
+    name_derived(&mut from.joins[0].relation, "__qh_join_right");
+    let (from, join) = (&select.from[0], &select.from[0].joins[0]);
     let (Some(keys), Some(left), Some(right)) = (
         using_keys(join),
         qualifier(&from.relation),
@@ -66,12 +77,7 @@ fn using_columns_first(select: &mut Select) {
     ) else {
         return;
     };
-    let plain = WildcardAdditionalOptions::default();
-    let Some(at) = select
-        .projection
-        .iter()
-        .position(|i| matches!(i, SelectItem::Wildcard(o) if *o == plain))
-    else {
+    let Some(at) = select.projection.iter().position(star) else {
         return;
     };
     let side = |q: Vec<Ident>| {
@@ -95,6 +101,17 @@ fn using_columns_first(select: &mut Select) {
     items.push(side(left));
     items.push(side(right));
     select.projection.splice(at..=at, items);
+}
+
+fn name_derived(t: &mut TableFactor, name: &str) {
+    if let TableFactor::Derived { alias: alias @ None, .. } = t {
+        *alias = Some(TableAlias {
+            explicit: true,
+            name: Ident::new(name),
+            columns: vec![],
+            at: None,
+        });
+    }
 }
 
 /// The columns of an inner or outer join's `USING (k1, k2)` (None for
