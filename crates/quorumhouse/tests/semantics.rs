@@ -290,6 +290,10 @@ const ANSWERS: &[(&str, &str)] = &[
     // SELECT * over a USING join lists the keys first, an unaliased subquery's side too.
     ("CREATE TABLE p (id String, name String) ENGINE = Memory; CREATE TABLE c (id String, child String) ENGINE = Memory; INSERT INTO p VALUES ('1', 'John'); INSERT INTO c VALUES ('1', 'Robert'); SELECT * FROM p JOIN (SELECT * FROM c) USING id; SELECT * FROM (SELECT * FROM p) JOIN c USING id",
      "1\tJohn\tRobert\n1\tJohn\tRobert\n"),
+    // IN takes an array as its list, and has the function forms in / notIn;
+    // an empty list holds nothing (NULL stays NULL).
+    ("SELECT 1 IN [1, 2], in(1, [1, 2]), in(3, tuple(1, 2)), notIn(3, (1, 2)), in(2, 2), 1 IN [], NULL IN [], 1 NOT IN [], count(in(NULL, [])) FROM numbers(1); SELECT number FROM numbers(4) WHERE number IN [1, 3]",
+     "1\t1\t0\t1\t1\t0\t\\N\t1\t0\n1\n3\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),

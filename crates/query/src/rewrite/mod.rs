@@ -94,6 +94,41 @@ pub fn rewrite_standalone_expr(e: &mut Expr) -> Result<()> {
     r.error.map_or(Ok(()), Err)
 }
 
+/// The function forms `in(x, list)` and `notIn(x, list)`, the list a tuple,
+/// an array or one value: `x [NOT] IN (list)`.
+fn in_function(e: &mut Expr) {
+    let Expr::Function(f) = e else {
+        return;
+    };
+    let name = f.name.to_string();
+    let negated = if name.eq_ignore_ascii_case("in") {
+        false
+    } else if name.eq_ignore_ascii_case("notin") {
+        true
+    } else {
+        return;
+    };
+    // Any other arity stays a call, which fails as an unknown function.
+    let Ok([x, set]) = <[Expr; 2]>::try_from(args_of(&f.args)) else {
+        return;
+    };
+    let list = match set {
+        Expr::Array(a) => a.elem,
+        other => tuples::tuple_items(&other).unwrap_or_else(|| vec![other]),
+    };
+    // `IN []` is empty: a NULL alone is the empty list to `null_free_in_list`.
+    let list = if list.is_empty() {
+        vec![Expr::value(datafusion::sql::sqlparser::ast::Value::Null)]
+    } else {
+        list
+    };
+    *e = Expr::InList {
+        expr: Box::new(x),
+        list,
+        negated,
+    };
+}
+
 /// `x IN (1, NULL)`: ClickHouse (`transform_null_in = 0`, the default) skips
 /// NULLs in the list, so `2 IN (1, NULL)` is 0, not SQL's NULL. A list of
 /// NULLs only is empty: false (true for NOT IN), NULL for a NULL `x`.
@@ -843,6 +878,7 @@ fn rewrite_expr(e: &mut Expr) {
         }
         _ => {}
     }
+    in_function(e);
     null_free_in_list(e);
     // Unary minus on a non-literal: ClickHouse's negate (unsigned → signed);
     // literals stay literals (typing, pruning).

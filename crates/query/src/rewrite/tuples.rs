@@ -36,7 +36,7 @@ pub(super) fn tuple_to_struct(e: &mut Expr) {
 }
 
 /// The elements of a tuple written in the query (after [`tuple_to_struct`]).
-fn tuple_items(e: &Expr) -> Option<Vec<Expr>> {
+pub(super) fn tuple_items(e: &Expr) -> Option<Vec<Expr>> {
     match e {
         Expr::Nested(inner) => tuple_items(inner),
         Expr::Tuple(items) => Some(items.clone()),

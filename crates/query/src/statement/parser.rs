@@ -41,6 +41,7 @@ impl<'a> StmtParser<'a> {
         let tokens = values_function(tokens);
         let tokens = ternary_operator(tokens);
         let tokens = tuple_index_syntax(tokens);
+        let tokens = in_array_syntax(tokens);
         let tokens = with_aliases(tokens);
         let tokens = inline_aliases(tokens);
         let (tokens, trailer_format, trailer_settings) =

@@ -790,6 +790,44 @@ pub(super) fn strip_totals(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, b
 /// ClickHouse's tuple element syntax `t.1` (also `f(x).2`, `(1, 'a').1`):
 /// sqlparser reads `.1` as a number, so the operand and index become
 /// `tupleElement(operand, 1)` here.
+/// `x IN [1, 2]`: ClickHouse takes an array after IN as the list; sqlparser
+/// wants parentheses. `IN []` becomes `IN (NULL)`, the empty list to the
+/// rewrite (NULLs in a list are skipped).
+pub(super) fn in_array_syntax(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is_in = |t: &Token| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::IN);
+    let mut i = 0;
+    while i < tokens.len() {
+        if !is_in(&tokens[i].token) {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let Some(open) =
+            next_significant(&tokens, i).filter(|o| tokens[*o].token == Token::LBracket)
+        else {
+            continue;
+        };
+        let mut depth = 0usize;
+        let close = (open..tokens.len()).find(|j| {
+            match tokens[*j].token {
+                Token::LBracket => depth += 1,
+                Token::RBracket => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        });
+        let Some(close) = close else {
+            continue;
+        };
+        tokens[open].token = Token::LParen;
+        tokens[close].token = Token::RParen;
+        if next_significant(&tokens, open + 1) == Some(close) {
+            tokens.insert(close, TokenWithSpan::wrap(Token::make_keyword("NULL")));
+        }
+    }
+    tokens
+}
+
 pub(super) fn tuple_index_syntax(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let index_of = |t: &Token| match t {
         Token::Number(n, false) => n
