@@ -10,7 +10,8 @@
 
 use datafusion::sql::sqlparser::ast::{
     ExcludeSelectItem, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName, Select,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, WildcardAdditionalOptions,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor,
+    WildcardAdditionalOptions,
 };
 
 /// Qualifies the USING columns a SELECT's WHERE names (UNION branches too).
@@ -104,7 +105,11 @@ fn using_columns_first(select: &mut Select) {
 }
 
 fn name_derived(t: &mut TableFactor, name: &str) {
-    if let TableFactor::Derived { alias: alias @ None, .. } = t {
+    if let TableFactor::Derived {
+        alias: alias @ None,
+        ..
+    } = t
+    {
         *alias = Some(TableAlias {
             explicit: true,
             name: Ident::new(name),
