@@ -294,6 +294,10 @@ const ANSWERS: &[(&str, &str)] = &[
     // an empty list holds nothing (NULL stays NULL).
     ("SELECT 1 IN [1, 2], in(1, [1, 2]), in(3, tuple(1, 2)), notIn(3, (1, 2)), in(2, 2), 1 IN [], NULL IN [], 1 NOT IN [], count(in(NULL, [])) FROM numbers(1); SELECT number FROM numbers(4) WHERE number IN [1, 3]",
      "1\t1\t0\t1\t1\t0\t\\N\t1\t0\n1\n3\n"),
+    // least / greatest of a signed integer and a UInt64 answer in Int64 / UInt64
+    // (DataFusion's Decimal(20, 0) was then divided as a Decimal: 1 for 1.5).
+    ("SELECT greatest(toInt64(3), toUInt64(1)) / 2, toTypeName(greatest(toInt64(3), toUInt64(1))), toTypeName(least(toInt64(3), toUInt64(1))), least(-9223372036854775808, 18446744073709551615), greatest(-9223372036854775808, 18446744073709551615), least(toUInt64(1), toInt8(-1), NULL)",
+     "1.5\tUInt64\tInt64\t-9223372036854775808\t18446744073709551615\t-1\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),

@@ -13,6 +13,7 @@ pub(crate) mod decimals;
 mod format_datetime;
 pub(crate) use dates::{AT_LEAST_PRECISION, INTERVAL_UNITS};
 mod hash;
+mod least_greatest;
 mod maps;
 mod math;
 mod quantiles;
@@ -899,6 +900,7 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
     ));
     fns.extend(convert::udfs());
     fns.extend(decimals::udfs());
+    fns.extend(least_greatest::udfs());
     fns.extend(dates::udfs());
     fns.push(format_datetime::udf());
     fns.extend(random::udfs());
