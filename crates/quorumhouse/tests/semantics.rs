@@ -298,6 +298,10 @@ const ANSWERS: &[(&str, &str)] = &[
     // (DataFusion's Decimal(20, 0) was then divided as a Decimal: 1 for 1.5).
     ("SELECT greatest(toInt64(3), toUInt64(1)) / 2, toTypeName(greatest(toInt64(3), toUInt64(1))), toTypeName(least(toInt64(3), toUInt64(1))), least(-9223372036854775808, 18446744073709551615), greatest(-9223372036854775808, 18446744073709551615), least(toUInt64(1), toInt8(-1), NULL)",
      "1.5\tUInt64\tInt64\t-9223372036854775808\t18446744073709551615\t-1\n"),
+    // toWeek / toYearWeek in ClickHouse's week modes (all ten matched chDB for
+    // 65,000 consecutive days from 1970 when written).
+    ("SELECT toWeek(toDate('2000-12-31'), 0), toWeek(toDate('2000-12-31'), 6), toWeek(toDate('2021-01-03'), 3), toYearWeek(toDate('2021-01-03'), 1), toYearWeek(toDate('2016-12-31'), 9), toWeek('2020-01-05'), toWeek(toDateTime('2021-01-03 23:00:00'), 1, 'Asia/Tokyo'), toWeek(NULL)",
+     "53\t1\t53\t202053\t201701\t1\t1\t\\N\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),
@@ -317,6 +321,9 @@ const ANSWERS: &[(&str, &str)] = &[
 
 const ERRORS: &[(&str, i32)] = &[
     ("SELECT toFixedString('abcd', 3)", 131),
+    ("SELECT toWeek(toDate('2020-01-05'), number) FROM numbers(2)", 44),
+    ("SELECT toWeek(1)", 43),
+    ("SELECT toYearWeek()", 42),
     ("SELECT toFixedString(materialize('ab'), number) FROM numbers(3)", 44),
     // A DateTime64 past 2262 does not fit in nanoseconds: an overflow, not NULL.
     ("SELECT toDateTime64('3000-01-01 12:00:00', 0) + INTERVAL 0 NANOSECOND", 407),

@@ -30,6 +30,7 @@ mod strings;
 mod sum_with_overflow;
 mod top_k;
 mod tuples;
+mod weeks;
 
 pub use server::{TIME_ZONE, VERSION};
 
@@ -787,6 +788,18 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             Signature::any(2, Volatility::Immutable),
             ret_string,
             strings::to_fixed_string,
+        ),
+        udf(
+            "toweek",
+            any_args(Volatility::Immutable),
+            ret_u8,
+            weeks::to_week,
+        ),
+        udf(
+            "toyearweek",
+            any_args(Volatility::Immutable),
+            ret_u32,
+            weeks::to_year_week,
         ),
         udf("__qh_bool", one(), |_| Ok(DataType::Boolean), to_bool),
         udf(
