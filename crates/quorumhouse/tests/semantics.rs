@@ -302,6 +302,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // 65,000 consecutive days from 1970 when written).
     ("SELECT toWeek(toDate('2000-12-31'), 0), toWeek(toDate('2000-12-31'), 6), toWeek(toDate('2021-01-03'), 3), toYearWeek(toDate('2021-01-03'), 1), toYearWeek(toDate('2016-12-31'), 9), toWeek('2020-01-05'), toWeek(toDateTime('2021-01-03 23:00:00'), 1, 'Asia/Tokyo'), toWeek(NULL)",
      "53\t1\t53\t202053\t201701\t1\t1\t\\N\n"),
+    // roundDown: the greatest boundary not above x, the smallest below them all.
+    ("SELECT roundDown(number, [6, 5, 4]) FROM numbers(8) FORMAT CSV; SELECT roundDown(2.5, [1, 2, 3]) r, toTypeName(r), roundDown(toNullable(2), [1, 3]), roundDown(toUInt64(7), [1, 2]) u, toTypeName(u), roundDown(toUInt8(3), [-1.5, e(), pi()])",
+     "4\n4\n4\n4\n4\n5\n6\n6\n2\tFloat64\t1\t2\tUInt64\t2.718281828459045\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),
@@ -324,6 +327,9 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT toWeek(toDate('2020-01-05'), number) FROM numbers(2)", 44),
     ("SELECT toWeek(1)", 43),
     ("SELECT toYearWeek()", 42),
+    ("SELECT roundDown(number, [number]) FROM numbers(3)", 44),
+    ("SELECT roundDown(1, [])", 43),
+    ("SELECT roundDown('a', [1])", 43),
     ("SELECT toFixedString(materialize('ab'), number) FROM numbers(3)", 44),
     // A DateTime64 past 2262 does not fit in nanoseconds: an overflow, not NULL.
     ("SELECT toDateTime64('3000-01-01 12:00:00', 0) + INTERVAL 0 NANOSECOND", 407),

@@ -6,6 +6,10 @@
 //!   width: `round(2.5)` = 2, DataFusion says 3); integers and Decimals
 //!   round half away from zero (`round(1250, -2)` = 1300) and keep their
 //!   type; an integer result outside its type is error 69.
+//! - `roundDown(x, [b1, b2, …])`: the greatest boundary not above `x` (the
+//!   smallest for an `x` below them all), in `x`'s integer type, or Float64
+//!   where either side is a float or a Decimal (ClickHouse answers a
+//!   Decimal there; the digits print the same).
 //! - `sign`, `exp2`, `exp10`, `erf`, `erfc`, `lgamma`, `tgamma` (Float64).
 
 use std::sync::Arc;
@@ -241,6 +245,86 @@ pub(super) const UNARY: [(&str, FloatFn); 6] = [
     ("lgamma", libm::lgamma),
     ("tgamma", libm::tgamma),
 ];
+
+pub(super) fn ret_round_down(t: &[DataType]) -> Result<DataType> {
+    let element = match t.get(1) {
+        Some(DataType::List(f) | DataType::LargeList(f)) => f.data_type().clone(),
+        _ => {
+            return Err(error(
+                ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+                "The second argument of function roundDown must be an array of numbers".into(),
+            ))
+        }
+    };
+    if t.len() != 2 {
+        return Err(error(
+            ErrorCode::NUMBER_OF_ARGUMENTS_DOESNT_MATCH,
+            format!("Function roundDown takes 2 arguments, {} given", t.len()),
+        ));
+    }
+    match (&t[0], &element) {
+        (_, DataType::Null) => Err(error(
+            ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            "The boundaries of roundDown must be a non-empty array of numbers".into(),
+        )),
+        (x, b) if x.is_integer() && b.is_integer() => Ok(x.clone()),
+        (DataType::Null, b) if b.is_integer() => Ok(b.clone()),
+        (x, b) if (x.is_numeric() || *x == DataType::Null) && b.is_numeric() => {
+            Ok(DataType::Float64)
+        }
+        (x, b) => Err(error(
+            ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            format!(
+                "Illegal types {} and Array({}) of the arguments of function roundDown",
+                crate::type_names::type_name(x),
+                crate::type_names::type_name(b)
+            ),
+        )),
+    }
+}
+
+/// `roundDown(x, boundaries)`; the boundaries a constant non-empty array.
+pub(super) fn round_down(args: &[ArrayRef], _: usize) -> Result<ArrayRef> {
+    let x = &args[0];
+    let target = ret_round_down(&[x.data_type().clone(), args[1].data_type().clone()])?;
+    let lists = args[1].as_list_opt::<i32>().ok_or_else(|| {
+        error(
+            ErrorCode::ILLEGAL_TYPE_OF_ARGUMENT,
+            "The second argument of function roundDown must be an array".into(),
+        )
+    })?;
+    let not_constant = || {
+        error(
+            ErrorCode::ILLEGAL_COLUMN,
+            "The second argument of function roundDown must be a constant array".into(),
+        )
+    };
+    let first = (!lists.is_empty() && lists.is_valid(0))
+        .then(|| lists.value(0))
+        .ok_or_else(not_constant)?;
+    if (1..lists.len()).any(|i| !lists.is_valid(i) || lists.value(i).to_data() != first.to_data()) {
+        return Err(not_constant());
+    }
+    if first.is_empty() || first.null_count() > 0 {
+        return Err(error(
+            ErrorCode::ILLEGAL_COLUMN,
+            "The boundaries of roundDown must be a non-empty array without NULLs".into(),
+        ));
+    }
+    let typed = cast(&first, &target)?;
+    let order = datafusion::arrow::compute::sort_to_indices(&typed, None, None)?;
+    let sorted = datafusion::arrow::compute::take(&typed, &order, None)?;
+    // Compared in Float64: exact for the boundaries and values the integer
+    // paths compare, which are small (a boundary list is written out).
+    let bounds = cast(&sorted, &DataType::Float64)?;
+    let bounds = bounds.as_primitive::<Float64Type>().values();
+    let pick = |v: f64| bounds.partition_point(|b| *b <= v).saturating_sub(1);
+    let xs = cast(&cast(x, &target)?, &DataType::Float64)?;
+    let xs = xs.as_primitive::<Float64Type>();
+    let indices: datafusion::arrow::array::UInt32Array =
+        xs.iter().map(|v| v.map(|v| pick(v) as u32)).collect();
+    Ok(datafusion::arrow::compute::take(&sorted, &indices, None)?)
+}
 
 #[cfg(test)]
 mod tests {

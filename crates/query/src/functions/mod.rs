@@ -796,6 +796,22 @@ pub fn register_all(reg: &mut dyn FunctionRegistry) -> Result<()> {
             weeks::to_week,
         ),
         udf(
+            "e",
+            Signature::nullary(Volatility::Immutable),
+            |_| Ok(DataType::Float64),
+            |_, n| {
+                Ok(Arc::new(datafusion::arrow::array::Float64Array::from(
+                    vec![std::f64::consts::E; n],
+                )))
+            },
+        ),
+        udf(
+            "rounddown",
+            any_args(Volatility::Immutable),
+            math::ret_round_down,
+            math::round_down,
+        ),
+        udf(
             "toyearweek",
             any_args(Volatility::Immutable),
             ret_u32,
