@@ -305,6 +305,10 @@ const ANSWERS: &[(&str, &str)] = &[
     // roundDown: the greatest boundary not above x, the smallest below them all.
     ("SELECT roundDown(number, [6, 5, 4]) FROM numbers(8) FORMAT CSV; SELECT roundDown(2.5, [1, 2, 3]) r, toTypeName(r), roundDown(toNullable(2), [1, 3]), roundDown(toUInt64(7), [1, 2]) u, toTypeName(u), roundDown(toUInt8(3), [-1.5, e(), pi()])",
      "4\n4\n4\n4\n4\n5\n6\n6\n2\tFloat64\t1\t2\tUInt64\t2.718281828459045\n"),
+    // ANY LEFT JOIN takes one right row per left row (was read as `t1 AS ANY LEFT
+    // JOIN`, every match); SEMI LEFT JOIN keeps the matched left rows, with that row.
+    ("CREATE TABLE l (x UInt32, a String) ENGINE = Memory; CREATE TABLE r (x UInt32, b String) ENGINE = Memory; INSERT INTO l VALUES (0, 'a1'), (2, 'a3'), (2, 'a6'), (4, 'a5'); INSERT INTO r VALUES (2, 'b1'), (2, 'b2'), (4, 'b3'), (4, 'b4'); SELECT * FROM l ANY LEFT JOIN r USING (x) ORDER BY x, a; SELECT a, b FROM l LEFT ANY JOIN (SELECT x, b FROM r) s ON l.x = s.x ORDER BY a; SELECT l.*, r.* FROM l SEMI LEFT JOIN r USING x ORDER BY l.a",
+     "0\ta1\t\n2\ta3\tb1\n2\ta6\tb1\n4\ta5\tb3\na1\t\na3\tb1\na5\tb3\na6\tb1\n2\ta3\t2\tb1\n4\ta5\t4\tb3\n2\ta6\t2\tb1\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),
@@ -327,6 +331,10 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT toWeek(toDate('2020-01-05'), number) FROM numbers(2)", 44),
     ("SELECT toWeek(1)", 43),
     ("SELECT toYearWeek()", 42),
+    // Join strictnesses not implemented are refused, never answered as ALL.
+    ("SELECT * FROM numbers(3) AS a ANY INNER JOIN numbers(2) AS b ON a.number = b.number", 48),
+    ("SELECT * FROM numbers(3) AS a ANTI LEFT JOIN numbers(2) AS b ON a.number = b.number", 48),
+    ("SELECT * FROM numbers(3) AS a ANY LEFT JOIN numbers(2) AS b ON a.number + 1 = b.number", 48),
     ("SELECT roundDown(number, [number]) FROM numbers(3)", 44),
     ("SELECT roundDown(1, [])", 43),
     ("SELECT roundDown('a', [1])", 43),

@@ -19,6 +19,7 @@ mod access;
 mod aliases;
 mod alter;
 mod create;
+mod join_strictness;
 mod literals;
 mod on_cluster;
 mod params;

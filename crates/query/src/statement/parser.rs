@@ -37,6 +37,7 @@ impl<'a> StmtParser<'a> {
         let (tokens, final_tables) = strip_final(tokens);
         let (tokens, totals) = strip_totals(tokens);
         let tokens = join_syntax(tokens);
+        let tokens = super::join_strictness::join_strictness(tokens)?;
         let tokens = limit_by_syntax(tokens);
         let tokens = values_function(tokens);
         let tokens = ternary_operator(tokens);
