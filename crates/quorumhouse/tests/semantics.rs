@@ -309,6 +309,10 @@ const ANSWERS: &[(&str, &str)] = &[
     // JOIN`, every match); SEMI LEFT JOIN keeps the matched left rows, with that row.
     ("CREATE TABLE l (x UInt32, a String) ENGINE = Memory; CREATE TABLE r (x UInt32, b String) ENGINE = Memory; INSERT INTO l VALUES (0, 'a1'), (2, 'a3'), (2, 'a6'), (4, 'a5'); INSERT INTO r VALUES (2, 'b1'), (2, 'b2'), (4, 'b3'), (4, 'b4'); SELECT * FROM l ANY LEFT JOIN r USING (x) ORDER BY x, a; SELECT a, b FROM l LEFT ANY JOIN (SELECT x, b FROM r) s ON l.x = s.x ORDER BY a; SELECT l.*, r.* FROM l SEMI LEFT JOIN r USING x ORDER BY l.a",
      "0\ta1\t\n2\ta3\tb1\n2\ta6\tb1\n4\ta5\tb3\na1\t\na3\tb1\na5\tb3\na6\tb1\n2\ta3\t2\tb1\n4\ta5\t4\tb3\n2\ta6\t2\tb1\n"),
+    // ANY INNER keeps one row per key of each side; ANY RIGHT and SEMI RIGHT one
+    // left row per right row.
+    ("CREATE TABLE l2 (x UInt32, a String) ENGINE = Memory; CREATE TABLE r2 (x UInt32, b String) ENGINE = Memory; INSERT INTO l2 VALUES (0, 'a1'), (2, 'a3'), (2, 'a6'), (4, 'a5'); INSERT INTO r2 VALUES (2, 'b1'), (2, 'b2'), (4, 'b3'), (5, 'b6'); SELECT * FROM l2 ANY INNER JOIN r2 USING (x) ORDER BY x; SELECT * FROM l2 AS p ANY RIGHT JOIN r2 AS q ON q.x = p.x ORDER BY q.x, b; SELECT a, b FROM l2 SEMI RIGHT JOIN r2 USING (x) ORDER BY b",
+     "2\ta3\tb1\n4\ta5\tb3\n2\ta3\t2\tb1\n2\ta3\t2\tb2\n4\ta5\t4\tb3\n0\t\t5\tb6\na3\tb1\na3\tb2\na5\tb3\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),
@@ -332,7 +336,8 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT toWeek(1)", 43),
     ("SELECT toYearWeek()", 42),
     // Join strictnesses not implemented are refused, never answered as ALL.
-    ("SELECT * FROM numbers(3) AS a ANY INNER JOIN numbers(2) AS b ON a.number = b.number", 48),
+    ("SELECT * FROM numbers(3) AS a ANY FULL JOIN numbers(2) AS b ON a.number = b.number", 48),
+    ("SELECT 1 FROM numbers(1) a JOIN numbers(1) b USING number ANY RIGHT JOIN numbers(2) c ON b.number = c.number", 48),
     ("SELECT * FROM numbers(3) AS a ANTI LEFT JOIN numbers(2) AS b ON a.number = b.number", 48),
     ("SELECT * FROM numbers(3) AS a ANY LEFT JOIN numbers(2) AS b ON a.number + 1 = b.number", 48),
     ("SELECT roundDown(number, [number]) FROM numbers(3)", 44),

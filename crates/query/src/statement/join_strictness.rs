@@ -46,23 +46,60 @@ pub(super) fn join_strictness(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWit
             .find(|w| matches!(w.as_str(), "LEFT" | "RIGHT" | "INNER" | "FULL" | "CROSS"))
             .cloned()
             .unwrap_or_else(|| "INNER".into());
-        let join_kind = match (strictness.as_str(), kind.as_str()) {
-            ("ANY", "LEFT") => "LEFT",
-            ("SEMI", "LEFT") => "INNER",
+        // Which sides keep one row per key, and the join that remains.
+        let (left_once, right_once, join_kind) = match (strictness.as_str(), kind.as_str()) {
+            ("ANY", "LEFT") => (false, true, "LEFT"),
+            ("SEMI", "LEFT") => (false, true, "INNER"),
+            ("ANY", "INNER") => (true, true, "INNER"),
+            ("ANY", "RIGHT") => (true, false, "RIGHT"),
+            ("SEMI", "RIGHT") => (true, false, "INNER"),
             _ => {
                 return Err(QueryError::NotImplemented(format!(
-                    "{strictness} {kind} JOIN is not supported (ALL joins, ANY LEFT JOIN and SEMI LEFT JOIN are)"
+                    "{strictness} {kind} JOIN is not supported (ALL joins and ANY LEFT / INNER / RIGHT, SEMI LEFT / RIGHT joins are)"
                 )))
             }
         };
-        let (wrapped, next) = wrap_right(&tokens, join_at + 1, &strictness, &kind)?;
+        let refuse = |why: &str| {
+            QueryError::NotImplemented(format!("{strictness} {kind} JOIN {why} is not supported"))
+        };
+        let right = relation(&tokens, join_at + 1).ok_or_else(|| {
+            refuse("with this right side (a table, table function or aliased subquery)")
+        })?;
+        let left_from = last_from(&out);
+        let left = left_from.and_then(|f| relation(&out, f + 1));
+        // Where the left side keeps one row per key, it is the one
+        // relation after FROM.
+        let lone_left = left
+            .as_ref()
+            .is_some_and(|l| significant(&out, l.after).is_none());
+        if left_once && !lone_left {
+            return Err(refuse("after another join or over this left side"));
+        }
+        // The left side's name matters only where its keys are used.
+        let left_name = left
+            .as_ref()
+            .filter(|_| left_once)
+            .map(|l| l.alias.as_str());
+        let keys = constraint_keys(&tokens, right.after, &right.alias, left_name)
+            .ok_or_else(|| refuse(&format!(
+                "with a condition other than USING (…) or ON equalities of columns (a.x = {}.y AND …)",
+                right.alias
+            )))?;
+        if let (true, Some(from), Some(l)) = (left_once, left_from, left) {
+            let wrapped = once_per_key(&out, &l, &keys.0);
+            out.truncate(from + 1);
+            out.extend(wrapped);
+        }
         out.push(TokenWithSpan::wrap(Token::make_keyword(join_kind)));
-        out.push(TokenWithSpan::wrap(Token::Whitespace(
-            datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
-        )));
+        out.push(space());
         out.push(TokenWithSpan::wrap(Token::make_keyword("JOIN")));
-        out.extend(wrapped);
-        i = next;
+        if right_once {
+            out.extend(once_per_key(&tokens, &right, &keys.1));
+        } else {
+            out.push(space());
+            out.extend(tokens[right.start..right.after].iter().cloned());
+        }
+        i = right.after;
     }
     Ok(out)
 }
@@ -92,44 +129,38 @@ fn join_head(tokens: &[TokenWithSpan], i: usize) -> Option<(Vec<String>, usize)>
     }
 }
 
-/// The right relation from `from` on, with its alias and join constraint:
-/// the tokens of ` (SELECT * FROM rel LIMIT 1 BY keys) AS alias` and the
-/// index after the relation and alias (the constraint is left in place).
-fn wrap_right(
-    tokens: &[TokenWithSpan],
-    from: usize,
-    strictness: &str,
-    kind: &str,
-) -> Result<(Vec<TokenWithSpan>, usize)> {
-    let refuse = |why: &str| {
-        Err(QueryError::NotImplemented(format!(
-            "{strictness} {kind} JOIN {why} is not supported"
-        )))
-    };
-    let Some(start) = significant(tokens, from) else {
-        return refuse("without a right table");
-    };
-    // The relation: a parenthesized subquery or a dotted name.
-    let mut end;
+fn space() -> TokenWithSpan {
+    TokenWithSpan::wrap(Token::Whitespace(
+        datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+    ))
+}
+
+/// A relation in a FROM or JOIN: its tokens `start..=end`, the name its
+/// columns are qualified with, and the index after its alias.
+struct Relation {
+    start: usize,
+    end: usize,
+    alias: String,
+    after: usize,
+}
+
+/// The relation from `from` on: a dotted name, a table function or a
+/// parenthesized subquery (which needs an alias), with `[AS] alias`.
+fn relation(tokens: &[TokenWithSpan], from: usize) -> Option<Relation> {
+    let start = significant(tokens, from)?;
+    let mut end = start;
     let mut name = None;
     if tokens[start].token == Token::LParen {
-        let Some(close) = closing_paren(tokens, start) else {
-            return refuse("with unbalanced parentheses");
-        };
-        end = close;
+        end = closing_paren(tokens, start)?;
     } else {
-        end = start;
         loop {
             let Token::Word(w) = &tokens[end].token else {
-                return refuse("with this right side");
+                return None;
             };
             name = Some(w.value.clone());
             match significant(tokens, end + 1) {
                 Some(dot) if tokens[dot].token == Token::Period => {
-                    match significant(tokens, dot + 1) {
-                        Some(n) => end = n,
-                        None => return refuse("with this right side"),
-                    }
+                    end = significant(tokens, dot + 1)?;
                 }
                 _ => break,
             }
@@ -138,13 +169,9 @@ fn wrap_right(
         if let Some(open) =
             significant(tokens, end + 1).filter(|o| tokens[*o].token == Token::LParen)
         {
-            let Some(close) = closing_paren(tokens, open) else {
-                return refuse("with unbalanced parentheses");
-            };
-            end = close;
+            end = closing_paren(tokens, open)?;
         }
     }
-    // The alias: `AS a` or a bare name that is not the constraint.
     let mut after = end + 1;
     let mut alias = name;
     if let Some(n) = significant(tokens, after) {
@@ -152,7 +179,26 @@ fn wrap_right(
         let alias_at = if w.as_deref() == Some("AS") {
             significant(tokens, n + 1)
         } else if matches!(&tokens[n].token, Token::Word(_))
-            && !matches!(w.as_deref(), Some("USING" | "ON" | "FINAL"))
+            && !w.as_deref().is_some_and(|w| {
+                matches!(
+                    w,
+                    "USING"
+                        | "ON"
+                        | "FINAL"
+                        | "WHERE"
+                        | "PREWHERE"
+                        | "GROUP"
+                        | "ORDER"
+                        | "LIMIT"
+                        | "SETTINGS"
+                        | "FORMAT"
+                        | "UNION"
+                        | "ARRAY"
+                        | "SAMPLE"
+                ) || KINDS.contains(&w)
+                    || STRICTNESS.contains(&w)
+                    || w == "JOIN"
+            })
         {
             Some(n)
         } else {
@@ -160,59 +206,75 @@ fn wrap_right(
         };
         if let Some(a) = alias_at {
             let Token::Word(word) = &tokens[a].token else {
-                return refuse("with this alias");
+                return None;
             };
             alias = Some(word.value.clone());
             after = a + 1;
         }
     }
-    let Some(alias) = alias else {
-        return refuse("of a subquery without an alias");
-    };
-    let keys = constraint_keys(tokens, after, &alias).ok_or_else(|| {
-        QueryError::NotImplemented(format!(
-            "{strictness} {kind} JOIN is supported with USING (…) or ON equalities of columns (a.x = {alias}.y AND …) only"
-        ))
-    })?;
-    // ` (SELECT * FROM rel LIMIT 1 BY k1, k2) AS alias`
-    let space = || {
-        TokenWithSpan::wrap(Token::Whitespace(
-            datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
-        ))
-    };
+    Some(Relation {
+        start,
+        end,
+        alias: alias?,
+        after,
+    })
+}
+
+/// Where the FROM of the query `out` ends in starts (None inside an
+/// unclosed parenthesis of another construct).
+fn last_from(out: &[TokenWithSpan]) -> Option<usize> {
+    let mut depth = 0usize;
+    for i in (0..out.len()).rev() {
+        match out[i].token {
+            Token::RParen => depth += 1,
+            Token::LParen if depth == 0 => return None,
+            Token::LParen => depth -= 1,
+            _ if depth == 0 && word_of(&out[i]).as_deref() == Some("FROM") => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// ` (SELECT * FROM rel LIMIT 1 BY keys) AS alias `: the relation's first
+/// row per key, in reading order ("the first found").
+fn once_per_key(tokens: &[TokenWithSpan], rel: &Relation, keys: &[String]) -> Vec<TokenWithSpan> {
     let kw = |k: &str| TokenWithSpan::wrap(Token::make_keyword(k));
-    let mut wrapped = vec![space(), TokenWithSpan::wrap(Token::LParen)];
-    for k in ["SELECT", "*", "FROM"] {
-        if k == "*" {
-            wrapped.push(TokenWithSpan::wrap(Token::Mul));
-        } else {
-            wrapped.push(kw(k));
-        }
-        wrapped.push(space());
-    }
-    wrapped.extend(tokens[start..=end].iter().cloned());
-    for k in ["LIMIT", "1", "BY"] {
-        wrapped.push(space());
-        if k == "1" {
-            wrapped.push(TokenWithSpan::wrap(Token::Number("1".into(), false)));
-        } else {
-            wrapped.push(kw(k));
-        }
-    }
-    wrapped.push(space());
+    let mut out = vec![
+        space(),
+        TokenWithSpan::wrap(Token::LParen),
+        kw("SELECT"),
+        space(),
+    ];
+    out.extend([
+        TokenWithSpan::wrap(Token::Mul),
+        space(),
+        kw("FROM"),
+        space(),
+    ]);
+    out.extend(tokens[rel.start..=rel.end].iter().cloned());
+    out.extend([space(), kw("LIMIT"), space()]);
+    out.extend([
+        TokenWithSpan::wrap(Token::Number("1".into(), false)),
+        space(),
+        kw("BY"),
+        space(),
+    ]);
     for (n, k) in keys.iter().enumerate() {
         if n > 0 {
-            wrapped.push(TokenWithSpan::wrap(Token::Comma));
+            out.push(TokenWithSpan::wrap(Token::Comma));
         }
-        wrapped.push(TokenWithSpan::wrap(Token::make_word(k, Some('`'))));
+        out.push(TokenWithSpan::wrap(Token::make_word(k, Some('`'))));
     }
-    wrapped.push(TokenWithSpan::wrap(Token::RParen));
-    wrapped.push(space());
-    wrapped.push(kw("AS"));
-    wrapped.push(space());
-    wrapped.push(TokenWithSpan::wrap(Token::make_word(&alias, Some('`'))));
-    wrapped.push(space());
-    Ok((wrapped, after))
+    out.extend([
+        TokenWithSpan::wrap(Token::RParen),
+        space(),
+        kw("AS"),
+        space(),
+    ]);
+    out.push(TokenWithSpan::wrap(Token::make_word(&rel.alias, Some('`'))));
+    out.push(space());
+    out
 }
 
 /// The index of the `)` closing the `(` at `open`.
@@ -233,9 +295,15 @@ fn closing_paren(tokens: &[TokenWithSpan], open: usize) -> Option<usize> {
     None
 }
 
-/// The right side's key columns: the names in `USING (…)`, or the right
-/// operands of `ON l.x = alias.y AND …` (either order).
-fn constraint_keys(tokens: &[TokenWithSpan], from: usize, alias: &str) -> Option<Vec<String>> {
+/// The key columns of the left and of the right side: the names in
+/// `USING (…)` for both, or the operands of `ON l.x = r.y AND …` (either
+/// order; a left operand may be unqualified).
+fn constraint_keys(
+    tokens: &[TokenWithSpan],
+    from: usize,
+    right: &str,
+    left: Option<&str>,
+) -> Option<(Vec<String>, Vec<String>)> {
     let at = significant(tokens, from)?;
     match word_of(&tokens[at]).as_deref() {
         Some("USING") => {
@@ -254,7 +322,7 @@ fn constraint_keys(tokens: &[TokenWithSpan], from: usize, alias: &str) -> Option
                 let sep = significant(tokens, n + 1)?;
                 match tokens[sep].token {
                     Token::Comma => i = sep + 1,
-                    Token::RParen => return Some(keys),
+                    Token::RParen => return Some((keys.clone(), keys)),
                     _ => return None,
                 }
             }
@@ -265,12 +333,12 @@ fn constraint_keys(tokens: &[TokenWithSpan], from: usize, alias: &str) -> Option
             let mut i = at + 1;
             let mut parens = 0usize;
             loop {
-                let (left, after_left) = dotted(tokens, i, &mut parens)?;
+                let (a, after_left) = dotted(tokens, i, &mut parens)?;
                 let eq = significant(tokens, after_left)?;
                 if tokens[eq].token != Token::Eq {
                     return None;
                 }
-                let (right, after_right) = dotted(tokens, eq + 1, &mut 0)?;
+                let (b, after_right) = dotted(tokens, eq + 1, &mut 0)?;
                 let mut after = after_right;
                 while parens > 0 {
                     let c = significant(tokens, after)?;
@@ -280,13 +348,24 @@ fn constraint_keys(tokens: &[TokenWithSpan], from: usize, alias: &str) -> Option
                     parens -= 1;
                     after = c + 1;
                 }
-                let of_right = |parts: &[String]| {
-                    (parts.len() == 2 && parts[0] == alias).then(|| parts[1].clone())
+                let of_right = |p: &[String]| match p {
+                    [q, c] if q == right => Some(c.clone()),
+                    _ => None,
                 };
-                keys.push(of_right(&right).or_else(|| of_right(&left))?);
+                let of_left = |p: &[String]| match p {
+                    [q, c] if q != right && left.is_none_or(|l| l == q) => Some(c.clone()),
+                    [c] => Some(c.clone()),
+                    _ => None,
+                };
+                let (l, r) = match (of_right(&a), of_right(&b)) {
+                    (Some(r), None) => (of_left(&b)?, r),
+                    (None, Some(r)) => (of_left(&a)?, r),
+                    _ => return None,
+                };
+                keys.push((l, r));
                 match significant(tokens, after) {
                     Some(n) if word_of(&tokens[n]).as_deref() == Some("AND") => i = n + 1,
-                    _ => return Some(keys),
+                    _ => return Some(keys.into_iter().unzip()),
                 }
             }
         }
