@@ -313,6 +313,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // left row per right row.
     ("CREATE TABLE l2 (x UInt32, a String) ENGINE = Memory; CREATE TABLE r2 (x UInt32, b String) ENGINE = Memory; INSERT INTO l2 VALUES (0, 'a1'), (2, 'a3'), (2, 'a6'), (4, 'a5'); INSERT INTO r2 VALUES (2, 'b1'), (2, 'b2'), (4, 'b3'), (5, 'b6'); SELECT * FROM l2 ANY INNER JOIN r2 USING (x) ORDER BY x; SELECT * FROM l2 AS p ANY RIGHT JOIN r2 AS q ON q.x = p.x ORDER BY q.x, b; SELECT a, b FROM l2 SEMI RIGHT JOIN r2 USING (x) ORDER BY b",
      "2\ta3\tb1\n4\ta5\tb3\n2\ta3\t2\tb1\n2\ta3\t2\tb2\n4\ta5\t4\tb3\n0\t\t5\tb6\na3\tb1\na3\tb2\na5\tb3\n"),
+    // ANTI joins keep the rows whose key the other side lacks, with its defaults.
+    ("CREATE TABLE l3 (x UInt32, a String) ENGINE = Memory; CREATE TABLE r3 (x UInt32, b String) ENGINE = Memory; INSERT INTO l3 VALUES (0, 'a1'), (2, 'a3'), (3, 'a4'); INSERT INTO r3 VALUES (2, 'b1'), (5, 'b6'), (5, 'b7'); SELECT * FROM l3 AS p ANTI LEFT JOIN r3 AS q ON p.x = q.x ORDER BY a; SELECT a, b FROM l3 ANTI RIGHT JOIN r3 USING (x) ORDER BY b; SELECT * FROM l3 LEFT ANTI JOIN r3 USING (x) ORDER BY a SETTINGS join_use_nulls = 1",
+     "0\ta1\t0\t\n3\ta4\t0\t\n\tb6\n\tb7\n0\ta1\t\\N\n3\ta4\t\\N\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),
@@ -338,7 +341,7 @@ const ERRORS: &[(&str, i32)] = &[
     // Join strictnesses not implemented are refused, never answered as ALL.
     ("SELECT * FROM numbers(3) AS a ANY FULL JOIN numbers(2) AS b ON a.number = b.number", 48),
     ("SELECT 1 FROM numbers(1) a JOIN numbers(1) b USING number ANY RIGHT JOIN numbers(2) c ON b.number = c.number", 48),
-    ("SELECT * FROM numbers(3) AS a ANTI LEFT JOIN numbers(2) AS b ON a.number = b.number", 48),
+    ("SELECT * FROM numbers(3) AS a ASOF LEFT JOIN numbers(2) AS b ON a.number = b.number", 48),
     ("SELECT * FROM numbers(3) AS a ANY LEFT JOIN numbers(2) AS b ON a.number + 1 = b.number", 48),
     ("SELECT roundDown(number, [number]) FROM numbers(3)", 44),
     ("SELECT roundDown(1, [])", 43),

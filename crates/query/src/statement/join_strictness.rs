@@ -2,13 +2,17 @@
 //! take `t1 ANY LEFT JOIN t2` for `t1 AS ANY LEFT JOIN t2` and answer with
 //! every matching row).
 //!
-//! `ANY LEFT JOIN r` joins each left row with at most one row of `r`, the
-//! first found: `r` becomes `(SELECT * FROM r LIMIT 1 BY keys) AS r`, the
-//! keys read off `USING (…)` or off the `ON a.x = r.y AND …` equalities.
-//! `SEMI LEFT JOIN` keeps only the left rows with a match, with that row:
-//! the same wrapping under an INNER JOIN. Other strictnesses (ANY INNER /
-//! RIGHT / FULL, SEMI RIGHT, ANTI, ASOF) are refused rather than answered
-//! as ALL.
+//! Each side a strictness changes is read through a subquery of the same
+//! name (`Rows`): `ANY LEFT JOIN r` joins each left row with at most one row
+//! of `r`, the first found, as `(SELECT * FROM r LIMIT 1 BY keys) AS r`, the
+//! keys read off `USING (…)` or the `ON a.x = r.y AND …` equalities; `SEMI
+//! LEFT` is that under an INNER JOIN; `ANY RIGHT` / `SEMI RIGHT` do it to
+//! the left side and `ANY INNER` to both (one row per key of each, as
+//! ClickHouse's `any_join_distinct_right_table_keys = 0`). `ANTI LEFT`
+//! keeps the left rows whose key `r` lacks and joins them to `(SELECT * FROM
+//! r WHERE 0)`, so `r`'s columns are its defaults (or NULLs); `ANTI RIGHT`
+//! the other way. A rewritten left side must be the one relation after
+//! FROM. ANY FULL and ASOF are refused rather than answered as ALL.
 
 use super::*;
 
@@ -46,16 +50,18 @@ pub(super) fn join_strictness(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWit
             .find(|w| matches!(w.as_str(), "LEFT" | "RIGHT" | "INNER" | "FULL" | "CROSS"))
             .cloned()
             .unwrap_or_else(|| "INNER".into());
-        // Which sides keep one row per key, and the join that remains.
-        let (left_once, right_once, join_kind) = match (strictness.as_str(), kind.as_str()) {
-            ("ANY", "LEFT") => (false, true, "LEFT"),
-            ("SEMI", "LEFT") => (false, true, "INNER"),
-            ("ANY", "INNER") => (true, true, "INNER"),
-            ("ANY", "RIGHT") => (true, false, "RIGHT"),
-            ("SEMI", "RIGHT") => (true, false, "INNER"),
+        // What each side keeps, and the join that remains.
+        let (left_rows, right_rows, join_kind) = match (strictness.as_str(), kind.as_str()) {
+            ("ANY", "LEFT") => (Rows::All, Rows::OncePerKey, "LEFT"),
+            ("SEMI", "LEFT") => (Rows::All, Rows::OncePerKey, "INNER"),
+            ("ANY", "INNER") => (Rows::OncePerKey, Rows::OncePerKey, "INNER"),
+            ("ANY", "RIGHT") => (Rows::OncePerKey, Rows::All, "RIGHT"),
+            ("SEMI", "RIGHT") => (Rows::OncePerKey, Rows::All, "INNER"),
+            ("ANTI", "LEFT") => (Rows::Unmatched, Rows::Nothing, "LEFT"),
+            ("ANTI", "RIGHT") => (Rows::Nothing, Rows::Unmatched, "RIGHT"),
             _ => {
                 return Err(QueryError::NotImplemented(format!(
-                    "{strictness} {kind} JOIN is not supported (ALL joins and ANY LEFT / INNER / RIGHT, SEMI LEFT / RIGHT joins are)"
+                    "{strictness} {kind} JOIN is not supported (ALL, ANY LEFT / INNER / RIGHT, SEMI LEFT / RIGHT and ANTI LEFT / RIGHT joins are)"
                 )))
             }
         };
@@ -67,37 +73,64 @@ pub(super) fn join_strictness(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWit
         })?;
         let left_from = last_from(&out);
         let left = left_from.and_then(|f| relation(&out, f + 1));
-        // Where the left side keeps one row per key, it is the one
-        // relation after FROM.
+        // Where the left side is rewritten, it is the one relation after FROM.
         let lone_left = left
             .as_ref()
             .is_some_and(|l| significant(&out, l.after).is_none());
-        if left_once && !lone_left {
+        if left_rows != Rows::All && !lone_left {
             return Err(refuse("after another join or over this left side"));
         }
         // The left side's name matters only where its keys are used.
         let left_name = left
             .as_ref()
-            .filter(|_| left_once)
+            .filter(|_| left_rows != Rows::All)
             .map(|l| l.alias.as_str());
-        let keys = constraint_keys(&tokens, right.after, &right.alias, left_name)
+        let (left_keys, right_keys) = constraint_keys(&tokens, right.after, &right.alias, left_name)
             .ok_or_else(|| refuse(&format!(
                 "with a condition other than USING (…) or ON equalities of columns (a.x = {}.y AND …)",
                 right.alias
             )))?;
-        if let (true, Some(from), Some(l)) = (left_once, left_from, left) {
-            let wrapped = once_per_key(&out, &l, &keys.0);
-            out.truncate(from + 1);
-            out.extend(wrapped);
+        let right_side = Side {
+            tokens: &tokens,
+            rel: &right,
+            keys: &right_keys,
+        };
+        // An ANTI RIGHT reads the left relation as written for its keys.
+        let left_as_written = (right_rows == Rows::Unmatched).then(|| out.clone());
+        if let (Some(from), Some(l)) = (left_from, left.as_ref()) {
+            if left_rows != Rows::All {
+                let left_side = Side {
+                    tokens: &out,
+                    rel: l,
+                    keys: &left_keys,
+                };
+                let wrapped = left_side.wrap(left_rows, &right_side);
+                out.truncate(from + 1);
+                out.extend(wrapped);
+            }
         }
+        let wrapped_right = match (right_rows, &left_as_written, &left) {
+            (Rows::All, ..) => None,
+            (Rows::Unmatched, Some(written), Some(l)) => {
+                let other = Side {
+                    tokens: written,
+                    rel: l,
+                    keys: &left_keys,
+                };
+                Some(right_side.wrap(Rows::Unmatched, &other))
+            }
+            (Rows::Unmatched, ..) => return Err(refuse("over this left side")),
+            (rows, ..) => Some(right_side.wrap(rows, &right_side)),
+        };
         out.push(TokenWithSpan::wrap(Token::make_keyword(join_kind)));
         out.push(space());
         out.push(TokenWithSpan::wrap(Token::make_keyword("JOIN")));
-        if right_once {
-            out.extend(once_per_key(&tokens, &right, &keys.1));
-        } else {
-            out.push(space());
-            out.extend(tokens[right.start..right.after].iter().cloned());
+        match wrapped_right {
+            Some(w) => out.extend(w),
+            None => {
+                out.push(space());
+                out.extend(tokens[right.start..right.after].iter().cloned());
+            }
         }
         i = right.after;
     }
@@ -236,45 +269,100 @@ fn last_from(out: &[TokenWithSpan]) -> Option<usize> {
     None
 }
 
-/// ` (SELECT * FROM rel LIMIT 1 BY keys) AS alias `: the relation's first
-/// row per key, in reading order ("the first found").
-fn once_per_key(tokens: &[TokenWithSpan], rel: &Relation, keys: &[String]) -> Vec<TokenWithSpan> {
-    let kw = |k: &str| TokenWithSpan::wrap(Token::make_keyword(k));
-    let mut out = vec![
-        space(),
-        TokenWithSpan::wrap(Token::LParen),
-        kw("SELECT"),
-        space(),
-    ];
-    out.extend([
-        TokenWithSpan::wrap(Token::Mul),
-        space(),
-        kw("FROM"),
-        space(),
-    ]);
-    out.extend(tokens[rel.start..=rel.end].iter().cloned());
-    out.extend([space(), kw("LIMIT"), space()]);
-    out.extend([
-        TokenWithSpan::wrap(Token::Number("1".into(), false)),
-        space(),
-        kw("BY"),
-        space(),
-    ]);
-    for (n, k) in keys.iter().enumerate() {
-        if n > 0 {
-            out.push(TokenWithSpan::wrap(Token::Comma));
+/// What a rewritten side of a join keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    All,
+    /// The first row per key in reading order ("the first found").
+    OncePerKey,
+    /// No row: the other side's unmatched rows get this side's defaults.
+    Nothing,
+    /// The rows whose key the other side does not hold.
+    Unmatched,
+}
+
+/// One side of a join: the tokens its relation is in, and its keys.
+struct Side<'a> {
+    tokens: &'a [TokenWithSpan],
+    rel: &'a Relation,
+    keys: &'a [String],
+}
+
+impl Side<'_> {
+    fn keys(&self, out: &mut Vec<TokenWithSpan>) {
+        for (n, k) in self.keys.iter().enumerate() {
+            if n > 0 {
+                out.push(TokenWithSpan::wrap(Token::Comma));
+            }
+            out.push(TokenWithSpan::wrap(Token::make_word(k, Some('`'))));
         }
-        out.push(TokenWithSpan::wrap(Token::make_word(k, Some('`'))));
     }
-    out.extend([
-        TokenWithSpan::wrap(Token::RParen),
-        space(),
-        kw("AS"),
-        space(),
-    ]);
-    out.push(TokenWithSpan::wrap(Token::make_word(&rel.alias, Some('`'))));
-    out.push(space());
-    out
+
+    /// ` (SELECT * FROM rel <rows>) AS alias `, `other` the far side.
+    fn wrap(&self, rows: Rows, other: &Side) -> Vec<TokenWithSpan> {
+        let kw = |k: &str| TokenWithSpan::wrap(Token::make_keyword(k));
+        let open = || TokenWithSpan::wrap(Token::LParen);
+        let close = || TokenWithSpan::wrap(Token::RParen);
+        let mut out = vec![space(), open(), kw("SELECT"), space()];
+        out.extend([
+            TokenWithSpan::wrap(Token::Mul),
+            space(),
+            kw("FROM"),
+            space(),
+        ]);
+        out.extend(self.tokens[self.rel.start..=self.rel.end].iter().cloned());
+        out.push(space());
+        match rows {
+            Rows::All => {}
+            Rows::OncePerKey => {
+                out.extend([kw("LIMIT"), space()]);
+                out.push(TokenWithSpan::wrap(Token::Number("1".into(), false)));
+                out.extend([space(), kw("BY"), space()]);
+                self.keys(&mut out);
+            }
+            Rows::Nothing => {
+                out.extend([kw("WHERE"), space()]);
+                out.push(TokenWithSpan::wrap(Token::Number("0".into(), false)));
+            }
+            Rows::Unmatched => {
+                // `(k) NOT IN (SELECT o FROM other WHERE o IS NOT NULL) OR k
+                // IS NULL`: a NULL key matches nothing, as in ClickHouse.
+                out.extend([kw("WHERE"), space(), open(), open()]);
+                self.keys(&mut out);
+                out.extend([close(), space(), kw("NOT"), space(), kw("IN"), space()]);
+                out.extend([open(), kw("SELECT"), space()]);
+                other.keys(&mut out);
+                out.extend([space(), kw("FROM"), space()]);
+                out.extend(
+                    other.tokens[other.rel.start..=other.rel.end]
+                        .iter()
+                        .cloned(),
+                );
+                out.extend([space(), kw("WHERE"), space()]);
+                for (n, k) in other.keys.iter().enumerate() {
+                    if n > 0 {
+                        out.extend([space(), kw("AND"), space()]);
+                    }
+                    out.push(TokenWithSpan::wrap(Token::make_word(k, Some('`'))));
+                    out.extend([space(), kw("IS"), space(), kw("NOT"), space(), kw("NULL")]);
+                }
+                out.push(close());
+                for k in self.keys {
+                    out.extend([space(), kw("OR"), space()]);
+                    out.push(TokenWithSpan::wrap(Token::make_word(k, Some('`'))));
+                    out.extend([space(), kw("IS"), space(), kw("NULL")]);
+                }
+                out.push(close());
+            }
+        }
+        out.extend([close(), space(), kw("AS"), space()]);
+        out.push(TokenWithSpan::wrap(Token::make_word(
+            &self.rel.alias,
+            Some('`'),
+        )));
+        out.push(space());
+        out
+    }
 }
 
 /// The index of the `)` closing the `(` at `open`.
