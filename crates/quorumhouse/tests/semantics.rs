@@ -316,6 +316,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // ANTI joins keep the rows whose key the other side lacks, with its defaults.
     ("CREATE TABLE l3 (x UInt32, a String) ENGINE = Memory; CREATE TABLE r3 (x UInt32, b String) ENGINE = Memory; INSERT INTO l3 VALUES (0, 'a1'), (2, 'a3'), (3, 'a4'); INSERT INTO r3 VALUES (2, 'b1'), (5, 'b6'), (5, 'b7'); SELECT * FROM l3 AS p ANTI LEFT JOIN r3 AS q ON p.x = q.x ORDER BY a; SELECT a, b FROM l3 ANTI RIGHT JOIN r3 USING (x) ORDER BY b; SELECT * FROM l3 LEFT ANTI JOIN r3 USING (x) ORDER BY a SETTINGS join_use_nulls = 1",
      "0\ta1\t0\t\n3\ta4\t0\t\n\tb6\n\tb7\n0\ta1\t\\N\n3\ta4\t\\N\n"),
+    // ARRAY JOIN (was read as a join with a table named after the array).
+    ("SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a AS x; SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a; SELECT n, x FROM (SELECT 1 AS n, ['p', 'q'] AS a UNION ALL SELECT 2, []) LEFT ARRAY JOIN a AS x ORDER BY n, x; SELECT number, r FROM numbers(3) ARRAY JOIN range(number) AS r",
+     "1\t[1,2]\n1\t[1,2]\n1\t1\n1\t2\n1\tp\n1\tq\n2\t\n1\t0\n2\t0\n2\t1\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),
@@ -338,6 +341,8 @@ const ERRORS: &[(&str, i32)] = &[
     ("SELECT toWeek(toDate('2020-01-05'), number) FROM numbers(2)", 44),
     ("SELECT toWeek(1)", 43),
     ("SELECT toYearWeek()", 42),
+    // ARRAY JOIN of two arrays zips them in ClickHouse: refused, not a cross join.
+    ("SELECT * FROM (SELECT [1, 2] AS a, [3, 4] AS b) ARRAY JOIN a AS x, b AS y", 48),
     // Join strictnesses not implemented are refused, never answered as ALL.
     ("SELECT * FROM numbers(3) AS a ANY FULL JOIN numbers(2) AS b ON a.number = b.number", 48),
     ("SELECT 1 FROM numbers(1) a JOIN numbers(1) b USING number ANY RIGHT JOIN numbers(2) c ON b.number = c.number", 48),

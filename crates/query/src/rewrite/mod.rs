@@ -5,6 +5,7 @@
 //! unaliased SELECT items named as the user wrote them (`count()`).
 
 mod aliases;
+mod array_join;
 mod arrays;
 pub(crate) use arrays::ARRAY_ELEMENT;
 mod functions;
@@ -40,6 +41,10 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let Err(e) = array_join::array_join(&mut q.body) {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
         let mut scope = take_with_aliases(q);
         scope.extend(take_inline_aliases(q));
         resolve_alias_chains(&mut scope);
