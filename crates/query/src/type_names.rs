@@ -23,7 +23,12 @@ use crate::use_nulls::{clickhouse_nullable, expr_nullable, Sense};
 
 /// Puts the name of each Nullable argument's type in place of its
 /// `toTypeName` call.
-pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
+pub fn name_nullable_types(plan: LogicalPlan, join_use_nulls: bool) -> Result<LogicalPlan> {
+    let sense = if join_use_nulls {
+        Sense::TypeNameJoinNulls
+    } else {
+        Sense::TypeName
+    };
     let out = plan.transform_up(|node| {
         let inputs = node.inputs();
         let [input] = inputs.as_slice() else {
@@ -49,9 +54,9 @@ pub fn name_nullable_types(plan: LogicalPlan) -> Result<LogicalPlan> {
                     if let Some(declared) = declared_composite(&f.args[0], &schema) {
                         return Ok(Transformed::yes(lit(declared)));
                     }
-                    let input_nullable = nullable
-                        .get_or_insert_with(|| clickhouse_nullable(&input, Sense::TypeName));
-                    if !expr_nullable(&f.args[0], &schema, input_nullable, Sense::TypeName) {
+                    let input_nullable =
+                        nullable.get_or_insert_with(|| clickhouse_nullable(&input, sense));
+                    if !expr_nullable(&f.args[0], &schema, input_nullable, sense) {
                         return Ok(Transformed::no(Expr::ScalarFunction(f)));
                     }
                     let ty = f.args[0].get_type(&schema)?;

@@ -151,6 +151,15 @@ pub(crate) enum Sense {
     /// Not Nullable unless something is (`toTypeName`): a type is named
     /// Nullable only where a NULL can come from.
     TypeName,
+    /// As `TypeName`, under `join_use_nulls = 1`: the side an outer join
+    /// pads is Nullable.
+    TypeNameJoinNulls,
+}
+
+impl Sense {
+    fn names_types(self) -> bool {
+        matches!(self, Sense::TypeName | Sense::TypeNameJoinNulls)
+    }
 }
 
 /// Which output fields of `plan` are Nullable in ClickHouse's sense.
@@ -180,14 +189,26 @@ pub(crate) fn clickhouse_nullable(plan: &LogicalPlan, sense: Sense) -> Vec<bool>
         LogicalPlan::Sort(s) => clickhouse_nullable(&s.input, sense),
         LogicalPlan::Limit(l) => clickhouse_nullable(&l.input, sense),
         LogicalPlan::Distinct(Distinct::All(input)) => clickhouse_nullable(input, sense),
-        // join_use_nulls = 0: the unmatched side's columns get defaults.
-        LogicalPlan::Join(j) if sense == Sense::TypeName => {
-            let mut out = clickhouse_nullable(&j.left, sense);
-            out.extend(clickhouse_nullable(&j.right, sense));
+        // join_use_nulls = 0: the unmatched side's columns get defaults;
+        // = 1: they are NULL, so the padded side's columns are Nullable.
+        LogicalPlan::Join(j) if sense.names_types() => {
+            let nulls = sense == Sense::TypeNameJoinNulls;
+            let (left_pads, right_pads) = match j.join_type {
+                JoinType::Left => (false, nulls),
+                JoinType::Right => (nulls, false),
+                JoinType::Full => (nulls, nulls),
+                _ => (false, false),
+            };
+            let side = |input: &LogicalPlan, padded: bool| {
+                let n = clickhouse_nullable(input, sense);
+                n.into_iter().map(|x| x || padded).collect::<Vec<_>>()
+            };
+            let mut out = side(&j.left, left_pads);
+            out.extend(side(&j.right, right_pads));
             out.resize(plan.schema().fields().len(), false);
             out
         }
-        LogicalPlan::Window(w) if sense == Sense::TypeName => {
+        LogicalPlan::Window(w) if sense.names_types() => {
             let mut out = clickhouse_nullable(&w.input, sense);
             out.resize(plan.schema().fields().len(), false);
             out
@@ -301,7 +322,7 @@ pub(crate) fn expr_nullable(e: &Expr, schema: &DFSchema, input: &[bool], sense: 
         // their arguments are.
         _ => match sense {
             Sense::Fill => e.nullable(schema).unwrap_or(true),
-            Sense::TypeName => {
+            Sense::TypeName | Sense::TypeNameJoinNulls => {
                 let mut any = false;
                 let _ = e.apply_children(|c| {
                     any |= of(c);

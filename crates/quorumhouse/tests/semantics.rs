@@ -319,6 +319,9 @@ const ANSWERS: &[(&str, &str)] = &[
     // ARRAY JOIN (was read as a join with a table named after the array).
     ("SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a AS x; SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a; SELECT n, x FROM (SELECT 1 AS n, ['p', 'q'] AS a UNION ALL SELECT 2, []) LEFT ARRAY JOIN a AS x ORDER BY n, x; SELECT number, r FROM numbers(3) ARRAY JOIN range(number) AS r",
      "1\t[1,2]\n1\t[1,2]\n1\t1\n1\t2\n1\tp\n1\tq\n2\t\n1\t0\n2\t0\n2\t1\n"),
+    // toTypeName under join_use_nulls = 1: the padded side's columns are Nullable.
+    ("SELECT toTypeName(b), toTypeName(a) FROM (SELECT 1 k, toInt8(1) a) AS x LEFT JOIN (SELECT 2 k, toInt8(1) b) AS y USING (k) SETTINGS join_use_nulls = 1; SELECT toTypeName(b) FROM (SELECT 1 k, toInt8(1) a) AS x LEFT JOIN (SELECT 2 k, toInt8(1) b) AS y USING (k)",
+     "Nullable(Int8)\tInt8\nInt8\n"),
     // toFixedString pads with zero bytes (FixedString is carried as a String).
     ("SELECT toFixedString('ab', 3) x, length(x), hex(x), toFixedString(toNullable('a'), 2), substring(toFixedString('abc', 3), -2)",
      "ab\\0\t3\t616200\ta\\0\tbc\n"),

@@ -150,8 +150,12 @@ impl Session {
             .await
             .map_err(table_error)?;
         // Before the fills: they make a join's padded columns look Nullable.
-        plan =
-            on_large_stack(|| crate::type_names::name_nullable_types(plan)).map_err(table_error)?;
+        let join_use_nulls = settings
+            .uint("join_use_nulls")
+            .map_err(QueryError::BadArguments)?
+            != 0;
+        plan = on_large_stack(|| crate::type_names::name_nullable_types(plan, join_use_nulls))
+            .map_err(table_error)?;
         for (setting, fill) in [
             (
                 "join_use_nulls",
