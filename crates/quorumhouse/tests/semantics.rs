@@ -317,8 +317,8 @@ const ANSWERS: &[(&str, &str)] = &[
     ("CREATE TABLE l3 (x UInt32, a String) ENGINE = Memory; CREATE TABLE r3 (x UInt32, b String) ENGINE = Memory; INSERT INTO l3 VALUES (0, 'a1'), (2, 'a3'), (3, 'a4'); INSERT INTO r3 VALUES (2, 'b1'), (5, 'b6'), (5, 'b7'); SELECT * FROM l3 AS p ANTI LEFT JOIN r3 AS q ON p.x = q.x ORDER BY a; SELECT a, b FROM l3 ANTI RIGHT JOIN r3 USING (x) ORDER BY b; SELECT * FROM l3 LEFT ANTI JOIN r3 USING (x) ORDER BY a SETTINGS join_use_nulls = 1",
      "0\ta1\t0\t\n3\ta4\t0\t\n\tb6\n\tb7\n0\ta1\t\\N\n3\ta4\t\\N\n"),
     // ARRAY JOIN (was read as a join with a table named after the array).
-    ("SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a AS x; SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a; SELECT n, x FROM (SELECT 1 AS n, ['p', 'q'] AS a UNION ALL SELECT 2, []) LEFT ARRAY JOIN a AS x ORDER BY n, x; SELECT number, r FROM numbers(3) ARRAY JOIN range(number) AS r",
-     "1\t[1,2]\n1\t[1,2]\n1\t1\n1\t2\n1\tp\n1\tq\n2\t\n1\t0\n2\t0\n2\t1\n"),
+    ("SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a AS x; SELECT * FROM (SELECT 1 AS n, [1, 2] AS a) ARRAY JOIN a; SELECT n, x FROM (SELECT 1 AS n, ['p', 'q'] AS a UNION ALL SELECT 2, []) LEFT ARRAY JOIN a AS x ORDER BY n, x; SELECT number, r FROM numbers(3) ARRAY JOIN range(number) AS r; SELECT s.* FROM (SELECT 1 AS n, [1, 2] AS a) AS s ARRAY JOIN a AS x",
+     "1\t[1,2]\n1\t[1,2]\n1\t1\n1\t2\n1\tp\n1\tq\n2\t\n1\t0\n2\t0\n2\t1\n1\t[1,2]\n1\t[1,2]\n"),
     // toTypeName under join_use_nulls = 1: the padded side's columns are Nullable.
     ("SELECT toTypeName(b), toTypeName(a) FROM (SELECT 1 k, toInt8(1) a) AS x LEFT JOIN (SELECT 2 k, toInt8(1) b) AS y USING (k) SETTINGS join_use_nulls = 1; SELECT toTypeName(b) FROM (SELECT 1 k, toInt8(1) a) AS x LEFT JOIN (SELECT 2 k, toInt8(1) b) AS y USING (k)",
      "Nullable(Int8)\tInt8\nInt8\n"),

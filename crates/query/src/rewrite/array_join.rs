@@ -160,10 +160,10 @@ fn select_array_join(select: &mut Select) -> Result<()> {
         }),
         sample: None,
     };
-    // `SELECT *` shows the relation's columns, not the clause's alias.
+    // `SELECT *` and `t.*` show the relation's columns, not the clause's alias.
     if let Some(hidden) = hidden {
         for item in select.projection.iter_mut() {
-            if let SelectItem::Wildcard(o) = item {
+            if let SelectItem::Wildcard(o) | SelectItem::QualifiedWildcard(_, o) = item {
                 if o.opt_exclude.is_none() {
                     o.opt_exclude = Some(ExcludeSelectItem::Single(hidden.clone().into()));
                 }
