@@ -9,6 +9,7 @@ mod array_join;
 mod arrays;
 pub(crate) use arrays::ARRAY_ELEMENT;
 mod functions;
+mod in_lists;
 mod tuples;
 mod using;
 
@@ -23,7 +24,7 @@ use crate::error::{QueryError, Result};
 use crate::statement::{INLINE_ALIAS, WITH_ALIAS_PREFIX};
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
     FunctionArguments, Ident, ObjectName, OrderByExpr, Query, SelectItem, SetExpr, VisitMut,
     VisitorMut,
 };
@@ -97,70 +98,6 @@ pub fn rewrite_standalone_expr(e: &mut Expr) -> Result<()> {
     let mut r = Rewriter::default();
     let _ = e.visit(&mut r);
     r.error.map_or(Ok(()), Err)
-}
-
-/// The function forms `in(x, list)` and `notIn(x, list)`, the list a tuple,
-/// an array or one value: `x [NOT] IN (list)`.
-fn in_function(e: &mut Expr) {
-    let Expr::Function(f) = e else {
-        return;
-    };
-    let name = f.name.to_string();
-    let negated = if name.eq_ignore_ascii_case("in") {
-        false
-    } else if name.eq_ignore_ascii_case("notin") {
-        true
-    } else {
-        return;
-    };
-    // Any other arity stays a call, which fails as an unknown function.
-    let Ok([x, set]) = <[Expr; 2]>::try_from(args_of(&f.args)) else {
-        return;
-    };
-    let list = match set {
-        Expr::Array(a) => a.elem,
-        other => tuples::tuple_items(&other).unwrap_or_else(|| vec![other]),
-    };
-    // `IN []` is empty: a NULL alone is the empty list to `null_free_in_list`.
-    let list = if list.is_empty() {
-        vec![Expr::value(datafusion::sql::sqlparser::ast::Value::Null)]
-    } else {
-        list
-    };
-    *e = Expr::InList {
-        expr: Box::new(x),
-        list,
-        negated,
-    };
-}
-
-/// `x IN (1, NULL)`: ClickHouse (`transform_null_in = 0`, the default) skips
-/// NULLs in the list, so `2 IN (1, NULL)` is 0, not SQL's NULL. A list of
-/// NULLs only is empty: false (true for NOT IN), NULL for a NULL `x`.
-fn null_free_in_list(e: &mut Expr) {
-    use datafusion::sql::sqlparser::ast::Value;
-    let Expr::InList {
-        expr,
-        list,
-        negated,
-    } = e
-    else {
-        return;
-    };
-    let is_null = |x: &Expr| matches!(x, Expr::Value(v) if v.value == Value::Null);
-    if !list.iter().any(is_null) {
-        return;
-    }
-    list.retain(|x| !is_null(x));
-    if list.is_empty() {
-        *e = searched_case(
-            vec![CaseWhen {
-                condition: Expr::IsNull(expr.clone()),
-                result: Expr::value(Value::Null),
-            }],
-            Expr::value(Value::Boolean(*negated)),
-        );
-    }
 }
 
 /// Whether `e` is boolean by its syntax: a comparison, AND/OR/XOR, NOT,
@@ -883,8 +820,8 @@ fn rewrite_expr(e: &mut Expr) {
         }
         _ => {}
     }
-    in_function(e);
-    null_free_in_list(e);
+    in_lists::in_function(e);
+    in_lists::null_free_in_list(e);
     // Unary minus on a non-literal: ClickHouse's negate (unsigned → signed);
     // literals stay literals (typing, pruning).
     if let Expr::UnaryOp {
